@@ -1,0 +1,3 @@
+from m3o.cli import main
+
+main()

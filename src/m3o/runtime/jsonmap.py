@@ -1,0 +1,91 @@
+"""The JSON mapping M3O's clients speak.
+
+- field names are the ``.proto`` names as written (``api_key``, ``authToken``);
+- 64-bit integers are JSON numbers (protobuf's canonical mapping makes them strings);
+- fields holding their default value are omitted;
+- input accepts the proto names and lowerCamelCase, ignores unknown fields (as M3O's
+  gateway did), and rejects values of the wrong type with BadRequest.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, TypeVar
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from m3o.runtime.errors import BadRequest
+
+__all__ = ["dict_to_message", "json_to_message", "message_to_dict", "message_to_json"]
+
+M = TypeVar("M", bound=Message)
+
+_WELL_KNOWN_PREFIX = "google.protobuf."
+
+
+def _scalar(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+        enum_value = field.enum_type.values_by_number.get(value)
+        return enum_value.name if enum_value is not None else value
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _message_value(message: Message) -> Any:
+    if message.DESCRIPTOR.full_name.startswith(_WELL_KNOWN_PREFIX):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return message_to_dict(message)
+
+
+def _value(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return _message_value(value)
+    return _scalar(field, value)
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """A message as a JSON-ready dict in M3O's mapping."""
+    if message.DESCRIPTOR.full_name.startswith(_WELL_KNOWN_PREFIX):
+        result = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        return result if isinstance(result, dict) else {"value": result}
+    out: dict[str, Any] = {}
+    for field, value in message.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {str(k): _value(value_field, v) for k, v in value.items()}
+        elif field.is_repeated:
+            out[field.name] = [_value(field, v) for v in value]
+        else:
+            out[field.name] = _value(field, value)
+    return out
+
+
+def message_to_json(message: Message) -> bytes:
+    return orjson.dumps(message_to_dict(message))
+
+
+def dict_to_message(data: Any, message_type: type[M], error_id: str) -> M:
+    """Build ``message_type`` from decoded JSON; a wrong shape is BadRequest(error_id)."""
+    if not isinstance(data, dict):
+        raise BadRequest(error_id, "Request body must be a JSON object")
+    message = message_type()
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise BadRequest(error_id, f"Invalid request: {exc}") from None
+    return message
+
+
+def json_to_message(raw: bytes | str, message_type: type[M], error_id: str) -> M:
+    """Parse a JSON body into ``message_type``; an empty body is the empty request."""
+    if not raw or not raw.strip():
+        return message_type()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(error_id, "Request body is not valid JSON") from None
+    return dict_to_message(data, message_type, error_id)

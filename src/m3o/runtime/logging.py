@@ -1,0 +1,80 @@
+"""Structured logging, with secrets redacted by a processor rather than by remembering.
+
+Any key whose name says it holds a secret (``password``, ``secret``, ``token``, ``code``,
+``key``, ``authorization``, ...) has its value replaced by ``[redacted]``, at any depth of
+the event dict, and bearer tokens or M3O API keys inside free text are masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "redact"]
+
+_SECRET_NAMES = re.compile(
+    r"(pass(word)?|secret|token|code|(^|_)key$|api_?key|authorization|cookie|pepper|signature"
+    r"|credential)",
+    re.IGNORECASE,
+)
+_NOT_SECRET = frozenset({"status_code", "code_id", "key_id", "api_key_id", "grpc_code"})
+_SECRET_TEXT = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|m3o_[A-Za-z0-9_-]{8,}")
+REDACTED = "[redacted]"
+
+
+def _mask_text(text: str) -> str:
+    return _SECRET_TEXT.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+
+
+def _redact_value(name: str, value: Any) -> Any:
+    if name not in _NOT_SECRET and _SECRET_NAMES.search(name):
+        return REDACTED
+    if isinstance(value, str):
+        return _mask_text(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(name, v) for v in value]
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: hide secrets wherever they appear in the event."""
+    for name in list(event_dict):
+        if name == "event":
+            event_dict[name] = _mask_text(str(event_dict[name]))
+        else:
+            event_dict[name] = _redact_value(name, event_dict[name])
+    return event_dict
+
+
+def configure_logging(level: str = "info", json: bool = True) -> None:
+    """Configure structlog once at process start (the CLI calls this)."""
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,506 @@
+"""Calling services: method descriptions, the server-side dispatcher and two transports.
+
+A generated client (``services/<name>/proto/client.py``) turns ``await customers.read(req)``
+into ``transport.unary(spec, method, req, ...)``. Two transports implement it:
+
+- :class:`InProcessTransport`: calls the service's :class:`Dispatcher` directly (the
+  ``local`` profile and tests): the same interceptors, no socket, no serialisation;
+- :class:`GrpcTransport`: a ``grpc.aio`` channel to another process (``platform``).
+
+On the server side a :class:`Dispatcher` wraps a handler with the interceptors every call
+goes through, in this order: deadline, logging and metrics, errors, authentication, access
+rules, then the handler method. :func:`grpc_handlers` exposes dispatchers on a gRPC server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import grpc
+from google.protobuf.message import Message
+
+from m3o.runtime.auth import Account, CallContext
+from m3o.runtime.errors import Internal, M3OError, Unauthorized, Unavailable, error_from_grpc
+from m3o.runtime.logging import get_logger
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AccessRules",
+    "Authenticator",
+    "Client",
+    "Dispatcher",
+    "GrpcTransport",
+    "InProcessTransport",
+    "MethodSpec",
+    "RpcObserver",
+    "ServiceSpec",
+    "StaticToken",
+    "TokenSource",
+    "Transport",
+    "bearer_token",
+    "grpc_handlers",
+]
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a call may take unless the caller says otherwise."""
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """One RPC: ``Create`` of ``customers.Customers``."""
+
+    name: str
+    python_name: str
+    request_type: type[Message]
+    response_type: type[Message]
+    server_streaming: bool = False
+    client_streaming: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """One protobuf service of a platform service.
+
+    ``service`` is the platform service's name (``customers``: URLs, error ids, the
+    process to reach); ``full_name`` the protobuf name (``customers.Customers``); ``handler``
+    its short name (``Customers``), used in ``/<service>/<Handler>/<endpoint>`` routes.
+    """
+
+    service: str
+    full_name: str
+    methods: Mapping[str, MethodSpec]
+
+    @property
+    def handler(self) -> str:
+        return self.full_name.rsplit(".", 1)[-1]
+
+    def path(self, method: MethodSpec) -> str:
+        return f"/{self.full_name}/{method.name}"
+
+
+class TokenSource(Protocol):
+    """Gives the bearer token a client sends (a service's own, or a caller's)."""
+
+    async def token(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticToken:
+    """A token known up front (a forwarded caller token, a test's)."""
+
+    value: str
+
+    async def token(self) -> str:
+        return self.value
+
+
+class Authenticator(Protocol):
+    """Turns a bearer token into an Account, or raises Unauthorized."""
+
+    async def authenticate(self, token: str) -> Account: ...
+
+
+class AccessRules(Protocol):
+    """Decides whether ``account`` (None when anonymous) may call ``service.method``.
+
+    Raises Unauthorized for an anonymous caller and Forbidden for a refused account.
+    """
+
+    async def verify(self, account: Account | None, service: str, method: str) -> None: ...
+
+
+class RpcObserver(Protocol):
+    """Receives one record per finished call (metrics)."""
+
+    def observe(self, service: str, method: str, code: int, seconds: float) -> None: ...
+
+
+class Transport(Protocol):
+    async def unary(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> Message: ...
+
+    def server_stream(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> AsyncIterator[Message]: ...
+
+
+def bearer_token(metadata: Mapping[str, str]) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` entry, if any."""
+    value = metadata.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Dispatcher:
+    """Runs a handler's methods behind the interceptors every call goes through.
+
+    ``handler`` has one ``async def <python_name>(request, ctx)`` per unary RPC and one
+    async generator per server-streaming RPC. Methods in ``public`` skip the access rules
+    (the auth service's key and rule listings, which the rules themselves depend on).
+    """
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        handler: object,
+        *,
+        authenticator: Authenticator | None,
+        rules: AccessRules | None,
+        observer: RpcObserver | None = None,
+        public: frozenset[str] = frozenset(),
+    ) -> None:
+        self.spec = spec
+        self._public = public
+        self._handler = handler
+        self._authenticator = authenticator
+        self._rules = rules
+        self._observer = observer
+        missing = [
+            m.python_name for m in spec.methods.values() if not hasattr(handler, m.python_name)
+        ]
+        if missing:
+            raise TypeError(
+                f"{type(handler).__name__} lacks {', '.join(missing)} of {spec.full_name}"
+            )
+
+    async def _context(
+        self, method: MethodSpec, metadata: Mapping[str, str], deadline: float | None
+    ) -> CallContext:
+        ctx = CallContext(self.spec.service, method.name, None, metadata, deadline)
+        token = bearer_token(metadata)
+        account: Account | None = None
+        if token is not None:
+            if self._authenticator is None:
+                raise Unauthorized(ctx.endpoint, "Unauthorized")
+            account = await self._authenticator.authenticate(token)
+        if self._rules is not None and method.name not in self._public:
+            await self._rules.verify(account, self.spec.service, method.name)
+        return CallContext(self.spec.service, method.name, account, metadata, deadline)
+
+    def _fail(self, ctx_id: str, exc: BaseException) -> M3OError:
+        if isinstance(exc, M3OError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return Unavailable(ctx_id, "Deadline exceeded")
+        _log.error("rpc.internal_error", endpoint=ctx_id, exc_info=exc)
+        return Internal(ctx_id, "Internal server error")
+
+    def _observe(self, method: MethodSpec, code: int, started: float) -> None:
+        if self._observer is not None:
+            self._observer.observe(
+                self.spec.service, method.name, code, time.perf_counter() - started
+            )
+
+    async def unary(
+        self,
+        method: MethodSpec,
+        request: Message,
+        metadata: Mapping[str, str],
+        deadline: float | None,
+    ) -> Message:
+        started = time.perf_counter()
+        endpoint = f"{self.spec.service}.{method.name.lower()}"
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                ctx = await self._context(method, metadata, deadline)
+                call: Callable[[Message, CallContext], Awaitable[Message]] = getattr(
+                    self._handler, method.python_name
+                )
+                response = await call(request, ctx)
+        except Exception as exc:  # noqa: BLE001 - the one place every failure becomes an error kind
+            error = self._fail(endpoint, exc)
+            self._observe(method, error.code, started)
+            raise error from None
+        self._observe(method, 200, started)
+        return response
+
+    async def server_stream(
+        self,
+        method: MethodSpec,
+        request: Message,
+        metadata: Mapping[str, str],
+        deadline: float | None,
+    ) -> AsyncIterator[Message]:
+        started = time.perf_counter()
+        endpoint = f"{self.spec.service}.{method.name.lower()}"
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                ctx = await self._context(method, metadata, deadline)
+                stream: Callable[[Message, CallContext], AsyncIterator[Message]] = getattr(
+                    self._handler, method.python_name
+                )
+                async for message in stream(request, ctx):
+                    yield message
+        except Exception as exc:  # noqa: BLE001 - see unary
+            error = self._fail(endpoint, exc)
+            self._observe(method, error.code, started)
+            raise error from None
+        self._observe(method, 200, started)
+
+
+def _loop_deadline(deadline: float | None) -> float | None:
+    """Convert a ``time.monotonic()`` deadline to the running loop's clock."""
+    if deadline is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline - time.monotonic())
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class InProcessTransport:
+    """Calls dispatchers registered in this process: no socket, same interceptors.
+
+    Requests are copied so a handler can never mutate its caller's message, as over a wire.
+    """
+
+    def __init__(self) -> None:
+        self._dispatchers: dict[str, Dispatcher] = {}
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        self._dispatchers[dispatcher.spec.full_name] = dispatcher
+
+    def _dispatcher(self, spec: ServiceSpec) -> Dispatcher:
+        dispatcher = self._dispatchers.get(spec.full_name)
+        if dispatcher is None:
+            raise Unavailable(spec.service, f"Service {spec.service} is not available")
+        return dispatcher
+
+    async def unary(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> Message:
+        copy = type(request)()
+        copy.CopyFrom(request)
+        return await self._dispatcher(spec).unary(method, copy, metadata, _deadline(timeout))
+
+    async def server_stream(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> AsyncIterator[Message]:
+        copy = type(request)()
+        copy.CopyFrom(request)
+        async for message in self._dispatcher(spec).server_stream(
+            method, copy, metadata, _deadline(timeout)
+        ):
+            yield message
+
+
+class GrpcTransport:
+    """Calls another process over a ``grpc.aio`` channel.
+
+    In-flight calls are bounded per channel (``grpc.aio`` cancels calls when thousands are
+    outstanding on one channel).
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, *, max_in_flight: int = 512) -> None:
+        self._channel = channel
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._callables: dict[str, Any] = {}
+
+    def _callable(self, spec: ServiceSpec, method: MethodSpec) -> Any:
+        path = spec.path(method)
+        found = self._callables.get(path)
+        if found is None:
+            factory = (
+                self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
+            )
+            found = factory(
+                path,
+                request_serializer=method.request_type.SerializeToString,
+                response_deserializer=method.response_type.FromString,
+            )
+            self._callables[path] = found
+        return found
+
+    async def unary(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> Message:
+        call = self._callable(spec, method)
+        async with self._limit:
+            try:
+                response: Message = await call(
+                    request, metadata=tuple(metadata.items()), timeout=timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_grpc(
+                    exc.code(), exc.details(), f"{spec.service}.{method.name.lower()}"
+                ) from None
+        return response
+
+    async def server_stream(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> AsyncIterator[Message]:
+        call = self._callable(spec, method)
+        async with self._limit:
+            stream = call(request, metadata=tuple(metadata.items()), timeout=timeout)
+            try:
+                async for message in stream:
+                    yield message
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_grpc(
+                    exc.code(), exc.details(), f"{spec.service}.{method.name.lower()}"
+                ) from None
+
+
+class Client:
+    """Base of generated clients: adds credentials and the default deadline to each call."""
+
+    spec: ClassVar[ServiceSpec]
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        transport: Transport,
+        credentials: TokenSource | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._spec = spec
+        self._transport = transport
+        self._credentials = credentials
+        self._timeout = timeout
+
+    async def _metadata(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        metadata = dict(extra or {})
+        if self._credentials is not None and "authorization" not in metadata:
+            metadata["authorization"] = f"Bearer {await self._credentials.token()}"
+        return metadata
+
+    async def _unary(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> Message:
+        return await self._transport.unary(
+            self._spec,
+            self._spec.methods[name],
+            request,
+            metadata=await self._metadata(metadata),
+            timeout=self._timeout if timeout is None else timeout,
+        )
+
+    async def _server_stream(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+    ) -> AsyncIterator[Message]:
+        async for message in self._transport.server_stream(
+            self._spec,
+            self._spec.methods[name],
+            request,
+            metadata=await self._metadata(metadata),
+            timeout=self._timeout if timeout is None else timeout,
+        ):
+            yield message
+
+
+def grpc_handlers(dispatcher: Dispatcher) -> grpc.GenericRpcHandler[Any, Any]:
+    """Expose a dispatcher's methods on a ``grpc.aio`` server."""
+    spec = dispatcher.spec
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in spec.methods.values():
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _grpc_stream(dispatcher, method),
+                request_deserializer=method.request_type.FromString,
+                response_serializer=method.response_type.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _grpc_unary(dispatcher, method),
+                request_deserializer=method.request_type.FromString,
+                response_serializer=method.response_type.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(spec.full_name, handlers)
+
+
+def _grpc_call_info(
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> tuple[dict[str, str], float | None]:
+    metadata = {
+        key: value if isinstance(value, str) else value.decode()
+        for key, value in (context.invocation_metadata() or ())
+    }
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else time.monotonic() + remaining
+    return metadata, deadline
+
+
+def _grpc_unary(
+    dispatcher: Dispatcher, method: MethodSpec
+) -> Callable[[Message, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
+    async def behaviour(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        metadata, deadline = _grpc_call_info(context)
+        try:
+            return await dispatcher.unary(method, request, metadata, deadline)
+        except M3OError as error:
+            await context.abort(error.grpc_code, error.to_json().decode())
+            raise  # abort raises; this keeps type checkers satisfied
+
+    return behaviour
+
+
+def _grpc_stream(
+    dispatcher: Dispatcher, method: MethodSpec
+) -> Callable[[Message, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]:
+    async def behaviour(
+        request: Message, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Message]:
+        metadata, deadline = _grpc_call_info(context)
+        try:
+            async for message in dispatcher.server_stream(method, request, metadata, deadline):
+                yield message
+        except M3OError as error:
+            await context.abort(error.grpc_code, error.to_json().decode())
+
+    return behaviour

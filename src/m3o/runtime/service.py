@@ -1,0 +1,98 @@
+"""Defining a service: what it serves, consumes and runs on a schedule, and what it needs.
+
+A service package's ``service.py`` exports one :class:`ServiceDefinition`. Its ``build``
+receives the :class:`Dependencies` the process created (database sessions, publisher,
+counter store, config, clients of other services) and returns the service's
+:class:`ServiceParts`. The same definition runs inside ``m3o serve`` (every service in one
+process) and ``m3o run <service>`` (one service per process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import MetaData
+
+from m3o.runtime.events import EventHandler, Publisher
+from m3o.runtime.rpc import Client, ServiceSpec
+from m3o.runtime.store import SessionFactory
+
+__all__ = [
+    "Clients",
+    "Consumer",
+    "Cron",
+    "Dependencies",
+    "Handler",
+    "ServiceDefinition",
+    "ServiceParts",
+]
+
+C = TypeVar("C", bound=Client)
+
+
+class Clients(Protocol):
+    """Makes typed clients of other services that call with this service's own account."""
+
+    def get(self, client_type: type[C]) -> C: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """One protobuf service implementation. ``public`` methods skip the access rules."""
+
+    spec: ServiceSpec
+    implementation: object
+    public: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """Consume ``topic`` in the group ``<service>-<topic>`` (or ``group`` when set)."""
+
+    topic: str
+    handle: EventHandler
+    group: str = ""
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """Run ``run`` every ``every``; once at start too when ``at_start``."""
+
+    name: str
+    every: timedelta
+    run: Callable[[], Awaitable[None]]
+    at_start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceParts:
+    handlers: Sequence[Handler]
+    consumers: Sequence[Consumer] = ()
+    crons: Sequence[Cron] = ()
+    on_start: Sequence[Callable[[], Awaitable[None]]] = ()
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """What the process gives a service. ``config`` is the typed root config."""
+
+    name: str
+    sessions: SessionFactory
+    publisher: Publisher
+    clients: Clients
+    config: Any
+    counters: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDefinition:
+    name: str
+    build: Callable[[Dependencies], Awaitable[ServiceParts]]
+    metadata: MetaData | None = None
+    description: str = ""

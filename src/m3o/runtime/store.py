@@ -1,0 +1,120 @@
+"""The database: one SQLAlchemy async engine per process, SQLite or PostgreSQL.
+
+- ``local`` profile: a SQLite file through aiosqlite, in WAL mode, every transaction begun
+  ``IMMEDIATE`` so concurrent writers queue on the busy timeout instead of failing when a
+  read lock cannot be upgraded;
+- ``platform`` profile: PostgreSQL through asyncpg.
+
+Each service declares its tables on a ``MetaData`` of its own in ``tables.py``, names
+prefixed with the service's name. Migrations (Alembic, one history) live in
+``m3o.migrations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "SessionFactory",
+    "create_engine",
+    "is_sqlite",
+    "new_metadata",
+    "session_factory",
+    "sqlite_url",
+    "transaction",
+]
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+STATEMENT_TIMEOUT_MS = 30_000
+
+
+def new_metadata() -> MetaData:
+    """A MetaData with the project's constraint naming convention (stable migrations)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -> AsyncEngine:
+    """An engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
+
+    ``schema`` (PostgreSQL only) puts every table in that schema via ``search_path``.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=pool_size
+        )
+        _configure_sqlite(engine)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    server_settings = {"statement_timeout": str(STATEMENT_TIMEOUT_MS)}
+    if schema is not None:
+        server_settings["search_path"] = schema
+    return create_async_engine(
+        parsed,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": 10,
+            "command_timeout": STATEMENT_TIMEOUT_MS / 1000,
+            "server_settings": server_settings,
+        },
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session inside one transaction: committed on success, rolled back on error."""
+    async with sessions() as session, session.begin():
+        yield session

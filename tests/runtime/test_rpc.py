@@ -1,0 +1,168 @@
+"""The dispatcher and both transports behave alike: results, errors, auth, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from m3o.runtime.auth import Account, CallContext
+from m3o.runtime.errors import BadRequest, Forbidden, Internal, Unauthorized, Unavailable
+from m3o.runtime.rpc import (
+    Dispatcher,
+    GrpcTransport,
+    InProcessTransport,
+    StaticToken,
+    Transport,
+    grpc_handlers,
+)
+from m3o.services.helloworld.handler import Helloworld
+from m3o.services.helloworld.proto import helloworld_pb2 as pb
+from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
+
+
+class TokenAuthenticator:
+    async def authenticate(self, token: str) -> Account:
+        if token != "good":
+            raise Unauthorized("auth", "Unauthorized")
+        return Account(id="u1", type="customer", scopes=("customer",))
+
+
+class OnlyAccounts:
+    """Rules: any account may call; anonymous callers may not."""
+
+    async def verify(self, account: Account | None, service: str, method: str) -> None:
+        if account is None:
+            raise Unauthorized(f"{service}.{method.lower()}", "Unauthorized")
+        if account.id == "banned":
+            raise Forbidden(f"{service}.{method.lower()}", "Forbidden")
+
+
+class Misbehaving(Helloworld):
+    seen: list[CallContext]
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    async def call(self, request: pb.CallRequest, ctx: CallContext) -> pb.CallResponse:
+        self.seen.append(ctx)
+        if request.name == "crash":
+            raise RuntimeError("database password is hunter2")
+        if request.name == "bad":
+            raise BadRequest(ctx.endpoint, "Name is bad")
+        if request.name == "slow":
+            await asyncio.sleep(5)
+        request.name = "mutated"
+        return pb.CallResponse(message=f"Hello {request.name}")
+
+
+@pytest.fixture(params=["inprocess", "grpc"])
+async def transport_and_handler(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Transport, Misbehaving]]:
+    handler = Misbehaving()
+    dispatcher = Dispatcher(SPEC, handler, authenticator=TokenAuthenticator(), rules=OnlyAccounts())
+    if request.param == "inprocess":
+        local = InProcessTransport()
+        local.register(dispatcher)
+        yield local, handler
+        return
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc_handlers(dispatcher)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield GrpcTransport(channel), handler
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+async def test_call_returns_the_handlers_response_and_passes_the_account(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, handler = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    request = pb.CallRequest(name="Alice")
+    response = await client.call(request)
+    assert response.message == "Hello mutated"
+    assert request.name == "Alice"  # the handler's change never reaches the caller
+    assert handler.seen[0].account == Account(id="u1", type="customer", scopes=("customer",))
+    assert handler.seen[0].endpoint == "helloworld.call"
+
+
+async def test_handler_error_kind_and_detail_reach_the_caller(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    with pytest.raises(BadRequest) as caught:
+        await client.call(pb.CallRequest(name="bad"))
+    assert caught.value.to_dict() == {
+        "id": "helloworld.call",
+        "code": 400,
+        "detail": "Name is bad",
+        "status": "Bad Request",
+    }
+
+
+async def test_crash_becomes_generic_internal_error_without_details(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    with pytest.raises(Internal) as caught:
+        await client.call(pb.CallRequest(name="crash"))
+    assert "hunter2" not in caught.value.detail
+    assert caught.value.id == "helloworld.call"
+
+
+async def test_anonymous_call_is_unauthorized_and_bad_token_too(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, handler = transport_and_handler
+    with pytest.raises(Unauthorized):
+        await HelloworldClient(transport).call(pb.CallRequest(name="x"))
+    with pytest.raises(Unauthorized):
+        await HelloworldClient(transport, StaticToken("forged")).call(pb.CallRequest(name="x"))
+    assert handler.seen == []
+
+
+async def test_deadline_is_enforced(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"), timeout=0.2)
+    with pytest.raises(Unavailable):
+        await client.call(pb.CallRequest(name="slow"))
+
+
+async def test_server_stream_yields_every_message(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    got = [m.message async for m in client.stream(pb.StreamRequest(name="Bo", messages=3))]
+    assert got == ["Hello Bo"] * 3
+
+
+async def test_server_stream_error_reaches_the_caller(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    with pytest.raises(BadRequest):
+        async for _ in client.stream(pb.StreamRequest(name="Bo", messages=-1)):
+            pass
+
+
+def test_dispatcher_refuses_a_handler_missing_methods() -> None:
+    class Half:
+        async def call(self, request: pb.CallRequest, ctx: CallContext) -> pb.CallResponse:
+            return pb.CallResponse()
+
+    with pytest.raises(TypeError, match="stream"):
+        Dispatcher(SPEC, Half(), authenticator=None, rules=None)
