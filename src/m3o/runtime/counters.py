@@ -1,0 +1,78 @@
+"""Counters and admission primitives shared across processes.
+
+The interface every service sees; implementations live beside it
+(``counters_sqlite.py`` for the ``local`` profile, ``counters_redis.py`` for ``platform``),
+and one shared test suite (``tests/runtime/test_counters.py``) runs against both.
+
+Every operation is atomic on its own. Keys are plain strings; services prefix them with
+their own name (``signup:recover:<email>``). A missing or expired key reads as 0 / None.
+Times are ``timedelta``; expiry is measured by the store's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+__all__ = ["CounterStore", "RateDecision"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """The outcome of one :meth:`CounterStore.hit`."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    """Seconds until the current window ends."""
+
+
+class CounterStore(Protocol):
+    async def incr(self, key: str, amount: int = 1, *, ttl: timedelta | None = None) -> int:
+        """Add ``amount`` (may be negative) and return the new value.
+
+        ``ttl`` is applied when the increment creates the key; an existing key keeps its
+        expiry.
+        """
+        ...
+
+    async def get(self, key: str) -> int:
+        """The counter's value; 0 when missing or expired."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        """Values of ``keys`` in order, in one round trip."""
+        ...
+
+    async def delete(self, *keys: str) -> None:
+        """Remove counters and values; missing keys are ignored."""
+        ...
+
+    async def set_value(self, key: str, value: str, *, ttl: timedelta | None = None) -> None:
+        """Store a string (replacing any value and expiry)."""
+        ...
+
+    async def get_value(self, key: str) -> str | None:
+        """The stored string; None when missing or expired."""
+        ...
+
+    async def set_if_absent(self, key: str, value: str, *, ttl: timedelta) -> bool:
+        """Store ``value`` only if ``key`` holds nothing; True if it was stored."""
+        ...
+
+    async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
+        """Count one event in the current fixed window of ``key``.
+
+        Exact across processes: never more than ``limit`` events are allowed per window.
+        A refused hit does not use up the window.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Raise Unavailable when the store cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...
