@@ -33,11 +33,15 @@ class TokenAuthenticator:
 class OnlyAccounts:
     """Rules: any account may call; anonymous callers may not."""
 
-    async def verify(self, account: Account | None, service: str, method: str) -> None:
+    async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
+        self.seen.append(endpoint)
         if account is None:
-            raise Unauthorized(f"{service}.{method.lower()}", "Unauthorized")
+            raise Unauthorized(service, "Unauthorized")
         if account.id == "banned":
-            raise Forbidden(f"{service}.{method.lower()}", "Forbidden")
+            raise Forbidden(service, "Forbidden")
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
 
 
 class Misbehaving(Helloworld):

@@ -107,12 +107,14 @@ class Authenticator(Protocol):
 
 
 class AccessRules(Protocol):
-    """Decides whether ``account`` (None when anonymous) may call ``service.method``.
+    """Decides whether ``account`` (None when anonymous) may call an endpoint.
 
-    Raises Unauthorized for an anonymous caller and Forbidden for a refused account.
+    ``service`` is the platform service (``customers``), ``endpoint`` is
+    ``<Handler>.<Method>`` (``Customers.Read``). Raises Unauthorized for an anonymous
+    caller and Forbidden for a refused account.
     """
 
-    async def verify(self, account: Account | None, service: str, method: str) -> None: ...
+    async def verify(self, account: Account | None, service: str, endpoint: str) -> None: ...
 
 
 class RpcObserver(Protocol):
@@ -195,7 +197,9 @@ class Dispatcher:
                 raise Unauthorized(ctx.endpoint, "Unauthorized")
             account = await self._authenticator.authenticate(token)
         if self._rules is not None and method.name not in self._public:
-            await self._rules.verify(account, self.spec.service, method.name)
+            await self._rules.verify(
+                account, self.spec.service, f"{self.spec.handler}.{method.name}"
+            )
         return CallContext(self.spec.service, method.name, account, metadata, deadline)
 
     def _fail(self, ctx_id: str, exc: BaseException) -> M3OError:
