@@ -37,6 +37,7 @@ __all__ = [
     "InProcessTransport",
     "MethodSpec",
     "RpcObserver",
+    "ServiceRouter",
     "ServiceSpec",
     "StaticToken",
     "TokenSource",
@@ -508,3 +509,49 @@ def _grpc_stream(
             await context.abort(error.grpc_code, error.to_json().decode())
 
     return behaviour
+
+
+class ServiceRouter:
+    """A transport that sends each call to the transport of the service it names.
+
+    The ``platform`` profile uses one :class:`GrpcTransport` per service address
+    (Kubernetes service DNS); services served by this very process can be routed to an
+    :class:`InProcessTransport` instead.
+    """
+
+    def __init__(self, transport_for: Callable[[str], Transport]) -> None:
+        self._transport_for = transport_for
+        self._transports: dict[str, Transport] = {}
+
+    def _transport(self, service: str) -> Transport:
+        found = self._transports.get(service)
+        if found is None:
+            found = self._transport_for(service)
+            self._transports[service] = found
+        return found
+
+    async def unary(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> Message:
+        return await self._transport(spec.service).unary(
+            spec, method, request, metadata=metadata, timeout=timeout
+        )
+
+    def server_stream(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> AsyncIterator[Message]:
+        return self._transport(spec.service).server_stream(
+            spec, method, request, metadata=metadata, timeout=timeout
+        )

@@ -1,0 +1,50 @@
+"""Alembic environment: one migration history for every table of the platform."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.registry import all_metadata
+from m3o.runtime.store import create_engine
+
+config = context.config
+target_metadata = all_metadata()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine: AsyncEngine | None = config.attributes.get("engine")
+    owned = engine is None
+    if engine is None:
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        if owned:
+            await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `m3o migrate`")
+
+connection: Connection | None = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    asyncio.run(_run_async())
