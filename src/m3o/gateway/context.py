@@ -1,0 +1,96 @@
+"""What the request middleware learns once per request and leaves in the ASGI scope.
+
+The platform API (and later the v1 API mounted beside it) read these instead of working
+them out again: the request id (taken from ``X-Request-Id`` when sane, else generated), the
+client's address, and the bounded route label metrics and logs use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.types import Scope
+
+__all__ = [
+    "CLIENT_ADDRESS",
+    "REQUEST_ID",
+    "ROUTE_LABEL",
+    "ClientAddress",
+    "client_address",
+    "new_request_id",
+    "request_id",
+    "route_label",
+    "set_route_label",
+]
+
+REQUEST_ID = "m3o.request_id"
+CLIENT_ADDRESS = "m3o.client_address"
+ROUTE_LABEL = "m3o.route"
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+def new_request_id(offered: str | None) -> str:
+    """The caller's request id when it is short and plain, else a fresh one."""
+    if offered and _SANE_ID.match(offered):
+        return offered
+    return uuid.uuid4().hex
+
+
+def request_id(scope: Scope) -> str:
+    found = scope.get(REQUEST_ID)
+    return found if isinstance(found, str) else ""
+
+
+def client_address(scope: Scope) -> str:
+    found = scope.get(CLIENT_ADDRESS)
+    return found if isinstance(found, str) else ""
+
+
+def route_label(scope: Scope) -> str:
+    """The label of the route that answered: set by an endpoint, else the matched route's
+    template, else ``<unmatched>``."""
+    label = scope.get(ROUTE_LABEL)
+    if isinstance(label, str):
+        return label
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "<unmatched>"
+
+
+def set_route_label(scope: Scope, label: str) -> None:
+    scope[ROUTE_LABEL] = label
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """Works out the client's address: the peer's, or the first ``X-Forwarded-For`` entry
+    when the peer is a trusted proxy."""
+
+    trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+
+    @classmethod
+    def trusting(cls, networks: Sequence[str]) -> ClientAddress:
+        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
+
+    def _trusted(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
+
+    def of(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        if not self.trusted_proxies or not self._trusted(peer):
+            return peer
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                first = value.decode("latin-1").split(",", 1)[0].strip()
+                return first or peer
+        return peer

@@ -1,0 +1,182 @@
+"""/openapi.json describes every unary platform endpoint from the protobuf descriptors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.support import (
+    HELLO,
+    Kinds,
+    Named,
+    Recorder,
+    Served,
+    build_app,
+    client_for,
+    kinds_spec,
+    named_spec,
+)
+from m3o.gateway.openapi import openapi_document
+from m3o.gateway.proto_comments import parse_comments
+from m3o.gateway.routing import RouteTable, directory
+from m3o.services.customers.proto.client import SPEC as CUSTOMERS
+
+
+async def _document(*served: Served) -> dict[str, Any]:
+    app, _ = build_app(*served)
+    async with client_for(app) as http:
+        response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema["$ref"]
+    assert ref.startswith("#/components/schemas/")
+    found: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return found
+
+
+async def test_document_is_openapi_31_with_a_post_path_per_unary_method() -> None:
+    document = await _document(Served(HELLO, Recorder()))
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"]
+    assert list(document["paths"]) == ["/helloworld/Call"]  # Stream is not unary
+    operation = document["paths"]["/helloworld/Call"]["post"]
+    assert operation["operationId"] == "helloworld.Helloworld.Call"
+    assert operation["summary"] == "Call returns one greeting."
+    request = _resolve(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert request == {
+        "type": "object",
+        "description": "CallRequest names who to greet.",
+        "properties": {"name": {"type": "string", "description": "name of the person to greet"}},
+    }
+    success = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert _resolve(document, success)["properties"]["message"]["type"] == "string"
+    error = _resolve(
+        document, operation["responses"]["default"]["content"]["application/json"]["schema"]
+    )
+    assert error["required"] == ["id", "code", "detail", "status"]
+
+
+async def test_other_handlers_are_documented_at_their_three_part_path() -> None:
+    document = await _document(
+        Served(named_spec("shop", "Shop", "Create"), Named("Shop")),
+        Served(named_spec("shop", "Orders", "Create"), Named("Orders")),
+    )
+    assert sorted(document["paths"]) == ["/shop/Create", "/shop/Orders/Create"]
+    operation = document["paths"]["/shop/Orders/Create"]["post"]
+    assert operation["operationId"] == "shop.Orders.Create"
+    assert operation["tags"] == ["shop"]
+
+
+async def test_schemas_follow_the_json_mapping() -> None:
+    document = await _document(Served(kinds_spec(), Kinds()))
+    kinds = document["components"]["schemas"]["lab.Kinds"]["properties"]
+    assert kinds["big"] == {"type": "integer", "format": "int64"}
+    assert kinds["ubig"] == {"type": "integer", "format": "int64", "minimum": 0}
+    assert kinds["small"] == {"type": "integer", "format": "int32"}
+    assert kinds["ratio"]["type"] == "number"
+    assert kinds["flag"] == {"type": "boolean"}
+    assert kinds["blob"] == {"type": "string", "contentEncoding": "base64"}
+    assert kinds["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert kinds["counts"] == {
+        "type": "object",
+        "additionalProperties": {"type": "integer", "format": "int64"},
+    }
+    assert kinds["child"] == {"$ref": "#/components/schemas/lab.Kinds"}
+    assert kinds["children"] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/lab.Kinds"},
+    }
+    assert kinds["at"] == {"type": "string", "format": "date-time"}
+    assert _resolve(document, kinds["color"]) == {
+        "type": "string",
+        "enum": ["COLOR_UNKNOWN", "RED"],
+    }
+    assert "lab.Kinds.CountsEntry" not in document["components"]["schemas"]
+
+
+def test_every_ref_points_at_a_component() -> None:
+    document = openapi_document(RouteTable(directory(CUSTOMERS, HELLO)).endpoints())
+    schemas = document["components"]["schemas"]
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs
+    for ref in refs:
+        assert ref.removeprefix("#/components/schemas/") in schemas
+    customer = schemas["customers.Customer"]
+    assert customer["description"] == "Customer is one customer record."
+    assert customer["properties"]["created"]["type"] == "integer"
+    assert customer["properties"]["meta"]["additionalProperties"] == {"type": "string"}
+    assert document["paths"]["/customers/MarkVerified"]["post"]["summary"].startswith(
+        "MarkVerified moves"
+    )
+
+
+def test_proto_comments_are_read_by_full_name() -> None:
+    source = """
+syntax = "proto3";
+
+// shop: a test package.
+package shop;
+
+// Shop sells.
+service Shop {
+  // Buy one thing,
+  // wrapped over two lines.
+  //
+  // A second paragraph.
+  rpc Buy(BuyRequest) returns (BuyResponse) {}
+  rpc Undocumented(BuyRequest) returns (BuyResponse);
+}
+
+// BuyRequest names the thing.
+message BuyRequest {
+  // item to buy
+  string item = 1; // trailing comments are ignored
+  // prices per currency
+  map<string, int64> prices = 2;
+
+  // Kind of item.
+  enum Kind {
+    // unknown kind
+    KIND_UNKNOWN = 0;
+  }
+  oneof choice {
+    // by id
+    string id = 3;
+  }
+  // Inner is nested.
+  message Inner { string x = 1; }
+  // after the nested message
+  repeated Inner inners = 4;
+}
+// detached
+
+message BuyResponse {}
+"""
+    assert parse_comments(source) == {
+        "shop.Shop": "Shop sells.",
+        "shop.Shop.Buy": "Buy one thing, wrapped over two lines.\n\nA second paragraph.",
+        "shop.BuyRequest": "BuyRequest names the thing.",
+        "shop.BuyRequest.item": "item to buy",
+        "shop.BuyRequest.prices": "prices per currency",
+        "shop.BuyRequest.Kind": "Kind of item.",
+        "shop.BuyRequest.Kind.KIND_UNKNOWN": "unknown kind",
+        "shop.BuyRequest.id": "by id",
+        "shop.BuyRequest.Inner": "Inner is nested.",
+        "shop.BuyRequest.inners": "after the nested message",
+    }
