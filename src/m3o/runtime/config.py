@@ -282,6 +282,9 @@ class ApiConfig(_Section):
     off there; on here because a ban must take effect immediately)."""
     timeout: Duration = timedelta(seconds=30)
     """Deadline of a platform API call (``/<service>/<endpoint>``) to its service."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins browsers may call the platform API from (``https://console.example.com``,
+    or ``*``); none by default."""
 
 
 class BalanceConfig(_Section):

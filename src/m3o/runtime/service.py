@@ -16,8 +16,10 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import MetaData
 
+from m3o.runtime.config import Config
+from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import EventHandler, Publisher
-from m3o.runtime.rpc import Client, ServiceSpec
+from m3o.runtime.rpc import Client, ServiceSpec, TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 
 __all__ = [
@@ -36,7 +38,7 @@ C = TypeVar("C", bound=Client)
 class Clients(Protocol):
     """Makes typed clients of other services that call with this service's own account."""
 
-    def get(self, client_type: type[C]) -> C: ...
+    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +81,14 @@ class ServiceParts:
 
 @dataclass(frozen=True, slots=True)
 class Dependencies:
-    """What the process gives a service. ``config`` is the typed root config."""
+    """What the process gives a service."""
 
     name: str
     sessions: SessionFactory
     publisher: Publisher
     clients: Clients
-    config: Any
-    counters: Any = None
+    config: Config
+    counters: CounterStore
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""The customers service: customer records, their life cycle and their sessions."""

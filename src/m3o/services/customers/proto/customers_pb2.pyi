@@ -315,9 +315,9 @@ class ListRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
-    """limit: at most this many (0 = 100)"""
+    """limit: at most this many (0 = 100, at most 1000; negative is a bad request)"""
     offset: _builtins.int
-    """offset: skip this many"""
+    """offset: skip this many (negative is a bad request)"""
     def __init__(
         self,
         *,
