@@ -1,0 +1,216 @@
+"""The counter store on Redis: the ``platform`` profile's, shared by every process.
+
+Every operation is one round trip: a single command, or a Lua script where a read and a
+write must happen together (``incr`` with a TTL, ``hit``). Every call runs under a
+deadline, and a Redis that cannot be reached (refused, reset, timed out) becomes
+``Unavailable("counters", "Counter store unavailable")``, so callers decide to fail open or
+closed instead of hanging.
+
+The client passed in must have socket timeouts (``socket_timeout``,
+``socket_connect_timeout``); :func:`redis_counter_store` makes one that does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from m3o.runtime.counters import RateDecision
+from m3o.runtime.errors import Unavailable
+from m3o.runtime.logging import get_logger
+
+__all__ = ["RedisCounterStore", "redis_counter_store"]
+
+log = get_logger(__name__)
+
+DEFAULT_TIMEOUT = 1.0
+"""Seconds one operation may take, waiting and connecting included, before it is
+Unavailable."""
+DEFAULT_MAX_IN_FLIGHT = 64
+"""Operations of one store sent at once; more wait their turn (under their deadline)
+rather than exhaust the client's connection pool, which refuses past its size."""
+
+# KEYS[1] counter; ARGV[1] amount, ARGV[2] ttl in ms. The TTL is set only when the
+# increment creates the key: an existing key keeps its expiry (or its lack of one).
+_INCR = """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+
+# KEYS[1] window counter; ARGV[1] limit, ARGV[2] window in ms. Returns {allowed, count,
+# ms left}. A full window is not touched, so refused hits do not use it up; a window
+# starts with its first hit, and a key without expiry (not written here) starts one too.
+_HIT = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('SET', KEYS[1], 1, 'PX', window)
+  return {1, 1, window}
+end
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count >= limit then
+  return {0, count, left}
+end
+return {1, redis.call('INCR', KEYS[1]), left}
+"""
+
+
+class RedisCounterStore:
+    """:class:`~m3o.runtime.counters.CounterStore` on Redis.
+
+    ``client`` must have socket timeouts, and a connection pool of at least
+    ``max_in_flight`` connections (redis-py's default pool holds 100). Every key is stored
+    under ``prefix``. ``timeout`` bounds each operation. ``owns_client``: :meth:`close`
+    closes the client too (set by :func:`redis_counter_store`; a client passed in stays the
+    caller's).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "m3o:",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._owns_client = owns_client
+        self._incr_script = client.register_script(_INCR)
+        self._hit_script = client.register_script(_HIT)
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    @asynccontextmanager
+    async def _call(self) -> AsyncIterator[None]:
+        """A deadline for one operation; an unreachable Redis becomes Unavailable."""
+        try:
+            async with asyncio.timeout(self._timeout), self._slots:
+                yield
+        except (RedisConnectionError, RedisTimeoutError, TimeoutError) as exc:
+            log.warning("counter store unavailable", error=str(exc) or type(exc).__name__)
+            raise Unavailable("counters", "Counter store unavailable") from exc
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: timedelta | None = None) -> int:
+        async with self._call():
+            if ttl is None:
+                value: Any = await self._client.incrby(self._key(key), amount)
+            else:
+                value = await self._incr_script(keys=[self._key(key)], args=[amount, _ms(ttl)])
+        return int(value)
+
+    async def get(self, key: str) -> int:
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        async with self._call():
+            values: list[Any] = await self._client.mget([self._key(k) for k in keys])
+        return [0 if value is None else int(value) for value in values]
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        async with self._call():
+            await self._client.delete(*(self._key(k) for k in keys))
+
+    async def set_value(self, key: str, value: str, *, ttl: timedelta | None = None) -> None:
+        expiry = None if ttl is None else _ms(ttl)
+        async with self._call():
+            await self._client.set(self._key(key), value, px=expiry)
+
+    async def get_value(self, key: str) -> str | None:
+        async with self._call():
+            value: Any = await self._client.get(self._key(key))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def set_if_absent(self, key: str, value: str, *, ttl: timedelta) -> bool:
+        async with self._call():
+            stored: Any = await self._client.set(self._key(key), value, px=_ms(ttl), nx=True)
+        return bool(stored)
+
+    async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        window_ms = _ms(window)
+        if limit == 0:
+            return RateDecision(False, 0, 0, window.total_seconds())
+        async with self._call():
+            allowed, count, left = await self._hit_script(
+                keys=[self._key(key)], args=[limit, window_ms]
+            )
+        return RateDecision(
+            allowed=bool(allowed),
+            limit=limit,
+            remaining=max(0, limit - int(count)),
+            reset_after=max(0, int(left)) / 1000,
+        )
+
+    async def ping(self) -> None:
+        async with self._call():
+            await self._client.ping()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def redis_counter_store(
+    url: str,
+    *,
+    prefix: str = "m3o:",
+    timeout: float = DEFAULT_TIMEOUT,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> RedisCounterStore:
+    """A store with its own client for ``url`` (``redis://host:port/db``), closed by
+    :meth:`RedisCounterStore.close`.
+
+    Sockets time out after ``timeout``; commands are not retried, because a retried INCR
+    whose reply was lost would count twice: the caller gets Unavailable and decides.
+    Connections idle for a while are checked before reuse, so a restarted Redis does not
+    fail the next call.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_in_flight,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+    return RedisCounterStore(
+        aioredis.Redis.from_pool(pool),
+        prefix,
+        timeout=timeout,
+        max_in_flight=max_in_flight,
+        owns_client=True,
+    )
+
+
+def _ms(duration: timedelta) -> int:
+    """A positive duration in whole milliseconds (at least 1)."""
+    if duration <= timedelta(0):
+        raise ValueError("duration must be positive")
+    return max(1, round(duration.total_seconds() * 1000))

@@ -1,0 +1,236 @@
+"""The counter store on the database: the ``local`` profile's stand-in for Redis.
+
+Every operation is one statement in one transaction (a refused ``hit`` adds a read), so it
+is atomic on its own: on SQLite the transaction begins ``IMMEDIATE`` and the store queues
+its own transactions in the process; on PostgreSQL the ``INSERT .. ON CONFLICT`` upserts
+lock the row. Expiry is an absolute UTC time on the row: an expired row reads as missing,
+the next write replaces it, and :meth:`SqlCounterStore.purge_expired` deletes what nobody
+rewrote (run it from a cron).
+
+A key holds a counter or a string value, not both: ``get`` of a value reads 0 and
+``get_value`` of a counter reads None (Redis, which keeps both as strings, would differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from m3o.runtime.counter_tables import counters
+from m3o.runtime.counters import RateDecision
+from m3o.runtime.errors import Unavailable
+from m3o.runtime.logging import get_logger
+from m3o.runtime.store import is_sqlite
+
+__all__ = ["SqlCounterStore"]
+
+log = get_logger(__name__)
+
+_T = counters.c
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Rows read back from SQLite are naive; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SqlCounterStore:
+    """:class:`~m3o.runtime.counters.CounterStore` on a SQLite (or PostgreSQL) engine.
+
+    ``engine`` belongs to the caller (it is the process's database); :meth:`close` leaves
+    it open. ``now`` is the store's clock, UTC-aware; tests pass their own to move time.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = _utc_now) -> None:
+        self._engine = engine
+        self._now = now
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # SQLite admits one writer at a time and makes the others sleep and poll (busy
+        # timeout); queueing this store's transactions in the process is much faster.
+        self._turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if is_sqlite(engine) else contextlib.nullcontext()
+        )
+
+    def _clock(self) -> datetime:
+        now = self._now()
+        if now.tzinfo is None:
+            raise ValueError("the counter store's clock must be timezone-aware")
+        return now.astimezone(UTC)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; a database that cannot be reached becomes Unavailable."""
+        try:
+            async with self._turn, self._engine.begin() as conn:
+                yield conn
+        except (OperationalError, InterfaceError, OSError) as exc:
+            log.warning("counter store unavailable", error=str(exc).splitlines()[0])
+            raise Unavailable("counters", "Counter store unavailable") from exc
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: timedelta | None = None) -> int:
+        now = self._clock()
+        live = _live(now)
+        insert = self._insert(counters).values(
+            key=key, count=amount, text=None, expires_at=_expiry(now, ttl)
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[_T.key],
+            set_={
+                "count": _case(live, _T.count + amount, insert.excluded.count),
+                "text": _case(live, _T.text, insert.excluded.text),
+                "expires_at": _case(live, _T.expires_at, insert.excluded.expires_at),
+            },
+        ).returning(_T.count)
+        async with self._transaction() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def get(self, key: str) -> int:
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        statement = select(_T.key, _T.count).where(_T.key.in_(set(keys)), _live(self._clock()))
+        async with self._transaction() as conn:
+            found = {key: int(count) for key, count in await conn.execute(statement)}
+        return [found.get(key, 0) for key in keys]
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        async with self._transaction() as conn:
+            await conn.execute(delete(counters).where(_T.key.in_(set(keys))))
+
+    async def set_value(self, key: str, value: str, *, ttl: timedelta | None = None) -> None:
+        insert = self._insert(counters).values(
+            key=key, count=0, text=value, expires_at=_expiry(self._clock(), ttl)
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[_T.key],
+            set_={
+                "count": insert.excluded.count,
+                "text": insert.excluded.text,
+                "expires_at": insert.excluded.expires_at,
+            },
+        )
+        async with self._transaction() as conn:
+            await conn.execute(statement)
+
+    async def get_value(self, key: str) -> str | None:
+        statement = select(_T.text).where(_T.key == key, _live(self._clock()))
+        async with self._transaction() as conn:
+            value = (await conn.execute(statement)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    async def set_if_absent(self, key: str, value: str, *, ttl: timedelta) -> bool:
+        now = self._clock()
+        insert = self._insert(counters).values(
+            key=key, count=0, text=value, expires_at=_expiry(now, ttl)
+        )
+        # Only an expired row may be overwritten; a live one makes the statement a no-op
+        # that returns no row.
+        statement = insert.on_conflict_do_update(
+            index_elements=[_T.key],
+            set_={
+                "count": insert.excluded.count,
+                "text": insert.excluded.text,
+                "expires_at": insert.excluded.expires_at,
+            },
+            where=~_live(now),
+        ).returning(_T.key)
+        async with self._transaction() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
+        _check_rate(limit, window)
+        now = self._clock()
+        if limit == 0:
+            return RateDecision(False, 0, 0, window.total_seconds())
+        # A window starts with the first hit; a key without expiry (not written by hit)
+        # starts one too, so it can never refuse forever.
+        fresh = or_(_T.expires_at.is_(None), _T.expires_at <= now)
+        insert = self._insert(counters).values(key=key, count=1, text=None, expires_at=now + window)
+        statement = insert.on_conflict_do_update(
+            index_elements=[_T.key],
+            set_={
+                "count": _case(fresh, insert.excluded.count, _T.count + 1),
+                "text": insert.excluded.text,
+                "expires_at": _case(fresh, insert.excluded.expires_at, _T.expires_at),
+            },
+            # A full window is left untouched: a refused hit changes nothing.
+            where=or_(fresh, _T.count < limit),
+        ).returning(_T.count, _T.expires_at)
+        async with self._transaction() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is not None:
+                return _decision(True, limit, int(row[0]), _as_utc(row[1]), now)
+            # Refused: report the full window as it stands (on PostgreSQL a concurrent
+            # delete may have removed it since; then it ends now).
+            lookup = select(_T.count, _T.expires_at).where(_T.key == key)
+            row = (await conn.execute(lookup)).first()
+        if row is None or row[1] is None:
+            return _decision(False, limit, limit, now, now)
+        return _decision(False, limit, int(row[0]), _as_utc(row[1]), now)
+
+    async def purge_expired(self) -> int:
+        """Delete every expired row; returns how many went."""
+        statement = delete(counters).where(
+            _T.expires_at.is_not(None), _T.expires_at <= self._clock()
+        )
+        async with self._transaction() as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
+    async def ping(self) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(select(literal(1)))
+
+    async def close(self) -> None:
+        """Nothing to release: the engine belongs to the caller."""
+
+
+def _live(now: datetime) -> ColumnElement[bool]:
+    return or_(_T.expires_at.is_(None), _T.expires_at > now)
+
+
+def _expiry(now: datetime, ttl: timedelta | None) -> datetime | None:
+    if ttl is None:
+        return None
+    if ttl <= timedelta(0):
+        raise ValueError("ttl must be positive")
+    return now + ttl
+
+
+def _case(condition: ColumnElement[bool], then: Any, otherwise: Any) -> ColumnElement[Any]:
+    return case((condition, then), else_=otherwise)
+
+
+def _decision(
+    allowed: bool, limit: int, count: int, expires_at: datetime, now: datetime
+) -> RateDecision:
+    return RateDecision(
+        allowed=allowed,
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset_after=max(0.0, (expires_at - now).total_seconds()),
+    )
+
+
+def _check_rate(limit: int, window: timedelta) -> None:
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    if window <= timedelta(0):
+        raise ValueError("window must be positive")
