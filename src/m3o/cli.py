@@ -1,16 +1,65 @@
-"""The ``m3o`` command."""
+"""The ``m3o`` command: run the platform, call it, configure it, generate code."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
+import orjson
 import typer
+
+from m3o.runtime.config import ConfigError, process_environment
 
 __all__ = ["app", "main"]
 
+T = TypeVar("T")
+
 app = typer.Typer(
-    help="M3O: turn backend services into public, metered, paid APIs.", no_args_is_help=True
+    help="M3O: turn backend services into public, metered, paid APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
+config_app = typer.Typer(help="Read and write the config store.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+DATA_DIR = typer.Option(
+    Path(".m3o"),
+    "--data-dir",
+    envvar="M3O_DATA_DIR",
+    help="Where the local profile keeps its data.",
+)
+URL = typer.Option(
+    "http://127.0.0.1:8080", "--url", envvar="M3O_URL", help="Address of the running platform."
+)
+
+
+def _environment() -> Mapping[str, str]:
+    """The process environment, with ``M3O_ADMIN_PASSWORD`` as ``auth.admin_password``."""
+    env = dict(process_environment())
+    admin_password = env.get("M3O_ADMIN_PASSWORD")
+    if admin_password and "M3O_AUTH__ADMIN_PASSWORD" not in env:
+        env["M3O_AUTH__ADMIN_PASSWORD"] = admin_password
+    return env
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
 
 
 @app.callback()
@@ -18,8 +67,188 @@ def _root() -> None:
     """M3O: turn backend services into public, metered, paid APIs."""
 
 
-def _source_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+@app.command()
+def serve(
+    data_dir: Path = DATA_DIR,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+) -> None:
+    """Run every service and the HTTP front in one process (the local profile)."""
+    from m3o.platform.serve import serve_local
+
+    try:
+        _run(serve_local(data_dir.absolute(), host, port, _environment(), announce=typer.echo))
+    except ConfigError as exc:
+        raise _fail(f"config: {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def run(service: str = typer.Argument(..., help="A service name, or `gateway`.")) -> None:
+    """Run one service (gRPC) or the HTTP front as its own process (the platform profile)."""
+    from m3o.platform.remote import run_gateway, run_service
+    from m3o.platform.services import by_name
+
+    env = _environment()
+    try:
+        if service == "gateway":
+            _run(run_gateway(env))
+        else:
+            try:
+                definition = by_name(service)
+            except KeyError as exc:
+                raise _fail(str(exc.args[0])) from None
+            _run(run_service(definition, env))
+    except ConfigError as exc:
+        raise _fail(f"config: {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _admin_password(data_dir: Path) -> str:
+    password = os.environ.get("M3O_ADMIN_PASSWORD", "")
+    if password:
+        return password
+    stored = data_dir / "admin-password"
+    if stored.exists():
+        return stored.read_text().strip()
+    raise _fail("no admin password: set M3O_ADMIN_PASSWORD or run from the data directory")
+
+
+def _admin_token(url: str, data_dir: Path) -> str:
+    response = httpx.post(
+        f"{url}/auth/token",
+        json={"id": "admin", "secret": _admin_password(data_dir)},
+        timeout=10,
+    )
+    if response.status_code != 200:
+        raise _fail(response.text)
+    token: str = response.json()["token"]["access_token"]
+    return token
+
+
+@app.command()
+def token(url: str = URL, data_dir: Path = DATA_DIR) -> None:
+    """Print a fresh admin access token (for scripts and curl)."""
+    try:
+        typer.echo(_admin_token(url, data_dir))
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {url}: {exc}") from None
+
+
+@app.command()
+def call(
+    service: str = typer.Argument(..., help="The service, e.g. customers."),
+    endpoint: str = typer.Argument(..., help="The endpoint, e.g. Read or Customers.Read."),
+    request: str = typer.Argument("{}", help="The request as JSON."),
+    url: str = URL,
+    data_dir: Path = DATA_DIR,
+    bearer: str = typer.Option("", "--token", help="Call with this token instead of admin."),
+) -> None:
+    """Call any service endpoint; print the JSON answer, or the error and exit 1."""
+    try:
+        body = orjson.loads(request)
+    except orjson.JSONDecodeError:
+        raise _fail("the request is not valid JSON") from None
+    path = "/".join([service, *endpoint.split(".")])
+    try:
+        auth = bearer or _admin_token(url, data_dir)
+        response = httpx.post(
+            f"{url}/{path}", json=body, headers={"Authorization": f"Bearer {auth}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {url}: {exc}") from None
+    try:
+        shown = orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode()
+    except ValueError:
+        shown = response.text
+    if response.status_code != 200:
+        raise _fail(shown)
+    typer.echo(shown)
+
+
+async def _with_config_store(data_dir: Path, action: Any) -> Any:
+    from m3o.runtime.config import ConfigStore, build_config
+    from m3o.runtime.migrate import upgrade
+    from m3o.runtime.store import create_engine, session_factory
+
+    env = _environment()
+    engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
+    try:
+        await upgrade(engine)
+        return await action(ConfigStore(session_factory(engine)), env)
+    finally:
+        await engine.dispose()
+
+
+@config_app.command("set")
+def config_set(
+    path: str = typer.Argument(..., help="micro, or a dotted path such as micro.usage.quotas"),
+    value: str = typer.Argument(..., help="The value as JSON (strings may be bare)."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Store a value (validated first; a bad value changes nothing)."""
+    from m3o.runtime.config import parse_value
+
+    async def action(store: Any, _env: Mapping[str, str]) -> None:
+        await store.set(path, parse_value(path, value))
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _run(_with_config_store(data_dir, action))
+    except ConfigError as exc:
+        raise _fail(f"config: {exc}") from None
+
+
+@config_app.command("get")
+def config_get(
+    path: str = typer.Argument("micro", help="micro, or a dotted path such as micro.usage"),
+    reveal: bool = typer.Option(False, "--reveal", help="Show secrets instead of [redacted]."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Print the value in force at a path (stored value plus environment overrides)."""
+
+    async def action(store: Any, env: Mapping[str, str]) -> Any:
+        return await store.show(path, env, reveal=reveal)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        shown = _run(_with_config_store(data_dir, action))
+    except ConfigError as exc:
+        raise _fail(f"config: {exc}") from None
+    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def migrate(
+    data_dir: Path = DATA_DIR,
+    revision: str = typer.Option(
+        "", "--revision", help="Create a new migration with this message instead (development)."
+    ),
+) -> None:
+    """Apply database migrations (the database from config, or the local SQLite file)."""
+    from m3o.runtime.config import build_config
+    from m3o.runtime.migrate import create_revision, upgrade
+    from m3o.runtime.store import create_engine
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def apply() -> None:
+        url = build_config({}, _environment()).database.resolved_url(data_dir)
+        engine = create_engine(url, pool_size=1)
+        try:
+            await upgrade(engine)
+            if revision:
+                await create_revision(engine, revision)
+        finally:
+            await engine.dispose()
+
+    try:
+        _run(apply())
+    except ConfigError as exc:
+        raise _fail(f"config: {exc}") from None
+    typer.echo("migrations applied")
 
 
 @app.command()
@@ -29,14 +258,13 @@ def gen(
     """Regenerate protobuf code, typed clients and fakes from the .proto files."""
     from m3o import codegen
 
-    src = _source_root()
+    src = Path(__file__).resolve().parent.parent
     if check:
         stale = codegen.stale_files(src)
         for path in stale:
             typer.echo(f"stale: {path}", err=True)
         if stale:
-            typer.echo("generated code is stale: run `m3o gen`", err=True)
-            raise typer.Exit(1)
+            raise _fail("generated code is stale: run `m3o gen`")
         typer.echo("generated code is up to date")
         return
     for path in codegen.generate(src):
@@ -44,4 +272,4 @@ def gen(
 
 
 def main() -> None:
-    app()
+    sys.exit(app())

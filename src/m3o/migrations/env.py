@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.registry import all_metadata
@@ -15,12 +18,20 @@ config = context.config
 target_metadata = all_metadata()
 
 
+def _render_item(kind: str, obj: Any, _context: Any) -> str | bool:
+    """Write our column types as the plain SQLAlchemy types they store as."""
+    if kind == "type" and isinstance(obj, TypeDecorator):
+        return f"sa.{obj.impl!r}"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -94,7 +94,14 @@ class Dependencies:
 
 @dataclass(frozen=True, slots=True)
 class ServiceDefinition:
+    """A service: its name, how to build it, what it serves and the tables it owns.
+
+    ``specs`` lists the protobuf services it serves, so that a gateway in another
+    process can route to it without building it.
+    """
+
     name: str
     build: Callable[[Dependencies], Awaitable[ServiceParts]]
+    specs: Sequence[ServiceSpec] = ()
     metadata: MetaData | None = None
     description: str = ""

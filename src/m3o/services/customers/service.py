@@ -24,6 +24,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
 definition = ServiceDefinition(
     name="customers",
     build=_build,
+    specs=(SPEC,),
     metadata=tables.metadata,
     description="Customer records, their life cycle and their sessions.",
 )

@@ -1,0 +1,1 @@
+"""The composition root: builds processes of the platform from service definitions."""

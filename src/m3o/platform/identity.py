@@ -1,0 +1,60 @@
+"""How a process checks callers and proves its own identity, through the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.rpc import Transport
+from m3o.runtime.tokens import CachedRules, JwtAuthenticator, RuleSpec, ServiceTokenSource
+from m3o.services.auth.proto import auth_pb2 as auth_pb
+from m3o.services.auth.proto.client import AuthClient
+
+__all__ = ["Identity"]
+
+
+class Identity:
+    """The authenticator, access rules and service token sources of one process."""
+
+    def __init__(self, transport: Transport, counters: CounterStore, service_secret: str) -> None:
+        self._auth = AuthClient(transport)  # anonymous: public endpoints only
+        self._secret = service_secret
+        self.authenticator = JwtAuthenticator(self._jwks, counters)
+        self.rules = CachedRules(self._rules)
+        self._sources: dict[str, ServiceTokenSource] = {}
+
+    async def _jwks(self) -> str:
+        return (await self._auth.public_keys(auth_pb.PublicKeysRequest())).jwks
+
+    async def _rules(self) -> Sequence[RuleSpec]:
+        response = await self._auth.list_rules(auth_pb.ListRulesRequest())
+        return [
+            RuleSpec(
+                id=rule.id,
+                resource_type=rule.resource.type,
+                resource_name=rule.resource.name,
+                endpoint=rule.resource.endpoint,
+                scope=rule.scope,
+                access=rule.access,
+                priority=rule.priority,
+            )
+            for rule in response.rules
+        ]
+
+    def token_source(self, account: str) -> ServiceTokenSource:
+        """The token source of the service account ``account``, one per process."""
+        source = self._sources.get(account)
+        if source is None:
+
+            async def fetch() -> tuple[str, datetime]:
+                response = await self._auth.token(
+                    auth_pb.TokenRequest(id=account, secret=self._secret)
+                )
+                return response.token.access_token, datetime.fromtimestamp(
+                    response.token.expiry, UTC
+                )
+
+            source = ServiceTokenSource(fetch)
+            self._sources[account] = source
+        return source

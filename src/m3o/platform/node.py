@@ -1,0 +1,110 @@
+"""One process of the platform: the services it hosts and what they share.
+
+A :class:`Node` builds each hosted service from its definition with the process's
+database sessions, publisher, counter store, config and clients, registers its handlers
+behind dispatchers (authentication, access rules, metrics), subscribes its consumers and
+schedules its crons. ``m3o serve`` hosts every service in one node; ``m3o run <service>``
+hosts one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from m3o.gateway.metrics import Metrics
+from m3o.gateway.routing import ServiceDirectory
+from m3o.platform.clients import ClientFactory
+from m3o.platform.identity import Identity
+from m3o.runtime.config import Config
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.events import EventBus
+from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec, Transport
+from m3o.runtime.scheduler import Scheduler
+from m3o.runtime.service import Dependencies, ServiceDefinition
+from m3o.runtime.store import SessionFactory
+
+__all__ = ["Node"]
+
+_log = get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Node:
+    config: Config
+    sessions: SessionFactory
+    counters: CounterStore
+    bus: EventBus
+    identity: Identity
+    metrics: Metrics
+    local: InProcessTransport
+    """Dispatchers of the services hosted here."""
+    transport: Transport
+    """How this node's services reach any service (local ones included)."""
+    account_names: Sequence[str]
+    dispatchers: list[Dispatcher] = field(default_factory=list)
+    _on_stop: list[Hook] = field(default_factory=list)
+    _scheduler: Scheduler | None = None
+
+    def _dependencies(self, name: str) -> Dependencies:
+        return Dependencies(
+            name=name,
+            sessions=self.sessions,
+            publisher=self.bus.publisher,
+            clients=ClientFactory(self.transport, self.identity.token_source(name)),
+            config=self.config,
+            counters=self.counters,
+            extras={"service_names": list(self.account_names)},
+        )
+
+    async def host(self, definitions: Sequence[ServiceDefinition]) -> None:
+        """Build and register ``definitions`` in order, running each one's start hooks."""
+        self._scheduler = Scheduler(self.counters)
+        for definition in definitions:
+            parts = await definition.build(self._dependencies(definition.name))
+            for handler in parts.handlers:
+                dispatcher = Dispatcher(
+                    handler.spec,
+                    handler.implementation,
+                    authenticator=self.identity.authenticator,
+                    rules=self.identity.rules,
+                    observer=self.metrics,
+                    public=handler.public,
+                )
+                self.local.register(dispatcher)
+                self.dispatchers.append(dispatcher)
+            for consumer in parts.consumers:
+                self.bus.subscribe(
+                    consumer.topic,
+                    consumer.group or f"{definition.name}-{consumer.topic}",
+                    consumer.handle,
+                    max_attempts=consumer.max_attempts,
+                )
+            for cron in parts.crons:
+                self._scheduler.add(definition.name, cron)
+            for hook in parts.on_start:
+                await hook()
+            self._on_stop.extend(parts.on_stop)
+            _log.info("service.ready", service=definition.name)
+
+    def directory(self) -> ServiceDirectory:
+        found: dict[str, list[ServiceSpec]] = {}
+        for dispatcher in self.dispatchers:
+            found.setdefault(dispatcher.spec.service, []).append(dispatcher.spec)
+        return found
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if self._scheduler is not None:
+            await self._scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop crons, then consumers (finishing in-flight events), then services' hooks."""
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        await self.bus.stop()
+        for hook in reversed(self._on_stop):
+            await hook()

@@ -1,0 +1,181 @@
+"""The ``platform`` profile: one service (gRPC) or the HTTP front per process.
+
+PostgreSQL for the database and the event outbox, Redis for counters and event streams,
+gRPC to other services at the addresses ``server.service_address_template`` gives
+(Kubernetes service DNS). Migrations are applied by ``m3o migrate`` (a deploy job), not
+here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio as aioredis
+import uvicorn
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.gateway.app import GatewaySettings, create_app
+from m3o.gateway.health import ReadinessCheck
+from m3o.gateway.metrics import Metrics
+from m3o.platform.bootstrap import ensure_admin
+from m3o.platform.clients import ClientFactory
+from m3o.platform.identity import Identity
+from m3o.platform.node import Node
+from m3o.platform.services import ACCOUNT_NAMES, SERVICES
+from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
+from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
+from m3o.runtime.event_log_redis import redis_event_bus
+from m3o.runtime.logging import configure_logging, get_logger
+from m3o.runtime.rpc import (
+    GrpcTransport,
+    InProcessTransport,
+    ServiceRouter,
+    Transport,
+    grpc_handlers,
+)
+from m3o.runtime.service import ServiceDefinition
+from m3o.runtime.store import create_engine, session_factory
+
+__all__ = ["run_gateway", "run_service"]
+
+_log = get_logger(__name__)
+
+GRACE_SECONDS = 10.0
+
+
+@dataclass
+class _Process:
+    config: Config
+    engine: AsyncEngine
+    counters: RedisCounterStore
+    redis: aioredis.Redis
+
+    async def close(self) -> None:
+        await self.counters.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def _open(env: Mapping[str, str]) -> _Process:
+    bootstrap = build_config({}, env)
+    url = bootstrap.database.url
+    if not url or make_url(url).get_backend_name() != "postgresql":
+        raise ConfigError(
+            "database.url: the platform profile needs a PostgreSQL URL "
+            "(M3O_DATABASE__URL=postgresql://...)",
+            "database.url",
+        )
+    engine = create_engine(url, pool_size=bootstrap.database.pool_size)
+    config = await ConfigStore(session_factory(engine)).load(env)
+    configure_logging(config.server.log_level, json=config.server.log_json)
+    if not config.auth.service_secret.get_secret_value():
+        raise ConfigError(
+            "auth.service_secret: required in the platform profile", "auth.service_secret"
+        )
+    redis_url = config.redis.connection_url()
+    counters = redis_counter_store(redis_url)
+    client = aioredis.Redis.from_url(
+        redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
+    return _Process(config, engine, counters, client)
+
+
+def _router(config: Config, local: InProcessTransport, hosted: set[str]) -> ServiceRouter:
+    def transport_for(service: str) -> Transport:
+        if service in hosted:
+            return local
+        channel = grpc.aio.insecure_channel(config.server.service_address(service))
+        return GrpcTransport(channel)
+
+    return ServiceRouter(transport_for)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> None:
+    """Serve ``definition`` over gRPC until SIGINT / SIGTERM."""
+    process = await _open(env)
+    config = process.config
+    local = InProcessTransport()
+    router = _router(config, local, {definition.name})
+    identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
+    node = Node(
+        config=config,
+        sessions=session_factory(process.engine),
+        counters=process.counters,
+        bus=redis_event_bus(process.engine, process.redis),
+        identity=identity,
+        metrics=Metrics(),
+        local=local,
+        transport=router,
+        account_names=ACCOUNT_NAMES,
+    )
+    await node.host([definition])
+    admin_password = config.auth.admin_password.get_secret_value()
+    if definition.name == "auth" and admin_password:
+        await ensure_admin(
+            ClientFactory(router, identity.token_source("platform")), admin_password, None
+        )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc_handlers(d) for d in node.dispatchers])
+    checker = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    address = f"[::]:{config.server.grpc_port}"
+    server.add_insecure_port(address)
+    await node.start()
+    await server.start()
+    for spec in definition.specs:
+        await checker.set(spec.full_name, health_pb2.HealthCheckResponse.SERVING)
+    await checker.set("", health_pb2.HealthCheckResponse.SERVING)
+    _log.info("service.serving", service=definition.name, address=address)
+    try:
+        await _until_signalled()
+    finally:
+        await checker.enter_graceful_shutdown()
+        await server.stop(GRACE_SECONDS)
+        await node.stop()
+        await process.close()
+
+
+async def run_gateway(env: Mapping[str, str]) -> None:
+    """Serve the HTTP front, calling every service over gRPC, until SIGINT / SIGTERM."""
+    process = await _open(env)
+    config = process.config
+    router = _router(config, InProcessTransport(), set())
+    app = create_app(
+        {d.name: list(d.specs) for d in SERVICES},
+        router,
+        metrics=Metrics(),
+        readiness=[ReadinessCheck("counters", process.counters.ping)],
+        settings=GatewaySettings(
+            cors_origins=tuple(config.api.cors_origins),
+            call_timeout=config.api.timeout.total_seconds(),
+        ),
+        on_shutdown=[process.close],
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            http="httptools",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(GRACE_SECONDS),
+        )
+    )
+    await server.serve()

@@ -1,0 +1,54 @@
+"""``m3o serve``: the local platform behind uvicorn until Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import uvicorn
+
+from m3o.platform.local import open_local
+from m3o.runtime.logging import configure_logging
+
+__all__ = ["serve_local"]
+
+
+async def serve_local(
+    data_dir: Path,
+    host: str,
+    port: int,
+    env: Mapping[str, str],
+    *,
+    announce: Callable[[str], object],
+) -> None:
+    """Open the local platform in ``data_dir`` and serve it on ``host:port``.
+
+    ``announce`` shows the operator the address and, on first start, the generated admin
+    password (never logged). Stopping (SIGINT / SIGTERM) drains in-flight requests, then
+    stops consumers and crons and closes the database.
+    """
+    configure_logging("info", json=True)
+    platform = await open_local(data_dir, env)
+    configure_logging(platform.config.server.log_level, json=platform.config.server.log_json)
+    url = f"http://{host}:{port}"
+    if platform.admin.generated_password is not None:
+        announce(
+            f"Created the admin account `admin` with password "
+            f"{platform.admin.generated_password} (also in {platform.admin_password_file})."
+        )
+    elif platform.admin.created:
+        announce("Created the admin account `admin` with the configured password.")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            platform.app,
+            host=host,
+            port=port,
+            http="httptools",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    announce(f"M3O is serving on {url} (data in {data_dir}). Ctrl-C stops it.")
+    await server.serve()

@@ -1,0 +1,22 @@
+"""The services a platform process can run, in start-up order (auth first)."""
+
+from __future__ import annotations
+
+from m3o.runtime.service import ServiceDefinition
+from m3o.services.auth.service import definition as auth
+from m3o.services.customers.service import definition as customers
+
+__all__ = ["ACCOUNT_NAMES", "SERVICES", "by_name"]
+
+SERVICES: tuple[ServiceDefinition, ...] = (auth, customers)
+
+ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
+"""Every name that gets a service account: the services, the HTTP front, the root."""
+
+
+def by_name(name: str) -> ServiceDefinition:
+    for definition in SERVICES:
+        if definition.name == name:
+            return definition
+    known = ", ".join(s.name for s in SERVICES)
+    raise KeyError(f"unknown service {name!r}; known: {known}")

@@ -1,0 +1,240 @@
+"""`m3o serve` as a person runs it: a subprocess on a free port, driven over HTTP and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_PASSWORD = "e2e-admin-password"
+M3O = [sys.executable, "-m", "m3o"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*M3O, *args, "--url", self.url, "--data-dir", str(self.data_dir)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def admin_token(self) -> str:
+        response = httpx.post(
+            f"{self.url}/auth/token", json={"id": "admin", "secret": ADMIN_PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]["access_token"]
+        return token
+
+
+def start(data_dir: Path, env: dict[str, str]) -> Served:
+    port = free_port()
+    process = subprocess.Popen(
+        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"m3o serve exited: {process.communicate()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                return Served(url, data_dir, process, env)
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("m3o serve was not healthy within 30 s")
+
+
+def stop(served: Served) -> tuple[int, str, str]:
+    served.process.send_signal(signal.SIGINT)
+    out, err = served.process.communicate(timeout=30)
+    return served.process.returncode, out, err
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    running = start(tmp_path / "data", env)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.communicate()
+
+
+def test_admin_creates_a_customer_who_logs_in_and_anonymous_reads_are_refused(
+    served: Served,
+) -> None:
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    created = httpx.post(
+        f"{served.url}/customers/create", json={"email": " Ann@Example.com "}, headers=admin
+    )
+    assert created.status_code == 200, created.text
+    customer = created.json()["customer"]
+    assert customer["email"] == "ann@example.com"
+    assert customer["status"] == "unverified"
+    assert isinstance(customer["created"], int)
+
+    anonymous = httpx.post(f"{served.url}/customers/read", json={"id": customer["id"]})
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {
+        "id": "customers.read",
+        "code": 401,
+        "detail": "Unauthorized",
+        "status": "Unauthorized",
+    }
+
+    account = httpx.post(
+        f"{served.url}/auth/generate",
+        json={
+            "id": customer["id"],
+            "type": "customer",
+            "scopes": ["customer"],
+            "name": customer["email"],
+            "secret": "correct horse battery",
+        },
+        headers=admin,
+    )
+    assert account.status_code == 200, account.text
+    verified = httpx.post(
+        f"{served.url}/customers/markVerified", json={"id": customer["id"]}, headers=admin
+    )
+    assert verified.status_code == 200, verified.text
+
+    login = httpx.post(
+        f"{served.url}/customers/login",
+        json={"email": "ann@example.com", "password": "correct horse battery"},
+    )
+    assert login.status_code == 200, login.text
+    session = login.json()
+    assert session["customer_id"] == customer["id"]
+    assert session["namespace"] == "micro"
+    own = {"Authorization": f"Bearer {session['token']['access_token']}"}
+
+    read = httpx.post(f"{served.url}/Customers/Read", json={"id": customer["id"]}, headers=own)
+    assert read.status_code == 200, read.text
+    assert read.json()["customer"]["status"] == "verified"
+
+    someone_else = httpx.post(
+        f"{served.url}/customers/read", json={"id": "someone-else"}, headers=own
+    )
+    assert someone_else.status_code == 403
+
+    wrong = httpx.post(
+        f"{served.url}/customers/login",
+        json={"email": "ann@example.com", "password": "wrong password"},
+    )
+    assert wrong.status_code == 401
+
+
+def test_bad_input_gets_documented_errors_never_a_500(served: Served) -> None:
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    cases = [
+        ("/customers/create", b"{not json", 400),
+        ("/customers/create", b"[1, 2]", 400),
+        ("/customers/create", b'{"email": ""}', 400),
+        ("/customers/create", b'{"email": "no-at-sign"}', 400),
+        ("/customers/read", b"{}", 400),
+        ("/customers/read", b'{"id": "missing"}', 404),
+        ("/customers/update", b'{"customer": {"id": "x", "status": "weird"}}', 400),
+        ("/customers/list", b'{"limit": -1}', 400),
+        ("/customers/nosuchendpoint", b"{}", 404),
+        ("/nosuchservice/call", b"{}", 404),
+        ("/auth/token", b'{"id": "admin", "secret": "wrong"}', 401),
+        ("/customers/create", b'{"email": 5}', 400),
+    ]
+    for path, body, status in cases:
+        response = httpx.post(
+            f"{served.url}{path}",
+            content=body,
+            headers={**admin, "Content-Type": "application/json"},
+        )
+        assert response.status_code == status, (path, body, response.text)
+        error = response.json()
+        assert set(error) == {"id", "code", "detail", "status"}
+        assert error["code"] == status
+
+
+def test_cli_token_and_call_work_against_the_running_platform(served: Served) -> None:
+    token = served.cli("token")
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.count(".") == 2  # a JWT
+
+    created = served.cli("call", "customers", "Create", '{"email":"cli@example.com"}')
+    assert created.returncode == 0, created.stderr
+    assert '"email": "cli@example.com"' in created.stdout
+
+    missing = served.cli("call", "customers", "Read", '{"email":"nobody@example.com"}')
+    assert missing.returncode == 1
+    assert '"code": 404' in missing.stderr
+
+
+def test_probes_metrics_and_openapi_are_served(served: Served) -> None:
+    assert httpx.get(f"{served.url}/readyz").status_code == 200
+    httpx.post(f"{served.url}/customers/read", json={})
+    metrics = httpx.get(f"{served.url}/metrics")
+    assert metrics.status_code == 200
+    assert "customers" in metrics.text
+    spec = httpx.get(f"{served.url}/openapi.json").json()
+    assert "/customers/Create" in spec["paths"]
+    assert "/auth/Token" in spec["paths"]
+
+
+def test_ctrl_c_stops_cleanly_and_a_restart_keeps_the_data(tmp_path: Path) -> None:
+    env = {**os.environ}
+    env.pop("M3O_ADMIN_PASSWORD", None)
+    first = start(tmp_path / "data", env)
+    password_file = tmp_path / "data" / "admin-password"
+    assert password_file.exists()
+    assert oct(password_file.stat().st_mode & 0o777) == "0o600"
+    password = password_file.read_text().strip()
+    env["M3O_ADMIN_PASSWORD"] = password
+    created = first.cli("call", "customers", "Create", '{"email":"keep@example.com"}')
+    assert created.returncode == 0, created.stderr
+    code, out, err = stop(first)
+    assert code == 0, err
+    assert password in out  # shown once to the operator ...
+    assert password not in err  # ... and never logged
+
+    second = start(tmp_path / "data", env)
+    try:
+        read = second.cli("call", "customers", "Read", '{"email":"keep@example.com"}')
+        assert read.returncode == 0, read.stderr
+        code, out, err = stop(second)
+        assert code == 0, err
+        assert password not in out  # not generated again
+    finally:
+        if second.process.poll() is None:
+            second.process.kill()
