@@ -133,7 +133,9 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
     server.add_generic_rpc_handlers([grpc_handlers(d) for d in node.dispatchers])
     checker = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    address = f"[::]:{config.server.grpc_port}"
+    own = config.server.service_address(definition.name)
+    # A unix socket address is this very process's to listen on (tests, single hosts).
+    address = own if own.startswith("unix:") else f"[::]:{config.server.grpc_port}"
     server.add_insecure_port(address)
     await node.start()
     await server.start()
