@@ -49,7 +49,9 @@ def _run_protoc(src: Path, out: Path, protos: list[Path]) -> None:
         f"--mypy_out={out}",
         *[str(p.relative_to(src)) for p in protos],
     ]
-    subprocess.run(args, check=True)
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"protoc failed:\n{result.stderr}")
 
 
 @dataclass(frozen=True)
