@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -18,7 +18,7 @@ config = context.config
 target_metadata = all_metadata()
 
 
-def _render_item(kind: str, obj: Any, _context: Any) -> str | bool:
+def _render_item(kind: str, obj: Any, _context: Any) -> str | Literal[False]:
     """Write our column types as the plain SQLAlchemy types they store as."""
     if kind == "type" and isinstance(obj, TypeDecorator):
         return f"sa.{obj.impl!r}"
