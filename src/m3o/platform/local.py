@@ -60,10 +60,10 @@ def _database_check(engine: AsyncEngine) -> ReadinessCheck:
 
 
 async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
-    """Migrate the data directory's database and build every service; nothing runs yet.
+    """Migrate the data directory's database, build and start every service.
 
-    The caller serves ``app``: its start-up starts consumers and crons, its shut-down
-    stops them and closes the database.
+    The caller serves ``app``; its shut-down stops consumers and crons and closes the
+    database.
     """
     _make_dir(data_dir)
     bootstrap = build_config({}, env)
@@ -95,6 +95,7 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
         account_names=ACCOUNT_NAMES,
     )
     await node.host(SERVICES)
+    await node.start()
     password_file = data_dir / ADMIN_PASSWORD_FILE
     admin = await ensure_admin(
         ClientFactory(local, identity.token_source("platform")),
@@ -111,7 +112,6 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
             cors_origins=tuple(config.api.cors_origins),
             call_timeout=config.api.timeout.total_seconds(),
         ),
-        on_startup=[node.start],
         on_shutdown=[platform.close],
     )
     return platform

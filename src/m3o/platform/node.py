@@ -46,6 +46,7 @@ class Node:
     """How this node's services reach any service (local ones included)."""
     account_names: Sequence[str]
     dispatchers: list[Dispatcher] = field(default_factory=list)
+    _on_start: list[tuple[str, Sequence[Hook]]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _scheduler: Scheduler | None = None
 
@@ -61,7 +62,7 @@ class Node:
         )
 
     async def host(self, definitions: Sequence[ServiceDefinition]) -> None:
-        """Build and register ``definitions`` in order, running each one's start hooks."""
+        """Build and register ``definitions`` in order; :meth:`start` runs them."""
         self._scheduler = Scheduler(self.counters)
         for definition in definitions:
             parts = await definition.build(self._dependencies(definition.name))
@@ -82,13 +83,14 @@ class Node:
                     consumer.group or f"{definition.name}-{consumer.topic}",
                     consumer.handle,
                     max_attempts=consumer.max_attempts,
+                    backoff_base=consumer.backoff_base,
+                    backoff_max=consumer.backoff_max,
+                    concurrency=consumer.concurrency,
                 )
             for cron in parts.crons:
                 self._scheduler.add(definition.name, cron)
-            for hook in parts.on_start:
-                await hook()
+            self._on_start.append((definition.name, parts.on_start))
             self._on_stop.extend(parts.on_stop)
-            _log.info("service.ready", service=definition.name)
 
     def directory(self) -> ServiceDirectory:
         found: dict[str, list[ServiceSpec]] = {}
@@ -97,7 +99,16 @@ class Node:
         return found
 
     async def start(self) -> None:
+        """Start consuming, then run each service's start hooks in order, then the crons.
+
+        The bus starts first so that its consumer groups exist before any start hook
+        publishes; a consumer that needs a service not started yet fails and is retried.
+        """
         await self.bus.start()
+        for name, hooks in self._on_start:
+            for hook in hooks:
+                await hook()
+            _log.info("service.ready", service=name)
         if self._scheduler is not None:
             await self._scheduler.start()
 

@@ -124,6 +124,7 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
         account_names=ACCOUNT_NAMES,
     )
     await node.host([definition])
+    await node.start()
     admin_password = config.auth.admin_password.get_secret_value()
     if definition.name == "auth" and admin_password:
         await ensure_admin(
@@ -137,7 +138,6 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
     # A unix socket address is this very process's to listen on (tests, single hosts).
     address = own if own.startswith("unix:") else f"[::]:{config.server.grpc_port}"
     server.add_insecure_port(address)
-    await node.start()
     await server.start()
     for spec in definition.specs:
         await checker.set(spec.full_name, health_pb2.HealthCheckResponse.SERVING)

@@ -43,6 +43,8 @@ __all__ = [
     "MailchimpConfig",
     "MixpanelConfig",
     "OAuthConfig",
+    "GithubOAuthConfig",
+    "GoogleOAuthConfig",
     "OAuthProviderConfig",
     "RedisConfig",
     "SendgridConfig",
@@ -315,18 +317,32 @@ class OAuthProviderConfig(_Section):
         return self.client_id, self.client_secret, self.redirect_url
 
 
-def _google() -> OAuthProviderConfig:
-    return OAuthProviderConfig(test_redirect_url="http://localhost:3000/google-login")
+class GoogleOAuthConfig(OAuthProviderConfig):
+    test_redirect_url: str = "http://localhost:3000/google-login"
+    """Redirect URL used for test logins."""
+    authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    """Google's authorization page (tests point it at a fake provider)."""
+    token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    """Google's code-for-token exchange."""
+    userinfo_url: str = "https://www.googleapis.com/oauth2/v3/userinfo"
+    """Google's profile endpoint (email and email_verified)."""
 
 
-def _github() -> OAuthProviderConfig:
-    return OAuthProviderConfig(test_redirect_url="http://localhost:3000/github-login")
+class GithubOAuthConfig(OAuthProviderConfig):
+    test_redirect_url: str = "http://localhost:3000/github-login"
+    """Redirect URL used for test logins."""
+    authorize_url: str = "https://github.com/login/oauth/authorize"
+    """GitHub's authorization page (tests point it at a fake provider)."""
+    token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 - a URL
+    """GitHub's code-for-token exchange."""
+    emails_url: str = "https://api.github.com/user/emails"
+    """GitHub's list of the user's addresses (primary, verified)."""
 
 
 class OAuthConfig(_Section):
-    google: OAuthProviderConfig = Field(default_factory=_google)
+    google: GoogleOAuthConfig = Field(default_factory=GoogleOAuthConfig)
     """Google login."""
-    github: OAuthProviderConfig = Field(default_factory=_github)
+    github: GithubOAuthConfig = Field(default_factory=GithubOAuthConfig)
     """GitHub login."""
     state_secret: SecretStr = _no_secret()
     """Key that signs the ``state`` parameter; must be the same in every process."""

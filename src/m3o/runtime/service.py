@@ -52,12 +52,19 @@ class Handler:
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    """Consume ``topic`` in the group ``<service>-<topic>`` (or ``group`` when set)."""
+    """Consume ``topic`` in the group ``<service>-<topic>`` (or ``group`` when set).
+
+    A failed event is retried after ``backoff_base`` doubling up to ``backoff_max``, at most
+    ``max_attempts`` times, then dead-lettered. ``concurrency`` events are handled at once.
+    """
 
     topic: str
     handle: EventHandler
     group: str = ""
     max_attempts: int = 8
+    backoff_base: timedelta = timedelta(seconds=1)
+    backoff_max: timedelta = timedelta(minutes=5)
+    concurrency: int = 1
 
 
 @dataclass(frozen=True, slots=True)

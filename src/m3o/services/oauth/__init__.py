@@ -1,0 +1,1 @@
+"""The oauth service: sign up and log in with Google or GitHub."""
