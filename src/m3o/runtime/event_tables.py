@@ -1,7 +1,146 @@
-"""Tables owned by the runtime (placeholder until defined)."""
+"""The runtime's event tables: the local event log, the platform outbox, dead letters.
+
+``local`` profile (``event_log_sqlite.py``):
+
+- ``runtime_event_log`` holds every published event (kept for ``retention``, then pruned);
+- ``runtime_event_groups`` lists the consumer groups of each topic;
+- ``runtime_event_deliveries`` is each group's ack state: one row per event a group has not
+  finished yet, written in the publishing transaction for every group of the topic and
+  deleted on ack. It carries the attempt count, when the event may be tried next, and which
+  consumer holds it until when (a lease, renewed while the handler runs).
+
+``platform`` profile (``event_relay.py``): ``runtime_event_outbox`` holds events committed but
+not yet relayed to Redis Streams; the relay deletes a row once the stream has it.
+
+Both: ``runtime_event_dead_letters`` keeps the events a group gave up on, for operators to
+list and replay.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
 
 from m3o.runtime.store import new_metadata
 
-__all__ = ["metadata"]
+__all__ = [
+    "UTCDateTime",
+    "dead_letters",
+    "deliveries",
+    "event_log",
+    "groups",
+    "metadata",
+    "outbox",
+]
 
 metadata = new_metadata()
+
+ID = 32
+NAME = 200
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both databases (SQLite drops the zone).
+
+    Values are stored in UTC with a fixed format, so SQLite compares them correctly as text.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected datetime, got {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+event_log = Table(
+    "runtime_event_log",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("topic", String(NAME), nullable=False),
+    # the name of the event's type enum value, e.g. "EventTypeSignup"
+    Column("type_name", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False, index=True),
+    Column("payload", LargeBinary, nullable=False),
+)
+
+groups = Table(
+    "runtime_event_groups",
+    metadata,
+    Column("topic", String(NAME), primary_key=True),
+    Column("group_name", String(NAME), primary_key=True),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "runtime_event_deliveries",
+    metadata,
+    Column("topic", String(NAME), primary_key=True),
+    Column("group_name", String(NAME), primary_key=True),
+    Column("event_id", String(ID), primary_key=True, index=True),
+    # handling attempts begun so far (a crashed attempt counts)
+    Column("attempts", Integer, nullable=False),
+    # not to be tried before this time (the retry backoff)
+    Column("available_at", UTCDateTime, nullable=False),
+    # the consumer holding the event, until lease_until; free when null or past
+    Column("owner", String(NAME), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_runtime_event_deliveries_due", "topic", "group_name", "available_at"),
+)
+
+outbox = Table(
+    "runtime_event_outbox",
+    metadata,
+    # the row's own id; it is also the relay's deduplication key
+    Column("id", String(ID), primary_key=True),
+    Column("event_id", String(ID), nullable=False),
+    Column("topic", String(NAME), nullable=False),
+    Column("type_name", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    # only this group gets the event (a replayed dead letter); null: every group
+    Column("target_group", String(NAME), nullable=True),
+    Column("created", UTCDateTime, nullable=False, index=True),
+)
+
+dead_letters = Table(
+    "runtime_event_dead_letters",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("event_id", String(ID), nullable=False, index=True),
+    Column("topic", String(NAME), nullable=False),
+    Column("group_name", String(NAME), nullable=False),
+    Column("type_name", String(NAME), nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("failed_at", UTCDateTime, nullable=False, index=True),
+    Column("replayed_at", UTCDateTime, nullable=True),
+)

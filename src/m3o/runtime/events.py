@@ -1,8 +1,8 @@
 """Events: publish through a transactional outbox, consume in groups with ack and retry.
 
 This module is the interface every service sees; the backends live beside it
-(``event_log_sqlite.py`` for the ``local`` profile, ``event_log_redis.py`` for
-``platform``).
+(``event_log_sqlite.py`` for the ``local`` profile, ``event_log_redis.py`` with
+``event_relay.py`` for ``platform``), sharing the consumer machinery of ``event_bus.py``.
 
 Publishing: ``await publisher.publish(TOPIC, event, session=session)`` writes the event in
 the caller's transaction, so a change and its event are committed, or rolled back,
@@ -11,20 +11,34 @@ together. Without a session the event is written in a transaction of its own.
 Consuming: a handler receives a :class:`Delivery`. Returning acknowledges it; raising
 schedules a retry with exponential backoff; after the last attempt the event goes to the
 dead-letter store, where operators can list and replay it. Delivery is at least once, so
-handlers with side effects deduplicate by ``delivery.id``.
+handlers with side effects deduplicate by ``delivery.id``. Events of a topic are not
+promised to arrive in order.
+
+A process owns one :class:`EventBus` (``sql_event_bus(engine)`` or
+``redis_event_bus(engine, redis)``): services publish through ``bus.publisher``, consumers
+are registered with ``bus.subscribe`` before ``bus.start()``, and ``bus.stop()`` shuts down
+without losing anything. A group that does not exist yet is created by ``start()`` and
+begins with the events published from then on, so start the bus before anything publishes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["Delivery", "EventHandler", "Publisher", "event_type_name"]
+__all__ = [
+    "DeadLetter",
+    "Delivery",
+    "EventBus",
+    "EventHandler",
+    "Publisher",
+    "event_type_name",
+]
 
 M = TypeVar("M", bound=Message)
 
@@ -54,6 +68,92 @@ class Publisher(Protocol):
         """Record ``event`` on ``topic`` (inside ``session``'s transaction if given).
 
         Returns the event id.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event a consumer group gave up on after its last attempt."""
+
+    id: str
+    event_id: str
+    topic: str
+    group: str
+    type_name: str
+    time: datetime
+    payload: bytes
+    attempts: int
+    error: str
+    """The last failure: exception type, message and traceback."""
+    failed_at: datetime
+    replayed_at: datetime | None = None
+    """When an operator sent it back to its group; None while it waits."""
+
+
+class EventBus(Protocol):
+    """Publishing and consuming for one process."""
+
+    @property
+    def publisher(self) -> Publisher:
+        """What services publish with (hand it to them as ``Dependencies.publisher``)."""
+        ...
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: EventHandler,
+        *,
+        max_attempts: int = 8,
+        backoff_base: timedelta = timedelta(seconds=1),
+        backoff_max: timedelta = timedelta(minutes=5),
+        concurrency: int = 1,
+        from_beginning: bool = False,
+    ) -> None:
+        """Have ``handler`` consume ``topic`` as a member of ``group``. Call before start.
+
+        Every group gets every event; the consumers of one group (in this or other
+        processes) share its events. A failing attempt ``n`` is retried after
+        ``backoff_base * 2**(n-1)`` (plus up to 25% jitter, at most ``backoff_max``); after
+        ``max_attempts`` the event becomes a dead letter. ``concurrency`` handlers of this
+        subscription run at once. A group created by this call starts with the events
+        published from then on, or with every retained event when ``from_beginning``.
+        """
+        ...
+
+    async def start(self) -> None:
+        """Create the groups and start consuming (and relaying, where there is a relay)."""
+        ...
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: fetch nothing more, let running handlers finish (``timeout``
+        seconds, then cancel them; their events go back to the group unacknowledged), and
+        relay what is still pending.
+        """
+        ...
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Return once every event published so far to a subscribed topic has been handled
+        (acknowledged or dead-lettered) by this bus's groups; TimeoutError otherwise.
+        """
+        ...
+
+    async def dead_letters(
+        self,
+        *,
+        topic: str | None = None,
+        group: str | None = None,
+        include_replayed: bool = False,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, newest first (only those not replayed unless asked)."""
+        ...
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> None:
+        """Send a dead letter back to its group (only that group) as a fresh first attempt.
+
+        NotFound for an unknown id, Conflict when it was already replayed.
         """
         ...
 

@@ -1,0 +1,396 @@
+"""The consumer machinery both event backends share (an :class:`~m3o.runtime.events.EventBus`).
+
+A backend is an :class:`~m3o.runtime.event_source.EventSource`; :class:`Bus` drives its
+channels: one fetch loop per subscription with at most ``concurrency`` handlers running,
+exponential backoff between attempts, dead letters after the last one, lease renewal while
+handlers run, and a graceful stop.
+
+Nothing here ever exits because it has been idle, and nothing retries in a tight loop: a
+failing handler waits its backoff, a failing backend (database or Redis outage) makes the
+fetch loop wait ``poll_interval`` doubling up to ``outage_backoff_max``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import random
+import socket
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from m3o.runtime.dead_letters import describe_failure, list_dead_letters, take_for_replay
+from m3o.runtime.event_source import Channel, Claim, EventSource
+from m3o.runtime.events import DeadLetter, EventHandler, Publisher
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import TransactionalPublisher, check_name
+from m3o.runtime.store import SessionFactory, transaction
+
+__all__ = ["Bus", "retry_delay"]
+
+_log = get_logger(__name__)
+
+RECENT_IDS = 10_000
+"""Event ids each subscription remembers having handled, to skip relayed duplicates."""
+
+
+def retry_delay(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
+    """The wait after failed attempt ``attempt``: ``base * 2**(attempt-1)``, up to 25% more
+    (jitter, so failures do not retry in lockstep), never more than ``cap``."""
+    growth = 2.0 ** min(max(attempt - 1, 0), 60)
+    jitter = 1 + 0.25 * random.random()  # noqa: S311 - spreading retries, not security
+    return min(cap, base * growth * jitter)
+
+
+@dataclass(eq=False)
+class _Subscription:
+    topic: str
+    group: str
+    handler: EventHandler
+    channel: Channel
+    max_attempts: int
+    backoff_base: timedelta
+    backoff_max: timedelta
+    concurrency: int
+    from_beginning: bool
+    ready: bool = False
+    running: dict[asyncio.Task[None], Claim] = field(default_factory=dict)
+    retries: list[datetime] = field(default_factory=list)
+    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def remember(self, event_id: str) -> None:
+        self.recent[event_id] = None
+        if len(self.recent) > RECENT_IDS:
+            self.recent.popitem(last=False)
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return event_id in self.recent or any(
+            claim.delivery.id == event_id for claim in self.running.values()
+        )
+
+
+class Bus:
+    """An :class:`~m3o.runtime.events.EventBus` over an :class:`EventSource`."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        source: EventSource,
+        *,
+        poll_interval: float = 1.0,
+        renew_every: float = 20.0,
+        outage_backoff_max: float = 10.0,
+        consumer: str | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._source = source
+        self._poll = poll_interval
+        self._renew_every = renew_every
+        self._outage_max = outage_backoff_max
+        self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
+        self._publisher = TransactionalPublisher(sessions, source.write, self._committed)
+        self._subs: list[_Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        """Set when stopping begins: no more fetching."""
+        self._closing = asyncio.Event()
+        """Set once handlers are done: background work ends."""
+        self._state = "new"
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
+    @property
+    def consumer(self) -> str:
+        """This bus's consumer name within its groups."""
+        return self._consumer
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: EventHandler,
+        *,
+        max_attempts: int = 8,
+        backoff_base: timedelta = timedelta(seconds=1),
+        backoff_max: timedelta = timedelta(minutes=5),
+        concurrency: int = 1,
+        from_beginning: bool = False,
+    ) -> None:
+        if self._state != "new":
+            raise RuntimeError("subscribe before the bus starts")
+        check_name("topic", topic)
+        check_name("group", group)
+        if max_attempts < 1 or concurrency < 1:
+            raise ValueError("max_attempts and concurrency must be at least 1")
+        if any(s.topic == topic and s.group == group for s in self._subs):
+            raise ValueError(f"already subscribed to {topic} as {group}")
+        self._subs.append(
+            _Subscription(
+                topic=topic,
+                group=group,
+                handler=handler,
+                channel=self._source.channel(topic, group, self._consumer),
+                max_attempts=max_attempts,
+                backoff_base=backoff_base,
+                backoff_max=backoff_max,
+                concurrency=concurrency,
+                from_beginning=from_beginning,
+            )
+        )
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError("an event bus starts once")
+        self._state = "running"
+        for sub in self._subs:
+            await self._setup(sub)
+        self._spawn(self._supervise(), "events:background")
+        self._spawn(self._renew_loop(), "events:renew")
+        for sub in self._subs:
+            worker = asyncio.create_task(self._consume(sub), name=f"events:{sub.group}")
+            self._workers.append(worker)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        self._stop.set()
+        for sub in self._subs:
+            sub.changed.set()
+            sub.channel.wake()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        running = {task: (sub, claim) for sub in self._subs for task, claim in sub.running.items()}
+        if running:
+            _, late = await asyncio.wait(running, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            for task in late:
+                sub, claim = running[task]
+                _log.warning("events.handler_cancelled", **_about(sub, claim))
+                await self._settle(sub, claim, sub.channel.release(claim))
+        for sub in self._subs:
+            await self._settle(sub, None, sub.channel.close())
+        self._closing.set()
+        _, late = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._source.flush()
+        except Exception as exc:  # noqa: BLE001 - what is not relayed stays in the outbox
+            _log.warning("events.flush_failed", error=repr(exc))
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        failure: Exception | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        if await self._idle():
+                            return
+                    except Exception as exc:  # noqa: BLE001 - an outage is "not idle yet"
+                        failure = exc
+                    await asyncio.sleep(min(self._poll, 0.02))
+        except TimeoutError as exc:
+            raise TimeoutError("events were still being handled") from failure or exc
+
+    async def dead_letters(
+        self,
+        *,
+        topic: str | None = None,
+        group: str | None = None,
+        include_replayed: bool = False,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        return await list_dead_letters(
+            self._sessions,
+            topic=topic,
+            group=group,
+            include_replayed=include_replayed,
+            limit=limit,
+        )
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> None:
+        async with transaction(self._sessions) as session:
+            letter = await take_for_replay(session, dead_letter_id)
+            await self._source.requeue(session, letter)
+        _log.info("events.dead_letter_replayed", id=dead_letter_id, event_id=letter.event_id)
+        self._committed(letter.topic)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _committed(self, topic: str) -> None:
+        self._source.wake(topic)
+        for sub in self._subs:
+            if sub.topic == topic:
+                sub.channel.wake()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def _idle(self) -> bool:
+        if any(sub.running for sub in self._subs):
+            return False
+        if await self._source.backlog():
+            return False
+        for sub in self._subs:
+            if await sub.channel.outstanding():
+                return False
+        return True
+
+    async def _setup(self, sub: _Subscription) -> None:
+        try:
+            await sub.channel.setup(sub.from_beginning)
+        except Exception as exc:  # noqa: BLE001 - the fetch loop sets up again until it works
+            _log.warning("events.setup_failed", topic=sub.topic, group=sub.group, error=repr(exc))
+        else:
+            sub.ready = True
+
+    def _wait_for(self, sub: _Subscription) -> float:
+        now = datetime.now(UTC)
+        while sub.retries and sub.retries[0] <= now:
+            heapq.heappop(sub.retries)
+        if not sub.retries:
+            return self._poll
+        return min(self._poll, (sub.retries[0] - now).total_seconds() + 0.001)
+
+    async def _consume(self, sub: _Subscription) -> None:
+        outages = 0
+        while not self._stop.is_set():
+            if len(sub.running) >= sub.concurrency:
+                sub.changed.clear()
+                await sub.changed.wait()
+                continue
+            try:
+                if not sub.ready:
+                    await sub.channel.setup(sub.from_beginning)
+                    sub.ready = True
+                claims = await sub.channel.fetch(
+                    sub.concurrency - len(sub.running), self._wait_for(sub)
+                )
+            except Exception as exc:  # noqa: BLE001 - an outage must not end the consumer
+                outages += 1
+                delay = min(self._outage_max, self._poll * 2 ** min(outages - 1, 20))
+                _log.warning(
+                    "events.fetch_failed",
+                    topic=sub.topic,
+                    group=sub.group,
+                    error=repr(exc),
+                    retry_in=delay,
+                )
+                await _wait(self._stop, delay)
+                continue
+            outages = 0
+            for claim in claims:
+                self._dispatch(sub, claim)
+
+    def _dispatch(self, sub: _Subscription, claim: Claim) -> None:
+        duplicate = sub.is_duplicate(claim.delivery.id)
+        task = asyncio.create_task(
+            self._handle(sub, claim, duplicate=duplicate),
+            name=f"events:{sub.group}:{claim.delivery.id}",
+        )
+        sub.running[task] = claim
+
+        def _done(finished: asyncio.Task[None]) -> None:
+            sub.running.pop(finished, None)
+            sub.changed.set()
+
+        task.add_done_callback(_done)
+
+    async def _handle(self, sub: _Subscription, claim: Claim, *, duplicate: bool) -> None:
+        delivery = claim.delivery
+        if duplicate:  # a relayed copy of an event this consumer has (or is) handling
+            await self._settle(sub, claim, sub.channel.ack(claim))
+            return
+        if delivery.attempt > sub.max_attempts:
+            error = f"delivered {delivery.attempt - 1} times without being acknowledged"
+            _log.error("events.dead_lettered", **_about(sub, claim), error=error)
+            await self._settle(sub, claim, sub.channel.dead_letter(claim, error))
+            return
+        try:
+            await sub.handler(delivery)
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the bus is stopping: stop() gives the event back
+            await self._failed(sub, claim, exc)
+        except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
+            await self._failed(sub, claim, exc)
+        else:
+            sub.remember(delivery.id)
+            await self._settle(sub, claim, sub.channel.ack(claim))
+
+    async def _failed(self, sub: _Subscription, claim: Claim, exc: BaseException) -> None:
+        error = describe_failure(exc)
+        attempt = claim.delivery.attempt
+        if attempt >= sub.max_attempts:
+            _log.error("events.dead_lettered", **_about(sub, claim), error=repr(exc))
+            await self._settle(sub, claim, sub.channel.dead_letter(claim, error))
+            return
+        delay = retry_delay(attempt, sub.backoff_base, sub.backoff_max)
+        at = datetime.now(UTC) + delay
+        _log.warning(
+            "events.handler_failed",
+            **_about(sub, claim),
+            error=repr(exc),
+            retry_in=delay.total_seconds(),
+        )
+        if await self._settle(sub, claim, sub.channel.retry(claim, at, error)):
+            heapq.heappush(sub.retries, at)
+
+    async def _settle(
+        self, sub: _Subscription, claim: Claim | None, call: Coroutine[Any, Any, None]
+    ) -> bool:
+        """Run a channel call; on failure log it and let the claim's lease lapse."""
+        try:
+            await call
+        except Exception as exc:  # noqa: BLE001 - the event is redelivered when its lease ends
+            _log.warning("events.settle_failed", topic=sub.topic, group=sub.group, error=repr(exc))
+            if claim is not None:
+                sub.channel.forget(claim)
+            return False
+        return True
+
+    async def _supervise(self) -> None:
+        """Keep the source's background work running: log a crash, start it again later."""
+        while not self._closing.is_set():
+            try:
+                await self._source.run(self._closing)
+            except Exception as exc:  # noqa: BLE001 - background work must outlive its bugs
+                _log.error("events.background_failed", error=repr(exc))
+                await _wait(self._closing, self._outage_max)
+
+    async def _renew_loop(self) -> None:
+        while not await _wait(self._closing, self._renew_every):
+            for sub in self._subs:
+                await self._settle(sub, None, sub.channel.renew())
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; whether it is set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _about(sub: _Subscription, claim: Claim) -> dict[str, Any]:
+    return {
+        "topic": sub.topic,
+        "group": sub.group,
+        "event_id": claim.delivery.id,
+        "attempt": claim.delivery.attempt,
+    }

@@ -1,0 +1,383 @@
+"""The ``local`` profile's events: a durable log in the service database itself.
+
+Publishing writes the event to ``runtime_event_log`` and, in the same statement batch and
+transaction, one ``runtime_event_deliveries`` row for every group of the topic: that row is
+the group's ack state for the event. A consumer claims due rows (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL; SQLite transactions are serial anyway) with a lease it renews while the
+handler runs; acknowledging deletes the row, a failure moves ``available_at`` to the end of
+the backoff. A consumer that dies mid-event leaves its lease to expire, and the group gets
+the event again, so delivery is at least once.
+
+Plain SQL, so it runs on PostgreSQL too. There, one race remains on a group's very first
+start: an event whose transaction reads the topic's groups before a brand-new group is
+committed, and commits after it, is not delivered to that group. SQLite serialises writers,
+so it cannot happen there.
+
+Consumers poll every ``poll_interval`` and are woken at once by publishes of this process.
+Events stay in the log for ``retention`` once every group is done with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from m3o.runtime.dead_letters import add_dead_letter
+from m3o.runtime.event_bus import Bus
+from m3o.runtime.event_source import Claim
+from m3o.runtime.event_tables import UTCDateTime, deliveries, event_log, groups
+from m3o.runtime.events import DeadLetter, Delivery
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
+from m3o.runtime.store import SessionFactory, session_factory, transaction
+
+__all__ = ["SqlChannel", "SqlEventSource", "sql_event_bus"]
+
+_log = get_logger(__name__)
+
+
+def sql_event_bus(
+    engine: AsyncEngine,
+    *,
+    poll_interval: float = 1.0,
+    lease: timedelta = timedelta(seconds=60),
+    retention: timedelta = timedelta(days=7),
+    outage_backoff_max: float = 10.0,
+    consumer: str | None = None,
+) -> Bus:
+    """The event bus of the ``local`` profile (the log lives in ``engine``'s database).
+
+    ``lease`` is how long a consumer that stopped answering keeps an event before others
+    may take it (renewed every third of it while the handler runs).
+    """
+    sessions = session_factory(engine)
+    source = SqlEventSource(sessions, lease=lease, retention=retention)
+    return Bus(
+        sessions,
+        source,
+        poll_interval=poll_interval,
+        renew_every=lease.total_seconds() / 3,
+        outage_backoff_max=outage_backoff_max,
+        consumer=consumer,
+    )
+
+
+class SqlEventSource:
+    """The event log tables as an :class:`~m3o.runtime.event_bus.EventSource`."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        retention: timedelta = timedelta(days=7),
+        prune_every: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._sessions = sessions
+        self._lease = lease
+        self._retention = retention
+        self._prune_every = prune_every
+        self._channels: list[SqlChannel] = []
+
+    async def write(self, session: AsyncSession, envelope: Envelope) -> None:
+        await session.execute(
+            insert(event_log).values(
+                id=envelope.id,
+                topic=envelope.topic,
+                type_name=envelope.type_name,
+                time=envelope.time,
+                payload=envelope.payload,
+            )
+        )
+        await session.execute(
+            _fan_out(
+                select(
+                    groups.c.topic,
+                    groups.c.group_name,
+                    literal(envelope.id, String),
+                    literal(0, Integer),
+                    literal(envelope.time, UTCDateTime()),
+                ).where(groups.c.topic == envelope.topic)
+            )
+        )
+
+    def channel(self, topic: str, group: str, consumer: str) -> SqlChannel:
+        made = SqlChannel(self._sessions, topic, group, consumer, lease=self._lease)
+        self._channels.append(made)
+        return made
+
+    async def requeue(self, session: AsyncSession, letter: DeadLetter) -> None:
+        logged = await session.scalar(
+            select(event_log.c.id).where(event_log.c.id == letter.event_id)
+        )
+        if logged is None:  # pruned meanwhile: the dead letter has everything to restore it
+            await session.execute(
+                insert(event_log).values(
+                    id=letter.event_id,
+                    topic=letter.topic,
+                    type_name=letter.type_name,
+                    time=letter.time,
+                    payload=letter.payload,
+                )
+            )
+        key = _key(letter.topic, letter.group, letter.event_id)
+        if await session.scalar(select(deliveries.c.event_id).where(key)) is None:
+            await session.execute(
+                insert(deliveries).values(
+                    topic=letter.topic,
+                    group_name=letter.group,
+                    event_id=letter.event_id,
+                    attempts=0,
+                    available_at=datetime.now(UTC),
+                )
+            )
+
+    async def backlog(self) -> int:
+        return 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not await _wait(stopping, self._prune_every.total_seconds()):
+            try:
+                await self.prune()
+            except Exception as exc:  # noqa: BLE001 - pruning is retried next time
+                _log.warning("events.prune_failed", error=repr(exc))
+
+    async def prune(self) -> int:
+        """Delete events older than the retention that every group is done with."""
+        cutoff = datetime.now(UTC) - self._retention
+        pending = exists().where(deliveries.c.event_id == event_log.c.id)
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                delete(event_log).where(event_log.c.time < cutoff, ~pending)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def flush(self) -> None:
+        return None
+
+    def wake(self, topic: str) -> None:
+        for channel in self._channels:
+            if channel.topic == topic:
+                channel.wake()
+
+
+class SqlChannel:
+    """One group of one topic in the event log, as consumer ``consumer`` sees it."""
+
+    def __init__(
+        self, sessions: SessionFactory, topic: str, group: str, consumer: str, *, lease: timedelta
+    ) -> None:
+        self.topic = topic
+        self.group = group
+        self._sessions = sessions
+        self._consumer = consumer
+        self._lease = lease
+        self._held: set[str] = set()
+        self._woken = asyncio.Event()
+
+    async def setup(self, from_beginning: bool) -> None:
+        try:
+            async with transaction(self._sessions) as session:
+                known = await session.scalar(
+                    select(groups.c.group_name).where(
+                        groups.c.topic == self.topic, groups.c.group_name == self.group
+                    )
+                )
+                if known is not None:
+                    return
+                await session.execute(
+                    insert(groups).values(
+                        topic=self.topic, group_name=self.group, created=datetime.now(UTC)
+                    )
+                )
+                if from_beginning:
+                    await session.execute(
+                        _fan_out(
+                            select(
+                                event_log.c.topic,
+                                literal(self.group, String),
+                                event_log.c.id,
+                                literal(0, Integer),
+                                event_log.c.time,
+                            ).where(event_log.c.topic == self.topic)
+                        )
+                    )
+        except IntegrityError:
+            return  # another consumer created the group at the same moment
+        _log.info("events.group_created", topic=self.topic, group=self.group)
+
+    async def fetch(self, limit: int, wait: float) -> list[Claim]:
+        self._woken.clear()
+        claims = await self._claim(limit)
+        if not claims and wait > 0:
+            await _wait(self._woken, wait)
+        return claims
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        now = datetime.now(UTC)
+        mine = self._group()
+        async with transaction(self._sessions) as session:
+            due = (
+                await session.scalars(
+                    select(deliveries.c.event_id)
+                    .where(
+                        mine,
+                        deliveries.c.available_at <= now,
+                        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+                    )
+                    .order_by(deliveries.c.available_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return []
+            taken = and_(mine, deliveries.c.event_id.in_(due))
+            await session.execute(
+                update(deliveries)
+                .where(taken)
+                .values(
+                    owner=self._consumer,
+                    lease_until=now + self._lease,
+                    attempts=deliveries.c.attempts + 1,
+                )
+            )
+            rows = (
+                await session.execute(
+                    select(event_log, deliveries.c.attempts)
+                    .join(deliveries, deliveries.c.event_id == event_log.c.id)
+                    .where(taken)
+                    .order_by(deliveries.c.available_at)
+                )
+            ).all()
+            lost = set(due) - {row.id for row in rows}
+            if lost:  # the log lost the event: nothing can ever be delivered
+                _log.error("events.missing_from_log", topic=self.topic, event_ids=sorted(lost))
+                await session.execute(
+                    delete(deliveries).where(mine, deliveries.c.event_id.in_(lost))
+                )
+        claims = [_claim(row) for row in rows]
+        self._held.update(claim.receipt for claim in claims)
+        return claims
+
+    async def ack(self, claim: Claim) -> None:
+        self._held.discard(claim.receipt)
+        async with transaction(self._sessions) as session:
+            await session.execute(delete(deliveries).where(self._key(claim)))
+
+    async def retry(self, claim: Claim, at: datetime, error: str) -> None:
+        self._held.discard(claim.receipt)
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(deliveries)
+                .where(self._key(claim), deliveries.c.owner == self._consumer)
+                .values(available_at=at, owner=None, lease_until=None, last_error=error)
+            )
+
+    async def dead_letter(self, claim: Claim, error: str) -> None:
+        self._held.discard(claim.receipt)
+        async with transaction(self._sessions) as session:
+            removed = await session.execute(
+                delete(deliveries).where(self._key(claim), deliveries.c.owner == self._consumer)
+            )
+            if getattr(removed, "rowcount", 0) == 1:  # still ours: nobody else took it over
+                await add_dead_letter(session, self.group, claim.delivery, error)
+
+    async def release(self, claim: Claim) -> None:
+        self._held.discard(claim.receipt)
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(deliveries)
+                .where(self._key(claim), deliveries.c.owner == self._consumer)
+                .values(owner=None, lease_until=None)
+            )
+
+    def forget(self, claim: Claim) -> None:
+        self._held.discard(claim.receipt)
+
+    async def renew(self) -> None:
+        if not self._held:
+            return
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(deliveries)
+                .where(
+                    self._group(),
+                    deliveries.c.owner == self._consumer,
+                    deliveries.c.event_id.in_(list(self._held)),
+                )
+                .values(lease_until=datetime.now(UTC) + self._lease)
+            )
+
+    async def outstanding(self) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(deliveries).where(self._group())
+            )
+        return int(count or 0)
+
+    async def close(self) -> None:
+        return None
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def _group(self) -> ColumnElement[bool]:
+        return and_(deliveries.c.topic == self.topic, deliveries.c.group_name == self.group)
+
+    def _key(self, claim: Claim) -> ColumnElement[bool]:
+        return _key(self.topic, self.group, claim.receipt)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _key(topic: str, group: str, event_id: str) -> ColumnElement[bool]:
+    return and_(
+        deliveries.c.topic == topic,
+        deliveries.c.group_name == group,
+        deliveries.c.event_id == event_id,
+    )
+
+
+def _fan_out(rows: Any) -> Any:
+    """Insert one delivery row per selected (topic, group, event id, attempts, time)."""
+    return insert(deliveries).from_select(
+        ["topic", "group_name", "event_id", "attempts", "available_at"], rows
+    )
+
+
+def _claim(row: Any) -> Claim:
+    delivery = Delivery(
+        id=row.id,
+        topic=row.topic,
+        type_name=row.type_name,
+        time=row.time,
+        payload=bytes(row.payload),
+        attempt=row.attempts,
+    )
+    return Claim(delivery, receipt=row.id)

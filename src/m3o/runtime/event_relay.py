@@ -1,0 +1,186 @@
+"""The ``platform`` profile's relay: committed outbox rows to Redis Streams.
+
+Publishing writes ``runtime_event_outbox`` rows in the caller's transaction. The relay
+locks a batch of rows (``FOR UPDATE SKIP LOCKED``, so the relays of many processes share
+the work), appends each to the topic's stream ``m3o:events:<topic>`` and deletes the rows
+in the same transaction. The append is a script that first sets a marker key for the row,
+so a row appended but not deleted (the database commit failed) is not appended twice
+within ``dedupe_ttl``. Nothing committed is lost: a row leaves the outbox only after Redis
+has it. Streams are trimmed to ``retention``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import redis.asyncio as aioredis
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m3o.runtime.event_tables import outbox
+from m3o.runtime.events import DeadLetter
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
+from m3o.runtime.store import SessionFactory, transaction
+
+__all__ = ["Relay", "marker_key", "stream_key"]
+
+_log = get_logger(__name__)
+
+# KEYS: stream, marker. ARGV: marker ttl (s), min id kept, then the entry's field/values.
+_APPEND = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+return false
+"""
+
+
+def stream_key(topic: str) -> str:
+    return f"m3o:events:{topic}"
+
+
+def marker_key(row_id: str) -> str:
+    return f"m3o:events-relayed:{row_id}"
+
+
+class Relay:
+    """Moves the outbox into Redis Streams; every process may run one."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        redis: aioredis.Redis,
+        *,
+        poll_interval: float = 1.0,
+        batch: int = 200,
+        retention: timedelta = timedelta(days=7),
+        dedupe_ttl: timedelta = timedelta(minutes=10),
+        call_timeout: float = 5.0,
+        outage_backoff_max: float = 10.0,
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._poll = poll_interval
+        self._batch = batch
+        self._retention = retention
+        self._dedupe_ttl = dedupe_ttl
+        self._timeout = call_timeout
+        self._outage_max = outage_backoff_max
+        self._append = redis.register_script(_APPEND)
+        self._woken = asyncio.Event()
+
+    async def write(self, session: AsyncSession, envelope: Envelope) -> None:
+        """Add an event to the outbox (the publisher's writer)."""
+        await self._insert(
+            session,
+            event_id=envelope.id,
+            topic=envelope.topic,
+            type_name=envelope.type_name,
+            time=envelope.time,
+            payload=envelope.payload,
+            target_group=None,
+        )
+
+    async def requeue(self, session: AsyncSession, letter: DeadLetter) -> None:
+        """Add a dead letter's event to the outbox, addressed to its group only."""
+        await self._insert(
+            session,
+            event_id=letter.event_id,
+            topic=letter.topic,
+            type_name=letter.type_name,
+            time=letter.time,
+            payload=letter.payload,
+            target_group=letter.group,
+        )
+
+    async def _insert(self, session: AsyncSession, **values: object) -> None:
+        await session.execute(
+            insert(outbox).values(id=uuid4().hex, created=datetime.now(UTC), **values)
+        )
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def backlog(self) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(select(func.count()).select_from(outbox))
+        return int(count or 0)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Relay until ``stopping``: right after local publishes, else every poll interval."""
+        outages = 0
+        while not stopping.is_set():
+            self._woken.clear()
+            try:
+                moved = await self.relay_once()
+            except Exception as exc:  # noqa: BLE001 - an outage must not end the relay
+                outages += 1
+                delay = min(self._outage_max, self._poll * 2 ** min(outages - 1, 20))
+                _log.warning("events.relay_failed", error=repr(exc), retry_in=delay)
+                await self._sleep(delay, stopping)
+                continue
+            outages = 0
+            if moved < self._batch:
+                await self._sleep(self._poll, stopping)
+
+    async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
+        """Wait ``seconds``, less when woken or stopping."""
+        waiters = [
+            asyncio.ensure_future(self._woken.wait()),
+            asyncio.ensure_future(stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def flush(self) -> None:
+        """Relay everything pending now."""
+        while await self.relay_once() == self._batch:
+            pass
+
+    async def relay_once(self) -> int:
+        """Relay one batch; the number of rows moved."""
+        keep_from = datetime.now(UTC) - self._retention
+        min_id = str(int(keep_from.timestamp() * 1000))
+        ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1))
+        async with transaction(self._sessions) as session:
+            rows = (
+                await session.execute(
+                    select(outbox)
+                    .order_by(outbox.c.created, outbox.c.id)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    await self._append(
+                        keys=[stream_key(row.topic), marker_key(row.id)],
+                        args=[ttl, min_id, *_fields(row)],
+                        client=pipe,
+                    )
+                async with asyncio.timeout(self._timeout):
+                    await pipe.execute()
+            await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        return len(rows)
+
+
+def _fields(row: Any) -> list[str | bytes]:
+    """A stream entry's fields: the envelope, and the target group of a replay."""
+    fields: list[str | bytes] = [
+        "id", row.event_id,
+        "type", row.type_name,
+        "time", row.time.isoformat(),
+        "payload", bytes(row.payload),
+    ]  # fmt: skip
+    if row.target_group is not None:
+        fields += ["group", row.target_group]
+    return fields

@@ -1,0 +1,95 @@
+"""Publishing in the caller's transaction: the transactional outbox.
+
+The event row is written with the caller's session, so it commits, or rolls back, with the
+change it describes. Where the row goes is the backend's business (the local event log, or
+the outbox the relay empties into Redis); once the transaction commits, ``on_commit`` wakes
+this process's consumers or relay so an event is handled without waiting for a poll.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from google.protobuf.message import Message
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m3o.runtime.events import event_type_name
+from m3o.runtime.store import SessionFactory, transaction
+
+__all__ = ["CommitHook", "Envelope", "EventWriter", "TransactionalPublisher", "check_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid topic or group name (it becomes part of database rows and
+    Redis keys); ValueError otherwise."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid event {kind} name {name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event as it is stored: id, topic, time, the name of its type, the encoded payload."""
+
+    id: str
+    topic: str
+    type_name: str
+    time: datetime
+    payload: bytes
+
+    @classmethod
+    def wrap(cls, topic: str, event: Message) -> Envelope:
+        return cls(
+            id=uuid4().hex,
+            topic=check_name("topic", topic),
+            type_name=event_type_name(event),
+            time=datetime.now(UTC),
+            payload=event.SerializeToString(),
+        )
+
+
+EventWriter = Callable[[AsyncSession, Envelope], Awaitable[None]]
+"""Writes one event's rows with the given session (inside its transaction)."""
+
+CommitHook = Callable[[str], None]
+"""Called with the topic once an event's transaction has committed."""
+
+
+class TransactionalPublisher:
+    """A :class:`~m3o.runtime.events.Publisher` writing through ``write``."""
+
+    def __init__(
+        self, sessions: SessionFactory, write: EventWriter, on_commit: CommitHook | None = None
+    ) -> None:
+        self._sessions = sessions
+        self._write = write
+        self._on_commit = on_commit
+
+    async def publish(
+        self, topic: str, event: Message, *, session: AsyncSession | None = None
+    ) -> str:
+        envelope = Envelope.wrap(topic, event)
+        if session is None:
+            async with transaction(self._sessions) as own:
+                await self._write(own, envelope)
+            self._committed(topic)
+        else:
+            await self._write(session, envelope)
+            sa_event.listen(
+                session.sync_session,
+                "after_commit",
+                lambda _session: self._committed(topic),
+                once=True,
+            )
+        return envelope.id
+
+    def _committed(self, topic: str) -> None:
+        if self._on_commit is not None:
+            self._on_commit(topic)
