@@ -495,6 +495,32 @@ class TokenResponse(_message.Message):
 Global___TokenResponse: _TypeAlias = TokenResponse  # noqa: Y015
 
 @_typing.final
+class GrantRequest(_message.Message):
+    """GrantRequest names the account to issue tokens for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id of the account"""
+    token_expiry: _builtins.int
+    """token_expiry: access token lifetime in seconds (0 = the configured default)"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        token_expiry: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "token_expiry", b"token_expiry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantRequest: _TypeAlias = GrantRequest  # noqa: Y015
+
+@_typing.final
 class InspectRequest(_message.Message):
     """InspectRequest carries an access token."""
 

@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
             "ChangeSecret", "change_secret", pb.ChangeSecretRequest, pb.ChangeSecretResponse
         ),
         "Token": MethodSpec("Token", "token", pb.TokenRequest, pb.TokenResponse),
+        "Grant": MethodSpec("Grant", "grant", pb.GrantRequest, pb.TokenResponse),
         "Inspect": MethodSpec("Inspect", "inspect", pb.InspectRequest, pb.InspectResponse),
         "Revoke": MethodSpec("Revoke", "revoke", pb.RevokeRequest, pb.RevokeResponse),
         "RevokeSessions": MethodSpec(
@@ -62,6 +63,8 @@ class AuthHandler(Protocol):
     ) -> pb.ChangeSecretResponse: ...
 
     async def token(self, request: pb.TokenRequest, ctx: CallContext) -> pb.TokenResponse: ...
+
+    async def grant(self, request: pb.GrantRequest, ctx: CallContext) -> pb.TokenResponse: ...
 
     async def inspect(self, request: pb.InspectRequest, ctx: CallContext) -> pb.InspectResponse: ...
 
@@ -132,6 +135,14 @@ class AuthService(Protocol):
     async def token(
         self,
         request: pb.TokenRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.TokenResponse: ...
+
+    async def grant(
+        self,
+        request: pb.GrantRequest,
         *,
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -278,6 +289,15 @@ class AuthClient(Client):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.TokenResponse:
         return cast(pb.TokenResponse, await self._unary("Token", request, timeout, metadata))
+
+    async def grant(
+        self,
+        request: pb.GrantRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.TokenResponse:
+        return cast(pb.TokenResponse, await self._unary("Grant", request, timeout, metadata))
 
     async def inspect(
         self,

@@ -21,6 +21,7 @@ class FakeAuthClient:
             pb.ChangeSecretResponse
         )
         self.token: FakeUnary[pb.TokenRequest, pb.TokenResponse] = FakeUnary(pb.TokenResponse)
+        self.grant: FakeUnary[pb.GrantRequest, pb.TokenResponse] = FakeUnary(pb.TokenResponse)
         self.inspect: FakeUnary[pb.InspectRequest, pb.InspectResponse] = FakeUnary(
             pb.InspectResponse
         )

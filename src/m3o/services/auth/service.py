@@ -1,0 +1,71 @@
+"""Wiring of the auth service.
+
+Reads config section ``auth`` and, from ``deps.extras``: ``service_names`` (the accounts
+to ensure) and ``rules_changed`` (called after a rule changes, e.g. the process's
+``CachedRules.invalidate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import cast
+
+from m3o.runtime.config import Config
+from m3o.runtime.service import Cron, Dependencies, Handler, ServiceDefinition, ServiceParts
+from m3o.services.auth import tables
+from m3o.services.auth.handler import Auth
+from m3o.services.auth.proto.client import SPEC, AuthHandler
+from m3o.services.auth.settings import DEFAULT_MAX_TOKEN_TTL, AuthSettings
+
+__all__ = ["PUBLIC_METHODS", "definition", "settings_from"]
+
+PUBLIC_METHODS = frozenset({"PublicKeys", "ListRules", "Token"})
+"""Served without the access rules: the rules and keys every process loads depend on them."""
+
+
+def settings_from(config: Config, extras: dict[str, object]) -> AuthSettings:
+    auth = config.auth
+    names = extras.get("service_names") or ()
+    return AuthSettings(
+        access_token_ttl=auth.access_token_ttl,
+        max_token_ttl=max(DEFAULT_MAX_TOKEN_TTL, auth.customer_token_ttl, auth.access_token_ttl),
+        refresh_token_ttl=auth.refresh_token_ttl,
+        service_secret=auth.service_secret.get_secret_value(),
+        service_names=tuple(str(name) for name in cast("list[object]", names)),
+        account_failure_limit=auth.login_failures.max_per_account,
+        address_failure_limit=auth.login_failures.max_per_address,
+        failure_window=auth.login_failures.window,
+    )
+
+
+async def _build(deps: Dependencies) -> ServiceParts:
+    handler = Auth(
+        sessions=deps.sessions,
+        counters=deps.counters,
+        settings=settings_from(deps.config, deps.extras),
+        on_rules_changed=cast("Callable[[], None] | None", deps.extras.get("rules_changed")),
+    )
+    served: AuthHandler = handler  # checks that every RPC is implemented
+    return ServiceParts(
+        handlers=[Handler(SPEC, served, public=PUBLIC_METHODS)],
+        on_start=[
+            handler.ensure_signing_key,
+            handler.seed_default_rules,
+            handler.ensure_service_accounts,
+            handler.restore_counters,
+        ],
+        crons=[
+            Cron("restore-counters", timedelta(minutes=1), handler.restore_counters_if_lost),
+            Cron("purge-sessions", timedelta(hours=1), handler.purge_expired_sessions),
+        ],
+    )
+
+
+definition = ServiceDefinition(
+    name="auth",
+    build=_build,
+    specs=(SPEC,),
+    metadata=tables.metadata,
+    description="Accounts, tokens, access rules and the blocklist.",
+)
