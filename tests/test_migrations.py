@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from backends import DATABASE_BACKENDS, POSTGRES_URL
@@ -19,11 +19,12 @@ from m3o.runtime.store import create_engine, sqlite_url
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    found: list[Any] = []
+    declared = MetaData()
     for metadata in all_metadata():
-        found.extend(compare_metadata(context, metadata))
-    return found
+        for table in metadata.tables.values():
+            table.to_metadata(declared)
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, declared))
 
 
 @pytest.mark.parametrize("backend", DATABASE_BACKENDS)

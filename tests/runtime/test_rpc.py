@@ -170,3 +170,29 @@ def test_dispatcher_refuses_a_handler_missing_methods() -> None:
 
     with pytest.raises(TypeError, match="stream"):
         Dispatcher(SPEC, Half(), authenticator=None, rules=None)
+
+
+async def test_public_method_treats_a_stale_token_as_anonymous() -> None:
+    seen: list[CallContext] = []
+
+    class Public(Helloworld):
+        async def call(self, request: pb.CallRequest, ctx: CallContext) -> pb.CallResponse:
+            seen.append(ctx)
+            return pb.CallResponse(message="hi")
+
+    local = InProcessTransport()
+    local.register(
+        Dispatcher(
+            SPEC,
+            Public(),
+            authenticator=TokenAuthenticator(),
+            rules=OnlyAccounts(),
+            public=frozenset({"Call"}),
+        )
+    )
+    response = await HelloworldClient(local, StaticToken("expired")).call(pb.CallRequest())
+    assert response.message == "hi"
+    assert seen[0].account is None
+    with pytest.raises(Unauthorized):  # non-public methods still refuse the token
+        async for _ in HelloworldClient(local, StaticToken("expired")).stream(pb.StreamRequest()):
+            pass

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from m3o.registry import all_metadata
 from m3o.runtime.store import create_engine

@@ -10,6 +10,7 @@ from m3o.runtime.rpc import Transport
 from m3o.runtime.tokens import CachedRules, JwtAuthenticator, RuleSpec, ServiceTokenSource
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthClient
+from m3o.services.auth.rules import rules_from_pb
 
 __all__ = ["Identity"]
 
@@ -28,19 +29,7 @@ class Identity:
         return (await self._auth.public_keys(auth_pb.PublicKeysRequest())).jwks
 
     async def _rules(self) -> Sequence[RuleSpec]:
-        response = await self._auth.list_rules(auth_pb.ListRulesRequest())
-        return [
-            RuleSpec(
-                id=rule.id,
-                resource_type=rule.resource.type,
-                resource_name=rule.resource.name,
-                endpoint=rule.resource.endpoint,
-                scope=rule.scope,
-                access=rule.access,
-                priority=rule.priority,
-            )
-            for rule in response.rules
-        ]
+        return rules_from_pb(await self._auth.list_rules(auth_pb.ListRulesRequest()))
 
     def token_source(self, account: str) -> ServiceTokenSource:
         """The token source of the service account ``account``, one per process."""

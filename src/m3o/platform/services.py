@@ -5,12 +5,13 @@ from __future__ import annotations
 from m3o.runtime.service import ServiceDefinition
 from m3o.services.auth.service import definition as auth
 from m3o.services.customers.service import definition as customers
+from m3o.services.emails.service import definition as emails
 from m3o.services.oauth.service import definition as oauth
 from m3o.services.signup.service import definition as signup
 
 __all__ = ["ACCOUNT_NAMES", "SERVICES", "by_name"]
 
-SERVICES: tuple[ServiceDefinition, ...] = (auth, customers, signup, oauth)
+SERVICES: tuple[ServiceDefinition, ...] = (auth, customers, emails, signup, oauth)
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
 """Every name that gets a service account: the services, the HTTP front, the root."""

@@ -43,11 +43,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from m3o.runtime.dead_letters import add_dead_letter
 from m3o.runtime.event_bus import Bus
 from m3o.runtime.event_source import Claim
-from m3o.runtime.event_tables import UTCDateTime, deliveries, event_log, groups
+from m3o.runtime.event_tables import deliveries, event_log, groups
 from m3o.runtime.events import DeadLetter, Delivery
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
-from m3o.runtime.store import SessionFactory, session_factory, transaction
+from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
 
 __all__ = ["SqlChannel", "SqlEventSource", "sql_event_bus"]
 

@@ -18,23 +18,17 @@ list and replay.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     Column,
-    DateTime,
-    Dialect,
     Index,
     Integer,
     LargeBinary,
     String,
     Table,
     Text,
-    TypeDecorator,
 )
 
-from m3o.runtime.store import new_metadata
+from m3o.runtime.store import UTCDateTime, new_metadata
 
 __all__ = [
     "UTCDateTime",
@@ -50,32 +44,6 @@ metadata = new_metadata()
 
 ID = 32
 NAME = 200
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on both databases (SQLite drops the zone).
-
-    Values are stored in UTC with a fixed format, so SQLite compares them correctly as text.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 event_log = Table(

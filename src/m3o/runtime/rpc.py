@@ -190,14 +190,19 @@ class Dispatcher:
     async def _context(
         self, method: MethodSpec, metadata: Mapping[str, str], deadline: float | None
     ) -> CallContext:
-        ctx = CallContext(self.spec.service, method.name, None, metadata, deadline)
-        token = bearer_token(metadata)
+        public = method.name in self._public
         account: Account | None = None
+        token = bearer_token(metadata)
         if token is not None:
             if self._authenticator is None:
-                raise Unauthorized(ctx.endpoint, "Unauthorized")
-            account = await self._authenticator.authenticate(token)
-        if self._rules is not None and method.name not in self._public:
+                raise Unauthorized(f"{self.spec.service}.{method.name.lower()}", "Unauthorized")
+            try:
+                account = await self._authenticator.authenticate(token)
+            except Unauthorized:
+                # A stale token must not lock a caller out of public endpoints (login).
+                if not public:
+                    raise
+        if self._rules is not None and not public:
             await self._rules.verify(
                 account, self.spec.service, f"{self.spec.handler}.{method.name}"
             )

@@ -16,24 +16,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Integer,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 
-from m3o.runtime.store import new_metadata
+from m3o.runtime.store import UTCDateTime, new_metadata
 
 __all__ = [
     "accounts",
@@ -46,29 +40,6 @@ __all__ = [
 ]
 
 metadata = new_metadata()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on both databases (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 accounts = Table(

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table
 
-from m3o.runtime.event_tables import UTCDateTime
-from m3o.runtime.store import new_metadata
+from m3o.runtime.store import UTCDateTime, new_metadata
 
 __all__ = ["customers", "emails", "metadata"]
 
