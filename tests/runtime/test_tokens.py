@@ -290,6 +290,19 @@ async def test_unknown_key_id_refetches_the_key_set_at_a_limited_rate(
     assert issuer.fetches == 2  # made-up key ids within the interval fetch nothing
 
 
+async def test_empty_key_set_is_fetched_again_as_soon_as_a_key_exists(
+    authenticator: JwtAuthenticator, issuer: Issuer
+) -> None:
+    signing = dict(issuer.keys)
+    issuer.keys.clear()  # auth had no key yet when first asked (a first start)
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate(
+            jwt.encode(issuer.claims(), signing["k1"], "EdDSA", headers={"kid": "k1"})
+        )
+    issuer.keys.update(signing)
+    assert (await authenticator.authenticate(issuer.token())).id == "ann"
+
+
 async def test_key_set_is_refreshed_when_old(
     authenticator: JwtAuthenticator, issuer: Issuer, clock: Clock
 ) -> None:

@@ -188,7 +188,13 @@ class JwtAuthenticator:
         return key
 
     def _may_fetch(self, now: datetime) -> bool:
-        """At most one fetch per ``refetch_interval``, also while the auth service is down."""
+        """At most one fetch per ``refetch_interval``, also while the auth service is down.
+
+        While no key is known at all (the auth service had none yet when first asked, as at
+        a platform's very first start) every token would be refused, so fetch again.
+        """
+        if self._fetched is not None and not self._keys:
+            return True
         return self._attempted is None or now - self._attempted >= self._refetch_interval
 
     async def _refresh(self, seen: int) -> None:
