@@ -1,0 +1,1 @@
+"""The signup service: email signup with a verification code, password recovery, tracking."""
