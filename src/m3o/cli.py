@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Read and write the config store.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+events_app = typer.Typer(help="Events consumers gave up on: list and replay.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 DATA_DIR = typer.Option(
     Path(".m3o"),
@@ -218,6 +220,62 @@ def config_get(
     except ConfigError as exc:
         raise _fail(f"config: {exc}") from None
     typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+@events_app.command("dead-letters")
+def events_dead_letters(
+    topic: str = typer.Option("", "--topic", help="Only this topic."),
+    group: str = typer.Option("", "--group", help="Only this consumer group."),
+    replayed: bool = typer.Option(False, "--replayed", help="Include replayed ones."),
+    limit: int = typer.Option(100, "--limit", help="At most this many."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """List events that consumers gave up on after their last attempt."""
+    from m3o.platform.operator import open_event_bus
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with open_event_bus(data_dir, _environment()) as bus:
+            letters = await bus.dead_letters(
+                topic=topic or None, group=group or None, include_replayed=replayed, limit=limit
+            )
+        return [
+            {
+                "id": letter.id,
+                "event_id": letter.event_id,
+                "topic": letter.topic,
+                "group": letter.group,
+                "type": letter.type_name,
+                "attempts": letter.attempts,
+                "failed_at": letter.failed_at.isoformat(),
+                "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
+                "error": letter.error.strip().splitlines()[-1] if letter.error else "",
+            }
+            for letter in letters
+        ]
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    typer.echo(orjson.dumps(_run(fetch()), option=orjson.OPT_INDENT_2).decode())
+
+
+@events_app.command("replay")
+def events_replay(
+    dead_letter_id: str = typer.Argument(..., help="The id `m3o events dead-letters` shows."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Send a dead-lettered event back to its consumer group."""
+    from m3o.platform.operator import open_event_bus
+    from m3o.runtime.errors import M3OError
+
+    async def replay() -> None:
+        async with open_event_bus(data_dir, _environment()) as bus:
+            await bus.replay_dead_letter(dead_letter_id)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _run(replay())
+    except M3OError as exc:
+        raise _fail(exc.to_json().decode()) from None
+    typer.echo("replayed")
 
 
 @app.command()

@@ -1,0 +1,64 @@
+"""What operators do from the command line against a platform's database directly.
+
+The CLI opens the same database (and, in the ``platform`` profile, Redis) as the running
+platform, without starting any service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from sqlalchemy.engine import make_url
+
+from m3o.runtime.config import Config, ConfigStore, build_config
+from m3o.runtime.event_log_redis import redis_event_bus
+from m3o.runtime.event_log_sqlite import sql_event_bus
+from m3o.runtime.events import EventBus
+from m3o.runtime.migrate import upgrade
+from m3o.runtime.store import SessionFactory, create_engine, session_factory
+
+__all__ = ["Database", "open_database", "open_event_bus"]
+
+
+class Database:
+    def __init__(self, sessions: SessionFactory, config: Config, is_sqlite: bool) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.is_sqlite = is_sqlite
+
+
+@asynccontextmanager
+async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[Database]:
+    """The configured database, migrated, with the config in force."""
+    url = build_config({}, env).database.resolved_url(data_dir)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await upgrade(engine)
+        sessions = session_factory(engine)
+        config = await ConfigStore(sessions).load(env)
+        yield Database(sessions, config, make_url(url).get_backend_name() == "sqlite")
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def open_event_bus(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[EventBus]:
+    """The event bus of the configured profile, not started (for dead letters)."""
+    url = build_config({}, env).database.resolved_url(data_dir)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await upgrade(engine)
+        if make_url(url).get_backend_name() == "sqlite":
+            yield sql_event_bus(engine)
+            return
+        config = await ConfigStore(session_factory(engine)).load(env)
+        client = aioredis.Redis.from_url(config.redis.connection_url(), socket_timeout=10)
+        try:
+            yield redis_event_bus(engine, client)
+        finally:
+            await client.aclose()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,54 @@
+"""Operators see the events consumers gave up on, and can send them back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from m3o.cli import app
+from m3o.events.customers import TOPIC, Event, EventType
+from m3o.platform.operator import open_event_bus
+from m3o.runtime.events import Delivery
+
+
+async def _dead_letter_one(data_dir: Path) -> None:
+    async with open_event_bus(data_dir, {}) as bus:
+
+        async def fail(delivery: Delivery) -> None:
+            raise RuntimeError("mailchimp said no")
+
+        bus.subscribe(TOPIC, "mailchimp-customers", fail, max_attempts=1)
+        await bus.start()
+        await bus.publisher.publish(TOPIC, Event(type=EventType.EventTypeSignup))
+        for _ in range(200):
+            if await bus.dead_letters():
+                break
+            await asyncio.sleep(0.02)
+        await bus.stop()
+
+
+def test_dead_letters_are_listed_and_replayed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    asyncio.run(_dead_letter_one(data_dir))
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["events", "dead-letters", "--data-dir", str(data_dir)])
+    assert listed.exit_code == 0, listed.output
+    [letter] = orjson.loads(listed.output)
+    assert letter["topic"] == "customers"
+    assert letter["group"] == "mailchimp-customers"
+    assert letter["type"] == "EventTypeSignup"
+    assert letter["error"].endswith("mailchimp said no")
+
+    replayed = runner.invoke(app, ["events", "replay", letter["id"], "--data-dir", str(data_dir)])
+    assert replayed.exit_code == 0, replayed.output
+    again = runner.invoke(app, ["events", "replay", letter["id"], "--data-dir", str(data_dir)])
+    assert again.exit_code == 1
+    assert '"code":409' in again.output
+
+    waiting = runner.invoke(app, ["events", "dead-letters", "--data-dir", str(data_dir)])
+    assert orjson.loads(waiting.output) == []
