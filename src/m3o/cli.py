@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Read and write the config store.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+emails_app = typer.Typer(help="Emails the platform sent or recorded.", no_args_is_help=True)
+app.add_typer(emails_app, name="emails")
 events_app = typer.Typer(help="Events consumers gave up on: list and replay.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 
@@ -220,6 +222,29 @@ def config_get(
     except ConfigError as exc:
         raise _fail(f"config: {exc}") from None
     typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+@emails_app.command("list")
+def emails_list(
+    limit: int = typer.Option(20, "--limit", help="At most this many, newest first."),
+    to: str = typer.Option("", "--to", help="Only emails to this address."),
+    status: str = typer.Option("", "--status", help="Only this status (sent, failed, ...)."),
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Show recent emails: time, recipient, subject and plain-text body (the local outbox)."""
+    from m3o.platform.operator import open_database
+    from m3o.services.emails.outbox import format_outbox, list_outbox
+
+    async def fetch() -> str:
+        async with open_database(data_dir, _environment()) as database:
+            emails = await list_outbox(database.sessions, limit=limit, to=to, status=status)
+        return format_outbox(emails)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        typer.echo(_run(fetch()))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 @events_app.command("dead-letters")

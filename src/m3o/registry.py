@@ -18,6 +18,8 @@ TABLE_MODULES: tuple[str, ...] = (
     "m3o.runtime.config_tables",
     "m3o.services.auth.tables",
     "m3o.services.customers.tables",
+    "m3o.services.emails.tables",
+    "m3o.services.signup.tables",
 )
 
 

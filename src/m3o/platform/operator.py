@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -23,11 +24,10 @@ from m3o.runtime.store import SessionFactory, create_engine, session_factory
 __all__ = ["Database", "open_database", "open_event_bus"]
 
 
+@dataclass(frozen=True, slots=True)
 class Database:
-    def __init__(self, sessions: SessionFactory, config: Config, is_sqlite: bool) -> None:
-        self.sessions = sessions
-        self.config = config
-        self.is_sqlite = is_sqlite
+    sessions: SessionFactory
+    config: Config
 
 
 @asynccontextmanager
@@ -39,7 +39,7 @@ async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator
         await upgrade(engine)
         sessions = session_factory(engine)
         config = await ConfigStore(sessions).load(env)
-        yield Database(sessions, config, make_url(url).get_backend_name() == "sqlite")
+        yield Database(sessions, config)
     finally:
         await engine.dispose()
 

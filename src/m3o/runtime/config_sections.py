@@ -205,6 +205,9 @@ class SendgridConfig(_Section):
     """SendGrid API key."""
     api_url: str = "https://api.sendgrid.com"
     """SendGrid API base URL (tests point it at a local fake)."""
+    templates: dict[str, str] = Field(default_factory=dict)
+    """Our template names (``verification``, ``recovery``, ``welcome``) mapped to SendGrid
+    dynamic template ids; unmapped ones are rendered here and sent as content."""
 
 
 class SmtpConfig(_Section):
@@ -237,6 +240,14 @@ class EmailsConfig(_Section):
     """The SMTP transport."""
     timeout: Duration = timedelta(seconds=10)
     """Deadline of each send."""
+    max_attempts: int = Field(default=6, ge=1)
+    """Attempts before an email is marked failed."""
+    retry_backoff: Duration = timedelta(seconds=10)
+    """Delay before the first retry; it doubles with each attempt."""
+    retry_backoff_max: Duration = timedelta(minutes=10)
+    """Longest delay between two attempts."""
+    poll_interval: Duration = timedelta(seconds=5)
+    """How often scheduled and retried emails are looked for."""
 
 
 class EndToEndConfig(_Section):

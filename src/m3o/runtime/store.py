@@ -70,11 +70,15 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
     """An engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
 
     ``schema`` (PostgreSQL only) puts every table in that schema via ``search_path``.
+    Statement parameters never appear in errors (they may hold codes, tokens, emails).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=pool_size
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=pool_size,
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -87,6 +91,7 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
         parsed,
         pool_size=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         connect_args={
             "timeout": 10,
             "command_timeout": STATEMENT_TIMEOUT_MS / 1000,

@@ -1,0 +1,1 @@
+"""The emails service: templated emails through SMTP, SendGrid or the local outbox."""

@@ -33,13 +33,17 @@ class SendRequest(_message.Message):
     to: _builtins.str
     """to address; required"""
     template_id: _builtins.str
-    """template_id: verification, recovery, welcome, or a provider template id"""
+    """template_id: verification, recovery, welcome, or a SendGrid dynamic template id"""
     template_data: _builtins.str
-    """template_data: a JSON object of the template's values"""
+    """template_data: a JSON object of the template's values (verification: code; recovery:
+    token and optionally reset_url; welcome: optionally name)
+    """
     send_at: _builtins.int
     """send_at: unix seconds; 0 or past: now"""
     idempotency_key: _builtins.str
-    """idempotency_key: a repeat with the same key sends nothing more"""
+    """idempotency_key: a repeat with the same key returns the first email's id and sends
+    nothing more
+    """
     def __init__(
         self,
         *,
@@ -87,19 +91,23 @@ class ListOutboxRequest(_message.Message):
 
     LIMIT_FIELD_NUMBER: _builtins.int
     TO_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
-    """limit: at most this many (0 = 20)"""
+    """limit: at most this many (0 = 20, at most 1000)"""
     to: _builtins.str
     """to: only emails to this address"""
+    status: _builtins.str
+    """status: only emails in this state (pending, sent or failed); empty: all"""
     def __init__(
         self,
         *,
         limit: _builtins.int = ...,
         to: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "status", b"status", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -107,7 +115,7 @@ Global___ListOutboxRequest: _TypeAlias = ListOutboxRequest  # noqa: Y015
 
 @_typing.final
 class OutboxEmail(_message.Message):
-    """OutboxEmail is one email as it would have been sent."""
+    """OutboxEmail is one email as it was, or will be, sent."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -118,18 +126,36 @@ class OutboxEmail(_message.Message):
     SUBJECT_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    SEND_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    TRANSPORT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the email"""
     time: _builtins.int
-    """time it was sent, unix seconds"""
+    """time it was sent, unix seconds; 0 while not sent"""
     to: _builtins.str
     """to address"""
     subject: _builtins.str
     """subject line"""
     text: _builtins.str
-    """plain-text body"""
+    """plain-text body (empty for a SendGrid dynamic template)"""
     template_id: _builtins.str
     """template_id it was rendered from"""
+    status: _builtins.str
+    """status: pending (waiting for send_at or a retry), sent or failed"""
+    created: _builtins.int
+    """created: when Send accepted it, unix seconds"""
+    send_at: _builtins.int
+    """send_at: when it is due, unix seconds"""
+    attempts: _builtins.int
+    """attempts made to send it"""
+    error: _builtins.str
+    """error of the last failed attempt, if any"""
+    transport: _builtins.str
+    """transport that sent it: outbox, smtp or sendgrid; empty while not sent"""
     def __init__(
         self,
         *,
@@ -139,10 +165,16 @@ class OutboxEmail(_message.Message):
         subject: _builtins.str = ...,
         text: _builtins.str = ...,
         template_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        created: _builtins.int = ...,
+        send_at: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        error: _builtins.str = ...,
+        transport: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "id", b"id", "subject", b"subject", "template_id", b"template_id", "text", b"text", "time", b"time", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created", b"created", "error", b"error", "from", b"from", "id", b"id", "send_at", b"send_at", "status", b"status", "subject", b"subject", "template_id", b"template_id", "text", b"text", "time", b"time", "to", b"to", "transport", b"transport"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

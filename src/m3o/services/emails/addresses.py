@@ -1,0 +1,72 @@
+"""Email addresses: parsing what callers send, and masking what the logs show."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address as HeaderAddress
+from email.headerregistry import AddressHeader, HeaderRegistry
+from email.utils import formataddr
+from typing import cast
+
+__all__ = ["MAX_ADDRESS_LENGTH", "Address", "mask", "parse_address"]
+
+MAX_ADDRESS_LENGTH = 254
+"""The longest address SMTP can carry (RFC 5321 path limit)."""
+
+# One "@", no whitespace, and a dotted domain whose labels are not empty.
+_EMAIL = re.compile(r"[^@\s\"]+@[^@\s.]+(\.[^@\s.]+)+")
+_HEADERS = HeaderRegistry()
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A mailbox: an optional display name and a normalised (lower-cased) address."""
+
+    email: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return formataddr((self.name, self.email)) if self.name else self.email
+
+    def header(self) -> HeaderAddress:
+        """The address as the ``email`` package writes it into a header."""
+        local, _, domain = self.email.rpartition("@")
+        return HeaderAddress(display_name=self.name, username=local, domain=domain)
+
+
+def parse_address(text: str) -> Address | None:
+    """``ann@example.com`` or ``Ann <ann@example.com>``; None when it is not one mailbox.
+
+    Line breaks are refused anywhere (they would let a caller add headers), and so is
+    anything the ``email`` package's strict parser reports a defect in.
+    """
+    text = text.strip()
+    if not text or "\r" in text or "\n" in text:
+        return None
+    try:
+        parsed = _HEADERS("To", text)
+    except (ValueError, IndexError):
+        return None
+    header = cast(AddressHeader, parsed)
+    groups = header.groups
+    if parsed.defects or len(groups) != 1 or groups[0].display_name is not None:
+        return None
+    if len(header.addresses) != 1:
+        return None
+    [found] = header.addresses
+    email = found.addr_spec.lower()
+    if len(email) > MAX_ADDRESS_LENGTH or _EMAIL.fullmatch(email) is None:
+        return None
+    if email not in text.lower():
+        # The parser dropped comments or folding whitespace: not the address we were given.
+        return None
+    return Address(email=email, name=found.display_name.strip())
+
+
+def mask(email: str) -> str:
+    """``ann@example.com`` -> ``a***@example.com``: enough to tell emails apart in logs."""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,175 @@
+"""Emails through `m3o serve` to a real SMTP server, and a scheduled email across a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_PASSWORD = "e2e-admin-password"
+M3O = [sys.executable, "-m", "m3o"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Inbox:
+    """Keeps every message the SMTP server receives (on the server's own thread)."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 Message accepted"
+
+    def wait_for(self, count: int, seconds: float) -> list[EmailMessage]:
+        deadline = time.monotonic() + seconds
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.messages)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, server_hostname="localhost")
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Serving:
+    url: str
+    process: subprocess.Popen[str]
+
+    def post(self, path: str, body: dict[str, Any], token: str = "") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30)
+
+    def admin_token(self) -> str:
+        response = self.post("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]["access_token"]
+        return token
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=30)
+        return err
+
+
+def serve(data_dir: Path, env: dict[str, str]) -> Serving:
+    port = free_port()
+    process = subprocess.Popen(
+        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"m3o serve exited: {process.communicate()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                return Serving(url, process)
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("m3o serve was not healthy within 30 s")
+
+
+def test_emails_reach_the_smtp_server_and_a_scheduled_one_survives_a_restart(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, smtp_port = smtp
+    env = {
+        **os.environ,
+        "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "M3O_EMAILS__ENABLED": "true",
+        "M3O_EMAILS__SMTP__HOST": "127.0.0.1",
+        "M3O_EMAILS__SMTP__PORT": str(smtp_port),
+        "M3O_EMAILS__SMTP__STARTTLS": "false",
+    }
+    first = serve(tmp_path, env)
+    try:
+        admin = first.admin_token()
+        now = first.post(
+            "/emails/send",
+            {
+                "to": "ann@example.com",
+                "template_id": "verification",
+                "template_data": '{"code": "ABCDEFGH"}',
+            },
+            admin,
+        )
+        assert now.status_code == 200, now.text
+        later = first.post(
+            "/emails/send",
+            {
+                "to": "bob@example.com",
+                "template_id": "welcome",
+                "template_data": '{"name": "Bob"}',
+                "send_at": int(time.time()) + 2,
+            },
+            admin,
+        )
+        assert later.status_code == 200, later.text
+        refused = first.post("/emails/send", {"to": "ann@example.com"}, admin)
+        assert refused.status_code == 400
+        assert refused.json()["id"] == "emails.send"
+
+        [message] = inbox.wait_for(1, seconds=10)
+        assert message["Subject"] == "Verify your M3O account email"
+        assert message["To"] == "ann@example.com"
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert (
+            "please copy and paste this verification code into the signup form: ABCDEFGH "
+            "This code expires in 5 minutes."
+        ) in body.get_content()
+    finally:
+        first_log = first.stop()
+    assert "ABCDEFGH" not in first_log
+
+    second = serve(tmp_path, env)
+    try:
+        messages = inbox.wait_for(2, seconds=20)
+        assert [m["To"] for m in messages] == ["ann@example.com", "bob@example.com"]
+        assert messages[1]["Subject"] == "Welcome to M3O"
+        listed = second.post("/emails/listOutbox", {"status": "sent"}, second.admin_token())
+        assert listed.status_code == 200, listed.text
+        emails = listed.json()["emails"]
+        assert {e["id"] for e in emails} == {now.json()["id"], later.json()["id"]}
+        assert {e["transport"] for e in emails} == {"smtp"}
+    finally:
+        second.stop()
