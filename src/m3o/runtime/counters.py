@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+
 __all__ = ["CounterStore", "RateDecision"]
 
 
@@ -69,6 +71,31 @@ class CounterStore(Protocol):
         Exact across processes: never more than ``limit`` events are allowed per window.
         A refused hit does not use up the window.
         """
+        ...
+
+    async def incr_existing(self, key: str, amount: int) -> int | None:
+        """Add ``amount`` to an existing counter and return the new value; None (and no
+        write) when the key is missing or expired."""
+        ...
+
+    async def set_counter_if_absent(
+        self, key: str, value: int, *, ttl: timedelta | None = None
+    ) -> bool:
+        """Create counter ``key`` holding ``value`` unless it exists; True if created."""
+        ...
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        """Decide and reserve one call atomically (see :mod:`m3o.runtime.admission`)."""
+        ...
+
+    async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        """:meth:`admit` each request in order, in one round trip; each decision is atomic
+        and sees the reservations of the requests before it."""
+        ...
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        """Undo an admitted call's reservation (its counts and its debit); the rate hit
+        stays. Releasing a refused decision does nothing."""
         ...
 
     async def ping(self) -> None:

@@ -1,0 +1,105 @@
+"""The gateway's per-call decision: one atomic operation against the counter store.
+
+Admission checks, in the order of ``spec/gateway.md`` (steps 3 to 7; the key's status and
+scopes are checked in the gateway before), and reserves what the call uses:
+
+1. rate limit: one hit in the project's fixed one-second window ``rate_key``; over
+   ``rate_limit`` -> ``RATE_LIMITED`` (a refused hit does not use the window up);
+2. usage cap: ``cap >= 0`` and the value of ``cap_key`` >= ``cap`` -> ``CAP_EXCEEDED``;
+3. ``price == 0`` and ``free_key`` < ``free_quota`` -> admitted, charge ``free``
+   (``free_key`` counts it); ``price == 0`` with that quota used up -> the call costs 1;
+4. ``endpoint_key`` < ``endpoint_quota`` -> admitted, charge ``0``;
+5. the hot balance ``balance_key`` >= price -> admitted, charge ``<price>``: the balance is
+   debited and ``debited_key`` (cumulative request debits) raised by the price;
+   a balance key that does not exist -> ``BALANCE_UNKNOWN`` (the caller asks the balance
+   service to load it and tries again; the rate hit is given back); else
+   ``INSUFFICIENT_CREDIT``.
+
+An admitted call also counts in ``total_key`` and ``endpoint_key``. Monthly counters get
+``monthly_ttl`` when created. Nothing is counted for a refused call except the rate hit.
+
+:meth:`~m3o.runtime.counters.CounterStore.release` undoes an admitted call's reservation
+(the upstream failed): counters back down, the debit refunded. The rate hit stays.
+
+Keys are built by the services that own them (usage: the monthly counters; balance: the
+hot balance and cumulative debits; v1: the rate window); this module knows none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+__all__ = [
+    "FREE",
+    "NO_CAP",
+    "AdmissionDecision",
+    "AdmissionRequest",
+    "Verdict",
+]
+
+FREE = "free"
+"""The charge of a call admitted under the monthly fair-use quota."""
+
+NO_CAP = -1
+"""``AdmissionRequest.cap`` when the endpoint has no usage cap."""
+
+
+class Verdict(Enum):
+    ADMITTED = "admitted"
+    RATE_LIMITED = "rate_limited"
+    CAP_EXCEEDED = "cap_exceeded"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    BALANCE_UNKNOWN = "balance_unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    rate_key: str
+    """The project's rate window (one second)."""
+    rate_limit: int
+    """Calls per window; 0 admits none."""
+    cap: int
+    """Usage cap of the endpoint on the project's tier; :data:`NO_CAP` for none, 0: the
+    endpoint is not available on the tier."""
+    cap_key: str
+    """Counter holding the unit usage the cap is compared with (the endpoint's monthly
+    call count unless the API reports its own)."""
+    price: int
+    """The endpoint's price in 1/10,000ths of a cent; 0 for a free endpoint."""
+    free_key: str
+    """The project's monthly count of calls charged ``free``."""
+    free_quota: int
+    """Monthly free calls to free endpoints on the project's tier."""
+    endpoint_key: str
+    """The project's monthly count of calls to this endpoint."""
+    endpoint_quota: int
+    """The endpoint's monthly free calls (catalog); 0 for none."""
+    total_key: str
+    """The project's monthly count of all calls."""
+    balance_key: str
+    """The billing customer's hot balance."""
+    debited_key: str
+    """The billing customer's cumulative request debits (never reset: the balance service
+    writes the difference to what it last recorded into the ledger)."""
+    monthly_ttl: timedelta = timedelta(days=40)
+    """Expiry given to monthly counters when an admission creates them."""
+    rate_window: timedelta = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionDecision:
+    verdict: Verdict
+    charge: str = ""
+    """For an admitted call: ``free``, ``0`` or the price debited, as a string."""
+    debited: int = 0
+    """Units taken from the balance (0 unless the call was charged)."""
+    rate_limit: int = 0
+    rate_remaining: int = 0
+    rate_reset_after: float = 0.0
+    """Seconds until the rate window ends."""
+
+    @property
+    def admitted(self) -> bool:
+        return self.verdict is Verdict.ADMITTED
