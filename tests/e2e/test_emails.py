@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -173,3 +174,40 @@ def test_emails_reach_the_smtp_server_and_a_scheduled_one_survives_a_restart(
         assert {e["transport"] for e in emails} == {"smtp"}
     finally:
         second.stop()
+
+
+def test_signup_with_the_code_read_from_the_smtp_message(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, smtp_port = smtp
+    env = {
+        **os.environ,
+        "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "M3O_EMAILS__ENABLED": "true",
+        "M3O_EMAILS__SMTP__HOST": "127.0.0.1",
+        "M3O_EMAILS__SMTP__PORT": str(smtp_port),
+        "M3O_EMAILS__SMTP__STARTTLS": "false",
+    }
+    platform = serve(tmp_path, env)
+    try:
+        started = platform.post("/signup/user", {"email": "Carol@Example.com"})
+        assert started.status_code == 200, started.text
+        [message] = inbox.wait_for(1, seconds=10)
+        assert message["To"] == "carol@example.com"
+        body = message.get_body(("plain",))
+        assert body is not None
+        found = re.search(r"signup form:\s*([A-Z]{8})\s", body.get_content())
+        assert found is not None, body.get_content()
+
+        verified = platform.post(
+            "/signup/verify",
+            {"email": "carol@example.com", "token": found.group(1), "secret": "carol's password"},
+        )
+        assert verified.status_code == 200, verified.text
+        login = platform.post(
+            "/customers/login", {"email": "carol@example.com", "password": "carol's password"}
+        )
+        assert login.status_code == 200, login.text
+    finally:
+        log = platform.stop()
+    assert found.group(1) not in log
