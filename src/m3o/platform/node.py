@@ -46,6 +46,7 @@ class Node:
     """How this node's services reach any service (local ones included)."""
     account_names: Sequence[str]
     dispatchers: list[Dispatcher] = field(default_factory=list)
+    _unrouted: set[str] = field(default_factory=set)
     _on_start: list[tuple[str, Sequence[Hook]]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _scheduler: Scheduler | None = None
@@ -69,6 +70,8 @@ class Node:
         self._scheduler = Scheduler(self.counters)
         for definition in definitions:
             parts = await definition.build(self._dependencies(definition.name))
+            if not definition.platform_api:
+                self._unrouted.update(spec.service for spec in definition.specs)
             for handler in parts.handlers:
                 dispatcher = Dispatcher(
                     handler.spec,
@@ -96,8 +99,11 @@ class Node:
             self._on_stop.extend(parts.on_stop)
 
     def directory(self) -> ServiceDirectory:
+        """The hosted services the platform API routes to."""
         found: dict[str, list[ServiceSpec]] = {}
         for dispatcher in self.dispatchers:
+            if dispatcher.spec.service in self._unrouted:
+                continue
             found.setdefault(dispatcher.spec.service, []).append(dispatcher.spec)
         return found
 

@@ -158,7 +158,7 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     config = process.config
     router = _router(config, InProcessTransport(), set())
     app = create_app(
-        {d.name: list(d.specs) for d in SERVICES},
+        {d.name: list(d.specs) for d in SERVICES if d.platform_api},
         router,
         metrics=Metrics(),
         readiness=[ReadinessCheck("counters", process.counters.ping)],

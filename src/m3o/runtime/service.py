@@ -112,3 +112,7 @@ class ServiceDefinition:
     specs: Sequence[ServiceSpec] = ()
     metadata: MetaData | None = None
     description: str = ""
+    platform_api: bool = True
+    """Served on the HTTP front's platform API (``/<service>/<endpoint>``). False for APIs
+    published to customers, such as helloworld: they are reached only through ``/v1``,
+    where calls are authorised, admitted and metered."""
