@@ -4,9 +4,6 @@ served on a real port: provider URLs come from the environment, as an operator s
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +16,10 @@ import httpx
 import pytest
 import uvicorn
 
-from e2e.test_signup import CODE_SENTENCE, Platform, free_port
+from e2e.serving import CODE_SENTENCE, Platform, free_port, serving
 from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE, FakeProviders
 
 pytestmark = pytest.mark.e2e
-
-ADMIN_PASSWORD = "e2e-admin-password"
 
 
 @dataclass
@@ -58,8 +53,6 @@ def providers() -> Iterator[Providers]:
 @pytest.fixture
 def platform(tmp_path: Path, providers: Providers) -> Iterator[Platform]:
     env = {
-        **os.environ,
-        "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "M3O_OAUTH__STATE_SECRET": "an e2e state secret long enough to sign with",
         "M3O_OAUTH__GOOGLE__CLIENT_ID": "google-client",
         "M3O_OAUTH__GOOGLE__CLIENT_SECRET": "google-secret",
@@ -72,32 +65,7 @@ def platform(tmp_path: Path, providers: Providers) -> Iterator[Platform]:
         "M3O_OAUTH__GITHUB__TOKEN_URL": f"{providers.url}/github/login/oauth/access_token",
         "M3O_OAUTH__GITHUB__EMAILS_URL": f"{providers.url}/github/user/emails",
     }
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "m3o", "serve", "--data-dir", str(tmp_path), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"m3o serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("m3o serve was not healthy within 30 s")
-            time.sleep(0.05)
-        yield Platform(url, process)
-    finally:
-        process.kill()
-        process.communicate()
+    yield from serving(tmp_path, env)
 
 
 def _state(platform: Platform, provider: str) -> str:
