@@ -1,0 +1,1 @@
+"""The explore service: the public face of the catalog (index, search, pricing)."""

@@ -1,0 +1,42 @@
+"""Fixtures of the publicapi tests: the handler over a real database and counter store,
+with a recording publisher and a fake reflection client."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.store import SessionFactory
+from m3o.services.publicapi.handler import Publicapi
+from services.publicapi.support import (
+    TWO_SERVICES_PROTO,
+    FakeFetcher,
+    TickingClock,
+    World,
+    compile_proto,
+)
+
+
+@pytest.fixture
+def world(engine: AsyncEngine, sessions: SessionFactory) -> World:
+    publisher = FakePublisher()
+    fetcher = FakeFetcher()
+    counters = SqlCounterStore(engine)
+    clock = TickingClock()
+    handler = Publicapi(
+        sessions=sessions,
+        publisher=publisher,
+        counters=counters,
+        fetch_descriptors=fetcher,
+        clock=clock,
+    )
+    return World(handler, publisher, fetcher, counters, sessions, clock)
+
+
+@pytest.fixture(scope="session")
+def two_services(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Descriptors compiled by protoc with source info: helloworld.Helloworld and
+    helloworld.Greeter, importing a well-known type."""
+    return compile_proto(tmp_path_factory.mktemp("protos"), TWO_SERVICES_PROTO)
