@@ -1,0 +1,27 @@
+"""The v1 service: API keys for the public API, and what the gateway reads of them.
+
+The gateway's hot path uses only what is exported here: the key format and hash
+(``keys.py``) and the key records mirrored into the counter store with the per-project
+rate-limit key (``records.py``).
+"""
+
+from m3o.services.v1.keys import hash_key, is_well_formed
+from m3o.services.v1.records import (
+    RATE_WINDOW,
+    KeyRecord,
+    KeyStatus,
+    mirror_name,
+    rate_key,
+    read_key_record,
+)
+
+__all__ = [
+    "RATE_WINDOW",
+    "KeyRecord",
+    "KeyStatus",
+    "hash_key",
+    "is_well_formed",
+    "mirror_name",
+    "rate_key",
+    "read_key_record",
+]

@@ -1,0 +1,362 @@
+"""The v1 service: API keys for the public API.
+
+GenerateKey is all or nothing. Its steps, each undone if a later one fails:
+
+1. the key's auth account (type ``apikey``, id = the key id, the key's scopes, metadata
+   ``apikey_owner`` = the project), through which the gateway gets tokens for upstreams;
+2. the key's record in the counter-store mirror (nobody knows the key yet, so an entry
+   written early is harmless, and it is never written inside a database transaction);
+3. the row and the GenerateKey event, in one transaction.
+
+Revoking, blocking and unblocking are in ``keyring.py``; the consumers in
+``consumers.py``. Who may act on a key: a customer on the keys of their projects (a key
+of another project is ``Not found``, never Forbidden, so ids reveal nothing), an admin on
+any key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m3o.events.customers import TOPIC, EventType
+from m3o.runtime.auth import (
+    Account,
+    CallContext,
+    is_admin,
+    is_customer,
+    is_service,
+    verify_admin,
+    verify_customer,
+)
+from m3o.runtime.errors import (
+    BadRequest,
+    Forbidden,
+    Internal,
+    M3OError,
+    NotFound,
+    Unauthorized,
+)
+from m3o.runtime.events import Publisher
+from m3o.runtime.logging import get_logger
+from m3o.runtime.store import SessionFactory, transaction
+from m3o.services.auth.proto import auth_pb2 as auth_pb
+from m3o.services.auth.proto.client import AuthService
+from m3o.services.v1 import key_rows
+from m3o.services.v1.catalog import ApiNames
+from m3o.services.v1.key_events import key_event
+from m3o.services.v1.key_rows import KeyRow
+from m3o.services.v1.keyring import KeyRing, Selection
+from m3o.services.v1.keys import hash_key, is_key_hash, new_key
+from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.owners import Project, ProjectDirectory, choose_project
+from m3o.services.v1.proto import v1_pb2 as pb
+from m3o.services.v1.records import ALL_APIS, KeyStatus
+from m3o.services.v1.settings import (
+    BLOCK_MESSAGE,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_EXPIRES_IN,
+    MAX_SCOPES,
+    V1Settings,
+)
+
+__all__ = ["INTERNAL_DETAIL", "V1"]
+
+_log = get_logger(__name__)
+
+INTERNAL_DETAIL = "Internal server error"
+APIKEY_ACCOUNT_TYPE = "apikey"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class V1:
+    """Implements ``v1.V1`` (see ``proto/v1.proto``)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        publisher: Publisher,
+        mirror: KeyMirror,
+        ring: KeyRing,
+        auth: AuthService,
+        projects: ProjectDirectory,
+        catalog: ApiNames,
+        settings: V1Settings,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._mirror = mirror
+        self._ring = ring
+        self._auth = auth
+        self._projects = projects
+        self._catalog = catalog
+        self._settings = settings
+        self._clock = clock
+
+    async def generate_key(
+        self, request: pb.GenerateKeyRequest, ctx: CallContext
+    ) -> pb.GenerateKeyResponse:
+        account = verify_customer(ctx)
+        scopes = _normalised_scopes(request.scopes)
+        if not scopes:
+            raise BadRequest(ctx.endpoint, "Missing scopes field")
+        description = request.description.strip()
+        if not description:
+            raise BadRequest(ctx.endpoint, "Missing description field")
+        if len(scopes) > MAX_SCOPES:
+            raise BadRequest(ctx.endpoint, f"A key may have at most {MAX_SCOPES} scopes")
+        if len(description) > MAX_DESCRIPTION_LENGTH:
+            raise BadRequest(
+                ctx.endpoint, f"description is longer than {MAX_DESCRIPTION_LENGTH} characters"
+            )
+        if request.expires_in < 0:
+            raise BadRequest(ctx.endpoint, "expires_in must not be negative")
+        if request.expires_in > MAX_EXPIRES_IN.total_seconds():
+            raise BadRequest(
+                ctx.endpoint,
+                f"expires_in must be at most {int(MAX_EXPIRES_IN.total_seconds())} seconds",
+            )
+        await self._check_scopes(ctx, scopes)
+        project = choose_project(ctx, await self._projects_of(ctx), request.project_id.strip())
+        key = new_key()
+        now = self._clock()
+        row = KeyRow(
+            id=str(uuid.uuid4()),
+            hash=hash_key(key, self._settings.pepper),
+            scopes=scopes,
+            owner=project.id,
+            billing_account=project.billing_account,
+            created_by=account.id,
+            description=description,
+            created=now,
+            expires=now + timedelta(seconds=request.expires_in) if request.expires_in else None,
+        )
+        await self._create(ctx, account, row)
+        _log.info("v1.key_generated", key_id=row.id, project_id=row.owner, caller=account.id)
+        return pb.GenerateKeyResponse(api_key=key, api_key_id=row.id)
+
+    async def list_keys(self, request: pb.ListRequest, ctx: CallContext) -> pb.ListResponse:
+        verify_customer(ctx)
+        projects = await self._projects_of(ctx)
+        async with self._sessions() as session:
+            found = await key_rows.of_projects(session, {project.id for project in projects})
+        return pb.ListResponse(api_keys=[row.to_proto() for row in found])
+
+    async def revoke_key(self, request: pb.RevokeRequest, ctx: CallContext) -> pb.RevokeResponse:
+        account = verify_customer(ctx)
+        key_id = request.id.strip()
+        if not key_id:
+            raise BadRequest(ctx.endpoint, "Missing ID field")
+        async with self._sessions() as session:
+            row = await key_rows.find(session, key_id)
+        if row is None or not await self._may_manage(ctx, account, row):
+            raise NotFound(ctx.endpoint, "Not found")
+        acting_customer = account.id if is_customer(account) else ""
+        try:
+            await self._ring.delete([row], caller_id=account.id, customer_id=acting_customer)
+        except M3OError as exc:
+            raise _internal(ctx, "delete", exc) from None
+        return pb.RevokeResponse()
+
+    async def block_key(self, request: pb.BlockKeyRequest, ctx: CallContext) -> pb.BlockKeyResponse:
+        account = verify_admin(ctx)
+        message = request.message.strip() or BLOCK_MESSAGE
+        if len(message) > MAX_DESCRIPTION_LENGTH:
+            raise BadRequest(
+                ctx.endpoint, f"message is longer than {MAX_DESCRIPTION_LENGTH} characters"
+            )
+        select = await self._selection(ctx, request.user_id, request.key_id, KeyStatus.ACTIVE)
+        await self._ring.set_status(select, KeyStatus.BLOCKED, message, caller_id=account.id)
+        return pb.BlockKeyResponse()
+
+    async def unblock_key(
+        self, request: pb.UnblockKeyRequest, ctx: CallContext
+    ) -> pb.UnblockKeyResponse:
+        account = verify_admin(ctx)
+        select = await self._selection(ctx, request.user_id, request.key_id, KeyStatus.BLOCKED)
+        await self._ring.set_status(select, KeyStatus.ACTIVE, "", caller_id=account.id)
+        return pb.UnblockKeyResponse()
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse:
+        account = verify_admin(ctx)
+        customer_id = request.id.strip()
+        if not customer_id:
+            raise BadRequest(ctx.endpoint, "Missing ID field")
+        async with self._sessions() as session:
+            found = await key_rows.of_billing_account(session, customer_id)
+        try:
+            await self._ring.delete(found, caller_id=account.id)
+        except M3OError as exc:
+            raise _internal(ctx, "delete", exc) from None
+        return pb.DeleteCustomerResponse()
+
+    async def list_apis(self, request: pb.ListAPIsRequest, ctx: CallContext) -> pb.ListAPIsResponse:
+        verify_customer(ctx)
+        try:
+            names = await self._catalog.names()
+        except M3OError as exc:
+            raise _internal(ctx, "publicapi.list", exc) from None
+        return pb.ListAPIsResponse(names=names)
+
+    list_ap_is = list_apis
+    """The name ``m3o gen`` derives from ``ListAPIs``."""
+
+    async def resolve_key(
+        self, request: pb.ResolveKeyRequest, ctx: CallContext
+    ) -> pb.ResolveKeyResponse:
+        if ctx.account is None:
+            raise Unauthorized(ctx.endpoint, "Unauthorized")
+        if not is_service(ctx.account):
+            raise Forbidden(ctx.endpoint, "Forbidden")
+        key_hash = request.hash
+        if not key_hash:
+            raise BadRequest(ctx.endpoint, "Missing hash field")
+        if not is_key_hash(key_hash):
+            raise BadRequest(ctx.endpoint, "Invalid hash field")
+        row = await self._by_hash(key_hash)
+        if row is None or row.expired(self._clock()):
+            raise NotFound(ctx.endpoint, "Not found")
+        try:
+            await self._mirror.put(row.record)
+        except M3OError as exc:
+            # The gateway still gets its answer; it will ask again.
+            _log.warning("v1.mirror_reload_failed", key_id=row.id, error=exc.detail)
+            return pb.ResolveKeyResponse(key=row.record.to_proto())
+        # A change committed after our read may have written the mirror before we did:
+        # read again, and correct the entry if the row moved on.
+        again = await self._by_hash(key_hash)
+        if again is None:
+            await self._mirror.try_remove(row.id, row.hash)
+            raise NotFound(ctx.endpoint, "Not found")
+        if again.record != row.record:
+            await self._mirror.refresh([again.record])
+        return pb.ResolveKeyResponse(key=again.record.to_proto())
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    async def _create(self, ctx: CallContext, account: Account, row: KeyRow) -> None:
+        account_request = auth_pb.GenerateRequest(
+            id=row.id,
+            type=APIKEY_ACCOUNT_TYPE,
+            scopes=list(row.scopes),
+            metadata={"apikey_owner": row.owner, "billing_account": row.billing_account},
+        )
+        try:
+            await self._auth.generate(account_request)
+        except M3OError as exc:
+            raise _internal(ctx, "auth.generate", exc) from None
+        event = key_event(
+            EventType.EventTypeGenerateKey,
+            row,
+            caller_id=account.id,
+            customer_id=account.id if is_customer(account) else "",
+            customer_email=account.name if is_customer(account) else "",
+        )
+        try:
+            await self._mirror.put(row.record)
+            async with transaction(self._sessions) as session:
+                await key_rows.insert_new(session, row)
+                await self._publisher.publish(TOPIC, event, session=session)
+        except BaseException as exc:
+            await self._undo_create(row)
+            if isinstance(exc, M3OError):
+                raise _internal(ctx, "store", exc) from None
+            raise
+
+    async def _undo_create(self, row: KeyRow) -> None:
+        """Remove what a failed GenerateKey created; a failure here is logged (an auth
+        account without a row can never be reached: nobody holds its secret)."""
+        await self._mirror.try_remove(row.id, row.hash)
+        try:
+            await self._auth.delete(auth_pb.DeleteRequest(id=row.id))
+        except NotFound:
+            return
+        except M3OError as exc:
+            _log.error("v1.generate_undo_failed", key_id=row.id, error=exc.detail)
+
+    async def _check_scopes(self, ctx: CallContext, scopes: Sequence[str]) -> None:
+        named = [scope for scope in scopes if scope != ALL_APIS]
+        if not named:
+            return
+        try:
+            published = set(await self._catalog.names())
+        except M3OError as exc:
+            raise _internal(ctx, "publicapi.list", exc) from None
+        if not published.issuperset(named):
+            raise Forbidden(ctx.endpoint, "Not allowed to generate a key with requested scopes")
+
+    async def _projects_of(self, ctx: CallContext) -> Sequence[Project]:
+        try:
+            return await self._projects.projects_of(ctx)
+        except M3OError as exc:
+            raise _internal(ctx, "projects.list", exc) from None
+
+    async def _may_manage(self, ctx: CallContext, account: Account, row: KeyRow) -> bool:
+        if is_admin(account):
+            return True
+        projects = await self._projects_of(ctx)
+        return any(project.id == row.owner for project in projects)
+
+    async def _by_hash(self, key_hash: str) -> KeyRow | None:
+        async with self._sessions() as session:
+            return await key_rows.find_by_hash(session, key_hash)
+
+    async def _selection(
+        self, ctx: CallContext, user_id: str, key_id: str, status: KeyStatus
+    ) -> Selection:
+        """What BlockKey / UnblockKey act on: one key (of ``user_id`` if given), else every
+        key of ``user_id`` in ``status``. An unknown key is NotFound."""
+        user_id, key_id = user_id.strip(), key_id.strip()
+        if key_id:
+            async with self._sessions() as session:
+                row = await key_rows.find(session, key_id)
+            if row is None or (user_id and row.billing_account != user_id):
+                raise NotFound(ctx.endpoint, "Not found")
+
+            async def one(session: AsyncSession) -> list[KeyRow]:
+                found = await key_rows.find(session, key_id, lock=True)
+                return [] if found is None else [found]
+
+            return one
+        if not user_id:
+            raise BadRequest(ctx.endpoint, "Missing user_id field")
+
+        async def every(session: AsyncSession) -> list[KeyRow]:
+            return await key_rows.of_billing_account(session, user_id, status=status, lock=True)
+
+        return every
+
+
+def _normalised_scopes(given: Sequence[str]) -> tuple[str, ...]:
+    """Scopes trimmed and lower-cased (API names are), empty ones dropped, each once."""
+    seen: dict[str, None] = {}
+    for scope in given:
+        cleaned = scope.strip().lower()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return tuple(seen)
+
+
+def _internal(ctx: CallContext, call: str, exc: M3OError) -> Internal:
+    """Log why ``call`` failed and return the generic error the caller gets."""
+    _log.error(
+        "v1.call_failed",
+        endpoint=ctx.endpoint,
+        call=call,
+        kind=type(exc).__name__,
+        error_id=exc.id,
+        detail=exc.detail,
+    )
+    return Internal(ctx.endpoint, INTERNAL_DETAIL)

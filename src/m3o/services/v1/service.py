@@ -1,0 +1,60 @@
+"""Wiring of the v1 service."""
+
+from __future__ import annotations
+
+from m3o.runtime.logging import get_logger
+from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
+from m3o.services.auth.proto.client import AuthClient
+from m3o.services.publicapi.proto.client import PublicapiClient
+from m3o.services.v1 import tables
+from m3o.services.v1.catalog import PublishedApis
+from m3o.services.v1.consumers import CustomerEvents, ProjectEvents
+from m3o.services.v1.handler import V1
+from m3o.services.v1.keyring import KeyRing
+from m3o.services.v1.last_seen import LastSeen
+from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.owners import DefaultProjects
+from m3o.services.v1.proto.client import SPEC
+from m3o.services.v1.settings import settings_from
+
+__all__ = ["definition"]
+
+_log = get_logger(__name__)
+
+
+async def _build(deps: Dependencies) -> ServiceParts:
+    settings = settings_from(deps.config)
+    if not settings.pepper:
+        _log.warning("v1.key_pepper_unset", hint="set v1.key_pepper in production")
+    auth = deps.clients.get(AuthClient)
+    mirror = KeyMirror(deps.counters)
+    ring = KeyRing(sessions=deps.sessions, publisher=deps.publisher, mirror=mirror, auth=auth)
+    handler = V1(
+        sessions=deps.sessions,
+        publisher=deps.publisher,
+        mirror=mirror,
+        ring=ring,
+        auth=auth,
+        projects=DefaultProjects(),
+        catalog=PublishedApis(deps.clients.get(PublicapiClient)),
+        settings=settings,
+    )
+    last_seen = LastSeen(sessions=deps.sessions)
+    return ServiceParts(
+        handlers=[Handler(SPEC, handler)],
+        consumers=[
+            CustomerEvents(sessions=deps.sessions, ring=ring).consumer(),
+            ProjectEvents(sessions=deps.sessions, ring=ring).consumer(),
+            last_seen.consumer(),
+        ],
+        on_stop=[last_seen.flush],
+    )
+
+
+definition = ServiceDefinition(
+    name="v1",
+    build=_build,
+    specs=(SPEC,),
+    metadata=tables.metadata,
+    description="API keys for the public API: generation, listing, revocation, blocking.",
+)

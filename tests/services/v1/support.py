@@ -1,0 +1,196 @@
+"""Helpers of the v1 tests: accounts, call contexts, a clock, stand-ins, the world under test."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from m3o.events.customers import TOPIC, Event
+from m3o.runtime.auth import Account, CallContext
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import M3OError, Unavailable
+from m3o.runtime.fakes import FakePublisher, FakeUnary
+from m3o.runtime.store import SessionFactory
+from m3o.services.auth.proto.fakes import FakeAuthClient
+from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
+from m3o.services.publicapi.proto.fakes import FakePublicapiClient
+from m3o.services.v1 import key_rows
+from m3o.services.v1.catalog import PublishedApis
+from m3o.services.v1.handler import V1
+from m3o.services.v1.key_rows import KeyRow
+from m3o.services.v1.keyring import KeyRing
+from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.owners import Project
+from m3o.services.v1.proto import v1_pb2 as pb
+from m3o.services.v1.records import KeyRecord, read_key_record
+from m3o.services.v1.settings import V1Settings
+from m3o.services.v1.tables import keys
+
+ANN = Account(id="ann", type="customer", scopes=("customer",), name="ann@example.com")
+BOB = Account(id="bob", type="customer", scopes=("customer",), name="bob@example.com")
+ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
+GATEWAY = Account(id="gateway", type="service", scopes=("service",))
+START = datetime(2024, 1, 1, tzinfo=UTC)
+PEPPER = b"test pepper"
+PUBLISHED = ("helloworld", "cache", "db")
+
+
+def call(method: str, account: Account | None = ANN) -> CallContext:
+    return CallContext(
+        service="v1",
+        method=method,
+        account=account,
+        metadata={"authorization": f"Bearer token-of-{account.id}"} if account else {},
+    )
+
+
+class TickingClock:
+    """Each reading is one second after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class ProjectsStandIn:
+    """The caller's projects: their default project unless the test says otherwise."""
+
+    by_account: dict[str, list[Project]] = field(default_factory=dict)
+    error: M3OError | None = None
+    asked: list[CallContext] = field(default_factory=list)
+
+    async def projects_of(self, ctx: CallContext) -> Sequence[Project]:
+        self.asked.append(ctx)
+        if self.error is not None:
+            raise self.error
+        assert ctx.account is not None
+        default = [Project(id=ctx.account.id, billing_account=ctx.account.id)]
+        return self.by_account.get(ctx.account.id, default)
+
+
+class FlakyCounters:
+    """A counter store whose value writes can be made to fail (Unavailable)."""
+
+    def __init__(self, inner: CounterStore) -> None:
+        self.inner = inner
+        self.fail_set = False
+        self.fail_delete = False
+        self.written: list[str] = []
+        """Names given to set_value / set_if_absent, oldest first (failed writes too)."""
+
+    async def set_value(self, key: str, value: str, *, ttl: timedelta | None = None) -> None:
+        self.written.append(key)
+        if self.fail_set:
+            raise Unavailable("counters", "Counter store unavailable")
+        await self.inner.set_value(key, value, ttl=ttl)
+
+    async def set_if_absent(self, key: str, value: str, *, ttl: timedelta) -> bool:
+        self.written.append(key)
+        if self.fail_set:
+            raise Unavailable("counters", "Counter store unavailable")
+        return await self.inner.set_if_absent(key, value, ttl=ttl)
+
+    async def delete(self, *keys: str) -> None:
+        if self.fail_delete:
+            raise Unavailable("counters", "Counter store unavailable")
+        await self.inner.delete(*keys)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def catalog_of(*names: str) -> publicapi_pb.ListResponse:
+    return publicapi_pb.ListResponse(apis=[publicapi_pb.PublicAPI(name=name) for name in names])
+
+
+@dataclass
+class World:
+    handler: V1
+    ring: KeyRing
+    auth: FakeAuthClient
+    publicapi: FakePublicapiClient
+    projects: ProjectsStandIn
+    publisher: FakePublisher
+    counters: FlakyCounters
+    sessions: SessionFactory
+    clock: TickingClock
+
+    def events(self) -> list[Event]:
+        found = self.publisher.events(TOPIC)
+        return [event for event in found if isinstance(event, Event)]
+
+    def assert_all_in_transaction(self) -> None:
+        assert self.publisher.published
+        assert all(p.in_transaction for p in self.publisher.published)
+
+    def forget_calls(self) -> None:
+        """Forget events and calls so far (a test's setup is not its subject)."""
+        self.publisher.published.clear()
+        for fake in (self.auth, self.publicapi):
+            for method in vars(fake).values():
+                if isinstance(method, FakeUnary):
+                    method.recorded.clear()
+        self.projects.asked.clear()
+
+    async def generate(
+        self,
+        account: Account = ANN,
+        scopes: Sequence[str] = ("helloworld",),
+        description: str = "my key",
+        project_id: str = "",
+        expires_in: int = 0,
+    ) -> pb.GenerateKeyResponse:
+        request = pb.GenerateKeyRequest(
+            scopes=list(scopes),
+            description=description,
+            project_id=project_id,
+            expires_in=expires_in,
+        )
+        return await self.handler.generate_key(request, call("GenerateKey", account))
+
+    async def all_rows(self) -> list[KeyRow]:
+        """Every key row, newest first."""
+        async with self.sessions() as session:
+            owners = set((await session.scalars(select(keys.c.owner))).all())
+            return await key_rows.of_projects(session, owners)
+
+    async def row(self, key_id: str) -> KeyRow | None:
+        async with self.sessions() as session:
+            return await key_rows.find(session, key_id)
+
+    async def mirrored(self, key_hash: str) -> KeyRecord | None:
+        return await read_key_record(self.counters.inner, key_hash, now=self.clock.now.timestamp())
+
+
+def make_world(
+    sessions: SessionFactory, counters: CounterStore, settings: V1Settings | None = None
+) -> World:
+    auth = FakeAuthClient()
+    publicapi = FakePublicapiClient()
+    publicapi.list.returns(catalog_of(*PUBLISHED))
+    projects = ProjectsStandIn()
+    publisher = FakePublisher()
+    flaky = FlakyCounters(counters)
+    clock = TickingClock()
+    mirror = KeyMirror(flaky, clock=clock)  # the rest of the store is delegated
+    ring = KeyRing(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
+    handler = V1(
+        sessions=sessions,
+        publisher=publisher,
+        mirror=mirror,
+        ring=ring,
+        auth=auth,
+        projects=projects,
+        catalog=PublishedApis(publicapi),
+        settings=settings or V1Settings(pepper=PEPPER),
+        clock=clock,
+    )
+    return World(handler, ring, auth, publicapi, projects, publisher, flaky, sessions, clock)
