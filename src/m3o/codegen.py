@@ -63,13 +63,27 @@ class _Method:
     server_streaming: bool
 
 
+def _plural_of_acronym(name: str, i: int) -> bool:
+    """``name[i]`` ends an acronym made plural by a lone ``s`` (the ``I`` of ``ListAPIs``)."""
+    return (
+        name[i - 1].isupper()
+        and i + 1 < len(name)
+        and name[i + 1] == "s"
+        and (i + 2 == len(name) or name[i + 2].isupper())
+    )
+
+
 def _snake(name: str) -> str:
+    """``ListAPIs`` -> ``list_apis``, ``GoogleURL`` -> ``google_url``."""
     out: list[str] = []
     for i, ch in enumerate(name):
         if (
             ch.isupper()
             and i
-            and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower()))
+            and (
+                not name[i - 1].isupper()
+                or (i + 1 < len(name) and name[i + 1].islower() and not _plural_of_acronym(name, i))
+            )
         ):
             out.append("_")
         out.append(ch.lower())

@@ -282,10 +282,6 @@ async def test_list_apis_returns_the_published_names_sorted(world: World) -> Non
     assert list(response.names) == ["cache", "db", "helloworld"]
 
 
-async def test_list_apis_is_served_under_the_generated_name(world: World) -> None:
-    assert world.handler.list_ap_is == world.handler.list_apis
-
-
 async def test_list_apis_needs_a_customer(world: World) -> None:
     with pytest.raises(Unauthorized):
         await world.handler.list_apis(pb.ListAPIsRequest(), call("ListAPIs", None))

@@ -210,9 +210,6 @@ class V1:
             raise _internal(ctx, "publicapi.list", exc) from None
         return pb.ListAPIsResponse(names=names)
 
-    list_ap_is = list_apis
-    """The name ``m3o gen`` derives from ``ListAPIs``."""
-
     async def resolve_key(
         self, request: pb.ResolveKeyRequest, ctx: CallContext
     ) -> pb.ResolveKeyResponse:

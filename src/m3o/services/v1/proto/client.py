@@ -27,7 +27,7 @@ SPEC = ServiceSpec(
         "DeleteCustomer": MethodSpec(
             "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
         ),
-        "ListAPIs": MethodSpec("ListAPIs", "list_ap_is", pb.ListAPIsRequest, pb.ListAPIsResponse),
+        "ListAPIs": MethodSpec("ListAPIs", "list_apis", pb.ListAPIsRequest, pb.ListAPIsResponse),
         "ResolveKey": MethodSpec(
             "ResolveKey", "resolve_key", pb.ResolveKeyRequest, pb.ResolveKeyResponse
         ),
@@ -60,7 +60,7 @@ class V1Handler(Protocol):
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse: ...
 
-    async def list_ap_is(
+    async def list_apis(
         self, request: pb.ListAPIsRequest, ctx: CallContext
     ) -> pb.ListAPIsResponse: ...
 
@@ -120,7 +120,7 @@ class V1Service(Protocol):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.DeleteCustomerResponse: ...
 
-    async def list_ap_is(
+    async def list_apis(
         self,
         request: pb.ListAPIsRequest,
         *,
@@ -212,7 +212,7 @@ class V1Client(Client):
             await self._unary("DeleteCustomer", request, timeout, metadata),
         )
 
-    async def list_ap_is(
+    async def list_apis(
         self,
         request: pb.ListAPIsRequest,
         *,

@@ -28,7 +28,7 @@ class FakeV1Client:
         self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
             FakeUnary(pb.DeleteCustomerResponse)
         )
-        self.list_ap_is: FakeUnary[pb.ListAPIsRequest, pb.ListAPIsResponse] = FakeUnary(
+        self.list_apis: FakeUnary[pb.ListAPIsRequest, pb.ListAPIsResponse] = FakeUnary(
             pb.ListAPIsResponse
         )
         self.resolve_key: FakeUnary[pb.ResolveKeyRequest, pb.ResolveKeyResponse] = FakeUnary(
