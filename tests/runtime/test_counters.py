@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,15 @@ async def subject(
         yield Subject(SqlCounterStore(engine, now=clock.now), clock.advance)
     finally:
         await drop_engine(engine, schema)
+
+
+async def sqlite_threads_stopped() -> None:
+    """Wait until aiosqlite's worker threads end: after a failed connect a thread lingers a
+    moment, and if the test's event loop closes first it raises in that thread."""
+    for _ in range(200):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            return
+        await asyncio.sleep(0.01)
 
 
 def closed_port() -> int:
@@ -130,6 +140,73 @@ async def test_ttl_is_set_when_the_increment_creates_the_key_only(subject: Subje
     await store.incr("forever", ttl=SHORT)
     await subject.advance(PAST_SHORT)
     assert await store.get_many(["short", "forever"]) == [0, 2]
+
+
+async def test_incr_existing_adds_to_an_existing_counter(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("c", 10)
+    assert await store.incr_existing("c", 5) == 15
+    assert await store.incr_existing("c", -20) == -5
+    assert await store.get("c") == -5
+
+
+async def test_incr_existing_on_a_missing_counter_writes_nothing(subject: Subject) -> None:
+    store = subject.store
+    assert await store.incr_existing("missing", 5) is None
+    assert await store.get("missing") == 0
+    assert await store.set_counter_if_absent("missing", 1) is True
+
+
+async def test_incr_existing_on_an_expired_counter_writes_nothing(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("c", 3, ttl=SHORT)
+    await subject.advance(PAST_SHORT)
+    assert await store.incr_existing("c", 5) is None
+    assert await store.get("c") == 0
+
+
+async def test_incr_existing_keeps_the_expiry(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("c", 3, ttl=SHORT)
+    assert await store.incr_existing("c", 1) == 4
+    await subject.advance(PAST_SHORT)
+    assert await store.get("c") == 0
+
+
+async def test_set_counter_if_absent_creates_once(subject: Subject) -> None:
+    store = subject.store
+    assert await store.set_counter_if_absent("c", 500) is True
+    assert await store.set_counter_if_absent("c", 7) is False
+    assert await store.get("c") == 500
+    assert await store.incr("c", -1) == 499
+
+
+async def test_set_counter_if_absent_keeps_an_existing_counter(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("c", 2)
+    assert await store.set_counter_if_absent("c", 100) is False
+    assert await store.get("c") == 2
+
+
+async def test_set_counter_if_absent_concurrently_creates_exactly_once(subject: Subject) -> None:
+    results = await asyncio.gather(
+        *(subject.store.set_counter_if_absent("c", i) for i in range(1, 51))
+    )
+    assert results.count(True) == 1
+    assert await subject.store.get("c") == results.index(True) + 1
+
+
+async def test_set_counter_if_absent_with_ttl_expires_and_can_be_set_again(
+    subject: Subject,
+) -> None:
+    store = subject.store
+    assert await store.set_counter_if_absent("c", -4, ttl=SHORT) is True
+    assert await store.get("c") == -4
+    await subject.advance(PAST_SHORT)
+    assert await store.get("c") == 0
+    assert await store.set_counter_if_absent("c", 9) is True
+    await subject.advance(PAST_SHORT)
+    assert await store.get("c") == 9
 
 
 # Values
@@ -269,6 +346,8 @@ async def test_unreachable_redis_is_unavailable() -> None:
             lambda: store.get_value("v"),
             lambda: store.set_if_absent("v", "x", ttl=LONG),
             lambda: store.hit("r", limit=1, window=LONG),
+            lambda: store.incr_existing("c", 1),
+            lambda: store.set_counter_if_absent("c", 1),
         ]
         for call in calls:
             with pytest.raises(Unavailable) as caught:
@@ -302,8 +381,13 @@ async def test_unreachable_database_is_unavailable(backend: str, tmp_path: Path)
             await store.ping()
         with pytest.raises(Unavailable):
             await store.incr("c")
+        with pytest.raises(Unavailable):
+            await store.incr_existing("c", 1)
+        with pytest.raises(Unavailable):
+            await store.set_counter_if_absent("c", 1)
     finally:
         await engine.dispose()
+        await sqlite_threads_stopped()
 
 
 # SQL only

@@ -16,10 +16,21 @@ scopes are checked in the gateway before), and reserves what the call uses:
    ``INSUFFICIENT_CREDIT``.
 
 An admitted call also counts in ``total_key`` and ``endpoint_key``. Monthly counters get
-``monthly_ttl`` when created. Nothing is counted for a refused call except the rate hit.
+``monthly_ttl`` when created (``debited_key`` never expires; counters that exist keep their
+expiry). Nothing is counted for a refused call except the rate hit, and nothing at all for
+``BALANCE_UNKNOWN`` or ``RATE_LIMITED``. Every decision carries the rate window's numbers
+after it (limit, calls left, seconds until it ends) for the ``RateLimit-*`` headers.
 
 :meth:`~m3o.runtime.counters.CounterStore.release` undoes an admitted call's reservation
 (the upstream failed): counters back down, the debit refunded. The rate hit stays.
+Counters that expired meanwhile stay missing; a hot balance that is not loaded is left
+missing too, and the refund reaches it through ``debited_key``, which it is loaded from.
+
+Implementations: :mod:`m3o.runtime.admission_redis` (one Lua script per admission,
+``admit_many`` pipelines them in one round trip) and :mod:`m3o.runtime.admission_sqlite`
+(one transaction per call or batch, rows locked in key order). An unreachable store raises
+``Unavailable``; a request with a negative limit, price or quota raises ``ValueError`` when
+it is built.
 
 Keys are built by the services that own them (usage: the monthly counters; balance: the
 hot balance and cumulative debits; v1: the rate window); this module knows none of them.
@@ -86,6 +97,15 @@ class AdmissionRequest:
     monthly_ttl: timedelta = timedelta(days=40)
     """Expiry given to monthly counters when an admission creates them."""
     rate_window: timedelta = timedelta(seconds=1)
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit", "price", "free_quota", "endpoint_quota"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.cap < NO_CAP:
+            raise ValueError("cap must be NO_CAP or not negative")
+        if self.monthly_ttl <= timedelta(0) or self.rate_window <= timedelta(0):
+            raise ValueError("monthly_ttl and rate_window must be positive")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The counter store on Redis: the ``platform`` profile's, shared by every process.
 
 Every operation is one round trip: a single command, or a Lua script where a read and a
-write must happen together (``incr`` with a TTL, ``hit``). Every call runs under a
+write must happen together (``incr`` with a TTL, ``hit``, an admission: see
+:mod:`m3o.runtime.admission_redis`; ``admit_many`` pipelines its scripts). Every call runs under a
 deadline, and a Redis that cannot be reached (refused, reset, timed out) becomes
 ``Unavailable("counters", "Counter store unavailable")``, so callers decide to fail open or
 closed instead of hanging.
@@ -22,8 +23,17 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission_redis import (
+    ADMIT,
+    RELEASE,
+    admit_arguments,
+    decision_from_reply,
+    release_arguments,
+)
 from m3o.runtime.counters import RateDecision
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
@@ -69,6 +79,15 @@ return {1, redis.call('INCR', KEYS[1]), left}
 """
 
 
+# KEYS[1] counter; ARGV[1] amount. Adds only to a key that exists; nil (None) otherwise.
+_INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
 class RedisCounterStore:
     """:class:`~m3o.runtime.counters.CounterStore` on Redis.
 
@@ -95,6 +114,9 @@ class RedisCounterStore:
         self._owns_client = owns_client
         self._incr_script = client.register_script(_INCR)
         self._hit_script = client.register_script(_HIT)
+        self._incr_existing_script = client.register_script(_INCR_EXISTING)
+        self._admit_script = client.register_script(ADMIT)
+        self._release_script = client.register_script(RELEASE)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -150,6 +172,19 @@ class RedisCounterStore:
             stored: Any = await self._client.set(self._key(key), value, px=_ms(ttl), nx=True)
         return bool(stored)
 
+    async def incr_existing(self, key: str, amount: int) -> int | None:
+        async with self._call():
+            value: Any = await self._incr_existing_script(keys=[self._key(key)], args=[amount])
+        return None if value is None else int(value)
+
+    async def set_counter_if_absent(
+        self, key: str, value: int, *, ttl: timedelta | None = None
+    ) -> bool:
+        expiry = None if ttl is None else _ms(ttl)
+        async with self._call():
+            stored: Any = await self._client.set(self._key(key), value, px=expiry, nx=True)
+        return bool(stored)
+
     async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
         if limit < 0:
             raise ValueError("limit must not be negative")
@@ -166,6 +201,53 @@ class RedisCounterStore:
             remaining=max(0, limit - int(count)),
             reset_after=max(0, int(left)) / 1000,
         )
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        keys, arguments = admit_arguments(request, self._key, _ms)
+        async with self._call():
+            reply: Any = await self._admit_script(keys=keys, args=arguments)
+        return decision_from_reply(request, reply)
+
+    async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        if not requests:
+            return []
+        calls = [admit_arguments(request, self._key, _ms) for request in requests]
+        async with self._call():
+            replies = await self._run_admissions(calls)
+        return [decision_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
+
+    async def _run_admissions(self, calls: list[tuple[list[str], list[int]]]) -> list[Any]:
+        """Run the admission script once per call, in order, in one pipeline.
+
+        EVALSHA straight away (a script object in a pipeline would first ask SCRIPT EXISTS,
+        a second round trip): when Redis lost its scripts, every call from the first
+        refused one on failed unrun, so those are sent again, in order, once it is loaded.
+        """
+        replies: list[Any] = []
+        while calls:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for keys, arguments in calls:
+                    pipe.evalsha(self._admit_script.sha, len(keys), *keys, *arguments)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            unrun = next(
+                (i for i, result in enumerate(results) if isinstance(result, NoScriptError)),
+                len(results),
+            )
+            for result in results[:unrun]:
+                if isinstance(result, Exception):
+                    raise result
+            replies.extend(results[:unrun])
+            calls = calls[unrun:]
+            if calls:
+                self._admit_script.sha = await self._client.script_load(ADMIT)
+        return replies
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        if not decision.admitted:
+            return
+        keys, arguments = release_arguments(request, decision, self._key)
+        async with self._call():
+            await self._release_script(keys=keys, args=arguments)
 
     async def ping(self) -> None:
         async with self._call():

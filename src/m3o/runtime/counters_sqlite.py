@@ -1,10 +1,11 @@
 """The counter store on the database: the ``local`` profile's stand-in for Redis.
 
-Every operation is one statement in one transaction (a refused ``hit`` adds a read), so it
-is atomic on its own: on SQLite the transaction begins ``IMMEDIATE`` and the store queues
-its own transactions in the process; on PostgreSQL the ``INSERT .. ON CONFLICT`` upserts
-lock the row. Expiry is an absolute UTC time on the row: an expired row reads as missing,
-the next write replaces it, and :meth:`SqlCounterStore.purge_expired` deletes what nobody
+Every operation is one statement in one transaction (a refused ``hit`` adds a read; an
+admission takes two, see :mod:`m3o.runtime.admission_sqlite`), so it is atomic on its own:
+on SQLite the transaction begins ``IMMEDIATE`` and the store queues its own transactions
+in the process; on PostgreSQL the ``INSERT .. ON CONFLICT`` upserts lock the rows. Expiry
+is an absolute UTC time on the row: an expired row reads as missing, the next write
+replaces it, and :meth:`SqlCounterStore.purge_expired` deletes what nobody
 rewrote (run it from a cron).
 
 A key holds a counter or a string value, not both: ``get`` of a value reads 0 and
@@ -20,11 +21,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, literal, or_, select
+from sqlalchemy import ColumnElement, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission_sqlite import (
+    admission_keys,
+    decide,
+    lock_rows,
+    release_keys,
+    undo,
+    write_rows,
+)
 from m3o.runtime.counter_tables import counters
 from m3o.runtime.counters import RateDecision
 from m3o.runtime.errors import Unavailable
@@ -154,6 +164,36 @@ class SqlCounterStore:
         async with self._transaction() as conn:
             return (await conn.execute(statement)).first() is not None
 
+    async def incr_existing(self, key: str, amount: int) -> int | None:
+        statement = (
+            update(counters)
+            .where(_T.key == key, _live(self._clock()))
+            .values(count=_T.count + amount)
+            .returning(_T.count)
+        )
+        async with self._transaction() as conn:
+            value = (await conn.execute(statement)).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def set_counter_if_absent(
+        self, key: str, value: int, *, ttl: timedelta | None = None
+    ) -> bool:
+        now = self._clock()
+        insert = self._insert(counters).values(
+            key=key, count=value, text=None, expires_at=_expiry(now, ttl)
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[_T.key],
+            set_={
+                "count": insert.excluded.count,
+                "text": insert.excluded.text,
+                "expires_at": insert.excluded.expires_at,
+            },
+            where=~_live(now),
+        ).returning(_T.key)
+        async with self._transaction() as conn:
+            return (await conn.execute(statement)).first() is not None
+
     async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
         _check_rate(limit, window)
         now = self._clock()
@@ -184,6 +224,27 @@ class SqlCounterStore:
         if row is None or row[1] is None:
             return _decision(False, limit, limit, now, now)
         return _decision(False, limit, int(row[0]), _as_utc(row[1]), now)
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        return (await self.admit_many([request]))[0]
+
+    async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        if not requests:
+            return []
+        keys = [key for request in requests for key in admission_keys(request)]
+        async with self._transaction() as conn:
+            rows = await lock_rows(conn, self._insert, keys, self._clock())
+            decisions = [decide(request, rows) for request in requests]
+            await write_rows(conn, self._insert, rows)
+        return decisions
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        if not decision.admitted:
+            return
+        async with self._transaction() as conn:
+            rows = await lock_rows(conn, self._insert, release_keys(request), self._clock())
+            undo(request, decision, rows)
+            await write_rows(conn, self._insert, rows)
 
     async def purge_expired(self) -> int:
         """Delete every expired row; returns how many went."""

@@ -1,0 +1,195 @@
+"""Admission on the Redis counter store: the rules of :mod:`m3o.runtime.admission` as Lua.
+
+One script run is one admission, atomic in Redis; ``admit_many`` sends several in one
+pipeline (each still atomic, run in order, so each sees what the ones before reserved).
+Each script reads first and writes only once the verdict is known, so a refused call
+writes nothing but its rate hit, and ``BALANCE_UNKNOWN`` not even that. Counters an
+admission creates get the request's ``monthly_ttl`` (the rate window: ``rate_window``;
+cumulative debits: no expiry); counters that exist keep theirs.
+
+Every key of a script must live on one Redis node (the platform runs a single primary).
+A call that times out may still have run in Redis: the caller gets ``Unavailable`` and the
+reservation, if any, stands (the store fails closed; it never admits twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Verdict
+
+__all__ = [
+    "ADMIT",
+    "RELEASE",
+    "admit_arguments",
+    "decision_from_reply",
+    "release_arguments",
+]
+
+# KEYS: rate, cap, free, endpoint, total, balance, debited.
+# ARGV: rate limit, rate window ms, cap (-1: none), price, free quota, endpoint quota,
+# monthly ttl ms.
+# Returns {verdict, charge kind, debited, window count, window ms left}; verdict 0
+# admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown;
+# charge kind 0 none, 1 free, 2 zero, 3 the price.
+ADMIT = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local price = tonumber(ARGV[4])
+local free_quota = tonumber(ARGV[5])
+local endpoint_quota = tonumber(ARGV[6])
+local monthly = tonumber(ARGV[7])
+
+if limit <= 0 then
+  return {1, 0, 0, 0, window}
+end
+-- A window starts with its first hit; a key without expiry (not a window) starts one too.
+local left = redis.call('PTTL', KEYS[1])
+local used = 0
+local fresh = left < 0
+if fresh then
+  left = window
+else
+  used = tonumber(redis.call('GET', KEYS[1])) or 0
+end
+if used >= limit then
+  return {1, 0, 0, used, left}
+end
+
+local function hit()
+  if fresh then
+    redis.call('SET', KEYS[1], 1, 'PX', window)
+  else
+    redis.call('INCR', KEYS[1])
+  end
+  return used + 1
+end
+local function value(key)
+  return tonumber(redis.call('GET', key)) or 0
+end
+local function count(key)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('SET', key, 1, 'PX', monthly)
+  else
+    redis.call('INCR', key)
+  end
+end
+local function count_call()
+  count(KEYS[5])
+  count(KEYS[4])
+end
+
+if cap >= 0 and value(KEYS[2]) >= cap then
+  return {2, 0, 0, hit(), left}
+end
+if price == 0 then
+  if value(KEYS[3]) < free_quota then
+    count(KEYS[3])
+    count_call()
+    return {0, 1, 0, hit(), left}
+  end
+  price = 1
+end
+if value(KEYS[4]) < endpoint_quota then
+  count_call()
+  return {0, 2, 0, hit(), left}
+end
+local balance = redis.call('GET', KEYS[6])
+if not balance then
+  return {4, 0, 0, used, left}
+end
+if tonumber(balance) < price then
+  return {3, 0, 0, hit(), left}
+end
+redis.call('DECRBY', KEYS[6], price)
+redis.call('INCRBY', KEYS[7], price)
+count_call()
+return {0, 3, price, hit(), left}
+"""
+
+# KEYS: free, endpoint, total, balance, debited. ARGV: 1 if the call was free, debited.
+# Counters that expired meanwhile stay missing; the debit comes back to a loaded hot
+# balance and always off the cumulative debits (a balance loaded later is computed from
+# them).
+RELEASE = """
+local function uncount(key)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('DECR', key)
+  end
+end
+uncount(KEYS[3])
+uncount(KEYS[2])
+if ARGV[1] == '1' then
+  uncount(KEYS[1])
+end
+local debited = tonumber(ARGV[2])
+if debited > 0 then
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('INCRBY', KEYS[4], debited)
+  end
+  redis.call('DECRBY', KEYS[5], debited)
+end
+return 0
+"""
+
+_VERDICTS = {
+    0: Verdict.ADMITTED,
+    1: Verdict.RATE_LIMITED,
+    2: Verdict.CAP_EXCEEDED,
+    3: Verdict.INSUFFICIENT_CREDIT,
+    4: Verdict.BALANCE_UNKNOWN,
+}
+
+
+def admit_arguments(
+    request: AdmissionRequest, key: Callable[[str], str], ms: Callable[[timedelta], int]
+) -> tuple[list[str], list[int]]:
+    """The script's keys (through the store's ``key`` prefixing) and arguments."""
+    keys = [
+        request.rate_key,
+        request.cap_key,
+        request.free_key,
+        request.endpoint_key,
+        request.total_key,
+        request.balance_key,
+        request.debited_key,
+    ]
+    arguments = [
+        request.rate_limit,
+        ms(request.rate_window),
+        request.cap,
+        request.price,
+        request.free_quota,
+        request.endpoint_quota,
+        ms(request.monthly_ttl),
+    ]
+    return [key(k) for k in keys], arguments
+
+
+def release_arguments(
+    request: AdmissionRequest, decision: AdmissionDecision, key: Callable[[str], str]
+) -> tuple[list[str], list[int]]:
+    keys = [
+        request.free_key,
+        request.endpoint_key,
+        request.total_key,
+        request.balance_key,
+        request.debited_key,
+    ]
+    return [key(k) for k in keys], [int(decision.charge == FREE), decision.debited]
+
+
+def decision_from_reply(request: AdmissionRequest, reply: Sequence[Any]) -> AdmissionDecision:
+    verdict, kind, debited, used, left = (int(part) for part in reply)
+    charge = {0: "", 1: FREE, 2: "0", 3: str(debited)}[kind]
+    return AdmissionDecision(
+        _VERDICTS[verdict],
+        charge=charge,
+        debited=debited,
+        rate_limit=request.rate_limit,
+        rate_remaining=max(0, request.rate_limit - used),
+        rate_reset_after=max(0, left) / 1000,
+    )

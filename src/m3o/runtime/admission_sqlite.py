@@ -1,0 +1,263 @@
+"""Admission on the SQL counter store: the rules of :mod:`m3o.runtime.admission` in Python,
+run inside one transaction of :class:`~m3o.runtime.counters_sqlite.SqlCounterStore`.
+
+A batch (one :meth:`admit`, a whole ``admit_many``, one ``release``) costs two statements:
+
+1. :func:`lock_rows`: one multi-row upsert over every key the batch touches, in sorted key
+   order, that inserts a placeholder row for a missing key and otherwise changes nothing,
+   returning each row. On PostgreSQL ``ON CONFLICT DO UPDATE`` locks every row, existing
+   or new, until the transaction ends, and the sorted order keeps two batches from
+   deadlocking; on SQLite the transaction (``BEGIN IMMEDIATE``) already holds the
+   database. No other transaction can then delete or change those rows under us.
+2. the decisions are taken in memory (:class:`Rows`, :func:`decide`, :func:`undo`), each
+   seeing what the ones before it reserved, and :func:`write_rows` writes the changed rows
+   back in one multi-row upsert.
+
+A placeholder expired long ago (:data:`PLACEHOLDER_EXPIRY`), so it reads as missing to
+every operation of the store, whatever its clock says, and ``purge_expired`` removes the
+ones no write replaced. The expiry rules are the store's: a row past ``expires_at`` is
+missing; a counter an admission creates gets the request's ``monthly_ttl`` (the rate
+window: ``rate_window``; cumulative debits: none); a counter that exists keeps its expiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from m3o.runtime.admission import (
+    FREE,
+    AdmissionDecision,
+    AdmissionRequest,
+    Verdict,
+)
+from m3o.runtime.counter_tables import counters
+
+__all__ = [
+    "PLACEHOLDER_EXPIRY",
+    "Rows",
+    "admission_keys",
+    "decide",
+    "lock_rows",
+    "release_keys",
+    "undo",
+    "write_rows",
+]
+
+_T = counters.c
+
+PLACEHOLDER_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
+"""The expiry of a row inserted only to be locked: always in the past."""
+
+
+@dataclass(slots=True)
+class _Row:
+    count: int
+    expires_at: datetime | None
+
+
+class Rows:
+    """The locked rows of one batch as of ``now``, changed in memory."""
+
+    def __init__(self, rows: dict[str, _Row], now: datetime) -> None:
+        self._rows = rows
+        self._now = now
+        self.changed: set[str] = set()
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def live(self, key: str) -> int | None:
+        """The counter's value; None when missing or expired."""
+        row = self._rows.get(key)
+        if row is None or (row.expires_at is not None and row.expires_at <= self._now):
+            return None
+        return row.count
+
+    def value(self, key: str) -> int:
+        live = self.live(key)
+        return 0 if live is None else live
+
+    def window(self, key: str) -> tuple[int, datetime | None]:
+        """The count and end of a running rate window; ``(0, None)`` when none runs (a row
+        without expiry was not written by a window: the next hit starts one, as ``hit``
+        does)."""
+        row = self._rows.get(key)
+        if row is None or row.expires_at is None or row.expires_at <= self._now:
+            return 0, None
+        return row.count, row.expires_at
+
+    def put(self, key: str, count: int, expires_at: datetime | None) -> None:
+        self._rows[key] = _Row(count, expires_at)
+        self.changed.add(key)
+
+    def add(self, key: str, amount: int, ttl: timedelta | None) -> None:
+        """Add to a counter; one that is missing starts at ``amount`` with ``ttl``."""
+        live = self.live(key)
+        if live is None:
+            self.put(key, amount, None if ttl is None else self._now + ttl)
+        else:
+            self.put(key, live + amount, self._rows[key].expires_at)
+
+    def add_existing(self, key: str, amount: int) -> None:
+        """Add to a counter that exists; a missing one stays missing."""
+        if self.live(key) is not None:
+            self.add(key, amount, None)
+
+    def written(self) -> list[dict[str, Any]]:
+        """The changed rows, as values for :func:`write_rows`, in key order."""
+        return [
+            {
+                "key": key,
+                "count": self._rows[key].count,
+                "text": None,
+                "expires_at": self._rows[key].expires_at,
+            }
+            for key in sorted(self.changed)
+        ]
+
+
+def admission_keys(request: AdmissionRequest) -> list[str]:
+    """Every key an admission may read or write."""
+    return [
+        request.rate_key,
+        request.cap_key,
+        request.free_key,
+        request.endpoint_key,
+        request.total_key,
+        request.balance_key,
+        request.debited_key,
+    ]
+
+
+def release_keys(request: AdmissionRequest) -> list[str]:
+    """Every key a release may write."""
+    return [
+        request.free_key,
+        request.endpoint_key,
+        request.total_key,
+        request.balance_key,
+        request.debited_key,
+    ]
+
+
+async def lock_rows(conn: AsyncConnection, insert: Any, keys: Iterable[str], now: datetime) -> Rows:
+    """Lock (creating placeholders for) ``keys`` and read them."""
+    ordered = sorted(set(keys))
+    statement = insert(counters).values(
+        [
+            {"key": key, "count": 0, "text": None, "expires_at": PLACEHOLDER_EXPIRY}
+            for key in ordered
+        ]
+    )
+    # A no-op update: it locks the existing row (DO NOTHING would not) and returns it.
+    statement = statement.on_conflict_do_update(
+        index_elements=[_T.key], set_={"count": _T.count}
+    ).returning(_T.key, _T.count, _T.expires_at)
+    rows = {
+        str(key): _Row(int(count), None if expires_at is None else _as_utc(expires_at))
+        for key, count, expires_at in await conn.execute(statement)
+    }
+    return Rows(rows, now)
+
+
+async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
+    """Write back every row the batch changed."""
+    values = rows.written()
+    if not values:
+        return
+    statement = insert(counters).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_T.key],
+        set_={
+            "count": statement.excluded.count,
+            "text": statement.excluded.text,
+            "expires_at": statement.excluded.expires_at,
+        },
+    )
+    await conn.execute(statement)
+
+
+def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:
+    """Take one admission decision and reserve what it uses in ``rows``."""
+    now = rows.now
+    limit = request.rate_limit
+    if limit == 0:
+        return AdmissionDecision(
+            Verdict.RATE_LIMITED, rate_reset_after=request.rate_window.total_seconds()
+        )
+    used, ends = rows.window(request.rate_key)
+    if ends is None:
+        ends = now + request.rate_window
+
+    def answer(
+        verdict: Verdict, *, counted: bool, charge: str = "", debited: int = 0
+    ) -> AdmissionDecision:
+        if counted:
+            rows.put(request.rate_key, used + 1, ends)
+        return AdmissionDecision(
+            verdict,
+            charge=charge,
+            debited=debited,
+            rate_limit=limit,
+            rate_remaining=max(0, limit - used - int(counted)),
+            rate_reset_after=max(0.0, (ends - now).total_seconds()),
+        )
+
+    if used >= limit:
+        return answer(Verdict.RATE_LIMITED, counted=False)
+    if request.cap >= 0 and rows.value(request.cap_key) >= request.cap:
+        return answer(Verdict.CAP_EXCEEDED, counted=True)
+    price = request.price
+    if price == 0:
+        if rows.value(request.free_key) < request.free_quota:
+            rows.add(request.free_key, 1, request.monthly_ttl)
+            _count_call(request, rows)
+            return answer(Verdict.ADMITTED, counted=True, charge=FREE)
+        price = 1
+    if rows.value(request.endpoint_key) < request.endpoint_quota:
+        _count_call(request, rows)
+        return answer(Verdict.ADMITTED, counted=True, charge="0")
+    balance = rows.live(request.balance_key)
+    if balance is None:
+        # The rate hit is given back: it is simply not written.
+        return answer(Verdict.BALANCE_UNKNOWN, counted=False)
+    if balance < price:
+        return answer(Verdict.INSUFFICIENT_CREDIT, counted=True)
+    rows.add(request.balance_key, -price, None)
+    rows.add(request.debited_key, price, None)
+    _count_call(request, rows)
+    return answer(Verdict.ADMITTED, counted=True, charge=str(price), debited=price)
+
+
+def undo(request: AdmissionRequest, decision: AdmissionDecision, rows: Rows) -> None:
+    """Give back what an admitted call reserved (not its rate hit).
+
+    Counters that expired meanwhile stay missing. The debit comes back to the hot balance
+    if it is loaded, and always off the cumulative debits: a hot balance loaded later is
+    computed from them, so the refund reaches it either way.
+    """
+    if not decision.admitted:
+        return
+    rows.add_existing(request.total_key, -1)
+    rows.add_existing(request.endpoint_key, -1)
+    if decision.charge == FREE:
+        rows.add_existing(request.free_key, -1)
+    if decision.debited:
+        rows.add_existing(request.balance_key, decision.debited)
+        rows.add(request.debited_key, -decision.debited, None)
+
+
+def _count_call(request: AdmissionRequest, rows: Rows) -> None:
+    rows.add(request.total_key, 1, request.monthly_ttl)
+    rows.add(request.endpoint_key, 1, request.monthly_ttl)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Rows read back from SQLite are naive; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
