@@ -13,6 +13,7 @@ import httpx
 import orjson
 import typer
 
+from m3o.cli_keys import apis_app, keys_app, login
 from m3o.runtime.config import ConfigError, process_environment
 
 __all__ = ["app", "main"]
@@ -31,6 +32,9 @@ emails_app = typer.Typer(help="Emails the platform sent or recorded.", no_args_i
 app.add_typer(emails_app, name="emails")
 events_app = typer.Typer(help="Events consumers gave up on: list and replay.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(keys_app, name="keys")
+app.add_typer(apis_app, name="apis")
+app.command()(login)
 
 DATA_DIR = typer.Option(
     Path(".m3o"),

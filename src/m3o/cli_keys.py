@@ -1,0 +1,174 @@
+"""``m3o login``, ``m3o keys generate|list|revoke`` and ``m3o apis list``.
+
+A customer manages their API keys through the public API's key paths (``/v1/api/keys/...``,
+``/v1/api/apis/list``) with their customer access token: the one ``m3o login`` stored in the
+data directory (mode 0600), or ``--token`` / ``M3O_TOKEN``. Answers are printed as JSON;
+an error prints the platform's error JSON and exits 1. The token is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from m3o.client import DEFAULT_ADDRESS, APIError, ClientError, NetworkError, SyncClient
+
+__all__ = ["LOGIN_FILE", "apis_app", "keys_app", "login", "read_token", "save_token"]
+
+LOGIN_FILE = "customer-token"
+"""The file in the data directory holding the access token of the last ``m3o login``."""
+
+keys_app = typer.Typer(help="Your API keys: generate, list, revoke.", no_args_is_help=True)
+apis_app = typer.Typer(help="The APIs published on the platform.", no_args_is_help=True)
+
+ADDRESS = typer.Option(
+    DEFAULT_ADDRESS,
+    "--address",
+    envvar=["M3O_ADDRESS", "M3O_URL"],
+    help="Address of the platform's HTTP front.",
+)
+TOKEN = typer.Option(
+    "",
+    "--token",
+    envvar="M3O_TOKEN",
+    show_default=False,
+    help="A customer access token, instead of the one `m3o login` stored.",
+)
+DATA_DIR = typer.Option(
+    Path(".m3o"),
+    "--data-dir",
+    envvar="M3O_DATA_DIR",
+    help="Where `m3o login` keeps the access token.",
+)
+SCOPES = typer.Option(
+    ..., "--scopes", "--scope", help="APIs the key may call, or '*'; repeat or comma-separate."
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def _show(answer: Any) -> None:
+    typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+
+
+def save_token(data_dir: Path, token: str) -> Path:
+    """Write the token where ``read_token`` finds it: owner-only (0600), replaced atomically."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOGIN_FILE
+    # mkstemp creates the file 0600, so the token is never readable by others, not even
+    # briefly; os.replace swaps it in whole.
+    descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=f".{LOGIN_FILE}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_token(data_dir: Path) -> str:
+    """The stored token; empty when there is none."""
+    try:
+        return (data_dir / LOGIN_FILE).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _customer_token(token: str, data_dir: Path) -> str:
+    chosen = token or read_token(data_dir)
+    if not chosen:
+        raise _fail(
+            "not logged in: run `m3o login --email <email>`, or pass --token (or M3O_TOKEN)"
+        )
+    return chosen
+
+
+def _post(address: str, token: str, path: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        with SyncClient(token, address) as client:
+            return client.post(path, request)
+    except APIError as exc:
+        raise _fail(str(exc)) from None
+    except NetworkError as exc:  # its message names the URL it could not reach
+        raise _fail(str(exc)) from None
+    except ClientError as exc:
+        raise _fail(f"{address}: {exc}") from None
+    except ValueError as exc:  # a malformed --address
+        raise _fail(str(exc)) from None
+
+
+def login(
+    email: str = typer.Option(..., "--email", help="Your email address."),
+    address: str = ADDRESS,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Log in as a customer (password prompted, or M3O_PASSWORD); keeps the token for `keys`."""
+    password = os.environ.get("M3O_PASSWORD") or typer.prompt("Password", hide_input=True)
+    answer = _post(address, "", "customers/login", {"email": email, "password": password})
+    session = answer.get("token")
+    token = session.get("access_token") if isinstance(session, dict) else None
+    if not isinstance(token, str) or not token:
+        raise _fail("the platform answered the login without an access token")
+    path = save_token(data_dir, token)
+    typer.echo(f"logged in as {email} (token kept in {path})")
+
+
+def _split(scopes: list[str]) -> list[str]:
+    return [scope.strip() for given in scopes for scope in given.split(",") if scope.strip()]
+
+
+@keys_app.command("generate")
+def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
+    scopes: list[str] = SCOPES,
+    description: str = typer.Option(..., "--description", help="What the key is for."),
+    project: str = typer.Option(
+        "", "--project", show_default=False, help="The project to own it (default: yours)."
+    ),
+    address: str = ADDRESS,
+    token: str = TOKEN,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Create an API key and print it: it is shown this once."""
+    request: dict[str, Any] = {"scopes": _split(scopes), "description": description}
+    if project:
+        request["project_id"] = project
+    answer = _post(address, _customer_token(token, data_dir), "v1/api/keys/generate", request)
+    _show(answer)
+    typer.echo("Store the key now: it cannot be shown again.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
+    """List your API keys (never the keys themselves)."""
+    answer = _post(address, _customer_token(token, data_dir), "v1/api/keys/list", {})
+    _show({"api_keys": answer.get("api_keys", [])})
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key's id, as `m3o keys list` shows it."),
+    address: str = ADDRESS,
+    token: str = TOKEN,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Revoke an API key: calls with it are refused from now on."""
+    _post(address, _customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
+    typer.echo(f"revoked {key_id}")
+
+
+@apis_app.command("list")
+def apis_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
+    """List the names of the published APIs (the scopes a key may have)."""
+    answer = _post(address, _customer_token(token, data_dir), "v1/api/apis/list", {})
+    _show({"names": answer.get("names", [])})
