@@ -1,0 +1,1 @@
+"""The projects service: projects, their members, and the billing accounts that pay."""

@@ -1,0 +1,27 @@
+"""Fixtures of the projects tests: the handler over a real database, fake customers and
+the recording publisher."""
+
+from __future__ import annotations
+
+import pytest
+
+from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.store import SessionFactory
+from m3o.services.customers.proto.fakes import FakeCustomersClient
+from m3o.services.projects.handler import Projects
+from services.projects.support import LIMITS, TickingClock, World
+
+
+@pytest.fixture
+def world(sessions: SessionFactory) -> World:
+    customers = FakeCustomersClient()
+    publisher = FakePublisher()
+    clock = TickingClock()
+    handler = Projects(
+        sessions=sessions,
+        publisher=publisher,
+        customers=customers,
+        project_limits=LIMITS,
+        clock=clock,
+    )
+    return World(handler, customers, publisher, sessions, clock)
