@@ -1,0 +1,1 @@
+"""The usage service: API calls counted per customer, daily and monthly, kept and ranked."""

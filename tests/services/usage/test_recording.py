@@ -1,0 +1,255 @@
+"""Request events into the daily history and the live daily counters, exactly once each."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from m3o.events.requests import Event, EventType
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import Unavailable
+from m3o.runtime.events import Delivery
+from m3o.runtime.store import SessionFactory
+from m3o.services.usage import history
+from m3o.services.usage.counters import daily_key
+from m3o.services.usage.recording import CONCURRENCY, RequestRecorder
+from m3o.services.usage.tables import recorded_events
+from services.usage.support import START, Clock, World, make_world, request_delivery
+
+TODAY = START.date()
+ENDPOINT = "helloworld$Helloworld.Call"
+
+
+async def rows(sessions: SessionFactory) -> dict[tuple[str, date, str], int]:
+    async with sessions() as session:
+        found = await history.month_totals(session, date(2000, 1, 1), date(2100, 1, 1))
+        series: dict[tuple[str, date, str], int] = {}
+        for customer_id in {row.customer_id for row in found}:
+            for row in await history.series(session, customer_id):
+                series[(customer_id, row.day, row.path)] = row.requests
+    return series
+
+
+async def test_a_call_is_counted_under_its_project_and_everyone(world: World) -> None:
+    await world.record(request_delivery("e1", price="free"))
+    await world.record(request_delivery("e2", price="300"))
+    await world.record(request_delivery("e3", price="0", endpoint="Helloworld.Stream"))
+
+    assert await rows(world.sessions) == {
+        ("proj-1", TODAY, "helloworld"): 3,
+        ("proj-1", TODAY, ENDPOINT): 2,
+        ("proj-1", TODAY, "helloworld$Helloworld.Stream"): 1,
+        ("proj-1", TODAY, "$totalfree"): 1,
+        ("total", TODAY, "helloworld"): 3,
+        ("total", TODAY, ENDPOINT): 2,
+        ("total", TODAY, "helloworld$Helloworld.Stream"): 1,
+    }
+    live = await world.counters.get_many(
+        [
+            daily_key("proj-1", "helloworld", TODAY),
+            daily_key("proj-1", ENDPOINT, TODAY),
+            daily_key("total", "helloworld", TODAY),
+            daily_key("total", "helloworld$Helloworld.Stream", TODAY),
+        ]
+    )
+    assert live == [3, 2, 3, 1]
+
+
+async def test_redelivered_events_are_counted_once(world: World) -> None:
+    first = request_delivery("e1")
+    await world.record(first, request_delivery("e2"), first)
+    await world.record(Delivery(**{**vars_of(first), "attempt": 2}))
+
+    assert (await rows(world.sessions))[("proj-1", TODAY, "helloworld")] == 2
+    assert await world.counters.get(daily_key("proj-1", "helloworld", TODAY)) == 2
+    assert await world.counters.get(daily_key("total", ENDPOINT, TODAY)) == 2
+
+
+async def test_the_same_event_delivered_twice_at_once_is_counted_once(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
+    event = request_delivery("e1")
+    await asyncio.gather(*(world.recorder.handle(event) for _ in range(5)))
+    # and by two processes (two recorders), each in its own transaction
+    other = RequestRecorder(sessions=sessions, counters=counters, clock=clock)
+    await asyncio.gather(
+        world.recorder.handle(request_delivery("e2")), other.handle(request_delivery("e2"))
+    )
+    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 2
+    assert await counters.get(daily_key("proj-1", "helloworld", TODAY)) == 2
+
+
+async def test_concurrent_events_are_written_in_one_batch(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=5))
+    transactions = count_transactions(world.recorder)
+    # A full batch is written at once, without waiting out the linger.
+    async with asyncio.timeout(2):
+        await asyncio.gather(
+            *(
+                world.recorder.handle(request_delivery(f"e{i}", project=f"p{i % 3}"))
+                for i in range(CONCURRENCY)
+            )
+        )
+    assert transactions == [CONCURRENCY]
+    assert (await rows(sessions))[("total", TODAY, "helloworld")] == CONCURRENCY
+    assert (await rows(sessions))[("p0", TODAY, "helloworld")] == 22
+
+
+async def test_a_lone_event_is_written_after_the_linger(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=10))
+    transactions = count_transactions(world.recorder)
+    await world.recorder.handle(request_delivery("e1"))
+    await world.recorder.handle(request_delivery("e2"))
+    assert transactions == [1, 1]
+
+
+async def test_a_failed_batch_fails_every_event_and_their_retries_count_once(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
+    original = world.recorder.record
+    failures = [Unavailable("database", "down")]
+
+    async def failing_once(calls: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return await original(calls)
+
+    world.recorder.record = failing_once  # type: ignore[method-assign]
+    events = [request_delivery(f"e{i}") for i in range(3)]
+    outcomes = await asyncio.gather(
+        *(world.recorder.handle(e) for e in events), return_exceptions=True
+    )
+    assert all(isinstance(o, Unavailable) for o in outcomes)
+    assert await rows(sessions) == {}
+
+    await world.record(*events)  # the bus retries each one
+    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 3
+
+
+async def test_sweep_writes_the_open_batch_at_once(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
+    waiting = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+
+    assert await world.recorder.flush() == 1
+    async with asyncio.timeout(1):
+        await waiting  # acknowledged: the event is in the history
+    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 1
+    assert await world.recorder.flush() == 0
+
+
+async def test_a_stopped_consumer_fails_its_waiting_events(
+    sessions: SessionFactory, counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
+    leader = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
+    follower = asyncio.create_task(world.recorder.handle(request_delivery("e2")))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    with pytest.raises(Unavailable):
+        await follower
+    assert await rows(sessions) == {}
+
+
+async def test_events_are_counted_on_the_day_they_were_published(world: World) -> None:
+    yesterday = START - timedelta(days=1)
+    last_week = START - timedelta(days=7)
+    await world.record(
+        request_delivery("e1", at=yesterday.replace(hour=23, minute=59)),
+        request_delivery("e2", at=last_week),
+    )
+    found = await rows(world.sessions)
+    assert found[("proj-1", yesterday.date(), "helloworld")] == 1
+    assert found[("proj-1", last_week.date(), "helloworld")] == 1
+    # A live daily counter is kept for yesterday, not for a day long expired.
+    assert await world.counters.get(daily_key("proj-1", "helloworld", yesterday)) == 1
+    assert await world.counters.get(daily_key("proj-1", "helloworld", last_week)) == 0
+
+
+async def test_other_and_incomplete_events_are_acknowledged_without_counting(
+    world: World,
+) -> None:
+    unknown = Event(type=EventType.EventTypeUnknown)
+    incomplete = Event(type=EventType.EventTypeRequest)
+    incomplete.request.api_name = "helloworld"
+    reserved = request_delivery("e4", project="total")
+    for event_id, event in (("e1", unknown), ("e2", incomplete)):
+        await world.record(
+            Delivery(
+                id=event_id,
+                topic="requests",
+                type_name="x",
+                time=START,
+                payload=event.SerializeToString(),
+            )
+        )
+    await world.record(reserved)
+    assert await rows(world.sessions) == {}
+
+
+async def test_an_unreachable_counter_store_still_records_the_history(
+    sessions: SessionFactory, sql_counters: CounterStore, clock: Clock
+) -> None:
+    world = make_world(sessions, BrokenCounters(sql_counters), clock=clock)
+    await world.record(request_delivery("e1"))
+    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 1
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(recorded_events)) == 1
+
+
+async def test_project_id_falls_back_to_user_id(world: World) -> None:
+    event = Event(type=EventType.EventTypeRequest)
+    event.request.user_id = "legacy-user"
+    event.request.api_name = "helloworld"
+    event.request.endpoint_name = "Helloworld.Call"
+    await world.record(
+        Delivery(
+            id="e1", topic="requests", type_name="x", time=START, payload=event.SerializeToString()
+        )
+    )
+    assert (await rows(world.sessions))[("legacy-user", TODAY, "helloworld")] == 1
+
+
+def vars_of(delivery: Delivery) -> dict[str, Any]:
+    return {name: getattr(delivery, name) for name in Delivery.__slots__}
+
+
+def count_transactions(recorder: RequestRecorder) -> list[int]:
+    """Record the number of calls each transaction of ``recorder`` writes."""
+    sizes: list[int] = []
+    original = recorder.record
+
+    async def counting(calls: Any) -> int:
+        sizes.append(len(calls))
+        return await original(calls)
+
+    recorder.record = counting  # type: ignore[method-assign]
+    return sizes
+
+
+class BrokenCounters:
+    """A counter store whose increments fail; the rest works."""
+
+    def __init__(self, inner: CounterStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def incr(self, *args: Any, **kwargs: Any) -> int:
+        raise Unavailable("counters", "Counter store unavailable")

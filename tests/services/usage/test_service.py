@@ -1,0 +1,159 @@
+"""The service definition: its parts, its handler served behind the dispatcher, and its
+request consumer fed by the real event bus."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
+from typing import TypeVar
+
+import pytest
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.events.requests import TOPIC as REQUESTS
+from m3o.events.requests import Event, EventType, Request
+from m3o.runtime.auth import Account
+from m3o.runtime.config import build_config
+from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.errors import Unauthorized
+from m3o.runtime.event_log_sqlite import sql_event_bus
+from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc import (
+    Client,
+    Dispatcher,
+    InProcessTransport,
+    MethodSpec,
+    ServiceSpec,
+    TokenSource,
+    Transport,
+)
+from m3o.runtime.service import Dependencies
+from m3o.runtime.store import SessionFactory
+from m3o.services.usage.handler import Usage
+from m3o.services.usage.proto import usage_pb2 as pb
+from m3o.services.usage.proto.client import SPEC, UsageClient
+from m3o.services.usage.service import definition
+from m3o.services.usage.tables import metadata
+from services.usage.support import ADMIN, Clock, call, make_world
+
+C = TypeVar("C", bound=Client)
+
+
+class Unreachable:
+    """A transport to services that are not there."""
+
+    async def unary(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> Message:
+        raise AssertionError(f"unexpected call to {spec.service}")
+
+    def server_stream(
+        self,
+        spec: ServiceSpec,
+        method: MethodSpec,
+        request: Message,
+        *,
+        metadata: Mapping[str, str],
+        timeout: float | None,
+    ) -> AsyncIterator[Message]:
+        raise NotImplementedError
+
+
+class UnreachableClients:
+    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
+        return client_type(Unreachable(), None)
+
+
+class SignedInOnly:
+    """Access rules that refuse anonymous callers, as the platform's default rule does."""
+
+    async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
+        if account is None:
+            raise Unauthorized(f"{service}.{endpoint}", "Unauthorized")
+
+
+async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    assert definition.name == "usage"
+    assert definition.metadata is metadata
+    assert list(definition.specs) == [SPEC]
+    deps = Dependencies(
+        name="usage",
+        sessions=sessions,
+        publisher=FakePublisher(),
+        clients=UnreachableClients(),
+        config=build_config({"usage": {"history_retention": "90d"}}, {}),
+        counters=SqlCounterStore(engine),
+    )
+    parts = await definition.build(deps)
+    [handler] = parts.handlers
+    assert handler.spec is SPEC
+    assert isinstance(handler.implementation, Usage)
+    assert handler.public == frozenset({"ListAPIRanks"})
+    assert sorted((c.topic, c.concurrency) for c in parts.consumers) == [
+        ("customers", 1),
+        ("projects", 1),
+        ("requests", 64),
+    ]
+    assert {(c.name, c.every, c.at_start) for c in parts.crons} == {
+        ("ranks", timedelta(days=1), True),
+        ("sweep", timedelta(hours=1), True),
+        ("retention", timedelta(days=1), False),
+    }
+
+    local = InProcessTransport()
+    local.register(
+        Dispatcher(
+            SPEC,
+            handler.implementation,
+            authenticator=None,
+            rules=SignedInOnly(),
+            public=handler.public,
+        )
+    )
+    usage = UsageClient(local)
+    assert await usage.list_api_ranks(pb.ListAPIRanksRequest()) == pb.ListAPIRanksResponse()
+    with pytest.raises(Unauthorized):
+        await usage.read(pb.ReadRequest(customer_id="proj-1"))
+
+
+async def test_request_events_through_the_event_bus_are_counted_once(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    clock = Clock()
+    world = make_world(sessions, SqlCounterStore(engine, now=clock), clock=clock)
+    consumer = world.recorder.consumer()
+    bus = sql_event_bus(engine, poll_interval=0.05)
+    bus.subscribe(
+        consumer.topic, "usage-requests", consumer.handle, concurrency=consumer.concurrency
+    )
+    await bus.start()
+    try:
+        for i in range(30):
+            event = Event(
+                type=EventType.EventTypeRequest,
+                request=Request(
+                    project_id=f"proj-{i % 2}",
+                    user_id=f"proj-{i % 2}",
+                    api_name="helloworld",
+                    endpoint_name="Helloworld.Call",
+                    price="free",
+                ),
+            )
+            await bus.publisher.publish(REQUESTS, event)
+        await bus.wait_idle(timeout=20)
+    finally:
+        await bus.stop()
+
+    # The bus stamps events with the real time: whatever the day, it is one day's series.
+    read = await world.handler.read(pb.ReadRequest(customer_id="proj-0"), call("Read", ADMIN))
+    [series] = read.usage.values()
+    assert sum(record.requests for record in series.records) == 15
