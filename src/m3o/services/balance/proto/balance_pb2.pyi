@@ -36,9 +36,9 @@ class IncrementRequest(_message.Message):
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
-    """reference shown to the customer; required"""
+    """reference shown to the customer; required, at most 500 characters"""
     idempotency_key: _builtins.str
-    """idempotency_key: a repeat applies nothing"""
+    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
         self,
         *,
@@ -96,9 +96,9 @@ class DecrementRequest(_message.Message):
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
-    """reference shown to the customer; required"""
+    """reference shown to the customer; required, at most 500 characters"""
     idempotency_key: _builtins.str
-    """idempotency_key: a repeat applies nothing"""
+    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
         self,
         *,
@@ -254,7 +254,7 @@ class ListAdjustmentsRequest(_message.Message):
     customer_id: _builtins.str
     """customer_id; empty = the caller"""
     limit: _builtins.int
-    """limit: at most this many (0 = 100)"""
+    """limit: at most this many, up to 1000 (0 = 100)"""
     offset: _builtins.int
     """offset: skip this many"""
     def __init__(
@@ -314,7 +314,7 @@ class TransferRequest(_message.Message):
     amount: _builtins.int
     """amount: > 0"""
     reference: _builtins.str
-    """reference shown to both customers"""
+    """reference shown to both customers; empty: "Transfer" """
     visible: _builtins.bool
     """visible to the customers in their adjustments"""
     def __init__(

@@ -1,0 +1,86 @@
+"""The service's core: every change of a balance goes through here, whoever asks (the
+RPC handler, the consumers, the flush cron)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.events import Publisher
+from m3o.runtime.store import SessionFactory
+from m3o.services.balance.account_steps import LoadHot, RemoveAccount
+from m3o.services.balance.debits import Flusher
+from m3o.services.balance.entries import Applied, ApplyEntries, Entry
+from m3o.services.balance.hot import hot_key
+from m3o.services.balance.locking import Runner
+
+__all__ = ["Balances", "Clock", "utc_now"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Balances:
+    """Applies credits and debits, reads and loads hot balances, removes customers."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        counters: CounterStore,
+        publisher: Publisher,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._counters = counters
+        self._publisher = publisher
+        self._clock = clock
+        self.runner = Runner(sessions, clock=clock)
+        self.flusher = Flusher(
+            sessions=sessions,
+            runner=self.runner,
+            counters=counters,
+            publisher=publisher,
+            clock=clock,
+        )
+
+    async def apply(
+        self,
+        endpoint: str,
+        entries: Sequence[Entry],
+        *,
+        actioned_by: str,
+        no_overdraft: frozenset[str] = frozenset(),
+    ) -> Applied:
+        """Write ``entries`` at once (see :mod:`entries`); errors carry ``endpoint``."""
+
+        def step() -> ApplyEntries:
+            return ApplyEntries(
+                counters=self._counters,
+                publisher=self._publisher,
+                clock=self._clock,
+                endpoint=endpoint,
+                entries=entries,
+                actioned_by=actioned_by,
+                no_overdraft=no_overdraft,
+            )
+
+        return await self.runner.run([entry.customer_id for entry in entries], step)
+
+    async def current(self, customer_id: str) -> int:
+        """The hot balance, loaded from the ledger when missing (0 for a new customer)."""
+        value = await self._counters.incr_existing(hot_key(customer_id), 0)
+        if value is not None:
+            return value
+        return await self.runner.run(
+            [customer_id], lambda: LoadHot(customer_id=customer_id, counters=self._counters)
+        )
+
+    async def remove(self, customer_id: str) -> None:
+        """Delete everything held about ``customer_id``; doing it again does nothing."""
+        await self.runner.run(
+            [customer_id], lambda: RemoveAccount(customer_id=customer_id, counters=self._counters)
+        )

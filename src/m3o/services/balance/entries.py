@@ -1,0 +1,161 @@
+"""Writing credits and debits to the ledger: the step behind Increment, Decrement,
+Transfer and the Stripe credits.
+
+One try, holding every customer the entries name (see :mod:`locking`):
+
+1. read: the accounts; an entry's idempotency key already in the ledger makes the whole
+   operation a repeat (nothing is applied; the current balances are returned), unless that
+   entry was another customer's or another amount: Conflict;
+2. counters: each customer's hot balance moves by the sum of their entries (loaded when
+   missing); a customer that must not be overdrawn and would go below zero refuses the
+   operation (BadRequest ``insufficient balance``) and everything moved is moved back;
+3. write: the entries, each account's new balance, and the events: BalanceIncrement or
+   BalanceDecrement per entry, BalanceZero for a customer whose balance (the hot one,
+   which the gateway admits against) went from above zero to zero or below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import BadRequest, Conflict
+from m3o.runtime.events import Publisher
+from m3o.services.balance import ledger
+from m3o.services.balance.hot_moves import HotMoves
+from m3o.services.balance.ledger import Account, Adjustment
+from m3o.services.balance.locking import Lost
+from m3o.services.balance.notices import publish_adjustment, publish_zero, zero_crossing
+
+__all__ = ["Applied", "ApplyEntries", "Entry"]
+
+INSUFFICIENT_BALANCE = "insufficient balance"
+KEY_REUSED = "Idempotency key already used for another adjustment"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A credit (``delta`` > 0) or debit (< 0) to write."""
+
+    customer_id: str
+    delta: int
+    reference: str
+    kind: str
+    """The ``type`` of its event: ``system``, ``topup``, ``transfer``."""
+    visible: bool = False
+    idempotency_key: str = ""
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Each customer's balance after the operation; ``repeated`` when nothing was applied
+    because an idempotency key was used before."""
+
+    balances: dict[str, int]
+    repeated: bool = False
+
+
+class ApplyEntries:
+    """A :class:`~m3o.services.balance.locking.Step` writing ``entries``."""
+
+    creates_accounts = True
+
+    def __init__(
+        self,
+        *,
+        counters: CounterStore,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        endpoint: str,
+        entries: Sequence[Entry],
+        actioned_by: str,
+        no_overdraft: frozenset[str] = frozenset(),
+    ) -> None:
+        self._publisher = publisher
+        self._clock = clock
+        self._endpoint = endpoint
+        self._entries = list(entries)
+        self._actioned_by = actioned_by
+        self._no_overdraft = no_overdraft
+        self._moves = HotMoves(counters)
+        self._accounts: dict[str, Account] = {}
+        self._repeated = False
+        self._balances: dict[str, int] = {}
+
+    async def read(self, session: AsyncSession, accounts: dict[str, Account]) -> None:
+        self._accounts = accounts
+        for entry in self._entries:
+            if not entry.idempotency_key:
+                continue
+            done = await ledger.find_by_key(session, entry.idempotency_key)
+            if done is None:
+                continue
+            if (done.customer_id, done.delta) != (entry.customer_id, entry.delta):
+                raise Conflict(self._endpoint, KEY_REUSED)
+            self._repeated = True
+
+    def _sums(self) -> dict[str, int]:
+        sums = dict.fromkeys(self._accounts, 0)
+        if not self._repeated:
+            for entry in self._entries:
+                sums[entry.customer_id] += entry.delta
+        return sums
+
+    async def counters(self) -> None:
+        for customer_id, delta in self._sums().items():
+            value = await self._moves.move(self._accounts[customer_id], delta)
+            if delta < 0 and value < 0 and customer_id in self._no_overdraft:
+                raise BadRequest(self._endpoint, INSUFFICIENT_BALANCE)
+            self._balances[customer_id] = value
+
+    async def write(self, session: AsyncSession) -> Applied:
+        if self._repeated:
+            return Applied(dict(self._balances), repeated=True)
+        now = self._clock()
+        for entry in self._entries:
+            await ledger.add_adjustment(session, self._adjustment(entry, now))
+            await publish_adjustment(
+                self._publisher,
+                session,
+                customer_id=entry.customer_id,
+                delta=entry.delta,
+                kind=entry.kind,
+                reference=entry.reference,
+                caller_id=self._actioned_by,
+            )
+        for customer_id, delta in self._sums().items():
+            before = self._accounts[customer_id]
+            at_zero, crossed = zero_crossing(before.at_zero, self._balances[customer_id])
+            after = replace(before, balance=before.balance + delta, at_zero=at_zero)
+            if not await ledger.save_account(session, before, after, now):
+                raise Lost(customer_id)
+            if crossed:
+                await publish_zero(
+                    self._publisher, session, customer_id=customer_id, caller_id=self._actioned_by
+                )
+        return Applied(dict(self._balances))
+
+    async def undo(self) -> None:
+        await self._moves.undo()
+
+    async def finish(self) -> None:
+        """Nothing left once committed."""
+
+    def _adjustment(self, entry: Entry, now: datetime) -> Adjustment:
+        return Adjustment(
+            id=str(uuid.uuid4()),
+            customer_id=entry.customer_id,
+            delta=entry.delta,
+            reference=entry.reference,
+            visible=entry.visible,
+            actioned_by=self._actioned_by,
+            created=now,
+            meta=dict(entry.meta),
+            idempotency_key=entry.idempotency_key,
+        )
