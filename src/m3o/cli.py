@@ -32,6 +32,8 @@ emails_app = typer.Typer(help="Emails the platform sent or recorded.", no_args_i
 app.add_typer(emails_app, name="emails")
 events_app = typer.Typer(help="Events consumers gave up on: list and replay.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+balance_app = typer.Typer(help="Balances and the ledger behind them.", no_args_is_help=True)
+app.add_typer(balance_app, name="balance")
 app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
 app.command()(login)
@@ -249,6 +251,35 @@ def emails_list(
         typer.echo(_run(fetch()))
     except ValueError as exc:
         raise _fail(str(exc)) from None
+
+
+@balance_app.command("check")
+def balance_check(data_dir: Path = DATA_DIR) -> None:
+    """Recompute every balance from the ledger and report any difference (exit 1 if any)."""
+    from m3o.platform.operator import open_database
+    from m3o.services.balance.check import check_balances
+
+    async def check() -> list[dict[str, Any]]:
+        async with open_database(data_dir, _environment()) as database:
+            found = await check_balances(database.sessions, database.counters)
+        return [
+            {
+                "customer_id": d.customer_id,
+                "ledger": d.ledger,
+                "stored": d.stored,
+                "pending": d.pending,
+                "hot": d.hot,
+                "expected_hot": d.expected_hot,
+            }
+            for d in found
+        ]
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    differences = _run(check())
+    if differences:
+        typer.echo(orjson.dumps(differences, option=orjson.OPT_INDENT_2).decode())
+        raise typer.Exit(1)
+    typer.echo("every balance equals its ledger")
 
 
 @events_app.command("dead-letters")

@@ -20,6 +20,11 @@ TABLE_MODULES: tuple[str, ...] = (
     "m3o.services.customers.tables",
     "m3o.services.emails.tables",
     "m3o.services.signup.tables",
+    "m3o.services.balance.tables",
+    "m3o.services.publicapi.tables",
+    "m3o.services.usage.tables",
+    "m3o.services.v1.tables",
+    "m3o.services.projects.tables",
 )
 
 

@@ -21,6 +21,7 @@ from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import AdminAccount, ensure_admin
 from m3o.platform.clients import ClientFactory
+from m3o.platform.examples import publish_examples
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
@@ -102,6 +103,7 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
         config.auth.admin_password.get_secret_value(),
         password_file,
     )
+    await publish_examples(ClientFactory(local, identity.token_source("platform")))
     platform = LocalPlatform(config, engine, node, Starlette(), admin, password_file)
     platform.app = create_app(
         node.directory(),

@@ -15,6 +15,9 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from m3o.runtime.config import Config, ConfigStore, build_config
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters_redis import redis_counter_store
+from m3o.runtime.counters_sqlite import SqlCounterStore
 from m3o.runtime.event_log_redis import redis_event_bus
 from m3o.runtime.event_log_sqlite import sql_event_bus
 from m3o.runtime.events import EventBus
@@ -28,6 +31,8 @@ __all__ = ["Database", "open_database", "open_event_bus"]
 class Database:
     sessions: SessionFactory
     config: Config
+    counters: CounterStore
+    """The profile's counter store: the database's own (local), Redis (platform)."""
 
 
 @asynccontextmanager
@@ -39,7 +44,15 @@ async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator
         await upgrade(engine)
         sessions = session_factory(engine)
         config = await ConfigStore(sessions).load(env)
-        yield Database(sessions, config)
+        counters: CounterStore
+        if make_url(url).get_backend_name() == "sqlite":
+            counters = SqlCounterStore(engine)
+        else:
+            counters = redis_counter_store(config.redis.connection_url())
+        try:
+            yield Database(sessions, config, counters)
+        finally:
+            await counters.close()
     finally:
         await engine.dispose()
 

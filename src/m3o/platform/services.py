@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from m3o.runtime.service import ServiceDefinition
 from m3o.services.auth.service import definition as auth
+from m3o.services.balance.service import definition as balance
 from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
+from m3o.services.explore.service import definition as explore
+from m3o.services.helloworld.service import definition as helloworld
 from m3o.services.oauth.service import definition as oauth
+from m3o.services.projects.service import definition as projects
+from m3o.services.publicapi.service import definition as publicapi
 from m3o.services.signup.service import definition as signup
+from m3o.services.usage.service import definition as usage
+from m3o.services.v1.service import definition as v1
 
 __all__ = ["ACCOUNT_NAMES", "SERVICES", "by_name"]
 
-SERVICES: tuple[ServiceDefinition, ...] = (auth, customers, emails, signup, oauth)
+SERVICES: tuple[ServiceDefinition, ...] = (
+    auth,
+    customers,
+    emails,
+    projects,
+    publicapi,
+    explore,
+    balance,
+    usage,
+    v1,
+    signup,
+    oauth,
+    helloworld,
+)
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
 """Every name that gets a service account: the services, the HTTP front, the root."""

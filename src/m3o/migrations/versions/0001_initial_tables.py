@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 04:47:49.932097
+Create Date: 2026-11-28 13:49:04.747561
 """
 
 from __future__ import annotations
@@ -267,11 +267,185 @@ def upgrade() -> None:
     sa.Column('created', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('email', name=op.f('pk_signup_waitlist'))
     )
+    op.create_table('balance_accounts',
+    sa.Column('customer_id', sa.String(length=255), nullable=False),
+    sa.Column('balance', sa.BigInteger(), nullable=False),
+    sa.Column('recorded', sa.BigInteger(), nullable=False),
+    sa.Column('at_zero', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.BigInteger(), nullable=False),
+    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_balance_accounts'))
+    )
+    op.create_table('balance_adjustments',
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('customer_id', sa.String(length=255), nullable=False),
+    sa.Column('delta', sa.BigInteger(), nullable=False),
+    sa.Column('reference', sa.String(length=500), nullable=False),
+    sa.Column('visible', sa.Boolean(), nullable=False),
+    sa.Column('actioned_by', sa.String(length=255), nullable=False),
+    sa.Column('meta', sa.JSON(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=255), nullable=True),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('seq', name=op.f('pk_balance_adjustments')),
+    sa.UniqueConstraint('id', name=op.f('uq_balance_adjustments_id')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_balance_adjustments_idempotency_key'))
+    )
+    with op.batch_alter_table('balance_adjustments', schema=None) as batch_op:
+        batch_op.create_index('ix_balance_adjustments_customer_id_seq', ['customer_id', 'seq'], unique=False)
+
+    op.create_table('publicapi_apis',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('display_name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('category', sa.String(length=64), nullable=False),
+    sa.Column('icon', sa.Text(), nullable=False),
+    sa.Column('open_api_json', sa.Text(), nullable=False),
+    sa.Column('open_api_generated', sa.Boolean(), nullable=False),
+    sa.Column('examples_json', sa.Text(), nullable=False),
+    sa.Column('postman_json', sa.Text(), nullable=False),
+    sa.Column('pricing', sa.JSON(), nullable=False),
+    sa.Column('quotas', sa.JSON(), nullable=False),
+    sa.Column('owner_id', sa.String(length=200), nullable=False),
+    sa.Column('upstream_address', sa.String(length=500), nullable=False),
+    sa.Column('upstream_protocol', sa.String(length=8), nullable=False),
+    sa.Column('descriptors', sa.LargeBinary(), nullable=False),
+    sa.Column('endpoints', sa.JSON(), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_publicapi_apis')),
+    sa.UniqueConstraint('name', name=op.f('uq_publicapi_apis_name'))
+    )
+    op.create_table('usage_events',
+    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('table_name', sa.String(length=64), nullable=False),
+    sa.Column('id', sa.String(length=255), nullable=False),
+    sa.Column('record', sa.JSON(), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('seq', name=op.f('pk_usage_events')),
+    sa.UniqueConstraint('table_name', 'id', name=op.f('uq_usage_events_table_name_id'))
+    )
+    with op.batch_alter_table('usage_events', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_events_table_name_created', ['table_name', 'created'], unique=False)
+
+    op.create_table('usage_history',
+    sa.Column('customer_id', sa.String(length=255), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('path', sa.String(length=512), nullable=False),
+    sa.Column('requests', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', 'day', 'path', name=op.f('pk_usage_history'))
+    )
+    with op.batch_alter_table('usage_history', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_history_day', ['day'], unique=False)
+
+    op.create_table('usage_ranks',
+    sa.Column('id', sa.String(length=16), nullable=False),
+    sa.Column('computed', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ranking', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_ranks'))
+    )
+    op.create_table('usage_recorded_events',
+    sa.Column('event_id', sa.String(length=255), nullable=False),
+    sa.Column('recorded', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_usage_recorded_events'))
+    )
+    with op.batch_alter_table('usage_recorded_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_usage_recorded_events_recorded'), ['recorded'], unique=False)
+
+    op.create_table('usage_tiers',
+    sa.Column('customer_id', sa.String(length=255), nullable=False),
+    sa.Column('tier', sa.String(length=64), nullable=False),
+    sa.Column('changed', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_usage_tiers'))
+    )
+    op.create_table('v1_keys',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('scopes', sa.JSON(), nullable=False),
+    sa.Column('owner', sa.String(length=64), nullable=False),
+    sa.Column('billing_account', sa.String(length=64), nullable=False),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(length=500), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('status_message', sa.String(length=500), nullable=False),
+    sa.Column('last_seen', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_v1_keys')),
+    sa.UniqueConstraint('hash', name=op.f('uq_v1_keys_hash'))
+    )
+    with op.batch_alter_table('v1_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_v1_keys_billing_account'), ['billing_account'], unique=False)
+        batch_op.create_index('ix_v1_keys_owner_created', ['owner', 'created'], unique=False)
+
+    op.create_table('projects_accounts',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('tier', sa.String(length=64), nullable=False),
+    sa.Column('tier_changed', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('default_made', sa.Boolean(), nullable=False),
+    sa.Column('deleted', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects_accounts'))
+    )
+    op.create_table('projects_projects',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('billing_account', sa.String(length=36), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_projects_projects'))
+    )
+    with op.batch_alter_table('projects_projects', schema=None) as batch_op:
+        batch_op.create_index('ix_projects_projects_billing_account_created', ['billing_account', 'created'], unique=False)
+
+    op.create_table('projects_members',
+    sa.Column('project_id', sa.String(length=36), nullable=False),
+    sa.Column('member_id', sa.String(length=36), nullable=False),
+    sa.Column('roles', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects_projects.id'], name=op.f('fk_projects_members_project_id_projects_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('project_id', 'member_id', name=op.f('pk_projects_members'))
+    )
+    with op.batch_alter_table('projects_members', schema=None) as batch_op:
+        batch_op.create_index('ix_projects_members_member_id', ['member_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('projects_members', schema=None) as batch_op:
+        batch_op.drop_index('ix_projects_members_member_id')
+
+    op.drop_table('projects_members')
+    with op.batch_alter_table('projects_projects', schema=None) as batch_op:
+        batch_op.drop_index('ix_projects_projects_billing_account_created')
+
+    op.drop_table('projects_projects')
+    op.drop_table('projects_accounts')
+    with op.batch_alter_table('v1_keys', schema=None) as batch_op:
+        batch_op.drop_index('ix_v1_keys_owner_created')
+        batch_op.drop_index(batch_op.f('ix_v1_keys_billing_account'))
+
+    op.drop_table('v1_keys')
+    op.drop_table('usage_tiers')
+    with op.batch_alter_table('usage_recorded_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_usage_recorded_events_recorded'))
+
+    op.drop_table('usage_recorded_events')
+    op.drop_table('usage_ranks')
+    with op.batch_alter_table('usage_history', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_history_day')
+
+    op.drop_table('usage_history')
+    with op.batch_alter_table('usage_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_events_table_name_created')
+
+    op.drop_table('usage_events')
+    op.drop_table('publicapi_apis')
+    with op.batch_alter_table('balance_adjustments', schema=None) as batch_op:
+        batch_op.drop_index('ix_balance_adjustments_customer_id_seq')
+
+    op.drop_table('balance_adjustments')
+    op.drop_table('balance_accounts')
     op.drop_table('signup_waitlist')
     with op.batch_alter_table('signup_tracking', schema=None) as batch_op:
         batch_op.drop_index('ix_signup_tracking_email')

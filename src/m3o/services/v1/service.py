@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.auth.proto.client import AuthClient
+from m3o.services.projects.proto import projects_pb2 as projects_pb
+from m3o.services.projects.proto.client import ProjectsClient
 from m3o.services.publicapi.proto.client import PublicapiClient
 from m3o.services.v1 import tables
 from m3o.services.v1.catalog import PublishedApis
@@ -13,7 +17,7 @@ from m3o.services.v1.handler import V1
 from m3o.services.v1.keyring import KeyRing
 from m3o.services.v1.last_seen import LastSeen
 from m3o.services.v1.mirror import KeyMirror
-from m3o.services.v1.owners import DefaultProjects
+from m3o.services.v1.owners import CallersProjects, ListedProject
 from m3o.services.v1.proto.client import SPEC
 from m3o.services.v1.settings import settings_from
 
@@ -35,7 +39,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
         mirror=mirror,
         ring=ring,
         auth=auth,
-        projects=DefaultProjects(),
+        projects=CallersProjects(_projects_lister(deps.clients.get(ProjectsClient))),
         catalog=PublishedApis(deps.clients.get(PublicapiClient)),
         settings=settings,
     )
@@ -49,6 +53,16 @@ async def _build(deps: Dependencies) -> ServiceParts:
         ],
         on_stop=[last_seen.flush],
     )
+
+
+def _projects_lister(
+    projects: ProjectsClient,
+) -> Callable[[Mapping[str, str]], Awaitable[Iterable[ListedProject]]]:
+    async def list_projects(metadata: Mapping[str, str]) -> Iterable[ListedProject]:
+        listed = await projects.list(projects_pb.ListRequest(), metadata=metadata)
+        return listed.projects
+
+    return list_projects
 
 
 definition = ServiceDefinition(
