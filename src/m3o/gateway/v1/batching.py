@@ -1,0 +1,107 @@
+"""Admissions of concurrent calls sent to the counter store together.
+
+Every admission asked for during one turn of the event loop is sent in one
+``admit_many`` (one Redis round trip, one SQL transaction) on the next turn. While
+``max_in_flight`` batches are out, new admissions wait and go in the next batch, so under
+load batches grow instead of round trips multiplying. Each decision is still atomic and
+sees the reservations of the ones before it.
+
+A caller that stops waiting (its client went away) does not leak a reservation: when its
+decision arrives admitted, it is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import M3OError
+from m3o.runtime.logging import get_logger
+
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_IN_FLIGHT", "AdmissionBatcher"]
+
+_log = get_logger(__name__)
+
+DEFAULT_MAX_BATCH = 256
+DEFAULT_MAX_IN_FLIGHT = 4
+
+_Waiter = tuple[AdmissionRequest, "asyncio.Future[AdmissionDecision]"]
+
+
+class AdmissionBatcher:
+    def __init__(
+        self,
+        counters: CounterStore,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be positive")
+        self._counters = counters
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._pending: list[_Waiter] = []
+        self._scheduled = False
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        """Decide and reserve one call, batched with the others of this loop turn."""
+        future: asyncio.Future[AdmissionDecision] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        self._schedule()
+        return await future
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        await self._counters.release(request, decision)
+
+    async def drain(self) -> None:
+        """Wait for every batch sent so far (shut-down)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _schedule(self) -> None:
+        if not self._scheduled and self._pending and self._in_flight < self._max_in_flight:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._pending and self._in_flight < self._max_in_flight:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: Sequence[_Waiter]) -> None:
+        try:
+            decisions = await self._counters.admit_many([request for request, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, whatever it is
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._in_flight -= 1
+            self._schedule()
+        for (request, future), decision in zip(batch, decisions, strict=True):
+            if not future.done():
+                future.set_result(decision)
+            elif decision.admitted:
+                self._release_abandoned(request, decision)
+
+    def _release_abandoned(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        async def release() -> None:
+            try:
+                await self._counters.release(request, decision)
+            except M3OError as exc:
+                _log.error("v1.release_failed", reason="abandoned", error=exc.detail)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,186 @@
+"""The steps every public API call takes, over HTTP or a websocket.
+
+1. :meth:`PublicCalls.prepare`: the path names an API and endpoint (NotFound), the key is
+   known (Unauthorized), not blocked and in scope (Forbidden ``v1.blocked``), the API is
+   published (NotFound ``No such API``) and has that endpoint (NotFound);
+2. :meth:`PublicCalls.upstream_metadata`: the key's short-lived token and the request id,
+   all an upstream receives (never the caller's key or headers);
+3. admission (:class:`~m3o.gateway.v1.gate.Gate`), then the forwarder;
+4. :meth:`PublicCalls.charged` publishes the requests/Request event of a call that
+   succeeded; :meth:`PublicCalls.failed` releases the reservation of one that did not and
+   says what the caller is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from m3o.events.requests import Request
+from m3o.gateway.v1.credentials import KeyCache
+from m3o.gateway.v1.forwarders import Forwarders
+from m3o.gateway.v1.gate import Admission, Gate, check_key
+from m3o.gateway.v1.metering import NAMESPACE, RequestLog
+from m3o.gateway.v1.paths import CallPath, parse_path
+from m3o.gateway.v1.ports import Alerts, ApiKey
+from m3o.gateway.v1.targets import Target, Targets
+from m3o.gateway.v1.tokens import UpstreamTokens
+from m3o.gateway.v1.upstream import Codec, public_error
+from m3o.runtime.errors import M3OError
+from m3o.runtime.logging import get_logger
+
+__all__ = ["Prepared", "PublicCalls"]
+
+_log = get_logger(__name__)
+
+MAX_CACHED_PATHS = 10_000
+"""Parsed paths kept (the same few paths are called over and over)."""
+PANIC = "panic"
+"""Alert category of an upstream crash."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A call that passed every check before admission."""
+
+    key: ApiKey
+    target: Target
+    codec: Codec
+    path: str
+    """The URL path, without the query (``/v1/helloworld/call``)."""
+
+    @property
+    def label(self) -> str:
+        """A bounded name for metrics and logs (``/v1/helloworld/Helloworld.Call``)."""
+        return f"/v1/{self.target.api}/{self.target.endpoint}"
+
+
+class PublicCalls:
+    def __init__(
+        self,
+        *,
+        keys: KeyCache,
+        targets: Targets,
+        gate: Gate,
+        forwarders: Forwarders,
+        tokens: UpstreamTokens,
+        requests: RequestLog,
+        alerts: Alerts | None = None,
+        upstream_timeout: float | None,
+    ) -> None:
+        self.gate = gate
+        self.forwarders = forwarders
+        self.upstream_timeout = upstream_timeout
+        self._keys = keys
+        self._targets = targets
+        self._tokens = tokens
+        self._requests = requests
+        self._alerts = alerts
+        self._background: set[asyncio.Task[None]] = set()
+        self._paths: dict[str, CallPath] = {}
+
+    async def prepare(self, path: str, call_path: str, api_key: str | None) -> Prepared:
+        """``path`` is the full URL path, ``call_path`` what follows ``/v1/``."""
+        parsed = self._paths.get(call_path)
+        if parsed is None:
+            parsed = parse_path(call_path)
+            if len(self._paths) >= MAX_CACHED_PATHS:
+                self._paths.clear()
+            self._paths[call_path] = parsed
+        key = await self._keys.authenticate(api_key)
+        check_key(key, parsed.api)
+        target = self._targets.resolve(parsed)
+        return Prepared(key, target, self.forwarders.codec(target), path)
+
+    async def upstream_metadata(self, prepared: Prepared, request_id: str) -> dict[str, str]:
+        token = await self._tokens.token(prepared.key.id)
+        return {"authorization": f"Bearer {token}", "x-request-id": request_id}
+
+    def charged(
+        self,
+        prepared: Prepared,
+        admission: Admission,
+        *,
+        status: int,
+        started: float,
+        request_id: str,
+    ) -> None:
+        """Record the event of a call that succeeded (it is charged ``admission.charge``)."""
+        project = prepared.key.owner
+        self._requests.record(
+            Request(
+                user_id=project,
+                namespace=NAMESPACE,
+                api_key_id=prepared.key.id,
+                url=prepared.path,
+                api_name=prepared.target.api,
+                endpoint_name=prepared.target.endpoint,
+                price=admission.charge,
+                project_id=project,
+                status_code=status,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                request_id=request_id,
+            )
+        )
+
+    async def failed(
+        self, prepared: Prepared, admission: Admission, exc: BaseException, request_id: str
+    ) -> M3OError:
+        """Release what the call reserved; the error the caller gets. A crash is logged
+        with its cause and reported to operators."""
+        await self.gate.release(admission)
+        return self.describe(prepared, exc, request_id)
+
+    def describe(self, prepared: Prepared, exc: BaseException, request_id: str) -> M3OError:
+        """The error the caller gets for an upstream failure (a crash is logged and
+        reported to operators)."""
+        error, crashed = public_error(exc)
+        if crashed:
+            _log.error(
+                "v1.upstream_crashed",
+                api=prepared.target.api,
+                endpoint=prepared.target.endpoint,
+                request_id=request_id,
+                exc_info=exc,
+            )
+            self._alert(prepared, exc)
+        elif not isinstance(exc, M3OError):
+            _log.warning(
+                "v1.upstream_failed",
+                api=prepared.target.api,
+                endpoint=prepared.target.endpoint,
+                request_id=request_id,
+                error=type(exc).__name__,
+            )
+        return error
+
+    def release_later(self, admission: Admission) -> None:
+        """Release in the background (the call's own task is being cancelled)."""
+        self._spawn(self.gate.release(admission))
+
+    def _alert(self, prepared: Prepared, exc: BaseException) -> None:
+        alerts = self._alerts
+        if alerts is None:
+            return
+        metadata = {"error": str(exc) or type(exc).__name__}
+
+        async def report() -> None:
+            try:
+                await alerts.report(PANIC, prepared.path, prepared.key.owner, metadata)
+            except Exception as failure:  # noqa: BLE001 - an alert must not fail a call
+                _log.warning("v1.alert_failed", error=str(failure))
+
+        self._spawn(report())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background releases and alerts (shut-down)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,120 @@
+"""Where a caller puts its API key, and the in-process cache of key records.
+
+A key comes as ``Authorization: Bearer <key>``, as HTTP Basic ``<anything>:<key>``, or (for
+browsers opening a websocket, which cannot set headers) as the ``Sec-WebSocket-Protocol``
+value. Anything else, an unknown, revoked or expired key: Unauthorized ``{"id": "v1",
+"detail": "Unauthorized"}``.
+
+Records are cached for ``ttl`` (config ``v1.key_cache_ttl``, 1 s), so revoking or blocking
+a key takes effect within that on every gateway process; unknown keys are cached as well,
+so a flood of made-up keys costs one lookup each per ``ttl``. A key that cannot be
+checked now (counter store or v1 service unreachable) is Unavailable (503). The cache is
+indexed by a digest of the key, never the key itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from m3o.gateway.v1.paths import ERROR_ID
+from m3o.gateway.v1.ports import ApiKey, KeyDirectory
+from m3o.runtime.errors import M3OError, Unauthorized, Unavailable
+from m3o.runtime.logging import get_logger
+
+__all__ = ["UNAUTHORIZED", "KeyCache", "key_from_headers", "websocket_protocol"]
+
+_log = get_logger(__name__)
+
+UNAUTHORIZED = "Unauthorized"
+KEYS_UNAVAILABLE = "Service unavailable, please try again"
+MAX_CACHED = 100_000
+"""Records a process keeps; past that the oldest half is dropped."""
+
+
+def _basic_key(value: str) -> str | None:
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, key = decoded.partition(":")
+    return key if colon else None
+
+
+def key_from_headers(headers: Mapping[str, str], *, websocket: bool = False) -> str | None:
+    """The API key the request carries, None when it carries none."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.strip().partition(" ")
+    key: str | None = None
+    if scheme.lower() == "bearer":
+        key = value.strip()
+    elif scheme.lower() == "basic":
+        key = _basic_key(value)
+    elif not authorization and websocket:
+        key = websocket_protocol(headers)
+    return key or None
+
+
+def websocket_protocol(headers: Mapping[str, str]) -> str:
+    """The first subprotocol a websocket client offers (where browsers put the key)."""
+    return headers.get("sec-websocket-protocol", "").split(",", 1)[0].strip()
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=20).digest()
+
+
+class KeyCache:
+    """Finds key records through a :class:`KeyDirectory`, remembering them for ``ttl``."""
+
+    def __init__(
+        self,
+        directory: KeyDirectory,
+        *,
+        ttl: timedelta = timedelta(seconds=1),
+        max_entries: int = MAX_CACHED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._directory = directory
+        self._ttl = ttl.total_seconds()
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, api_key: str | None) -> ApiKey:
+        """The record of ``api_key``; Unauthorized when there is none."""
+        if not api_key:
+            raise Unauthorized(ERROR_ID, UNAUTHORIZED)
+        record = await self.find(api_key)
+        if record is None:
+            raise Unauthorized(ERROR_ID, UNAUTHORIZED)
+        return record
+
+    async def find(self, api_key: str) -> ApiKey | None:
+        digest = _digest(api_key)
+        now = self._clock()
+        cached = self._entries.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            record = await self._directory.find(api_key)
+        except M3OError as exc:
+            # Whatever the directory's trouble (counter store, v1 service), the caller
+            # learns only that the key cannot be checked now.
+            _log.warning("v1.key_lookup_failed", error_id=exc.id, error=exc.detail)
+            raise Unavailable(ERROR_ID, KEYS_UNAVAILABLE) from None
+        if self._ttl > 0:
+            self._remember(digest, now + self._ttl, record)
+        return record
+
+    def _remember(self, digest: bytes, until: float, record: ApiKey | None) -> None:
+        entries = self._entries
+        entries.pop(digest, None)
+        if len(entries) >= self._max_entries:
+            for old in list(entries)[: len(entries) // 2 + 1]:
+                del entries[old]
+        entries[digest] = (until, record)

@@ -1,0 +1,225 @@
+"""The checks every call passes, in the order of the spec, before it is forwarded.
+
+1. the key is not blocked: else Forbidden ``v1.blocked`` ``Request blocked. <message>``;
+2. a scope of the key names the API (or is ``*``): else ``Request blocked. Insufficient
+   privileges``;
+3. one atomic admission in the counter store (rate limit, usage cap, fair-use quota,
+   endpoint quota, balance; see :mod:`m3o.runtime.admission`), batched with the
+   admissions of concurrent calls. A hot balance that is not loaded yet is loaded by the
+   balance service and the call admitted once more.
+
+When the counter store cannot be reached, priced calls get 503; free calls too, unless
+``fail_open_free`` lets them through uncounted (charged ``free``). The tier of each
+customer is kept for ``tier_ttl`` so that the common case costs the admission only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.paths import ERROR_ID
+from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
+from m3o.gateway.v1.targets import Target
+from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Verdict
+from m3o.runtime.errors import Forbidden, M3OError, TooManyRequests, Unavailable
+from m3o.runtime.logging import get_logger
+
+__all__ = [
+    "BLOCKED_ID",
+    "CAP_EXCEEDED",
+    "INSUFFICIENT_CREDIT",
+    "INSUFFICIENT_PRIVILEGES",
+    "TOO_MANY_REQUESTS",
+    "UNAVAILABLE",
+    "Admission",
+    "Gate",
+    "Refused",
+    "blocked",
+    "check_key",
+    "rate_headers",
+]
+
+_log = get_logger(__name__)
+
+MAX_CACHED_REQUESTS = 10_000
+BLOCKED_ID = "v1.blocked"
+INSUFFICIENT_PRIVILEGES = "Insufficient privileges"
+CAP_EXCEEDED = "Usage cap exceeded"
+INSUFFICIENT_CREDIT = "Insufficient credit"
+TOO_MANY_REQUESTS = "Too Many Requests"
+UNAVAILABLE = "Service unavailable, please try again"
+
+
+def blocked(reason: str) -> Forbidden:
+    return Forbidden(BLOCKED_ID, f"Request blocked. {reason}")
+
+
+def check_key(key: ApiKey, api: str) -> None:
+    """Steps 1 and 2: the key's status, then its scopes."""
+    if key.blocked:
+        raise blocked(key.status_message)
+    if not key.permits(api):
+        raise blocked(INSUFFICIENT_PRIVILEGES)
+
+
+def rate_headers(decision: AdmissionDecision) -> dict[str, str]:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (whole seconds) of a decision."""
+    return {
+        "RateLimit-Limit": str(decision.rate_limit),
+        "RateLimit-Remaining": str(decision.rate_remaining),
+        "RateLimit-Reset": str(math.ceil(decision.rate_reset_after)),
+    }
+
+
+class Refused(Exception):
+    """A call admission turned down: the error to answer and the headers to send."""
+
+    def __init__(self, error: M3OError, headers: dict[str, str]) -> None:
+        super().__init__(error.detail)
+        self.error = error
+        self.headers = headers
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted call: what was reserved, to release it if the call fails."""
+
+    request: AdmissionRequest | None
+    """None when admitted without the counter store (fail-open): nothing to release."""
+    decision: AdmissionDecision
+
+    @property
+    def charge(self) -> str:
+        """``free``, ``0`` or the price debited."""
+        return self.decision.charge
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.request is None:
+            return {"X-M3O-Price": self.charge}
+        return {**rate_headers(self.decision), "X-M3O-Price": self.charge}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _refusal(decision: AdmissionDecision) -> Refused:
+    headers = rate_headers(decision)
+    if decision.verdict is Verdict.RATE_LIMITED:
+        headers["Retry-After"] = str(max(1, math.ceil(decision.rate_reset_after)))
+        return Refused(TooManyRequests(BLOCKED_ID, TOO_MANY_REQUESTS), headers)
+    if decision.verdict is Verdict.CAP_EXCEEDED:
+        return Refused(blocked(CAP_EXCEEDED), headers)
+    if decision.verdict is Verdict.INSUFFICIENT_CREDIT:
+        return Refused(blocked(INSUFFICIENT_CREDIT), headers)
+    return Refused(Unavailable(ERROR_ID, UNAVAILABLE), {})
+
+
+class _Tiers:
+    def __init__(self, quotas: Quotas, ttl: float, clock: Callable[[], float]) -> None:
+        self._quotas = quotas
+        self._ttl = ttl
+        self._clock = clock
+        self._tiers: dict[str, tuple[float, str]] = {}
+
+    async def get(self, customer_id: str) -> str:
+        now = self._clock()
+        cached = self._tiers.get(customer_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tier = await self._quotas.tier(customer_id)
+        if len(self._tiers) > 100_000:
+            self._tiers.clear()
+        self._tiers[customer_id] = (now + self._ttl, tier)
+        return tier
+
+
+class Gate:
+    def __init__(
+        self,
+        batcher: AdmissionBatcher,
+        quotas: Quotas,
+        balances: BalanceLoader,
+        *,
+        fail_open_free: bool = False,
+        tier_ttl: timedelta = timedelta(seconds=1),
+        now: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._batcher = batcher
+        self._quotas = quotas
+        self._balances = balances
+        self._fail_open_free = fail_open_free
+        self._now = now
+        self._tiers = _Tiers(quotas, tier_ttl.total_seconds(), clock)
+        self._requests: dict[tuple[PlannedCall, str, int, int], AdmissionRequest] = {}
+
+    def plan(self, key: ApiKey, target: Target) -> PlannedCall:
+        return PlannedCall(
+            project_id=key.owner,
+            customer_id=key.billing_account or key.owner,
+            api=target.api,
+            endpoint=target.endpoint,
+            price=target.entry.price(target.endpoint),
+            endpoint_quota=target.entry.quota(target.endpoint),
+        )
+
+    async def admit(self, key: ApiKey, target: Target) -> Admission:
+        """Step 3 for one call; :class:`Refused` when it may not go ahead."""
+        call = self.plan(key, target)
+        try:
+            tier = await self._tiers.get(call.customer_id)
+            request = self._request(call, tier)
+            decision = await self._batcher.admit(request)
+            if decision.verdict is Verdict.BALANCE_UNKNOWN:
+                await self._load_balance(call.customer_id)
+                decision = await self._batcher.admit(request)
+        except Unavailable as exc:
+            if call.price == 0 and self._fail_open_free:
+                _log.warning("v1.admitted_open", reason=exc.detail, api=call.api)
+                return Admission(None, AdmissionDecision(Verdict.ADMITTED, charge=FREE))
+            raise Refused(Unavailable(ERROR_ID, UNAVAILABLE), {}) from None
+        if not decision.admitted:
+            raise _refusal(decision)
+        return Admission(request, decision)
+
+    def _request(self, call: PlannedCall, tier: str) -> AdmissionRequest:
+        """The admission of ``call``; the same call in the same month on the same tier is
+        the same request, so it is built once (key names are not free to build)."""
+        now = self._now()
+        key = (call, tier, now.year, now.month)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._quotas.request(call, tier, now)
+            if len(self._requests) >= MAX_CACHED_REQUESTS:
+                self._requests.clear()
+            self._requests[key] = found
+        return found
+
+    async def _load_balance(self, customer_id: str) -> None:
+        try:
+            await self._balances.load(customer_id)
+        except M3OError as exc:
+            _log.error("v1.balance_load_failed", customer_id=customer_id, error=exc.detail)
+            raise Unavailable(ERROR_ID, UNAVAILABLE) from None
+
+    async def release(self, admission: Admission) -> None:
+        """Undo an admitted call's reservation (the upstream failed); a failure to do so
+        is logged (the customer keeps the charge, operators see why)."""
+        if admission.request is None:
+            return
+        try:
+            await self._batcher.release(admission.request, admission.decision)
+        except M3OError as exc:
+            _log.error(
+                "v1.release_failed",
+                charge=admission.charge,
+                rate_window=admission.request.rate_key,
+                error=exc.detail,
+            )

@@ -1,0 +1,140 @@
+"""``/v1/<api>/<endpoint>`` over plain HTTP: one unary call per request.
+
+The request is the JSON body (an object; empty: ``{}``) over the query string (dotted keys
+nest, the body's fields win); HEAD and OPTIONS send an empty request; a body that is not
+JSON is BadRequest. Methods GET, POST, PUT, PATCH, DELETE, HEAD and OPTIONS; others 405.
+Streaming endpoints answer BadRequest: they are served over a websocket on the same URL.
+
+Headers: ``X-Request-Id`` (the request middleware's), ``RateLimit-Limit``,
+``RateLimit-Remaining``, ``RateLimit-Reset`` once admission ran, ``X-M3O-Price`` on a
+charged answer, ``Retry-After`` on 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from google.protobuf.descriptor import Descriptor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from m3o.gateway.context import new_request_id, request_id, set_route_label
+from m3o.gateway.http_errors import error_response
+from m3o.gateway.payload import fit_to_message, merge, query_to_dict, read_body
+from m3o.gateway.platform_api import STREAMING_DETAIL
+from m3o.gateway.v1.calls import Prepared, PublicCalls
+from m3o.gateway.v1.credentials import key_from_headers
+from m3o.gateway.v1.gate import Refused
+from m3o.gateway.v1.paths import ERROR_ID
+from m3o.gateway.v1.raw_request import is_raw_request, raw_request_data
+from m3o.gateway.v1.upstream import Payload
+from m3o.runtime.errors import BadRequest, M3OError
+
+__all__ = ["ALLOWED_METHODS", "HttpCalls", "request_json"]
+
+ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_EMPTY_REQUEST = frozenset({"HEAD", "OPTIONS"})
+_ALLOW = ", ".join(sorted(ALLOWED_METHODS))
+_JSON = "application/json"
+_UNMATCHED_LABEL = "/v1/<unknown>"
+
+
+def request_json(
+    body: bytes, query: list[tuple[str, str]], descriptor: Descriptor | None
+) -> dict[str, Any]:
+    """The request: the body (a JSON object, or empty) over the query."""
+    data: dict[str, Any] = {}
+    if body.strip():
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest(ERROR_ID, "Request body is not valid JSON") from None
+        if not isinstance(decoded, dict):
+            raise BadRequest(ERROR_ID, "Request body must be a JSON object")
+        data = decoded
+    if not query:
+        return data
+    from_query = query_to_dict(query, ERROR_ID)
+    if descriptor is not None:
+        from_query = fit_to_message(from_query, descriptor)
+    return merge(from_query, data)
+
+
+class HttpCalls:
+    def __init__(self, calls: PublicCalls, *, max_body_bytes: int) -> None:
+        self._calls = calls
+        self._max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request_id(request.scope) or new_request_id(None)
+        set_route_label(request.scope, _UNMATCHED_LABEL)
+        try:
+            if request.method not in ALLOWED_METHODS:
+                raise HTTPException(405, headers={"Allow": _ALLOW})
+            prepared = await self._calls.prepare(
+                request.scope["path"],
+                request.path_params["path"],
+                key_from_headers(request.headers),
+            )
+            set_route_label(request.scope, prepared.label)
+            if prepared.target.streaming:
+                raise BadRequest(ERROR_ID, STREAMING_DETAIL)
+            payload = await self._payload(request, prepared)
+            metadata = await self._calls.upstream_metadata(prepared, rid)
+            return await self._forward(prepared, payload, metadata, started, rid)
+        except Refused as refused:
+            return error_response(refused.error, refused.headers)
+        except M3OError as error:
+            return error_response(error)
+
+    async def _payload(self, request: Request, prepared: Prepared) -> Payload:
+        codec = prepared.codec
+        descriptor = codec.request_descriptor
+        body = await read_body(request, self._max_body_bytes, ERROR_ID)
+        query = request.query_params.multi_items() if request.scope.get("query_string") else []
+        if is_raw_request(descriptor) and descriptor is not None:
+            data = raw_request_data(
+                descriptor,
+                method=request.method,
+                path=request.scope["path"],
+                headers=request.headers.items(),
+                query=query,
+                body=body,
+                url=str(request.url),
+            )
+        elif request.method in _EMPTY_REQUEST:
+            data = {}
+        else:
+            data = request_json(body, query, descriptor)
+        return codec.from_json(data)
+
+    async def _forward(
+        self,
+        prepared: Prepared,
+        payload: Payload,
+        metadata: dict[str, str],
+        started: float,
+        rid: str,
+    ) -> Response:
+        calls = self._calls
+        admission = await calls.gate.admit(prepared.key, prepared.target)
+        try:
+            answer = await calls.forwarders.unary(
+                prepared.target, payload, metadata, calls.upstream_timeout
+            )
+            body = prepared.codec.to_json(answer)
+        except asyncio.CancelledError:
+            calls.release_later(admission)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every upstream failure is released and mapped
+            error = await calls.failed(prepared, admission, exc, rid)
+            headers = admission.headers
+            headers.pop("X-M3O-Price", None)
+            return error_response(error, headers)
+        calls.charged(prepared, admission, status=200, started=started, request_id=rid)
+        return Response(body, media_type=_JSON, headers=admission.headers)

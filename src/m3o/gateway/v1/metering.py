@@ -1,0 +1,124 @@
+"""requests/Request events of metered calls, published in batches off the hot path.
+
+A call only appends its event to a buffer; a background task publishes what has gathered
+every ``interval`` (sooner once ``max_batch`` are waiting), all in one database transaction
+when it has the session factory (the outbox then relays them together), else one by one.
+A batch that fails stays in the buffer and is tried again; :meth:`stop` publishes
+everything left, so a graceful stop loses nothing. Past ``max_buffered`` events (the
+database has been down a long while) new ones are dropped, with an error in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from datetime import timedelta
+
+from m3o.events.requests import TOPIC, Event, EventType, Request
+from m3o.runtime.events import Publisher
+from m3o.runtime.logging import get_logger
+from m3o.runtime.store import SessionFactory, transaction
+
+__all__ = ["NAMESPACE", "RequestLog"]
+
+_log = get_logger(__name__)
+
+NAMESPACE = "micro"
+"""The namespace every caller is in (kept for M3O's event consumers)."""
+DEFAULT_INTERVAL = timedelta(milliseconds=50)
+DEFAULT_MAX_BATCH = 500
+DEFAULT_MAX_BUFFERED = 200_000
+_STOP_ATTEMPTS = 5
+
+
+class RequestLog:
+    def __init__(
+        self,
+        publisher: Publisher,
+        sessions: SessionFactory | None = None,
+        *,
+        interval: timedelta = DEFAULT_INTERVAL,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> None:
+        self._publisher = publisher
+        self._sessions = sessions
+        self._interval = interval.total_seconds()
+        self._max_batch = max_batch
+        self._max_buffered = max_buffered
+        self._buffer: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def record(self, request: Request) -> None:
+        """Queue the event of one metered call (never blocks, never fails)."""
+        if len(self._buffer) >= self._max_buffered:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                _log.error("v1.request_events_dropped", dropped=self._dropped)
+            return
+        self._buffer.append(Event(type=EventType.EventTypeRequest, request=request))
+        if len(self._buffer) >= self._max_batch:
+            self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="v1-request-events")
+
+    async def stop(self) -> None:
+        """Stop the background task, then publish what is left (a few tries)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for attempt in range(_STOP_ATTEMPTS):
+            if not self._buffer:
+                return
+            if not await self.flush() and attempt + 1 < _STOP_ATTEMPTS:
+                await asyncio.sleep(0.2 * 2**attempt)
+        if self._buffer:
+            _log.error("v1.request_events_lost", count=len(self._buffer))
+
+    async def flush(self) -> bool:
+        """Publish everything buffered now, batch after batch; False if a batch failed
+        (it stays buffered)."""
+        while self._buffer:
+            try:
+                await self._publish_some()
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the batch is retried
+                _log.warning(
+                    "v1.request_events_unpublished", pending=len(self._buffer), error=str(exc)
+                )
+                return False
+        return True
+
+    async def _publish_some(self) -> None:
+        """Publish up to ``max_batch`` events from the front of the buffer, removing each
+        once it is recorded (all at once in a transaction)."""
+        if self._sessions is None:
+            for _ in range(min(self._max_batch, len(self._buffer))):
+                await self._publisher.publish(TOPIC, self._buffer[0])
+                self._buffer.popleft()
+            return
+        batch = [self._buffer[i] for i in range(min(self._max_batch, len(self._buffer)))]
+        async with transaction(self._sessions) as session:
+            for event in batch:
+                await self._publisher.publish(TOPIC, event, session=session)
+        for _ in batch:
+            self._buffer.popleft()
+
+    async def _run(self) -> None:
+        backoff = self._interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            published = await self.flush()
+            backoff = self._interval if published else min(backoff * 2 or 0.05, 5.0)

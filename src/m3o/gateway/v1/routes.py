@@ -1,0 +1,122 @@
+"""Assembling the public API: its routes and the hooks that start and stop its background
+work.
+
+Mount the routes as they are (they carry their ``/v1`` prefix) in ``create_app``'s
+``extra_routes``; run ``on_startup`` hooks at start and ``on_shutdown`` hooks at stop
+(they flush the request events, so a graceful stop loses none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.calls import PublicCalls
+from m3o.gateway.v1.credentials import KeyCache
+from m3o.gateway.v1.forward_grpc import GrpcForwarder
+from m3o.gateway.v1.forward_http import HttpForwarder
+from m3o.gateway.v1.forward_local import LocalForwarder
+from m3o.gateway.v1.forwarders import Forwarders
+from m3o.gateway.v1.gate import Gate
+from m3o.gateway.v1.http_endpoint import ALLOWED_METHODS, HttpCalls
+from m3o.gateway.v1.keys_api import key_routes
+from m3o.gateway.v1.metering import RequestLog
+from m3o.gateway.v1.ports import Alerts, BalanceLoader, Catalog, KeyDirectory, Quotas
+from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.targets import LocalServices, Targets
+from m3o.gateway.v1.tokens import UpstreamTokens
+from m3o.gateway.v1.websocket_endpoint import WebsocketCalls
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.events import Publisher
+from m3o.runtime.rpc import Transport
+from m3o.runtime.store import SessionFactory
+
+__all__ = ["V1Dependencies", "V1Routes", "create_v1_routes"]
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class V1Dependencies:
+    """What the public API is built from (see :mod:`m3o.gateway.v1.sources` for the
+    platform's own implementations)."""
+
+    transport: Transport
+    """Reaches the platform's services: the v1 service (key management) and
+    ``local:<service>`` upstreams."""
+    catalog: Catalog
+    keys: KeyDirectory
+    quotas: Quotas
+    balances: BalanceLoader
+    counters: CounterStore
+    tokens: UpstreamTokens
+    publisher: Publisher
+    sessions: SessionFactory | None = None
+    """With it, each batch of request events is published in one transaction."""
+    local_services: LocalServices = field(default_factory=dict)
+    """Every platform service this process can reach, for ``local:<service>`` upstreams."""
+    alerts: Alerts | None = None
+    forwarders: Forwarders | None = None
+    """Default: the runtime transport, ``grpc.aio`` and ``httpx``."""
+
+
+@dataclass(frozen=True)
+class V1Routes:
+    routes: list[BaseRoute]
+    on_startup: list[Hook]
+    on_shutdown: list[Hook]
+    calls: PublicCalls
+    requests: RequestLog
+
+
+def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -> V1Routes:
+    settings = settings or V1Settings()
+    forwarders = deps.forwarders or Forwarders(
+        local=LocalForwarder(deps.transport), grpc=GrpcForwarder(), http=HttpForwarder()
+    )
+    batcher = AdmissionBatcher(deps.counters)
+    requests = RequestLog(deps.publisher, deps.sessions)
+    calls = PublicCalls(
+        keys=KeyCache(deps.keys, ttl=settings.key_cache_ttl),
+        targets=Targets(deps.catalog, deps.local_services),
+        gate=Gate(
+            batcher,
+            deps.quotas,
+            deps.balances,
+            fail_open_free=settings.fail_open_free,
+            tier_ttl=settings.key_cache_ttl,
+        ),
+        forwarders=forwarders,
+        tokens=deps.tokens,
+        requests=requests,
+        alerts=deps.alerts,
+        upstream_timeout=settings.upstream_timeout,
+    )
+    http = HttpCalls(calls, max_body_bytes=settings.max_body_bytes)
+    websocket = WebsocketCalls(calls)
+
+    async def stop() -> None:
+        await batcher.drain()
+        await calls.drain()
+        await requests.stop()
+        await forwarders.close()
+
+    routes: list[BaseRoute] = [
+        *key_routes(
+            deps.transport,
+            max_body_bytes=settings.max_body_bytes,
+            call_timeout=settings.call_timeout,
+        ),
+        Route("/v1/{path:path}", http.handle, methods=sorted(ALLOWED_METHODS)),
+        WebSocketRoute("/v1/{path:path}", websocket.handle),
+    ]
+    return V1Routes(
+        routes=routes,
+        on_startup=[requests.start],
+        on_shutdown=[stop],
+        calls=calls,
+        requests=requests,
+    )

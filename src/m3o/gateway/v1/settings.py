@@ -1,0 +1,44 @@
+"""How the public API behaves, taken once from config section ``v1`` and the HTTP front's
+settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from m3o.gateway.app import DEFAULT_MAX_BODY_BYTES
+from m3o.runtime.config_sections import V1Config
+from m3o.runtime.rpc import DEFAULT_TIMEOUT
+
+__all__ = ["V1Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class V1Settings:
+    upstream_timeout: float | None = 30.0
+    """Deadline of a forwarded unary call, in seconds (config ``v1.upstream_timeout``);
+    None: no deadline. Streams have none: they last as long as both sides keep them."""
+    key_cache_ttl: timedelta = timedelta(seconds=1)
+    """How long a key record (and a customer's tier) is trusted in this process."""
+    fail_open_free: bool = False
+    """Admit free calls, uncounted, when the counter store is unreachable."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body accepted."""
+    call_timeout: float | None = DEFAULT_TIMEOUT
+    """Deadline of the key-management calls to the v1 service."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: V1Config,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        call_timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> V1Settings:
+        return cls(
+            upstream_timeout=config.upstream_timeout.total_seconds(),
+            key_cache_ttl=config.key_cache_ttl,
+            fail_open_free=config.fail_open_free,
+            max_body_bytes=max_body_bytes,
+            call_timeout=call_timeout,
+        )

@@ -1,0 +1,153 @@
+"""The platform's implementations of the gateway's ports: the sanctioned exception.
+
+The gateway's hot path reads what usage, balance, v1 and publicapi export for it (see
+DESIGN.md, "Layout"): this is the one module that imports them. Everything else in
+``m3o.gateway.v1`` depends on the small interfaces of :mod:`~m3o.gateway.v1.ports`.
+
+- :class:`V1KeyDirectory`: a key's record from the counter-store mirror the v1 service
+  keeps, or from ``v1.ResolveKey`` when the mirror has none;
+- :class:`PlatformQuotas`: tiers (usage), rate limits (config ``v1.rate-limits``), free
+  quotas and caps (config ``usage``) and every counter name of an admission;
+- :func:`platform_dependencies`: all of it over one transport, with the catalog view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from m3o.gateway.v1.balances import BalanceCurrent
+from m3o.gateway.v1.ports import Alerts, PlannedCall
+from m3o.gateway.v1.routes import V1Dependencies
+from m3o.gateway.v1.targets import LocalServices
+from m3o.gateway.v1.tokens import GrantTokens
+from m3o.runtime.admission import AdmissionRequest
+from m3o.runtime.config import Config
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import NotFound
+from m3o.runtime.events import Publisher
+from m3o.runtime.rpc import TokenSource, Transport
+from m3o.runtime.store import SessionFactory
+from m3o.services.auth.proto.client import AuthClient
+from m3o.services.balance.hot import debited_key, hot_key
+from m3o.services.balance.proto.client import BalanceClient
+from m3o.services.publicapi.proto.client import PublicapiClient
+from m3o.services.publicapi.view import CatalogView
+from m3o.services.usage.counters import (
+    DEFAULT_TIER,
+    MONTHLY_TTL,
+    TOTAL,
+    TOTAL_FREE,
+    cap_for,
+    endpoint_name,
+    free_quota,
+    monthly_key,
+    tier_of,
+)
+from m3o.services.v1 import RATE_WINDOW, KeyRecord, hash_key, is_well_formed, rate_key
+from m3o.services.v1 import read_key_record as read_mirrored
+from m3o.services.v1.proto import v1_pb2 as v1_pb
+from m3o.services.v1.proto.client import V1Client, V1Service
+from m3o.services.v1.settings import settings_from
+
+__all__ = ["PlatformQuotas", "PlatformSources", "V1KeyDirectory", "platform_dependencies"]
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class V1KeyDirectory:
+    """:class:`~m3o.gateway.v1.ports.KeyDirectory` over the v1 service's key records."""
+
+    def __init__(self, counters: CounterStore, v1: V1Service, pepper: bytes) -> None:
+        self._counters = counters
+        self._v1 = v1
+        self._pepper = pepper
+
+    async def find(self, api_key: str) -> KeyRecord | None:
+        if not is_well_formed(api_key):
+            return None
+        key_hash = hash_key(api_key, self._pepper)
+        record = await read_mirrored(self._counters, key_hash)
+        if record is not None:
+            return record
+        try:
+            response = await self._v1.resolve_key(v1_pb.ResolveKeyRequest(hash=key_hash))
+        except NotFound:
+            return None
+        return KeyRecord.from_proto(response.key)
+
+
+class PlatformQuotas:
+    """:class:`~m3o.gateway.v1.ports.Quotas` as usage, balance and v1 define them."""
+
+    def __init__(self, counters: CounterStore, config: Config) -> None:
+        self._counters = counters
+        self._config = config
+        limits = config.v1.rate_limits
+        self._rate_limits = dict(limits)
+        self._default_rate = limits.get(DEFAULT_TIER, 0)
+
+    async def tier(self, customer_id: str) -> str:
+        return await tier_of(self._counters, customer_id)
+
+    def request(self, call: PlannedCall, tier: str, now: datetime) -> AdmissionRequest:
+        project = call.project_id
+        endpoint_key = monthly_key(project, endpoint_name(call.api, call.endpoint), now)
+        return AdmissionRequest(
+            rate_key=rate_key(project),
+            rate_limit=self._rate_limits.get(tier, self._default_rate),
+            cap=cap_for(self._config, tier, call.api, call.endpoint),
+            cap_key=endpoint_key,
+            price=call.price,
+            free_key=monthly_key(project, TOTAL_FREE, now),
+            free_quota=free_quota(self._config, tier),
+            endpoint_key=endpoint_key,
+            endpoint_quota=call.endpoint_quota,
+            total_key=monthly_key(project, TOTAL, now),
+            balance_key=hot_key(call.customer_id),
+            debited_key=debited_key(call.customer_id),
+            monthly_ttl=MONTHLY_TTL,
+            rate_window=RATE_WINDOW,
+        )
+
+
+@dataclass(frozen=True)
+class PlatformSources:
+    dependencies: V1Dependencies
+    catalog: CatalogView
+    on_startup: list[Hook]
+    """Loads the catalog and starts polling it (before the server takes calls)."""
+    on_shutdown: list[Hook]
+
+
+def platform_dependencies(
+    *,
+    transport: Transport,
+    credentials: TokenSource,
+    counters: CounterStore,
+    publisher: Publisher,
+    config: Config,
+    sessions: SessionFactory | None = None,
+    local_services: LocalServices | None = None,
+    alerts: Alerts | None = None,
+) -> PlatformSources:
+    """Everything the public API needs, its clients calling with ``credentials`` (the
+    ``gateway`` service account's token source)."""
+    catalog = CatalogView(PublicapiClient(transport, credentials), counters)
+    dependencies = V1Dependencies(
+        transport=transport,
+        catalog=catalog,
+        keys=V1KeyDirectory(
+            counters, V1Client(transport, credentials), settings_from(config).pepper
+        ),
+        quotas=PlatformQuotas(counters, config),
+        balances=BalanceCurrent(BalanceClient(transport, credentials)),
+        counters=counters,
+        tokens=GrantTokens(AuthClient(transport, credentials)),
+        publisher=publisher,
+        sessions=sessions,
+        local_services=local_services or {},
+        alerts=alerts,
+    )
+    return PlatformSources(dependencies, catalog, [catalog.start], [catalog.stop])

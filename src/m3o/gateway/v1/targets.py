@@ -1,0 +1,205 @@
+"""From an API and endpoint name to what the gateway calls: the upstream and its method.
+
+The endpoint a path names (``Title(a).Title(b)``) is looked up among the endpoints the
+API's descriptors declare: exactly, then ignoring case, then (for ``/v1/<api>/<method>``)
+as a method of the API's main service (the service named like the API, or its only
+service), which is how the catalog's OpenAPI document writes those paths. The declared
+name is the endpoint's name from then on (pricing, counters, events).
+
+An ``http`` upstream without descriptors has unknown endpoints: every name is forwarded as
+a unary call and the upstream says whether it exists. A ``local:<service>`` upstream is a
+service of the platform reached through the runtime transport: its methods come from the
+service's own specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from m3o.gateway.v1.paths import ERROR_ID, CallPath
+from m3o.gateway.v1.ports import ApiEndpoint, Catalog, CatalogEntry
+from m3o.runtime.errors import NotFound, Unavailable
+from m3o.runtime.rpc import MethodSpec, ServiceSpec
+
+__all__ = [
+    "GRPC",
+    "HTTP",
+    "LOCAL",
+    "LOCAL_PREFIX",
+    "NO_SUCH_API",
+    "NO_SUCH_ENDPOINT",
+    "UNAVAILABLE_API",
+    "LocalServices",
+    "Target",
+    "Targets",
+]
+
+GRPC = "grpc"
+HTTP = "http"
+LOCAL = "local"
+LOCAL_PREFIX = "local:"
+
+NO_SUCH_API = "No such API"
+NO_SUCH_ENDPOINT = "No such endpoint"
+UNAVAILABLE_API = "API not available"
+
+LocalServices = Mapping[str, Sequence[ServiceSpec]]
+"""Platform service name (``helloworld``) -> the protobuf services it serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalEndpoint:
+    name: str
+    service: str
+    method: str
+    request_type: str
+    response_type: str
+    client_streaming: bool
+    server_streaming: bool
+
+
+def _local_endpoints(specs: Sequence[ServiceSpec]) -> list[ApiEndpoint]:
+    return [
+        _LocalEndpoint(
+            name=f"{spec.handler}.{method.name}",
+            service=spec.full_name,
+            method=method.name,
+            request_type=method.request_type.DESCRIPTOR.full_name,
+            response_type=method.response_type.DESCRIPTOR.full_name,
+            client_streaming=method.client_streaming,
+            server_streaming=method.server_streaming,
+        )
+        for spec in specs
+        for method in spec.methods.values()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One endpoint of one API, ready to be called."""
+
+    api: str
+    endpoint: str
+    """``<Service>.<Method>`` as declared (or as the path spelled it, when unknown)."""
+    entry: CatalogEntry
+    kind: str
+    """:data:`GRPC`, :data:`HTTP` or :data:`LOCAL`."""
+    service: str
+    """Full protobuf name of the service (the short name for an undeclared http one)."""
+    method: str
+    request_type: str = ""
+    """Full protobuf name of the request message; empty when unknown."""
+    response_type: str = ""
+    client_streaming: bool = False
+    server_streaming: bool = False
+    local: tuple[ServiceSpec, MethodSpec] | None = None
+    """The spec to call through the runtime transport (local upstreams)."""
+
+    @property
+    def streaming(self) -> bool:
+        return self.client_streaming or self.server_streaming
+
+    @property
+    def handler(self) -> str:
+        """The service's short name (``Helloworld``)."""
+        return self.service.rsplit(".", 1)[-1]
+
+    @property
+    def address(self) -> str:
+        return self.entry.upstream.address
+
+
+def _short(service: str) -> str:
+    return service.rsplit(".", 1)[-1]
+
+
+def _main_service(api: str, endpoints: Sequence[ApiEndpoint]) -> str | None:
+    services = sorted({endpoint.service for endpoint in endpoints})
+    for service in services:
+        if _short(service).lower() == api:
+            return service
+    return services[0] if len(services) == 1 else None
+
+
+def find_endpoint(api: str, endpoints: Sequence[ApiEndpoint], path: CallPath) -> ApiEndpoint | None:
+    """The declared endpoint ``path`` names, or None."""
+    for endpoint in endpoints:
+        if endpoint.name == path.endpoint:
+            return endpoint
+    wanted = path.endpoint.lower()
+    for endpoint in endpoints:
+        if endpoint.name.lower() == wanted:
+            return endpoint
+    if not path.short:
+        return None
+    main = _main_service(api, endpoints)
+    method = path.method.lower()
+    for endpoint in endpoints:
+        if endpoint.service == main and endpoint.method.lower() == method:
+            return endpoint
+    return None
+
+
+class Targets:
+    """Resolves calls against the catalog (and the platform's own services)."""
+
+    def __init__(self, catalog: Catalog, local: LocalServices | None = None) -> None:
+        self._catalog = catalog
+        self._local = local or {}
+
+    def entry(self, api: str) -> CatalogEntry:
+        """The published API; NotFound ``No such API``."""
+        entry = self._catalog.get(api)
+        if entry is None:
+            raise NotFound(ERROR_ID, NO_SUCH_API)
+        return entry
+
+    def resolve(self, path: CallPath) -> Target:
+        """The target ``path`` names: NotFound for an unknown API or endpoint, Unavailable
+        when the API cannot be called (no descriptors, local service not hosted)."""
+        entry = self.entry(path.api)
+        address = entry.upstream.address
+        kind = LOCAL if address.startswith(LOCAL_PREFIX) else entry.upstream.protocol
+        specs = self._local.get(address[len(LOCAL_PREFIX) :], ()) if kind == LOCAL else ()
+        endpoints: Sequence[ApiEndpoint] = entry.endpoints or _local_endpoints(specs)
+        if not endpoints:
+            if kind != HTTP:
+                raise Unavailable(ERROR_ID, UNAVAILABLE_API)
+            return Target(
+                api=entry.name,
+                endpoint=path.endpoint,
+                entry=entry,
+                kind=kind,
+                service=path.endpoint.split(".", 1)[0],
+                method=path.endpoint.split(".", 1)[1],
+            )
+        found = find_endpoint(entry.name, endpoints, path)
+        if found is None:
+            raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
+        local = _local_method(specs, found) if kind == LOCAL else None
+        if kind == LOCAL and local is None:
+            raise Unavailable(ERROR_ID, UNAVAILABLE_API)
+        return Target(
+            api=entry.name,
+            endpoint=found.name,
+            entry=entry,
+            kind=kind,
+            service=found.service,
+            method=found.method,
+            request_type=found.request_type,
+            response_type=found.response_type,
+            client_streaming=found.client_streaming,
+            server_streaming=found.server_streaming,
+            local=local,
+        )
+
+
+def _local_method(
+    specs: Sequence[ServiceSpec], endpoint: ApiEndpoint
+) -> tuple[ServiceSpec, MethodSpec] | None:
+    for spec in specs:
+        if spec.full_name == endpoint.service:
+            method = spec.methods.get(endpoint.method)
+            return None if method is None else (spec, method)
+    return None

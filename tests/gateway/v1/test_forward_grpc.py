@@ -1,0 +1,126 @@
+"""Forwarding to a real gRPC upstream with messages built from its descriptors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.v1.grpc_upstream import EchoUpstream, echo_file, serve_echo
+from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
+from m3o.gateway.v1 import V1Settings
+from m3o.runtime.counters import CounterStore
+from m3o.services.balance.hot import hot_key
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+BIG = 2**62 + 1
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[EchoUpstream]:
+    async with serve_echo() as upstream:
+        yield upstream
+
+
+def _echo_gateway(counters: CounterStore, echo: EchoUpstream, **options: Any) -> Any:
+    lab = entry("lab", echo.address, files=[echo_file()], pricing={"Echo.Call": 10})
+    return gateway(counters, catalog=Catalog(lab), balances={CUSTOMER: 100}, **options)
+
+
+async def _call(gw: Any, body: dict[str, Any], path: str = "/v1/lab/echo/call") -> Any:
+    async with gw.http() as http:
+        try:
+            return await http.post(path, json=body, headers={**AUTH, "X-Request-Id": "rid-1"})
+        finally:
+            await gw.v1.calls.forwarders.close()
+
+
+async def test_unary_call_is_transcoded_with_the_token_and_request_id(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo)
+    response = await _call(gw, {"name": "Alice", "big": BIG})
+    assert response.status_code == 200
+    assert response.json() == {
+        "message": "Hello Alice",
+        "authorization": "Bearer token-key-1",
+        "request_id": "rid-1",
+        "big": BIG,
+    }
+    [(method, request, metadata)] = echo.calls
+    assert method == "Call" and request.name == "Alice" and request.big == BIG
+    assert KEY not in metadata.values()
+    assert response.headers["X-M3O-Price"] == "10"
+    assert await counters.get(hot_key(CUSTOMER)) == 90
+    [event] = await gw.events()
+    assert (event.api_name, event.endpoint_name, event.price) == ("lab", "Echo.Call", "10")
+
+
+async def test_two_part_path_calls_the_only_service(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo)
+    response = await _call(gw, {"name": "B"}, path="/v1/lab/call")
+    assert response.json()["message"] == "Hello B"
+
+
+async def test_upstream_client_error_passes_through_uncharged(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo)
+    response = await _call(gw, {"name": "x", "fail_code": 3})  # INVALID_ARGUMENT
+    assert response.status_code == 400
+    assert response.json() == {
+        "id": "v1",
+        "code": 400,
+        "detail": "failed x",
+        "status": "Bad Request",
+    }
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.events() == []
+
+
+async def test_upstream_internal_error_is_a_crash_uncharged(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo)
+    response = await _call(gw, {"name": "x", "fail_code": 13})  # INTERNAL
+    assert response.status_code == 500
+    assert response.json()["detail"] == (
+        "Error processing request. If the problem persists please contact support"
+    )
+    await gw.v1.calls.drain()
+    assert [alert[0] for alert in gw.alerts.reported] == ["panic"]
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+
+
+async def test_upstream_timeout_is_503_and_uncharged(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo, settings=V1Settings(upstream_timeout=0.1))
+    response = await _call(gw, {"name": "x", "sleep_ms": 1000})
+    assert response.status_code == 503
+    assert response.json()["detail"] == "The API did not answer in time"
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.count("total") == 0
+
+
+async def test_unreachable_upstream_is_503_and_uncharged(counters: CounterStore) -> None:
+    lab = entry("lab", "127.0.0.1:1", files=[echo_file()], pricing={"Echo.Call": 10})
+    gw = gateway(
+        counters,
+        catalog=Catalog(lab),
+        balances={CUSTOMER: 100},
+        settings=V1Settings(upstream_timeout=2),
+    )
+    response = await _call(gw, {"name": "x"})
+    assert response.status_code == 503
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+
+
+async def test_grpc_api_without_descriptors_is_unavailable(counters: CounterStore) -> None:
+    gw = gateway(counters, catalog=Catalog(entry("lab", "127.0.0.1:1")))
+    response = await _call(gw, {"name": "x"})
+    assert response.status_code == 503
+    assert response.json()["detail"] == "API not available"
