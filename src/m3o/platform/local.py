@@ -16,12 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from m3o.gateway.app import GatewaySettings, create_app
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import AdminAccount, ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.examples import publish_examples
+from m3o.platform.front import build_front
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
@@ -105,15 +105,17 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
     )
     await publish_examples(ClientFactory(local, identity.token_source("platform")))
     platform = LocalPlatform(config, engine, node, Starlette(), admin, password_file)
-    platform.app = create_app(
-        node.directory(),
-        local,
+    platform.app = build_front(
+        config=config,
+        transport=local,
+        directory=node.directory(),
+        local_services=node.hosted(),
+        credentials=identity.token_source("gateway"),
+        counters=counters,
+        publisher=bus.publisher,
+        sessions=sessions,
         metrics=metrics,
         readiness=[_database_check(engine), ReadinessCheck("counters", counters.ping)],
-        settings=GatewaySettings(
-            cors_origins=tuple(config.api.cors_origins),
-            call_timeout=config.api.timeout.total_seconds(),
-        ),
         on_shutdown=[platform.close],
     )
     return platform

@@ -107,6 +107,13 @@ class Node:
             found.setdefault(dispatcher.spec.service, []).append(dispatcher.spec)
         return found
 
+    def hosted(self) -> ServiceDirectory:
+        """Every service hosted here, those off the platform API included."""
+        found: dict[str, list[ServiceSpec]] = {}
+        for dispatcher in self.dispatchers:
+            found.setdefault(dispatcher.spec.service, []).append(dispatcher.spec)
+        return found
+
     async def start(self) -> None:
         """Start consuming, then run each service's start hooks in order, then the crons.
 

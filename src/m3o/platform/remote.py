@@ -21,11 +21,11 @@ from grpc_health.v1._async import HealthServicer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.gateway.app import GatewaySettings, create_app
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
+from m3o.platform.front import build_front
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
@@ -157,16 +157,23 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     process = await _open(env)
     config = process.config
     router = _router(config, InProcessTransport(), set())
-    app = create_app(
-        {d.name: list(d.specs) for d in SERVICES if d.platform_api},
-        router,
+    identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
+    sessions = session_factory(process.engine)
+    # The bus relays the request events the public API writes to the outbox.
+    bus = redis_event_bus(process.engine, process.redis)
+    await bus.start()
+    app = build_front(
+        config=config,
+        transport=router,
+        directory={d.name: list(d.specs) for d in SERVICES if d.platform_api},
+        local_services={d.name: list(d.specs) for d in SERVICES if not d.platform_api},
+        credentials=identity.token_source("gateway"),
+        counters=process.counters,
+        publisher=bus.publisher,
+        sessions=sessions,
         metrics=Metrics(),
         readiness=[ReadinessCheck("counters", process.counters.ping)],
-        settings=GatewaySettings(
-            cors_origins=tuple(config.api.cors_origins),
-            call_timeout=config.api.timeout.total_seconds(),
-        ),
-        on_shutdown=[process.close],
+        on_shutdown=[process.close, bus.stop],
     )
     server = uvicorn.Server(
         uvicorn.Config(

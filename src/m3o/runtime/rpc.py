@@ -333,7 +333,9 @@ class GrpcTransport:
     """Calls another process over a ``grpc.aio`` channel.
 
     In-flight calls are bounded per channel (``grpc.aio`` cancels calls when thousands are
-    outstanding on one channel).
+    outstanding on one channel). Calls wait for the channel to connect, within their
+    deadline, rather than fail at once while it is reconnecting (a service restarting in a
+    rolling deploy, or starting after its callers).
     """
 
     def __init__(self, channel: grpc.aio.Channel, *, max_in_flight: int = 512) -> None:
@@ -369,7 +371,7 @@ class GrpcTransport:
         async with self._limit:
             try:
                 response: Message = await call(
-                    request, metadata=tuple(metadata.items()), timeout=timeout
+                    request, metadata=tuple(metadata.items()), timeout=timeout, wait_for_ready=True
                 )
             except grpc.aio.AioRpcError as exc:
                 raise error_from_grpc(
@@ -388,7 +390,9 @@ class GrpcTransport:
     ) -> AsyncIterator[Message]:
         call = self._callable(spec, method)
         async with self._limit:
-            stream = call(request, metadata=tuple(metadata.items()), timeout=timeout)
+            stream = call(
+                request, metadata=tuple(metadata.items()), timeout=timeout, wait_for_ready=True
+            )
             try:
                 async for message in stream:
                     yield message

@@ -1,0 +1,82 @@
+"""The HTTP front of a platform process: the platform API and the public API (``/v1``).
+
+Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
+over gRPC): both build the same application over their own transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+
+from m3o.gateway.app import GatewaySettings, Hook, create_app
+from m3o.gateway.health import ReadinessCheck
+from m3o.gateway.metrics import Metrics
+from m3o.gateway.routing import ServiceDirectory
+from m3o.gateway.v1.routes import create_v1_routes
+from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.sources import platform_dependencies
+from m3o.gateway.v1.targets import LocalServices
+from m3o.runtime.config import Config
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.events import Publisher
+from m3o.runtime.rpc import TokenSource, Transport
+from m3o.runtime.store import SessionFactory
+
+__all__ = ["build_front"]
+
+
+def build_front(
+    *,
+    config: Config,
+    transport: Transport,
+    directory: ServiceDirectory,
+    local_services: LocalServices,
+    credentials: TokenSource,
+    counters: CounterStore,
+    publisher: Publisher,
+    sessions: SessionFactory | None,
+    metrics: Metrics,
+    readiness: Sequence[ReadinessCheck],
+    on_shutdown: Sequence[Hook] = (),
+) -> Starlette:
+    """The front over ``directory`` (platform API) and the catalog's APIs (``/v1``).
+
+    ``local_services`` are the services the public API may forward ``local:<service>``
+    upstreams to (helloworld). ``credentials`` are the ``gateway`` service account's.
+    ``on_shutdown`` hooks run after the public API has flushed its request events.
+    """
+    settings = GatewaySettings(
+        cors_origins=tuple(config.api.cors_origins),
+        call_timeout=config.api.timeout.total_seconds(),
+    )
+    sources = platform_dependencies(
+        transport=transport,
+        credentials=credentials,
+        counters=counters,
+        publisher=publisher,
+        config=config,
+        sessions=sessions,
+        local_services=local_services,
+    )
+    v1 = create_v1_routes(
+        sources.dependencies,
+        V1Settings.from_config(
+            config.v1,
+            max_body_bytes=settings.max_body_bytes,
+            call_timeout=settings.call_timeout,
+        ),
+    )
+    return create_app(
+        directory,
+        transport,
+        metrics=metrics,
+        readiness=readiness,
+        settings=settings,
+        on_startup=[*sources.on_startup, *v1.on_startup],
+        # Shut-down hooks run in reverse: the public API drains first, then the catalog,
+        # then the process's own hooks.
+        on_shutdown=[*on_shutdown, *sources.on_shutdown, *v1.on_shutdown],
+        extra_routes=v1.routes,
+    )
