@@ -29,6 +29,7 @@ from m3o.runtime.rpc import (
 )
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory, transaction
+from m3o.services.projects.proto import projects_pb2 as projects_pb
 from m3o.services.v1 import key_rows
 from m3o.services.v1.handler import V1
 from m3o.services.v1.key_rows import KeyRow
@@ -44,7 +45,8 @@ C = TypeVar("C", bound=Client)
 
 
 class Unreachable:
-    """A transport to services that are not there."""
+    """A transport to services that are not there, but for projects' List, which answers
+    the caller's default project (as the projects service does for a new customer)."""
 
     async def unary(
         self,
@@ -55,6 +57,10 @@ class Unreachable:
         metadata: Mapping[str, str],
         timeout: float | None,
     ) -> Message:
+        if spec.service == "projects" and method.name == "List":
+            assert metadata.get("authorization") == "Bearer ann-token"  # the caller's own
+            default = projects_pb.Project(id=ANN.id, name="default", billing_account=ANN.id)
+            return projects_pb.ListResponse(projects=[default])
         raise AssertionError(f"unexpected call to {spec.service}")
 
     def server_stream(
@@ -97,7 +103,7 @@ def deps(engine: AsyncEngine, sessions: SessionFactory, publisher: object) -> De
     )
 
 
-async def test_definition_serves_the_handler_and_consumes_three_topics(
+async def test_definition_serves_the_handler_for_the_callers_projects_and_consumes_three_topics(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
     assert definition.name == "v1"
