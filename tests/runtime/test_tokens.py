@@ -347,6 +347,24 @@ async def test_concurrent_calls_on_a_cold_start_fetch_once(
     assert issuer.fetches == 1
 
 
+async def test_calls_during_a_slow_first_fetch_wait_for_it(
+    issuer: Issuer, counters: MemoryCounters, clock: Clock
+) -> None:
+    released = asyncio.Event()
+
+    async def slow_jwks() -> str:
+        await released.wait()
+        return await issuer.jwks()
+
+    authenticator = JwtAuthenticator(slow_jwks, counters, clock=clock)
+    calls = [asyncio.create_task(authenticator.authenticate(issuer.token())) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    released.set()
+    accounts = await asyncio.gather(*calls)
+    assert [a.id for a in accounts] == ["ann", "ann", "ann"]
+    assert issuer.fetches == 1
+
+
 async def test_blocked_account_is_refused(
     authenticator: JwtAuthenticator, issuer: Issuer, counters: MemoryCounters
 ) -> None:

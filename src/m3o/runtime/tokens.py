@@ -179,6 +179,11 @@ class JwtAuthenticator:
         stale = self._fetched is None or now - self._fetched >= self._max_age
         if stale and self._may_fetch(now):
             await self._refresh(self._attempts)
+        elif self._fetched is None:
+            # A first fetch may be in flight (started by a concurrent call): wait for it
+            # rather than answering "unavailable" while the keys are on their way.
+            async with self._lock:
+                pass
         if self._fetched is None:
             raise Unavailable("auth", "Authentication is unavailable")
         key = self._keys.get(kid)

@@ -1,0 +1,568 @@
+"""The public API in the platform profile: three gateway processes, exact limits.
+
+Every service the public API needs runs as its own `m3o run <service>` process over unix
+sockets, against a fresh PostgreSQL database and Redis database 12; three `m3o run gateway`
+processes serve HTTP on three ports with a low rate limit, a small monthly fair-use quota
+and a key pepper. Hundreds of concurrent calls, spread over the three gateways, then show
+that admission is exact across processes:
+
+(a) a free endpoint: exactly the fair-use quota's worth of calls are ``free``, then each
+    costs 1 unit until the balance is gone; nothing more is admitted;
+(b) a priced endpoint with a per-endpoint free quota: exactly the quota's worth cost ``0``,
+    then calls are charged until the balance cannot pay another (admitted x price <= funds);
+    the rest are 403 ``Request blocked. Insufficient credit``;
+(c) the rate limit: a burst well above it admits no more than the limit per one-second
+    window across the three gateways, and the rest are 429 with ``Retry-After``.
+
+Afterwards the debits are flushed to the ledger: each balance is its funds less what its
+calls were charged, the ledger sums to it, and `m3o balance check` finds no difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from backends import POSTGRES_URL
+from m3o.runtime.jsonmap import message_to_dict
+from m3o.services.helloworld import catalog
+
+pytestmark = pytest.mark.e2e
+
+M3O = [sys.executable, "-m", "m3o"]
+REDIS_URL = "redis://127.0.0.1:6379/12"
+ADMIN_PASSWORD = "public-api-admin-password"
+SERVICES = (
+    "auth",
+    "customers",
+    "projects",
+    "publicapi",
+    "balance",
+    "usage",
+    "v1",
+    "helloworld",
+)
+GATEWAYS = 3
+
+RATE_LIMIT = 40
+"""Calls per second per project (the free tier's ``v1.rate-limits``)."""
+FAIR_USE = 50
+"""Monthly free calls to free endpoints (the free tier's ``usage.quotas``)."""
+BURST = 5 * RATE_LIMIT
+"""Calls fired at once: more than the limit on each gateway on its own."""
+
+# (a) the free endpoint: after the fair-use quota, calls cost 1 unit each.
+FUNDS_A = 30
+# (b) Helloworld.Call priced, with a per-endpoint free quota.
+PRICE = 7
+ENDPOINT_FREE = 10
+PAID_CALLS = 20
+FUNDS_B = PRICE * PAID_CALLS + PRICE // 2  # not a multiple of the price: 3 units stay
+# (c) and the probe that watches for the catalog change: enough for everything.
+PLENTY = 1_000_000
+
+PASSWORD = "a public api password"
+CALL_PATH = "/v1/helloworld/call"
+INSUFFICIENT_CREDIT = "Request blocked. Insufficient credit"
+ERROR_LINE = re.compile(r'"level": "(error|critical)"')
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[str]
+    log: Path
+    stream: TextIO
+
+    def output(self, tail: int = 4000) -> str:
+        if not self.stream.closed:
+            self.stream.flush()
+        return self.log.read_text(errors="replace")[-tail:]
+
+
+def start(name: str, env: Mapping[str, str], logs: Path, argument: str = "") -> Process:
+    """``m3o run <argument or name>`` with its output in ``logs/<name>.log``."""
+    log = logs / f"{name}.log"
+    stream = log.open("w")
+    popen = subprocess.Popen(
+        [*M3O, "run", argument or name],
+        env=dict(env),
+        stdout=stream,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return Process(name, popen, log, stream)
+
+
+def stop(processes: list[Process]) -> list[str]:
+    """SIGTERM every process, then wait for each; the problems of those that did not exit
+    cleanly."""
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+    problems: list[str] = []
+    for process in processes:
+        try:
+            process.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+        process.stream.close()
+        if process.popen.returncode not in (0, -signal.SIGTERM):
+            problems.append(
+                f"{process.name} exited {process.popen.returncode}:\n{process.output()}"
+            )
+    return problems
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 30) -> None:
+    """Wait for ``check()`` to be true; a failing check counts as false."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"m3o_public_api_{uuid.uuid4().hex[:10]}"
+    server = make_url(POSTGRES_URL)
+    engine = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short directory (unix socket paths are limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="m3o-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    """Redis database 12, empty before and after."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+# --- the platform API -----------------------------------------------------------------------
+
+
+class Api:
+    """Platform API calls (``/<service>/<endpoint>``) through one gateway."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.admin = ""
+
+    async def post(self, path: str, body: Mapping[str, Any], token: str = "") -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post(f"{self.url}{path}", json=body, headers=headers)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def as_admin(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.post(path, body, self.admin)
+
+    async def log_in_admin(self) -> None:
+        answer = await self.post("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
+        self.admin = str(answer["token"]["access_token"])
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    key: str
+    funds: int
+
+
+async def new_customer(api: Api, name: str, funds: int) -> Customer:
+    """A verified customer with a password and ``funds``, logged in, with a helloworld key."""
+    email = f"{name}@example.com"
+    created = await api.as_admin("/customers/create", {"email": email})
+    customer_id = str(created["customer"]["id"])
+    await api.as_admin(
+        "/auth/generate",
+        {
+            "id": customer_id,
+            "type": "customer",
+            "scopes": ["customer"],
+            "name": email,
+            "secret": PASSWORD,
+        },
+    )
+    await api.as_admin("/customers/markVerified", {"id": customer_id})
+    if funds:
+        funded = await api.as_admin(
+            "/balance/increment",
+            {
+                "customer_id": customer_id,
+                "delta": funds,
+                "reference": "Test funds",
+                "idempotency_key": f"funds-{customer_id}",
+                "visible": True,
+            },
+        )
+        assert funded["new_balance"] == funds
+    login = await api.post("/customers/login", {"email": email, "password": PASSWORD})
+    token = str(login["token"]["access_token"])
+    generated = await api.post(
+        "/v1/api/keys/generate", {"scopes": ["helloworld"], "description": name}, token
+    )
+    key = str(generated["api_key"])
+    assert key.startswith("m3o_")
+    return Customer(customer_id, key, funds)
+
+
+# --- the public API -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One call of ``/v1/helloworld/call``, as the caller saw it."""
+
+    gateway: int
+    status: int
+    price: str
+    """``X-M3O-Price`` (empty when not charged)."""
+    rate_limit: int | None
+    """``RateLimit-Limit``."""
+    used: int | None
+    """The call's place in its rate window: ``RateLimit-Limit - RateLimit-Remaining``."""
+    retry_after: str | None
+    error_id: str
+    detail: str
+    sent: float
+    received: float
+
+    @property
+    def charge(self) -> int:
+        """Units the call was charged."""
+        return 0 if self.price in ("", "free", "0") else int(self.price)
+
+
+async def call(client: httpx.AsyncClient, urls: list[str], gateway: int, key: str) -> Outcome:
+    name = uuid.uuid4().hex[:8]
+    sent = time.monotonic()
+    response = await client.post(
+        f"{urls[gateway]}{CALL_PATH}",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    received = time.monotonic()
+    body = response.json()
+    if response.status_code == 200:
+        assert body == {"message": f"Hello {name}"}
+    limit, remaining = (
+        response.headers.get("RateLimit-Limit"),
+        response.headers.get("RateLimit-Remaining"),
+    )
+    return Outcome(
+        gateway=gateway,
+        status=response.status_code,
+        price=response.headers.get("X-M3O-Price", ""),
+        rate_limit=int(limit) if limit is not None else None,
+        used=int(limit) - int(remaining) if limit is not None and remaining is not None else None,
+        retry_after=response.headers.get("Retry-After"),
+        error_id=str(body.get("id", "")) if response.status_code != 200 else "",
+        detail=str(body.get("detail", "")) if response.status_code != 200 else "",
+        sent=sent,
+        received=received,
+    )
+
+
+async def burst(
+    client: httpx.AsyncClient, urls: list[str], key: str, count: int = BURST
+) -> list[Outcome]:
+    """``count`` calls at once, round robin over the gateways."""
+    return list(
+        await asyncio.gather(*(call(client, urls, i % len(urls), key) for i in range(count)))
+    )
+
+
+async def until_refused(client: httpx.AsyncClient, urls: list[str], key: str) -> list[Outcome]:
+    """Bursts, one rate window apart, until one admits nothing and is refused for credit."""
+    outcomes: list[Outcome] = []
+    deadline = time.monotonic() + 20
+    while True:
+        fired = await burst(client, urls, key)
+        outcomes += fired
+        statuses = Counter(o.status for o in fired)
+        if statuses[200] == 0 and statuses[403] > 0:
+            return outcomes
+        assert time.monotonic() < deadline, f"still admitting after 20 s: {statuses}"
+        await asyncio.sleep(0.3)
+
+
+def assert_refusals(outcomes: list[Outcome], *, credit: bool) -> None:
+    """Every call not admitted was refused by the rate limit (or, if ``credit``, for
+    credit), with the spec's error."""
+    for outcome in outcomes:
+        if outcome.status in (200, 429):
+            assert outcome.rate_limit == RATE_LIMIT, outcome
+        if outcome.status == 200:
+            assert outcome.price, outcome
+        elif outcome.status == 429:
+            assert (outcome.error_id, outcome.detail) == ("v1.blocked", "Too Many Requests")
+            assert outcome.retry_after is not None
+            assert int(outcome.retry_after) >= 1
+        else:
+            assert credit, outcome
+            assert (outcome.status, outcome.error_id, outcome.detail) == (
+                403,
+                "v1.blocked",
+                INSUFFICIENT_CREDIT,
+            ), outcome
+
+
+def assert_rate_windows(outcomes: list[Outcome]) -> int:
+    """No rate window admitted more than the limit; returns how many were admitted.
+
+    Windows start at their first hit and last one second, so the calls of a burst that took
+    ``d`` seconds (first sent to last answered) fall into at most ``floor(d) + 1`` windows;
+    within one window each admitted call has its own place (1..limit).
+    """
+    duration = max(o.received for o in outcomes) - min(o.sent for o in outcomes)
+    windows = math.floor(duration) + 1
+    admitted = [o for o in outcomes if o.status != 429]
+    assert all(o.status == 200 for o in admitted), Counter(o.status for o in outcomes)
+    assert len(admitted) <= RATE_LIMIT * windows, (len(admitted), duration)
+    places = Counter(o.used for o in admitted)
+    assert all(place is not None and 1 <= place <= RATE_LIMIT for place in places), places
+    assert max(places.values()) <= windows, places
+    if windows == 1:
+        # All of a burst well above the limit in one window: exactly the limit admitted.
+        assert len(admitted) == RATE_LIMIT, Counter(o.status for o in outcomes)
+    return len(admitted)
+
+
+# --- the test -------------------------------------------------------------------------------
+
+
+async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allow(
+    database: str, workdir: Path, redis_db: redis.Redis, tmp_path: Path
+) -> None:
+    sockets = workdir / "s"
+    sockets.mkdir()
+    logs = tmp_path / "logs"  # kept by pytest after a failure
+    logs.mkdir()
+    ports = [free_port() for _ in range(GATEWAYS)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    env = {
+        **os.environ,
+        "M3O_DATABASE__URL": database,
+        "M3O_REDIS__URL": REDIS_URL,
+        "M3O_AUTH__SERVICE_SECRET": "public-api-service-secret",
+        "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
+        "M3O_SERVER__LOG_LEVEL": "warning",
+        "M3O_V1__RATE_LIMITS__FREE": str(RATE_LIMIT),
+        "M3O_V1__KEY_PEPPER": "public-api-key-pepper",
+        "M3O_USAGE__QUOTAS__FREE": str(FAIR_USE),
+        "M3O_BALANCE__FLUSH_INTERVAL": "1s",
+    }
+    migrated = subprocess.run(
+        [*M3O, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+
+    services = [start(name, env, logs) for name in SERVICES]
+    gateways: list[Process] = []
+    limits = httpx.Limits(max_connections=2 * BURST, max_keepalive_connections=2 * BURST)
+    try:
+        for process in services:
+
+            async def listening(process: Process = process) -> bool:
+                assert process.popen.poll() is None, process.output()
+                return (sockets / f"{process.name}.sock").exists()
+
+            await until(listening, f"{process.name} socket")
+        gateways = [
+            start(f"gateway{i}", {**env, "M3O_SERVER__PORT": str(port)}, logs, "gateway")
+            for i, port in enumerate(ports)
+        ]
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            for process, url in zip(gateways, urls, strict=True):
+
+                async def ready(process: Process = process, url: str = url) -> bool:
+                    assert process.popen.poll() is None, process.output()
+                    return (await client.get(f"{url}/readyz")).status_code == 200
+
+                await until(ready, f"{process.name} ready")
+            api = Api(client, urls[0])
+
+            async def admin_ready() -> bool:
+                await api.log_in_admin()
+                return True
+
+            await until(admin_ready, "admin account")
+            await scenarios(api, client, urls)
+
+        # Every balance equals its ledger (the flush has run: check_money waited for it).
+        checked = subprocess.run(
+            [*M3O, "balance", "check"],
+            env=env,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "every balance equals its ledger" in checked.stdout
+    finally:
+        # The gateways first (they publish their last request events), then the services.
+        problems = stop(gateways) + stop(list(reversed(services)))
+    assert not problems, "\n".join(problems)
+    for process in [*services, *gateways]:
+        log = process.output(tail=10_000_000)
+        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
+        assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
+
+
+async def scenarios(api: Api, client: httpx.AsyncClient, urls: list[str]) -> None:
+    # Helloworld as the local profile publishes it: Call free, Stream priced.
+    published = await api.as_admin("/publicapi/publish", message_to_dict(catalog.publish_request()))
+    entry_id = str(published["api"]["id"])
+    assert published["api"]["upstream"]["address"] == "local:helloworld"
+
+    alice = await new_customer(api, "alice", FUNDS_A)
+    bob = await new_customer(api, "bob", FUNDS_B)
+    carol = await new_customer(api, "carol", PLENTY)
+    probe = await new_customer(api, "probe", PLENTY)
+    calls: dict[str, list[Outcome]] = {}
+
+    # (a) The free endpoint: the fair-use quota, then 1 unit a call, then nothing.
+    calls[alice.id] = outcomes = await until_refused(client, urls, alice.key)
+    assert_refusals(outcomes, credit=True)
+    prices = Counter(o.price for o in outcomes if o.status == 200)
+    assert prices == {"free": FAIR_USE, "1": FUNDS_A}, prices
+
+    # (b) Helloworld.Call priced, with a per-endpoint free quota; every gateway sees it
+    # once the probe's calls there are priced by the new entry.
+    await api.as_admin(
+        "/publicapi/update",
+        {
+            "api": {
+                "id": entry_id,
+                "pricing": {"Helloworld.Call": PRICE, "Helloworld.Stream": catalog.STREAM_PRICE},
+                "quotas": {"Helloworld.Call": ENDPOINT_FREE, "Helloworld.Stream": 0},
+            }
+        },
+    )
+    calls[probe.id] = []
+    for gateway in range(len(urls)):
+
+        async def updated(gateway: int = gateway) -> bool:
+            outcome = await call(client, urls, gateway, probe.key)
+            calls[probe.id].append(outcome)
+            return outcome.price in ("0", str(PRICE))
+
+        await until(updated, f"the new prices on gateway {gateway}", seconds=10)
+    assert all(o.status == 200 for o in calls[probe.id])
+
+    calls[bob.id] = outcomes = await until_refused(client, urls, bob.key)
+    assert_refusals(outcomes, credit=True)
+    prices = Counter(o.price for o in outcomes if o.status == 200)
+    assert prices == {"0": ENDPOINT_FREE, str(PRICE): PAID_CALLS}, prices
+    assert sum(o.charge for o in outcomes) <= FUNDS_B
+
+    # (c) The rate limit across the three gateways: two bursts, a window apart.
+    calls[carol.id] = first = await burst(client, urls, carol.key)
+    assert_refusals(first, credit=False)
+    assert_rate_windows(first)
+    await asyncio.sleep(1.1)
+    second = await burst(client, urls, carol.key)
+    calls[carol.id] += second
+    assert_refusals(second, credit=False)
+    assert_rate_windows(second)
+
+    await check_money(api, [alice, bob, carol, probe], calls)
+
+
+async def check_money(
+    api: Api, customers: list[Customer], calls: Mapping[str, list[Outcome]]
+) -> None:
+    """Each balance is its funds less its charges, the ledger (once the debits are flushed)
+    sums to it, and usage counted each admitted call once."""
+    for customer in customers:
+        outcomes = calls[customer.id]
+        charged = sum(o.charge for o in outcomes if o.status == 200)
+        expected = customer.funds - charged
+        current = await api.as_admin("/balance/current", {"customer_id": customer.id})
+        assert current.get("current_balance", 0) == expected, (customer, charged)
+
+        async def flushed(customer: Customer = customer, expected: int = expected) -> bool:
+            listed = await api.as_admin(
+                "/balance/listAdjustments", {"customer_id": customer.id, "limit": 1000}
+            )
+            return sum(int(a.get("delta", 0)) for a in listed.get("adjustments", [])) == expected
+
+        await until(flushed, f"the ledger of {customer.id} sums to {expected}", seconds=15)
+        listed = await api.as_admin(
+            "/balance/listAdjustments", {"customer_id": customer.id, "limit": 1000}
+        )
+        usage = sum(
+            int(a.get("delta", 0))
+            for a in listed["adjustments"]
+            if a.get("reference") == "API usage"
+        )
+        assert usage == -charged
+
+        admitted = sum(1 for o in outcomes if o.status == 200)
+        monthly = await api.as_admin("/usage/readMonthlyTotal", {"customer_id": customer.id})
+        assert monthly.get("requests", 0) == admitted
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
