@@ -132,7 +132,13 @@ def test_the_customer_journey(platform: Platform) -> None:
     entry = _ok(platform.post("/publicapi/get", {"name": "helloworld"}, admin))["api"]
     price = int({k.lower(): v for k, v in entry["pricing"].items()}["helloworld.stream"])
     assert price > 0
-    _ok(platform.post("/publicapi/update", {"api": {"id": entry["id"], "quotas": {}}}, admin))
+    _ok(
+        platform.post(
+            "/publicapi/update",
+            {"api": {"id": entry["id"], "quotas": {"Helloworld.Stream": 0}}},
+            admin,
+        )
+    )
     before = _balance(platform, token)
 
     async def with_the_client() -> tuple[dict[str, Any], list[dict[str, Any]]]:
