@@ -8,15 +8,22 @@ unreachable fails the test, it is never skipped. PostgreSQL and Redis addresses 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
+from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, drop_pooled_schemas, make_engine
 from m3o.runtime.store import SessionFactory, session_factory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pooled_databases() -> Iterator[None]:
+    """The PostgreSQL schemas and SQLite template the run made, removed at its end."""
+    yield
+    drop_pooled_schemas()
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
