@@ -193,7 +193,7 @@ class DatabaseConfig(_Section):
     """``postgresql://user:password@host/db`` or ``sqlite+aiosqlite:///path``; empty: the
     SQLite file ``m3o.db`` in the data directory (the ``local`` profile)."""
     pool_size: int = Field(default=10, ge=1)
-    """Connections kept open per process."""
+    """Connections kept open per process (PostgreSQL; SQLite always uses one)."""
 
     def resolved_url(self, data_dir: Path) -> str:
         """The URL to connect to: ``url``, or the SQLite file under ``data_dir``."""

@@ -6,6 +6,10 @@ kind follows the status and the detail is the start of the body (or the status p
 502, 503 and 504 mean the upstream is unavailable; other 5xx are crashes.
 
 Unary calls only: streaming methods need a gRPC (or local) upstream.
+
+The client is aiohttp's: under concurrent load it forwards several times more calls per
+second of CPU than httpx's (``benchmarks/gateway.py`` measured 3,700 against 520 calls a
+second with 32 connections on one worker), and forwarding is the gateway's hot path.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
-import httpx
+import aiohttp
 
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.targets import Target
@@ -61,30 +65,34 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def http_failure(response: httpx.Response) -> BaseException:
-    """What a non-2xx answer of an HTTP upstream raises in the gateway."""
-    status = response.status_code
+def http_failure(status: int, content: bytes) -> BaseException:
+    """What a non-2xx answer (``status``, body ``content``) of an HTTP upstream raises."""
     if status in _UNAVAILABLE:
         return UpstreamUnreachable(str(status))
-    documented = error_from_json(response.content) if response.content else None
+    documented = error_from_json(content) if content else None
     if documented is not None and 400 <= documented.code < 500:
         return documented
     if status >= 500 or status < 400:
         return Internal(ERROR_ID, f"upstream answered {status}")
-    detail = response.text.strip()[:MAX_DETAIL] or _phrase(status)
+    text = content.decode("utf-8", errors="replace")
+    detail = text.strip()[:MAX_DETAIL] or _phrase(status)
     return _KINDS.get(status, BadRequest)(ERROR_ID, detail)
 
 
 class HttpForwarder:
-    """``client`` is shared by every upstream (its pool is per host); it is closed by
-    :meth:`close` when this forwarder made it."""
+    """One client session shared by every upstream (its connection pool is per host), made
+    on the first call (it belongs to the running event loop) and closed by :meth:`close`."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            follow_redirects=False,
-        )
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, limit_per_host=0),
+                auto_decompress=True,
+            )
+        return self._session
 
     def codec(self, target: Target) -> Codec:
         pool = target.entry.pool
@@ -106,15 +114,20 @@ class HttpForwarder:
         body = request if isinstance(request, bytes) else request.SerializeToString()
         url = f"{target.address.rstrip('/')}/{target.handler}/{target.method}"
         headers = {**metadata, "content-type": "application/json"}
+        limit = aiohttp.ClientTimeout(total=timeout)
         try:
-            response = await self._client.post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
+            async with self._client().post(
+                url, data=body, headers=headers, timeout=limit, allow_redirects=False
+            ) as response:
+                content = await response.read()
+                status = response.status
+        except TimeoutError:
             raise UpstreamTimeout() from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(type(exc).__name__) from None
-        if not response.is_success:
-            raise http_failure(response)
-        return response.content or b"{}"
+        if not 200 <= status < 300:
+            raise http_failure(status, content)
+        return content or b"{}"
 
     async def open(
         self,
@@ -126,5 +139,6 @@ class HttpForwarder:
         raise BadRequest(ERROR_ID, _STREAMING)
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

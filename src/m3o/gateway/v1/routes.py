@@ -60,7 +60,7 @@ class V1Dependencies:
     """Every platform service this process can reach, for ``local:<service>`` upstreams."""
     alerts: Alerts | None = None
     forwarders: Forwarders | None = None
-    """Default: the runtime transport, ``grpc.aio`` and ``httpx``."""
+    """Default: the runtime transport, ``grpc.aio`` and ``aiohttp``."""
 
 
 @dataclass(frozen=True)
