@@ -99,6 +99,37 @@ async def test_every_group_gets_every_event(make_bus: MakeBus) -> None:
     assert sorted(emails.ids) == sorted(published)
 
 
+async def test_a_batch_reaches_every_group_whole_and_a_rolled_back_one_not_at_all(
+    make_bus: MakeBus, sessions: SessionFactory
+) -> None:
+    bus = make_bus()
+    mixpanel, emails = Recorder(), Recorder()
+    bus.subscribe(TOPIC, "mixpanel-customers", mixpanel)
+    bus.subscribe(TOPIC, "emails-customers", emails)
+    await bus.start()
+
+    with pytest.raises(RuntimeError, match="change failed"):
+        async with sessions() as session, session.begin():
+            await bus.publisher.publish_many(
+                TOPIC, [signup("lost-1"), signup("lost-2")], session=session
+            )
+            raise RuntimeError("change failed")
+    async with sessions() as session, session.begin():
+        together = await bus.publisher.publish_many(
+            TOPIC, [signup(f"c{i}") for i in range(4)], session=session
+        )
+    alone = await bus.publisher.publish_many(TOPIC, [signup("c4"), signup("c5")])
+    assert await bus.publisher.publish_many(TOPIC, []) == []
+    await bus.wait_idle()
+
+    published = [*together, *alone]
+    assert len(set(published)) == 6
+    for group in (mixpanel, emails):
+        assert sorted(group.ids) == sorted(published)
+        customers = sorted(d.decode(Event).customer.id for d in group.deliveries)
+        assert customers == [f"c{i}" for i in range(6)]
+
+
 async def test_consumers_of_one_group_share_its_events_without_double_handling(
     make_bus: MakeBus,
 ) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,8 +99,8 @@ class RedisEventSource:
         self._lease = lease
         self._timeout = call_timeout
 
-    async def write(self, session: AsyncSession, envelope: Envelope) -> None:
-        await self._relay.write(session, envelope)
+    async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        await self._relay.write(session, envelopes)
 
     def channel(self, topic: str, group: str, consumer: str) -> RedisChannel:
         return RedisChannel(

@@ -20,6 +20,7 @@ Events stay in the log for ``retention`` once every group is done with them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,25 +98,36 @@ class SqlEventSource:
         self._prune_every = prune_every
         self._channels: list[SqlChannel] = []
 
-    async def write(self, session: AsyncSession, envelope: Envelope) -> None:
-        await session.execute(
-            insert(event_log).values(
-                id=envelope.id,
-                topic=envelope.topic,
-                type_name=envelope.type_name,
-                time=envelope.time,
-                payload=envelope.payload,
+    async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        """The events into the log, and one delivery per event and group of its topic: two
+        statements however many events there are."""
+        if len(envelopes) == 1:  # the common case, without the join below
+            envelope = envelopes[0]
+            await session.execute(insert(event_log).values(_log_row(envelope)))
+            await session.execute(
+                _fan_out(
+                    select(
+                        groups.c.topic,
+                        groups.c.group_name,
+                        literal(envelope.id, String),
+                        literal(0, Integer),
+                        literal(envelope.time, UTCDateTime()),
+                    ).where(groups.c.topic == envelope.topic)
+                )
             )
-        )
+            return
+        await session.execute(insert(event_log), [_log_row(envelope) for envelope in envelopes])
         await session.execute(
             _fan_out(
                 select(
                     groups.c.topic,
                     groups.c.group_name,
-                    literal(envelope.id, String),
+                    event_log.c.id,
                     literal(0, Integer),
-                    literal(envelope.time, UTCDateTime()),
-                ).where(groups.c.topic == envelope.topic)
+                    event_log.c.time,
+                )
+                .join(event_log, event_log.c.topic == groups.c.topic)
+                .where(event_log.c.id.in_([envelope.id for envelope in envelopes]))
             )
         )
 
@@ -362,6 +374,16 @@ def _key(topic: str, group: str, event_id: str) -> ColumnElement[bool]:
         deliveries.c.group_name == group,
         deliveries.c.event_id == event_id,
     )
+
+
+def _log_row(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "id": envelope.id,
+        "topic": envelope.topic,
+        "type_name": envelope.type_name,
+        "time": envelope.time,
+        "payload": envelope.payload,
+    }
 
 
 def _fan_out(rows: Any) -> Any:

@@ -12,6 +12,7 @@ has it. Streams are trimmed to ``retention``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -73,16 +74,24 @@ class Relay:
         self._append = redis.register_script(_APPEND)
         self._woken = asyncio.Event()
 
-    async def write(self, session: AsyncSession, envelope: Envelope) -> None:
-        """Add an event to the outbox (the publisher's writer)."""
-        await self._insert(
-            session,
-            event_id=envelope.id,
-            topic=envelope.topic,
-            type_name=envelope.type_name,
-            time=envelope.time,
-            payload=envelope.payload,
-            target_group=None,
+    async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        """Add events to the outbox (the publisher's writer): one statement for them all."""
+        created = datetime.now(UTC)
+        await session.execute(
+            insert(outbox),
+            [
+                {
+                    "id": uuid4().hex,
+                    "created": created,
+                    "event_id": envelope.id,
+                    "topic": envelope.topic,
+                    "type_name": envelope.type_name,
+                    "time": envelope.time,
+                    "payload": envelope.payload,
+                    "target_group": None,
+                }
+                for envelope in envelopes
+            ],
         )
 
     async def requeue(self, session: AsyncSession, letter: DeadLetter) -> None:

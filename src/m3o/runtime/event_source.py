@@ -9,6 +9,7 @@ Implementations: ``event_log_sqlite.py`` (local) and ``event_log_redis.py`` (pla
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -79,7 +80,9 @@ class Channel(Protocol):
 class EventSource(Protocol):
     """An event backend: where events are written and how they are consumed."""
 
-    async def write(self, session: AsyncSession, envelope: Envelope) -> None: ...
+    async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        """Write the events' rows (in ``session``'s transaction)."""
+        ...
 
     def channel(self, topic: str, group: str, consumer: str) -> Channel: ...
 

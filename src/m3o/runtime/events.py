@@ -23,7 +23,7 @@ begins with the events published from then on, so start the bus before anything 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -68,6 +68,16 @@ class Publisher(Protocol):
         """Record ``event`` on ``topic`` (inside ``session``'s transaction if given).
 
         Returns the event id.
+        """
+        ...
+
+    async def publish_many(
+        self, topic: str, events: Sequence[Message], *, session: AsyncSession | None = None
+    ) -> list[str]:
+        """Record ``events`` on ``topic`` together, in order, all or none (inside
+        ``session``'s transaction if given); one write however many there are.
+
+        Returns the event ids.
         """
         ...
 

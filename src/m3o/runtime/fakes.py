@@ -12,7 +12,7 @@ every call and returns, or raises, what the test set::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -150,6 +150,13 @@ class FakePublisher:
             raise self._error
         self.published.append(PublishedEvent(topic, event, session is not None))
         return f"fake-event-{len(self.published)}"
+
+    async def publish_many(
+        self, topic: str, events: Sequence[Message], *, session: object | None = None
+    ) -> list[str]:
+        if self._error is not None:
+            raise self._error
+        return [await self.publish(topic, event, session=session) for event in events]
 
     def raises(self, error: BaseException) -> None:
         self._error = error

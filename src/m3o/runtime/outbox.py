@@ -9,7 +9,7 @@ this process's consumers or relay so an event is handled without waiting for a p
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -55,8 +55,8 @@ class Envelope:
         )
 
 
-EventWriter = Callable[[AsyncSession, Envelope], Awaitable[None]]
-"""Writes one event's rows with the given session (inside its transaction)."""
+EventWriter = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+"""Writes the events' rows with the given session (inside its transaction)."""
 
 CommitHook = Callable[[str], None]
 """Called with the topic once an event's transaction has committed."""
@@ -75,20 +75,27 @@ class TransactionalPublisher:
     async def publish(
         self, topic: str, event: Message, *, session: AsyncSession | None = None
     ) -> str:
-        envelope = Envelope.wrap(topic, event)
+        return (await self.publish_many(topic, [event], session=session))[0]
+
+    async def publish_many(
+        self, topic: str, events: Sequence[Message], *, session: AsyncSession | None = None
+    ) -> list[str]:
+        envelopes = [Envelope.wrap(topic, event) for event in events]
+        if not envelopes:
+            return []
         if session is None:
             async with transaction(self._sessions) as own:
-                await self._write(own, envelope)
+                await self._write(own, envelopes)
             self._committed(topic)
         else:
-            await self._write(session, envelope)
+            await self._write(session, envelopes)
             sa_event.listen(
                 session.sync_session,
                 "after_commit",
                 lambda _session: self._committed(topic),
                 once=True,
             )
-        return envelope.id
+        return [envelope.id for envelope in envelopes]
 
     def _committed(self, topic: str) -> None:
         if self._on_commit is not None:

@@ -1,9 +1,9 @@
 """requests/Request events of metered calls, published in batches off the hot path.
 
 A call only appends its event to a buffer; a background task publishes what has gathered
-every ``interval`` (sooner once ``max_batch`` are waiting), all in one database transaction
-when it has the session factory (the outbox then relays them together), else one by one.
-A batch that fails stays in the buffer and is tried again; :meth:`stop` publishes
+every ``interval`` (sooner once ``max_batch`` are waiting), together: one write of the
+whole batch, in one database transaction (the outbox then relays them together). A batch
+that fails stays in the buffer, whole, and is tried again; :meth:`stop` publishes
 everything left, so a graceful stop loses nothing. Past ``max_buffered`` events (the
 database has been down a long while) new ones are dropped, with an error in the log.
 """
@@ -100,17 +100,14 @@ class RequestLog:
         return True
 
     async def _publish_some(self) -> None:
-        """Publish up to ``max_batch`` events from the front of the buffer, removing each
-        once it is recorded (all at once in a transaction)."""
-        if self._sessions is None:
-            for _ in range(min(self._max_batch, len(self._buffer))):
-                await self._publisher.publish(TOPIC, self._buffer[0])
-                self._buffer.popleft()
-            return
+        """Publish up to ``max_batch`` events from the front of the buffer, all at once,
+        removing them once they are recorded."""
         batch = [self._buffer[i] for i in range(min(self._max_batch, len(self._buffer)))]
-        async with transaction(self._sessions) as session:
-            for event in batch:
-                await self._publisher.publish(TOPIC, event, session=session)
+        if self._sessions is None:
+            await self._publisher.publish_many(TOPIC, batch)
+        else:
+            async with transaction(self._sessions) as session:
+                await self._publisher.publish_many(TOPIC, batch, session=session)
         for _ in batch:
             self._buffer.popleft()
 
