@@ -1,16 +1,23 @@
-"""The local event log keeps events while any group still needs them, and no longer."""
+"""The local event log keeps events while any group still needs them, and no longer; it
+acknowledges events that finish together in one statement."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import Event
 from m3o.runtime.event_bus import Bus
-from m3o.runtime.event_log_sqlite import SqlEventSource
+from m3o.runtime.event_log_sqlite import SqlChannel, SqlEventSource
+from m3o.runtime.event_source import Claim
 from m3o.runtime.event_tables import event_log
-from m3o.runtime.store import SessionFactory
+from m3o.runtime.store import SessionFactory, create_engine, session_factory, sqlite_url
 from runtime.events_fixtures import Recorder, signup
 
 
@@ -73,3 +80,58 @@ async def test_dead_letter_replays_after_its_event_was_pruned(sessions: SessionF
         assert got.deliveries[-1].type_name == "EventTypeSignup"
     finally:
         await bus.stop()
+
+
+async def _claimed(sessions: SessionFactory, count: int) -> tuple[SqlChannel, list[Claim]]:
+    source = SqlEventSource(sessions)
+    channel = source.channel("customers", "emails-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    publisher = Bus(sessions, source).publisher
+    await publisher.publish_many("customers", [signup(f"c{n}") for n in range(count)])
+    claims = await channel.fetch(count, 0)
+    assert len(claims) == count
+    return channel, claims
+
+
+async def test_acknowledgements_arriving_together_are_one_statement(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    channel, claims = await _claimed(sessions, 5)
+    deletes: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await asyncio.gather(*(channel.ack(claim) for claim in claims))
+        await channel.ack(claims[0])  # again, alone: harmless
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+    assert len(deletes) == 2
+    assert await channel.outstanding() == 0
+
+
+async def test_a_failed_joint_acknowledgement_fails_every_caller_and_keeps_the_events(
+    sessions: SessionFactory, tmp_path: Path
+) -> None:
+    channel, claims = await _claimed(sessions, 4)
+    unreachable = create_engine(sqlite_url(str(tmp_path / "missing" / "m3o.db")))
+    broken = SqlChannel(
+        session_factory(unreachable),
+        "customers",
+        "emails-customers",
+        "consumer-1",
+        lease=timedelta(seconds=60),
+    )
+    try:
+        results = await asyncio.gather(
+            *(broken.ack(claim) for claim in claims), return_exceptions=True
+        )
+    finally:
+        await unreachable.dispose()
+
+    assert all(isinstance(result, SQLAlchemyError) for result in results)
+    assert await channel.outstanding() == 4
