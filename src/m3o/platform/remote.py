@@ -32,6 +32,7 @@ from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
 from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.event_log_redis import redis_event_bus
+from m3o.runtime.event_relay import Relay
 from m3o.runtime.logging import configure_logging, get_logger
 from m3o.runtime.rpc import (
     GrpcTransport,
@@ -42,6 +43,7 @@ from m3o.runtime.rpc import (
 )
 from m3o.runtime.service import ServiceDefinition
 from m3o.runtime.store import create_engine, session_factory
+from m3o.runtime.stream_publisher import StreamFirstPublisher
 
 __all__ = ["run_gateway", "run_service"]
 
@@ -159,9 +161,11 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     router = _router(config, InProcessTransport(), set())
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
     sessions = session_factory(process.engine)
-    # The bus relays the request events the public API writes to the outbox.
+    # The public API's request events go straight to their stream; the bus relays those
+    # that had to wait in the outbox while Redis was unreachable.
     bus = redis_event_bus(process.engine, process.redis)
     await bus.start()
+    requests = StreamFirstPublisher(sessions, Relay(sessions, process.redis))
     app = build_front(
         config=config,
         transport=router,
@@ -169,8 +173,8 @@ async def run_gateway(env: Mapping[str, str]) -> None:
         local_services={d.name: list(d.specs) for d in SERVICES if not d.platform_api},
         credentials=identity.token_source("gateway"),
         counters=process.counters,
-        publisher=bus.publisher,
-        sessions=sessions,
+        publisher=requests,
+        sessions=None,
         metrics=Metrics(),
         readiness=[ReadinessCheck("counters", process.counters.ping)],
         on_shutdown=[process.close, bus.stop],

@@ -27,7 +27,7 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, transaction
 
-__all__ = ["Relay", "marker_key", "stream_key"]
+__all__ = ["Relay", "entry_fields", "marker_key", "stream_key"]
 
 _log = get_logger(__name__)
 
@@ -76,12 +76,40 @@ class Relay:
 
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Add events to the outbox (the publisher's writer): one statement for them all."""
+        await self._write_rows(session, envelopes, row_ids=[uuid4().hex for _ in envelopes])
+
+    async def append_now(self, envelopes: Sequence[Envelope]) -> None:
+        """Append events straight to their streams, bypassing the outbox: one pipeline.
+
+        Each append is marked with the event id, so :meth:`write_unsent` of the same events
+        (after a failure here that may have appended some) appends none of them twice.
+        Raises what Redis raised, or TimeoutError after ``call_timeout``.
+        """
+        min_id, ttl = self._trim_and_ttl()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for envelope in envelopes:
+                await self._append(
+                    keys=[stream_key(envelope.topic), marker_key(envelope.id)],
+                    args=[ttl, min_id, *entry_fields(envelope.id, envelope, None)],
+                    client=pipe,
+                )
+            async with asyncio.timeout(self._timeout):
+                await pipe.execute()
+
+    async def write_unsent(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        """Outbox rows for events :meth:`append_now` could not (surely) append: relayed
+        later, except those it did append (their rows carry the event id as marker)."""
+        await self._write_rows(session, envelopes, row_ids=[envelope.id for envelope in envelopes])
+
+    async def _write_rows(
+        self, session: AsyncSession, envelopes: Sequence[Envelope], *, row_ids: list[str]
+    ) -> None:
         created = datetime.now(UTC)
         await session.execute(
             insert(outbox),
             [
                 {
-                    "id": uuid4().hex,
+                    "id": row_id,
                     "created": created,
                     "event_id": envelope.id,
                     "topic": envelope.topic,
@@ -90,7 +118,7 @@ class Relay:
                     "payload": envelope.payload,
                     "target_group": None,
                 }
-                for envelope in envelopes
+                for row_id, envelope in zip(row_ids, envelopes, strict=True)
             ],
         )
 
@@ -113,6 +141,12 @@ class Relay:
 
     def wake(self) -> None:
         self._woken.set()
+
+    def _trim_and_ttl(self) -> tuple[str, str]:
+        """The oldest stream id kept (``retention``), and the markers' lifetime (s)."""
+        keep_from = datetime.now(UTC) - self._retention
+        min_id = str(int(keep_from.timestamp() * 1000))
+        return min_id, str(max(int(self._dedupe_ttl.total_seconds()), 1))
 
     async def backlog(self) -> int:
         async with self._sessions() as session:
@@ -155,9 +189,7 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Relay one batch; the number of rows moved."""
-        keep_from = datetime.now(UTC) - self._retention
-        min_id = str(int(keep_from.timestamp() * 1000))
-        ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1))
+        min_id, ttl = self._trim_and_ttl()
         async with transaction(self._sessions) as session:
             rows = (
                 await session.execute(
@@ -173,7 +205,7 @@ class Relay:
                 for row in rows:
                     await self._append(
                         keys=[stream_key(row.topic), marker_key(row.id)],
-                        args=[ttl, min_id, *_fields(row)],
+                        args=[ttl, min_id, *entry_fields(row.event_id, row, row.target_group)],
                         client=pipe,
                     )
                 async with asyncio.timeout(self._timeout):
@@ -182,14 +214,15 @@ class Relay:
         return len(rows)
 
 
-def _fields(row: Any) -> list[str | bytes]:
-    """A stream entry's fields: the envelope, and the target group of a replay."""
+def entry_fields(event_id: str, event: Any, target_group: str | None) -> list[str | bytes]:
+    """A stream entry's fields: the envelope (an outbox row or an :class:`Envelope`: its
+    ``type_name``, ``time`` and ``payload``), and the target group of a replay."""
     fields: list[str | bytes] = [
-        "id", row.event_id,
-        "type", row.type_name,
-        "time", row.time.isoformat(),
-        "payload", bytes(row.payload),
+        "id", event_id,
+        "type", event.type_name,
+        "time", event.time.isoformat(),
+        "payload", bytes(event.payload),
     ]  # fmt: skip
-    if row.target_group is not None:
-        fields += ["group", row.target_group]
+    if target_group is not None:
+        fields += ["group", target_group]
     return fields

@@ -1,0 +1,72 @@
+"""Publishing what has already happened elsewhere straight to Redis Streams.
+
+The transactional outbox exists to make an event commit with the database change it
+describes. Some events describe no database change: the gateway's request events record
+calls admitted in Redis and already answered. For those, writing the outbox row, then
+relaying it (a select, an append, a delete) is pure cost on the hot path, so this publisher
+appends them to their streams directly, one pipeline per batch.
+
+Nothing is lost when Redis cannot take them: the batch goes into the outbox instead, and
+the relay of any process delivers it once Redis is back. Each direct append is marked with
+the event id, and those outbox rows carry the event id as theirs, so an event appended
+before the failure was noticed is not appended again.
+
+Given a session, events go to the outbox in it as usual (they belong to that transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m3o.runtime.event_relay import Relay
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
+from m3o.runtime.store import SessionFactory, transaction
+
+__all__ = ["StreamFirstPublisher"]
+
+_log = get_logger(__name__)
+
+
+class StreamFirstPublisher:
+    """A :class:`~m3o.runtime.events.Publisher`: straight to the stream, else the outbox.
+
+    ``relay`` appends and writes the outbox rows; the outbox is emptied by the relay the
+    process's event bus runs (within its poll interval).
+    """
+
+    def __init__(self, sessions: SessionFactory, relay: Relay) -> None:
+        self._sessions = sessions
+        self._relay = relay
+
+    async def publish(
+        self, topic: str, event: Message, *, session: AsyncSession | None = None
+    ) -> str:
+        return (await self.publish_many(topic, [event], session=session))[0]
+
+    async def publish_many(
+        self, topic: str, events: Sequence[Message], *, session: AsyncSession | None = None
+    ) -> list[str]:
+        envelopes = [Envelope.wrap(topic, event) for event in events]
+        if not envelopes:
+            return []
+        if session is not None:
+            await self._relay.write(session, envelopes)
+            return [envelope.id for envelope in envelopes]
+        try:
+            await self._relay.append_now(envelopes)
+        except (RedisError, OSError, TimeoutError) as exc:
+            _log.warning(
+                "events.stream_unavailable",
+                topic=topic,
+                events=len(envelopes),
+                error=type(exc).__name__,
+                fallback="outbox",
+            )
+            async with transaction(self._sessions) as own:
+                await self._relay.write_unsent(own, envelopes)
+        return [envelope.id for envelope in envelopes]

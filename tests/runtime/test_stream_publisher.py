@@ -1,0 +1,113 @@
+"""Events of what already happened go straight to their stream; the outbox when Redis is
+down, and no event reaches a stream twice."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.events.customers import Event
+from m3o.runtime.event_log_redis import redis_event_bus
+from m3o.runtime.event_relay import Relay
+from m3o.runtime.event_tables import outbox
+from m3o.runtime.outbox import Envelope
+from m3o.runtime.store import SessionFactory, transaction
+from m3o.runtime.stream_publisher import StreamFirstPublisher
+from runtime.events_fixtures import Recorder, signup
+
+TOPIC = "customers"
+STREAM = b"m3o:events:customers"
+
+
+async def _outbox_rows(sessions: SessionFactory) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
+
+
+def _unreachable() -> aioredis.Redis:
+    return aioredis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+async def test_events_reach_consumers_through_the_stream_without_the_outbox(
+    engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    bus = redis_event_bus(engine, redis, poll_interval=0.01)
+    got = Recorder()
+    bus.subscribe(TOPIC, "mixpanel-customers", got)
+    await bus.start()
+    publisher = StreamFirstPublisher(sessions, Relay(sessions, redis))
+
+    ids = await publisher.publish_many(TOPIC, [signup("c1"), signup("c2"), signup("c3")])
+    single = await publisher.publish(TOPIC, signup("c4"))
+    assert await publisher.publish_many(TOPIC, []) == []
+    assert await _outbox_rows(sessions) == 0
+    await bus.wait_idle()
+    await bus.stop()
+
+    assert got.ids == [*ids, single]
+    assert [d.decode(Event).customer.id for d in got.deliveries] == ["c1", "c2", "c3", "c4"]
+    assert [d.type_name for d in got.deliveries] == ["EventTypeSignup"] * 4
+
+
+async def test_with_redis_down_the_events_wait_in_the_outbox_and_are_delivered_once(
+    engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    down = _unreachable()
+    try:
+        ids = await StreamFirstPublisher(sessions, Relay(sessions, down)).publish_many(
+            TOPIC, [signup("c1"), signup("c2")]
+        )
+    finally:
+        await down.aclose()
+    assert await _outbox_rows(sessions) == 2
+    assert await redis.xlen(STREAM) == 0
+
+    bus = redis_event_bus(engine, redis, poll_interval=0.01)
+    got = Recorder()
+    bus.subscribe(TOPIC, "mixpanel-customers", got)
+    await bus.start()
+    await bus.wait_idle()
+    await bus.stop()
+
+    assert got.ids == ids
+    assert await _outbox_rows(sessions) == 0
+
+
+async def test_an_event_appended_before_a_failure_is_not_appended_again_from_the_outbox(
+    sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    relay = Relay(sessions, redis)
+    envelopes = [Envelope.wrap(TOPIC, signup(f"c{n}")) for n in range(3)]
+    await relay.append_now(envelopes[:2])  # these made it, but the caller saw a failure
+    async with transaction(sessions) as session:
+        await relay.write_unsent(session, envelopes)
+    await relay.flush()
+
+    entries = await redis.xrange(STREAM)
+    assert [fields[b"id"].decode() for _, fields in entries] == [e.id for e in envelopes]
+    assert await _outbox_rows(sessions) == 0
+
+
+async def test_in_a_transaction_events_go_with_it(
+    sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    publisher = StreamFirstPublisher(sessions, Relay(sessions, redis))
+    with pytest.raises(RuntimeError, match="change failed"):
+        async with transaction(sessions) as session:
+            await publisher.publish(TOPIC, signup("rolled-back"), session=session)
+            raise RuntimeError("change failed")
+    async with transaction(sessions) as session:
+        await publisher.publish(TOPIC, signup("kept"), session=session)
+
+    assert await _outbox_rows(sessions) == 1
+    assert await redis.xlen(STREAM) == 0
