@@ -20,6 +20,7 @@ from m3o.runtime.event_log_redis import RedisEventSource, redis_event_bus
 from m3o.runtime.event_relay import Relay
 from m3o.runtime.event_tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
+from m3o.runtime.stream_publisher import StreamFirstPublisher
 from runtime.events_fixtures import Recorder, signup
 
 TOPIC = "customers"
@@ -199,3 +200,29 @@ async def test_consumers_and_relay_ride_out_a_redis_outage(
     await bus.stop()
 
     assert got.ids == [before, during]
+
+
+async def test_acknowledgements_arriving_together_are_one_xack(
+    sessions: SessionFactory, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = Relay(sessions, redis)
+    source = RedisEventSource(sessions, redis, relay)
+    channel = source.channel(TOPIC, "mixpanel-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    await StreamFirstPublisher(sessions, relay).publish_many(
+        TOPIC, [signup(f"c{n}") for n in range(5)]
+    )
+    claims = await channel.fetch(5, 0.5)
+    assert len(claims) == 5
+    xacks: list[tuple[object, ...]] = []
+    real_xack = redis.xack
+
+    async def counted_xack(*args: object) -> int:
+        xacks.append(args)
+        return int(await real_xack(*args))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis, "xack", counted_xack)
+    await asyncio.gather(*(channel.ack(claim) for claim in claims))
+
+    assert len(xacks) == 1
+    assert (await redis.xpending(STREAM, "mixpanel-customers"))["pending"] == 0

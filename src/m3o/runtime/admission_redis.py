@@ -1,7 +1,8 @@
 """Admission on the Redis counter store: the rules of :mod:`m3o.runtime.admission` as Lua.
 
-One script run is one admission, atomic in Redis; ``admit_many`` sends several in one
-pipeline (each still atomic, run in order, so each sees what the ones before reserved).
+One script run is one admission, atomic in Redis; ``admit_many`` runs ``ADMIT_MANY``, the
+same rules for each admission of the batch in turn in one script run (so each sees what the
+ones before reserved, and the client packs and parses one command, not one per call).
 Each script reads first and writes only once the verdict is known, so a refused call
 writes nothing but its rate hit, and ``BALANCE_UNKNOWN`` not even that. Counters an
 admission creates get the request's ``monthly_ttl`` (the rate window: ``rate_window``;
@@ -22,6 +23,7 @@ from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Ver
 
 __all__ = [
     "ADMIT",
+    "ADMIT_MANY",
     "RELEASE",
     "admit_arguments",
     "decision_from_reply",
@@ -34,81 +36,112 @@ __all__ = [
 # Returns {verdict, charge kind, debited, window count, window ms left}; verdict 0
 # admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown;
 # charge kind 0 none, 1 free, 2 zero, 3 the price.
-ADMIT = """
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local cap = tonumber(ARGV[3])
-local price = tonumber(ARGV[4])
-local free_quota = tonumber(ARGV[5])
-local endpoint_quota = tonumber(ARGV[6])
-local monthly = tonumber(ARGV[7])
+_ADMIT_FUNCTION = """
+local function admit(K, A)
+  local limit = tonumber(A[1])
+  local window = tonumber(A[2])
+  local cap = tonumber(A[3])
+  local price = tonumber(A[4])
+  local free_quota = tonumber(A[5])
+  local endpoint_quota = tonumber(A[6])
+  local monthly = tonumber(A[7])
 
-if limit <= 0 then
-  return {1, 0, 0, 0, window}
-end
--- A window starts with its first hit; a key without expiry (not a window) starts one too.
-local left = redis.call('PTTL', KEYS[1])
-local used = 0
-local fresh = left < 0
-if fresh then
-  left = window
-else
-  used = tonumber(redis.call('GET', KEYS[1])) or 0
-end
-if used >= limit then
-  return {1, 0, 0, used, left}
-end
-
-local function hit()
+  if limit <= 0 then
+    return {1, 0, 0, 0, window}
+  end
+  -- A window starts with its first hit; a key without expiry (not a window) starts one too.
+  local left = redis.call('PTTL', K[1])
+  local used = 0
+  local fresh = left < 0
   if fresh then
-    redis.call('SET', KEYS[1], 1, 'PX', window)
+    left = window
   else
-    redis.call('INCR', KEYS[1])
+    used = tonumber(redis.call('GET', K[1])) or 0
   end
-  return used + 1
-end
-local function value(key)
-  return tonumber(redis.call('GET', key)) or 0
-end
-local function count(key)
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('SET', key, 1, 'PX', monthly)
-  else
-    redis.call('INCR', key)
+  if used >= limit then
+    return {1, 0, 0, used, left}
   end
-end
-local function count_call()
-  count(KEYS[5])
-  count(KEYS[4])
-end
 
-if cap >= 0 and value(KEYS[2]) >= cap then
-  return {2, 0, 0, hit(), left}
-end
-if price == 0 then
-  if value(KEYS[3]) < free_quota then
-    count(KEYS[3])
-    count_call()
-    return {0, 1, 0, hit(), left}
+  local function hit()
+    if fresh then
+      redis.call('SET', K[1], 1, 'PX', window)
+    else
+      redis.call('INCR', K[1])
+    end
+    return used + 1
   end
-  price = 1
-end
-if value(KEYS[4]) < endpoint_quota then
+  local function value(key)
+    return tonumber(redis.call('GET', key)) or 0
+  end
+  local function count(key)
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('SET', key, 1, 'PX', monthly)
+    else
+      redis.call('INCR', key)
+    end
+  end
+  local function count_call()
+    count(K[5])
+    count(K[4])
+  end
+
+  if cap >= 0 and value(K[2]) >= cap then
+    return {2, 0, 0, hit(), left}
+  end
+  if price == 0 then
+    if value(K[3]) < free_quota then
+      count(K[3])
+      count_call()
+      return {0, 1, 0, hit(), left}
+    end
+    price = 1
+  end
+  if value(K[4]) < endpoint_quota then
+    count_call()
+    return {0, 2, 0, hit(), left}
+  end
+  local balance = redis.call('GET', K[6])
+  if not balance then
+    return {4, 0, 0, used, left}
+  end
+  if tonumber(balance) < price then
+    return {3, 0, 0, hit(), left}
+  end
+  redis.call('DECRBY', K[6], price)
+  redis.call('INCRBY', K[7], price)
   count_call()
-  return {0, 2, 0, hit(), left}
+  return {0, 3, price, hit(), left}
 end
-local balance = redis.call('GET', KEYS[6])
-if not balance then
-  return {4, 0, 0, used, left}
-end
-if tonumber(balance) < price then
-  return {3, 0, 0, hit(), left}
-end
-redis.call('DECRBY', KEYS[6], price)
-redis.call('INCRBY', KEYS[7], price)
-count_call()
-return {0, 3, price, hit(), left}
 """
+
+ADMIT = (
+    _ADMIT_FUNCTION
+    + """
+return admit(KEYS, ARGV)
+"""
+)
+
+# KEYS and ARGV: those of ADMIT for each admission in turn (7 keys, 7 arguments each).
+# Returns the five numbers of each reply in turn. One run, so one atomic step for all:
+# each admission sees what the ones before it reserved.
+ADMIT_MANY = (
+    _ADMIT_FUNCTION
+    + """
+local out = {}
+for i = 0, #KEYS / 7 - 1 do
+  local K, A = {}, {}
+  for j = 1, 7 do
+    K[j] = KEYS[i * 7 + j]
+    A[j] = ARGV[i * 7 + j]
+  end
+  local reply = admit(K, A)
+  for j = 1, 5 do
+    out[i * 5 + j] = reply[j]
+  end
+end
+return out
+"""
+)
 
 # KEYS: free, endpoint, total, balance, debited. ARGV: 1 if the call was free, debited.
 # Counters that expired meanwhile stay missing; the debit comes back to a loaded hot

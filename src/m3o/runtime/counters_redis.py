@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
 from m3o.runtime.admission_redis import (
     ADMIT,
+    ADMIT_MANY,
     RELEASE,
     admit_arguments,
     decision_from_reply,
@@ -116,6 +116,7 @@ class RedisCounterStore:
         self._hit_script = client.register_script(_HIT)
         self._incr_existing_script = client.register_script(_INCR_EXISTING)
         self._admit_script = client.register_script(ADMIT)
+        self._admit_many_script = client.register_script(ADMIT_MANY)
         self._release_script = client.register_script(RELEASE)
 
     def _key(self, key: str) -> str:
@@ -217,30 +218,14 @@ class RedisCounterStore:
         return [decision_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
 
     async def _run_admissions(self, calls: list[tuple[list[str], list[int]]]) -> list[Any]:
-        """Run the admission script once per call, in order, in one pipeline.
+        """Run every admission in one ``ADMIT_MANY`` script run, in order; the replies.
 
-        EVALSHA straight away (a script object in a pipeline would first ask SCRIPT EXISTS,
-        a second round trip): when Redis lost its scripts, every call from the first
-        refused one on failed unrun, so those are sent again, in order, once it is loaded.
+        (A script Redis lost is loaded again and run once more: nothing of it ran.)
         """
-        replies: list[Any] = []
-        while calls:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for keys, arguments in calls:
-                    pipe.evalsha(self._admit_script.sha, len(keys), *keys, *arguments)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-            unrun = next(
-                (i for i, result in enumerate(results) if isinstance(result, NoScriptError)),
-                len(results),
-            )
-            for result in results[:unrun]:
-                if isinstance(result, Exception):
-                    raise result
-            replies.extend(results[:unrun])
-            calls = calls[unrun:]
-            if calls:
-                self._admit_script.sha = await self._client.script_load(ADMIT)
-        return replies
+        keys = [key for call_keys, _ in calls for key in call_keys]
+        arguments = [argument for _, call_arguments in calls for argument in call_arguments]
+        flat: list[Any] = await self._admit_many_script(keys=keys, args=arguments)
+        return [flat[i : i + 5] for i in range(0, len(flat), 5)]
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         if not decision.admitted:

@@ -33,6 +33,7 @@ from m3o.runtime.event_bus import Bus
 from m3o.runtime.event_relay import Relay, stream_key
 from m3o.runtime.event_source import Claim
 from m3o.runtime.events import DeadLetter, Delivery
+from m3o.runtime.joint_acks import JointAcks, Take
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, session_factory, transaction
@@ -156,6 +157,7 @@ class RedisChannel:
         self._waiting: list[tuple[datetime, str]] = []
         self._skipped: list[str] = []
         self._next_takeover = 0.0
+        self._acks = JointAcks(self._xack_taken)
 
     async def setup(self, from_beginning: bool) -> None:
         try:
@@ -307,8 +309,12 @@ class RedisChannel:
             await self._redis.xack(self._key, self.group, *receipts)
 
     async def ack(self, claim: Claim) -> None:
+        """Done with ``claim``; acknowledgements arriving together are one ``XACK``."""
         self._held.pop(claim.receipt, None)
-        await self._xack(claim.receipt)
+        await self._acks.ack(claim.receipt)
+
+    async def _xack_taken(self, take: Take) -> None:
+        await self._xack(*take())
 
     async def retry(self, claim: Claim, at: datetime, error: str) -> None:
         heapq.heappush(self._waiting, (at, claim.receipt))

@@ -46,6 +46,7 @@ from m3o.runtime.event_bus import Bus
 from m3o.runtime.event_source import Claim
 from m3o.runtime.event_tables import deliveries, event_log, groups
 from m3o.runtime.events import DeadLetter, Delivery
+from m3o.runtime.joint_acks import JointAcks, Take
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
@@ -191,26 +192,6 @@ class SqlEventSource:
                 channel.wake()
 
 
-class _Acks:
-    """Acknowledgements committed together, and when that is done."""
-
-    def __init__(self, receipts: list[str]) -> None:
-        self.receipts = receipts
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.done.add_done_callback(_consume_result)
-
-    def fail(self, exc: BaseException) -> None:
-        if isinstance(exc, Exception):
-            self.done.set_exception(exc)
-        else:  # the committing task was cancelled: the others' events come back later
-            self.done.set_exception(RuntimeError("acknowledgement interrupted"))
-
-
-def _consume_result(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()  # seen here, so an unawaited failure is not logged as lost
-
-
 class SqlChannel:
     """One group of one topic in the event log, as consumer ``consumer`` sees it."""
 
@@ -224,7 +205,7 @@ class SqlChannel:
         self._lease = lease
         self._held: set[str] = set()
         self._woken = asyncio.Event()
-        self._acks: _Acks | None = None
+        self._acks = JointAcks(self._delete_acknowledged)
 
     async def setup(self, from_beginning: bool) -> None:
         try:
@@ -316,30 +297,15 @@ class SqlChannel:
         database join it: one statement, one commit (each returns once it is committed,
         and raises if that failed, so the event is delivered again)."""
         self._held.discard(claim.receipt)
-        waiting = self._acks
-        if waiting is not None:
-            waiting.receipts.append(claim.receipt)
-            await asyncio.shield(waiting.done)
-            return
-        waiting = self._acks = _Acks([claim.receipt])
-        try:
-            async with transaction(self._sessions) as session:
-                await session.connection()  # the database's turn: later acks start anew
-                self._close(waiting)
-                await session.execute(
-                    delete(deliveries).where(
-                        self._group(), deliveries.c.event_id.in_(waiting.receipts)
-                    )
-                )
-        except BaseException as exc:
-            self._close(waiting)
-            waiting.fail(exc)
-            raise
-        waiting.done.set_result(None)
+        await self._acks.ack(claim.receipt)
 
-    def _close(self, acks: _Acks) -> None:
-        if self._acks is acks:
-            self._acks = None
+    async def _delete_acknowledged(self, take: Take) -> None:
+        async with transaction(self._sessions) as session:
+            await session.connection()  # the database's turn: later acks start anew
+            receipts = take()
+            await session.execute(
+                delete(deliveries).where(self._group(), deliveries.c.event_id.in_(receipts))
+            )
 
     async def retry(self, claim: Claim, at: datetime, error: str) -> None:
         self._held.discard(claim.receipt)

@@ -39,6 +39,20 @@ end
 return false
 """
 
+# KEYS: stream, marker, for each entry in turn. ARGV: marker ttl (s), min id kept, then
+# for each entry the number of its field/values and those. One run appends them all.
+_APPEND_MANY = """
+local at = 3
+for i = 1, #KEYS, 2 do
+  local count = tonumber(ARGV[at])
+  if redis.call('SET', KEYS[i + 1], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[i], 'MINID', '~', ARGV[2], '*', unpack(ARGV, at + 1, at + count))
+  end
+  at = at + 1 + count
+end
+return 0
+"""
+
 
 def stream_key(topic: str) -> str:
     return f"m3o:events:{topic}"
@@ -72,6 +86,7 @@ class Relay:
         self._timeout = call_timeout
         self._outage_max = outage_backoff_max
         self._append = redis.register_script(_APPEND)
+        self._append_many = redis.register_script(_APPEND_MANY)
         self._woken = asyncio.Event()
 
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
@@ -79,22 +94,21 @@ class Relay:
         await self._write_rows(session, envelopes, row_ids=[uuid4().hex for _ in envelopes])
 
     async def append_now(self, envelopes: Sequence[Envelope]) -> None:
-        """Append events straight to their streams, bypassing the outbox: one pipeline.
+        """Append events straight to their streams, bypassing the outbox: one script run.
 
         Each append is marked with the event id, so :meth:`write_unsent` of the same events
         (after a failure here that may have appended some) appends none of them twice.
         Raises what Redis raised, or TimeoutError after ``call_timeout``.
         """
         min_id, ttl = self._trim_and_ttl()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for envelope in envelopes:
-                await self._append(
-                    keys=[stream_key(envelope.topic), marker_key(envelope.id)],
-                    args=[ttl, min_id, *entry_fields(envelope.id, envelope, None)],
-                    client=pipe,
-                )
-            async with asyncio.timeout(self._timeout):
-                await pipe.execute()
+        keys: list[str] = []
+        arguments: list[str | bytes | int] = [ttl, min_id]
+        for envelope in envelopes:
+            keys += [stream_key(envelope.topic), marker_key(envelope.id)]
+            fields = entry_fields(envelope.id, envelope, None)
+            arguments += [len(fields), *fields]
+        async with asyncio.timeout(self._timeout):
+            await self._append_many(keys=keys, args=arguments)
 
     async def write_unsent(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Outbox rows for events :meth:`append_now` could not (surely) append: relayed
@@ -104,13 +118,13 @@ class Relay:
     async def _write_rows(
         self, session: AsyncSession, envelopes: Sequence[Envelope], *, row_ids: list[str]
     ) -> None:
-        created = datetime.now(UTC)
+        now = datetime.now(UTC)
         await session.execute(
             insert(outbox),
             [
                 {
                     "id": row_id,
-                    "created": created,
+                    "created": now + timedelta(microseconds=place),  # relayed in this order
                     "event_id": envelope.id,
                     "topic": envelope.topic,
                     "type_name": envelope.type_name,
@@ -118,7 +132,7 @@ class Relay:
                     "payload": envelope.payload,
                     "target_group": None,
                 }
-                for row_id, envelope in zip(row_ids, envelopes, strict=True)
+                for place, (row_id, envelope) in enumerate(zip(row_ids, envelopes, strict=True))
             ],
         )
 

@@ -4,7 +4,7 @@ The transactional outbox exists to make an event commit with the database change
 describes. Some events describe no database change: the gateway's request events record
 calls admitted in Redis and already answered. For those, writing the outbox row, then
 relaying it (a select, an append, a delete) is pure cost on the hot path, so this publisher
-appends them to their streams directly, one pipeline per batch.
+appends them to their streams directly, one script run per batch.
 
 Nothing is lost when Redis cannot take them: the batch goes into the outbox instead, and
 the relay of any process delivers it once Redis is back. Each direct append is marked with
