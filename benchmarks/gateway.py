@@ -593,15 +593,15 @@ def report(
     added_p50 = s_on.p50_ms - s_direct.p50_ms
     added_p99 = s_on.p99_ms - s_direct.p99_ms
     print(
-        f"added latency over the upstream, one connection, checks on: p50 +{added_p50:.2f} ms "
+        f"added latency over the upstream, one connection, checks on: p50 {added_p50:+.2f} ms "
         f"(target <= {TARGET_ADDED_P50_MS:g} ms): {verdict(added_p50 <= TARGET_ADDED_P50_MS)}; "
-        f"p99 +{added_p99:.2f} ms (target <= {TARGET_ADDED_P99_MS:g} ms): "
+        f"p99 {added_p99:+.2f} ms (target <= {TARGET_ADDED_P99_MS:g} ms): "
         f"{verdict(added_p99 <= TARGET_ADDED_P99_MS)}"
     )
     print(
-        f"  of which checks off (forwarding alone): p50 +{s_off.p50_ms - s_direct.p50_ms:.2f} ms, "
-        f"p99 +{s_off.p99_ms - s_direct.p99_ms:.2f} ms; under load, checks on: "
-        f"p50 +{on.p50_ms - direct.p50_ms:.2f} ms, p99 +{on.p99_ms - direct.p99_ms:.2f} ms"
+        f"  of which checks off (forwarding alone): p50 {s_off.p50_ms - s_direct.p50_ms:+.2f} ms, "
+        f"p99 {s_off.p99_ms - s_direct.p99_ms:+.2f} ms; under load, checks on: "
+        f"p50 {on.p50_ms - direct.p50_ms:+.2f} ms, p99 {on.p99_ms - direct.p99_ms:+.2f} ms"
     )
     rss = max(r.peak_rss_mb.get("gateway", 0) for r in (*load.values(), *single.values()))
     print(
