@@ -2,17 +2,17 @@
 
 Publishing writes ``runtime_event_outbox`` rows in the caller's transaction. The relay
 locks a batch of rows (``FOR UPDATE SKIP LOCKED``, so the relays of many processes share
-the work), appends each to the topic's stream ``m3o:events:<topic>`` and deletes the rows
-in the same transaction. The append is a script that first sets a marker key for the row,
-so a row appended but not deleted (the database commit failed) is not appended twice
-within ``dedupe_ttl``. Nothing committed is lost: a row leaves the outbox only after Redis
-has it. Streams are trimmed to ``retention``.
+the work), appends them to their topics' streams ``m3o:events:<topic>`` (one script run
+for the batch) and deletes the rows in the same transaction. Each append first sets a
+marker key for its row, so a row appended but not deleted (the database commit failed)
+is not appended twice within ``dedupe_ttl``. Nothing committed is lost: a row leaves the
+outbox only after Redis has it. Streams are trimmed to ``retention``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -30,14 +30,6 @@ from m3o.runtime.store import SessionFactory, transaction
 __all__ = ["Relay", "entry_fields", "marker_key", "stream_key"]
 
 _log = get_logger(__name__)
-
-# KEYS: stream, marker. ARGV: marker ttl (s), min id kept, then the entry's field/values.
-_APPEND = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', unpack(ARGV, 3))
-end
-return false
-"""
 
 # KEYS: stream, marker, for each entry in turn. ARGV: marker ttl (s), min id kept, then
 # for each entry the number of its field/values and those. One run appends them all.
@@ -85,7 +77,6 @@ class Relay:
         self._dedupe_ttl = dedupe_ttl
         self._timeout = call_timeout
         self._outage_max = outage_backoff_max
-        self._append = redis.register_script(_APPEND)
         self._append_many = redis.register_script(_APPEND_MANY)
         self._woken = asyncio.Event()
 
@@ -100,15 +91,10 @@ class Relay:
         (after a failure here that may have appended some) appends none of them twice.
         Raises what Redis raised, or TimeoutError after ``call_timeout``.
         """
-        min_id, ttl = self._trim_and_ttl()
-        keys: list[str] = []
-        arguments: list[str | bytes | int] = [ttl, min_id]
-        for envelope in envelopes:
-            keys += [stream_key(envelope.topic), marker_key(envelope.id)]
-            fields = entry_fields(envelope.id, envelope, None)
-            arguments += [len(fields), *fields]
-        async with asyncio.timeout(self._timeout):
-            await self._append_many(keys=keys, args=arguments)
+        await self._append_all(
+            (envelope.topic, envelope.id, entry_fields(envelope.id, envelope, None))
+            for envelope in envelopes
+        )
 
     async def write_unsent(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Outbox rows for events :meth:`append_now` could not (surely) append: relayed
@@ -156,11 +142,19 @@ class Relay:
     def wake(self) -> None:
         self._woken.set()
 
-    def _trim_and_ttl(self) -> tuple[str, str]:
-        """The oldest stream id kept (``retention``), and the markers' lifetime (s)."""
+    async def _append_all(self, entries: Iterable[tuple[str, str, list[str | bytes]]]) -> None:
+        """Append each (topic, marker id, fields) entry to its topic's stream unless its
+        marker is set (then set it), all in one script run within ``call_timeout``."""
         keep_from = datetime.now(UTC) - self._retention
         min_id = str(int(keep_from.timestamp() * 1000))
-        return min_id, str(max(int(self._dedupe_ttl.total_seconds()), 1))
+        ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1))
+        keys: list[str] = []
+        arguments: list[str | bytes | int] = [ttl, min_id]
+        for topic, marker, fields in entries:
+            keys += [stream_key(topic), marker_key(marker)]
+            arguments += [len(fields), *fields]
+        async with asyncio.timeout(self._timeout):
+            await self._append_many(keys=keys, args=arguments)
 
     async def backlog(self) -> int:
         async with self._sessions() as session:
@@ -203,7 +197,6 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Relay one batch; the number of rows moved."""
-        min_id, ttl = self._trim_and_ttl()
         async with transaction(self._sessions) as session:
             rows = (
                 await session.execute(
@@ -215,15 +208,10 @@ class Relay:
             ).all()
             if not rows:
                 return 0
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    await self._append(
-                        keys=[stream_key(row.topic), marker_key(row.id)],
-                        args=[ttl, min_id, *entry_fields(row.event_id, row, row.target_group)],
-                        client=pipe,
-                    )
-                async with asyncio.timeout(self._timeout):
-                    await pipe.execute()
+            await self._append_all(
+                (row.topic, row.id, entry_fields(row.event_id, row, row.target_group))
+                for row in rows
+            )
             await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
         return len(rows)
 
