@@ -49,7 +49,7 @@ from m3o.runtime.events import DeadLetter, Delivery
 from m3o.runtime.joint_acks import JointAcks, Take
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
-from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
+from m3o.runtime.store import SessionFactory, session_factory, transaction
 
 __all__ = ["SqlChannel", "SqlEventSource", "sql_event_bus"]
 
@@ -102,21 +102,6 @@ class SqlEventSource:
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """The events into the log, and one delivery per event and group of its topic: two
         statements however many events there are."""
-        if len(envelopes) == 1:  # the common case, without the join below
-            envelope = envelopes[0]
-            await session.execute(insert(event_log).values(_log_row(envelope)))
-            await session.execute(
-                _fan_out(
-                    select(
-                        groups.c.topic,
-                        groups.c.group_name,
-                        literal(envelope.id, String),
-                        literal(0, Integer),
-                        literal(envelope.time, UTCDateTime()),
-                    ).where(groups.c.topic == envelope.topic)
-                )
-            )
-            return
         await session.execute(insert(event_log), [_log_row(envelope) for envelope in envelopes])
         await session.execute(
             _fan_out(
