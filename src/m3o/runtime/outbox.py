@@ -9,6 +9,7 @@ this process's consumers or relay so an event is handled without waiting for a p
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m3o.runtime.events import event_type_name
 from m3o.runtime.store import SessionFactory, transaction
 
-__all__ = ["CommitHook", "Envelope", "EventWriter", "TransactionalPublisher", "check_name"]
+__all__ = [
+    "CommitHook",
+    "Envelope",
+    "EnvelopePublisher",
+    "EventWriter",
+    "TransactionalPublisher",
+    "check_name",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -62,15 +70,9 @@ CommitHook = Callable[[str], None]
 """Called with the topic once an event's transaction has committed."""
 
 
-class TransactionalPublisher:
-    """A :class:`~m3o.runtime.events.Publisher` writing through ``write``."""
-
-    def __init__(
-        self, sessions: SessionFactory, write: EventWriter, on_commit: CommitHook | None = None
-    ) -> None:
-        self._sessions = sessions
-        self._write = write
-        self._on_commit = on_commit
+class EnvelopePublisher(ABC):
+    """A :class:`~m3o.runtime.events.Publisher` whose subclass only records envelopes:
+    ``publish`` is a batch of one, and no events is no write."""
 
     async def publish(
         self, topic: str, event: Message, *, session: AsyncSession | None = None
@@ -81,8 +83,30 @@ class TransactionalPublisher:
         self, topic: str, events: Sequence[Message], *, session: AsyncSession | None = None
     ) -> list[str]:
         envelopes = [Envelope.wrap(topic, event) for event in events]
-        if not envelopes:
-            return []
+        if envelopes:
+            await self._record(topic, envelopes, session)
+        return [envelope.id for envelope in envelopes]
+
+    @abstractmethod
+    async def _record(
+        self, topic: str, envelopes: list[Envelope], session: AsyncSession | None
+    ) -> None:
+        """Record ``envelopes`` (at least one), in ``session``'s transaction if given."""
+
+
+class TransactionalPublisher(EnvelopePublisher):
+    """A :class:`~m3o.runtime.events.Publisher` writing through ``write``."""
+
+    def __init__(
+        self, sessions: SessionFactory, write: EventWriter, on_commit: CommitHook | None = None
+    ) -> None:
+        self._sessions = sessions
+        self._write = write
+        self._on_commit = on_commit
+
+    async def _record(
+        self, topic: str, envelopes: list[Envelope], session: AsyncSession | None
+    ) -> None:
         if session is None:
             async with transaction(self._sessions) as own:
                 await self._write(own, envelopes)
@@ -95,7 +119,6 @@ class TransactionalPublisher:
                 lambda _session: self._committed(topic),
                 once=True,
             )
-        return [envelope.id for envelope in envelopes]
 
     def _committed(self, topic: str) -> None:
         if self._on_commit is not None:

@@ -16,15 +16,12 @@ Given a session, events go to the outbox in it as usual (they belong to that tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from google.protobuf.message import Message
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.event_relay import Relay
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
+from m3o.runtime.outbox import Envelope, EnvelopePublisher
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["StreamFirstPublisher"]
@@ -32,7 +29,7 @@ __all__ = ["StreamFirstPublisher"]
 _log = get_logger(__name__)
 
 
-class StreamFirstPublisher:
+class StreamFirstPublisher(EnvelopePublisher):
     """A :class:`~m3o.runtime.events.Publisher`: straight to the stream, else the outbox.
 
     ``relay`` appends and writes the outbox rows; the outbox is emptied by the relay the
@@ -43,20 +40,12 @@ class StreamFirstPublisher:
         self._sessions = sessions
         self._relay = relay
 
-    async def publish(
-        self, topic: str, event: Message, *, session: AsyncSession | None = None
-    ) -> str:
-        return (await self.publish_many(topic, [event], session=session))[0]
-
-    async def publish_many(
-        self, topic: str, events: Sequence[Message], *, session: AsyncSession | None = None
-    ) -> list[str]:
-        envelopes = [Envelope.wrap(topic, event) for event in events]
-        if not envelopes:
-            return []
+    async def _record(
+        self, topic: str, envelopes: list[Envelope], session: AsyncSession | None
+    ) -> None:
         if session is not None:
             await self._relay.write(session, envelopes)
-            return [envelope.id for envelope in envelopes]
+            return
         try:
             await self._relay.append_now(envelopes)
         except (RedisError, OSError, TimeoutError) as exc:
@@ -69,4 +58,3 @@ class StreamFirstPublisher:
             )
             async with transaction(self._sessions) as own:
                 await self._relay.write_unsent(own, envelopes)
-        return [envelope.id for envelope in envelopes]
