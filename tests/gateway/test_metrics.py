@@ -58,3 +58,14 @@ def test_two_metrics_objects_never_share_counts() -> None:
     first.observe("helloworld", "Call", 200, 0.001)
     text = second.render()[0].decode()
     assert _samples(text, "m3o_rpc_calls_total") == {}
+
+
+def test_methods_outside_the_standard_ones_share_one_label() -> None:
+    metrics = Metrics()
+    for method in ("PROPFIND", "MKCOL", "X-RANDOM-1", "X-RANDOM-2", "POST"):
+        metrics.observe_http(method, "/helloworld/Call", 405, 0.001)
+    requests = _samples(metrics.render()[0].decode(), "m3o_http_requests_total")
+    assert requests == {
+        (("method", "OTHER"), ("route", "/helloworld/Call"), ("status", "405")): 4,
+        (("method", "POST"), ("route", "/helloworld/Call"), ("status", "405")): 1,
+    }

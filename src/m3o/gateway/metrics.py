@@ -11,8 +11,10 @@ Series:
 - ``m3o_rpc_calls_total{service, method, code}``;
 - ``m3o_rpc_call_duration_seconds{service, method}`` (histogram).
 
-``route`` is a route template or an endpoint's canonical path (``/customers/Create``),
-never the raw path, so the number of series stays bounded.
+``route`` is a route template or an endpoint's canonical path (``/customers/Create``,
+``/v1/helloworld/Helloworld.Call``), never the raw path, and ``method`` is one of the
+standard HTTP methods or ``OTHER``, so callers cannot add series by inventing paths or
+methods.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "METHODS", "Metrics"]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""HTTP methods with a label of their own; any other is counted as ``OTHER``."""
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -91,6 +96,8 @@ class Metrics:
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one answered HTTP request."""
+        if method not in METHODS:
+            method = "OTHER"
         self._count(self._http_requests, ("http", method, route, str(status)))
         self._time(self._http_latency, ("http", method, route), seconds)
 

@@ -29,7 +29,7 @@ from m3o.gateway.platform_api import STREAMING_DETAIL
 from m3o.gateway.v1.calls import Prepared, PublicCalls
 from m3o.gateway.v1.credentials import key_from_headers
 from m3o.gateway.v1.gate import Refused
-from m3o.gateway.v1.paths import ERROR_ID
+from m3o.gateway.v1.paths import ERROR_ID, raw_call_path
 from m3o.gateway.v1.raw_request import is_raw_request, raw_request_data
 from m3o.gateway.v1.upstream import Payload
 from m3o.runtime.errors import BadRequest, M3OError
@@ -78,7 +78,7 @@ class HttpCalls:
                 raise HTTPException(405, headers={"Allow": _ALLOW})
             prepared = await self._calls.prepare(
                 request.scope["path"],
-                request.path_params["path"],
+                raw_call_path(request.scope),
                 key_from_headers(request.headers),
             )
             set_route_label(request.scope, prepared.label)

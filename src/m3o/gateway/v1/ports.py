@@ -136,6 +136,11 @@ class CatalogEntry(Protocol):
         """Free calls per project per month to ``endpoint`` (any case); 0: none."""
         ...
 
+    def declared_name(self, endpoint: str) -> str | None:
+        """``endpoint`` (any case) as the API's prices or free quotas spell it; None when
+        they do not name it (how an API without descriptors declares endpoints)."""
+        ...
+
 
 class Catalog(Protocol):
     def get(self, api_name: str) -> CatalogEntry | None:

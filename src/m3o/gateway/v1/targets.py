@@ -6,14 +6,19 @@ as a method of the API's main service (the service named like the API, or its on
 service), which is how the catalog's OpenAPI document writes those paths. The declared
 name is the endpoint's name from then on (pricing, counters, events).
 
-An ``http`` upstream without descriptors has unknown endpoints: every name is forwarded as
-a unary call and the upstream says whether it exists. A ``local:<service>`` upstream is a
-service of the platform reached through the runtime transport: its methods come from the
-service's own specs.
+An ``http`` upstream without descriptors declares its endpoints by naming them in its prices
+and free quotas: a path naming one of those (in any case) calls it under the declared
+spelling (price, counters, events and the forwarded ``/<Service>/<Method>`` all use it).
+Any other name whose parts are identifiers is forwarded as a unary call (the upstream says
+whether it exists), free, and metered as the API's one :data:`UNKNOWN_ENDPOINT`, so callers
+cannot create metric series or usage counters by inventing names. A ``local:<service>``
+upstream is a service of the platform reached through the runtime transport: its methods
+come from the service's own specs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +35,7 @@ __all__ = [
     "NO_SUCH_API",
     "NO_SUCH_ENDPOINT",
     "UNAVAILABLE_API",
+    "UNKNOWN_ENDPOINT",
     "LocalServices",
     "Target",
     "Targets",
@@ -43,6 +49,11 @@ LOCAL_PREFIX = "local:"
 NO_SUCH_API = "No such API"
 NO_SUCH_ENDPOINT = "No such endpoint"
 UNAVAILABLE_API = "API not available"
+UNKNOWN_ENDPOINT = "unknown"
+"""The endpoint name of every call to an undeclared endpoint of an API without descriptors
+(declared names always have a dot, so it names no declared endpoint)."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 LocalServices = Mapping[str, Sequence[ServiceSpec]]
 """Platform service name (``helloworld``) -> the protobuf services it serves."""
@@ -81,7 +92,8 @@ class Target:
 
     api: str
     endpoint: str
-    """``<Service>.<Method>`` as declared (or as the path spelled it, when unknown)."""
+    """``<Service>.<Method>`` as declared (:data:`UNKNOWN_ENDPOINT` when undeclared): the
+    name that is priced, admitted, counted and reported."""
     entry: CatalogEntry
     kind: str
     """:data:`GRPC`, :data:`HTTP` or :data:`LOCAL`."""
@@ -166,14 +178,7 @@ class Targets:
         if not endpoints:
             if kind != HTTP:
                 raise Unavailable(ERROR_ID, UNAVAILABLE_API)
-            return Target(
-                api=entry.name,
-                endpoint=path.endpoint,
-                entry=entry,
-                kind=kind,
-                service=path.endpoint.split(".", 1)[0],
-                method=path.endpoint.split(".", 1)[1],
-            )
+            return _undescribed(entry, path)
         found = find_endpoint(entry.name, endpoints, path)
         if found is None:
             raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
@@ -193,6 +198,23 @@ class Targets:
             server_streaming=found.server_streaming,
             local=local,
         )
+
+
+def _undescribed(entry: CatalogEntry, path: CallPath) -> Target:
+    """The target of an http API without descriptors (see the module's docstring)."""
+    declared = entry.declared_name(path.endpoint)
+    name = declared or path.endpoint
+    service, _, method = name.partition(".")
+    if not (_IDENTIFIER.fullmatch(service) and _IDENTIFIER.fullmatch(method)):
+        raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
+    return Target(
+        api=entry.name,
+        endpoint=declared or UNKNOWN_ENDPOINT,
+        entry=entry,
+        kind=HTTP,
+        service=service,
+        method=method,
+    )
 
 
 def _local_method(

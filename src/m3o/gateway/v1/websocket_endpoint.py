@@ -40,7 +40,7 @@ from m3o.gateway.http_errors import error_response
 from m3o.gateway.v1.calls import Prepared, PublicCalls
 from m3o.gateway.v1.credentials import key_from_headers, websocket_protocol
 from m3o.gateway.v1.gate import Admission, Refused
-from m3o.gateway.v1.paths import ERROR_ID
+from m3o.gateway.v1.paths import ERROR_ID, raw_call_path
 from m3o.gateway.v1.upstream import CRASHED, ONE_REQUEST, Payload, UpstreamStream
 from m3o.runtime.errors import BadRequest, Internal, M3OError
 from m3o.runtime.logging import get_logger
@@ -133,7 +133,7 @@ class WebsocketCalls:
         try:
             prepared = await self._calls.prepare(
                 websocket.scope["path"],
-                websocket.path_params["path"],
+                raw_call_path(websocket.scope),
                 key_from_headers(headers, websocket=True),
             )
             metadata = await self._calls.upstream_metadata(prepared, rid)

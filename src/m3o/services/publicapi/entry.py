@@ -2,6 +2,8 @@
 
 Names are lower-case; pricing and quota lookups ignore case (``helloworld$Helloworld.Call``
 is priced by a ``helloworld.call`` key as well); an endpoint with no price or quota has 0.
+For an API without descriptors, the endpoints its prices and free quotas name are the ones
+it declares, spelled as they were written (:meth:`CatalogEntry.declared_name`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ def _lowered(prices: Mapping[str, int]) -> dict[str, int]:
     return {key.lower(): int(value) for key, value in prices.items()}
 
 
+def _spellings(*named: Mapping[str, int]) -> dict[str, str]:
+    """Lower-cased endpoint name -> the name as written (the first spelling wins)."""
+    found: dict[str, str] = {}
+    for names in named:
+        for name in sorted(names):
+            found.setdefault(name.lower(), name)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
     """One API of the catalog."""
@@ -46,6 +57,8 @@ class CatalogEntry:
     descriptors: Descriptors | None = None
     """The upstream's parsed descriptors; None when unknown (an http upstream)."""
     updated: int = 0
+    named: Mapping[str, str] = field(default_factory=dict)
+    """Lower-cased ``<service>.<method>`` -> as the prices or free quotas spell it."""
 
     @classmethod
     def from_proto(cls, api: pb.PublicAPI, previous: CatalogEntry | None = None) -> CatalogEntry:
@@ -64,6 +77,7 @@ class CatalogEntry:
             quotas=_lowered(api.quotas),
             descriptors=_descriptors(api, previous),
             updated=api.updated,
+            named=_spellings(api.pricing, api.quotas),
         )
 
     @property
@@ -89,6 +103,11 @@ class CatalogEntry:
     def quota(self, endpoint: str) -> int:
         """Free calls a month to ``endpoint`` (any case); 0 when none."""
         return self.quotas.get(endpoint.lower(), 0)
+
+    def declared_name(self, endpoint: str) -> str | None:
+        """``endpoint`` (any case) as the API's prices or free quotas spell it; None when
+        they do not name it."""
+        return self.named.get(endpoint.lower())
 
     def endpoint(self, name: str) -> Endpoint | None:
         """The declared endpoint called ``name`` (``Helloworld.Call``, any case)."""
