@@ -16,6 +16,7 @@ from m3o.services.emails.addresses import Address, mask, parse_address
         ("Ann <ann@example.com>", Address("ann@example.com", "Ann")),
         ('"Ann, B" <ann@example.com>', Address("ann@example.com", "Ann, B")),
         ("M3O <noreply@m3o.com>", Address("noreply@m3o.com", "M3O")),
+        ("Zoë <zoe@example.com>", Address("zoe@example.com", "Zoë")),
     ],
 )
 def test_one_mailbox_is_parsed_and_normalised(text: str, expected: Address) -> None:
@@ -36,6 +37,14 @@ def test_one_mailbox_is_parsed_and_normalised(text: str, expected: Address) -> N
         "Ann <ann@example.com> trailing",
         "ann@example.com\nBcc: eve@example.com",
         "x" * 250 + "@example.com",
+        '"a"@example.com',
+        '"a b"@example.com',
+        'Ann <"a"@example.com>',
+        "<script>@x.com",
+        "a\x00b@example.com",
+        "Ann\x00 <ann@example.com>",
+        "ann@exаmple.com",  # a Cyrillic "а"
+        "ann@[127.0.0.1]",
     ],
 )
 def test_anything_but_one_mailbox_is_refused(text: str) -> None:

@@ -11,6 +11,7 @@ import httpx
 
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import CallContext
+from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.errors import NotFound
 from m3o.runtime.fakes import FakePublisher
 from m3o.services.auth.proto import auth_pb2 as auth_pb
@@ -20,7 +21,6 @@ from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.oauth.github import GithubProvider
 from m3o.services.oauth.google import GoogleProvider
 from m3o.services.oauth.handler import Oauth
-from m3o.services.oauth.policy import SignupPolicy
 from m3o.services.oauth.proto import oauth_pb2 as pb
 from m3o.services.oauth.providers import OAuthApp, ProviderSettings
 from m3o.services.oauth.signin import SignIn

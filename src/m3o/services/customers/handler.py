@@ -34,6 +34,7 @@ from m3o.runtime.auth import (
     verify_admin,
     verify_self_or_admin,
 )
+from m3o.runtime.email_address import InvalidEmail, normalise_email, parse_email
 from m3o.runtime.errors import (
     BadRequest,
     Conflict,
@@ -47,7 +48,6 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
 from m3o.services.customers.authcalls import call_auth
-from m3o.services.customers.emails import is_valid_email, normalise_email
 from m3o.services.customers.names import random_hero_name
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
@@ -109,8 +109,10 @@ class Customers:
         email = normalise_email(request.email)
         if not email:
             raise BadRequest(ctx.endpoint, "Email is required")
-        if not is_valid_email(email):
-            raise BadRequest(ctx.endpoint, "Invalid email")
+        try:
+            parse_email(email)
+        except InvalidEmail as exc:
+            raise BadRequest(ctx.endpoint, exc.detail()) from None
         attempt = 1
         while True:
             try:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from m3o.events.customers import TOPIC, EventType
 from m3o.events.customers import events_pb2 as events_pb
 from m3o.runtime.auth import ISSUER, CallContext, is_customer, verify_customer
+from m3o.runtime.email_address import normalise_email
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
@@ -29,7 +30,6 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
 from m3o.services.customers.authcalls import internal_error
-from m3o.services.customers.emails import normalise_email
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.headerregistry import AddressHeader, HeaderRegistry
 from email.utils import formataddr
 from typing import cast
 
+from m3o.runtime.email_address import MAX_EMAIL_LENGTH, is_valid_email
+
 __all__ = ["MAX_ADDRESS_LENGTH", "Address", "mask", "parse_address"]
 
-MAX_ADDRESS_LENGTH = 254
+MAX_ADDRESS_LENGTH = MAX_EMAIL_LENGTH
 """The longest address SMTP can carry (RFC 5321 path limit)."""
 
-# One "@", no whitespace, and a dotted domain whose labels are not empty.
-_EMAIL = re.compile(r"[^@\s\"]+@[^@\s.]+(\.[^@\s.]+)+")
 _HEADERS = HeaderRegistry()
 
 
@@ -39,10 +38,13 @@ def parse_address(text: str) -> Address | None:
     """``ann@example.com`` or ``Ann <ann@example.com>``; None when it is not one mailbox.
 
     Line breaks are refused anywhere (they would let a caller add headers), and so is
-    anything the ``email`` package's strict parser reports a defect in.
+    anything the ``email`` package's strict parser reports a defect in. The address itself
+    must pass the platform's one rule (:mod:`m3o.runtime.email_address`), so this service
+    sends to exactly the addresses the others accept; the display name may be any text
+    without control characters.
     """
     text = text.strip()
-    if not text or "\r" in text or "\n" in text:
+    if not text or not text.isprintable():
         return None
     try:
         parsed = _HEADERS("To", text)
@@ -56,7 +58,7 @@ def parse_address(text: str) -> Address | None:
         return None
     [found] = header.addresses
     email = found.addr_spec.lower()
-    if len(email) > MAX_ADDRESS_LENGTH or _EMAIL.fullmatch(email) is None:
+    if not is_valid_email(email):
         return None
     if email not in text.lower():
         # The parser dropped comments or folding whitespace: not the address we were given.

@@ -13,6 +13,7 @@ from typing import Literal
 import httpx
 
 from m3o.runtime.config import Config
+from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.auth.proto.client import AuthClient
@@ -20,7 +21,6 @@ from m3o.services.customers.proto.client import CustomersClient
 from m3o.services.oauth.github import GithubEndpoints, GithubProvider
 from m3o.services.oauth.google import GoogleEndpoints, GoogleProvider
 from m3o.services.oauth.handler import Oauth
-from m3o.services.oauth.policy import SignupPolicy
 from m3o.services.oauth.proto.client import SPEC
 from m3o.services.oauth.providers import OAuthApp, ProviderSettings
 from m3o.services.oauth.signin import SignIn

@@ -23,6 +23,7 @@ from datetime import timedelta
 from m3o.events.customers import TOPIC, EventType
 from m3o.events.customers import events_pb2 as events_pb
 from m3o.runtime.auth import ISSUER, CallContext
+from m3o.runtime.email_address import InvalidEmail, SignupPolicy, parse_email
 from m3o.runtime.errors import (
     BadRequest,
     Conflict,
@@ -37,7 +38,6 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.customers.proto.client import CustomersService
-from m3o.services.oauth.policy import SignupPolicy, normalise_email
 from m3o.services.oauth.proto import oauth_pb2 as pb
 
 __all__ = ["ACCOUNT_REFUSED", "SIGNUP_REFUSED", "SignIn"]
@@ -71,7 +71,12 @@ class SignIn:
 
     async def sign_in(self, ctx: CallContext, email: str, method: str) -> pb.LoginResponse:
         """The session of the customer ``email``; ``method`` is the provider's name."""
-        email = normalise_email(email)
+        try:
+            email = parse_email(email)
+        except InvalidEmail as exc:
+            # The provider vouched for it, but it is not an address the platform accepts.
+            _log.info("oauth.login_refused", method=method, reason="invalid_email")
+            raise BadRequest(ctx.endpoint, exc.detail()) from None
         customer = await self._find(ctx, email)
         if customer is None:
             self._check_policy(ctx, email)
@@ -104,7 +109,7 @@ class SignIn:
         return _response(issued, customer.id, is_signup=True)
 
     def _check_policy(self, ctx: CallContext, email: str) -> None:
-        if not self._policy.allows(email):
+        if not self._policy.may_sign_up(email):
             _log.info("oauth.signup_refused", reason="signup_lists")
             raise Forbidden(ctx.endpoint, SIGNUP_REFUSED)
 
