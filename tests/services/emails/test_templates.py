@@ -17,8 +17,8 @@ def templates() -> Templates:
     return Templates()
 
 
-def test_the_three_templates_are_shipped(templates: Templates) -> None:
-    assert SHIPPED == ("verification", "recovery", "welcome")
+def test_the_four_templates_are_shipped(templates: Templates) -> None:
+    assert SHIPPED == ("verification", "recovery", "welcome", "account_exists")
     assert all(name in templates for name in SHIPPED)
     assert "newsletter" not in templates
 
@@ -95,3 +95,12 @@ def test_a_subject_is_always_one_line(templates: Templates) -> None:
         subject = templates.render(name, data).subject
         assert "\n" not in subject
         assert "\r" not in subject
+
+
+def test_the_account_exists_notice_points_to_login_and_recovery(templates: Templates) -> None:
+    rendered = templates.render("account_exists", {"email": "ann@example.com"})
+
+    assert rendered.subject == "Someone tried to sign up with your M3O email address"
+    assert "log in" in rendered.text
+    assert "recover your password" in rendered.text
+    assert "recover your password" in rendered.html

@@ -10,13 +10,13 @@ import pytest
 
 from m3o.events.customers import TOPIC, Event, EventType
 from m3o.events.customers import events_pb2 as events_pb
+from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.events import Delivery
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance.proto import balance_pb2 as balance_pb
 from m3o.services.balance.proto.fakes import FakeBalanceClient
 from m3o.services.emails.proto.fakes import FakeEmailsClient
-from m3o.services.signup.addresses import SignupPolicy
 from m3o.services.signup.consumers import Onboarding, OnboardingFailed
 from m3o.services.signup.settings import SignupSettings
 

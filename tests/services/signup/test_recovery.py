@@ -92,6 +92,22 @@ async def test_recover_limit_applies_to_unknown_addresses_too(world: World) -> N
         await recover(world, "nobody@example.com")
 
 
+async def test_recover_answers_registered_and_unknown_addresses_alike(world: World) -> None:
+    verified(world)
+    answers: dict[str, list[str]] = {}
+    for email in ("ann@example.com", "nobody@example.com"):
+        seen = answers.setdefault(email, [])
+        for _ in range(2):
+            try:
+                await recover(world, email)
+                seen.append("ok")
+            except TooManyRequests as exc:
+                seen.append(f"{exc.code} {exc.detail}")
+    assert answers["ann@example.com"] == answers["nobody@example.com"]
+    assert answers["nobody@example.com"][0] == "ok"
+    assert answers["nobody@example.com"][1].startswith("429 ")
+
+
 async def test_recover_failing_email_is_internal_and_may_be_retried_at_once(
     world: World,
 ) -> None:
@@ -105,12 +121,19 @@ async def test_recover_failing_email_is_internal_and_may_be_retried_at_once(
 
 
 @pytest.mark.parametrize(
-    ("email", "detail"), [("", "Missing email"), ("not-an-email", "Invalid email")]
+    ("email", "detail"),
+    [
+        ("", "Missing email"),
+        ("not-an-email", "Invalid email: it must be one address such as name@example.com"),
+        ('"a"@example.com', "Invalid email: quoted names are not accepted"),
+        ("a\x00b@example.com", "Invalid email: spaces and control characters are not accepted"),
+    ],
 )
 async def test_recover_bad_email_is_bad_request(world: World, email: str, detail: str) -> None:
     with pytest.raises(BadRequest) as caught:
         await recover(world, email)
     assert caught.value == BadRequest("signup.recover", detail)
+    assert world.customers.fake.read.call_count == 0
 
 
 async def test_reset_password_changes_the_secret_and_ends_every_session(world: World) -> None:

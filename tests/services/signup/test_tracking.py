@@ -68,7 +68,13 @@ async def test_waitlist_missing_email_is_bad_request(world: World) -> None:
     assert caught.value == BadRequest("signup.waitlist", "missing email")
 
 
-async def test_waitlist_invalid_email_is_bad_request(world: World) -> None:
+@pytest.mark.parametrize("email", ["ann@", "<script>@x.com", '"a"@example.com', "a\x00@x.com"])
+async def test_waitlist_invalid_email_is_bad_request_and_stores_nothing(
+    world: World, email: str
+) -> None:
     with pytest.raises(BadRequest) as caught:
-        await world.handler.waitlist(pb.WaitlistRequest(email="ann@"), call("Waitlist"))
-    assert caught.value == BadRequest("signup.waitlist", "Invalid email")
+        await world.handler.waitlist(pb.WaitlistRequest(email=email), call("Waitlist"))
+    assert caught.value.id == "signup.waitlist"
+    assert caught.value.detail.startswith("Invalid email: ")
+    async with world.sessions() as session:
+        assert (await session.execute(select(waitlist))).all() == []

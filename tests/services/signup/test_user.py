@@ -1,17 +1,20 @@
-"""User: validation, allow and block lists, existing customers, the emailed code."""
+"""User: validation, allow and block lists, existing customers (answered as new ones, the\nowner told), the emailed code."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.errors import BadRequest, Conflict, Forbidden, Internal, NotFound, Unavailable
+from m3o.runtime.jsonmap import message_to_dict
 from m3o.runtime.store import SessionFactory
-from m3o.services.signup.addresses import SignupPolicy
+from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.settings import SignupSettings
 from m3o.services.signup.tables import codes
@@ -69,27 +72,82 @@ async def test_user_missing_email_is_bad_request(world: World, email: str, detai
     assert caught.value == BadRequest("signup.user", detail)
 
 
-@pytest.mark.parametrize("email", ["ann", "ann@", "ann@example", "a nn@example.com"])
-async def test_user_invalid_email_is_bad_request(world: World, email: str) -> None:
+@pytest.mark.parametrize(
+    "email",
+    ["ann", "ann@", "ann@example", "a nn@example.com", "<script>@x.com", '"a"@example.com',
+     "a\x00b@example.com", "ann@exаmple.com", "ann@example.com>"],
+)  # fmt: skip
+async def test_user_invalid_email_is_bad_request_and_creates_nothing(
+    world: World, email: str
+) -> None:
     with pytest.raises(BadRequest) as caught:
         await world.handler.user(pb.UserRequest(email=email), call("User"))
-    assert caught.value == BadRequest("signup.user", "Invalid email")
+    assert caught.value.id == "signup.user"
+    assert caught.value.code == 400
+    assert caught.value.detail.startswith("Invalid email: ")
+    assert world.customers.fake.read.call_count == 0
     assert world.customers.fake.create.call_count == 0
     assert world.emails.send.call_count == 0
+    async with world.sessions() as session:
+        assert (await session.execute(select(codes))).all() == []
 
 
-@pytest.mark.parametrize("status", ["verified", "active", "banned"])
-async def test_user_existing_verified_or_banned_customer_is_conflict(
+async def answer_to_user(world: World, email: str) -> dict[str, object]:
+    """What the caller of User sees, as JSON (the gateway's mapping)."""
+    response = await world.handler.user(pb.UserRequest(email=email), call("User"))
+    return message_to_dict(response)
+
+
+@pytest.mark.parametrize("status", ["verified", "active"])
+async def test_user_for_an_existing_account_answers_as_for_a_new_address_and_tells_the_owner(
     world: World, status: str
 ) -> None:
-    world.customers.add("ann@example.com", status)
-    with pytest.raises(Conflict) as caught:
-        await world.handler.user(pb.UserRequest(email="ann@example.com"), call("User"))
-    assert caught.value.id == "signup.user.exists"
-    assert caught.value.code == 409
-    assert "banned" not in caught.value.detail
+    owner = world.customers.add("ann@example.com", status)
+    new = await answer_to_user(world, "bob@example.com")
+    world.forget_calls()
+
+    existing = await answer_to_user(world, " Ann@Example.com ")
+
+    assert existing == new
+    assert world.customers.fake.create.call_count == 0
+    [notice] = world.emails.send.calls
+    assert notice.to == "ann@example.com"
+    assert notice.template_id == "account_exists"
+    assert orjson.loads(notice.template_data) == {"email": "ann@example.com"}
+    assert world.customers.by_id[owner.id].status == status
+    async with world.sessions() as session:
+        stored = (await session.execute(select(codes.c.email))).scalars().all()
+    assert stored == ["bob@example.com"]  # no code for the existing address
+    assert world.events() == []
+
+
+async def test_user_for_a_banned_customer_answers_the_same_and_emails_nobody(
+    world: World,
+) -> None:
+    world.customers.add("ann@example.com", "banned")
+    assert await answer_to_user(world, "ann@example.com") == {}
     assert world.customers.fake.create.call_count == 0
     assert world.emails.send.call_count == 0
+
+
+async def test_user_tells_the_owner_at_most_once_an_hour(world: World) -> None:
+    world.customers.add("ann@example.com", "verified")
+    for _ in range(3):
+        assert await answer_to_user(world, "ann@example.com") == {}
+    assert len(world.sent("account_exists")) == 1
+    world.clock.advance(timedelta(hours=1, seconds=1))
+    await answer_to_user(world, "ann@example.com")
+    assert len(world.sent("account_exists")) == 2
+
+
+async def test_user_failing_notice_is_internal_and_may_be_retried_at_once(world: World) -> None:
+    world.customers.add("ann@example.com", "verified")
+    world.emails.send.returns_once(Unavailable("emails.send", "smtp down"))
+    with pytest.raises(Internal) as caught:
+        await answer_to_user(world, "ann@example.com")
+    assert caught.value == Internal("signup.user", "Internal server error")
+    await answer_to_user(world, "ann@example.com")
+    assert len(world.sent("account_exists")) == 2
 
 
 def policy_world(
@@ -146,11 +204,19 @@ async def test_user_failing_customers_is_a_generic_internal_error(world: World) 
     assert world.emails.send.call_count == 0
 
 
-async def test_user_conflict_from_a_concurrent_verification_is_conflict(world: World) -> None:
-    world.customers.fake.create.returns_once(Conflict("customers.create.exists", "exists"))
-    with pytest.raises(Conflict) as caught:
-        await world.handler.user(pb.UserRequest(email="ann@example.com"), call("User"))
-    assert caught.value.id == "signup.user.exists"
+async def test_user_racing_a_verification_answers_as_usual_and_tells_the_owner(
+    world: World,
+) -> None:
+    async def verified_meanwhile(
+        request: customers_pb.CreateRequest,
+    ) -> customers_pb.CreateResponse:
+        world.customers.add(request.email, "verified")
+        raise Conflict("customers.create.exists", "exists")
+
+    world.customers.fake.create.calls_through(verified_meanwhile)
+    assert await answer_to_user(world, "ann@example.com") == {}
+    [notice] = world.emails.send.calls
+    assert notice.template_id == "account_exists"
 
 
 async def test_user_then_verify_works_with_the_code_typed_in_lower_case(world: World) -> None:

@@ -11,7 +11,9 @@ Values each template reads:
 - ``verification``: ``code`` (the plain text carries the sentence the end-to-end check and
   inbound-mail parsing look for);
 - ``recovery``: ``token``, and ``reset_url`` when there is a page to open;
-- ``welcome``: ``name``, optional.
+- ``welcome``: ``name``, optional;
+- ``account_exists``: nothing (told to the owner when someone asks to sign up with an
+  address that has an account).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jinja2
 
 __all__ = ["SHIPPED", "Rendered", "TemplateDataError", "Templates"]
 
-SHIPPED = ("verification", "recovery", "welcome")
+SHIPPED = ("verification", "recovery", "welcome", "account_exists")
 """The templates this package ships."""
 
 _PARTS = ("subject.txt", "text.txt", "html.html")

@@ -57,6 +57,7 @@ class Signup:
         self._verification = Verification(
             sessions=sessions,
             publisher=publisher,
+            counters=counters,
             customers=customers,
             auth=auth,
             emails=emails,

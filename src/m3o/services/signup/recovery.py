@@ -29,12 +29,11 @@ from m3o.services.customers.proto.client import CustomersService
 from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.emails.proto.client import EmailsService
 from m3o.services.signup import codes, records
-from m3o.services.signup.addresses import is_valid_email, normalise_email
 from m3o.services.signup.calls import call
 from m3o.services.signup.customer import MAY_LOG_IN, customer_event, read_customer
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.records import ResetTokenRecord
-from m3o.services.signup.settings import SignupSettings, check_password
+from m3o.services.signup.settings import SignupSettings, check_email, check_password
 
 __all__ = ["RECOVERY_KEY_PREFIX", "RESET_EXPIRED", "RESET_INVALID", "RESET_USED", "Recovery"]
 
@@ -76,11 +75,7 @@ class Recovery:
     # -- Recover ----------------------------------------------------------------------------
 
     async def recover(self, request: pb.RecoverRequest, ctx: CallContext) -> pb.RecoverResponse:
-        email = normalise_email(request.email)
-        if not email:
-            raise BadRequest(ctx.endpoint, "Missing email")
-        if not is_valid_email(email):
-            raise BadRequest(ctx.endpoint, "Invalid email")
+        email = check_email(ctx, request.email)
         key = RECOVERY_KEY_PREFIX + email
         if not await self._counters.set_if_absent(key, "1", ttl=self._settings.recovery_interval):
             raise TooManyRequests(ctx.endpoint, TOO_SOON)
@@ -126,9 +121,7 @@ class Recovery:
     async def reset_password(
         self, request: pb.ResetPasswordRequest, ctx: CallContext
     ) -> pb.ResetPasswordResponse:
-        email = normalise_email(request.email)
-        if not email:
-            raise BadRequest(ctx.endpoint, "Missing email")
+        email = check_email(ctx, request.email)
         if not request.token.strip():
             raise BadRequest(ctx.endpoint, "Missing token")
         check_password(ctx, request.password, allow_empty=False)

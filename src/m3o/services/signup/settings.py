@@ -7,14 +7,15 @@ from datetime import timedelta
 
 from m3o.runtime.auth import CallContext
 from m3o.runtime.config import Config
+from m3o.runtime.email_address import InvalidEmail, SignupPolicy, normalise_email, parse_email
 from m3o.runtime.errors import BadRequest
-from m3o.services.signup.addresses import SignupPolicy
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "SignupSettings",
     "Templates",
+    "check_email",
     "check_password",
     "settings_from",
 ]
@@ -31,6 +32,8 @@ class Templates:
     verification: str = "verification"
     recovery: str = "recovery"
     welcome: str = "welcome"
+    account_exists: str = "account_exists"
+    """Sent to the owner when someone asks to sign up with an address that has an account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,9 @@ class SignupSettings:
     """How long a password-reset token is valid."""
     recovery_interval: timedelta = timedelta(minutes=1)
     """At most one recovery email per address in this time."""
+    notice_interval: timedelta = timedelta(hours=1)
+    """At most one "someone tried to sign up with your address" email per address in this
+    time (the caller's answer does not change, so the owner's inbox is not flooded)."""
     token_ttl: timedelta = timedelta(days=30)
     """Lifetime of the access token Verify returns (config ``auth.customer_token_ttl``)."""
     email_from: str = ""
@@ -95,3 +101,14 @@ def check_password(ctx: CallContext, password: str, *, allow_empty: bool) -> Non
         )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise BadRequest(ctx.endpoint, f"Password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def check_email(ctx: CallContext, email: str, *, missing: str = "Missing email") -> str:
+    """The normalised ``email``, or BadRequest: ``missing`` when blank, else the reason it
+    is refused (see :mod:`m3o.runtime.email_address`)."""
+    if not normalise_email(email):
+        raise BadRequest(ctx.endpoint, missing)
+    try:
+        return parse_email(email)
+    except InvalidEmail as exc:
+        raise BadRequest(ctx.endpoint, exc.detail()) from None

@@ -12,9 +12,9 @@ from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.signup import records
-from m3o.services.signup.addresses import is_valid_email, normalise_email
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.records import TrackRecord
+from m3o.services.signup.settings import check_email
 
 __all__ = ["MAX_ID_LENGTH", "MAX_REFERRER_LENGTH", "Tracking"]
 
@@ -38,9 +38,7 @@ class Tracking:
             raise BadRequest(ctx.endpoint, "Missing ID param")
         if len(track_id) > MAX_ID_LENGTH:
             raise BadRequest(ctx.endpoint, f"ID param is longer than {MAX_ID_LENGTH} characters")
-        email = normalise_email(request.email)
-        if email and not is_valid_email(email):
-            raise BadRequest(ctx.endpoint, "Invalid email")
+        email = check_email(ctx, request.email) if request.email.strip() else ""
         if len(request.referrer) > MAX_REFERRER_LENGTH:
             raise BadRequest(
                 ctx.endpoint, f"referrer is longer than {MAX_REFERRER_LENGTH} characters"
@@ -90,11 +88,7 @@ class Tracking:
             await records.save_track(session, replace(merged, updated=now), new=current is None)
 
     async def waitlist(self, request: pb.WaitlistRequest, ctx: CallContext) -> pb.WaitlistResponse:
-        email = normalise_email(request.email)
-        if not email:
-            raise BadRequest(ctx.endpoint, "missing email")
-        if not is_valid_email(email):
-            raise BadRequest(ctx.endpoint, "Invalid email")
+        email = check_email(ctx, request.email, missing="missing email")
         async with transaction(self._sessions) as session:
             await records.add_to_waitlist(session, email, self._clock())
         return pb.WaitlistResponse()

@@ -1,7 +1,9 @@
 """User and Verify: an email address becomes a verified customer with a session.
 
 User creates (or reuses) the unverified customer, stores a fresh code's hash (replacing any
-earlier code) and emails the code. Verify checks the code and then, all or nothing:
+earlier code) and emails the code. For an address that has an account, User answers
+exactly as for a new one and emails the owner instead, so it never tells who is
+registered. Verify checks the code and then, all or nothing:
 
 1. creates the customer's auth account with the password (an account left by an earlier,
    half-done attempt gets the new password instead);
@@ -26,6 +28,7 @@ import orjson
 from m3o.events.customers import TOPIC, EventType
 from m3o.events.customers import events_pb2 as events_pb
 from m3o.runtime.auth import ISSUER, CallContext
+from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import (
     BadRequest,
     Conflict,
@@ -43,12 +46,11 @@ from m3o.services.customers.proto.client import CustomersService
 from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.emails.proto.client import EmailsService
 from m3o.services.signup import codes, records
-from m3o.services.signup.addresses import is_valid_email, normalise_email
 from m3o.services.signup.calls import call
 from m3o.services.signup.customer import BANNED, UNVERIFIED, VERIFIED, customer_event, read_customer
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.records import CodeRecord
-from m3o.services.signup.settings import SignupSettings, check_password
+from m3o.services.signup.settings import SignupSettings, check_email, check_password
 
 __all__ = [
     "CLAIM_TTL",
@@ -66,6 +68,7 @@ _log = get_logger(__name__)
 NOT_ALLOWED = "This email address cannot be used to sign up"
 EXISTS_ID = "signup.user.exists"
 EXISTS = "An account with this email address exists already; log in or recover the password"
+NOTICE_KEY_PREFIX = "signup:exists-notice:"
 NO_CODE = "No verification code is pending for this email address; ask for a new one"
 CODE_INVALID = "The token you provided is invalid"
 CODE_EXPIRED = "The token you provided has expired"
@@ -95,11 +98,13 @@ class Verification:
         customers: CustomersService,
         auth: AuthService,
         emails: EmailsService,
+        counters: CounterStore,
         settings: SignupSettings,
         clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
+        self._counters = counters
         self._customers = customers
         self._auth = auth
         self._emails = emails
@@ -109,16 +114,13 @@ class Verification:
     # -- User -------------------------------------------------------------------------------
 
     async def user(self, request: pb.UserRequest, ctx: CallContext) -> pb.UserResponse:
-        email = normalise_email(request.email)
-        if not email:
-            raise BadRequest(ctx.endpoint, "Missing email")
-        if not is_valid_email(email):
-            raise BadRequest(ctx.endpoint, "Invalid email")
+        email = check_email(ctx, request.email)
         if not self._settings.policy.may_sign_up(email):
             raise Forbidden(ctx.endpoint, NOT_ALLOWED)
         existing = await read_customer(ctx, self._customers, email=email)
         if existing is not None and existing.status != UNVERIFIED:
-            raise Conflict(EXISTS_ID, EXISTS)
+            await self._notify_owner(ctx, existing)
+            return pb.UserResponse()
         try:
             created = await call(
                 ctx,
@@ -127,8 +129,11 @@ class Verification:
                 passes=(Conflict,),
             )
         except Conflict:
-            # Verified by another way since we looked.
-            raise Conflict(EXISTS_ID, EXISTS) from None
+            # Verified by another way since we looked: answered as above.
+            found = await read_customer(ctx, self._customers, email=email)
+            if found is not None:
+                await self._notify_owner(ctx, found)
+            return pb.UserResponse()
         code = codes.new_code()
         record = self._new_code_record(email, created.customer.id, code)
         async with transaction(self._sessions) as session:
@@ -136,6 +141,35 @@ class Verification:
         await call(ctx, "emails.send", self._emails.send(self._code_email(record, code)))
         _log.info("signup.code_sent", customer_id=record.customer_id, code_id=record.id)
         return pb.UserResponse()
+
+    async def _notify_owner(self, ctx: CallContext, customer: customers_pb.Customer) -> None:
+        """Tell the owner of an existing account that someone asked to sign up with it.
+
+        The caller gets the answer a new address gets, so User never tells who is
+        registered. At most one notice per address per ``notice_interval``; banned
+        customers get none.
+        """
+        if customer.status == BANNED:
+            _log.info("signup.exists_notice_skipped", customer_id=customer.id, reason="banned")
+            return
+        key = NOTICE_KEY_PREFIX + customer.email
+        if not await self._counters.set_if_absent(key, "1", ttl=self._settings.notice_interval):
+            _log.info("signup.exists_notice_skipped", customer_id=customer.id, reason="recent")
+            return
+        send = emails_pb.SendRequest(
+            to=customer.email,
+            template_id=self._settings.templates.account_exists,
+            template_data=orjson.dumps({"email": customer.email}).decode(),
+            idempotency_key=f"account_exists:{uuid.uuid4()}",
+        )
+        setattr(send, "from", self._settings.email_from)  # "from" is a Python keyword
+        try:
+            await call(ctx, "emails.send", self._emails.send(send))
+        except BaseException:
+            # Nothing reached the owner: the next attempt may notify at once.
+            await self._counters.delete(key)
+            raise
+        _log.info("signup.exists_notice_sent", customer_id=customer.id)
 
     def _new_code_record(self, email: str, customer_id: str, code: str) -> CodeRecord:
         now = self._clock()
@@ -163,9 +197,7 @@ class Verification:
     # -- Verify -----------------------------------------------------------------------------
 
     async def verify(self, request: pb.VerifyRequest, ctx: CallContext) -> pb.VerifyResponse:
-        email = normalise_email(request.email)
-        if not email:
-            raise BadRequest(ctx.endpoint, "Missing email")
+        email = check_email(ctx, request.email)
         if not request.token.strip():
             raise BadRequest(ctx.endpoint, "Missing token")
         check_password(ctx, request.secret, allow_empty=True)
