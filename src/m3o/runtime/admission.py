@@ -38,6 +38,8 @@ hot balance and cumulative debits; v1: the rate window); this module knows none 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -47,7 +49,11 @@ __all__ = [
     "NO_CAP",
     "AdmissionDecision",
     "AdmissionRequest",
+    "Held",
+    "Hold",
     "Verdict",
+    "held_from_record",
+    "hold_record",
 ]
 
 FREE = "free"
@@ -63,6 +69,17 @@ class Verdict(Enum):
     CAP_EXCEEDED = "cap_exceeded"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     BALANCE_UNKNOWN = "balance_unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Where an admitted call's reservation is written down, in the same atomic step as
+    the reservation itself, until the call is committed and settled or released."""
+
+    book: str
+    """The key of the book of holds (the gateway's)."""
+    id: str
+    """The call's id in the book (unique)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,10 @@ class AdmissionRequest:
     monthly_ttl: timedelta = timedelta(days=40)
     """Expiry given to monthly counters when an admission creates them."""
     rate_window: timedelta = timedelta(seconds=1)
+    hold: Hold | None = None
+    """With a hold, the reservation is recorded in its book: :meth:`release` then undoes
+    it only while the hold is there (so a release is idempotent, and releases a reservation
+    whose admission reply was lost), and ``commit_many`` / ``settle_many`` finish it."""
 
     def __post_init__(self) -> None:
         for name in ("rate_limit", "price", "free_quota", "endpoint_quota"):
@@ -123,3 +144,54 @@ class AdmissionDecision:
     @property
     def admitted(self) -> bool:
         return self.verdict is Verdict.ADMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A hold found in a book (crash recovery): enough to release or finish it."""
+
+    hold: Hold
+    request: AdmissionRequest
+    """Carries the keys a release writes (the others are empty) and the hold."""
+    decision: AdmissionDecision
+    """The charge and debit to give back."""
+    note: str | None
+    """What ``commit_many`` wrote (the call was served); None while only reserved."""
+
+
+def hold_record(request: AdmissionRequest, decision: AdmissionDecision) -> str:
+    """A hold's record in its book: the keys a release writes, the charge to give back."""
+    keys = [
+        request.free_key,
+        request.endpoint_key,
+        request.total_key,
+        request.balance_key,
+        request.debited_key,
+    ]
+    return json.dumps({"k": keys, "f": int(decision.charge == FREE), "d": decision.debited})
+
+
+def held_from_record(hold: Hold, record: str, key: Callable[[str], str] = str) -> Held:
+    """The :class:`Held` of a stored record (``key`` maps a stored key name back)."""
+    data = json.loads(record)
+    free_key, endpoint_key, total_key, balance_key, debited_key = (key(k) for k in data["k"])
+    debited = int(data["d"])
+    charge = FREE if int(data["f"]) else (str(debited) if debited else "0")
+    request = AdmissionRequest(
+        rate_key="",
+        rate_limit=0,
+        cap=NO_CAP,
+        cap_key="",
+        price=debited,
+        free_key=free_key,
+        free_quota=0,
+        endpoint_key=endpoint_key,
+        endpoint_quota=0,
+        total_key=total_key,
+        balance_key=balance_key,
+        debited_key=debited_key,
+        hold=hold,
+    )
+    decision = AdmissionDecision(Verdict.ADMITTED, charge=charge, debited=debited)
+    note = data.get("s")
+    return Held(hold, request, decision, None if note is None else str(note))

@@ -24,15 +24,18 @@ from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Ver
 __all__ = [
     "ADMIT",
     "ADMIT_MANY",
+    "COMMIT_MANY",
     "RELEASE",
     "admit_arguments",
     "decision_from_reply",
     "release_arguments",
 ]
 
-# KEYS: rate, cap, free, endpoint, total, balance, debited.
+# KEYS: rate, cap, free, endpoint, total, balance, debited, book of holds.
 # ARGV: rate limit, rate window ms, cap (-1: none), price, free quota, endpoint quota,
-# monthly ttl ms.
+# monthly ttl ms, hold id ('' for none: the book key is then unused).
+# An admitted call with a hold is written in the book (hold id -> what a release needs) in
+# the same run as its reservation.
 # Returns {verdict, charge kind, debited, window count, window ms left}; verdict 0
 # admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown;
 # charge kind 0 none, 1 free, 2 zero, 3 the price.
@@ -84,6 +87,16 @@ local function admit(K, A)
     count(K[5])
     count(K[4])
   end
+  local function held(kind, debited)
+    if A[8] ~= '' then
+      local record = {k = {K[3], K[4], K[5], K[6], K[7]}, f = 0, d = debited}
+      if kind == 1 then
+        record.f = 1
+      end
+      redis.call('HSET', K[8], A[8], cjson.encode(record))
+    end
+    return {0, kind, debited, hit(), left}
+  end
 
   if cap >= 0 and value(K[2]) >= cap then
     return {2, 0, 0, hit(), left}
@@ -92,13 +105,13 @@ local function admit(K, A)
     if value(K[3]) < free_quota then
       count(K[3])
       count_call()
-      return {0, 1, 0, hit(), left}
+      return held(1, 0)
     end
     price = 1
   end
   if value(K[4]) < endpoint_quota then
     count_call()
-    return {0, 2, 0, hit(), left}
+    return held(2, 0)
   end
   local balance = redis.call('GET', K[6])
   if not balance then
@@ -110,7 +123,7 @@ local function admit(K, A)
   redis.call('DECRBY', K[6], price)
   redis.call('INCRBY', K[7], price)
   count_call()
-  return {0, 3, price, hit(), left}
+  return held(3, price)
 end
 """
 
@@ -121,18 +134,18 @@ return admit(KEYS, ARGV)
 """
 )
 
-# KEYS and ARGV: those of ADMIT for each admission in turn (7 keys, 7 arguments each).
+# KEYS and ARGV: those of ADMIT for each admission in turn (8 keys, 8 arguments each).
 # Returns the five numbers of each reply in turn. One run, so one atomic step for all:
 # each admission sees what the ones before it reserved.
 ADMIT_MANY = (
     _ADMIT_FUNCTION
     + """
 local out = {}
-for i = 0, #KEYS / 7 - 1 do
+for i = 0, #KEYS / 8 - 1 do
   local K, A = {}, {}
-  for j = 1, 7 do
-    K[j] = KEYS[i * 7 + j]
-    A[j] = ARGV[i * 7 + j]
+  for j = 1, 8 do
+    K[j] = KEYS[i * 8 + j]
+    A[j] = ARGV[i * 8 + j]
   end
   local reply = admit(K, A)
   for j = 1, 5 do
@@ -143,11 +156,24 @@ return out
 """
 )
 
-# KEYS: free, endpoint, total, balance, debited. ARGV: 1 if the call was free, debited.
+# KEYS: free, endpoint, total, balance, debited, book. ARGV: 1 if the call was free,
+# debited, hold id ('' for none). With a hold, nothing is undone unless the hold was still
+# in the book (it is removed), and what is given back is what its record says (the
+# caller may not know: an admission whose reply was lost): a release is idempotent.
 # Counters that expired meanwhile stay missing; the debit comes back to a loaded hot
 # balance and always off the cumulative debits (a balance loaded later is computed from
 # them).
 RELEASE = """
+local free, debited = ARGV[1], tonumber(ARGV[2])
+if ARGV[3] ~= '' then
+  local found = redis.call('HGET', KEYS[6], ARGV[3])
+  if not found then
+    return 0
+  end
+  redis.call('HDEL', KEYS[6], ARGV[3])
+  local record = cjson.decode(found)
+  free, debited = tostring(record.f), tonumber(record.d)
+end
 local function uncount(key)
   if redis.call('EXISTS', key) == 1 then
     redis.call('DECR', key)
@@ -155,18 +181,42 @@ local function uncount(key)
 end
 uncount(KEYS[3])
 uncount(KEYS[2])
-if ARGV[1] == '1' then
+if free == '1' then
   uncount(KEYS[1])
 end
-local debited = tonumber(ARGV[2])
 if debited > 0 then
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('INCRBY', KEYS[4], debited)
   end
   redis.call('DECRBY', KEYS[5], debited)
 end
-return 0
+return 1
 """
+
+# KEYS: the book of each hold in turn. ARGV: hold id, note, for each in turn. A hold still
+# in its book gets the note (once: a second commit keeps the first note); returns 1 for
+# each hold found, 0 for one that is gone (released).
+COMMIT_MANY = """
+local out = {}
+for i = 1, #KEYS do
+  local id = ARGV[i * 2 - 1]
+  local found = redis.call('HGET', KEYS[i], id)
+  if found then
+    local record = cjson.decode(found)
+    if record.s == nil then
+      record.s = ARGV[i * 2]
+      redis.call('HSET', KEYS[i], id, cjson.encode(record))
+    end
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+_NO_BOOK = "-"
+"""The book key of an admission without a hold (declared, never touched)."""
 
 _VERDICTS = {
     0: Verdict.ADMITTED,
@@ -179,7 +229,7 @@ _VERDICTS = {
 
 def admit_arguments(
     request: AdmissionRequest, key: Callable[[str], str], ms: Callable[[timedelta], int]
-) -> tuple[list[str], list[int]]:
+) -> tuple[list[str], list[int | str]]:
     """The script's keys (through the store's ``key`` prefixing) and arguments."""
     keys = [
         request.rate_key,
@@ -189,8 +239,9 @@ def admit_arguments(
         request.total_key,
         request.balance_key,
         request.debited_key,
+        request.hold.book if request.hold is not None else _NO_BOOK,
     ]
-    arguments = [
+    arguments: list[int | str] = [
         request.rate_limit,
         ms(request.rate_window),
         request.cap,
@@ -198,21 +249,29 @@ def admit_arguments(
         request.free_quota,
         request.endpoint_quota,
         ms(request.monthly_ttl),
+        request.hold.id if request.hold is not None else "",
     ]
     return [key(k) for k in keys], arguments
 
 
 def release_arguments(
     request: AdmissionRequest, decision: AdmissionDecision, key: Callable[[str], str]
-) -> tuple[list[str], list[int]]:
+) -> tuple[list[str], list[int | str]]:
+    hold = request.hold
     keys = [
         request.free_key,
         request.endpoint_key,
         request.total_key,
         request.balance_key,
         request.debited_key,
+        hold.book if hold is not None else _NO_BOOK,
     ]
-    return [key(k) for k in keys], [int(decision.charge == FREE), decision.debited]
+    arguments: list[int | str] = [
+        int(decision.charge == FREE),
+        decision.debited,
+        hold.id if hold is not None else "",
+    ]
+    return [key(k) for k in keys], arguments
 
 
 def decision_from_reply(request: AdmissionRequest, reply: Sequence[Any]) -> AdmissionDecision:

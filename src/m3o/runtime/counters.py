@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Held, Hold
 
 __all__ = ["CounterStore", "RateDecision"]
 
@@ -95,7 +95,24 @@ class CounterStore(Protocol):
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         """Undo an admitted call's reservation (its counts and its debit); the rate hit
-        stays. Releasing a refused decision does nothing."""
+        stays. Releasing a refused decision does nothing. With a hold, only a reservation
+        whose hold is still in its book is undone (and the hold removed): releasing twice,
+        or releasing a call whose admission never ran, does nothing."""
+        ...
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        """Mark each hold as served, writing its note (what the call's event needs), in one
+        atomic step; for each, whether the hold was still there (False: it was released,
+        the call must not be answered as charged)."""
+        ...
+
+    async def settle_many(self, holds: Sequence[Hold]) -> None:
+        """Remove committed holds whose events are published (the charge stays)."""
+        ...
+
+    async def holds(self, book: str) -> list[Held]:
+        """Every hold in ``book`` (crash recovery: a few hundred at most, calls in
+        flight)."""
         ...
 
     async def ping(self) -> None:

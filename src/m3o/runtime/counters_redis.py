@@ -20,15 +20,20 @@ from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission import (
+    AdmissionDecision,
+    AdmissionRequest,
+    Held,
+    Hold,
+    held_from_record,
+)
 from m3o.runtime.admission_redis import (
     ADMIT,
     ADMIT_MANY,
+    COMMIT_MANY,
     RELEASE,
     admit_arguments,
     decision_from_reply,
@@ -37,6 +42,7 @@ from m3o.runtime.admission_redis import (
 from m3o.runtime.counters import RateDecision
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
+from m3o.runtime.redis_client import redis_client
 
 __all__ = ["RedisCounterStore", "redis_counter_store"]
 
@@ -118,6 +124,7 @@ class RedisCounterStore:
         self._admit_script = client.register_script(ADMIT)
         self._admit_many_script = client.register_script(ADMIT_MANY)
         self._release_script = client.register_script(RELEASE)
+        self._commit_many_script = client.register_script(COMMIT_MANY)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -217,7 +224,7 @@ class RedisCounterStore:
             replies = await self._run_admissions(calls)
         return [decision_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
 
-    async def _run_admissions(self, calls: list[tuple[list[str], list[int]]]) -> list[Any]:
+    async def _run_admissions(self, calls: list[tuple[list[str], list[int | str]]]) -> list[Any]:
         """Run every admission in one ``ADMIT_MANY`` script run, in order; the replies.
 
         (A script Redis lost is loaded again and run once more: nothing of it ran.)
@@ -233,6 +240,36 @@ class RedisCounterStore:
         keys, arguments = release_arguments(request, decision, self._key)
         async with self._call():
             await self._release_script(keys=keys, args=arguments)
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        if not commits:
+            return []
+        keys = [self._key(hold.book) for hold, _ in commits]
+        arguments = [part for hold, note in commits for part in (hold.id, note)]
+        async with self._call():
+            found: list[Any] = await self._commit_many_script(keys=keys, args=arguments)
+        return [bool(int(one)) for one in found]
+
+    async def settle_many(self, holds: Sequence[Hold]) -> None:
+        if not holds:
+            return
+        by_book: dict[str, list[str]] = {}
+        for hold in holds:
+            by_book.setdefault(self._key(hold.book), []).append(hold.id)
+        async with self._call():
+            pipe = self._client.pipeline(transaction=False)
+            for book, ids in by_book.items():
+                pipe.hdel(book, *ids)
+            await pipe.execute()
+
+    async def holds(self, book: str) -> list[Held]:
+        async with self._call():
+            found: dict[Any, Any] = await self._client.hgetall(self._key(book))
+        prefix = len(self._prefix)
+        return [
+            held_from_record(Hold(book, _text(hold_id)), _text(record), lambda k: k[prefix:])
+            for hold_id, record in found.items()
+        ]
 
     async def ping(self) -> None:
         async with self._call():
@@ -253,27 +290,23 @@ def redis_counter_store(
     """A store with its own client for ``url`` (``redis://host:port/db``), closed by
     :meth:`RedisCounterStore.close`.
 
-    Sockets time out after ``timeout``; commands are not retried, because a retried INCR
-    whose reply was lost would count twice: the caller gets Unavailable and decides.
-    Connections idle for a while are checked before reuse, so a restarted Redis does not
-    fail the next call.
+    The client is :func:`~m3o.runtime.redis_client.redis_client`'s: sockets time out after
+    ``timeout``; a connection Redis closed is replaced before use, so a restarted Redis
+    does not fail the next call; a command whose connection failed is sent once more on a
+    fresh one. A command that timed out is not repeated, because a retried INCR whose reply
+    was late would count twice: the caller gets Unavailable and decides.
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_in_flight,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
     return RedisCounterStore(
-        aioredis.Redis.from_pool(pool),
+        redis_client(url, timeout=timeout, max_connections=max_in_flight),
         prefix,
         timeout=timeout,
         max_in_flight=max_in_flight,
         owns_client=True,
     )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ms(duration: timedelta) -> int:

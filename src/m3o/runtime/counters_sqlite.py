@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission import (
+    AdmissionDecision,
+    AdmissionRequest,
+    Held,
+    Hold,
+    held_from_record,
+    hold_record,
+)
 from m3o.runtime.admission_sqlite import (
     admission_keys,
     decide,
@@ -236,15 +244,73 @@ class SqlCounterStore:
             rows = await lock_rows(conn, self._insert, keys, self._clock())
             decisions = [decide(request, rows) for request in requests]
             await write_rows(conn, self._insert, rows)
+            held = [
+                {
+                    "key": _hold_key(request.hold),
+                    "count": 0,
+                    "text": hold_record(request, decision),
+                    "expires_at": None,
+                }
+                for request, decision in zip(requests, decisions, strict=True)
+                if request.hold is not None and decision.admitted
+            ]
+            if held:
+                await conn.execute(self._insert(counters).values(held).on_conflict_do_nothing())
         return decisions
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         if not decision.admitted:
             return
         async with self._transaction() as conn:
+            if request.hold is not None:
+                removed = await conn.execute(
+                    delete(counters).where(_T.key == _hold_key(request.hold)).returning(_T.text)
+                )
+                record = removed.scalar_one_or_none()
+                if record is None:
+                    return  # released before, or never reserved
+                # What was reserved is what the hold says (the caller may not know it).
+                decision = held_from_record(request.hold, str(record)).decision
             rows = await lock_rows(conn, self._insert, release_keys(request), self._clock())
             undo(request, decision, rows)
             await write_rows(conn, self._insert, rows)
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        if not commits:
+            return []
+        keys = [_hold_key(hold) for hold, _ in commits]
+        found: list[bool] = []
+        async with self._transaction() as conn:
+            lookup = select(_T.key, _T.text).where(_T.key.in_(set(keys)))
+            if not is_sqlite(self._engine):
+                lookup = lookup.with_for_update()
+            records = {str(key): str(text) for key, text in await conn.execute(lookup)}
+            for key, (_, note) in zip(keys, commits, strict=True):
+                record = records.get(key)
+                found.append(record is not None)
+                if record is None:
+                    continue
+                data = json.loads(record)
+                if "s" not in data:
+                    data["s"] = note
+                    records[key] = json.dumps(data)
+                    await conn.execute(
+                        update(counters).where(_T.key == key).values(text=records[key])
+                    )
+        return found
+
+    async def settle_many(self, holds: Sequence[Hold]) -> None:
+        if not holds:
+            return
+        async with self._transaction() as conn:
+            await conn.execute(delete(counters).where(_T.key.in_({_hold_key(h) for h in holds})))
+
+    async def holds(self, book: str) -> list[Held]:
+        prefix = f"{book}/"
+        statement = select(_T.key, _T.text).where(_T.key.startswith(prefix, autoescape=True))
+        async with self._transaction() as conn:
+            found = [(str(key), str(text)) for key, text in await conn.execute(statement)]
+        return [held_from_record(Hold(book, key.removeprefix(prefix)), text) for key, text in found]
 
     async def purge_expired(self) -> int:
         """Delete every expired row; returns how many went."""
@@ -261,6 +327,11 @@ class SqlCounterStore:
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
+
+
+def _hold_key(hold: Hold) -> str:
+    """A hold's row: its book's key, ``/``, its id (a string, never a counter)."""
+    return f"{hold.book}/{hold.id}"
 
 
 def _live(now: datetime) -> ColumnElement[bool]:

@@ -87,6 +87,14 @@ class EnvelopePublisher(ABC):
             await self._record(topic, envelopes, session)
         return [envelope.id for envelope in envelopes]
 
+    async def publish_envelopes(
+        self, envelopes: Sequence[Envelope], *, session: AsyncSession | None = None
+    ) -> None:
+        """Publish events already wrapped, keeping their ids (so publishing one again, after
+        a crash, is recognised as the same event); all of one topic."""
+        if envelopes:
+            await self._record(envelopes[0].topic, list(envelopes), session)
+
     @abstractmethod
     async def _record(
         self, topic: str, envelopes: list[Envelope], session: AsyncSession | None

@@ -7,15 +7,16 @@ load batches grow instead of round trips multiplying. Each decision is still ato
 sees the reservations of the ones before it.
 
 A caller that stops waiting (its client went away) does not leak a reservation: when its
-decision arrives admitted, it is released.
+decision arrives admitted, it is released; when the batch fails, an admission with a hold
+(that may have reserved before its reply was lost) is released by its hold.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
@@ -37,10 +38,12 @@ class AdmissionBatcher:
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        release: Callable[[AdmissionRequest, AdmissionDecision], Awaitable[None]] | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be positive")
         self._counters = counters
+        self._release = release or counters.release
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: list[_Waiter] = []
@@ -82,9 +85,12 @@ class AdmissionBatcher:
         try:
             decisions = await self._counters.admit_many([request for request, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, whatever it is
-            for _, future in batch:
+            for request, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+                elif request.hold is not None:
+                    # Abandoned, and it may have reserved: its hold says.
+                    self._release_abandoned(request, AdmissionDecision(Verdict.ADMITTED))
             return
         finally:
             self._in_flight -= 1
@@ -98,7 +104,7 @@ class AdmissionBatcher:
     def _release_abandoned(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         async def release() -> None:
             try:
-                await self._counters.release(request, decision)
+                await self._release(request, decision)
             except M3OError as exc:
                 _log.error("v1.release_failed", reason="abandoned", error=exc.detail)
 

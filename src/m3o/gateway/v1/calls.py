@@ -6,9 +6,11 @@
 2. :meth:`PublicCalls.upstream_metadata`: the key's short-lived token and the request id,
    all an upstream receives (never the caller's key or headers);
 3. admission (:class:`~m3o.gateway.v1.gate.Gate`), then the forwarder;
-4. :meth:`PublicCalls.charged` publishes the requests/Request event of a call that
-   succeeded; :meth:`PublicCalls.failed` releases the reservation of one that did not and
-   says what the caller is told.
+4. :meth:`PublicCalls.charged` commits a call that succeeded, before it is answered: its
+   hold is marked served with its requests/Request event in one atomic step (see
+   :mod:`~m3o.gateway.v1.holds`), then the event is published; a commit that fails
+   releases the reservation and the caller gets 503. :meth:`PublicCalls.failed` releases
+   the reservation of a call that did not succeed and says what the caller is told.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from m3o.events.requests import Request
+from m3o.events.requests import TOPIC, Event, EventType, Request
 from m3o.gateway.v1.credentials import KeyCache
 from m3o.gateway.v1.forwarders import Forwarders
-from m3o.gateway.v1.gate import Admission, Gate, check_key
+from m3o.gateway.v1.gate import UNAVAILABLE, Admission, Gate, check_key
 from m3o.gateway.v1.metering import NAMESPACE, RequestLog
-from m3o.gateway.v1.paths import CallPath, parse_path
+from m3o.gateway.v1.paths import ERROR_ID, CallPath, parse_path
 from m3o.gateway.v1.ports import Alerts, ApiKey
 from m3o.gateway.v1.targets import Target, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.upstream import Codec, public_error
-from m3o.runtime.errors import M3OError
+from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
 
-__all__ = ["Prepared", "PublicCalls"]
+__all__ = ["CommitFailed", "Prepared", "PublicCalls"]
 
 _log = get_logger(__name__)
 
@@ -40,6 +43,14 @@ MAX_CACHED_PATHS = 10_000
 """Parsed paths kept (the same few paths are called over and over)."""
 PANIC = "panic"
 """Alert category of an upstream crash."""
+
+
+class CommitFailed(Unavailable):
+    """A served call could not be committed (the counter store failed, or its hold was
+    released meanwhile): it is released and answered 503, never charged."""
+
+    def __init__(self) -> None:
+        super().__init__(ERROR_ID, UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +110,7 @@ class PublicCalls:
         token = await self._tokens.token(prepared.key.id)
         return {"authorization": f"Bearer {token}", "x-request-id": request_id}
 
-    def charged(
+    async def charged(
         self,
         prepared: Prepared,
         admission: Admission,
@@ -108,23 +119,39 @@ class PublicCalls:
         started: float,
         request_id: str,
     ) -> None:
-        """Record the event of a call that succeeded (it is charged ``admission.charge``)."""
+        """Commit a call that succeeded (charged ``admission.charge``) with its event;
+        :class:`CommitFailed` (the call released) if it cannot be."""
         project = prepared.key.owner
-        self._requests.record(
-            Request(
-                user_id=project,
-                namespace=NAMESPACE,
-                api_key_id=prepared.key.id,
-                url=prepared.path,
-                api_name=prepared.target.api,
-                endpoint_name=prepared.target.endpoint,
-                price=admission.charge,
-                project_id=project,
-                status_code=status,
-                duration_ms=round((time.perf_counter() - started) * 1000),
-                request_id=request_id,
-            )
+        request = Request(
+            user_id=project,
+            namespace=NAMESPACE,
+            api_key_id=prepared.key.id,
+            url=prepared.path,
+            api_name=prepared.target.api,
+            endpoint_name=prepared.target.endpoint,
+            price=admission.charge,
+            project_id=project,
+            status_code=status,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            request_id=request_id,
         )
+        envelope = Envelope.wrap(TOPIC, Event(type=EventType.EventTypeRequest, request=request))
+        hold = admission.request.hold if admission.request is not None else None
+        if hold is None:
+            self._requests.record_served(envelope, None)
+            return
+        try:
+            committed = await self.gate.commit(hold, envelope)
+        except asyncio.CancelledError:
+            self.release_later(admission)
+            raise
+        except M3OError as exc:
+            _log.warning("v1.commit_failed", request_id=request_id, error=exc.detail)
+            committed = False
+        if not committed:
+            await self.gate.release(admission)
+            raise CommitFailed()
+        self._requests.record_served(envelope, hold)
 
     async def failed(
         self, prepared: Prepared, admission: Admission, exc: BaseException, request_id: str
@@ -137,6 +164,8 @@ class PublicCalls:
     def describe(self, prepared: Prepared, exc: BaseException, request_id: str) -> M3OError:
         """The error the caller gets for an upstream failure (a crash is logged and
         reported to operators)."""
+        if isinstance(exc, CommitFailed):
+            return exc
         error, crashed = public_error(exc)
         if crashed:
             _log.error(

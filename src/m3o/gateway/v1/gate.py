@@ -18,16 +18,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
 from m3o.gateway.v1.targets import Target
-from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Verdict
+from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Hold, Verdict
 from m3o.runtime.errors import Forbidden, M3OError, TooManyRequests, Unavailable
 from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
 
 __all__ = [
     "BLOCKED_ID",
@@ -151,8 +153,10 @@ class Gate:
         tier_ttl: timedelta = timedelta(seconds=1),
         now: Callable[[], datetime] = _utc_now,
         clock: Callable[[], float] = time.monotonic,
+        holds: Holds | None = None,
     ) -> None:
         self._batcher = batcher
+        self._holds = holds
         self._quotas = quotas
         self._balances = balances
         self._fail_open_free = fail_open_free
@@ -173,21 +177,40 @@ class Gate:
     async def admit(self, key: ApiKey, target: Target) -> Admission:
         """Step 3 for one call; :class:`Refused` when it may not go ahead."""
         call = self.plan(key, target)
+        request: AdmissionRequest | None = None
         try:
             tier = await self._tiers.get(call.customer_id)
             request = self._request(call, tier)
+            if self._holds is not None:
+                request = replace(request, hold=self._holds.new())
             decision = await self._batcher.admit(request)
             if decision.verdict is Verdict.BALANCE_UNKNOWN:
                 await self._load_balance(call.customer_id)
                 decision = await self._batcher.admit(request)
         except Unavailable as exc:
+            self._unknown(request)
             if call.price == 0 and self._fail_open_free:
                 _log.warning("v1.admitted_open", reason=exc.detail, api=call.api)
                 return Admission(None, AdmissionDecision(Verdict.ADMITTED, charge=FREE))
             raise Refused(Unavailable(ERROR_ID, UNAVAILABLE), {}) from None
+        except Exception:
+            self._unknown(request)
+            raise
         if not decision.admitted:
             raise _refusal(decision)
         return Admission(request, decision)
+
+    def _unknown(self, request: AdmissionRequest | None) -> None:
+        """An admission that failed may still have reserved (its reply was lost): its
+        hold, if written, is released once the store answers."""
+        if request is not None and self._holds is not None:
+            self._holds.release_unknown(request)
+
+    async def commit(self, hold: Hold, envelope: Envelope) -> bool:
+        """Mark a served call's hold with its event; False when the hold is gone."""
+        if self._holds is None:
+            return True
+        return await self._holds.commit(hold, envelope)
 
     def _request(self, call: PlannedCall, tier: str) -> AdmissionRequest:
         """The admission of ``call``; the same call in the same month on the same tier is
@@ -210,9 +233,12 @@ class Gate:
             raise Unavailable(ERROR_ID, UNAVAILABLE) from None
 
     async def release(self, admission: Admission) -> None:
-        """Undo an admitted call's reservation (the upstream failed); a failure to do so
-        is logged (the customer keeps the charge, operators see why)."""
+        """Undo an admitted call's reservation (the upstream failed). With holds, a release
+        the store cannot take now is retried until it can; without, a failure is logged."""
         if admission.request is None:
+            return
+        if self._holds is not None:
+            await self._holds.release(admission.request, admission.decision)
             return
         try:
             await self._batcher.release(admission.request, admission.decision)

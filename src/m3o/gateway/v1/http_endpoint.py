@@ -136,5 +136,5 @@ class HttpCalls:
             headers = admission.headers
             headers.pop("X-M3O-Price", None)
             return error_response(error, headers)
-        calls.charged(prepared, admission, status=200, started=started, request_id=rid)
+        await calls.charged(prepared, admission, status=200, started=started, request_id=rid)
         return Response(body, media_type=_JSON, headers=admission.headers)

@@ -13,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Sequence
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from m3o.events.requests import TOPIC, Event, EventType, Request
+from m3o.runtime.admission import Hold
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope, EnvelopePublisher
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["NAMESPACE", "RequestLog"]
@@ -41,13 +48,16 @@ class RequestLog:
         interval: timedelta = DEFAULT_INTERVAL,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        counters: CounterStore | None = None,
     ) -> None:
         self._publisher = publisher
+        self._counters = counters
+        self._unsettled: list[Hold] = []
         self._sessions = sessions
         self._interval = interval.total_seconds()
         self._max_batch = max_batch
         self._max_buffered = max_buffered
-        self._buffer: deque[Event] = deque()
+        self._buffer: deque[tuple[Envelope, Hold | None]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dropped = 0
@@ -58,12 +68,19 @@ class RequestLog:
 
     def record(self, request: Request) -> None:
         """Queue the event of one metered call (never blocks, never fails)."""
+        event = Event(type=EventType.EventTypeRequest, request=request)
+        self.record_served(Envelope.wrap(TOPIC, event), None)
+
+    def record_served(self, envelope: Envelope, hold: Hold | None) -> None:
+        """Queue a call's event; its hold (committed with this very event) is settled once
+        the event is published. Dropped events keep their hold: a later recovery
+        publishes them."""
         if len(self._buffer) >= self._max_buffered:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
                 _log.error("v1.request_events_dropped", dropped=self._dropped)
             return
-        self._buffer.append(Event(type=EventType.EventTypeRequest, request=request))
+        self._buffer.append((envelope, hold))
         if len(self._buffer) >= self._max_batch:
             self._wake.set()
 
@@ -89,6 +106,7 @@ class RequestLog:
     async def flush(self) -> bool:
         """Publish everything buffered now, batch after batch; False if a batch failed
         (it stays buffered)."""
+        await self._settle()
         while self._buffer:
             try:
                 await self._publish_some()
@@ -103,13 +121,32 @@ class RequestLog:
         """Publish up to ``max_batch`` events from the front of the buffer, all at once,
         removing them once they are recorded."""
         batch = [self._buffer[i] for i in range(min(self._max_batch, len(self._buffer)))]
-        if self._sessions is None:
-            await self._publisher.publish_many(TOPIC, batch)
-        else:
-            async with transaction(self._sessions) as session:
-                await self._publisher.publish_many(TOPIC, batch, session=session)
+        await self.publish([envelope for envelope, _ in batch])
         for _ in batch:
             self._buffer.popleft()
+        self._unsettled += [hold for _, hold in batch if hold is not None]
+        await self._settle()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish ``envelopes`` now, keeping their ids where the publisher can."""
+        publisher = self._publisher
+        if self._sessions is None:
+            await _publish(publisher, envelopes, None)
+        else:
+            async with transaction(self._sessions) as session:
+                await _publish(publisher, envelopes, session)
+
+    async def _settle(self) -> None:
+        """Remove the holds of published events (a failure leaves them for the next
+        flush; a crash, for recovery, which publishes the same event ids again)."""
+        if not self._unsettled or self._counters is None:
+            return
+        holds, self._unsettled = self._unsettled, []
+        try:
+            await self._counters.settle_many(holds)
+        except M3OError as exc:
+            self._unsettled = holds + self._unsettled
+            _log.warning("v1.holds_unsettled", count=len(self._unsettled), error=exc.detail)
 
     async def _run(self) -> None:
         backoff = self._interval
@@ -119,3 +156,13 @@ class RequestLog:
             self._wake.clear()
             published = await self.flush()
             backoff = self._interval if published else min(backoff * 2 or 0.05, 5.0)
+
+
+async def _publish(
+    publisher: Publisher, envelopes: Sequence[Envelope], session: AsyncSession | None
+) -> None:
+    if isinstance(publisher, EnvelopePublisher):
+        await publisher.publish_envelopes(envelopes, session=session)
+        return
+    events = [Event.FromString(envelope.payload) for envelope in envelopes]
+    await publisher.publish_many(TOPIC, events, session=session)

@@ -21,6 +21,7 @@ from m3o.gateway.v1.forward_http import HttpForwarder
 from m3o.gateway.v1.forward_local import LocalForwarder
 from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.gate import Gate
+from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.http_endpoint import ALLOWED_METHODS, HttpCalls
 from m3o.gateway.v1.keys_api import key_routes
 from m3o.gateway.v1.metering import RequestLog
@@ -70,6 +71,7 @@ class V1Routes:
     on_shutdown: list[Hook]
     calls: PublicCalls
     requests: RequestLog
+    holds: Holds
 
 
 def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -> V1Routes:
@@ -77,8 +79,9 @@ def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -
     forwarders = deps.forwarders or Forwarders(
         local=LocalForwarder(deps.transport), grpc=GrpcForwarder(), http=HttpForwarder()
     )
-    batcher = AdmissionBatcher(deps.counters)
-    requests = RequestLog(deps.publisher, deps.sessions)
+    holds = Holds(deps.counters)
+    batcher = AdmissionBatcher(deps.counters, release=holds.release)
+    requests = RequestLog(deps.publisher, deps.sessions, counters=deps.counters)
     calls = PublicCalls(
         keys=KeyCache(deps.keys, ttl=settings.key_cache_ttl),
         targets=Targets(deps.catalog, deps.local_services),
@@ -88,6 +91,7 @@ def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -
             deps.balances,
             fail_open_free=settings.fail_open_free,
             tier_ttl=settings.key_cache_ttl,
+            holds=holds,
         ),
         forwarders=forwarders,
         tokens=deps.tokens,
@@ -98,10 +102,15 @@ def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -
     http = HttpCalls(calls, max_body_bytes=settings.max_body_bytes)
     websocket = WebsocketCalls(calls)
 
+    async def start() -> None:
+        await requests.start()
+        await holds.start(requests.publish)
+
     async def stop() -> None:
         await batcher.drain()
         await calls.drain()
         await requests.stop()
+        await holds.stop()
         await forwarders.close()
 
     routes: list[BaseRoute] = [
@@ -115,8 +124,9 @@ def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -
     ]
     return V1Routes(
         routes=routes,
-        on_startup=[requests.start],
+        on_startup=[start],
         on_shutdown=[stop],
         calls=calls,
         requests=requests,
+        holds=holds,
     )

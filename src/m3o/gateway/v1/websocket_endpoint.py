@@ -209,7 +209,9 @@ class _Session:
                 raise
             except Exception as exc:  # noqa: BLE001 - released and mapped
                 raise await calls.failed(prepared, admission, exc, self._rid) from None
-            calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+            await calls.charged(
+                prepared, admission, status=200, started=started, request_id=self._rid
+            )
             await self._socket.send(prepared, answer)
             message = await self._socket.receive()
 
@@ -250,14 +252,14 @@ class _Session:
         failure = pump.exception() if pump.done() and not pump.cancelled() else None
         if failure is not None and not isinstance(failure, _Closed):
             raise await calls.failed(prepared, admission, failure, self._rid)
-        calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+        await calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
         if extra.done() and not extra.cancelled() and extra.exception() is None:
             raise BadRequest(ERROR_ID, ONE_REQUEST)
 
     async def _bidirectional(self, first: Mapping[str, Any]) -> None:
         calls, prepared = self._calls, self._prepared
         stream, admission, started = await self._open(first)
-        calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+        await calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
         pump = asyncio.create_task(self._pump(stream))
         writer = asyncio.create_task(self._write_all(stream))
         try:
@@ -288,4 +290,6 @@ class _Session:
                 raise
             except Exception as exc:  # noqa: BLE001 - released and mapped
                 raise await calls.failed(prepared, admission, exc, self._rid) from None
-            calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+            await calls.charged(
+                prepared, admission, status=200, started=started, request_id=self._rid
+            )

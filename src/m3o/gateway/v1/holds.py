@@ -1,0 +1,210 @@
+"""The gateway's holds: every admitted call is written down with its reservation, so that
+what is charged is exactly what was served with a 2xx, whatever fails and whenever the
+process dies.
+
+- admission records the call's hold in the book ``v1:holds`` in the same atomic step as
+  its reservation (:class:`~m3o.runtime.admission.Hold`);
+- before a 2xx is answered, :meth:`Holds.commit` marks it served with the call's
+  requests/Request event (its id fixed), in one atomic step: a commit that fails, or finds
+  the hold released, answers 503 and the reservation is released;
+- once the event is published, the hold is settled (removed), the charge stays;
+- every other outcome releases the hold, which undoes the reservation only while the hold
+  is there (idempotent). A release the counter store cannot take now (or an admission
+  whose reply was lost, which may or may not have reserved) is retried in the background
+  until the store answers;
+- each process renews a lease ``v1:holds-lease:<instance>``; holds of an instance whose
+  lease expired (it crashed) are recovered by any gateway, at start and every
+  ``sweep_every``: served ones have their event published (same id, so counted once) and
+  are settled, the others are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Held, Hold, Verdict
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import M3OError
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbox import Envelope
+
+__all__ = ["BOOK", "Holds", "envelope_from_note", "note_of"]
+
+_log = get_logger(__name__)
+
+BOOK = "v1:holds"
+"""The book of every gateway's holds (ids are ``<instance>.<n>``)."""
+LEASE_PREFIX = "v1:holds-lease:"
+DEFAULT_LEASE = timedelta(seconds=30)
+DEFAULT_SWEEP_EVERY = timedelta(seconds=10)
+_RETRY_MAX = 5.0
+
+Republish = Callable[[Sequence[Envelope]], Awaitable[None]]
+"""Publishes recovered events with their ids (raises if they could not be)."""
+
+
+def note_of(envelope: Envelope) -> str:
+    """A served hold's note: its event, so a crash before publishing loses nothing."""
+    return json.dumps(
+        {
+            "id": envelope.id,
+            "topic": envelope.topic,
+            "type": envelope.type_name,
+            "time": envelope.time.isoformat(),
+            "payload": base64.b64encode(envelope.payload).decode(),
+        }
+    )
+
+
+def envelope_from_note(note: str) -> Envelope:
+    data = json.loads(note)
+    return Envelope(
+        id=str(data["id"]),
+        topic=str(data["topic"]),
+        type_name=str(data["type"]),
+        time=datetime.fromisoformat(str(data["time"])).astimezone(UTC),
+        payload=base64.b64decode(str(data["payload"])),
+    )
+
+
+class Holds:
+    def __init__(
+        self,
+        counters: CounterStore,
+        *,
+        instance: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        sweep_every: timedelta = DEFAULT_SWEEP_EVERY,
+    ) -> None:
+        self._counters = counters
+        self.instance = instance or uuid.uuid4().hex
+        self._lease = lease
+        self._sweep_every = sweep_every.total_seconds()
+        self._numbers = itertools.count(1)
+        self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
+        self._retrying: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._republish: Republish | None = None
+
+    @property
+    def unreleased(self) -> int:
+        """Releases waiting for the counter store."""
+        return len(self._pending)
+
+    def new(self) -> Hold:
+        return Hold(BOOK, f"{self.instance}.{next(self._numbers)}")
+
+    async def commit(self, hold: Hold, envelope: Envelope) -> bool:
+        """Mark the call served with its event; False if its hold was released."""
+        [found] = await self._counters.commit_many([(hold, note_of(envelope))])
+        return found
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        """Give back the reservation now, or in the background once the store answers."""
+        try:
+            await self._counters.release(request, decision)
+        except M3OError as exc:
+            self._later(request, decision, exc)
+
+    def release_unknown(self, request: AdmissionRequest) -> None:
+        """An admission that failed: it may have reserved (its reply was lost); the hold
+        says what, if anything, to give back."""
+        if request.hold is not None:
+            self._later(request, AdmissionDecision(Verdict.ADMITTED), None)
+
+    def _later(
+        self, request: AdmissionRequest, decision: AdmissionDecision, exc: M3OError | None
+    ) -> None:
+        if request.hold is None:
+            _log.error("v1.release_failed", charge=decision.charge, error=exc.detail if exc else "")
+            return
+        self._pending[request.hold.id] = (request, decision)
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _retry(self) -> None:
+        delay = 0.05
+        while self._pending:
+            await self.retry_releases()
+            if self._pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    async def retry_releases(self) -> bool:
+        """Try every waiting release once; True when none is left."""
+        for hold_id, (request, decision) in list(self._pending.items()):
+            try:
+                await self._counters.release(request, decision)
+            except M3OError as exc:
+                _log.warning("v1.release_waiting", pending=len(self._pending), error=exc.detail)
+                return False
+            self._pending.pop(hold_id, None)
+        return True
+
+    async def start(self, republish: Republish) -> None:
+        """Take the lease, recover what crashed gateways left, keep both up."""
+        self._republish = republish
+        with contextlib.suppress(M3OError):
+            await self._renew()
+            await self.recover()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="v1-holds")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+        if not await self.retry_releases():
+            # Left to the next gateway's recovery once this lease expires.
+            _log.warning("v1.releases_left", count=len(self._pending))
+
+    async def _renew(self) -> None:
+        await self._counters.set_value(LEASE_PREFIX + self.instance, "1", ttl=self._lease)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every)
+            try:
+                await self._renew()
+                await self.recover()
+            except M3OError as exc:
+                _log.warning("v1.holds_sweep_failed", error=exc.detail)
+
+    async def recover(self) -> int:
+        """Finish the holds of gateways whose lease expired; how many were finished."""
+        held = await self._counters.holds(BOOK)
+        instances = {h.hold.id.rpartition(".")[0] for h in held} - {self.instance}
+        dead = set()
+        for instance in instances:
+            if await self._counters.get_value(LEASE_PREFIX + instance) is None:
+                dead.add(instance)
+        finished = 0
+        for found in held:
+            if found.hold.id.rpartition(".")[0] in dead:
+                await self._finish(found)
+                finished += 1
+        if finished:
+            _log.warning("v1.holds_recovered", count=finished, instances=len(dead))
+        return finished
+
+    async def _finish(self, found: Held) -> None:
+        if found.note is None:
+            await self._counters.release(found.request, found.decision)
+            return
+        if self._republish is None:
+            return
+        await self._republish([envelope_from_note(found.note)])
+        await self._counters.settle_many([found.hold])

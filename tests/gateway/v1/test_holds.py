@@ -1,0 +1,132 @@
+"""What is charged is what was served with a 2xx: the counter store failing at each step
+after admission, and a gateway dying mid-burst, on every counter store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
+from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Hold
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import Unavailable
+from m3o.services.balance.hot import debited_key, hot_key
+from m3o.services.usage.counters import TOTAL
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+PRICE = 10
+FUNDS = 1_000
+STEPS = ["admit_lost_reply", "commit", "commit_lost_reply", "release", "release_lost_reply"]
+
+
+class BrokenAt:
+    """The counter store failing at one step, once: before it runs, or after it ran (the
+    reply lost)."""
+
+    def __init__(self, inner: CounterStore, step: str) -> None:
+        self._inner = inner
+        self.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _fail(self, step: str) -> bool:
+        if self.step == step:
+            self.step = ""
+            return True
+        return False
+
+    async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        decisions = await self._inner.admit_many(requests)
+        if self._fail("admit_lost_reply"):
+            raise Unavailable("counters", "Counter store unavailable")
+        return decisions
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        if self._fail("commit"):
+            raise Unavailable("counters", "Counter store unavailable")
+        found = await self._inner.commit_many(commits)
+        if self._fail("commit_lost_reply"):
+            raise Unavailable("counters", "Counter store unavailable")
+        return found
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        if self._fail("release"):
+            raise Unavailable("counters", "Counter store unavailable")
+        await self._inner.release(request, decision)
+        if self._fail("release_lost_reply"):
+            raise Unavailable("counters", "Counter store unavailable")
+
+
+async def _books(gw: Any, counters: CounterStore) -> tuple[int, int, int]:
+    """(units debited, monthly calls, request events published)."""
+    assert await gw.v1.holds.retry_releases()
+    charged = await counters.get(debited_key(CUSTOMER))
+    monthly = await gw.count(TOTAL)
+    return charged, monthly, len(await gw.events())
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_a_call_is_charged_only_when_answered_200_whichever_step_fails(
+    any_counters: CounterStore, step: str
+) -> None:
+    broken = BrokenAt(any_counters, step)
+    gw = gateway(
+        broken,  # type: ignore[arg-type]
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Call": PRICE})),
+        balances={CUSTOMER: FUNDS},
+    )
+    answers = []
+    async with gw.http() as client:
+        # The release steps are reached through a failing upstream.
+        name = "crash" if step.startswith("release") else "Alice"
+        for _ in range(3):
+            response = await client.post("/v1/helloworld/call", json={"name": name}, headers=AUTH)
+            answers.append(response)
+            name = "Alice"
+    first = answers[0]
+    assert first.status_code in (500, 503), first.text
+    assert "X-M3O-Price" not in first.headers
+    assert [a.status_code for a in answers[1:]] == [200, 200]
+    served = sum(1 for a in answers if a.status_code == 200)
+
+    charged, monthly, events = await _books(gw, any_counters)
+    assert (charged, monthly, events) == (served * PRICE, served, served)
+    assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - served * PRICE
+    assert await any_counters.holds("v1:holds") == []
+
+
+async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
+    any_counters: CounterStore,
+) -> None:
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    dead = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    async with dead.http() as client:
+        for n in range(5):
+            response = await client.post(
+                "/v1/helloworld/call", json={"name": f"n{n}"}, headers=AUTH
+            )
+            assert response.status_code == 200
+    # Two more calls admitted (charged) and never answered: the process dies now, with
+    # the five events still in its memory.
+    prepared = await dead.v1.calls.prepare("/v1/helloworld/call", "helloworld/call", KEY)
+    for _ in range(2):
+        await dead.v1.calls.gate.admit(prepared.key, prepared.target)
+    assert dead.v1.requests.pending == 5
+    assert await any_counters.get(debited_key(CUSTOMER)) == 7 * PRICE
+
+    survivor = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await survivor.v1.holds.start(survivor.v1.requests.publish)
+    try:
+        events = survivor.publisher.events("requests")
+        assert len(events) == 5
+        assert all(e.request.price == str(PRICE) for e in events)  # type: ignore[attr-defined]
+        assert await any_counters.get(debited_key(CUSTOMER)) == 5 * PRICE
+        assert await survivor.count(TOTAL) == 5
+        assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - 5 * PRICE
+        assert await any_counters.holds("v1:holds") == []
+        assert await survivor.v1.holds.recover() == 0
+    finally:
+        await survivor.v1.holds.stop()
