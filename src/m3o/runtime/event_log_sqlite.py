@@ -38,6 +38,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -101,8 +102,24 @@ class SqlEventSource:
 
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """The events into the log, and one delivery per event and group of its topic: two
-        statements however many events there are."""
-        await session.execute(insert(event_log), [_log_row(envelope) for envelope in envelopes])
+        statements however many events there are.
+
+        An event whose id the log already has is left as it is and not delivered again (a
+        gateway recovering a crashed one publishes the events it may have published
+        already, with their ids): publishing it again is harmless, never an error.
+        """
+        rows = {envelope.id: _log_row(envelope) for envelope in envelopes}
+        dialect = session.get_bind().dialect.name
+        new_rows = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(event_log)
+        added = await session.scalars(
+            new_rows.on_conflict_do_nothing(index_elements=[event_log.c.id]).returning(
+                event_log.c.id
+            ),
+            list(rows.values()),
+        )
+        fresh = list(added.all())
+        if not fresh:
+            return
         await session.execute(
             _fan_out(
                 select(
@@ -113,7 +130,7 @@ class SqlEventSource:
                     event_log.c.time,
                 )
                 .join(event_log, event_log.c.topic == groups.c.topic)
-                .where(event_log.c.id.in_([envelope.id for envelope in envelopes]))
+                .where(event_log.c.id.in_(fresh))
             )
         )
 

@@ -9,7 +9,10 @@ appends them to their streams directly, one script run per batch.
 Nothing is lost when Redis cannot take them: the batch goes into the outbox instead, and
 the relay of any process delivers it once Redis is back. Each direct append is marked with
 the event id, and those outbox rows carry the event id as theirs, so an event appended
-before the failure was noticed is not appended again.
+before the failure was noticed is not appended again. The same event published again
+(same id: a gateway recovering a crashed one's calls) is harmless: appended directly, its
+marker skips it (for the relay's ``dedupe_ttl``; consumers with side effects deduplicate
+by event id anyway); into the outbox, a row already waiting under its id keeps it there once.
 
 Given a session, events go to the outbox in it as usual (they belong to that transaction).
 """
@@ -17,9 +20,11 @@ Given a session, events go to the outbox in it as usual (they belong to that tra
 from __future__ import annotations
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.event_relay import Relay
+from m3o.runtime.event_tables import outbox
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope, EnvelopePublisher
 from m3o.runtime.store import SessionFactory, transaction
@@ -57,4 +62,18 @@ class StreamFirstPublisher(EnvelopePublisher):
                 fallback="outbox",
             )
             async with transaction(self._sessions) as own:
-                await self._relay.write_unsent(own, envelopes)
+                unsent = await _not_in_outbox(own, envelopes)
+                if unsent:
+                    await self._relay.write_unsent(own, unsent)
+
+
+async def _not_in_outbox(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:
+    """``envelopes`` less those the outbox already holds under their event id (published
+    again, by a gateway recovering a crashed one, while the first copy still waits)."""
+    ids = {envelope.id for envelope in envelopes}
+    waiting = set(await session.scalars(select(outbox.c.id).where(outbox.c.id.in_(ids))))
+    unsent: dict[str, Envelope] = {}
+    for envelope in envelopes:
+        if envelope.id not in waiting:
+            unsent.setdefault(envelope.id, envelope)
+    return list(unsent.values())
