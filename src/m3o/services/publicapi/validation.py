@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from m3o.runtime.errors import BadRequest
+from m3o.runtime.money import MAX_FREE_QUOTA, MAX_PRICE, check_limit
 from m3o.services.publicapi.descriptors import Endpoint
 
 __all__ = [
@@ -162,18 +163,23 @@ def check_upstream(error_id: str, address: str, protocol: str) -> Upstream:
     return Upstream(address, protocol)
 
 
+_MAXIMA = {"pricing": (MAX_PRICE, True), "quotas": (MAX_FREE_QUOTA, False)}
+"""Largest value (and whether it is money) of each map :func:`check_prices` checks."""
+
+
 def check_prices(
     error_id: str, field: str, prices: Mapping[str, int], endpoints: Iterable[Endpoint] | None
 ) -> dict[str, int]:
     """``prices`` (pricing or quotas) when every key names one endpoint once and every value
-    is not negative. ``endpoints`` None: the endpoints are unknown (no descriptors)."""
+    is between 0 and its maximum (:mod:`m3o.runtime.money`). ``endpoints`` None: the
+    endpoints are unknown (no descriptors)."""
     known = None if endpoints is None else {e.name.lower() for e in endpoints}
     seen: set[str] = set()
     for key, value in sorted(prices.items()):
         if not _ENDPOINT_KEY.match(key):
             raise BadRequest(error_id, f"{field} key {key!r} is not <Service>.<Method>")
-        if value < 0:
-            raise BadRequest(error_id, f"{field} of {key} must not be negative")
+        maximum, money = _MAXIMA.get(field, (MAX_PRICE, True))
+        check_limit(error_id, f"{field} of {key}", value, maximum=maximum, money=money)
         lowered = key.lower()
         if lowered in seen:
             raise BadRequest(error_id, f"{field} names {key} twice (keys ignore case)")
