@@ -8,21 +8,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance import ledger
 from m3o.services.balance.hot import debited_key, hot_key
-from m3o.services.balance.hot_moves import HotMoves
+from m3o.services.balance.hot_moves import HotBalances
 from m3o.services.balance.ledger import Account
+from m3o.services.balance.locking import Lost
 
 __all__ = ["LoadHot", "RemoveAccount"]
 
 
 class LoadHot:
     """Returns the customer's hot balance, creating it from the ledger when missing (the
-    account too, so the flush sees the customer's debits from now on)."""
+    account too, so the flush sees the customer's debits from now on).
+
+    On SQLite the account is read in one transaction and checked in another: a hot balance
+    loaded from an account another process changed meanwhile is removed and the load
+    starts again (on PostgreSQL the row stays locked, so the check always passes).
+    """
 
     creates_accounts = True
 
     def __init__(self, *, customer_id: str, counters: CounterStore) -> None:
         self._customer_id = customer_id
-        self._moves = HotMoves(counters)
+        self._hot = HotBalances(counters)
         self._account = Account(customer_id)
         self._balance = 0
 
@@ -30,13 +36,16 @@ class LoadHot:
         self._account = accounts[self._customer_id]
 
     async def counters(self) -> None:
-        self._balance = await self._moves.move(self._account, 0)
+        self._balance = await self._hot.load(self._account)
 
     async def write(self, session: AsyncSession) -> int:
+        now = await ledger.read_account(session, self._customer_id)
+        if now is None or now.version != self._account.version:
+            raise Lost(self._customer_id)
         return self._balance
 
     async def undo(self) -> None:
-        await self._moves.undo()
+        await self._hot.undo()
 
     async def finish(self) -> None:
         """Nothing left once committed."""

@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.events import Publisher
+from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance.account_steps import LoadHot, RemoveAccount
 from m3o.services.balance.debits import Flusher
@@ -16,6 +20,8 @@ from m3o.services.balance.hot import hot_key
 from m3o.services.balance.locking import Runner
 
 __all__ = ["Balances", "Clock", "utc_now"]
+
+_log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -55,7 +61,12 @@ class Balances:
         actioned_by: str,
         no_overdraft: frozenset[str] = frozenset(),
     ) -> Applied:
-        """Write ``entries`` at once (see :mod:`entries`); errors carry ``endpoint``."""
+        """Write ``entries`` at once (see :mod:`entries`); errors carry ``endpoint``.
+
+        The hot balances the operation set aside are loaded again from the ledger at once,
+        whether it succeeded or not (a load that fails is left to the next reader: the
+        change stands, and the balances returned are those it computed).
+        """
 
         def step() -> ApplyEntries:
             return ApplyEntries(
@@ -68,7 +79,31 @@ class Balances:
                 no_overdraft=no_overdraft,
             )
 
-        return await self.runner.run([entry.customer_id for entry in entries], step)
+        customer_ids = sorted({entry.customer_id for entry in entries})
+        try:
+            applied = await self.runner.run(customer_ids, step)
+        except Exception:
+            for customer_id in customer_ids:
+                await self._reload(customer_id)
+            raise
+        balances = dict(applied.balances)
+        for customer_id in customer_ids:
+            loaded = await self._reload(customer_id)
+            if loaded is not None:
+                balances[customer_id] = loaded
+            elif customer_id not in balances:
+                # A repeat computes no balance: without one there is no answer (and the
+                # caller's retry is safe, the key having been applied before).
+                raise Unavailable(endpoint, "Balance busy, please try again")
+        return Applied(balances, repeated=applied.repeated)
+
+    async def _reload(self, customer_id: str) -> int | None:
+        """The customer's hot balance, loaded; None (logged) when that fails."""
+        try:
+            return await self.current(customer_id)
+        except (M3OError, SQLAlchemyError) as exc:
+            _log.warning("balance.hot_reload_failed", customer_id=customer_id, error=repr(exc))
+            return None
 
     async def current(self, customer_id: str) -> int:
         """The hot balance, loaded from the ledger when missing (0 for a new customer)."""

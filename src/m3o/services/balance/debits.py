@@ -32,7 +32,7 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance import ledger
 from m3o.services.balance.hot import debited_key
-from m3o.services.balance.hot_moves import HotMoves
+from m3o.services.balance.hot_moves import HotBalances
 from m3o.services.balance.ledger import Account, Adjustment
 from m3o.services.balance.locking import Lost, Runner
 from m3o.services.balance.notices import publish_adjustment, publish_zero, zero_crossing
@@ -71,7 +71,7 @@ class RecordDebits:
         self._counters = counters
         self._publisher = publisher
         self._clock = clock
-        self._moves = HotMoves(counters)
+        self._hot = HotBalances(counters)
         self._account: Account | None = None
         self._debited = 0
         self._balance = 0
@@ -83,7 +83,7 @@ class RecordDebits:
         if self._account is None:
             return
         self._debited = await self._counters.get(debited_key(self._customer_id))
-        self._balance = await self._moves.move(self._account, 0)
+        self._balance = await self._hot.load(self._account)
 
     async def write(self, session: AsyncSession) -> int:
         before = self._account
@@ -128,7 +128,7 @@ class RecordDebits:
         return pending
 
     async def undo(self) -> None:
-        await self._moves.undo()
+        await self._hot.undo()
 
     async def finish(self) -> None:
         """Nothing left once committed."""

@@ -6,7 +6,8 @@ functions and nobody else spells them. Per billing customer, in the counter stor
 - :func:`hot_key`: the hot balance, a counter equal to
   ``ledger balance - (debited - recorded)``. Admission debits it atomically together with
   raising :func:`debited_key`; the balance service creates it when missing (under the
-  customer's lock) and moves it with every credit or debit it writes to the ledger.
+  customer's lock), and removes it before every credit or debit it writes to the ledger
+  (loading it again from the committed ledger), so it never shows an uncommitted change.
 - :func:`debited_key`: the cumulative request debits, a counter admission raises by each
   charged price and release lowers by a refund. It is never reset: the balance service
   keeps, per customer, ``recorded`` (how much of it the ledger holds) and its flush writes

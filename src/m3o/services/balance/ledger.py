@@ -27,6 +27,7 @@ __all__ = [
     "ledger_sum",
     "lock_accounts",
     "page",
+    "read_account",
     "remove_customer",
     "save_account",
 ]
@@ -119,6 +120,12 @@ async def lock_accounts(
         if row is not None:
             found[customer_id] = _account(row)
     return found
+
+
+async def read_account(session: AsyncSession, customer_id: str) -> Account | None:
+    """The customer's account as it stands (not locked); None when there is none."""
+    row = (await session.execute(select(accounts).where(_A.customer_id == customer_id))).first()
+    return None if row is None else _account(row)
 
 
 async def save_account(

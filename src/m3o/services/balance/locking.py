@@ -2,14 +2,14 @@
 database work and counter-store work.
 
 An operation (a :class:`Step`) has three phases: ``read`` the locked accounts (and whatever
-else it needs) from the database, move the ``counters`` (hot balances), ``write`` the
-ledger; then, once committed, ``finish``. The counters are moved while the customers are
-held, so a hot balance and the ledger behind it never drift apart through two operations
-interleaving:
+else it needs) from the database, ``counters`` (set the hot balances it changes aside, see
+:mod:`hot_moves`), ``write`` the ledger; then, once committed, ``finish``. The counters are
+touched while the customers are held, so a hot balance and the ledger behind it never drift
+apart through two operations interleaving:
 
 - PostgreSQL: one transaction. The account rows are locked (``SELECT .. FOR UPDATE``, in
   customer-id order, so two operations never wait on each other in a cycle); the counters
-  move inside it, before the commit. This holds across processes.
+  phase runs inside it, before the write. This holds across processes.
 - SQLite: the counter store lives in the same database file, and SQLite has one writer at
   a time, so a counter operation inside an open transaction would wait for that very
   transaction. The phases run one after the other instead: the read in one transaction,
@@ -22,10 +22,10 @@ before any database work, so concurrent operations on one customer queue in memo
 than each holding a database connection while they wait, and at most ``max_concurrent``
 operations hold connections at once.
 
-When anything fails after the counters moved (the write, the commit, a cancellation), the
-step's ``undo`` moves them back. A failure of the undo itself, or a crash between the
-counters and the commit, leaves a hot balance off by that operation; ``balance check``
-reports it.
+When anything fails after the counters phase (the write, the commit, a cancellation), the
+step's ``undo`` runs. Steps that change the ledger never move a hot balance (they remove
+it, and it is loaded again from the ledger), so a failure or a crash anywhere leaves no
+hot balance off; steps that load one remove it again in ``undo``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Step(Protocol[R_co]):
     async def read(self, session: AsyncSession, accounts: dict[str, Account]) -> None: ...
 
     async def counters(self) -> None:
-        """Move the counters; may raise to refuse the operation (``undo`` follows)."""
+        """Work on the counters; may raise to refuse the operation (``undo`` follows)."""
         ...
 
     async def write(self, session: AsyncSession) -> R_co:
@@ -83,7 +83,7 @@ class Step(Protocol[R_co]):
         ...
 
     async def undo(self) -> None:
-        """Move back what ``counters`` moved."""
+        """Undo what ``counters`` did."""
         ...
 
     async def finish(self) -> None:
