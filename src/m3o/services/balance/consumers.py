@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from m3o.events import customers as customers_events
 from m3o.events import stripe as stripe_events
-from m3o.runtime.errors import Conflict
+from m3o.runtime.errors import BadRequest, Conflict
 from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
+from m3o.runtime.money import MAX_AMOUNT
 from m3o.runtime.service import Consumer
 from m3o.services.balance.balances import Balances
 from m3o.services.balance.entries import Entry
@@ -90,6 +91,16 @@ class PaymentCredits:
         if credit <= 0:
             _log.info("balance.charge_all_margin", charge_id=charge.charge_id)
             return
+        if credit > MAX_AMOUNT:
+            _log.error(
+                "balance.charge_too_large",
+                event_id=delivery.id,
+                customer_id=charge.customer_id,
+                charge_id=charge.charge_id,
+                credit=credit,
+                maximum=MAX_AMOUNT,
+            )
+            raise ChargeNotCredited(f"charge {charge.charge_id}: credit above the maximum")
         meta = {"charge_id": charge.charge_id}
         if charge.receipt_url:
             meta["receipt_url"] = charge.receipt_url
@@ -110,6 +121,16 @@ class PaymentCredits:
                 event_id=delivery.id,
                 customer_id=charge.customer_id,
                 charge_id=charge.charge_id,
+            )
+            raise
+        except BadRequest as exc:
+            # The balance would pass its maximum: nothing is credited, the operators see it.
+            _log.error(
+                "balance.charge_refused",
+                event_id=delivery.id,
+                customer_id=charge.customer_id,
+                charge_id=charge.charge_id,
+                detail=exc.detail,
             )
             raise
 

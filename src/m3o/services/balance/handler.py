@@ -14,6 +14,7 @@ from m3o.runtime.auth import (
 )
 from m3o.runtime.errors import BadRequest, Internal, M3OError, NotFound, Unauthorized
 from m3o.runtime.logging import get_logger
+from m3o.runtime.money import check_amount
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance import ledger
 from m3o.services.balance.balances import Balances
@@ -74,8 +75,7 @@ class Balance:
         customer_id = request.customer_id.strip()
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer ID")
-        if request.delta <= 0:
-            raise BadRequest(ctx.endpoint, "Delta must be greater than zero")
+        check_amount(ctx.endpoint, "Delta", request.delta)
         _check_reference(ctx, request.reference, required=True)
         if len(request.idempotency_key) > MAX_KEY_LENGTH:
             raise BadRequest(
@@ -137,8 +137,7 @@ class Balance:
             raise BadRequest(ctx.endpoint, "Missing to ID")
         if from_id == to_id:
             raise BadRequest(ctx.endpoint, "Cannot transfer to the same customer")
-        if request.amount <= 0:
-            raise BadRequest(ctx.endpoint, "Amount must be greater than zero")
+        check_amount(ctx.endpoint, "Amount", request.amount)
         _check_reference(ctx, request.reference, required=False)
         await self._check_customer(ctx, from_id)
         await self._check_customer(ctx, to_id)
