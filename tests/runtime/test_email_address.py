@@ -61,11 +61,11 @@ def test_ordinary_addresses_are_accepted_and_normalised(email: str, parsed: str)
         ("a\x00b@example.com", "spaces and control characters are not accepted"),
         ("ann@example.com\x00", "spaces and control characters are not accepted"),
         ("a nn@example.com", "spaces and control characters are not accepted"),
-        ("ann@example.com\r\nbcc: eve@example.com", "spaces and control characters are not accepted"),
-        ("аnn@example.com", "only ASCII characters are accepted"),  # Cyrillic "а"
-        ("ann@exаmple.com", "only ASCII characters are accepted"),  # Cyrillic "а"
+        ("ann@x.com\r\nbcc: eve@x.com", "spaces and control characters are not accepted"),
+        ("\u0430nn@example.com", "only ASCII characters are accepted"),  # a Cyrillic "a"
+        ("ann@ex\u0430mple.com", "only ASCII characters are accepted"),  # a Cyrillic "a"
         ("ann@bücher.example", "only ASCII characters are accepted"),
-        ("ann(comment)@example.com", "the name before the @ holds a character that is not accepted"),
+        ("ann(x)@example.com", "the name before the @ holds a character that is not accepted"),
         ("@example.com", "the name before the @ is missing"),
         (".ann@example.com", "dots in the name before the @ must be between other characters"),
         ("ann.@example.com", "dots in the name before the @ must be between other characters"),

@@ -43,7 +43,7 @@ def test_one_mailbox_is_parsed_and_normalised(text: str, expected: Address) -> N
         "<script>@x.com",
         "a\x00b@example.com",
         "Ann\x00 <ann@example.com>",
-        "ann@exаmple.com",  # a Cyrillic "а"
+        "ann@ex\u0430mple.com",  # a Cyrillic "a"
         "ann@[127.0.0.1]",
     ],
 )

@@ -85,7 +85,8 @@ async def test_an_anonymous_caller_may_not_send(offline: World) -> None:
             send_request(template_id="newsletter"),
             BadRequest(
                 "emails.send",
-                "Unknown template 'newsletter'; use verification, recovery, welcome, account_exists",
+                "Unknown template 'newsletter'; "
+                "use verification, recovery, welcome, account_exists",
             ),
         ),
         (
