@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from m3o.runtime.config import Config, ConfigStore, build_config
@@ -22,6 +21,7 @@ from m3o.runtime.event_log_redis import redis_event_bus
 from m3o.runtime.event_log_sqlite import sql_event_bus
 from m3o.runtime.events import EventBus
 from m3o.runtime.migrate import upgrade
+from m3o.runtime.redis_client import redis_client
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
 
 __all__ = ["Database", "open_database", "open_event_bus"]
@@ -68,7 +68,7 @@ async def open_event_bus(data_dir: Path, env: Mapping[str, str]) -> AsyncIterato
             yield sql_event_bus(engine)
             return
         config = await ConfigStore(session_factory(engine)).load(env)
-        client = aioredis.Redis.from_url(config.redis.connection_url(), socket_timeout=10)
+        client = redis_client(config.redis.connection_url(), timeout=10)
         try:
             yield redis_event_bus(engine, client)
         finally:

@@ -34,6 +34,7 @@ from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.event_log_redis import redis_event_bus
 from m3o.runtime.event_relay import Relay
 from m3o.runtime.logging import configure_logging, get_logger
+from m3o.runtime.redis_client import redis_client
 from m3o.runtime.rpc import (
     GrpcTransport,
     InProcessTransport,
@@ -83,9 +84,7 @@ async def _open(env: Mapping[str, str]) -> _Process:
         )
     redis_url = config.redis.connection_url()
     counters = redis_counter_store(redis_url)
-    client = aioredis.Redis.from_url(
-        redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
+    client = redis_client(redis_url, timeout=10, connect_timeout=5)
     return _Process(config, engine, counters, client)
 
 

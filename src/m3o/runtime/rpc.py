@@ -26,9 +26,11 @@ from google.protobuf.message import Message
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.errors import Internal, M3OError, Unauthorized, Unavailable, error_from_grpc
 from m3o.runtime.logging import get_logger
+from m3o.runtime.redis_client import REDIS_UNREACHABLE
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "UNAVAILABLE_DETAIL",
     "AccessRules",
     "Authenticator",
     "Client",
@@ -48,6 +50,11 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a call may take unless the caller says otherwise."""
+UNAVAILABLE_DETAIL = "Service unavailable"
+"""What a caller is told when a server the handler needs cannot be reached."""
+
+_UNREACHABLE = (*REDIS_UNREACHABLE, ConnectionError)
+"""Failures to reach a server (Redis, a refused or reset socket): Unavailable."""
 
 _log = get_logger(__name__)
 
@@ -213,6 +220,10 @@ class Dispatcher:
             return exc
         if isinstance(exc, TimeoutError):
             return Unavailable(ctx_id, "Deadline exceeded")
+        if isinstance(exc, _UNREACHABLE):
+            # Redis (or another server) down or too slow: worth retrying, not a bug.
+            _log.warning("rpc.unavailable", endpoint=ctx_id, exc_info=exc)
+            return Unavailable(ctx_id, UNAVAILABLE_DETAIL)
         _log.error("rpc.internal_error", endpoint=ctx_id, exc_info=exc)
         return Internal(ctx_id, "Internal server error")
 

@@ -177,9 +177,25 @@ async def test_login_slowed_down_by_auth_passes_the_429_through(world: World) ->
     }
 
 
-async def test_login_when_auth_is_down_is_internal(world: World) -> None:
+async def test_login_when_auth_is_down_is_unavailable(world: World) -> None:
     ann = await world.create("ann@example.com", "verified")
-    world.auth.token.raises(Unavailable("auth.token", "Service auth is not available"))
+    world.auth.token.raises(Unavailable("counters", "Counter store unavailable"))
+    with pytest.raises(Unavailable) as caught:
+        await world.handler.login(
+            pb.LoginRequest(email=ann.email, password=PASSWORD), call("Login", None)
+        )
+    assert caught.value.to_dict() == {
+        "id": "customers.login",
+        "code": 503,
+        "detail": "Service unavailable",
+        "status": "Service Unavailable",
+    }
+    assert world.events() == []
+
+
+async def test_login_when_auth_fails_otherwise_is_internal(world: World) -> None:
+    ann = await world.create("ann@example.com", "verified")
+    world.auth.token.raises(Internal("auth.token", "Internal server error"))
     with pytest.raises(Internal) as caught:
         await world.handler.login(
             pb.LoginRequest(email=ann.email, password=PASSWORD), call("Login", None)
@@ -209,7 +225,7 @@ async def test_secrets_are_never_logged(world: World) -> None:
             Unavailable("auth.token", "down"),
         )
         await world.handler.login(request, call("Login", None))
-        for failure in (Unauthorized, Internal):
+        for failure in (Unauthorized, Unavailable):
             with pytest.raises(failure):
                 await world.handler.login(request, call("Login", None))
         await world.handler.login(pb.LoginRequest(refresh_token=REFRESH), call("Login", None))

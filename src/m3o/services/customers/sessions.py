@@ -22,9 +22,11 @@ from m3o.runtime.errors import (
     NotFound,
     TooManyRequests,
     Unauthorized,
+    Unavailable,
 )
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import UNAVAILABLE_DETAIL
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
@@ -94,6 +96,10 @@ class Logins:
             raise Unauthorized(ctx.endpoint, refusal) from None
         except TooManyRequests as exc:
             raise TooManyRequests(ctx.endpoint, exc.detail) from None
+        except Unavailable as exc:
+            # Auth, or its Redis, is down for now: the caller may retry; not a bug of ours.
+            _log.warning("customers.login_unavailable", error_id=exc.id, detail=exc.detail)
+            raise Unavailable(ctx.endpoint, UNAVAILABLE_DETAIL) from None
         except M3OError as exc:
             raise internal_error(ctx, "token", exc) from None
 

@@ -1,0 +1,72 @@
+"""Every Redis client the platform builds, made in one place so they all survive an outage.
+
+A client from :func:`redis_client`:
+
+- has deadlines: ``timeout`` for each socket read and write (and for a free connection,
+  when the pool is bounded), ``connect_timeout`` for connecting;
+- checks a pooled connection before sending a command on it: one that Redis closed
+  (a restart, a failover, an idle timeout) is replaced by a fresh one, so the first call
+  after Redis returns does not fail on a connection from before the outage. (redis-py's
+  maintenance notifications, on by default as ``"auto"``, skip that check: they are off.)
+  A connection idle for ``health_check_interval`` seconds is pinged first;
+- sends a command once more, on a fresh connection, when its connection failed
+  (:class:`redis.exceptions.ConnectionError`: refused, reset, closed by the server); there
+  is no wait in between, and no third try. A command that timed out is **not** repeated:
+  Redis may be running it, and repeating an ``INCR`` or an admission would count it twice
+  (and add load to a Redis that is already slow).
+
+:data:`REDIS_UNREACHABLE` are the exceptions a client raises when Redis cannot be reached,
+for code that turns them into :class:`~m3o.runtime.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
+
+__all__ = ["COMMAND_RETRIES", "HEALTH_CHECK_INTERVAL", "REDIS_UNREACHABLE", "redis_client"]
+
+COMMAND_RETRIES = 1
+"""How many times a command whose connection failed is sent again, on a fresh one."""
+HEALTH_CHECK_INTERVAL = 30
+"""Seconds a pooled connection may stay idle before it is pinged ahead of its next use."""
+
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+"""What a client raises when Redis cannot be reached or did not answer in time."""
+
+
+def redis_client(
+    url: str,
+    *,
+    timeout: float,
+    connect_timeout: float | None = None,
+    max_connections: int | None = None,
+    health_check_interval: int = HEALTH_CHECK_INTERVAL,
+) -> aioredis.Redis:
+    """A client for ``url`` (``redis://host:port/db``) that owns its connection pool
+    (``await client.aclose()`` closes both).
+
+    ``connect_timeout`` defaults to ``timeout``. With ``max_connections`` the pool is
+    bounded: a command waits up to ``timeout`` for a free connection, then fails with a
+    ConnectionError. Replies are bytes (``decode_responses=False``).
+    """
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
+        "health_check_interval": health_check_interval,
+        "retry": Retry(NoBackoff(), COMMAND_RETRIES, supported_errors=(RedisConnectionError,)),
+        "retry_on_error": [RedisConnectionError],
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+    }
+    pool: aioredis.ConnectionPool
+    if max_connections is None:
+        pool = aioredis.ConnectionPool.from_url(url, **options)
+    else:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, **options
+        )
+    return aioredis.Redis.from_pool(pool)

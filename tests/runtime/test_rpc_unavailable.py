@@ -1,0 +1,73 @@
+"""A handler that cannot reach Redis (or another server) answers Unavailable, not Internal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from m3o.runtime.auth import CallContext
+from m3o.runtime.errors import Internal, Unavailable
+from m3o.runtime.rpc import Dispatcher, GrpcTransport, InProcessTransport, Transport, grpc_handlers
+from m3o.services.helloworld.handler import Helloworld
+from m3o.services.helloworld.proto import helloworld_pb2 as pb
+from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
+
+_FAILURES: dict[str, Exception] = {
+    "redis-down": RedisConnectionError("Error 111 connecting to redis:6379. Connection refused."),
+    "redis-slow": RedisTimeoutError("Timeout reading from redis:6379"),
+    "socket-refused": ConnectionRefusedError(111, "Connection refused"),
+    "bug": ValueError("a bug"),
+}
+
+
+class Failing(Helloworld):
+    async def call(self, request: pb.CallRequest, ctx: CallContext) -> pb.CallResponse:
+        raise _FAILURES[request.name]
+
+
+@pytest.fixture(params=["inprocess", "grpc"])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    dispatcher = Dispatcher(SPEC, Failing(), authenticator=None, rules=None)
+    if request.param == "inprocess":
+        local = InProcessTransport()
+        local.register(dispatcher)
+        yield local
+        return
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc_handlers(dispatcher)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield GrpcTransport(channel)
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+@pytest.mark.parametrize("failure", ["redis-down", "redis-slow", "socket-refused"])
+async def test_unreachable_server_is_unavailable_with_the_cause_logged(
+    transport: Transport, failure: str
+) -> None:
+    with structlog.testing.capture_logs() as logs, pytest.raises(Unavailable) as caught:
+        await HelloworldClient(transport).call(pb.CallRequest(name=failure))
+    assert caught.value.to_dict() == {
+        "id": "helloworld.call",
+        "code": 503,
+        "detail": "Service unavailable",
+        "status": "Service Unavailable",
+    }
+    [logged] = [entry for entry in logs if entry["event"] == "rpc.unavailable"]
+    assert logged["endpoint"] == "helloworld.call"
+    assert logged["exc_info"] is _FAILURES[failure]
+
+
+async def test_other_failures_stay_internal(transport: Transport) -> None:
+    with pytest.raises(Internal) as caught:
+        await HelloworldClient(transport).call(pb.CallRequest(name="bug"))
+    assert caught.value == Internal("helloworld.call", "Internal server error")
