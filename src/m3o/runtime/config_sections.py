@@ -7,6 +7,7 @@ model that gathers them is :class:`m3o.runtime.config_document.Config`.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -598,5 +599,32 @@ class AuthConfig(_Section):
     """Pre-shared secret service accounts use to get tokens (``platform`` profile)."""
     admin_password: SecretStr = _no_secret()
     """Password of the ``admin`` account; empty: generated on first start."""
+    key_encryption_key: SecretStr = _no_secret()
+    """Key that encrypts the token signing keys at rest: 32 random bytes in base64
+    (``openssl rand -base64 32``). Empty: the ``local`` profile uses the file
+    ``key-encryption-key`` in the data directory (made on first start); the ``platform``
+    profile stores the keys in clear and logs a warning. Set it from a Secret there."""
+    previous_key_encryption_keys: SecretStr = _no_secret()
+    """Comma-separated older key-encryption keys, used only to decrypt while rotating."""
     login_failures: LoginFailuresConfig = Field(default_factory=LoginFailuresConfig)
     """Throttling of repeated failed logins."""
+
+    @field_validator("key_encryption_key", "previous_key_encryption_keys")
+    @classmethod
+    def _keys_are_32_bytes(cls, value: SecretStr) -> SecretStr:
+        for item in value.get_secret_value().split(","):
+            if item.strip() and len(_base64_bytes(item.strip())) != _KEY_ENCRYPTION_KEY_BYTES:
+                raise ValueError("must be 32 random bytes in base64 (openssl rand -base64 32)")
+        return value
+
+
+_KEY_ENCRYPTION_KEY_BYTES = 32
+
+
+def _base64_bytes(text: str) -> bytes:
+    """``text`` decoded as base64 (standard or URL-safe, padding optional); b"" if it is not."""
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError:
+        return b""

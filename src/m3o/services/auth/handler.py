@@ -28,6 +28,7 @@ from m3o.runtime.tokens import Clock, JwtAuthenticator, utc_now
 from m3o.services.auth.accounts import Accounts
 from m3o.services.auth.blocklist import Blocklist
 from m3o.services.auth.credentials import CredentialCheck
+from m3o.services.auth.key_encryption import KeyEncryption
 from m3o.services.auth.keys import KeyRing
 from m3o.services.auth.passwords import Passwords
 from m3o.services.auth.proto import auth_pb2 as pb
@@ -64,6 +65,9 @@ class Auth:
             clock=clock,
             publish_retired=settings.max_token_ttl,
             reload_every=settings.key_reload,
+            encryption=KeyEncryption(
+                settings.key_encryption_key, settings.previous_key_encryption_keys
+            ),
         )
         self._mirror = mirror = CounterMirror(sessions, counters, clock)
         credentials = CredentialCheck(

@@ -6,6 +6,13 @@ lifetime a token can have), so tokens it signed keep verifying until they expire
 process re-reads which key signs every ``reload_every``, so after a rotation by one replica
 the others follow. Two replicas starting together may each create a key: both are then
 published and the newest signs, which is harmless.
+
+Private keys are sealed with :class:`~m3o.services.auth.key_encryption.KeyEncryption`
+before they are written. :meth:`KeyRing.ensure` (every start) first checks that the key that
+signs opens with the configured key-encryption keys, failing with a one-line
+:class:`~m3o.runtime.config.ConfigError` otherwise (a wrong or missing key-encryption key
+must never lead to a new signing key, which would invalidate every token), then seals again
+under the current key-encryption key every row stored in clear or under a previous one.
 """
 
 from __future__ import annotations
@@ -24,11 +31,16 @@ from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.config import ConfigError
+from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.runtime.tokens import ALGORITHM, Clock
 from m3o.services.auth import tables
+from m3o.services.auth.key_encryption import KeyEncryption
 
-__all__ = ["KeyRing"]
+__all__ = ["KeyRing", "seal_stored_keys", "sealed_with"]
+
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +58,33 @@ class KeyRing:
         clock: Clock,
         publish_retired: timedelta,
         reload_every: timedelta,
+        encryption: KeyEncryption | None = None,
     ) -> None:
         self._sessions = sessions
+        self._encryption = encryption or KeyEncryption()
         self._clock = clock
         self._publish_retired = publish_retired
         self._reload_every = reload_every
         self._signing: _SigningKey | None = None
 
     async def ensure(self) -> None:
-        """Make sure a signing key exists (creating the first one) and load it."""
+        """Check the stored keys open, seal them under the current key-encryption key, make
+        sure a signing key exists (creating the first one) and load it.
+
+        Raises :class:`~m3o.runtime.config.ConfigError` when a key that signs cannot be
+        opened with the configured key-encryption keys; nothing is created then.
+        """
         self._signing = None
+        await self._seal_stored()
         await self._signing_key()
+
+    async def _seal_stored(self) -> None:
+        await seal_stored_keys(self._sessions, self._encryption)
+        if not self._encryption.enabled:
+            _log.warning(
+                "auth.signing_keys_unencrypted",
+                detail="auth.key_encryption_key is not set: private keys are stored in clear",
+            )
 
     async def rotate(self) -> str:
         """Retire every key and start signing with a new one; returns its key id."""
@@ -102,7 +130,8 @@ class KeyRing:
                 private = Ed25519PrivateKey.generate()
                 kid = await self._create(session, now, private)
             else:
-                kid, private = row.kid, _load_private(row.private_key)
+                pem = self._encryption.open(row.kid, row.private_key)
+                kid, private = row.kid, _load_private(pem)
         self._signing = _SigningKey(kid, private, now)
         return self._signing
 
@@ -120,13 +149,52 @@ class KeyRing:
         await session.execute(
             tables.keys.insert().values(
                 kid=kid,
-                private_key=pem,
+                private_key=self._encryption.seal(kid, pem),
                 public_jwk={**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"},
                 created=now,
                 retired=None,
             )
         )
         return kid
+
+
+async def seal_stored_keys(sessions: SessionFactory, encryption: KeyEncryption) -> int:
+    """Seal under the current key-encryption key every stored key that is not; returns how
+    many were sealed again.
+
+    Raises :class:`ConfigError` when a key that may sign does not open (a retired one that
+    does not is only logged: it never signs again).
+    """
+    k = tables.keys.c
+    resealed = 0
+    async with transaction(sessions) as session:
+        rows = (await session.execute(select(k.kid, k.private_key, k.retired))).all()
+        for row in rows:
+            try:
+                pem = encryption.open(row.kid, row.private_key)
+            except ConfigError:
+                if row.retired is None:
+                    raise
+                _log.warning("auth.retired_key_unreadable", kid=row.kid)
+                continue
+            if encryption.needs_sealing(row.private_key):
+                await session.execute(
+                    update(tables.keys)
+                    .where(k.kid == row.kid)
+                    .values(private_key=encryption.seal(row.kid, pem))
+                )
+                resealed += 1
+                _log.info("auth.signing_key_sealed", kid=row.kid)
+    return resealed
+
+
+async def sealed_with(sessions: SessionFactory) -> set[str]:
+    """Ids of the key-encryption keys the keys that may sign are encrypted with."""
+    k = tables.keys.c
+    async with transaction(sessions) as session:
+        stored = await session.scalars(select(k.private_key).where(k.retired.is_(None)))
+        found = {KeyEncryption.sealed_with(value) for value in stored}
+    return {kek for kek in found if kek is not None}
 
 
 def _load_private(pem: str) -> Ed25519PrivateKey:

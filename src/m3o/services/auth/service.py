@@ -15,6 +15,7 @@ from m3o.runtime.config import Config
 from m3o.runtime.service import Cron, Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.auth import tables
 from m3o.services.auth.handler import Auth
+from m3o.services.auth.key_encryption import parse_kek, parse_kek_list
 from m3o.services.auth.proto.client import SPEC, AuthHandler
 from m3o.services.auth.settings import DEFAULT_MAX_TOKEN_TTL, AuthSettings
 
@@ -27,6 +28,7 @@ PUBLIC_METHODS = frozenset({"PublicKeys", "ListRules", "Token"})
 def settings_from(config: Config, extras: dict[str, object]) -> AuthSettings:
     auth = config.auth
     names = extras.get("service_names") or ()
+    kek = auth.key_encryption_key.get_secret_value()
     return AuthSettings(
         access_token_ttl=auth.access_token_ttl,
         max_token_ttl=max(DEFAULT_MAX_TOKEN_TTL, auth.customer_token_ttl, auth.access_token_ttl),
@@ -36,6 +38,10 @@ def settings_from(config: Config, extras: dict[str, object]) -> AuthSettings:
         account_failure_limit=auth.login_failures.max_per_account,
         address_failure_limit=auth.login_failures.max_per_address,
         failure_window=auth.login_failures.window,
+        key_encryption_key=parse_kek(kek) if kek else None,
+        previous_key_encryption_keys=parse_kek_list(
+            auth.previous_key_encryption_keys.get_secret_value()
+        ),
     )
 
 

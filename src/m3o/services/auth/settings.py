@@ -37,5 +37,11 @@ class AuthSettings:
     failure_window: timedelta = timedelta(minutes=15)
     """How long failed logins are remembered."""
 
+    key_encryption_key: bytes | None = field(default=None, repr=False)
+    """Key (32 bytes) that seals the private signing keys at rest; None: stored in clear."""
+
+    previous_key_encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """Older key-encryption keys: they only open keys, which are then sealed again."""
+
     key_reload: timedelta = timedelta(minutes=1)
     """How often a process re-reads which key signs (another replica may have rotated)."""

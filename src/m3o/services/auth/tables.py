@@ -61,7 +61,8 @@ keys = Table(
     "auth_keys",
     metadata,
     Column("kid", String(64), primary_key=True),
-    # PKCS#8 PEM of the Ed25519 private key
+    # PKCS#8 PEM of the Ed25519 private key, sealed with the key-encryption key
+    # (key_encryption.py); rows written by older versions hold the PEM in clear
     Column("private_key", Text, nullable=False),
     # the public key as a JWK (kty, crv, x, kid, alg, use)
     Column("public_jwk", JSON, nullable=False),
