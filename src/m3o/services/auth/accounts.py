@@ -1,4 +1,7 @@
-"""Accounts: Generate, Delete, List, ChangeSecret, and the service accounts made at start."""
+"""Accounts: Generate, Delete, List, ChangeSecret, and the service accounts made at start.
+
+Delete refuses the caller's own account and the last active admin (``lockout.py``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.runtime.tokens import Clock
 from m3o.services.auth import tables
 from m3o.services.auth.credentials import CredentialCheck, client_address
+from m3o.services.auth.lockout import refuse_lockout
 from m3o.services.auth.passwords import Passwords, random_secret
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.records import (
@@ -93,6 +97,7 @@ class Accounts:
         async with transaction(self._sessions) as session:
             if await find_account(session, account_id=request.id) is None:
                 raise NotFound(ctx.endpoint, "Account not found")
+            await refuse_lockout(session, ctx, request.id, "delete")
             await session.execute(delete(tables.accounts).where(tables.accounts.c.id == request.id))
             revoked = await revoke_sessions(session, self._clock(), account_id=request.id)
         await self._mirror.revoked(revoked)

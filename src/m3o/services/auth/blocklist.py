@@ -5,6 +5,7 @@ every process's :class:`~m3o.runtime.tokens.JwtAuthenticator` reads on each call
 account's tokens stop working at once everywhere. A blocked account cannot get tokens
 either. Blocks are independent of the account: an id can be blocked before it exists and
 stays blocked if the account is deleted and created again (customers' ban and unban).
+No account may block itself, and the last active admin cannot be blocked (``lockout.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from m3o.runtime.errors import BadRequest
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.runtime.tokens import Clock
 from m3o.services.auth import tables
+from m3o.services.auth.lockout import refuse_lockout
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.revocation import CounterMirror
 
@@ -40,6 +42,7 @@ class Blocklist:
                     select(b.account_id).where(b.account_id == request.id)
                 )
                 if found.first() is None:
+                    await refuse_lockout(session, ctx, request.id, "block")
                     await session.execute(
                         insert(tables.blocks).values(account_id=request.id, created=self._clock())
                     )
