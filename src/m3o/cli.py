@@ -13,6 +13,7 @@ import httpx
 import orjson
 import typer
 
+from m3o.cli_admin import admin_app
 from m3o.cli_keys import apis_app, keys_app, login
 from m3o.runtime.config import ConfigError, process_environment
 
@@ -36,6 +37,7 @@ balance_app = typer.Typer(help="Balances and the ledger behind them.", no_args_i
 app.add_typer(balance_app, name="balance")
 app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
+app.add_typer(admin_app, name="admin")
 app.command()(login)
 
 DATA_DIR = typer.Option(
@@ -84,12 +86,14 @@ def serve(
     port: int = typer.Option(8080, "--port", help="Port to listen on."),
 ) -> None:
     """Run every service and the HTTP front in one process (the local profile)."""
-    from m3o.platform.serve import serve_local
+    from m3o.platform.serve import StartupError, serve_local
 
     try:
         _run(serve_local(data_dir.absolute(), host, port, _environment(), announce=typer.echo))
     except ConfigError as exc:
         raise _fail(f"config: {exc}") from None
+    except StartupError as exc:
+        raise _fail(f"m3o serve: {exc}") from None
     except KeyboardInterrupt:
         pass
 

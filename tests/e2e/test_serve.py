@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import signal
 import socket
@@ -10,10 +12,17 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from sqlalchemy import insert
+
+from m3o.platform.operator import open_database
+from m3o.runtime.store import transaction
+from m3o.services.auth import tables as auth_tables
 
 pytestmark = pytest.mark.e2e
 
@@ -238,3 +247,183 @@ def test_ctrl_c_stops_cleanly_and_a_restart_keeps_the_data(tmp_path: Path) -> No
     finally:
         if second.process.poll() is None:
             second.process.kill()
+
+
+# The data directory: private, checked, and the signing key encrypted in it.
+
+
+def serve_fails(data_dir: Path, env: dict[str, str] | None = None) -> str:
+    """Run `m3o serve` expecting it to stop at once; returns its one line on stderr."""
+    completed = subprocess.run(
+        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(free_port())],
+        env=env or {**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode != 0, completed.stdout
+    assert "Traceback" not in completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    return lines[0]
+
+
+def test_a_data_dir_that_is_a_file_stops_serve_with_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.write_text("not a directory")
+    line = serve_fails(data_dir)
+    assert str(data_dir) in line
+    assert "not a directory" in line
+
+
+def test_a_read_only_data_dir_stops_serve_with_one_line(tmp_path: Path) -> None:
+    # Decided from the permission bits, so it holds for root too (who could write anyway).
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    data_dir.chmod(0o555)
+    try:
+        line = serve_fails(data_dir)
+    finally:
+        data_dir.chmod(0o700)
+    assert str(data_dir) in line
+    assert "read-only" in line
+    assert list(data_dir.iterdir()) == []
+
+
+def test_a_corrupt_database_stops_serve_with_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = data_dir / "m3o.db"
+    garbage = os.urandom(8192)
+    database.write_bytes(garbage)
+    line = serve_fails(data_dir)
+    assert str(database) in line
+    assert "not an SQLite database" in line
+    assert database.read_bytes() == garbage
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_data_dir_is_private_and_holds_no_private_key_in_clear(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)  # as an older version left it
+    env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    served = start(data_dir, env)
+    try:
+        assert served.admin_token()
+        assert mode(data_dir) == 0o700
+        files = [p for p in data_dir.iterdir() if p.name.startswith("m3o.db")]
+        assert data_dir / "m3o.db" in files
+        for path in [*files, data_dir / "key-encryption-key"]:
+            assert mode(path) == 0o600, path
+        for path in files:
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    finally:
+        code, _, err = stop(served)
+    assert code == 0, err
+    assert b"PRIVATE KEY" not in (data_dir / "m3o.db").read_bytes()
+
+
+def public_keys(url: str) -> list[dict[str, str]]:
+    answer = httpx.post(f"{url}/auth/publicKeys", json={})
+    assert answer.status_code == 200, answer.text
+    keys: list[dict[str, str]] = orjson.loads(answer.json()["jwks"])["keys"]
+    return keys
+
+
+def test_a_wrong_or_missing_key_encryption_key_stops_serve_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    first = start(data_dir, env)
+    kids = [k["kid"] for k in public_keys(first.url)]
+    code, _, err = stop(first)
+    assert code == 0, err
+    key_file = data_dir / "key-encryption-key"
+    right = key_file.read_text()
+
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    line = serve_fails(data_dir, env)
+    assert str(key_file) in line
+    assert "encrypted with" in line
+    assert right.strip() not in line
+
+    key_file.unlink()
+    line = serve_fails(data_dir, env)
+    assert str(key_file) in line
+    assert "missing" in line
+    assert not key_file.exists()
+
+    key_file.write_text(right)
+    again = start(data_dir, env)
+    try:
+        assert [k["kid"] for k in public_keys(again.url)] == kids
+        assert again.cli("token").returncode == 0
+    finally:
+        stop(again)
+
+
+# The admin cannot lock itself out; `m3o admin reset` recovers a lockout anyway.
+
+
+async def _block_directly(data_dir: Path, account_id: str) -> None:
+    """A lockout as an older version let it happen: the block written to the database."""
+    async with (
+        open_database(data_dir, {}) as database,
+        transaction(database.sessions) as session,
+    ):
+        blocked = {"account_id": account_id, "created": datetime.now(UTC)}
+        await session.execute(insert(auth_tables.blocks).values(**blocked))
+
+
+def test_admin_cannot_block_itself_and_admin_reset_recovers_a_lockout(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ}
+    env.pop("M3O_ADMIN_PASSWORD", None)
+    served = start(data_dir, env)
+    first_password = (data_dir / "admin-password").read_text().strip()
+    token = served.cli("token")
+    assert token.returncode == 0, token.stderr
+    headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    refused = httpx.post(f"{served.url}/auth/Block", json={"id": "admin"}, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"] == "You cannot block your own account"
+    still = httpx.post(f"{served.url}/auth/list", json={}, headers=headers)
+    assert still.status_code == 200, still.text
+    stop(served)
+
+    asyncio.run(_block_directly(data_dir, "admin"))
+    locked = start(data_dir, env)
+    try:
+        assert locked.cli("token").returncode == 1
+    finally:
+        stop(locked)
+
+    reset = subprocess.run(
+        [*M3O, "admin", "reset", "--data-dir", str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert reset.returncode == 0, reset.stderr
+    new_password = (data_dir / "admin-password").read_text().strip()
+    assert new_password != first_password
+    assert new_password in reset.stdout
+    assert mode(data_dir / "admin-password") == 0o600
+
+    recovered = start(data_dir, env)
+    try:
+        token = recovered.cli("token")
+        assert token.returncode == 0, token.stderr
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        listed = httpx.post(f"{recovered.url}/auth/list", json={}, headers=headers)
+        assert listed.status_code == 200, listed.text
+    finally:
+        stop(recovered)

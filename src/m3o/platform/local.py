@@ -2,6 +2,11 @@
 
 SQLite file, event log and counters under the data directory; service-to-service calls
 in-process. Migrations are applied at start.
+
+The data directory is checked and kept private first (``data_dir.py``); a problem with it
+raises :class:`~m3o.platform.data_dir.StartupError` (one line). The key-encryption key of
+the signing keys is ``auth.key_encryption_key`` when configured, else the data directory's
+``key-encryption-key`` file, made on first start.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
@@ -20,6 +27,13 @@ from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import AdminAccount, ensure_admin
 from m3o.platform.clients import ClientFactory
+from m3o.platform.data_dir import (
+    KEK_FILE,
+    StartupError,
+    check_sqlite_file,
+    key_encryption_key,
+    prepare_data_dir,
+)
 from m3o.platform.examples import publish_examples
 from m3o.platform.front import build_front
 from m3o.platform.identity import Identity
@@ -30,9 +44,11 @@ from m3o.runtime.counters_sqlite import SqlCounterStore
 from m3o.runtime.event_log_sqlite import sql_event_bus
 from m3o.runtime.migrate import upgrade
 from m3o.runtime.rpc import InProcessTransport
-from m3o.runtime.store import create_engine, session_factory
+from m3o.runtime.store import SessionFactory, create_engine, session_factory
+from m3o.services.auth.key_encryption import kek_id, parse_kek_list
+from m3o.services.auth.keys import sealed_with
 
-__all__ = ["LocalPlatform", "open_local"]
+__all__ = ["LocalPlatform", "StartupError", "open_local"]
 
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a password
 
@@ -64,23 +80,36 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
     """Migrate the data directory's database, build and start every service.
 
     The caller serves ``app``; its shut-down stops consumers and crons and closes the
-    database.
+    database. Raises :class:`StartupError` or :class:`~m3o.runtime.config.ConfigError`
+    (one line each) when the data directory or the configuration cannot be used.
     """
-    _make_dir(data_dir)
+    prepare_data_dir(data_dir)
     bootstrap = build_config({}, env)
-    engine = create_engine(bootstrap.database.resolved_url(data_dir))
+    url = bootstrap.database.resolved_url(data_dir)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        check_sqlite_file(Path(parsed.database))
+    engine = create_engine(url)
+    try:
+        return await _open(engine, data_dir, env)
+    except DatabaseError as exc:
+        await engine.dispose()
+        where = parsed.database or parsed.render_as_string(hide_password=True)
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise StartupError(f"{where}: the database cannot be used ({reason})") from None
+    except BaseException:
+        await engine.dispose()
+        raise
+
+
+async def _open(engine: AsyncEngine, data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
     await upgrade(engine)
     sessions = session_factory(engine)
     config = await ConfigStore(sessions).load(env)
+    config = await _with_local_secrets(config, sessions, data_dir)
     counters = SqlCounterStore(engine)
     bus = sql_event_bus(engine)
     local = InProcessTransport()
-    if not config.auth.service_secret.get_secret_value():
-        # One process: a secret of its own, never stored, is enough for service accounts.
-        auth = config.auth.model_copy(
-            update={"service_secret": SecretStr(secrets.token_urlsafe(32))}
-        )
-        config = config.model_copy(update={"auth": auth})
     secret = config.auth.service_secret.get_secret_value()
     identity = Identity(local, counters, secret)
     metrics = Metrics()
@@ -95,8 +124,13 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
         transport=local,
         account_names=ACCOUNT_NAMES,
     )
-    await node.host(SERVICES)
-    await node.start()
+    try:
+        await node.host(SERVICES)
+        await node.start()
+    except BaseException:
+        await node.stop()
+        await counters.close()
+        raise
     password_file = data_dir / ADMIN_PASSWORD_FILE
     admin = await ensure_admin(
         ClientFactory(local, identity.token_source("platform")),
@@ -121,5 +155,17 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
     return platform
 
 
-def _make_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+async def _with_local_secrets(config: Config, sessions: SessionFactory, data_dir: Path) -> Config:
+    """``config`` with what one process makes up for itself: a service secret of its own
+    (never stored), and the key-encryption key from the data directory unless configured."""
+    updates: dict[str, object] = {}
+    if not config.auth.service_secret.get_secret_value():
+        updates["service_secret"] = SecretStr(secrets.token_urlsafe(32))
+    if not config.auth.key_encryption_key.get_secret_value():
+        previous = parse_kek_list(config.auth.previous_key_encryption_keys.get_secret_value())
+        needed = await sealed_with(sessions) - {kek_id(key) for key in previous}
+        kek = key_encryption_key(data_dir / KEK_FILE, needed)
+        updates["key_encryption_key"] = SecretStr(kek)
+    if not updates:
+        return config
+    return config.model_copy(update={"auth": config.auth.model_copy(update=updates)})

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import uvicorn
 
-from m3o.platform.local import open_local
+from m3o.platform.local import StartupError, open_local
 from m3o.runtime.logging import configure_logging
 
-__all__ = ["serve_local"]
+__all__ = ["StartupError", "serve_local"]
 
 
 async def serve_local(
@@ -25,7 +25,8 @@ async def serve_local(
 
     ``announce`` shows the operator the address and, on first start, the generated admin
     password (never logged). Stopping (SIGINT / SIGTERM) drains in-flight requests, then
-    stops consumers and crons and closes the database.
+    stops consumers and crons and closes the database. A data directory or configuration
+    that cannot be used raises :class:`StartupError` or ``ConfigError``, one line each.
     """
     configure_logging("info", json=True)
     platform = await open_local(data_dir, env)
