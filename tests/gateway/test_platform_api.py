@@ -128,7 +128,7 @@ async def test_conflicting_query_keys_are_bad_request() -> None:
     assert response.json()["id"] == "lab.mirror"
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("method", ["POST", "GET"])
 async def test_body_fields_win_over_query_fields(method: str) -> None:
     app, _ = build_app(Served(kinds_spec(), Kinds(), public=["Lab.Mirror"]))
     async with client_for(app) as http:
@@ -158,7 +158,9 @@ async def test_body_fields_win_over_query_fields(method: str) -> None:
 async def test_body_that_is_not_a_json_object_is_bad_request(content: bytes, detail: str) -> None:
     app, _ = build_app(_public_hello(Recorder()))
     async with client_for(app) as http:
-        response = await http.post("/helloworld/call", content=content)
+        response = await http.post(
+            "/helloworld/call", content=content, headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 400
     assert response.json() == {
         "id": "helloworld.call",
@@ -388,14 +390,14 @@ async def test_streaming_method_answers_that_websockets_serve_it() -> None:
     }
 
 
-@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 async def test_other_methods_are_not_allowed(method: str) -> None:
     recorder = Recorder()
     app, _ = build_app(_public_hello(recorder))
     async with client_for(app) as http:
         response = await http.request(method, "/helloworld/call")
     assert response.status_code == 405
-    assert response.headers["allow"] == "DELETE, GET, PATCH, POST, PUT"
+    assert response.headers["allow"] == "GET, POST"
     if method != "HEAD":
         assert response.json() == {
             "id": "api",

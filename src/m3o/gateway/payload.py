@@ -1,7 +1,12 @@
 """The request message of an HTTP call: JSON body and query string, merged.
 
 - the body must be a JSON object (an empty body is the empty request), at most the
-  configured size;
+  configured size, sent as ``Content-Type: application/json`` (or ``application/*+json``,
+  charset UTF-8 when one is named); any other type, or none, with a body is 415;
+- JSON is nested at most :data:`MAX_DEPTH` levels (the top-level object is level 1) and
+  no string, key or value, contains NUL; both are checked right after parsing, without
+  recursion, before the request goes anywhere (so before authentication too). The same
+  holds for the query string (a dotted key's parts are its levels) and websocket frames;
 - query keys with dots become nested objects (``a.b=1`` -> ``{"a": {"b": "1"}}``), a key
   given twice becomes a list, a single value for a repeated field becomes a list of one,
   and ``true`` / ``false`` fill booleans;
@@ -13,19 +18,149 @@ and booleans, so ``?limit=10`` fills an ``int32``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
+import grpc
 import orjson
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from starlette.requests import ClientDisconnect, Request
 
-from m3o.runtime.errors import BadRequest
+from m3o.runtime.errors import BadRequest, M3OError
 
-__all__ = ["TOO_LARGE", "merge", "query_to_dict", "read_body", "request_data"]
+__all__ = [
+    "HAS_NUL",
+    "MAX_DEPTH",
+    "NOT_JSON",
+    "NOT_OBJECT",
+    "TOO_DEEP",
+    "TOO_LARGE",
+    "UnsupportedMediaType",
+    "check_content_type",
+    "check_query",
+    "is_json_media_type",
+    "merge",
+    "parse_object",
+    "query_to_dict",
+    "read_body",
+    "request_data",
+]
 
 TOO_LARGE = "Request body too large"
+NOT_JSON = "Request body is not valid JSON"
+NOT_OBJECT = "Request body must be a JSON object"
+MAX_DEPTH = 64
+"""Deepest nesting accepted in a request (objects and arrays; the top-level object is 1).
+No M3O message comes near it; protobuf's own parsers stop at 100 and orjson's encoder at
+255, and Python code that walks the request recursively would fail long before 1,000."""
+TOO_DEEP = f"Request is nested too deeply (at most {MAX_DEPTH} levels)"
+HAS_NUL = "Request must not contain NUL characters"
+NOT_JSON_TYPE = "Content-Type must be application/json"
+
+_NUL_ESCAPE = b"\\u0000"
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class UnsupportedMediaType(M3OError):
+    """415: a request body in a format other than JSON. Raised at the HTTP edge only."""
+
+    code: ClassVar[int] = 415
+    status: ClassVar[str] = "Unsupported Media Type"
+    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json``, with no charset or UTF-8."""
+    if not content_type:
+        return False
+    media, *params = (part.strip() for part in content_type.split(";"))
+    media = media.lower()
+    kind, _, subtype = media.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
+def check_content_type(content_type: str | None, body: bytes, error_id: str) -> None:
+    """A body (anything but whitespace) must be declared JSON; an empty one needs nothing."""
+    if body.strip() and not is_json_media_type(content_type):
+        raise UnsupportedMediaType(error_id, NOT_JSON_TYPE)
+
+
+def _check_tree(value: Any, error_id: str) -> None:
+    """Depth and NUL of decoded JSON, walked with an explicit stack (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise BadRequest(error_id, HAS_NUL)
+        elif isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                raise BadRequest(error_id, TOO_DEEP)
+            for key, child in node.items():
+                if "\x00" in key:
+                    raise BadRequest(error_id, HAS_NUL)
+                stack.append((child, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                raise BadRequest(error_id, TOO_DEEP)
+            stack.extend((child, depth + 1) for child in node)
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether unparseable JSON nests beyond :data:`MAX_DEPTH` before it breaks (orjson
+    refuses 1,024 levels as invalid); brackets inside strings are skipped."""
+    depth = 0
+    for match in _TOKENS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def parse_object(raw: bytes | str, error_id: str, what: str = "Request body") -> dict[str, Any]:
+    """``raw`` as a JSON object (empty or blank: ``{}``), bounded in depth, without NUL.
+
+    Cheap byte counts skip the walk for the usual request: nesting cannot exceed the
+    number of opening brackets, and valid JSON can only hold NUL as ``\\u0000``.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    if not data.strip():
+        return {}
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if _too_deep(data):
+            raise BadRequest(error_id, TOO_DEEP) from None
+        raise BadRequest(error_id, f"{what} is not valid JSON") from None
+    if not isinstance(decoded, dict):
+        raise BadRequest(error_id, f"{what} must be a JSON object")
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH or _NUL_ESCAPE in data:
+        _check_tree(decoded, error_id)
+    return decoded
+
+
+def check_query(items: Iterable[tuple[str, str]], error_id: str) -> None:
+    """Query keys and values: no NUL, dotted keys at most :data:`MAX_DEPTH` levels."""
+    for key, value in items:
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest(error_id, HAS_NUL)
+        if key.count(".") >= MAX_DEPTH:
+            raise BadRequest(error_id, TOO_DEEP)
 
 
 async def read_body(request: Request, limit: int, error_id: str) -> bytes:
@@ -126,16 +261,9 @@ def request_data(
     body: bytes, query: list[tuple[str, str]], message_type: type[Message], error_id: str
 ) -> dict[str, Any]:
     """The request as a JSON object: the body (an object or empty) over the query."""
-    data: dict[str, Any] = {}
-    if body.strip():
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadRequest(error_id, "Request body is not valid JSON") from None
-        if not isinstance(decoded, dict):
-            raise BadRequest(error_id, "Request body must be a JSON object")
-        data = decoded
+    data = parse_object(body, error_id)
     if not query:
         return data
+    check_query(query, error_id)
     descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     return merge(fit_to_message(query_to_dict(query, error_id), descriptor), data)

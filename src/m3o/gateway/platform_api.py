@@ -6,8 +6,11 @@ Each call is JSON transcoded to a unary RPC of a platform service through the
 ``x-request-id`` and ``x-client-address``, and the service's dispatcher authenticates the
 caller and applies the access rules (so anonymous calls to non-public endpoints are 401).
 
-Methods: POST (the usual), GET (the query string is the request), PUT, PATCH and DELETE
-(the body's fields win over the query's). Other methods are 405.
+Methods: POST (the usual; the body's fields win over the query's) and GET (the query
+string is the request), as M3O's clients and docs use them. Other methods are 405 with
+``Allow: GET, POST``. A body must be declared ``application/json`` (415 otherwise), nest at
+most :data:`~m3o.gateway.payload.MAX_DEPTH` levels and hold no NUL (400): checked before
+the request goes to the service, so before the caller is authenticated.
 
 Server-streaming methods answer BadRequest ``Streaming endpoints are served over
 websockets``: the platform API serves unary calls only (v1 streams over websockets).
@@ -22,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from m3o.gateway.context import client_address, request_id, set_route_label
-from m3o.gateway.payload import read_body, request_data
+from m3o.gateway.payload import check_content_type, read_body, request_data
 from m3o.gateway.routing import Endpoint, RouteTable
 from m3o.runtime.errors import BadRequest, Internal, M3OError
 from m3o.runtime.jsonmap import dict_to_message, message_to_dict
@@ -33,7 +36,7 @@ __all__ = ["ALLOWED_METHODS", "STREAMING_DETAIL", "PlatformAPI"]
 
 _log = get_logger(__name__)
 
-ALLOWED_METHODS = frozenset({"POST", "GET", "PUT", "PATCH", "DELETE"})
+ALLOWED_METHODS = frozenset({"POST", "GET"})
 STREAMING_DETAIL = "Streaming endpoints are served over websockets"
 _ALLOW = ", ".join(sorted(ALLOWED_METHODS))
 
@@ -66,6 +69,7 @@ class PlatformAPI:
 
     async def _request(self, request: Request, endpoint: Endpoint) -> Message:
         body = await read_body(request, self._max_body_bytes, endpoint.error_id)
+        check_content_type(request.headers.get("content-type"), body, endpoint.error_id)
         query = request.scope.get("query_string", b"")
         data = request_data(
             body,
