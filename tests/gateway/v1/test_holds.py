@@ -3,6 +3,7 @@ after admission, and a gateway dying mid-burst, on every counter store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
 from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import Unavailable
+from m3o.runtime.outbox import Envelope
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import TOTAL
 
@@ -63,6 +65,7 @@ class BrokenAt:
 async def _books(gw: Any, counters: CounterStore) -> tuple[int, int, int]:
     """(units debited, monthly calls, request events published)."""
     assert await gw.v1.holds.retry_releases()
+    assert gw.v1.holds.in_flight == 0
     charged = await counters.get(debited_key(CUSTOMER))
     monthly = await gw.count(TOTAL)
     return charged, monthly, len(await gw.events())
@@ -130,3 +133,120 @@ async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
         assert await survivor.v1.holds.recover() == 0
     finally:
         await survivor.v1.holds.stop()
+
+
+class LateAdmission:
+    """The counter store losing the first admission's reply before running it: the
+    admission then runs when the test says, after the gateway gave up on it."""
+
+    def __init__(self, inner: CounterStore) -> None:
+        self._inner = inner
+        self.delayed: list[AdmissionRequest] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        if not self.delayed:
+            self.delayed = list(requests)
+            raise Unavailable("counters", "Counter store unavailable")
+        return await self._inner.admit_many(requests)
+
+
+async def test_an_admission_that_runs_after_its_release_is_released_by_the_next_sweeps(
+    any_counters: CounterStore,
+) -> None:
+    late = LateAdmission(any_counters)
+    gw = gateway(
+        late,  # type: ignore[arg-type]
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Call": PRICE})),
+        balances={CUSTOMER: FUNDS},
+    )
+    holds = gw.v1.holds
+    await gw.balances.load(CUSTOMER)
+    async with gw.http() as client:
+        lost = await client.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+        assert lost.status_code == 503, lost.text
+        # Its release runs in the background, finds nothing to release, and is done.
+        async with asyncio.timeout(10):
+            while holds.unreleased:
+                await asyncio.sleep(0.01)
+        # Now the admission runs in the store: it reserves and writes its hold.
+        [decision] = await any_counters.admit_many(late.delayed)
+        assert decision.admitted
+        assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+        for _ in range(2):
+            response = await client.post(
+                "/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH
+            )
+            assert response.status_code == 200, response.text
+    assert len(await gw.events()) == 2  # published, their holds settled
+
+    assert await holds.recover() == 0  # a first sweep only notes the orphan
+    assert await holds.recover() == 1
+
+    charged, monthly, events = await _books(gw, any_counters)
+    assert (charged, monthly, events) == (2 * PRICE, 2, 2)
+    assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - 2 * PRICE
+    assert await any_counters.holds("v1:holds") == []
+
+
+async def test_own_served_calls_whose_events_wait_are_published_by_the_sweeps_once(
+    any_counters: CounterStore,
+) -> None:
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    gw = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    holds = gw.v1.holds
+    published: list[str] = []
+
+    async def republish(envelopes: Sequence[Envelope]) -> None:
+        published.extend(envelope.id for envelope in envelopes)
+
+    await holds.start(republish)
+    try:
+        async with gw.http() as client:
+            response = await client.post(
+                "/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH
+            )
+            assert response.status_code == 200, response.text
+        # The request log has not published it (its publisher is down, say): the hold waits.
+        assert gw.v1.requests.pending == 1
+        assert await holds.recover() == 0
+        assert await holds.recover() == 1
+        assert await holds.recover() == 0
+    finally:
+        await holds.stop()
+    assert len(published) == 1
+    assert await any_counters.holds("v1:holds") == []
+    assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+
+
+async def test_a_recovery_whose_publisher_fails_leaves_the_hold_and_starts_anyway(
+    any_counters: CounterStore,
+) -> None:
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    dead = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    async with dead.http() as client:
+        response = await client.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    assert dead.v1.requests.pending == 1  # dies before publishing
+
+    failing = True
+    published: list[str] = []
+
+    async def republish(envelopes: Sequence[Envelope]) -> None:
+        if failing:
+            raise RuntimeError("event store down")
+        published.extend(envelope.id for envelope in envelopes)
+
+    survivor = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await survivor.v1.holds.start(republish)
+    try:
+        assert len(await any_counters.holds("v1:holds")) == 1
+        failing = False
+        assert await survivor.v1.holds.recover() == 1
+    finally:
+        await survivor.v1.holds.stop()
+    assert len(published) == 1
+    assert await any_counters.holds("v1:holds") == []
+    assert await any_counters.get(debited_key(CUSTOMER)) == PRICE

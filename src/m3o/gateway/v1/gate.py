@@ -193,10 +193,13 @@ class Gate:
                 _log.warning("v1.admitted_open", reason=exc.detail, api=call.api)
                 return Admission(None, AdmissionDecision(Verdict.ADMITTED, charge=FREE))
             raise Refused(Unavailable(ERROR_ID, UNAVAILABLE), {}) from None
-        except Exception:
+        except BaseException:
+            # Cancelled too (the client went away): the batch may still reserve for it.
             self._unknown(request)
             raise
         if not decision.admitted:
+            if request.hold is not None and self._holds is not None:
+                self._holds.refused(request.hold)
             raise _refusal(decision)
         return Admission(request, decision)
 

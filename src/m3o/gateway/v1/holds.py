@@ -15,7 +15,11 @@ process dies.
 - each process renews a lease ``v1:holds-lease:<instance>``; holds of an instance whose
   lease expired (it crashed) are recovered by any gateway, at start and every
   ``sweep_every``: served ones have their event published (same id, so counted once) and
-  are settled, the others are released.
+  are settled, the others are released;
+- the same sweep finishes this process's own holds that no call of it is waiting on any
+  more, found so in two sweeps running: an admission whose reply was lost and that ran in
+  the store only after its background release found nothing (released now), and a served
+  call whose event is still unpublished a sweep later (published again, same id).
 """
 
 from __future__ import annotations
@@ -88,6 +92,10 @@ class Holds:
         self._lease = lease
         self._sweep_every = sweep_every.total_seconds()
         self._numbers = itertools.count(1)
+        self._live: set[str] = set()
+        """This process's holds whose call is not finished (an id never comes back)."""
+        self._orphans: set[str] = set()
+        """Own holds the last sweep found in the book that no call is waiting on."""
         self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
         self._retrying: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -98,12 +106,27 @@ class Holds:
         """Releases waiting for the counter store."""
         return len(self._pending)
 
+    @property
+    def in_flight(self) -> int:
+        """Holds of calls this process has not finished (admitting, forwarding, releasing)."""
+        return len(self._live)
+
     def new(self) -> Hold:
-        return Hold(BOOK, f"{self.instance}.{next(self._numbers)}")
+        hold = Hold(BOOK, f"{self.instance}.{next(self._numbers)}")
+        self._live.add(hold.id)
+        return hold
+
+    def refused(self, hold: Hold) -> None:
+        """The call's admission answered a refusal: nothing was reserved, nothing written."""
+        self._live.discard(hold.id)
 
     async def commit(self, hold: Hold, envelope: Envelope) -> bool:
-        """Mark the call served with its event; False if its hold was released."""
+        """Mark the call served with its event; False if its hold was released. Once
+        committed, the call's event is the request log's to publish (and the hold its to
+        settle)."""
         [found] = await self._counters.commit_many([(hold, note_of(envelope))])
+        if found:
+            self._live.discard(hold.id)
         return found
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
@@ -112,6 +135,9 @@ class Holds:
             await self._counters.release(request, decision)
         except M3OError as exc:
             self._later(request, decision, exc)
+            return
+        if request.hold is not None:
+            self._live.discard(request.hold.id)
 
     def release_unknown(self, request: AdmissionRequest) -> None:
         """An admission that failed: it may have reserved (its reply was lost); the hold
@@ -146,6 +172,7 @@ class Holds:
                 _log.warning("v1.release_waiting", pending=len(self._pending), error=exc.detail)
                 return False
             self._pending.pop(hold_id, None)
+            self._live.discard(hold_id)
         return True
 
     async def start(self, republish: Republish) -> None:
@@ -184,27 +211,53 @@ class Holds:
                 _log.warning("v1.holds_sweep_failed", error=exc.detail)
 
     async def recover(self) -> int:
-        """Finish the holds of gateways whose lease expired; how many were finished."""
+        """Finish the holds of gateways whose lease expired, and this process's own holds
+        that no call has waited on for a whole sweep; how many were finished."""
         held = await self._counters.holds(BOOK)
-        instances = {h.hold.id.rpartition(".")[0] for h in held} - {self.instance}
+        instances = {_instance(h.hold) for h in held} - {self.instance}
         dead = set()
         for instance in instances:
             if await self._counters.get_value(LEASE_PREFIX + instance) is None:
                 dead.add(instance)
+        # A hold not live is finished as far as this process's calls go (its id never comes
+        # back), so finishing it from a copy of the book a moment old is safe: a release
+        # undoes only a hold still there, and an event id is counted once.
+        orphans = {
+            h.hold.id
+            for h in held
+            if _instance(h.hold) == self.instance and h.hold.id not in self._live
+        }
+        stale, self._orphans = orphans & self._orphans, orphans - self._orphans
         finished = 0
         for found in held:
-            if found.hold.id.rpartition(".")[0] in dead:
-                await self._finish(found)
+            if _instance(found.hold) in dead or found.hold.id in stale:
+                if not await self._finish(found):
+                    break
                 finished += 1
         if finished:
-            _log.warning("v1.holds_recovered", count=finished, instances=len(dead))
+            _log.warning("v1.holds_recovered", count=finished, instances=len(dead), own=len(stale))
         return finished
 
-    async def _finish(self, found: Held) -> None:
-        if found.note is None:
-            await self._counters.release(found.request, found.decision)
-            return
-        if self._republish is None:
-            return
-        await self._republish([envelope_from_note(found.note)])
-        await self._counters.settle_many([found.hold])
+    async def _finish(self, found: Held) -> bool:
+        """Release an unanswered hold, or publish a served one's event and settle it;
+        False when the counter store failed (the rest waits for the next sweep)."""
+        try:
+            if found.note is None:
+                await self._counters.release(found.request, found.decision)
+                return True
+            if self._republish is None:
+                return True
+            try:
+                await self._republish([envelope_from_note(found.note)])
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the next sweep retries
+                _log.warning("v1.holds_republish_failed", error=type(exc).__name__)
+                return True
+            await self._counters.settle_many([found.hold])
+        except M3OError as exc:
+            _log.warning("v1.holds_recovery_failed", error=exc.detail)
+            return False
+        return True
+
+
+def _instance(hold: Hold) -> str:
+    return hold.id.rpartition(".")[0]
