@@ -26,6 +26,8 @@ from m3o.runtime.admission import (
     NO_CAP,
     AdmissionDecision,
     AdmissionRequest,
+    Held,
+    Hold,
     Verdict,
 )
 from m3o.runtime.counters import CounterStore
@@ -522,6 +524,135 @@ async def test_release_does_not_recreate_expired_counters(subject: Subject) -> N
     await store.incr("ep", 1, ttl=LONG)
     # Recreated with the new TTL from 1, not from -1 left by the release.
     assert await store.get_many(["total", "ep", "free"]) == [1, 1, 0]
+
+
+# Holds: the reservation written down with the admission, committed, settled or released
+
+
+BOOK = "book"
+
+
+def held(store_holds: list[Held]) -> dict[str, tuple[str, int, str | None]]:
+    """Each hold's id -> (charge, debited, note)."""
+    return {h.hold.id: (h.decision.charge, h.decision.debited, h.note) for h in store_holds}
+
+
+async def test_an_admission_writes_its_hold_with_what_a_release_needs(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    priced, free, refused = Hold(BOOK, "g.1"), Hold(BOOK, "g.2"), Hold(BOOK, "g.3")
+    await store.admit(call(price=300, hold=priced))
+    await store.admit(call(hold=free))
+    assert (await store.admit(call(price=5_000, hold=refused))).verdict is (
+        Verdict.INSUFFICIENT_CREDIT
+    )
+
+    found = await store.holds(BOOK)
+    assert held(found) == {"g.1": ("300", 300, None), "g.2": (FREE, 0, None)}
+    [first] = [h for h in found if h.hold == priced]
+    request = first.request
+    assert (request.free_key, request.endpoint_key, request.total_key) == ("free", "ep", "total")
+    assert (request.balance_key, request.debited_key, request.hold) == ("bal", "debited", priced)
+    assert await store.holds("another-book") == []
+
+
+async def test_admit_many_writes_the_hold_of_each_admitted_call(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 100)
+    requests = [call(price=60, hold=Hold(BOOK, f"g.{n}")) for n in range(3)]
+    decisions = await store.admit_many(requests)
+    assert [d.verdict for d in decisions] == [
+        Verdict.ADMITTED,
+        Verdict.INSUFFICIENT_CREDIT,
+        Verdict.INSUFFICIENT_CREDIT,
+    ]
+    assert held(await store.holds(BOOK)) == {"g.0": ("60", 60, None)}
+
+
+async def test_a_release_with_a_hold_gives_back_what_the_hold_says_once(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    await admit_times(store, call(), 1)
+    before = await counts(store)
+    request = call(price=300, hold=Hold(BOOK, "g.1"))
+    assert (await store.admit(request)).admitted
+    # The caller does not know what was reserved (the admission's reply was lost).
+    unknown = AdmissionDecision(Verdict.ADMITTED)
+    await store.release(request, unknown)
+    await store.release(request, unknown)
+    await store.release(request, AdmissionDecision(Verdict.ADMITTED, charge="300", debited=300))
+    assert await counts(store) == {**before, "rate": 2}
+    assert await store.holds(BOOK) == []
+
+
+async def test_a_release_of_a_hold_never_written_does_nothing(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    await admit_times(store, call(), 2)
+    before = await counts(store)
+    never = call(price=300, hold=Hold(BOOK, "g.9"))
+    await store.release(never, AdmissionDecision(Verdict.ADMITTED, charge="300", debited=300))
+    await store.release(call(hold=Hold(BOOK, "g.8")), AdmissionDecision(Verdict.ADMITTED, FREE))
+    assert await counts(store) == before
+
+
+async def test_commit_many_marks_each_hold_served_once(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    first, second, gone = Hold(BOOK, "g.1"), Hold(BOOK, "g.2"), Hold(BOOK, "g.3")
+    await store.admit_many([call(price=10, hold=first), call(price=20, hold=second)])
+    assert await store.commit_many([]) == []
+
+    found = await store.commit_many([(first, "note 1"), (gone, "note 3"), (second, "note 2")])
+    assert found == [True, False, True]
+    # Committing again finds the hold and keeps its first note.
+    assert await store.commit_many([(first, "another")]) == [True]
+    assert held(await store.holds(BOOK)) == {
+        "g.1": ("10", 10, "note 1"),
+        "g.2": ("20", 20, "note 2"),
+    }
+    assert await store.get("debited") == 30
+
+
+async def test_a_released_hold_cannot_be_committed(subject: Subject) -> None:
+    store = subject.store
+    request = call(hold=Hold(BOOK, "g.1"))
+    decision = await store.admit(request)
+    await store.release(request, decision)
+    assert await store.commit_many([(Hold(BOOK, "g.1"), "late")]) == [False]
+    assert await store.holds(BOOK) == []
+
+
+async def test_a_committed_hold_released_gives_back_its_reservation(subject: Subject) -> None:
+    """The commit's reply was lost: the caller cannot know, so it releases."""
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    request = call(price=300, hold=Hold(BOOK, "g.1"))
+    decision = await store.admit(request)
+    assert await store.commit_many([(Hold(BOOK, "g.1"), "served")]) == [True]
+    await store.release(request, decision)
+    assert await store.get_many(["bal", "debited", "total", "ep"]) == [1_000, 0, 0, 0]
+    assert await store.holds(BOOK) == []
+
+
+async def test_settling_removes_the_hold_and_keeps_the_charge(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 1_000)
+    kept, other = Hold(BOOK, "g.1"), Hold(BOOK, "g.2")
+    request = call(price=300, hold=kept)
+    decision = await store.admit(request)
+    await store.admit(call(price=100, hold=other))
+    await store.commit_many([(kept, "served")])
+    after = await counts(store)
+
+    await store.settle_many([])
+    await store.settle_many([kept, Hold(BOOK, "g.9")])
+    await store.settle_many([kept])  # again: nothing left to remove
+    assert held(await store.holds(BOOK)) == {"g.2": ("100", 100, None)}
+    # A settled call is charged for good: releasing it now gives nothing back.
+    await store.release(request, decision)
+    assert await counts(store) == after
+    assert await store.get_many(["bal", "debited"]) == [600, 400]
 
 
 # Batches
