@@ -1,8 +1,10 @@
 """``/v1/<api>/<endpoint>`` over plain HTTP: one unary call per request.
 
 The request is the JSON body (an object; empty: ``{}``) over the query string (dotted keys
-nest, the body's fields win); HEAD and OPTIONS send an empty request; a body that is not
-JSON is BadRequest. Methods GET, POST, PUT, PATCH, DELETE, HEAD and OPTIONS; others 405.
+nest, the body's fields win). A body must be declared ``application/json`` (415 otherwise),
+be a JSON object nested at most ``MAX_DEPTH`` levels with no NUL character (400). Methods:
+POST and GET (the query is the request); others 405 with ``Allow: GET, POST``. Endpoints
+taking the raw HTTP request get it whole, whatever its type, with PUT, PATCH and DELETE too.
 Streaming endpoints answer BadRequest: they are served over a websocket on the same URL.
 
 Headers: ``X-Request-Id`` (the request middleware's), ``RateLimit-Limit``,
@@ -16,7 +18,6 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
 from google.protobuf.descriptor import Descriptor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,7 +25,15 @@ from starlette.responses import Response
 
 from m3o.gateway.context import new_request_id, request_id, set_route_label
 from m3o.gateway.http_errors import error_response
-from m3o.gateway.payload import fit_to_message, merge, query_to_dict, read_body
+from m3o.gateway.payload import (
+    check_content_type,
+    check_query,
+    fit_to_message,
+    merge,
+    parse_object,
+    query_to_dict,
+    read_body,
+)
 from m3o.gateway.platform_api import STREAMING_DETAIL
 from m3o.gateway.v1.calls import Prepared, PublicCalls
 from m3o.gateway.v1.credentials import key_from_headers
@@ -36,9 +45,13 @@ from m3o.runtime.errors import BadRequest, M3OError
 
 __all__ = ["ALLOWED_METHODS", "HttpCalls", "request_json"]
 
-ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_EMPTY_REQUEST = frozenset({"HEAD", "OPTIONS"})
-_ALLOW = ", ".join(sorted(ALLOWED_METHODS))
+CALL_METHODS = frozenset({"GET", "POST"})
+RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+"""Methods of endpoints taking the raw HTTP request (their upstream sees the method)."""
+ALLOWED_METHODS = frozenset({*RAW_METHODS, "HEAD", "OPTIONS", "TRACE", "CONNECT"})
+"""Methods routed to the endpoint, so that the endpoint, not the router, refuses those it
+does not serve: one 405 answer, with ``Allow: GET, POST``."""
+_ALLOW = ", ".join(sorted(CALL_METHODS))
 _JSON = "application/json"
 _UNMATCHED_LABEL = "/v1/<unknown>"
 
@@ -47,17 +60,10 @@ def request_json(
     body: bytes, query: list[tuple[str, str]], descriptor: Descriptor | None
 ) -> dict[str, Any]:
     """The request: the body (a JSON object, or empty) over the query."""
-    data: dict[str, Any] = {}
-    if body.strip():
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadRequest(ERROR_ID, "Request body is not valid JSON") from None
-        if not isinstance(decoded, dict):
-            raise BadRequest(ERROR_ID, "Request body must be a JSON object")
-        data = decoded
+    data = parse_object(body, ERROR_ID)
     if not query:
         return data
+    check_query(query, ERROR_ID)
     from_query = query_to_dict(query, ERROR_ID)
     if descriptor is not None:
         from_query = fit_to_message(from_query, descriptor)
@@ -74,7 +80,7 @@ class HttpCalls:
         rid = request_id(request.scope) or new_request_id(None)
         set_route_label(request.scope, _UNMATCHED_LABEL)
         try:
-            if request.method not in ALLOWED_METHODS:
+            if request.method not in RAW_METHODS:
                 raise HTTPException(405, headers={"Allow": _ALLOW})
             prepared = await self._calls.prepare(
                 request.scope["path"],
@@ -95,9 +101,12 @@ class HttpCalls:
     async def _payload(self, request: Request, prepared: Prepared) -> Payload:
         codec = prepared.codec
         descriptor = codec.request_descriptor
+        raw = is_raw_request(descriptor) and descriptor is not None
+        if not raw and request.method not in CALL_METHODS:
+            raise HTTPException(405, headers={"Allow": _ALLOW})
         body = await read_body(request, self._max_body_bytes, ERROR_ID)
         query = request.query_params.multi_items() if request.scope.get("query_string") else []
-        if is_raw_request(descriptor) and descriptor is not None:
+        if raw and descriptor is not None:
             data = raw_request_data(
                 descriptor,
                 method=request.method,
@@ -107,9 +116,8 @@ class HttpCalls:
                 body=body,
                 url=str(request.url),
             )
-        elif request.method in _EMPTY_REQUEST:
-            data = {}
         else:
+            check_content_type(request.headers.get("content-type"), body, ERROR_ID)
             data = request_json(body, query, descriptor)
         return codec.from_json(data)
 

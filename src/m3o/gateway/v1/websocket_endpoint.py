@@ -32,11 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from m3o.gateway.context import new_request_id, request_id
 from m3o.gateway.http_errors import error_response
+from m3o.gateway.payload import parse_object
 from m3o.gateway.v1.calls import Prepared, PublicCalls
 from m3o.gateway.v1.credentials import key_from_headers, websocket_protocol
 from m3o.gateway.v1.gate import Admission, Refused
@@ -111,15 +111,8 @@ def _decode(prepared: Prepared, message: Mapping[str, Any]) -> Payload:
     raw = message.get("bytes")
     if raw is not None:
         return prepared.codec.from_binary(raw)
-    text = message.get("text") or ""
-    data: Any = {}
-    if text.strip():
-        try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise BadRequest(ERROR_ID, "Request message is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest(ERROR_ID, "Request message must be a JSON object")
+    # A text frame is JSON by definition; it is bounded like an HTTP body (depth, NUL).
+    data = parse_object(message.get("text") or "", ERROR_ID, "Request message")
     return prepared.codec.from_json(data)
 
 
