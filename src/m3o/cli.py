@@ -151,6 +151,20 @@ def token(url: str = URL, data_dir: Path = DATA_DIR) -> None:
         raise _fail(f"cannot reach {url}: {exc}") from None
 
 
+def _call_path(service: str, endpoint: str) -> str:
+    """The URL path of ``service``'s ``endpoint``. The v1 service's methods are served at
+    their key-management paths (``/v1/<anything else>`` is the public API)."""
+    if service.lower() != "v1":
+        return "/" + "/".join([service, *endpoint.split(".")])
+    from m3o.gateway.v1.keys_api import KEY_PATHS, key_path
+
+    found = key_path(endpoint.rsplit(".", 1)[-1])
+    if found is None:
+        served = ", ".join(sorted(KEY_PATHS.values()))
+        raise _fail(f"v1 {endpoint} cannot be called over HTTP; these can: {served}")
+    return found
+
+
 @app.command()
 def call(
     service: str = typer.Argument(..., help="The service, e.g. customers."),
@@ -165,11 +179,11 @@ def call(
         body = orjson.loads(request)
     except orjson.JSONDecodeError:
         raise _fail("the request is not valid JSON") from None
-    path = "/".join([service, *endpoint.split(".")])
+    path = _call_path(service, endpoint)
     try:
         auth = bearer or _admin_token(url, data_dir)
         response = httpx.post(
-            f"{url}/{path}", json=body, headers={"Authorization": f"Bearer {auth}"}, timeout=30
+            f"{url}{path}", json=body, headers={"Authorization": f"Bearer {auth}"}, timeout=30
         )
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach {url}: {exc}") from None

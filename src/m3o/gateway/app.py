@@ -34,7 +34,7 @@ from m3o.gateway.metrics import Metrics
 from m3o.gateway.middleware import RequestMiddleware
 from m3o.gateway.openapi import openapi_document
 from m3o.gateway.platform_api import PlatformAPI
-from m3o.gateway.routing import RouteTable, ServiceDirectory
+from m3o.gateway.routing import Endpoint, RouteTable, ServiceDirectory
 from m3o.runtime.errors import M3OError
 from m3o.runtime.rpc import DEFAULT_TIMEOUT, Transport
 
@@ -115,19 +115,23 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    documented: Sequence[Endpoint] = (),
 ) -> Starlette:
     """The HTTP front over ``directory``'s services, reached through ``transport``.
 
     Pass the same ``metrics`` as the dispatchers' observer to expose RPC metrics on
     ``/metrics`` too. ``on_startup`` hooks run in order when the server starts,
-    ``on_shutdown`` hooks in reverse order when it stops.
+    ``on_shutdown`` hooks in reverse order when it stops. ``documented`` are endpoints of
+    ``extra_routes`` listed in ``/openapi.json`` beside the platform API's, at their label.
     """
     settings = settings or GatewaySettings()
     metrics = metrics or Metrics()
     table = RouteTable(directory)
     health = Health(readiness, timeout=settings.readiness_timeout)
     openapi = orjson.dumps(
-        openapi_document(table.endpoints(), title=settings.title, version=settings.version)
+        openapi_document(
+            [*table.endpoints(), *documented], title=settings.title, version=settings.version
+        )
     )
     platform = PlatformAPI(
         table,

@@ -23,6 +23,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
+from m3o.services.v1.proto.client import SPEC as V1
 
 __all__ = ["build_front"]
 
@@ -68,8 +69,11 @@ def build_front(
             call_timeout=settings.call_timeout,
         ),
     )
+    # /v1/... is the public API's: the v1 service is served (and documented) at its key
+    # management paths, never at the platform API's /v1/<Method>.
+    platform_services = {name: specs for name, specs in directory.items() if name != V1.service}
     return create_app(
-        directory,
+        platform_services,
         transport,
         metrics=metrics,
         readiness=readiness,
@@ -79,4 +83,5 @@ def build_front(
         # then the process's own hooks.
         on_shutdown=[*on_shutdown, *sources.on_shutdown, *v1.on_shutdown],
         extra_routes=v1.routes,
+        documented=v1.documented,
     )

@@ -1,7 +1,13 @@
-"""Key management under /v1: ``/v1/api/keys/generate|list|revoke`` and
-``/v1/api/apis/list``, each the v1 service's method of the same job, called with the
-caller's JWT exactly as the platform API calls any method (same transcoding, errors and
-metadata; the v1 service checks the caller).
+"""Key management under /v1, each path the v1 service's method of the same job, called
+with the caller's JWT exactly as the platform API calls any method (same transcoding,
+errors and metadata; the v1 service checks the caller):
+
+- customers: ``/v1/api/keys/generate|list|revoke`` and ``/v1/api/apis/list``;
+- admins (and services): ``/v1/api/keys/block|unblock|delete``.
+
+These are the v1 service's only HTTP paths: ``/v1/<anything>`` else is the public API.
+``ResolveKey`` (the gateway's own lookup) has none. :func:`key_endpoints` describes the
+paths for ``/openapi.json``; :func:`key_path` finds the path of a method (``m3o call v1``).
 """
 
 from __future__ import annotations
@@ -13,19 +19,39 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from m3o.gateway.platform_api import ALLOWED_METHODS, PlatformAPI
-from m3o.gateway.routing import RouteTable
+from m3o.gateway.routing import Endpoint, RouteTable
 from m3o.runtime.rpc import ServiceSpec, Transport
 from m3o.services.v1.proto.client import SPEC
 
-__all__ = ["KEY_PATHS", "key_routes"]
+__all__ = ["INTERNAL_METHODS", "KEY_PATHS", "key_endpoints", "key_path", "key_routes"]
 
 KEY_PATHS = {
     "/v1/api/keys/generate": "GenerateKey",
     "/v1/api/keys/list": "ListKeys",
     "/v1/api/keys/revoke": "RevokeKey",
+    "/v1/api/keys/block": "BlockKey",
+    "/v1/api/keys/unblock": "UnblockKey",
+    "/v1/api/keys/delete": "DeleteCustomer",
     "/v1/api/apis/list": "ListAPIs",
 }
 """Path -> the v1 service's method."""
+
+INTERNAL_METHODS = frozenset({"ResolveKey"})
+"""The v1 service's methods with no HTTP path: only services call them, over RPC."""
+
+
+def key_path(method: str) -> str | None:
+    """The path serving the v1 method named ``method`` (any case), or None."""
+    wanted = method.lower()
+    return next((path for path, name in KEY_PATHS.items() if name.lower() == wanted), None)
+
+
+def key_endpoints(spec: ServiceSpec = SPEC) -> list[Endpoint]:
+    """Every key-management path as an endpoint, labelled with its path."""
+    return [
+        Endpoint(spec, spec.methods[name], f"{spec.service}.{name.lower()}", path)
+        for path, name in KEY_PATHS.items()
+    ]
 
 
 def _endpoint(
@@ -45,7 +71,7 @@ def key_routes(
     call_timeout: float | None,
     spec: ServiceSpec = SPEC,
 ) -> list[BaseRoute]:
-    """The four routes, calling ``spec``'s service through ``transport``."""
+    """The key-management routes, calling ``spec``'s service through ``transport``."""
     platform = PlatformAPI(
         RouteTable({spec.service: (spec,)}),
         transport,

@@ -2,8 +2,9 @@
 work.
 
 Mount the routes as they are (they carry their ``/v1`` prefix) in ``create_app``'s
-``extra_routes``; run ``on_startup`` hooks at start and ``on_shutdown`` hooks at stop
-(they flush the request events, so a graceful stop loses none).
+``extra_routes``, and pass ``documented`` as its ``documented`` (``/openapi.json``); run
+``on_startup`` hooks at start and ``on_shutdown`` hooks at stop (they flush the request
+events, so a graceful stop loses none).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from m3o.gateway.routing import Endpoint
 from m3o.gateway.v1.batching import AdmissionBatcher
 from m3o.gateway.v1.calls import PublicCalls
 from m3o.gateway.v1.credentials import KeyCache
@@ -23,7 +25,7 @@ from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.gate import Gate
 from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.http_endpoint import ALLOWED_METHODS, HttpCalls
-from m3o.gateway.v1.keys_api import key_routes
+from m3o.gateway.v1.keys_api import key_endpoints, key_routes
 from m3o.gateway.v1.metering import RequestLog
 from m3o.gateway.v1.ports import Alerts, BalanceLoader, Catalog, KeyDirectory, Quotas
 from m3o.gateway.v1.settings import V1Settings
@@ -72,6 +74,8 @@ class V1Routes:
     calls: PublicCalls
     requests: RequestLog
     holds: Holds
+    documented: list[Endpoint] = field(default_factory=list)
+    """The key-management paths, for ``create_app(documented=...)`` (``/openapi.json``)."""
 
 
 def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -> V1Routes:
@@ -129,4 +133,5 @@ def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -
         calls=calls,
         requests=requests,
         holds=holds,
+        documented=key_endpoints(),
     )
