@@ -180,3 +180,33 @@ message BuyResponse {}
         "shop.BuyRequest.Inner": "Inner is nested.",
         "shop.BuyRequest.inners": "after the nested message",
     }
+
+
+def test_fields_the_handler_requires_are_required_and_not_empty() -> None:
+    document = openapi_document(RouteTable(directory(CUSTOMERS)).endpoints())
+    schemas = document["components"]["schemas"]
+    create = schemas["customers.CreateRequest"]
+    assert create["required"] == ["email"]
+    assert create["properties"]["email"]["minLength"] == 1
+    assert create["properties"]["email"]["description"].startswith("Required.")
+    assert schemas["customers.UpdateRequest"]["required"] == ["customer"]
+    assert "required" not in schemas["customers.LoginRequest"]  # email or refresh_token
+    assert "required" not in schemas["customers.Customer"]
+    for name, schema in schemas.items():
+        assert "nullable" not in str(schema), name
+
+
+def test_required_marker_is_read_from_the_field_comment() -> None:
+    comments = parse_comments(
+        """
+package shop;
+message Buy {
+  // Required. item to buy
+  string item = 1;
+  // note, Required or not
+  string note = 2;
+}
+"""
+    )
+    assert comments["shop.Buy.item"].startswith("Required.")
+    assert comments["shop.Buy.note"] == "note, Required or not"

@@ -6,10 +6,17 @@ handlers). Schemas follow the JSON mapping of :mod:`m3o.runtime.jsonmap`: proto 
 64-bit integers as JSON integers, enums as string enums, maps as objects, repeated fields as
 arrays, messages as ``$ref`` components named by their full protobuf name. Proto comments
 become descriptions when the ``.proto`` file ships beside its generated module.
+
+A field whose comment starts with ``Required`` (``// Required. email of the customer``) is
+one the handler refuses a request without: it is listed in its message's ``required``, and
+a required string or list must not be empty (``minLength`` / ``minItems`` 1), as proto3
+cannot tell an absent field from an empty one. Nothing is ``nullable``: the JSON mapping
+never writes ``null`` and answers omit fields holding their default value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -20,7 +27,7 @@ from google.protobuf.message import Message
 from m3o.gateway.proto_comments import comments_beside
 from m3o.gateway.routing import Endpoint
 
-__all__ = ["ERROR_SCHEMA", "openapi_document"]
+__all__ = ["ERROR_SCHEMA", "is_required", "openapi_document"]
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,6 +86,22 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.StringValue": {"type": "string"},
     "google.protobuf.BytesValue": {"type": "string", "contentEncoding": "base64"},
 }
+
+
+_REQUIRED = re.compile(r"^Required\b")
+
+
+def is_required(comment: str | None) -> bool:
+    """Whether a field's comment marks it required (it starts with ``Required``)."""
+    return comment is not None and _REQUIRED.match(comment) is not None
+
+
+def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "string" and "contentEncoding" not in schema:
+        return {**schema, "minLength": 1}
+    if schema.get("type") == "array":
+        return {**schema, "minItems": 1}
+    return schema
 
 
 def _descriptor(message_type: type[Message]) -> Descriptor:
@@ -143,13 +166,19 @@ class _SchemaBuilder:
             return dict(known)
         if name not in self.schemas:
             self.schemas[name] = {}  # placeholder: recursive messages end here
+            comments = self.comments(descriptor)
             properties: dict[str, Any] = {}
+            required: list[str] = []
             for field in descriptor.fields:
-                properties[field.name] = self._described(
-                    self.field(field), descriptor, f"{name}.{field.name}"
-                )
-            schema = {"type": "object", "properties": properties}
-            self.schemas[name] = self._described(schema, descriptor, name)
+                schema = self._described(self.field(field), descriptor, f"{name}.{field.name}")
+                if is_required(comments.get(f"{name}.{field.name}")):
+                    required.append(field.name)
+                    schema = _non_empty(schema)
+                properties[field.name] = schema
+            message: dict[str, Any] = {"type": "object", "properties": properties}
+            if required:
+                message["required"] = required
+            self.schemas[name] = self._described(message, descriptor, name)
         return _ref(name)
 
 

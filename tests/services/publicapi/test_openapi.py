@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from m3o.services.publicapi.descriptors import Descriptors
 from m3o.services.publicapi.openapi import ERROR_SCHEMA, generate_openapi
-from services.publicapi.support import HELLOWORLD, World, api
+from services.publicapi.support import HELLOWORLD, World, api, compile_proto
 
 
 def document(raw: bytes, name: str = "helloworld", **info: str) -> dict[str, Any]:
@@ -115,3 +116,47 @@ async def test_publish_stores_the_generated_document(world: World) -> None:
     assert orjson.loads(published.open_api_json) == document(
         published.descriptors, display_name="Hello", description="Greets."
     )
+
+
+def test_fields_whose_comment_starts_with_required_are_required(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    source = """
+syntax = "proto3";
+package weather;
+
+service Weather {
+  // Now is the weather now.
+  rpc Now(NowRequest) returns (NowResponse) {}
+}
+
+// NowRequest names the place.
+message NowRequest {
+  // Required. city to look up
+  string city = 1;
+  // Required. units, at least one
+  repeated string units = 2;
+  // country, optional
+  string country = 3;
+  // Required. days ahead
+  int32 days = 4;
+}
+
+// NowResponse is the weather.
+message NowResponse {
+  // summary in words
+  string summary = 1;
+}
+"""
+    raw = compile_proto(tmp_path_factory.mktemp("required"), source, "weather/api.proto")
+    schemas = document(raw, name="weather")["components"]["schemas"]
+    request = schemas["weather.NowRequest"]
+    assert request["required"] == ["city", "units", "days"]
+    assert request["properties"]["city"] == {
+        "type": "string",
+        "minLength": 1,
+        "description": "Required. city to look up",
+    }
+    assert request["properties"]["units"]["minItems"] == 1
+    assert "minLength" not in request["properties"]["country"]
+    assert "required" not in schemas["weather.NowResponse"]

@@ -7,10 +7,16 @@ integers, enums as string enums, maps as objects, repeated fields as arrays), me
 ``$ref`` components named by their full protobuf name. Streaming endpoints are marked
 ``x-stream`` (``server``, ``client`` or ``bidirectional``): /v1 serves them over a
 websocket. Comments become descriptions when the descriptors carry source info.
+
+A field whose comment starts with ``Required`` (``// Required. the city``) is listed in its
+message's ``required``, and a required string or list must not be empty (``minLength`` /
+``minItems`` 1): proto3 cannot tell an absent field from an empty one. Nothing is
+``nullable``: the JSON mapping never writes ``null``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -77,6 +83,19 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
 }
 
 _ERROR = "Error"
+_REQUIRED = re.compile(r"^Required\b")
+
+
+def _is_required(comment: str | None) -> bool:
+    return comment is not None and _REQUIRED.match(comment) is not None
+
+
+def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "string" and "contentEncoding" not in schema:
+        return {**schema, "minLength": 1}
+    if schema.get("type") == "array":
+        return {**schema, "minItems": 1}
+    return schema
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -123,12 +142,19 @@ class _Schemas:
             return dict(known)
         if name not in self.schemas:
             self.schemas[name] = {}  # placeholder: a recursive message ends here
-            properties = {
-                field.name: _described(self.field(field), self.comments.get(f"{name}.{field.name}"))
-                for field in message.fields
-            }
-            schema = {"type": "object", "properties": properties}
-            self.schemas[name] = _described(schema, self.comments.get(name))
+            properties: dict[str, Any] = {}
+            required: list[str] = []
+            for field in message.fields:
+                text = self.comments.get(f"{name}.{field.name}")
+                schema = _described(self.field(field), text)
+                if _is_required(text):
+                    required.append(field.name)
+                    schema = _non_empty(schema)
+                properties[field.name] = schema
+            document: dict[str, Any] = {"type": "object", "properties": properties}
+            if required:
+                document["required"] = required
+            self.schemas[name] = _described(document, self.comments.get(name))
         return _ref(name)
 
 

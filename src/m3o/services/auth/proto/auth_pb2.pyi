@@ -225,7 +225,7 @@ class GenerateRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account; required"""
+    """Required. id of the account"""
     secret: _builtins.str
     """secret; empty generates a random one"""
     type: _builtins.str
@@ -294,7 +294,7 @@ class DeleteRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     def __init__(
         self,
         *,
@@ -385,11 +385,11 @@ class ChangeSecretRequest(_message.Message):
     OLD_SECRET_FIELD_NUMBER: _builtins.int
     NEW_SECRET_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     old_secret: _builtins.str
     """old_secret, required when the account changes its own secret"""
     new_secret: _builtins.str
-    """new_secret to set"""
+    """Required. new_secret to set"""
     def __init__(
         self,
         *,
@@ -503,7 +503,7 @@ class GrantRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     token_expiry: _builtins.int
     """token_expiry: access token lifetime in seconds (0 = the configured default)"""
     def __init__(
@@ -528,7 +528,7 @@ class InspectRequest(_message.Message):
 
     TOKEN_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """token: an access token"""
+    """Required. token: an access token"""
     def __init__(
         self,
         *,
@@ -613,7 +613,7 @@ class RevokeSessionsRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     def __init__(
         self,
         *,
@@ -652,7 +652,7 @@ class BlockRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     def __init__(
         self,
         *,
@@ -691,7 +691,7 @@ class UnblockRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the account"""
+    """Required. id of the account"""
     def __init__(
         self,
         *,
@@ -770,7 +770,7 @@ class CreateRuleRequest(_message.Message):
     RULE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def rule(self) -> Global___Rule:
-        """rule to create (an existing id is replaced)"""
+        """Required. rule to create (an existing id is replaced)"""
 
     def __init__(
         self,
@@ -810,7 +810,7 @@ class DeleteRuleRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the rule"""
+    """Required. id of the rule"""
     def __init__(
         self,
         *,

@@ -30,13 +30,13 @@ class IncrementRequest(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """customer_id to credit"""
+    """Required. customer_id to credit"""
     delta: _builtins.int
     """delta: the amount, > 0"""
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
-    """reference shown to the customer; required, at most 500 characters"""
+    """Required. reference shown to the customer, at most 500 characters"""
     idempotency_key: _builtins.str
     """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
@@ -90,13 +90,13 @@ class DecrementRequest(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """customer_id to debit"""
+    """Required. customer_id to debit"""
     delta: _builtins.int
     """delta: the amount, > 0"""
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
-    """reference shown to the customer; required, at most 500 characters"""
+    """Required. reference shown to the customer, at most 500 characters"""
     idempotency_key: _builtins.str
     """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
@@ -308,9 +308,9 @@ class TransferRequest(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     VISIBLE_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
-    """from_id: the customer debited"""
+    """Required. from_id: the customer debited"""
     to_id: _builtins.str
-    """to_id: the customer credited"""
+    """Required. to_id: the customer credited"""
     amount: _builtins.int
     """amount: > 0"""
     reference: _builtins.str
@@ -359,7 +359,7 @@ class DeleteCustomerRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """user_id of the customer"""
+    """Required. user_id of the customer"""
     def __init__(
         self,
         *,

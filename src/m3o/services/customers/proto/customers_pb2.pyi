@@ -128,7 +128,7 @@ class CreateRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email of the customer; required"""
+    """Required. email of the customer"""
     def __init__(
         self,
         *,
@@ -365,7 +365,7 @@ class UpdateRequest(_message.Message):
     CUSTOMER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def customer(self) -> Global___Customer:
-        """customer with id and the new name, meta and status"""
+        """Required. customer with id and the new name, meta and status"""
 
     def __init__(
         self,
@@ -593,7 +593,7 @@ class UpdateNameRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the customer"""
+    """Required. id of the customer"""
     name: _builtins.str
     """name to set"""
     def __init__(

@@ -31,9 +31,9 @@ class SendRequest(_message.Message):
     SEND_AT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     to: _builtins.str
-    """to address; required"""
+    """Required. to address"""
     template_id: _builtins.str
-    """template_id: verification, recovery, welcome, or a SendGrid dynamic template id"""
+    """Required. template_id: verification, recovery, welcome, or a SendGrid dynamic template id"""
     template_data: _builtins.str
     """template_data: a JSON object of the template's values (verification: code; recovery:
     token and optionally reset_url; welcome: optionally name)

@@ -308,7 +308,7 @@ class APIRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """name of the API; required"""
+    """Required. name of the API"""
     def __init__(
         self,
         *,

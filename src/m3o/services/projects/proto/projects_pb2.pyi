@@ -93,7 +93,7 @@ class CreateRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     BILLING_ACCOUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """name of the project; required, at most 200 characters"""
+    """Required. name of the project, at most 200 characters"""
     billing_account: _builtins.str
     """billing_account that pays for it: empty for the caller; an admin must name one"""
     def __init__(
@@ -142,7 +142,7 @@ class ReadRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the project; required"""
+    """Required. id of the project"""
     def __init__(
         self,
         *,
@@ -236,7 +236,7 @@ class DeleteCustomerRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the customer whose projects are deleted; required"""
+    """Required. id of the customer whose projects are deleted"""
     def __init__(
         self,
         *,

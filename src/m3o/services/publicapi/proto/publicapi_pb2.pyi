@@ -225,7 +225,7 @@ class PublishRequest(_message.Message):
     API_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def api(self) -> Global___PublicAPI:
-        """api to publish; name required"""
+        """Required. api to publish; name required"""
 
     def __init__(
         self,
@@ -273,7 +273,7 @@ class UpdateRequest(_message.Message):
     API_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def api(self) -> Global___PublicAPI:
-        """api: id required; every other field that is set (non-empty) replaces the stored one,
+        """Required. api: id required; every other field that is set (non-empty) replaces the stored one,
         pricing and quotas as whole maps
         """
 

@@ -60,7 +60,7 @@ class UserRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email to sign up; required"""
+    """Required. email to sign up"""
     def __init__(
         self,
         *,
@@ -101,9 +101,9 @@ class VerifyRequest(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email the code was sent to"""
+    """Required. email the code was sent to"""
     token: _builtins.str
-    """token: the 8-letter code from the email"""
+    """Required. token: the 8-letter code from the email"""
     secret: _builtins.str
     """secret: the password, at least 8 characters; empty for a passwordless account"""
     def __init__(
@@ -161,7 +161,7 @@ class RecoverRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email of the customer"""
+    """Required. email of the customer"""
     def __init__(
         self,
         *,
@@ -202,11 +202,11 @@ class ResetPasswordRequest(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email of the customer"""
+    """Required. email of the customer"""
     token: _builtins.str
-    """token: the reset token from the recovery email"""
+    """Required. token: the reset token from the recovery email"""
     password: _builtins.str
-    """password to set, at least 8 characters"""
+    """Required. password to set, at least 8 characters"""
     def __init__(
         self,
         *,
@@ -252,7 +252,7 @@ class TrackRequest(_message.Message):
     REGISTRATION_FIELD_NUMBER: _builtins.int
     REFERRER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the visitor (chosen by the client); required"""
+    """Required. id of the visitor (chosen by the client)"""
     email: _builtins.str
     """email of the visitor, once known"""
     firstVisit: _builtins.int
@@ -306,7 +306,7 @@ class WaitlistRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """email to add to the waitlist; required"""
+    """Required. email to add to the waitlist"""
     def __init__(
         self,
         *,

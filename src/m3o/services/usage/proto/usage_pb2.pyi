@@ -233,7 +233,7 @@ class ReadMonthlyRequest(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
-    """customer_id whose counters to read (the project id); required"""
+    """Required. customer_id whose counters to read (the project id)"""
     @_builtins.property
     def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """endpoints: counter names, each <api>$<Endpoint>, total or totalfree"""
@@ -528,7 +528,7 @@ class SaveEventRequest(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___Event:
-        """event to store; table is required"""
+        """Required. event to store; table is required"""
 
     def __init__(
         self,
@@ -666,7 +666,7 @@ class DeleteCustomerRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the customer (the project id); required"""
+    """Required. id of the customer (the project id)"""
     def __init__(
         self,
         *,

@@ -29,7 +29,7 @@ class GenerateKeyRequest(_message.Message):
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
     description: _builtins.str
-    """description of what the key is for; required"""
+    """Required. description of what the key is for"""
     project_id: _builtins.str
     """project_id the key belongs to: one of the caller's projects; empty: the caller's
     default project
@@ -38,7 +38,7 @@ class GenerateKeyRequest(_message.Message):
     """expires_in: seconds until the key stops working; 0: never"""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """scopes: names of the APIs the key may call, or * for every API; required"""
+        """Required. scopes: names of the APIs the key may call, or * for every API"""
 
     def __init__(
         self,
@@ -189,7 +189,7 @@ class RevokeRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the key; required"""
+    """Required. id of the key"""
     def __init__(
         self,
         *,
@@ -326,7 +326,7 @@ class DeleteCustomerRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """id of the customer whose keys are deleted; required"""
+    """Required. id of the customer whose keys are deleted"""
     def __init__(
         self,
         *,
@@ -406,7 +406,7 @@ class ResolveKeyRequest(_message.Message):
 
     HASH_FIELD_NUMBER: _builtins.int
     hash: _builtins.str
-    """hash: the key's HMAC-SHA256, 64 lower-case hex digits; required"""
+    """Required. hash: the key's HMAC-SHA256, 64 lower-case hex digits"""
     def __init__(
         self,
         *,
