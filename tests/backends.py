@@ -32,16 +32,52 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.registry import all_metadata
 from m3o.runtime.store import create_engine, sqlite_url
+from servers import RunServers, postgres_backend, redis_backend, with_database
 
-POSTGRES_URL = os.environ.get(
-    "M3O_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("M3O_TEST_REDIS", "redis://127.0.0.1:6379/15")
 DATABASE_BACKENDS = [
     b.strip()
     for b in os.environ.get("M3O_TEST_BACKENDS", "sqlite,postgres").split(",")
     if b.strip() in ("sqlite", "postgres")
 ]
+
+_servers = RunServers(os.environ, [postgres_backend(), redis_backend(os.environ)])
+
+
+def postgres_url() -> str:
+    """The run's PostgreSQL (see ``servers``): configured, the default, or a throwaway."""
+    return _servers.url("PostgreSQL")
+
+
+def redis_url(database: int | None = None) -> str:
+    """The run's Redis (see ``servers``), at ``database`` if given (else 15 or as configured)."""
+    url = _servers.url("Redis")
+    return url if database is None else with_database(url, database)
+
+
+def __getattr__(name: str) -> str:
+    """``POSTGRES_URL`` and ``REDIS_URL``, resolved when first asked for."""
+    if name == "POSTGRES_URL":
+        return postgres_url()
+    if name == "REDIS_URL":
+        return redis_url()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def start_servers() -> None:
+    """Resolve the servers the run needs now, at its start (Redis, and PostgreSQL if used)."""
+    redis_url()
+    if "postgres" in DATABASE_BACKENDS:
+        postgres_url()
+
+
+def servers_report() -> list[str]:
+    return _servers.report()
+
+
+def stop_servers() -> None:
+    """Stop the throwaway servers the run started, removing their files."""
+    _servers.close()
+
 
 _sqlite_template: list[Path] = []  # the template file, once made
 _free_schemas: list[str] = []
@@ -72,13 +108,13 @@ async def _template_file() -> Path:
 
 async def _new_schema() -> str:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, pool_size=1)
+    admin = create_engine(postgres_url(), pool_size=1)
     try:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     finally:
         await admin.dispose()
-    made = create_engine(POSTGRES_URL, schema=schema, pool_size=1)
+    made = create_engine(postgres_url(), schema=schema, pool_size=1)
     try:
         await create_all(made)
     finally:
@@ -93,7 +129,7 @@ async def _empty_schema(schema: str) -> None:
         for metadata in all_metadata()
         for table in metadata.sorted_tables
     )
-    cleaner = create_engine(POSTGRES_URL, pool_size=1)
+    cleaner = create_engine(postgres_url(), pool_size=1)
     try:
         async with cleaner.begin() as conn:
             await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
@@ -109,7 +145,7 @@ async def make_engine(backend: str, tmp_path: Path) -> tuple[AsyncEngine, str | 
         shutil.copyfile(await _template_file(), target)
         return create_engine(sqlite_url(str(target))), None
     schema = _free_schemas.pop() if _free_schemas else await _new_schema()
-    return create_engine(POSTGRES_URL, schema=schema), schema
+    return create_engine(postgres_url(), schema=schema), schema
 
 
 async def drop_engine(engine: AsyncEngine, schema: str | None) -> None:
@@ -127,7 +163,7 @@ async def drop_engine(engine: AsyncEngine, schema: str | None) -> None:
 
 
 async def _drop_schemas(schemas: list[str]) -> None:
-    admin = create_engine(POSTGRES_URL, pool_size=1)
+    admin = create_engine(postgres_url(), pool_size=1)
     try:
         async with admin.begin() as conn:
             for schema in schemas:

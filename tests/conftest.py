@@ -2,8 +2,10 @@
 
 Storage tests run on SQLite and PostgreSQL (and Redis where they use it). The backends come
 from ``M3O_TEST_BACKENDS`` (default ``sqlite,postgres``); a backend that is asked for but
-unreachable fails the test, it is never skipped. PostgreSQL and Redis addresses come from
-``M3O_TEST_POSTGRES`` and ``M3O_TEST_REDIS``.
+unreachable fails the run, it is never skipped. Where PostgreSQL and Redis are is settled when
+the run starts (``servers``): ``M3O_TEST_POSTGRES`` and ``M3O_TEST_REDIS`` if set (a server
+that does not answer there stops the run), else the default addresses if a server answers,
+else throwaway servers started for the run and removed at its end.
 """
 
 from __future__ import annotations
@@ -15,8 +17,35 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, drop_pooled_schemas, make_engine
+from backends import (
+    DATABASE_BACKENDS,
+    drop_engine,
+    drop_pooled_schemas,
+    make_engine,
+    redis_url,
+    servers_report,
+    start_servers,
+    stop_servers,
+)
 from m3o.runtime.store import SessionFactory, session_factory
+from servers import ServerUnreachable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help:
+        return
+    try:
+        start_servers()
+    except ServerUnreachable as error:
+        raise pytest.UsageError(str(error)) from error
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return servers_report()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_servers()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,7 +73,7 @@ def sessions(engine: AsyncEngine) -> SessionFactory:
 @pytest.fixture
 async def redis() -> AsyncIterator[aioredis.Redis]:
     """A Redis connection to an emptied test database."""
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    client = aioredis.Redis.from_url(redis_url(), socket_timeout=5)
     await client.flushdb()
     try:
         yield client

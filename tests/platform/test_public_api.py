@@ -45,14 +45,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import POSTGRES_URL
+from backends import POSTGRES_URL, redis_url
 from m3o.runtime.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 
 pytestmark = pytest.mark.e2e
 
 M3O = [sys.executable, "-m", "m3o"]
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = redis_url(12)
 ADMIN_PASSWORD = "public-api-admin-password"
 SERVICES = (
     "auth",

@@ -24,12 +24,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import POSTGRES_URL
+from backends import POSTGRES_URL, redis_url
 
 pytestmark = pytest.mark.e2e
 
 M3O = [sys.executable, "-m", "m3o"]
-REDIS_URL = os.environ.get("M3O_TEST_PLATFORM_REDIS", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get("M3O_TEST_PLATFORM_REDIS") or redis_url(14)
 
 
 def free_port() -> int:
