@@ -162,3 +162,15 @@ async def test_websocket_request_frame_is_bounded_like_a_body(
     assert (ws.close_code, reason["detail"]) == (4400, detail)
     assert gw.hello.seen == []
     assert await gw.count("total") == 0
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "HEAD"])
+@pytest.mark.parametrize("path", ["/v1/api/keys/list", "/v1/api/apis/list"])
+async def test_key_management_paths_take_post_and_get_only(
+    counters: CounterStore, method: str, path: str
+) -> None:
+    gw = gateway(counters)
+    async with gw.http() as http:
+        response = await http.request(method, path, headers={"Authorization": "Bearer jwt"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"

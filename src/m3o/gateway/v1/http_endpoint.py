@@ -4,7 +4,7 @@ The request is the JSON body (an object; empty: ``{}``) over the query string (d
 nest, the body's fields win). A body must be declared ``application/json`` (415 otherwise),
 be a JSON object nested at most ``MAX_DEPTH`` levels with no NUL character (400). Methods:
 POST and GET (the query is the request); others 405 with ``Allow: GET, POST``. Endpoints
-taking the raw HTTP request get it whole, whatever its type, with PUT, PATCH and DELETE too.
+taking the raw HTTP request get the body as it came, whatever its type.
 Streaming endpoints answer BadRequest: they are served over a websocket on the same URL.
 
 Headers: ``X-Request-Id`` (the request middleware's), ``RateLimit-Limit``,
@@ -46,11 +46,12 @@ from m3o.runtime.errors import BadRequest, M3OError
 __all__ = ["ALLOWED_METHODS", "HttpCalls", "request_json"]
 
 CALL_METHODS = frozenset({"GET", "POST"})
-RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-"""Methods of endpoints taking the raw HTTP request (their upstream sees the method)."""
-ALLOWED_METHODS = frozenset({*RAW_METHODS, "HEAD", "OPTIONS", "TRACE", "CONNECT"})
+"""The methods of a call."""
+ALLOWED_METHODS = frozenset(
+    {*CALL_METHODS, "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
+)
 """Methods routed to the endpoint, so that the endpoint, not the router, refuses those it
-does not serve: one 405 answer, with ``Allow: GET, POST``."""
+does not serve (key-management paths included): one 405 answer, ``Allow: GET, POST``."""
 _ALLOW = ", ".join(sorted(CALL_METHODS))
 _JSON = "application/json"
 _UNMATCHED_LABEL = "/v1/<unknown>"
@@ -80,7 +81,7 @@ class HttpCalls:
         rid = request_id(request.scope) or new_request_id(None)
         set_route_label(request.scope, _UNMATCHED_LABEL)
         try:
-            if request.method not in RAW_METHODS:
+            if request.method not in CALL_METHODS:
                 raise HTTPException(405, headers={"Allow": _ALLOW})
             prepared = await self._calls.prepare(
                 request.scope["path"],
@@ -102,8 +103,6 @@ class HttpCalls:
         codec = prepared.codec
         descriptor = codec.request_descriptor
         raw = is_raw_request(descriptor) and descriptor is not None
-        if not raw and request.method not in CALL_METHODS:
-            raise HTTPException(405, headers={"Allow": _ALLOW})
         body = await read_body(request, self._max_body_bytes, ERROR_ID)
         query = request.query_params.multi_items() if request.scope.get("query_string") else []
         if raw and descriptor is not None:
