@@ -164,3 +164,19 @@ async def test_probes_answer_only_get_with_a_json_405(path: str) -> None:
     assert response.status_code == 405
     assert response.json()["code"] == 405
     assert response.json()["id"] == "api"
+
+
+async def test_cors_preflight_offers_only_the_methods_endpoints_serve() -> None:
+    settings = GatewaySettings(cors_origins=["https://console.example.com"])
+    app, _ = build_app(Served(HELLO, Recorder(), public=["Helloworld.Call"]), settings=settings)
+    origin = {"Origin": "https://console.example.com"}
+    async with client_for(app) as http:
+        post = await http.options(
+            "/helloworld/call", headers={**origin, "Access-Control-Request-Method": "POST"}
+        )
+        put = await http.options(
+            "/helloworld/call", headers={**origin, "Access-Control-Request-Method": "PUT"}
+        )
+    assert post.status_code == 200
+    assert post.headers["access-control-allow-methods"] == "GET, POST"
+    assert put.status_code == 400

@@ -162,7 +162,7 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_methods=["GET", "POST"],  # the methods any endpoint serves
                 allow_headers=list(_CORS_HEADERS),
                 expose_headers=list(_CORS_EXPOSED),
             )
