@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
+from m3o.events.requests import Event, EventType
+from m3o.gateway.v1.holds import Holds
 from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import Unavailable
@@ -250,3 +252,59 @@ async def test_a_recovery_whose_publisher_fails_leaves_the_hold_and_starts_anywa
     assert len(published) == 1
     assert await any_counters.holds("v1:holds") == []
     assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+
+
+class CountingCommits:
+    """The counter store, counting ``commit_many`` round trips; failing them on demand."""
+
+    def __init__(self, inner: CounterStore) -> None:
+        self._inner = inner
+        self.commits: list[int] = []
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        self.commits.append(len(commits))
+        if self.failing:
+            raise Unavailable("counters", "Counter store unavailable")
+        return await self._inner.commit_many(commits)
+
+
+async def test_calls_finishing_together_commit_in_one_round_trip(
+    any_counters: CounterStore,
+) -> None:
+    counting = CountingCommits(any_counters)
+    holds = Holds(counting)  # type: ignore[arg-type]
+    await any_counters.set_counter_if_absent(hot_key(CUSTOMER), FUNDS)
+    requests = [
+        AdmissionRequest(
+            rate_key="rate",
+            rate_limit=1000,
+            cap=-1,
+            cap_key="ep",
+            price=PRICE,
+            free_key="free",
+            free_quota=0,
+            endpoint_key="ep",
+            endpoint_quota=0,
+            total_key="total",
+            balance_key=hot_key(CUSTOMER),
+            debited_key=debited_key(CUSTOMER),
+            hold=holds.new(),
+        )
+        for _ in range(10)
+    ]
+    await any_counters.admit_many(requests[:9])  # the last one was never admitted
+    event = Envelope.wrap("requests", Event(type=EventType.EventTypeRequest))
+    found = await asyncio.gather(*(holds.commit(r.hold, event) for r in requests if r.hold))
+    assert found == [True] * 9 + [False]
+    assert counting.commits == [10]
+
+    counting.failing = True
+    again = await asyncio.gather(
+        *(holds.commit(r.hold, event) for r in requests[:3] if r.hold), return_exceptions=True
+    )
+    assert all(isinstance(outcome, Unavailable) for outcome in again)
+    assert counting.commits == [10, 3]

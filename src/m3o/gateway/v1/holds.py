@@ -49,6 +49,8 @@ LEASE_PREFIX = "v1:holds-lease:"
 DEFAULT_LEASE = timedelta(seconds=30)
 DEFAULT_SWEEP_EVERY = timedelta(seconds=10)
 _RETRY_MAX = 5.0
+_COMMIT_BATCH = 256
+"""Commits sent in one ``commit_many`` at most."""
 
 Republish = Callable[[Sequence[Envelope]], Awaitable[None]]
 """Publishes recovered events with their ids (raises if they could not be)."""
@@ -97,6 +99,8 @@ class Holds:
         self._orphans: set[str] = set()
         """Own holds the last sweep found in the book that no call is waiting on."""
         self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
+        self._commits: list[tuple[Hold, str, asyncio.Future[bool]]] = []
+        self._committing: set[asyncio.Task[None]] = set()
         self._retrying: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._republish: Republish | None = None
@@ -123,11 +127,42 @@ class Holds:
     async def commit(self, hold: Hold, envelope: Envelope) -> bool:
         """Mark the call served with its event; False if its hold was released. Once
         committed, the call's event is the request log's to publish (and the hold its to
-        settle)."""
-        [found] = await self._counters.commit_many([(hold, note_of(envelope))])
+        settle).
+
+        The commits of one loop turn go together, in one ``commit_many`` (one round trip
+        however many calls finish at once); a failure of it fails each of them.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._commits.append((hold, note_of(envelope), future))
+        if len(self._commits) == 1:
+            asyncio.get_running_loop().call_soon(self._send_commits)
+        found = await future
         if found:
             self._live.discard(hold.id)
         return found
+
+    def _send_commits(self) -> None:
+        batch, self._commits = self._commits, []
+        for start in range(0, len(batch), _COMMIT_BATCH):
+            task = asyncio.get_running_loop().create_task(
+                self._commit_batch(batch[start : start + _COMMIT_BATCH])
+            )
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
+
+    async def _commit_batch(self, batch: list[tuple[Hold, str, asyncio.Future[bool]]]) -> None:
+        try:
+            found = await self._counters.commit_many([(hold, note) for hold, note, _ in batch])
+        except BaseException as exc:  # each waiter gets the failure, whatever it is
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, future), one in zip(batch, found, strict=True):
+            if not future.done():
+                future.set_result(one)
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         """Give back the reservation now, or in the background once the store answers."""
