@@ -22,7 +22,14 @@ from m3o.services.usage.counters import TOTAL
 AUTH = {"Authorization": f"Bearer {KEY}"}
 PRICE = 10
 FUNDS = 1_000
-STEPS = ["admit_lost_reply", "commit", "commit_lost_reply", "release", "release_lost_reply"]
+STEPS = [
+    "admit",
+    "admit_lost_reply",
+    "commit",
+    "commit_lost_reply",
+    "release",
+    "release_lost_reply",
+]
 
 
 class BrokenAt:
@@ -43,6 +50,8 @@ class BrokenAt:
         return False
 
     async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
+        if self._fail("admit"):
+            raise Unavailable("counters", "Counter store unavailable")
         decisions = await self._inner.admit_many(requests)
         if self._fail("admit_lost_reply"):
             raise Unavailable("counters", "Counter store unavailable")
@@ -61,6 +70,13 @@ class BrokenAt:
             raise Unavailable("counters", "Counter store unavailable")
         await self._inner.release(request, decision)
         if self._fail("release_lost_reply"):
+            raise Unavailable("counters", "Counter store unavailable")
+
+    async def settle_many(self, holds: Sequence[Hold]) -> None:
+        if self._fail("settle"):
+            raise Unavailable("counters", "Counter store unavailable")
+        await self._inner.settle_many(holds)
+        if self._fail("settle_lost_reply"):
             raise Unavailable("counters", "Counter store unavailable")
 
 
@@ -308,3 +324,27 @@ async def test_calls_finishing_together_commit_in_one_round_trip(
     )
     assert all(isinstance(outcome, Unavailable) for outcome in again)
     assert counting.commits == [10, 3]
+
+
+@pytest.mark.parametrize("step", ["settle", "settle_lost_reply"])
+async def test_a_settle_that_fails_keeps_the_charge_and_is_done_later(
+    any_counters: CounterStore, step: str
+) -> None:
+    broken = BrokenAt(any_counters, step)
+    gw = gateway(
+        broken,  # type: ignore[arg-type]
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Call": PRICE})),
+        balances={CUSTOMER: FUNDS},
+    )
+    async with gw.http() as client:
+        for _ in range(3):
+            response = await client.post(
+                "/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH
+            )
+            assert response.status_code == 200, response.text
+    assert await gw.v1.requests.flush()  # published; the settle failed
+    assert broken.step == ""
+
+    charged, monthly, events = await _books(gw, any_counters)  # the next flush settles
+    assert (charged, monthly, events) == (3 * PRICE, 3, 3)
+    assert await any_counters.holds("v1:holds") == []
