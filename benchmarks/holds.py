@@ -27,11 +27,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from admission import IN_FLIGHT, priced_call, rate  # type: ignore[import-not-found]
 
 from m3o.runtime.admission import AdmissionRequest, Hold
 from m3o.runtime.counters_redis import RedisCounterStore
-
-from admission import IN_FLIGHT, priced_call, rate  # type: ignore[import-not-found]
 
 BOOK = "v1:holds"
 NOTE = "x" * 400
