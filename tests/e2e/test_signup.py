@@ -26,10 +26,13 @@ def test_signup_verify_login_recover_and_reset_over_http(platform: Platform) -> 
     invalid = platform.post("/signup/user", {"email": "not-an-email"})
     assert invalid.status_code == 400, invalid.text
     assert invalid.json()["id"] == "signup.user"
-    for hostile in ("<script>@x.com", '"a"@example.com', "a\u0000b@example.com"):
+    for hostile in ("<script>@x.com", '"a"@example.com'):
         refused = platform.post("/signup/user", {"email": hostile})
         assert refused.status_code == 400, refused.text
         assert refused.json()["detail"].startswith("Invalid email: ")
+    nul = platform.post("/signup/user", {"email": "a\u0000b@example.com"})
+    assert nul.status_code == 400, nul.text  # refused at the HTTP edge, as NUL anywhere
+    assert nul.json()["detail"] == "Request must not contain NUL characters"
 
     started = platform.post("/signup/user", {"email": f"  {EMAIL.upper()} "})
     assert started.status_code == 200, started.text
