@@ -267,6 +267,7 @@ def start_platform(
         "M3O_DATABASE__URL": database,
         "M3O_REDIS__URL": redis_url,
         "M3O_AUTH__SERVICE_SECRET": "benchmark-service-secret",
+        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
         "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
         "M3O_SERVER__PORT": str(port),

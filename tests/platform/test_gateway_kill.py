@@ -86,6 +86,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
         "M3O_DATABASE__URL": database,
         "M3O_REDIS__URL": REDIS_URL,
         "M3O_AUTH__SERVICE_SECRET": "kill-test-service-secret",
+        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
         "M3O_ADMIN_PASSWORD": public_api.ADMIN_PASSWORD,
         "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
         "M3O_SERVER__LOG_LEVEL": "warning",

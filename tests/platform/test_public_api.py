@@ -401,6 +401,7 @@ async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allo
         "M3O_DATABASE__URL": database,
         "M3O_REDIS__URL": REDIS_URL,
         "M3O_AUTH__SERVICE_SECRET": "public-api-service-secret",
+        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
         "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
         "M3O_SERVER__LOG_LEVEL": "warning",

@@ -91,6 +91,7 @@ async def test_login_is_503_while_redis_is_away_and_200_on_the_first_call_after(
         "M3O_DATABASE__URL": database,
         "M3O_REDIS__URL": redis.url(),
         "M3O_AUTH__SERVICE_SECRET": "outage-test-service-secret-of-some-length",
+        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
         "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
         "M3O_SERVER__PORT": str(port),

@@ -79,6 +79,7 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
         "M3O_DATABASE__URL": database,
         "M3O_REDIS__URL": REDIS_URL,
         "M3O_AUTH__SERVICE_SECRET": "platform-test-service-secret",
+        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
         "M3O_ADMIN_PASSWORD": "platform-admin-password",
         "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
         "M3O_SERVER__PORT": str(port),
@@ -148,6 +149,16 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
         assert banned.status_code == 200, banned.text
         after = httpx.post(f"{url}/customers/read", json={"id": customer_id}, headers=own)
         assert after.status_code == 401  # the ban reached every process at once
+
+        engine = create_async_engine(database)
+        try:
+            async with engine.connect() as conn:
+                stored = (await conn.execute(text("SELECT private_key FROM auth_keys"))).all()
+        finally:
+            await engine.dispose()
+        assert stored
+        assert all(row.private_key.startswith("aesgcm1:") for row in stored)
+        assert not any("PRIVATE KEY" in row.private_key for row in stored)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -160,3 +171,37 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
             assert process.returncode in (0, -signal.SIGTERM), err
         client.flushdb()
         client.close()
+
+
+async def test_auth_will_not_start_in_the_platform_profile_without_a_key_encryption_key(
+    database: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "M3O_DATABASE__URL": database,
+        "M3O_REDIS__URL": REDIS_URL,
+        "M3O_AUTH__SERVICE_SECRET": "platform-test-service-secret",
+        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{tmp_path}/{{service}}.sock",
+    }
+    env.pop("M3O_AUTH__KEY_ENCRYPTION_KEY", None)
+    migrated = subprocess.run(
+        [*M3O, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+
+    started = subprocess.run(
+        [*M3O, "run", "auth"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert started.returncode != 0
+    lines = started.stderr.strip().splitlines()
+    assert len(lines) == 1, started.stderr
+    assert "auth.key_encryption_key" in lines[0]
+    assert "Traceback" not in started.stderr
+    engine = create_async_engine(database)
+    try:
+        async with engine.connect() as conn:
+            made = (await conn.execute(text("SELECT count(*) FROM auth_keys"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert made == 0  # no signing key was made in clear

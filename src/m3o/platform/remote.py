@@ -110,6 +110,13 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
     """Serve ``definition`` over gRPC until SIGINT / SIGTERM."""
     process = await _open(env)
     config = process.config
+    if definition.name == "auth" and not config.auth.key_encryption_key.get_secret_value():
+        await process.close()
+        raise ConfigError(
+            "auth.key_encryption_key: required by the auth service in the platform profile "
+            "(M3O_AUTH__KEY_ENCRYPTION_KEY: 32 random bytes in base64, from a Secret)",
+            "auth.key_encryption_key",
+        )
     local = InProcessTransport()
     router = _router(config, local, {definition.name})
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
