@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,10 +49,31 @@ def postgres_url() -> str:
     return _servers.url("PostgreSQL")
 
 
+REDIS_DATABASES_PER_WORKER = 4
+"""Redis databases set apart for each pytest-xdist worker: the suite uses the configured
+one (15 by default) and the platform tests two more (14 and 12)."""
+
+
+def _worker_index() -> int:
+    """0 without pytest-xdist, else the worker's number (``gw1`` -> 1)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
 def redis_url(database: int | None = None) -> str:
-    """The run's Redis (see ``servers``), at ``database`` if given (else 15 or as configured)."""
+    """The run's Redis (see ``servers``), at ``database`` if given (else 15 or as
+    configured), moved down by :data:`REDIS_DATABASES_PER_WORKER` per xdist worker, so
+    workers running at once never flush each other's data."""
     url = _servers.url("Redis")
-    return url if database is None else with_database(url, database)
+    configured = int(urlsplit(url).path.strip("/") or 0)
+    wanted = configured if database is None else database
+    shifted = wanted - REDIS_DATABASES_PER_WORKER * _worker_index()
+    if shifted < 0:
+        raise RuntimeError(
+            f"Redis database {wanted} leaves none for xdist worker {_worker_index()}: "
+            "run fewer workers (-n) or configure a higher database in M3O_TEST_REDIS"
+        )
+    return with_database(url, shifted)
 
 
 def __getattr__(name: str) -> str:

@@ -97,13 +97,12 @@ def test_a_configured_server_that_does_not_answer_stops_the_run_without_a_fallba
 
 def test_a_configured_server_that_answers_is_used_as_given() -> None:
     start = NoStart()
-    servers = RunServers(
-        {"M3O_TEST_REDIS": redis_url(3)}, [replace(redis_backend({}), start=start)]
-    )
+    configured = with_database(redis_url(), 3)
+    servers = RunServers({"M3O_TEST_REDIS": configured}, [replace(redis_backend({}), start=start)])
 
-    assert servers.url("Redis") == redis_url(3)
+    assert servers.url("Redis") == configured
     assert start.calls == 0
-    assert servers.report() == [f"Redis: {redis_url(3)} (from M3O_TEST_REDIS)"]
+    assert servers.report() == [f"Redis: {configured} (from M3O_TEST_REDIS)"]
 
 
 def test_the_default_address_is_used_when_a_server_answers_there() -> None:
