@@ -219,10 +219,15 @@ class Gateway:
     alerts: Alerts
     transport: InProcessTransport
 
-    def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+    @asynccontextmanager
+    async def http(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of the gateway; on leaving it, the commits of the calls it was answered
+        (they run after the answers) are waited for, as a stopping server does."""
+        async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://gateway"
-        )
+        ) as client:
+            yield client
+        await self.v1.calls.drain()
 
     async def events(self) -> list[Any]:
         """The requests/Request events published so far."""

@@ -1,14 +1,20 @@
-"""What is charged is what was served with a 2xx: the counter store failing at each step
-after admission, and a gateway dying mid-burst, on every counter store."""
+"""What is charged is what was answered with a 2xx, never more: the counter store failing
+at each step after admission, and a gateway dying mid-burst, on every counter store.
+Charged == monthly counters == published events <= 2xx answers."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
 from m3o.events.requests import Event, EventType
 from m3o.gateway.v1.holds import Holds
@@ -81,7 +87,9 @@ class BrokenAt:
 
 
 async def _books(gw: Any, counters: CounterStore) -> tuple[int, int, int]:
-    """(units debited, monthly calls, request events published)."""
+    """(units debited, monthly calls, request events published), once the commits and
+    releases under way are done."""
+    await gw.v1.calls.drain()
     assert await gw.v1.holds.retry_releases()
     assert gw.v1.holds.in_flight == 0
     charged = await counters.get(debited_key(CUSTOMER))
@@ -108,14 +116,21 @@ async def test_a_call_is_charged_only_when_answered_200_whichever_step_fails(
             answers.append(response)
             name = "Alice"
     first = answers[0]
-    assert first.status_code in (500, 503), first.text
-    assert "X-M3O-Price" not in first.headers
+    committing = step.startswith("commit")
+    if committing:
+        # Answered first, committed after: the commit failed, the call went free.
+        assert first.status_code == 200, first.text
+    else:
+        assert first.status_code in (500, 503), first.text
+        assert "X-M3O-Price" not in first.headers
     assert [a.status_code for a in answers[1:]] == [200, 200]
     served = sum(1 for a in answers if a.status_code == 200)
+    charged_calls = served - 1 if committing else served
 
     charged, monthly, events = await _books(gw, any_counters)
-    assert (charged, monthly, events) == (served * PRICE, served, served)
-    assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - served * PRICE
+    assert (charged, monthly, events) == (charged_calls * PRICE, charged_calls, charged_calls)
+    assert charged_calls <= served
+    assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - charged_calls * PRICE
     assert await any_counters.holds("v1:holds") == []
 
 
@@ -314,13 +329,14 @@ async def test_calls_finishing_together_commit_in_one_round_trip(
     ]
     await any_counters.admit_many(requests[:9])  # the last one was never admitted
     event = Envelope.wrap("requests", Event(type=EventType.EventTypeRequest))
-    found = await asyncio.gather(*(holds.commit(r.hold, event) for r in requests if r.hold))
+    found = await asyncio.gather(*(holds.commit_soon(r.hold, event) for r in requests if r.hold))
     assert found == [True] * 9 + [False]
     assert counting.commits == [10]
 
     counting.failing = True
     again = await asyncio.gather(
-        *(holds.commit(r.hold, event) for r in requests[:3] if r.hold), return_exceptions=True
+        *(holds.commit_soon(r.hold, event) for r in requests[:3] if r.hold),
+        return_exceptions=True,
     )
     assert all(isinstance(outcome, Unavailable) for outcome in again)
     assert counting.commits == [10, 3]
@@ -348,3 +364,80 @@ async def test_a_settle_that_fails_keeps_the_charge_and_is_done_later(
     charged, monthly, events = await _books(gw, any_counters)  # the next flush settles
     assert (charged, monthly, events) == (3 * PRICE, 3, 3)
     assert await any_counters.holds("v1:holds") == []
+
+
+class HeldCommits:
+    """The counter store holding every ``commit_many`` until the test opens it."""
+
+    def __init__(self, inner: CounterStore) -> None:
+        self._inner = inner
+        self.open = asyncio.Event()
+        self.waiting = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit_many(self, commits: Sequence[tuple[Hold, str]]) -> list[bool]:
+        self.waiting += len(commits)
+        await self.open.wait()
+        self.waiting -= len(commits)
+        return await self._inner.commit_many(commits)
+
+
+async def test_a_call_is_answered_before_its_commit_and_a_graceful_stop_commits_it(
+    any_counters: CounterStore,
+) -> None:
+    held = HeldCommits(any_counters)
+    gw = gateway(
+        held,  # type: ignore[arg-type]
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Call": PRICE})),
+        balances={CUSTOMER: FUNDS},
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url="http://gw")
+    async with client, asyncio.timeout(10):
+        response = await client.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-M3O-Price"] == str(PRICE)
+    # The answer did not wait for its commit: still under way, nothing published yet.
+    async with asyncio.timeout(10):
+        while held.waiting == 0:
+            await asyncio.sleep(0.01)
+    assert gw.v1.requests.pending == 0
+    assert len(await any_counters.holds("v1:holds")) == 1
+
+    # A graceful stop waits for the commit, then publishes and settles.
+    held.open.set()
+    for hook in gw.v1.on_shutdown:
+        await hook()
+    assert [event.request.price for event in gw.publisher.events("requests")] == [str(PRICE)]
+    assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+    assert await gw.count(TOTAL) == 1
+    assert await any_counters.holds("v1:holds") == []
+
+
+async def test_a_server_stream_whose_commit_fails_ends_normally_and_is_not_charged(
+    counters: CounterStore,
+) -> None:
+    counting = CountingCommits(counters)
+    counting.failing = True
+    gw = gateway(
+        counting,  # type: ignore[arg-type]
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Stream": PRICE})),
+        balances={CUSTOMER: FUNDS},
+    )
+    async with (
+        serve_app(gw.app) as address,
+        connect(f"ws://{address}/v1/helloworld/stream", additional_headers=AUTH) as ws,
+    ):
+        await ws.send(json.dumps({"name": "Ann", "messages": 2}))
+        frames = [await ws.recv(), await ws.recv()]
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert [json.loads(frame) for frame in frames] == [{"message": "Hello Ann"}] * 2
+    assert ws.close_code == 1000
+    assert counting.commits == [1]
+
+    charged, monthly, events = await _books(gw, counters)
+    assert (charged, monthly, events) == (0, 0, 0)
+    assert await counters.get(hot_key(CUSTOMER)) == FUNDS
+    assert await counters.holds("v1:holds") == []

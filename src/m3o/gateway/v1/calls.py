@@ -6,16 +6,18 @@
 2. :meth:`PublicCalls.upstream_metadata`: the key's short-lived token and the request id,
    all an upstream receives (never the caller's key or headers);
 3. admission (:class:`~m3o.gateway.v1.gate.Gate`), then the forwarder;
-4. :meth:`PublicCalls.charged` commits a call that succeeded, before it is answered: its
-   hold is marked served with its requests/Request event in one atomic step (see
-   :mod:`~m3o.gateway.v1.holds`), then the event is published; a commit that fails
-   releases the reservation and the caller gets 503. :meth:`PublicCalls.failed` releases
-   the reservation of a call that did not succeed and says what the caller is told.
+4. :meth:`PublicCalls.charged` commits a call once its 2xx answer has been handed over,
+   in the background (the answer never waits for it): its hold is marked served with its
+   requests/Request event in one atomic step (see :mod:`~m3o.gateway.v1.holds`), then
+   the event is published; a commit that fails, or finds the hold released, releases the
+   reservation: the call was answered free. :meth:`PublicCalls.failed` releases the
+   reservation of a call that did not succeed and says what the caller is told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -24,18 +26,18 @@ from typing import Any
 from m3o.events.requests import TOPIC, Event, EventType, Request
 from m3o.gateway.v1.credentials import KeyCache
 from m3o.gateway.v1.forwarders import Forwarders
-from m3o.gateway.v1.gate import UNAVAILABLE, Admission, Gate, check_key
+from m3o.gateway.v1.gate import Admission, Gate, check_key
 from m3o.gateway.v1.metering import NAMESPACE, RequestLog
-from m3o.gateway.v1.paths import ERROR_ID, CallPath, parse_path
+from m3o.gateway.v1.paths import CallPath, parse_path
 from m3o.gateway.v1.ports import Alerts, ApiKey
 from m3o.gateway.v1.targets import Target, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.upstream import Codec, public_error
-from m3o.runtime.errors import M3OError, Unavailable
+from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbox import Envelope
 
-__all__ = ["CommitFailed", "Prepared", "PublicCalls"]
+__all__ = ["Prepared", "PublicCalls"]
 
 _log = get_logger(__name__)
 
@@ -43,14 +45,6 @@ MAX_CACHED_PATHS = 10_000
 """Parsed paths kept (the same few paths are called over and over)."""
 PANIC = "panic"
 """Alert category of an upstream crash."""
-
-
-class CommitFailed(Unavailable):
-    """A served call could not be committed (the counter store failed, or its hold was
-    released meanwhile): it is released and answered 503, never charged."""
-
-    def __init__(self) -> None:
-        super().__init__(ERROR_ID, UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +85,7 @@ class PublicCalls:
         self._requests = requests
         self._alerts = alerts
         self._background: set[asyncio.Task[None]] = set()
+        self._commits: set[asyncio.Future[bool]] = set()
         self._paths: dict[str, CallPath] = {}
 
     async def prepare(self, path: str, call_path: str, api_key: str | None) -> Prepared:
@@ -110,7 +105,7 @@ class PublicCalls:
         token = await self._tokens.token(prepared.key.id)
         return {"authorization": f"Bearer {token}", "x-request-id": request_id}
 
-    async def charged(
+    def charged(
         self,
         prepared: Prepared,
         admission: Admission,
@@ -119,8 +114,9 @@ class PublicCalls:
         started: float,
         request_id: str,
     ) -> None:
-        """Commit a call that succeeded (charged ``admission.charge``) with its event;
-        :class:`CommitFailed` (the call released) if it cannot be."""
+        """A call was answered with a 2xx (charged ``admission.charge``): commit it with
+        its event in the background, not tied to the caller's task. A commit that fails or
+        finds the hold released releases the call (answered free, never charged)."""
         project = prepared.key.owner
         request = Request(
             user_id=project,
@@ -140,18 +136,27 @@ class PublicCalls:
         if hold is None:
             self._requests.record_served(envelope, None)
             return
-        try:
-            committed = await self.gate.commit(hold, envelope)
-        except asyncio.CancelledError:
-            self.release_later(admission)
-            raise
-        except M3OError as exc:
-            _log.warning("v1.commit_failed", request_id=request_id, error=exc.detail)
-            committed = False
-        if not committed:
-            await self.gate.release(admission)
-            raise CommitFailed()
-        self._requests.record_served(envelope, hold)
+        commit = self.gate.commit_soon(hold, envelope)
+        self._requests.record_committed(commit, envelope, hold)
+        self._commits.add(commit)
+        commit.add_done_callback(functools.partial(self._committed, admission, request_id))
+
+    def _committed(
+        self, admission: Admission, request_id: str, commit: asyncio.Future[bool]
+    ) -> None:
+        self._commits.discard(commit)
+        if commit.cancelled():
+            error = "cancelled"
+        elif (exc := commit.exception()) is not None:
+            error = exc.detail if isinstance(exc, M3OError) else type(exc).__name__
+        elif commit.result():
+            return
+        else:
+            error = "hold released"
+        _log.warning(
+            "v1.commit_failed", request_id=request_id, charge=admission.charge, error=error
+        )
+        self.release_later(admission)
 
     async def failed(
         self, prepared: Prepared, admission: Admission, exc: BaseException, request_id: str
@@ -164,8 +169,6 @@ class PublicCalls:
     def describe(self, prepared: Prepared, exc: BaseException, request_id: str) -> M3OError:
         """The error the caller gets for an upstream failure (a crash is logged and
         reported to operators)."""
-        if isinstance(exc, CommitFailed):
-            return exc
         error, crashed = public_error(exc)
         if crashed:
             _log.error(
@@ -210,6 +213,8 @@ class PublicCalls:
         task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait for the background releases and alerts (shut-down)."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Wait for the commits of answered calls, the background releases and alerts
+        (shut-down): a graceful stop charges every call it answered."""
+        while self._background or self._commits:
+            pending: set[asyncio.Future[Any]] = {*self._background, *self._commits}
+            await asyncio.wait(pending)

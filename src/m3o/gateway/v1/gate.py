@@ -15,6 +15,7 @@ customer is kept for ``tier_ttl`` so that the common case costs the admission on
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -209,11 +210,14 @@ class Gate:
         if request is not None and self._holds is not None:
             self._holds.release_unknown(request)
 
-    async def commit(self, hold: Hold, envelope: Envelope) -> bool:
-        """Mark a served call's hold with its event; False when the hold is gone."""
+    def commit_soon(self, hold: Hold, envelope: Envelope) -> asyncio.Future[bool]:
+        """Mark an answered call's hold with its event, in the background; the future is
+        False when the hold is gone (see :meth:`Holds.commit_soon`)."""
         if self._holds is None:
-            return True
-        return await self._holds.commit(hold, envelope)
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(True)
+            return done
+        return self._holds.commit_soon(hold, envelope)
 
     def _request(self, call: PlannedCall, tier: str) -> AdmissionRequest:
         """The admission of ``call``; the same call in the same month on the same tier is

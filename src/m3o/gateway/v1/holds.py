@@ -4,9 +4,10 @@ process dies.
 
 - admission records the call's hold in the book ``v1:holds`` in the same atomic step as
   its reservation (:class:`~m3o.runtime.admission.Hold`);
-- before a 2xx is answered, :meth:`Holds.commit` marks it served with the call's
-  requests/Request event (its id fixed), in one atomic step: a commit that fails, or finds
-  the hold released, answers 503 and the reservation is released;
+- once a 2xx has been answered, :meth:`Holds.commit_soon` marks it served with the call's
+  requests/Request event (its id fixed), in one atomic step, off the response path: a
+  commit that fails, or finds the hold released, releases the reservation (the call was
+  answered free);
 - once the event is published, the hold is settled (removed), the charge stays;
 - every other outcome releases the hold, which undoes the reservation only while the hold
   is there (idempotent). A release the counter store cannot take now (or an admission
@@ -124,22 +125,21 @@ class Holds:
         """The call's admission answered a refusal: nothing was reserved, nothing written."""
         self._live.discard(hold.id)
 
-    async def commit(self, hold: Hold, envelope: Envelope) -> bool:
-        """Mark the call served with its event; False if its hold was released. Once
+    def commit_soon(self, hold: Hold, envelope: Envelope) -> asyncio.Future[bool]:
+        """Mark the call served with its event, in the background: the future says whether
+        its hold was still there (False: released), or raises the store's failure. Once
         committed, the call's event is the request log's to publish (and the hold its to
         settle).
 
         The commits of one loop turn go together, in one ``commit_many`` (one round trip
         however many calls finish at once); a failure of it fails each of them.
         """
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         self._commits.append((hold, note_of(envelope), future))
         if len(self._commits) == 1:
-            asyncio.get_running_loop().call_soon(self._send_commits)
-        found = await future
-        if found:
-            self._live.discard(hold.id)
-        return found
+            loop.call_soon(self._send_commits)
+        return future
 
     def _send_commits(self) -> None:
         batch, self._commits = self._commits, []
@@ -153,14 +153,18 @@ class Holds:
     async def _commit_batch(self, batch: list[tuple[Hold, str, asyncio.Future[bool]]]) -> None:
         try:
             found = await self._counters.commit_many([(hold, note) for hold, note, _ in batch])
-        except BaseException as exc:  # each waiter gets the failure, whatever it is
+        except Exception as exc:  # noqa: BLE001 - each waiter gets the failure, whatever it is
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
-        for (_, _, future), one in zip(batch, found, strict=True):
+        except BaseException:
+            for _, _, future in batch:
+                future.cancel()
+            raise
+        for (hold, _, future), one in zip(batch, found, strict=True):
+            if one:
+                self._live.discard(hold.id)
             if not future.done():
                 future.set_result(one)
 

@@ -15,13 +15,16 @@ charged answer, ``Retry-After`` on 429.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from m3o.gateway.context import new_request_id, request_id, set_route_label
 from m3o.gateway.http_errors import error_response
@@ -143,5 +146,37 @@ class HttpCalls:
             headers = admission.headers
             headers.pop("X-M3O-Price", None)
             return error_response(error, headers)
-        await calls.charged(prepared, admission, status=200, started=started, request_id=rid)
-        return Response(body, media_type=_JSON, headers=admission.headers)
+        return _Answer(
+            body,
+            admission.headers,
+            charge=functools.partial(
+                calls.charged, prepared, admission, status=200, started=started, request_id=rid
+            ),
+            release=functools.partial(calls.release_later, admission),
+        )
+
+
+class _Answer(Response):
+    """A call's 200: the call is charged (committed in the background) once the answer
+    has been handed to the server, released if it never was (cancelled, or the send
+    failed), so that nothing is charged without its 200 having been sent."""
+
+    def __init__(
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        charge: Callable[[], None],
+        release: Callable[[], None],
+    ) -> None:
+        super().__init__(body, media_type=_JSON, headers=headers)
+        self._charge = charge
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            self._release()
+            raise
+        self._charge()

@@ -2,7 +2,10 @@
 
 A call only appends its event to a buffer; a background task publishes what has gathered
 every ``interval`` (sooner once ``max_batch`` are waiting), together: one write of the
-whole batch, in one database transaction (the outbox then relays them together). A batch
+whole batch, in one database transaction (the outbox then relays them together). A call
+with a hold is queued once its commit (in the background, after its answer) succeeded;
+:meth:`flush` first waits for the commits under way, so it publishes every call answered
+so far. A batch
 that fails stays in the buffer, whole, and is tried again; :meth:`stop` publishes
 everything left, so a graceful stop loses nothing. Past ``max_buffered`` events (the
 database has been down a long while) new ones are dropped, with an error in the log.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
@@ -58,6 +62,7 @@ class RequestLog:
         self._max_batch = max_batch
         self._max_buffered = max_buffered
         self._buffer: deque[tuple[Envelope, Hold | None]] = deque()
+        self._committing: set[asyncio.Future[bool]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dropped = 0
@@ -84,6 +89,20 @@ class RequestLog:
         if len(self._buffer) >= self._max_batch:
             self._wake.set()
 
+    def record_committed(
+        self, commit: asyncio.Future[bool], envelope: Envelope, hold: Hold
+    ) -> None:
+        """Queue a call's event once ``commit`` (marking ``hold`` served with this very
+        event) succeeds; nothing when it fails or finds the hold released (the call is
+        released, not charged)."""
+        self._committing.add(commit)
+        commit.add_done_callback(functools.partial(self._committed, envelope, hold))
+
+    def _committed(self, envelope: Envelope, hold: Hold, commit: asyncio.Future[bool]) -> None:
+        self._committing.discard(commit)
+        if not commit.cancelled() and commit.exception() is None and commit.result():
+            self.record_served(envelope, hold)
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="v1-request-events")
@@ -105,7 +124,9 @@ class RequestLog:
 
     async def flush(self) -> bool:
         """Publish everything buffered now, batch after batch; False if a batch failed
-        (it stays buffered)."""
+        (it stays buffered). Commits under way are waited for first."""
+        if self._committing:
+            await asyncio.wait(set(self._committing))
         await self._settle()
         while self._buffer:
             try:

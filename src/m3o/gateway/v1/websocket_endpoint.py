@@ -16,7 +16,11 @@ same form, one frame per upstream message. Then, by kind of endpoint:
   closes the socket (4400);
 - bidirectional and client-streaming: every client message is admitted and charged like a
   call, once it has been written to the upstream stream;
-- unary: every client message is one call, answered by one frame.
+- unary: every client message is one call, answered by one frame; charged once that
+  frame was sent (released if it could not be).
+
+Charges are committed in the background (see :mod:`~m3o.gateway.v1.calls`): a commit
+failure releases the call, it never closes the socket.
 
 Errors close the socket with code ``4000 + HTTP status`` (4403, 4429, 4503, ...) and, as
 the reason, the error's JSON document when it fits in the 123 bytes a close frame allows,
@@ -202,10 +206,13 @@ class _Session:
                 raise
             except Exception as exc:  # noqa: BLE001 - released and mapped
                 raise await calls.failed(prepared, admission, exc, self._rid) from None
-            await calls.charged(
-                prepared, admission, status=200, started=started, request_id=self._rid
-            )
-            await self._socket.send(prepared, answer)
+            try:
+                await self._socket.send(prepared, answer)
+            except BaseException:
+                # The answer may not have gone out: never charged without it.
+                calls.release_later(admission)
+                raise
+            calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
             message = await self._socket.receive()
 
     async def _open(self, message: Mapping[str, Any]) -> tuple[UpstreamStream, Admission, float]:
@@ -245,14 +252,14 @@ class _Session:
         failure = pump.exception() if pump.done() and not pump.cancelled() else None
         if failure is not None and not isinstance(failure, _Closed):
             raise await calls.failed(prepared, admission, failure, self._rid)
-        await calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+        calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
         if extra.done() and not extra.cancelled() and extra.exception() is None:
             raise BadRequest(ERROR_ID, ONE_REQUEST)
 
     async def _bidirectional(self, first: Mapping[str, Any]) -> None:
         calls, prepared = self._calls, self._prepared
         stream, admission, started = await self._open(first)
-        await calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
+        calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
         pump = asyncio.create_task(self._pump(stream))
         writer = asyncio.create_task(self._write_all(stream))
         try:
@@ -283,6 +290,4 @@ class _Session:
                 raise
             except Exception as exc:  # noqa: BLE001 - released and mapped
                 raise await calls.failed(prepared, admission, exc, self._rid) from None
-            await calls.charged(
-                prepared, admission, status=200, started=started, request_id=self._rid
-            )
+            calls.charged(prepared, admission, status=200, started=started, request_id=self._rid)
