@@ -1,5 +1,5 @@
 """A gateway killed with SIGKILL mid-burst: what was charged, counted monthly and kept in
-the usage history still agree, and cover every 200 the client saw.
+the usage history still agree, and never exceed the 200s the client saw.
 
 The platform profile as `test_public_api.py` runs it (its helpers are reused): every
 service the public API needs as its own `m3o run <service>` process, a fresh PostgreSQL
@@ -9,7 +9,10 @@ answered with their request events still in A's memory. Gateway B then starts an
 A's calls (A's lease is removed first: the 30 s it would take to expire is all that is
 skipped). Once the usage consumers have caught up:
 
-    units charged == price x the monthly counter == the history's calls >= the 200s seen.
+    units charged == price x the monthly counter == the history's calls <= the 200s seen.
+
+A call is committed (charged) only once its 200 has been handed over, so a call answered
+but not yet committed when A dies is released by B: answered free.
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
 
         served = statuses.count(200)
         assert charged == PRICE * monthly == PRICE * history, (charged, monthly, history, left)
-        assert monthly >= served, (monthly, served, statuses)
+        assert 0 < monthly <= served, (monthly, served, statuses)
         assert left[0] > 0, "the kill left no call unfinished: the test proved nothing"
         assert redis_db.hlen(BOOK) == 0
     finally:
