@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from m3o.gateway.openapi import openapi_document
 from m3o.services.publicapi.descriptors import Descriptors
 from m3o.services.publicapi.openapi import ERROR_SCHEMA, generate_openapi
 from services.publicapi.support import HELLOWORLD, World, api, compile_proto
@@ -52,6 +53,22 @@ def test_paths_are_the_v1_paths_with_request_and_response_schemas() -> None:
             "messages": {"type": "integer", "format": "int64"},
         },
     }
+
+
+def test_errors_are_described_as_in_the_platform_api_document() -> None:
+    error = document(HELLOWORLD)["components"]["schemas"]["Error"]
+    assert error == {
+        "type": "object",
+        "description": "Every error answer, with `code` equal to the HTTP status.",
+        "properties": {
+            "id": {"type": "string", "description": "Where it happened: `<service>.<method>`."},
+            "code": {"type": "integer", "description": "The HTTP status code."},
+            "detail": {"type": "string", "description": "What went wrong, for people."},
+            "status": {"type": "string", "description": "The HTTP status text."},
+        },
+        "required": ["id", "code", "detail", "status"],
+    }
+    assert error == openapi_document([])["components"]["schemas"]["Error"]
 
 
 def test_title_defaults_to_the_name() -> None:

@@ -16,146 +16,38 @@ message's ``required``, and a required string or list must not be empty (``minLe
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from m3o.runtime.json_schema import (
+    ERROR_REF,
+    ERROR_SCHEMA,
+    WELL_KNOWN,
+    Comment,
+    SchemaBuilder,
+    schema_ref,
+)
 from m3o.services.publicapi.comments import comments_of
 from m3o.services.publicapi.descriptors import Descriptors, Endpoint
 from m3o.services.publicapi.paths import endpoint_path, main_service
 
 __all__ = ["ERROR_SCHEMA", "generate_openapi"]
 
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Every error answer, with `code` equal to the HTTP status.",
-    "properties": {
-        "id": {"type": "string", "description": "Where it happened."},
-        "code": {"type": "integer", "description": "The HTTP status code."},
-        "detail": {"type": "string", "description": "What went wrong, for people."},
-        "status": {"type": "string", "description": "The HTTP status text."},
-    },
-    "required": ["id", "code", "detail", "status"],
-}
-
-_INT64 = {"type": "integer", "format": "int64"}
-_UINT = {"type": "integer", "format": "int64", "minimum": 0}
-_INT32 = {"type": "integer", "format": "int32"}
-_SCALARS: dict[int, dict[str, Any]] = {
-    FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
-    FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
-    FieldDescriptor.TYPE_INT64: _INT64,
-    FieldDescriptor.TYPE_SINT64: _INT64,
-    FieldDescriptor.TYPE_SFIXED64: _INT64,
-    FieldDescriptor.TYPE_UINT64: _UINT,
-    FieldDescriptor.TYPE_FIXED64: _UINT,
-    FieldDescriptor.TYPE_INT32: _INT32,
-    FieldDescriptor.TYPE_SINT32: _INT32,
-    FieldDescriptor.TYPE_SFIXED32: _INT32,
-    FieldDescriptor.TYPE_UINT32: _UINT,
-    FieldDescriptor.TYPE_FIXED32: _UINT,
-    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
-    FieldDescriptor.TYPE_STRING: {"type": "string"},
-    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
-}
-
-# Well-known types keep protobuf's canonical JSON.
+# Kept looser than the platform API's for these two, as published documents always had them.
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
-    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    **WELL_KNOWN,
     "google.protobuf.Duration": {"type": "string"},
-    "google.protobuf.FieldMask": {"type": "string"},
-    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
-    "google.protobuf.Value": {},
-    "google.protobuf.ListValue": {"type": "array", "items": {}},
-    "google.protobuf.Empty": {"type": "object"},
     "google.protobuf.Any": {"type": "object", "additionalProperties": True},
-    "google.protobuf.DoubleValue": {"type": "number"},
-    "google.protobuf.FloatValue": {"type": "number"},
-    "google.protobuf.Int64Value": {"type": ["string", "integer"], "format": "int64"},
-    "google.protobuf.UInt64Value": {"type": ["string", "integer"], "format": "int64"},
-    "google.protobuf.Int32Value": {"type": "integer", "format": "int32"},
-    "google.protobuf.UInt32Value": {"type": "integer", "format": "int64"},
-    "google.protobuf.BoolValue": {"type": "boolean"},
-    "google.protobuf.StringValue": {"type": "string"},
-    "google.protobuf.BytesValue": {"type": "string", "contentEncoding": "base64"},
 }
 
-_ERROR = "Error"
-_REQUIRED = re.compile(r"^Required\b")
 
+def _comment_of(comments: dict[str, str]) -> Comment:
+    def comment(descriptor: Descriptor | EnumDescriptor | FieldDescriptor) -> str | None:
+        return comments.get(descriptor.full_name)
 
-def _is_required(comment: str | None) -> bool:
-    return comment is not None and _REQUIRED.match(comment) is not None
-
-
-def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
-    if schema.get("type") == "string" and "contentEncoding" not in schema:
-        return {**schema, "minLength": 1}
-    if schema.get("type") == "array":
-        return {**schema, "minItems": 1}
-    return schema
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _described(schema: dict[str, Any], text: str | None) -> dict[str, Any]:
-    return {**schema, "description": text} if text else schema
-
-
-class _Schemas:
-    """Component schemas of messages and enums, each written once."""
-
-    def __init__(self, comments: dict[str, str]) -> None:
-        self.comments = comments
-        self.schemas: dict[str, Any] = {_ERROR: ERROR_SCHEMA}
-
-    def enum(self, enum: EnumDescriptor) -> dict[str, Any]:
-        if enum.full_name not in self.schemas:
-            schema = {"type": "string", "enum": [value.name for value in enum.values]}
-            self.schemas[enum.full_name] = _described(schema, self.comments.get(enum.full_name))
-        return _ref(enum.full_name)
-
-    def _single(self, field: FieldDescriptor) -> dict[str, Any]:
-        if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
-            return self.enum(field.enum_type)
-        if field.message_type is not None:
-            return self.message(field.message_type)
-        return dict(_SCALARS[field.type])
-
-    def field(self, field: FieldDescriptor) -> dict[str, Any]:
-        entry = field.message_type
-        if entry is not None and entry.GetOptions().map_entry:
-            value = self._single(entry.fields_by_name["value"])
-            return {"type": "object", "additionalProperties": value}
-        if field.is_repeated:
-            return {"type": "array", "items": self._single(field)}
-        return self._single(field)
-
-    def message(self, message: Descriptor) -> dict[str, Any]:
-        name = message.full_name
-        known = _WELL_KNOWN.get(name)
-        if known is not None:
-            return dict(known)
-        if name not in self.schemas:
-            self.schemas[name] = {}  # placeholder: a recursive message ends here
-            properties: dict[str, Any] = {}
-            required: list[str] = []
-            for field in message.fields:
-                text = self.comments.get(f"{name}.{field.name}")
-                schema = _described(self.field(field), text)
-                if _is_required(text):
-                    required.append(field.name)
-                    schema = _non_empty(schema)
-                properties[field.name] = schema
-            document: dict[str, Any] = {"type": "object", "properties": properties}
-            if required:
-                document["required"] = required
-            self.schemas[name] = _described(document, self.comments.get(name))
-        return _ref(name)
+    return comment
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +60,9 @@ def _stream_kind(endpoint: Endpoint) -> str:
     return "client" if endpoint.client_streaming else "server"
 
 
-def _operation(endpoint: Endpoint, schemas: _Schemas, descriptors: Descriptors) -> dict[str, Any]:
+def _operation(
+    endpoint: Endpoint, schemas: SchemaBuilder, comments: dict[str, str], descriptors: Descriptors
+) -> dict[str, Any]:
     request = descriptors.pool.FindMessageTypeByName(endpoint.request_type)
     response = descriptors.pool.FindMessageTypeByName(endpoint.response_type)
     operation: dict[str, Any] = {
@@ -178,10 +72,10 @@ def _operation(endpoint: Endpoint, schemas: _Schemas, descriptors: Descriptors) 
         "requestBody": {"required": True, "content": _json_body(schemas.message(request))},
         "responses": {
             "200": {"description": "The answer.", "content": _json_body(schemas.message(response))},
-            "default": {"description": "An error.", "content": _json_body(_ref(_ERROR))},
+            "default": {"description": "An error.", "content": _json_body(schema_ref(ERROR_REF))},
         },
     }
-    text = schemas.comments.get(f"{endpoint.service}.{endpoint.method}")
+    text = comments.get(f"{endpoint.service}.{endpoint.method}")
     if text:
         operation["description"] = text
     if endpoint.streaming:
@@ -196,10 +90,12 @@ def generate_openapi(
     comments: dict[str, str] = {}
     for file in descriptors.files.file:
         comments.update(comments_of(file))
-    schemas = _Schemas(comments)
+    schemas = SchemaBuilder(_comment_of(comments), well_known=_WELL_KNOWN)
     main = main_service(name, descriptors.endpoints)
     paths = {
-        endpoint_path(name, endpoint, main): {"post": _operation(endpoint, schemas, descriptors)}
+        endpoint_path(name, endpoint, main): {
+            "post": _operation(endpoint, schemas, comments, descriptors)
+        }
         for endpoint in descriptors.endpoints
     }
     info: dict[str, Any] = {"title": display_name or name, "version": "1.0.0"}
