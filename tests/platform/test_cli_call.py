@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 import uvicorn
 
 from m3o.platform.local import open_local
+from platform_support import post
 
 ADMIN_PASSWORD = "cli-call-admin-password"
 EMAIL = "cli@example.com"
@@ -76,27 +76,22 @@ def m3o(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _post(url: str, path: str, body: object, token: str = "") -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=30)
-
-
 def test_m3o_call_v1_blocks_and_unblocks_a_key(url: str) -> None:
-    admin_login = _post(url, "/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
+    admin_login = post(url, "/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
     admin = admin_login.json()["token"]["access_token"]
-    customer_id = _post(url, "/customers/create", {"email": EMAIL}, admin).json()["customer"]["id"]
+    customer_id = post(url, "/customers/create", {"email": EMAIL}, admin).json()["customer"]["id"]
     account = {"id": customer_id, "type": "customer", "scopes": ["customer"], "name": EMAIL}
-    assert _post(url, "/auth/generate", {**account, "secret": PASSWORD}, admin).status_code == 200
-    assert _post(url, "/customers/markVerified", {"id": customer_id}, admin).status_code == 200
-    login = _post(url, "/customers/login", {"email": EMAIL, "password": PASSWORD})
+    assert post(url, "/auth/generate", {**account, "secret": PASSWORD}, admin).status_code == 200
+    assert post(url, "/customers/markVerified", {"id": customer_id}, admin).status_code == 200
+    login = post(url, "/customers/login", {"email": EMAIL, "password": PASSWORD})
     customer = login.json()["token"]["access_token"]
-    generated = _post(
+    generated = post(
         url, "/v1/api/keys/generate", {"scopes": ["helloworld"], "description": "cli"}, customer
     )
     key_id = generated.json()["api_key_id"]
 
     def status() -> str:
-        [key] = _post(url, "/v1/api/keys/list", {}, customer).json()["api_keys"]
+        [key] = post(url, "/v1/api/keys/list", {}, customer).json()["api_keys"]
         return str(key["status"])
 
     request = orjson.dumps({"user_id": customer_id, "key_id": key_id, "message": "Unpaid"})

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from m3o.platform.local import LocalPlatform, open_local
+from platform_support import bearer
 
 ADMIN_PASSWORD = "front-openapi-admin-password"
 EMAIL = "front@example.com"
@@ -37,13 +38,9 @@ async def _token(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> st
     return str(response.json()["token"]["access_token"])
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def _customer(http: httpx.AsyncClient, admin: str) -> tuple[str, str]:
     """A verified customer with a password: their id and an access token."""
-    created = await http.post("/customers/create", json={"email": EMAIL}, headers=_bearer(admin))
+    created = await http.post("/customers/create", json={"email": EMAIL}, headers=bearer(admin))
     assert created.status_code == 200, created.text
     customer_id = str(created.json()["customer"]["id"])
     account = {
@@ -53,10 +50,10 @@ async def _customer(http: httpx.AsyncClient, admin: str) -> tuple[str, str]:
         "name": EMAIL,
         "secret": PASSWORD,
     }
-    generated = await http.post("/auth/generate", json=account, headers=_bearer(admin))
+    generated = await http.post("/auth/generate", json=account, headers=bearer(admin))
     assert generated.status_code == 200, generated.text
     verified = await http.post(
-        "/customers/markVerified", json={"id": customer_id}, headers=_bearer(admin)
+        "/customers/markVerified", json={"id": customer_id}, headers=bearer(admin)
     )
     assert verified.status_code == 200, verified.text
     token = await _token(http, "/customers/login", {"email": EMAIL, "password": PASSWORD})
@@ -81,7 +78,7 @@ async def test_every_documented_path_answers(front: httpx.AsyncClient) -> None:
     for path in paths:
         assert list(document["paths"][path]) == ["post"]
         for token in (admin, customer):
-            response = await front.post(path, json={}, headers=_bearer(token))
+            response = await front.post(path, json={}, headers=bearer(token))
             if not _answered(response):
                 unanswered.append(f"{path}: {response.status_code} {response.text}")
     assert unanswered == []
@@ -106,19 +103,19 @@ async def test_admins_block_and_unblock_a_customers_key_at_its_paths(
     generated = await front.post(
         "/v1/api/keys/generate",
         json={"scopes": ["helloworld"], "description": "laptop"},
-        headers=_bearer(customer),
+        headers=bearer(customer),
     )
     assert generated.status_code == 200, generated.text
     key_id = generated.json()["api_key_id"]
 
     async def status() -> str:
-        listed = await front.post("/v1/api/keys/list", json={}, headers=_bearer(customer))
+        listed = await front.post("/v1/api/keys/list", json={}, headers=bearer(customer))
         assert listed.status_code == 200, listed.text
         [key] = listed.json()["api_keys"]
         return str(key["status"])
 
     refused = await front.post(
-        "/v1/api/keys/block", json={"key_id": key_id}, headers=_bearer(customer)
+        "/v1/api/keys/block", json={"key_id": key_id}, headers=bearer(customer)
     )
     assert refused.status_code == 403, refused.text
     assert await status() == "active"
@@ -126,22 +123,22 @@ async def test_admins_block_and_unblock_a_customers_key_at_its_paths(
     blocked = await front.post(
         "/v1/api/keys/block",
         json={"user_id": customer_id, "key_id": key_id, "message": "Unpaid invoice"},
-        headers=_bearer(admin),
+        headers=bearer(admin),
     )
     assert blocked.status_code == 200, blocked.text
     assert await status() == "blocked"
 
     unblocked = await front.post(
-        "/v1/api/keys/unblock", json={"user_id": customer_id}, headers=_bearer(admin)
+        "/v1/api/keys/unblock", json={"user_id": customer_id}, headers=bearer(admin)
     )
     assert unblocked.status_code == 200, unblocked.text
     assert await status() == "active"
 
     deleted = await front.post(
-        "/v1/api/keys/delete", json={"id": customer_id}, headers=_bearer(admin)
+        "/v1/api/keys/delete", json={"id": customer_id}, headers=bearer(admin)
     )
     assert deleted.status_code == 200, deleted.text
-    listed = await front.post("/v1/api/keys/list", json={}, headers=_bearer(customer))
+    listed = await front.post("/v1/api/keys/list", json={}, headers=bearer(customer))
     assert listed.json().get("api_keys", []) == []
 
 
@@ -149,5 +146,5 @@ async def test_the_gateways_own_lookup_has_no_path(front: httpx.AsyncClient) -> 
     admin = await _token(front, "/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
     document = (await front.get("/openapi.json")).json()
     assert not [path for path in document["paths"] if "resolve" in path.lower()]
-    response = await front.post("/v1/ResolveKey", json={"hash": "0" * 64}, headers=_bearer(admin))
+    response = await front.post("/v1/ResolveKey", json={"hash": "0" * 64}, headers=bearer(admin))
     assert response.status_code == 404

@@ -1,7 +1,7 @@
 """A gateway killed with SIGKILL mid-burst: what was charged, counted monthly and kept in
 the usage history still agree, and never exceed the 200s the client saw.
 
-The platform profile as `test_public_api.py` runs it (its helpers are reused): every
+The platform profile as `test_public_api.py` runs it (with the same helpers): every
 service the public API needs as its own `m3o run <service>` process, a fresh PostgreSQL
 database, this run's Redis test database. A burst of paid calls goes through gateway A,
 which is killed (SIGKILL) while dozens are in flight: some admitted and not answered, some
@@ -18,15 +18,10 @@ but not yet committed when A dies is released by B: answered free.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -36,20 +31,26 @@ from backends import REDIS_URL
 from m3o.runtime.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from m3o.services.usage.counters import TOTAL, monthly_key
-
-_spec = importlib.util.spec_from_file_location(
-    "_platform_public_api", Path(__file__).with_name("test_public_api.py")
+from platform_support import (
+    CALL_PATH,
+    ERROR_LINE,
+    SERVICES,
+    Api,
+    Customer,
+    Process,
+    call,
+    free_port,
+    migrate,
+    new_customer,
+    platform_env,
+    start,
+    stop,
+    until,
 )
-assert _spec is not None and _spec.loader is not None
-public_api: Any = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = public_api
-    _spec.loader.exec_module(public_api)
-database = public_api.database  # fixtures: a fresh PostgreSQL database, a short directory
-workdir = public_api.workdir
 
 pytestmark = pytest.mark.e2e
 
+ADMIN_PASSWORD = "public-api-admin-password"
 PRICE = 7
 FUNDS = 1_000_000
 CALLS = 400
@@ -58,22 +59,9 @@ IN_FLIGHT = 48
 KILL_AFTER = 120
 """Answers the client has had when gateway A is killed."""
 COUNTERS_PREFIX = "m3o:"
-CALL_PATH = "/v1/helloworld/call"
 BOOK = COUNTERS_PREFIX + "v1:holds"
 STARTUP = 120
 """Seconds a process may take to start (eight start at once on a shared machine)."""
-
-
-@pytest.fixture
-def redis_db() -> Any:
-    """This run's Redis test database, empty before and after."""
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.mark.timeout(300)
@@ -84,52 +72,43 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
     sockets.mkdir()
     logs = tmp_path / "logs"
     logs.mkdir()
-    env = {
-        **os.environ,
-        "M3O_DATABASE__URL": database,
-        "M3O_REDIS__URL": REDIS_URL,
-        "M3O_AUTH__SERVICE_SECRET": "kill-test-service-secret",
-        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
-        "M3O_ADMIN_PASSWORD": public_api.ADMIN_PASSWORD,
-        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
-        "M3O_SERVER__LOG_LEVEL": "warning",
-        "M3O_V1__RATE_LIMITS__FREE": "100000",
-        "M3O_V1__KEY_PEPPER": "kill-test-key-pepper",
-    }
-    migrated = subprocess.run(
-        [*public_api.M3O, "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    env = platform_env(
+        database,
+        REDIS_URL,
+        sockets,
+        "kill-test-service-secret",
+        admin_password=ADMIN_PASSWORD,
+        M3O_SERVER__LOG_LEVEL="warning",
+        M3O_V1__RATE_LIMITS__FREE="100000",
+        M3O_V1__KEY_PEPPER="kill-test-key-pepper",
     )
-    assert migrated.returncode == 0, migrated.stderr
+    migrate(env)
 
-    start, until = public_api.start, public_api.until
-    services = [start(name, env, logs) for name in public_api.SERVICES]
-    survivors: list[Any] = []
-    victim: Any = None
+    services = [start(name, env, logs) for name in SERVICES]
+    survivors: list[Process] = []
+    victim: Process | None = None
     limits = httpx.Limits(max_connections=2 * IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     try:
         for process in services:
 
-            async def listening(process: Any = process) -> bool:
+            async def listening(process: Process = process) -> bool:
                 assert process.popen.poll() is None, process.output()
                 return (sockets / f"{process.name}.sock").exists()
 
             await until(listening, f"{process.name} socket", seconds=STARTUP)
-        port_a, port_b = public_api.free_port(), public_api.free_port()
+        port_a, port_b = free_port(), free_port()
         url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        victim = start("gateway-a", {**env, "M3O_SERVER__PORT": str(port_a)}, logs, "gateway")
+        victim = gateway_a = start(
+            "gateway-a", {**env, "M3O_SERVER__PORT": str(port_a)}, logs, "gateway"
+        )
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
-            async def ready(process: Any, url: str) -> bool:
+            async def ready(process: Process, url: str) -> bool:
                 assert process.popen.poll() is None, process.output()
                 return (await client.get(f"{url}/readyz")).status_code == 200
 
-            await until(lambda: ready(victim, url_a), "gateway A ready", seconds=STARTUP)
-            api = public_api.Api(client, url_a)
+            await until(lambda: ready(gateway_a, url_a), "gateway A ready", seconds=STARTUP)
+            api = Api(client, url_a, ADMIN_PASSWORD)
 
             async def admin_ready() -> bool:
                 await api.log_in_admin()
@@ -138,7 +117,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
             await until(admin_ready, "admin account", seconds=STARTUP)
             customer = await paid_helloworld_customer(api, client, url_a)
 
-            statuses, left = await burst_and_kill(client, url_a, customer.key, victim, redis_db)
+            statuses, left = await burst_and_kill(client, url_a, customer.key, gateway_a, redis_db)
 
             # A's lease would expire in 30 s; removing it is the same, sooner.
             for lease in redis_db.scan_iter(match=f"{COUNTERS_PREFIX}v1:holds-lease:*"):
@@ -146,7 +125,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
             survivor = start("gateway-b", {**env, "M3O_SERVER__PORT": str(port_b)}, logs, "gateway")
             survivors.append(survivor)
             await until(lambda: ready(survivor, url_b), "gateway B ready", seconds=STARTUP)
-            api = public_api.Api(client, url_b)
+            api = Api(client, url_b, ADMIN_PASSWORD)
             await api.log_in_admin()
 
             books = Books(api, redis_db, customer.id)
@@ -167,15 +146,15 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
                 victim.popen.kill()
             victim.popen.wait()
             victim.stream.close()
-        problems = public_api.stop(survivors) + public_api.stop(list(reversed(services)))
+        problems = stop(survivors) + stop(list(reversed(services)))
     assert not problems, "\n".join(problems)
     for process in [*services, *survivors]:
         log = process.output(tail=10_000_000)
-        errors = [line for line in log.splitlines() if public_api.ERROR_LINE.search(line)]
+        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
         assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
 
 
-async def paid_helloworld_customer(api: Any, client: httpx.AsyncClient, url: str) -> Any:
+async def paid_helloworld_customer(api: Api, client: httpx.AsyncClient, url: str) -> Customer:
     """Helloworld published with Helloworld.Call at ``PRICE`` and no free calls; a customer
     with ``FUNDS`` and a key, once the gateway prices the call."""
     published = await api.as_admin("/publicapi/publish", message_to_dict(catalog.publish_request()))
@@ -190,18 +169,18 @@ async def paid_helloworld_customer(api: Any, client: httpx.AsyncClient, url: str
         },
     )
     # The probe pays for itself: the monthly free quota only covers free endpoints.
-    probe = await public_api.new_customer(api, "probe", FUNDS)
+    probe = await new_customer(api, "probe", FUNDS)
 
     async def priced() -> bool:
-        outcome = await public_api.call(client, [url], 0, probe.key)
+        outcome = await call(client, [url], 0, probe.key)
         return bool(outcome.price == str(PRICE))
 
-    await public_api.until(priced, "the new price on gateway A", seconds=10)
-    return await public_api.new_customer(api, "payer", FUNDS)
+    await until(priced, "the new price on gateway A", seconds=10)
+    return await new_customer(api, "payer", FUNDS)
 
 
 async def burst_and_kill(
-    client: httpx.AsyncClient, url: str, key: str, victim: Any, counters: redis.Redis
+    client: httpx.AsyncClient, url: str, key: str, victim: Process, counters: redis.Redis
 ) -> tuple[list[int], tuple[int, int]]:
     """``CALLS`` paid calls, ``IN_FLIGHT`` at a time; once ``KILL_AFTER`` have been
     answered, the gateway is killed the moment its calls hold reservations. The status of
@@ -248,7 +227,7 @@ async def burst_and_kill(
 class Books:
     """The customer's charges, monthly counter and history, as the platform reports them."""
 
-    def __init__(self, api: Any, counters: redis.Redis, customer_id: str) -> None:
+    def __init__(self, api: Api, counters: redis.Redis, customer_id: str) -> None:
         self._api = api
         self._counters = counters
         self._customer = customer_id

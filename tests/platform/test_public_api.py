@@ -22,48 +22,41 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import POSTGRES_URL, redis_url
+from backends import redis_url
 from m3o.runtime.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
+from platform_support import (
+    ERROR_LINE,
+    M3O,
+    SERVICES,
+    Api,
+    Customer,
+    Outcome,
+    Process,
+    call,
+    free_port,
+    migrate,
+    new_customer,
+    platform_env,
+    start,
+    stop,
+    until,
+)
 
 pytestmark = pytest.mark.e2e
 
-M3O = [sys.executable, "-m", "m3o"]
 REDIS_URL = redis_url(12)
 ADMIN_PASSWORD = "public-api-admin-password"
-SERVICES = (
-    "auth",
-    "customers",
-    "projects",
-    "publicapi",
-    "balance",
-    "usage",
-    "v1",
-    "helloworld",
-)
 GATEWAYS = 3
 
 RATE_LIMIT = 40
@@ -83,240 +76,10 @@ FUNDS_B = PRICE * PAID_CALLS + PRICE // 2  # not a multiple of the price: 3 unit
 # (c) and the probe that watches for the catalog change: enough for everything.
 PLENTY = 1_000_000
 
-PASSWORD = "a public api password"
-CALL_PATH = "/v1/helloworld/call"
 INSUFFICIENT_CREDIT = "Request blocked. Insufficient credit"
-ERROR_LINE = re.compile(r'"level": "(error|critical)"')
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[str]
-    log: Path
-    stream: TextIO
-
-    def output(self, tail: int = 4000) -> str:
-        if not self.stream.closed:
-            self.stream.flush()
-        return self.log.read_text(errors="replace")[-tail:]
-
-
-def start(name: str, env: Mapping[str, str], logs: Path, argument: str = "") -> Process:
-    """``m3o run <argument or name>`` with its output in ``logs/<name>.log``."""
-    log = logs / f"{name}.log"
-    stream = log.open("w")
-    popen = subprocess.Popen(
-        [*M3O, "run", argument or name],
-        env=dict(env),
-        stdout=stream,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return Process(name, popen, log, stream)
-
-
-def stop(processes: list[Process]) -> list[str]:
-    """SIGTERM every process, then wait for each; the problems of those that did not exit
-    cleanly."""
-    for process in processes:
-        if process.popen.poll() is None:
-            process.popen.send_signal(signal.SIGTERM)
-    problems: list[str] = []
-    for process in processes:
-        try:
-            process.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
-        process.stream.close()
-        if process.popen.returncode not in (0, -signal.SIGTERM):
-            problems.append(
-                f"{process.name} exited {process.popen.returncode}:\n{process.output()}"
-            )
-    return problems
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 30) -> None:
-    """Wait for ``check()`` to be true; a failing check counts as false."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if await check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds} s")
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"m3o_public_api_{uuid.uuid4().hex[:10]}"
-    server = make_url(POSTGRES_URL)
-    engine = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    """A short directory (unix socket paths are limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="m3o-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def redis_db() -> Iterator[redis.Redis]:
-    """Redis database 12, empty before and after."""
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
-
-
-# --- the platform API -----------------------------------------------------------------------
-
-
-class Api:
-    """Platform API calls (``/<service>/<endpoint>``) through one gateway."""
-
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
-        self.client = client
-        self.url = url
-        self.admin = ""
-
-    async def post(self, path: str, body: Mapping[str, Any], token: str = "") -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self.client.post(f"{self.url}{path}", json=body, headers=headers)
-        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
-        answer: dict[str, Any] = response.json()
-        return answer
-
-    async def as_admin(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.post(path, body, self.admin)
-
-    async def log_in_admin(self) -> None:
-        answer = await self.post("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
-        self.admin = str(answer["token"]["access_token"])
-
-
-@dataclass(frozen=True)
-class Customer:
-    id: str
-    key: str
-    funds: int
-
-
-async def new_customer(api: Api, name: str, funds: int) -> Customer:
-    """A verified customer with a password and ``funds``, logged in, with a helloworld key."""
-    email = f"{name}@example.com"
-    created = await api.as_admin("/customers/create", {"email": email})
-    customer_id = str(created["customer"]["id"])
-    await api.as_admin(
-        "/auth/generate",
-        {
-            "id": customer_id,
-            "type": "customer",
-            "scopes": ["customer"],
-            "name": email,
-            "secret": PASSWORD,
-        },
-    )
-    await api.as_admin("/customers/markVerified", {"id": customer_id})
-    if funds:
-        funded = await api.as_admin(
-            "/balance/increment",
-            {
-                "customer_id": customer_id,
-                "delta": funds,
-                "reference": "Test funds",
-                "idempotency_key": f"funds-{customer_id}",
-                "visible": True,
-            },
-        )
-        assert funded["new_balance"] == funds
-    login = await api.post("/customers/login", {"email": email, "password": PASSWORD})
-    token = str(login["token"]["access_token"])
-    generated = await api.post(
-        "/v1/api/keys/generate", {"scopes": ["helloworld"], "description": name}, token
-    )
-    key = str(generated["api_key"])
-    assert key.startswith("m3o_")
-    return Customer(customer_id, key, funds)
 
 
 # --- the public API -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One call of ``/v1/helloworld/call``, as the caller saw it."""
-
-    gateway: int
-    status: int
-    price: str
-    """``X-M3O-Price`` (empty when not charged)."""
-    rate_limit: int | None
-    """``RateLimit-Limit``."""
-    used: int | None
-    """The call's place in its rate window: ``RateLimit-Limit - RateLimit-Remaining``."""
-    retry_after: str | None
-    error_id: str
-    detail: str
-    sent: float
-    received: float
-
-    @property
-    def charge(self) -> int:
-        """Units the call was charged."""
-        return 0 if self.price in ("", "free", "0") else int(self.price)
-
-
-async def call(client: httpx.AsyncClient, urls: list[str], gateway: int, key: str) -> Outcome:
-    name = uuid.uuid4().hex[:8]
-    sent = time.monotonic()
-    response = await client.post(
-        f"{urls[gateway]}{CALL_PATH}",
-        json={"name": name},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    received = time.monotonic()
-    body = response.json()
-    if response.status_code == 200:
-        assert body == {"message": f"Hello {name}"}
-    limit, remaining = (
-        response.headers.get("RateLimit-Limit"),
-        response.headers.get("RateLimit-Remaining"),
-    )
-    return Outcome(
-        gateway=gateway,
-        status=response.status_code,
-        price=response.headers.get("X-M3O-Price", ""),
-        rate_limit=int(limit) if limit is not None else None,
-        used=int(limit) - int(remaining) if limit is not None and remaining is not None else None,
-        retry_after=response.headers.get("Retry-After"),
-        error_id=str(body.get("id", "")) if response.status_code != 200 else "",
-        detail=str(body.get("detail", "")) if response.status_code != 200 else "",
-        sent=sent,
-        received=received,
-    )
 
 
 async def burst(
@@ -396,24 +159,19 @@ async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allo
     logs.mkdir()
     ports = [free_port() for _ in range(GATEWAYS)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    env = {
-        **os.environ,
-        "M3O_DATABASE__URL": database,
-        "M3O_REDIS__URL": REDIS_URL,
-        "M3O_AUTH__SERVICE_SECRET": "public-api-service-secret",
-        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
-        "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
-        "M3O_SERVER__LOG_LEVEL": "warning",
-        "M3O_V1__RATE_LIMITS__FREE": str(RATE_LIMIT),
-        "M3O_V1__KEY_PEPPER": "public-api-key-pepper",
-        "M3O_USAGE__QUOTAS__FREE": str(FAIR_USE),
-        "M3O_BALANCE__FLUSH_INTERVAL": "1s",
-    }
-    migrated = subprocess.run(
-        [*M3O, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
+    env = platform_env(
+        database,
+        REDIS_URL,
+        sockets,
+        "public-api-service-secret",
+        admin_password=ADMIN_PASSWORD,
+        M3O_SERVER__LOG_LEVEL="warning",
+        M3O_V1__RATE_LIMITS__FREE=str(RATE_LIMIT),
+        M3O_V1__KEY_PEPPER="public-api-key-pepper",
+        M3O_USAGE__QUOTAS__FREE=str(FAIR_USE),
+        M3O_BALANCE__FLUSH_INTERVAL="1s",
     )
-    assert migrated.returncode == 0, migrated.stderr
+    migrate(env)
 
     services = [start(name, env, logs) for name in SERVICES]
     gateways: list[Process] = []
@@ -438,7 +196,7 @@ async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allo
                     return (await client.get(f"{url}/readyz")).status_code == 200
 
                 await until(ready, f"{process.name} ready")
-            api = Api(client, urls[0])
+            api = Api(client, urls[0], ADMIN_PASSWORD)
 
             async def admin_ready() -> bool:
                 await api.log_in_admin()
@@ -561,9 +319,3 @@ async def check_money(
         admitted = sum(1 for o in outcomes if o.status == 200)
         monthly = await api.as_admin("/usage/readMonthlyTotal", {"customer_id": customer.id})
         assert monthly.get("requests", 0) == admitted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -8,95 +8,54 @@ HTTP like the local profile.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import POSTGRES_URL, redis_url
+from backends import redis_url
+from platform_support import (
+    M3O,
+    free_port,
+    migrate,
+    platform_env,
+    start,
+    stop,
+    until,
+    until_serving,
+)
 
 pytestmark = pytest.mark.e2e
 
-M3O = [sys.executable, "-m", "m3o"]
 REDIS_URL = os.environ.get("M3O_TEST_PLATFORM_REDIS") or redis_url(14)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"m3o_platform_{uuid.uuid4().hex[:10]}"
-    server = make_url(POSTGRES_URL)
-    engine = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not ready within {timeout} s")
+SERVICE_SECRET = "platform-test-service-secret"
 
 
 async def test_services_in_their_own_processes_serve_the_platform_api(
-    database: str, tmp_path: Path
+    database: str, redis_db: redis.Redis, tmp_path: Path
 ) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     sockets = tmp_path / "sockets"
     sockets.mkdir()
     port = free_port()
-    env = {
-        **os.environ,
-        "M3O_DATABASE__URL": database,
-        "M3O_REDIS__URL": REDIS_URL,
-        "M3O_AUTH__SERVICE_SECRET": "platform-test-service-secret",
-        "M3O_AUTH__KEY_ENCRYPTION_KEY": "cGxhdGZvcm0tdGVzdC1rZXktZW5jcnlwdGlvbi0zMmI=",
-        "M3O_ADMIN_PASSWORD": "platform-admin-password",
-        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{sockets}/{{service}}.sock",
-        "M3O_SERVER__PORT": str(port),
-    }
-    migrated = subprocess.run(
-        [*M3O, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
+    env = platform_env(
+        database,
+        REDIS_URL,
+        sockets,
+        SERVICE_SECRET,
+        admin_password="platform-admin-password",
+        M3O_SERVER__PORT=str(port),
     )
-    assert migrated.returncode == 0, migrated.stderr
-    processes = [
-        subprocess.Popen([*M3O, "run", name], env=env, stderr=subprocess.PIPE, text=True)
-        for name in ("auth", "customers", "gateway")
-    ]
+    migrate(env)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = [start(name, env, logs) for name in ("auth", "customers", "gateway")]
     url = f"http://127.0.0.1:{port}"
     try:
-        for name in ("auth", "customers"):
-            wait_until(lambda n=name: (sockets / f"{n}.sock").exists(), f"{name} socket")
-        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "gateway")
+        await until_serving(sockets, ("auth", "customers"), url)
 
         def admin_token() -> str:
             response = httpx.post(
@@ -105,7 +64,7 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
             assert response.status_code == 200, response.text
             return str(response.json()["token"]["access_token"])
 
-        wait_until(lambda: bool(admin_token()), "admin account")
+        await until(lambda: bool(admin_token()), "admin account")
         admin = {"Authorization": f"Bearer {admin_token()}"}
         created = httpx.post(
             f"{url}/customers/create", json={"email": "grpc@example.com"}, headers=admin
@@ -160,34 +119,15 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
         assert all(row.private_key.startswith("aesgcm1:") for row in stored)
         assert not any("PRIVATE KEY" in row.private_key for row in stored)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                _, err = process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                _, err = process.communicate()
-            assert process.returncode in (0, -signal.SIGTERM), err
-        client.flushdb()
-        client.close()
+        problems = stop(processes)
+    assert not problems, "\n".join(problems)
 
 
 async def test_auth_will_not_start_in_the_platform_profile_without_a_key_encryption_key(
     database: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "M3O_DATABASE__URL": database,
-        "M3O_REDIS__URL": REDIS_URL,
-        "M3O_AUTH__SERVICE_SECRET": "platform-test-service-secret",
-        "M3O_SERVER__SERVICE_ADDRESS_TEMPLATE": f"unix:{tmp_path}/{{service}}.sock",
-    }
-    env.pop("M3O_AUTH__KEY_ENCRYPTION_KEY", None)
-    migrated = subprocess.run(
-        [*M3O, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert migrated.returncode == 0, migrated.stderr
+    env = platform_env(database, REDIS_URL, tmp_path, SERVICE_SECRET, key_encryption_key=None)
+    migrate(env)
 
     started = subprocess.run(
         [*M3O, "run", "auth"], env=env, capture_output=True, text=True, timeout=120, check=False
