@@ -14,8 +14,9 @@ import orjson
 import typer
 
 from m3o.cli_admin import admin_app
+from m3o.cli_common import DATA_DIR, environment, fail
 from m3o.cli_keys import apis_app, keys_app, login
-from m3o.runtime.config import ConfigError, process_environment
+from m3o.runtime.config import ConfigError
 
 __all__ = ["app", "main"]
 
@@ -40,24 +41,9 @@ app.add_typer(apis_app, name="apis")
 app.add_typer(admin_app, name="admin")
 app.command()(login)
 
-DATA_DIR = typer.Option(
-    Path(".m3o"),
-    "--data-dir",
-    envvar="M3O_DATA_DIR",
-    help="Where the local profile keeps its data.",
-)
 URL = typer.Option(
     "http://127.0.0.1:8080", "--url", envvar="M3O_URL", help="Address of the running platform."
 )
-
-
-def _environment() -> Mapping[str, str]:
-    """The process environment, with ``M3O_ADMIN_PASSWORD`` as ``auth.admin_password``."""
-    env = dict(process_environment())
-    admin_password = env.get("M3O_ADMIN_PASSWORD")
-    if admin_password and "M3O_AUTH__ADMIN_PASSWORD" not in env:
-        env["M3O_AUTH__ADMIN_PASSWORD"] = admin_password
-    return env
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -67,11 +53,6 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coroutine)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 @app.callback()
@@ -89,11 +70,11 @@ def serve(
     from m3o.platform.serve import StartupError, serve_local
 
     try:
-        _run(serve_local(data_dir.absolute(), host, port, _environment(), announce=typer.echo))
+        _run(serve_local(data_dir.absolute(), host, port, environment(), announce=typer.echo))
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
     except StartupError as exc:
-        raise _fail(f"m3o serve: {exc}") from None
+        raise fail(f"m3o serve: {exc}") from None
     except KeyboardInterrupt:
         pass
 
@@ -104,7 +85,7 @@ def run(service: str = typer.Argument(..., help="A service name, or `gateway`.")
     from m3o.platform.remote import run_gateway, run_service
     from m3o.platform.services import by_name
 
-    env = _environment()
+    env = environment()
     try:
         if service == "gateway":
             _run(run_gateway(env))
@@ -112,10 +93,10 @@ def run(service: str = typer.Argument(..., help="A service name, or `gateway`.")
             try:
                 definition = by_name(service)
             except KeyError as exc:
-                raise _fail(str(exc.args[0])) from None
+                raise fail(str(exc.args[0])) from None
             _run(run_service(definition, env))
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
     except KeyboardInterrupt:
         pass
 
@@ -127,7 +108,7 @@ def _admin_password(data_dir: Path) -> str:
     stored = data_dir / "admin-password"
     if stored.exists():
         return stored.read_text().strip()
-    raise _fail("no admin password: set M3O_ADMIN_PASSWORD or run from the data directory")
+    raise fail("no admin password: set M3O_ADMIN_PASSWORD or run from the data directory")
 
 
 def _admin_token(url: str, data_dir: Path) -> str:
@@ -137,7 +118,7 @@ def _admin_token(url: str, data_dir: Path) -> str:
         timeout=10,
     )
     if response.status_code != 200:
-        raise _fail(response.text)
+        raise fail(response.text)
     token: str = response.json()["token"]["access_token"]
     return token
 
@@ -148,7 +129,7 @@ def token(url: str = URL, data_dir: Path = DATA_DIR) -> None:
     try:
         typer.echo(_admin_token(url, data_dir))
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
 
 
 def _call_path(service: str, endpoint: str) -> str:
@@ -161,7 +142,7 @@ def _call_path(service: str, endpoint: str) -> str:
     found = key_path(endpoint.rsplit(".", 1)[-1])
     if found is None:
         served = ", ".join(sorted(KEY_PATHS.values()))
-        raise _fail(f"v1 {endpoint} cannot be called over HTTP; these can: {served}")
+        raise fail(f"v1 {endpoint} cannot be called over HTTP; these can: {served}")
     return found
 
 
@@ -178,7 +159,7 @@ def call(
     try:
         body = orjson.loads(request)
     except orjson.JSONDecodeError:
-        raise _fail("the request is not valid JSON") from None
+        raise fail("the request is not valid JSON") from None
     path = _call_path(service, endpoint)
     try:
         auth = bearer or _admin_token(url, data_dir)
@@ -186,13 +167,13 @@ def call(
             f"{url}{path}", json=body, headers={"Authorization": f"Bearer {auth}"}, timeout=30
         )
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
     try:
         shown = orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode()
     except ValueError:
         shown = response.text
     if response.status_code != 200:
-        raise _fail(shown)
+        raise fail(shown)
     typer.echo(shown)
 
 
@@ -201,7 +182,7 @@ async def _with_config_store(data_dir: Path, action: Any) -> Any:
     from m3o.runtime.migrate import upgrade
     from m3o.runtime.store import create_engine, session_factory
 
-    env = _environment()
+    env = environment()
     engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
     try:
         await upgrade(engine)
@@ -226,7 +207,7 @@ def config_set(
     try:
         _run(_with_config_store(data_dir, action))
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
 
 
 @config_app.command("get")
@@ -244,7 +225,7 @@ def config_get(
     try:
         shown = _run(_with_config_store(data_dir, action))
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
     typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -260,7 +241,7 @@ def emails_list(
     from m3o.services.emails.outbox import format_outbox, list_outbox
 
     async def fetch() -> str:
-        async with open_database(data_dir, _environment()) as database:
+        async with open_database(data_dir, environment()) as database:
             emails = await list_outbox(database.sessions, limit=limit, to=to, status=status)
         return format_outbox(emails)
 
@@ -268,7 +249,7 @@ def emails_list(
     try:
         typer.echo(_run(fetch()))
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @balance_app.command("check")
@@ -278,7 +259,7 @@ def balance_check(data_dir: Path = DATA_DIR) -> None:
     from m3o.services.balance.check import check_balances
 
     async def check() -> list[dict[str, Any]]:
-        async with open_database(data_dir, _environment()) as database:
+        async with open_database(data_dir, environment()) as database:
             found = await check_balances(database.sessions, database.counters)
         return [
             {
@@ -312,7 +293,7 @@ def events_dead_letters(
     from m3o.platform.operator import open_event_bus
 
     async def fetch() -> list[dict[str, Any]]:
-        async with open_event_bus(data_dir, _environment()) as bus:
+        async with open_event_bus(data_dir, environment()) as bus:
             letters = await bus.dead_letters(
                 topic=topic or None, group=group or None, include_replayed=replayed, limit=limit
             )
@@ -345,14 +326,14 @@ def events_replay(
     from m3o.runtime.errors import M3OError
 
     async def replay() -> None:
-        async with open_event_bus(data_dir, _environment()) as bus:
+        async with open_event_bus(data_dir, environment()) as bus:
             await bus.replay_dead_letter(dead_letter_id)
 
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         _run(replay())
     except M3OError as exc:
-        raise _fail(exc.to_json().decode()) from None
+        raise fail(exc.to_json().decode()) from None
     typer.echo("replayed")
 
 
@@ -371,7 +352,7 @@ def migrate(
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def apply() -> None:
-        url = build_config({}, _environment()).database.resolved_url(data_dir)
+        url = build_config({}, environment()).database.resolved_url(data_dir)
         engine = create_engine(url, pool_size=1)
         try:
             await upgrade(engine)
@@ -383,7 +364,7 @@ def migrate(
     try:
         _run(apply())
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
     typer.echo("migrations applied")
 
 
@@ -400,7 +381,7 @@ def gen(
         for path in stale:
             typer.echo(f"stale: {path}", err=True)
         if stale:
-            raise _fail("generated code is stale: run `m3o gen`")
+            raise fail("generated code is stale: run `m3o gen`")
         typer.echo("generated code is up to date")
         return
     for path in codegen.generate(src):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 from sqlalchemy.exc import DatabaseError
 
-from m3o.runtime.config import ConfigError, process_environment
+from m3o.cli_common import DATA_DIR, environment, fail
+from m3o.runtime.config import ConfigError
 
 __all__ = ["admin_app"]
 
@@ -31,31 +31,12 @@ admin_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DATA_DIR = typer.Option(
-    Path(".m3o"),
-    "--data-dir",
-    envvar="M3O_DATA_DIR",
-    help="Where the local profile keeps its data.",
-)
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a password
-
-
-def _environment() -> Mapping[str, str]:
-    env = dict(process_environment())
-    admin_password = env.get("M3O_ADMIN_PASSWORD")
-    if admin_password and "M3O_AUTH__ADMIN_PASSWORD" not in env:
-        env["M3O_AUTH__ADMIN_PASSWORD"] = admin_password
-    return env
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 def _check_data_dir(data_dir: Path) -> None:
     if not data_dir.is_dir():
-        raise _fail(f"{data_dir}: no data directory here (use --data-dir)")
+        raise fail(f"{data_dir}: no data directory here (use --data-dir)")
 
 
 @admin_app.command("reset")
@@ -70,7 +51,7 @@ def reset(
     from m3o.platform.operator import open_database
     from m3o.services.auth.recovery import AdminReset, reset_admin
 
-    env = _environment()
+    env = environment()
 
     async def recover() -> tuple[AdminReset, str, bool]:
         async with open_database(data_dir, env) as database:
@@ -85,9 +66,9 @@ def reset(
     try:
         done, password, generated = asyncio.run(recover())
     except ConfigError as exc:
-        raise _fail(f"config: {exc}") from None
+        raise fail(f"config: {exc}") from None
     except DatabaseError as exc:
-        raise _fail(f"the database cannot be used: {str(exc.orig).splitlines()[0]}") from None
+        raise fail(f"the database cannot be used: {str(exc.orig).splitlines()[0]}") from None
     state = "re-created" if done.created else "unblocked" if done.was_blocked else "reset"
     typer.echo(f"The account `{done.account_id}` is {state}; its sessions are ended.")
     if not generated:
@@ -108,14 +89,14 @@ def rotate_key(data_dir: Path = DATA_DIR) -> None:
     from m3o.services.auth.key_encryption import KeyEncryption, generate_kek, kek_id, parse_kek
     from m3o.services.auth.keys import seal_stored_keys, sealed_with
 
-    env = _environment()
+    env = environment()
     path = data_dir / KEK_FILE
     staged = path.with_name(KEK_FILE + ".new")
 
     async def rotate() -> tuple[str, str, int]:
         async with open_database(data_dir, env) as database:
             if database.config.auth.key_encryption_key.get_secret_value():
-                raise _fail(
+                raise fail(
                     "auth.key_encryption_key is set in config: rotate it there "
                     "(new key as auth.key_encryption_key, the old one in "
                     "auth.previous_key_encryption_keys, then restart)"
@@ -133,7 +114,7 @@ def rotate_key(data_dir: Path = DATA_DIR) -> None:
     try:
         old_id, new_id, count = asyncio.run(rotate())
     except (ConfigError, StartupError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except DatabaseError as exc:
-        raise _fail(f"the database cannot be used: {str(exc.orig).splitlines()[0]}") from None
+        raise fail(f"the database cannot be used: {str(exc.orig).splitlines()[0]}") from None
     typer.echo(f"Key-encryption key {old_id} replaced by {new_id} in {path}; {count} keys sealed.")

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import typer
 
+from m3o.cli_common import fail
 from m3o.client import DEFAULT_ADDRESS, APIError, ClientError, NetworkError, SyncClient
 
 __all__ = ["LOGIN_FILE", "apis_app", "keys_app", "login", "read_token", "save_token"]
@@ -51,11 +52,6 @@ SCOPES = typer.Option(
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 def _show(answer: Any) -> None:
     typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
@@ -88,9 +84,7 @@ def read_token(data_dir: Path) -> str:
 def _customer_token(token: str, data_dir: Path) -> str:
     chosen = token or read_token(data_dir)
     if not chosen:
-        raise _fail(
-            "not logged in: run `m3o login --email <email>`, or pass --token (or M3O_TOKEN)"
-        )
+        raise fail("not logged in: run `m3o login --email <email>`, or pass --token (or M3O_TOKEN)")
     return chosen
 
 
@@ -99,13 +93,13 @@ def _post(address: str, token: str, path: str, request: Mapping[str, Any]) -> di
         with SyncClient(token, address) as client:
             return client.post(path, request)
     except APIError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except NetworkError as exc:  # its message names the URL it could not reach
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except ClientError as exc:
-        raise _fail(f"{address}: {exc}") from None
+        raise fail(f"{address}: {exc}") from None
     except ValueError as exc:  # a malformed --address
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def login(
@@ -119,7 +113,7 @@ def login(
     session = answer.get("token")
     token = session.get("access_token") if isinstance(session, dict) else None
     if not isinstance(token, str) or not token:
-        raise _fail("the platform answered the login without an access token")
+        raise fail("the platform answered the login without an access token")
     path = save_token(data_dir, token)
     typer.echo(f"logged in as {email} (token kept in {path})")
 
