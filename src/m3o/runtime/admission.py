@@ -54,6 +54,7 @@ __all__ = [
     "Verdict",
     "held_from_record",
     "hold_record",
+    "release_keys",
 ]
 
 FREE = "free"
@@ -159,15 +160,20 @@ class Held:
     """What ``commit_many`` wrote (the call was served); None while only reserved."""
 
 
-def hold_record(request: AdmissionRequest, decision: AdmissionDecision) -> str:
-    """A hold's record in its book: the keys a release writes, the charge to give back."""
-    keys = [
+def release_keys(request: AdmissionRequest) -> list[str]:
+    """Every key a release may write (on both backends, in this order)."""
+    return [
         request.free_key,
         request.endpoint_key,
         request.total_key,
         request.balance_key,
         request.debited_key,
     ]
+
+
+def hold_record(request: AdmissionRequest, decision: AdmissionDecision) -> str:
+    """A hold's record in its book: the keys a release writes, the charge to give back."""
+    keys = release_keys(request)
     return json.dumps({"k": keys, "f": int(decision.charge == FREE), "d": decision.debited})
 
 

@@ -19,7 +19,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Verdict
+from m3o.runtime.admission import (
+    FREE,
+    AdmissionDecision,
+    AdmissionRequest,
+    Verdict,
+    release_keys,
+)
 
 __all__ = [
     "ADMIT",
@@ -258,14 +264,7 @@ def release_arguments(
     request: AdmissionRequest, decision: AdmissionDecision, key: Callable[[str], str]
 ) -> tuple[list[str], list[int | str]]:
     hold = request.hold
-    keys = [
-        request.free_key,
-        request.endpoint_key,
-        request.total_key,
-        request.balance_key,
-        request.debited_key,
-        hold.book if hold is not None else _NO_BOOK,
-    ]
+    keys = [*release_keys(request), hold.book if hold is not None else _NO_BOOK]
     arguments: list[int | str] = [
         int(decision.charge == FREE),
         decision.debited,

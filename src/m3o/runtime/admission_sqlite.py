@@ -43,7 +43,6 @@ __all__ = [
     "admission_keys",
     "decide",
     "lock_rows",
-    "release_keys",
     "undo",
     "write_rows",
 ]
@@ -127,17 +126,6 @@ def admission_keys(request: AdmissionRequest) -> list[str]:
     return [
         request.rate_key,
         request.cap_key,
-        request.free_key,
-        request.endpoint_key,
-        request.total_key,
-        request.balance_key,
-        request.debited_key,
-    ]
-
-
-def release_keys(request: AdmissionRequest) -> list[str]:
-    """Every key a release may write."""
-    return [
         request.free_key,
         request.endpoint_key,
         request.total_key,

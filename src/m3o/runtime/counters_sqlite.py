@@ -34,12 +34,12 @@ from m3o.runtime.admission import (
     Hold,
     held_from_record,
     hold_record,
+    release_keys,
 )
 from m3o.runtime.admission_sqlite import (
     admission_keys,
     decide,
     lock_rows,
-    release_keys,
     undo,
     write_rows,
 )
