@@ -105,10 +105,9 @@ class HttpCalls:
     async def _payload(self, request: Request, prepared: Prepared) -> Payload:
         codec = prepared.codec
         descriptor = codec.request_descriptor
-        raw = is_raw_request(descriptor) and descriptor is not None
         body = await read_body(request, self._max_body_bytes, ERROR_ID)
         query = request.query_params.multi_items() if request.scope.get("query_string") else []
-        if raw and descriptor is not None:
+        if descriptor is not None and is_raw_request(descriptor):
             data = raw_request_data(
                 descriptor,
                 method=request.method,
