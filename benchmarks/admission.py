@@ -22,8 +22,8 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from m3o.runtime.admission import AdmissionRequest
-from m3o.runtime.counters_redis import RedisCounterStore
+from m3o.runtime.counters.admission import AdmissionRequest
+from m3o.runtime.counters.redis import RedisCounterStore
 
 IN_FLIGHT = 32
 

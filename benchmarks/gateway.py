@@ -67,7 +67,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from m3o.runtime.jsonmap import message_to_dict
+from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld.catalog import descriptor_set
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
 

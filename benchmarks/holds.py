@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from admission import IN_FLIGHT, priced_call, rate  # type: ignore[import-not-found]
 
-from m3o.runtime.admission import AdmissionRequest, Hold
-from m3o.runtime.counters_redis import RedisCounterStore
+from m3o.runtime.counters.admission import AdmissionRequest, Hold
+from m3o.runtime.counters.redis import RedisCounterStore
 
 BOOK = "v1:holds"
 NOTE = "x" * 400

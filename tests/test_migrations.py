@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from backends import DATABASE_BACKENDS, POSTGRES_URL
 from m3o.registry import all_metadata
-from m3o.runtime.migrate import upgrade
 from m3o.runtime.store import create_engine, sqlite_url
+from m3o.runtime.store.migrate import upgrade
 
 
 def _differences(connection: Connection) -> list[Any]:

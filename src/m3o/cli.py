@@ -179,8 +179,8 @@ def call(
 
 async def _with_config_store(data_dir: Path, action: Any) -> Any:
     from m3o.runtime.config import ConfigStore, build_config
-    from m3o.runtime.migrate import upgrade
     from m3o.runtime.store import create_engine, session_factory
+    from m3o.runtime.store.migrate import upgrade
 
     env = environment()
     engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
@@ -346,8 +346,8 @@ def migrate(
 ) -> None:
     """Apply database migrations (the database from config, or the local SQLite file)."""
     from m3o.runtime.config import build_config
-    from m3o.runtime.migrate import create_revision, upgrade
     from m3o.runtime.store import create_engine
+    from m3o.runtime.store.migrate import create_revision, upgrade
 
     data_dir.mkdir(parents=True, exist_ok=True)
 

@@ -224,7 +224,7 @@ def _fakes_source(proto: str, module: str, service: ServiceDescriptor) -> str:
         _HEADER.format(proto=proto),
         "from __future__ import annotations",
         "",
-        "from m3o.runtime.fakes import FakeStream, FakeUnary",
+        "from m3o.runtime.rpc.fakes import FakeStream, FakeUnary",
         f"from {module.rsplit('.', 1)[0]} import {module.rsplit('.', 1)[1]} as pb",
         "",
         f'__all__ = ["Fake{name}Client"]',

@@ -13,9 +13,9 @@ from sqlalchemy import MetaData
 __all__ = ["TABLE_MODULES", "all_metadata"]
 
 TABLE_MODULES: tuple[str, ...] = (
-    "m3o.runtime.event_tables",
-    "m3o.runtime.counter_tables",
-    "m3o.runtime.config_tables",
+    "m3o.runtime.events.tables",
+    "m3o.runtime.counters.tables",
+    "m3o.runtime.config.tables",
     "m3o.services.auth.tables",
     "m3o.services.customers.tables",
     "m3o.services.emails.tables",

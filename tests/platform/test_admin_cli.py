@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from m3o.cli import app
 from m3o.platform.data_dir import KEK_FILE, key_encryption_key
 from m3o.platform.operator import open_database
+from m3o.runtime.clock import utc_now
 from m3o.runtime.config import ConfigError
 from m3o.runtime.store import transaction
-from m3o.runtime.tokens import utc_now
 from m3o.services.auth import tables
 from m3o.services.auth.key_encryption import KeyEncryption, parse_kek
 from m3o.services.auth.keys import KeyRing

@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from backends import REDIS_URL
-from m3o.runtime.jsonmap import message_to_dict
+from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from m3o.services.usage.counters import TOTAL, monthly_key
 from platform_support import (

@@ -33,7 +33,7 @@ import pytest
 import redis
 
 from backends import redis_url
-from m3o.runtime.jsonmap import message_to_dict
+from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from platform_support import (
     ERROR_LINE,

@@ -1,7 +1,7 @@
 """Admission behaves alike on every counter store: SQL (SQLite, PostgreSQL) and Redis.
 
 Every verdict, the order of the checks, the charges, release, batches and the rate-limit
-numbers, against the rules in :mod:`m3o.runtime.admission`. Time moves by the SQL store's
+numbers, against the rules in :mod:`m3o.runtime.counters.admission`. Time moves by the SQL store's
 injected clock, and by real (short) sleeps on Redis.
 """
 
@@ -21,7 +21,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from backends import DATABASE_BACKENDS, drop_engine, make_engine
-from m3o.runtime.admission import (
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import (
     FREE,
     NO_CAP,
     AdmissionDecision,
@@ -30,9 +31,8 @@ from m3o.runtime.admission import (
     Hold,
     Verdict,
 )
-from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store import create_engine, sqlite_url
 

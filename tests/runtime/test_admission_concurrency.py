@@ -27,10 +27,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from backends import DATABASE_BACKENDS, POSTGRES_URL, REDIS_URL, drop_engine, make_engine
-from m3o.runtime.admission import NO_CAP, AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.admission import NO_CAP, AdmissionDecision, AdmissionRequest, Verdict
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.store import sqlite_url
 
 PROJECTS = ("a", "b")
@@ -194,9 +194,9 @@ import asyncio, json, sys
 from collections import Counter
 from datetime import timedelta
 
-from m3o.runtime.admission import AdmissionRequest
-from m3o.runtime.counters_redis import redis_counter_store
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.admission import AdmissionRequest
+from m3o.runtime.counters.redis import redis_counter_store
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.store import create_engine
 
 

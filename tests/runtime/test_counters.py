@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 
 from backends import DATABASE_BACKENDS, drop_engine, make_engine
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store import create_engine, sqlite_url
 

@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
-from m3o.runtime.event_bus import Bus
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_log_sqlite import sql_event_bus
+from m3o.runtime.events._bus import Bus
+from m3o.runtime.events.redis import redis_event_bus
+from m3o.runtime.events.sqlite import sql_event_bus
 from runtime.events_fixtures import POLL, Recorder, signup
 
 LEASE = timedelta(milliseconds=300)
@@ -39,8 +39,8 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_log_sqlite import sql_event_bus
+from m3o.runtime.events.redis import redis_event_bus
+from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.store import create_engine
 
 

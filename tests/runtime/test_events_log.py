@@ -13,10 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import Event
-from m3o.runtime.event_bus import Bus
-from m3o.runtime.event_log_sqlite import SqlChannel, SqlEventSource
-from m3o.runtime.event_source import Claim
-from m3o.runtime.event_tables import event_log
+from m3o.runtime.events._bus import Bus
+from m3o.runtime.events._source import Claim
+from m3o.runtime.events.sqlite import SqlChannel, SqlEventSource
+from m3o.runtime.events.tables import event_log
 from m3o.runtime.store import SessionFactory, create_engine, session_factory, sqlite_url
 from runtime.events_fixtures import Recorder, signup
 

@@ -9,13 +9,13 @@ from redis.backoff import NoBackoff
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_log_sqlite import sql_event_bus
-from m3o.runtime.event_relay import Relay
-from m3o.runtime.event_tables import event_log, outbox
-from m3o.runtime.outbox import Envelope, EnvelopePublisher
+from m3o.runtime.events._outbox import Envelope, EnvelopePublisher
+from m3o.runtime.events._relay import Relay
+from m3o.runtime.events._stream_publisher import StreamFirstPublisher
+from m3o.runtime.events.redis import redis_event_bus
+from m3o.runtime.events.sqlite import sql_event_bus
+from m3o.runtime.events.tables import event_log, outbox
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.stream_publisher import StreamFirstPublisher
 from runtime.events_fixtures import Recorder, signup
 
 TOPIC = "customers"

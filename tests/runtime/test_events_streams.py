@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backends import REDIS_URL
 from m3o.events.customers import Event
-from m3o.runtime.event_log_redis import RedisEventSource, redis_event_bus
-from m3o.runtime.event_relay import Relay
-from m3o.runtime.event_tables import outbox
+from m3o.runtime.events._relay import Relay
+from m3o.runtime.events._stream_publisher import StreamFirstPublisher
+from m3o.runtime.events.redis import RedisEventSource, redis_event_bus
+from m3o.runtime.events.tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.stream_publisher import StreamFirstPublisher
 from runtime.events_fixtures import Recorder, signup
 
 TOPIC = "customers"

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from m3o.runtime.joint_acks import JointAcks, Take
+from m3o.runtime.events._acks import JointAcks, Take
 
 
 class Commits:

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, text_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from m3o.runtime.json_schema import (
+from m3o.runtime.rpc.json_schema import (
     ERROR_REF,
     ERROR_SCHEMA,
     WELL_KNOWN,

@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from m3o.runtime.counters_redis import redis_counter_store
+from m3o.runtime.counters.redis import redis_counter_store
 from m3o.runtime.errors import Unavailable
-from m3o.runtime.redis_client import redis_client
+from m3o.runtime.store.redis import redis_client
 from throwaway_redis import RedisServer, redis_server
 
 

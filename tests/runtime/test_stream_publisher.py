@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import Event
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_relay import Relay
-from m3o.runtime.event_tables import outbox
-from m3o.runtime.outbox import Envelope
+from m3o.runtime.events._outbox import Envelope
+from m3o.runtime.events._relay import Relay
+from m3o.runtime.events._stream_publisher import StreamFirstPublisher
+from m3o.runtime.events.redis import redis_event_bus
+from m3o.runtime.events.tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.stream_publisher import StreamFirstPublisher
 from runtime.events_fixtures import Recorder, signup
 
 TOPIC = "customers"

@@ -17,18 +17,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from m3o.runtime.auth import Account
-from m3o.runtime.counters import RateDecision
-from m3o.runtime.errors import Forbidden, Unauthorized, Unavailable
-from m3o.runtime.tokens import (
-    CachedRules,
+from m3o.runtime.auth.access import CachedRules, RuleSpec, check_access, is_allowed
+from m3o.runtime.auth.tokens import (
     JwtAuthenticator,
-    RuleSpec,
     ServiceTokenSource,
     blocked_key,
-    check_access,
-    is_allowed,
     revoked_session_key,
 )
+from m3o.runtime.counters import RateDecision
+from m3o.runtime.errors import Forbidden, Unauthorized, Unavailable
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 

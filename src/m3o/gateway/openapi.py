@@ -2,7 +2,7 @@
 
 One ``POST`` path per unary method, at the URL the router serves it
 (``/<service>/<Method>``, or ``/<service>/<Handler>/<Method>`` for a service's other
-handlers). Schemas follow the JSON mapping of :mod:`m3o.runtime.jsonmap`: proto field names,
+handlers). Schemas follow the JSON mapping of :mod:`m3o.runtime.rpc.jsonmap`: proto field names,
 64-bit integers as JSON integers, enums as string enums, maps as objects, repeated fields as
 arrays, messages as ``$ref`` components named by their full protobuf name. Proto comments
 become descriptions when the ``.proto`` file ships beside its generated module.
@@ -25,7 +25,13 @@ from google.protobuf.message import Message
 
 from m3o.gateway.proto_comments import comments_beside
 from m3o.gateway.routing import Endpoint
-from m3o.runtime.json_schema import ERROR_REF, ERROR_SCHEMA, SchemaBuilder, is_required, schema_ref
+from m3o.runtime.rpc.json_schema import (
+    ERROR_REF,
+    ERROR_SCHEMA,
+    SchemaBuilder,
+    is_required,
+    schema_ref,
+)
 
 __all__ = ["ERROR_SCHEMA", "is_required", "openapi_document"]
 

@@ -28,9 +28,9 @@ from m3o.gateway.context import client_address, request_id, set_route_label
 from m3o.gateway.payload import check_content_type, read_body, request_data
 from m3o.gateway.routing import Endpoint, RouteTable
 from m3o.runtime.errors import BadRequest, Internal, M3OError
-from m3o.runtime.jsonmap import dict_to_message, message_to_dict
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import Transport
+from m3o.runtime.rpc.jsonmap import dict_to_message, message_to_dict
 
 __all__ = ["ALLOWED_METHODS", "STREAMING_DETAIL", "PlatformAPI"]
 

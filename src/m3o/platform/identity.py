@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from m3o.runtime.auth.access import CachedRules, RuleSpec
+from m3o.runtime.auth.tokens import JwtAuthenticator, ServiceTokenSource
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.rpc import Transport
-from m3o.runtime.tokens import CachedRules, JwtAuthenticator, RuleSpec, ServiceTokenSource
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthClient
 from m3o.services.auth.rules import rules_from_pb

@@ -40,11 +40,11 @@ from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.runtime.config import Config, ConfigStore, build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.event_log_sqlite import sql_event_bus
-from m3o.runtime.migrate import upgrade
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
+from m3o.runtime.store.migrate import upgrade
 from m3o.services.auth.key_encryption import kek_id, parse_kek_list
 from m3o.services.auth.keys import sealed_with
 

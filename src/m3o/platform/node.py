@@ -21,8 +21,8 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import EventBus
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec, Transport
-from m3o.runtime.scheduler import Scheduler
 from m3o.runtime.service import Dependencies, ServiceDefinition
+from m3o.runtime.service.scheduler import Scheduler
 from m3o.runtime.store import SessionFactory
 
 __all__ = ["Node"]

@@ -15,14 +15,14 @@ from sqlalchemy.engine import make_url
 
 from m3o.runtime.config import Config, ConfigStore, build_config
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import redis_counter_store
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_log_sqlite import sql_event_bus
+from m3o.runtime.counters.redis import redis_counter_store
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.events import EventBus
-from m3o.runtime.migrate import upgrade
-from m3o.runtime.redis_client import redis_client
+from m3o.runtime.events.redis import redis_event_bus
+from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
+from m3o.runtime.store.migrate import upgrade
+from m3o.runtime.store.redis import redis_client
 
 __all__ = ["Database", "open_database", "open_event_bus"]
 

@@ -30,11 +30,9 @@ from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
-from m3o.runtime.counters_redis import RedisCounterStore, redis_counter_store
-from m3o.runtime.event_log_redis import redis_event_bus
-from m3o.runtime.event_relay import Relay
+from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
+from m3o.runtime.events.redis import redis_event_bus, stream_first_publisher
 from m3o.runtime.logging import configure_logging, get_logger
-from m3o.runtime.redis_client import redis_client
 from m3o.runtime.rpc import (
     GrpcTransport,
     InProcessTransport,
@@ -44,7 +42,7 @@ from m3o.runtime.rpc import (
 )
 from m3o.runtime.service import ServiceDefinition
 from m3o.runtime.store import create_engine, session_factory
-from m3o.runtime.stream_publisher import StreamFirstPublisher
+from m3o.runtime.store.redis import redis_client
 
 __all__ = ["run_gateway", "run_service"]
 
@@ -166,12 +164,11 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     config = process.config
     router = _router(config, InProcessTransport(), set())
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
-    sessions = session_factory(process.engine)
     # The public API's request events go straight to their stream; the bus relays those
     # that had to wait in the outbox while Redis was unreachable.
     bus = redis_event_bus(process.engine, process.redis)
     await bus.start()
-    requests = StreamFirstPublisher(sessions, Relay(sessions, process.redis))
+    requests = stream_first_publisher(process.engine, process.redis)
     app = build_front(
         config=config,
         transport=router,

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
 from gateway.v1.support import sqlite_counters
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 
 
 @pytest.fixture

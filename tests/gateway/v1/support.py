@@ -25,14 +25,14 @@ from m3o.gateway import create_app, directory
 from m3o.gateway.v1 import V1Dependencies, V1Routes, V1Settings, create_v1_routes
 from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.sources import PlatformQuotas
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.config import Config, build_config
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unauthorized, Unavailable
-from m3o.runtime.fakes import FakePublisher
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.services.balance.hot import hot_key
 from m3o.services.helloworld import catalog as hello_catalog
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb

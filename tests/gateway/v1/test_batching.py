@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from m3o.gateway.v1.batching import AdmissionBatcher
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Verdict
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.errors import Unavailable
 
 

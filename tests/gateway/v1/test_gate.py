@@ -14,8 +14,8 @@ from m3o.gateway.v1.ports import PlannedCall
 from m3o.gateway.v1.settings import V1Settings
 from m3o.gateway.v1.sources import PlatformQuotas
 from m3o.gateway.v1.targets import Target, Targets
-from m3o.runtime.admission import AdmissionRequest
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import AdmissionRequest
 from m3o.services.usage.counters import monthly_key, tier_key
 
 

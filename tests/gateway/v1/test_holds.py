@@ -18,10 +18,10 @@ from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
 from m3o.events.requests import Event, EventType
 from m3o.gateway.v1.holds import Holds
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.errors import Unavailable
-from m3o.runtime.outbox import Envelope
+from m3o.runtime.events._outbox import Envelope
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import TOTAL
 

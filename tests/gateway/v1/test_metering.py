@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from m3o.events.requests import TOPIC, EventType, Request
 from m3o.gateway.v1.metering import RequestLog
 from m3o.runtime.errors import Unavailable
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 
 

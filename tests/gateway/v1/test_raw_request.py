@@ -9,8 +9,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from gateway.v1.support import KEY, Catalog, entry, gateway
 from m3o.runtime.auth import CallContext
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.jsonmap import message_to_dict
 from m3o.runtime.rpc import MethodSpec, ServiceSpec
+from m3o.runtime.rpc.jsonmap import message_to_dict
 
 
 def _api_file() -> descriptor_pb2.FileDescriptorProto:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from gateway.v1.support import config_with
 from m3o.gateway.v1.ports import PlannedCall
 from m3o.gateway.v1.sources import PlatformQuotas, V1KeyDirectory
-from m3o.runtime.admission import NO_CAP
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import NO_CAP
 from m3o.runtime.errors import NotFound
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import MONTHLY_TTL, monthly_key, tier_key

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher, profiles
 
 from m3o.runtime.auth import Account, CallContext
+from m3o.runtime.auth.tokens import JwtAuthenticator
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.store import SessionFactory
-from m3o.runtime.tokens import JwtAuthenticator
 from m3o.services.auth.handler import Auth
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.settings import AuthSettings

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import CallContext
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import TooManyRequests, Unauthorized
 from m3o.services.auth.credentials import CredentialCheck
 from m3o.services.auth.passwords import Passwords

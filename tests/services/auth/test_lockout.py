@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from m3o.runtime.auth import Account
+from m3o.runtime.auth.tokens import blocked_key
 from m3o.runtime.errors import BadRequest, Conflict, Unauthorized
 from m3o.runtime.store import transaction
-from m3o.runtime.tokens import blocked_key
 from m3o.services.auth import tables
 from m3o.services.auth.passwords import Passwords
 from m3o.services.auth.proto import auth_pb2 as pb

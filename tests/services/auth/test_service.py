@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from m3o.runtime.auth.access import CachedRules, RuleSpec
+from m3o.runtime.auth.tokens import JwtAuthenticator, ServiceTokenSource
 from m3o.runtime.config import build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden, Unauthorized
-from m3o.runtime.fakes import FakePublisher
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, StaticToken
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
-from m3o.runtime.tokens import CachedRules, JwtAuthenticator, RuleSpec, ServiceTokenSource
 from m3o.services.auth import tables
 from m3o.services.auth.handler import Auth
 from m3o.services.auth.proto import auth_pb2 as pb

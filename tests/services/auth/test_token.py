@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.auth.tokens import JwtAuthenticator, revoked_session_key
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
@@ -21,7 +22,6 @@ from m3o.runtime.errors import (
     Unauthorized,
     Unavailable,
 )
-from m3o.runtime.tokens import JwtAuthenticator, revoked_session_key
 from m3o.services.auth import tables
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.sessions import hash_token

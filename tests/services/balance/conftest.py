@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.store import SessionFactory
 from services.balance.support import World, make_world
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from m3o.events.customers import TOPIC, Event, EventType
-from m3o.runtime.admission import NO_CAP, AdmissionDecision, AdmissionRequest
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.admission import NO_CAP, AdmissionDecision, AdmissionRequest
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance.balances import Balances
 from m3o.services.balance.handler import Balance

@@ -16,12 +16,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.admission import Verdict
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
+from m3o.runtime.counters.admission import Verdict
+from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.events import Publisher
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance.balances import Balances
 from m3o.services.balance.check import check_balances

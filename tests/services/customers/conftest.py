@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.customers.handler import Customers

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.customers.handler import Customers

@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account
 from m3o.runtime.config import build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.rpc import (
     Client,
     Dispatcher,
@@ -23,6 +22,7 @@ from m3o.runtime.rpc import (
     TokenSource,
     Transport,
 )
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb

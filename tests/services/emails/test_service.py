@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account
 from m3o.runtime.config import ConfigError, build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.rpc import Client, Dispatcher, InProcessTransport, StaticToken, TokenSource
 from m3o.runtime.rpc import Transport as RpcTransport
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.emails.handler import Emails

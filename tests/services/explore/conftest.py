@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.services.explore.catalog import Catalog
 from m3o.services.explore.handler import Explore
 from m3o.services.publicapi.proto.fakes import FakePublicapiClient

@@ -8,8 +8,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.helloworld.catalog import descriptor_set, publish_request
 from m3o.services.helloworld.proto import helloworld_pb2

@@ -13,7 +13,7 @@ from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import CallContext
 from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.errors import NotFound
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.customers.proto import customers_pb2 as customers_pb

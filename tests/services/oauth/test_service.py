@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from m3o.platform.clients import ClientFactory
 from m3o.runtime.auth import CallContext
 from m3o.runtime.config import build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden
-from m3o.runtime.fakes import FakePublisher
-from m3o.runtime.jsonmap import json_to_message, message_to_dict
 from m3o.runtime.rpc import Dispatcher, InProcessTransport
+from m3o.runtime.rpc.fakes import FakePublisher
+from m3o.runtime.rpc.jsonmap import json_to_message, message_to_dict
 from m3o.runtime.service import Dependencies, ServiceParts
 from m3o.runtime.store import SessionFactory
 from m3o.services.oauth.handler import Oauth

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.projects.handler import Projects

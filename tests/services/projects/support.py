@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from m3o.events.projects import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.projects.handler import Projects

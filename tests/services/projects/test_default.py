@@ -6,7 +6,7 @@ import asyncio
 
 from m3o.events.projects import EventType
 from m3o.runtime.errors import Forbidden
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.projects.handler import Projects
 from m3o.services.projects.proto import projects_pb2 as pb

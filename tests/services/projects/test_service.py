@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from m3o.events import customers, projects
 from m3o.runtime.auth import Account
 from m3o.runtime.config import build_config
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden
-from m3o.runtime.event_log_sqlite import sql_event_bus
 from m3o.runtime.events import Delivery, Publisher
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.rpc import (
     Client,
     Dispatcher,
@@ -28,6 +27,7 @@ from m3o.runtime.rpc import (
     TokenSource,
     Transport,
 )
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.projects.handler import Projects

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
 from services.publicapi.support import (

@@ -12,7 +12,7 @@ from grpc_tools import protoc
 from m3o.events.publicapi import TOPIC, Event, EventType
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.helloworld.catalog import descriptor_set
 from m3o.services.publicapi.handler import Publicapi

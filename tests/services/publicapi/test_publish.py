@@ -10,7 +10,7 @@ import pytest
 
 from m3o.events.publicapi import EventType
 from m3o.runtime.errors import BadRequest, Forbidden, Unauthorized, Unavailable
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
 from m3o.services.publicapi.proto import publicapi_pb2 as pb

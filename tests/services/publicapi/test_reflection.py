@@ -14,10 +14,10 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import BadRequest
-from m3o.runtime.fakes import FakePublisher
 from m3o.runtime.rpc import Dispatcher, grpc_handlers
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.helloworld.handler import Helloworld
 from m3o.services.helloworld.proto.client import SPEC

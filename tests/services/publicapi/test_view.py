@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
-from m3o.runtime.fakes import FakePublisher
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, StaticToken
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
 from m3o.services.publicapi.proto import publicapi_pb2 as pb

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
-from m3o.runtime.fakes import FakePublisher
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.fakes import FakeAuthClient

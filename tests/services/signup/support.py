@@ -12,7 +12,7 @@ import orjson
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import Conflict, NotFound
-from m3o.runtime.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.fakes import FakeAuthClient

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import EventType
-from m3o.runtime.counters_redis import RedisCounterStore
-from m3o.runtime.counters_sqlite import SqlCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import BadRequest, Internal, TooManyRequests, Unavailable
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb

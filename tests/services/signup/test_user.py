@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.email_address import SignupPolicy
 from m3o.runtime.errors import BadRequest, Conflict, Forbidden, Internal, NotFound, Unavailable
-from m3o.runtime.jsonmap import message_to_dict
+from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.runtime.store import SessionFactory
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.signup.proto import signup_pb2 as pb

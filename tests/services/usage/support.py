@@ -12,7 +12,7 @@ from m3o.events.requests import Event as RequestEvent
 from m3o.events.requests import EventType as RequestEventType
 from m3o.events.requests import Request
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.config_sections import UsageConfig
+from m3o.runtime.config.sections import UsageConfig
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Delivery
 from m3o.runtime.store import SessionFactory

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from m3o.runtime.admission import NO_CAP
 from m3o.runtime.config import build_config
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import NO_CAP
 from m3o.services.usage.counters import (
     cap_for,
     daily_key,

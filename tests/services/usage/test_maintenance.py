@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from m3o.runtime.auth import Account
-from m3o.runtime.config_sections import UsageConfig
+from m3o.runtime.config.sections import UsageConfig
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.counters_redis import RedisCounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.errors import BadRequest, Forbidden, Unauthorized
 from m3o.runtime.store import SessionFactory
 from m3o.services.usage import history

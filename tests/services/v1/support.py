@@ -13,7 +13,7 @@ from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError, Unavailable
-from m3o.runtime.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb

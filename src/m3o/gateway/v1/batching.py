@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
 

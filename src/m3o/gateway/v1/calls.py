@@ -34,8 +34,8 @@ from m3o.gateway.v1.targets import Target, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.upstream import Codec, public_error
 from m3o.runtime.errors import M3OError
+from m3o.runtime.events import Envelope
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 
 __all__ = ["Prepared", "PublicCalls"]
 

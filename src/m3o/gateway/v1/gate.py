@@ -4,7 +4,7 @@
 2. a scope of the key names the API (or is ``*``): else ``Request blocked. Insufficient
    privileges``;
 3. one atomic admission in the counter store (rate limit, usage cap, fair-use quota,
-   endpoint quota, balance; see :mod:`m3o.runtime.admission`), batched with the
+   endpoint quota, balance; see :mod:`m3o.runtime.counters.admission`), batched with the
    admissions of concurrent calls. A hot balance that is not loaded yet is loaded by the
    balance service and the call admitted once more.
 
@@ -27,10 +27,10 @@ from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
 from m3o.gateway.v1.targets import Target
-from m3o.runtime.admission import FREE, AdmissionDecision, AdmissionRequest, Hold, Verdict
+from m3o.runtime.counters.admission import FREE, AdmissionDecision, AdmissionRequest, Hold, Verdict
 from m3o.runtime.errors import Forbidden, M3OError, TooManyRequests, Unavailable
+from m3o.runtime.events import Envelope
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 
 __all__ = [
     "BLOCKED_ID",

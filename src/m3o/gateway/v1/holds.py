@@ -3,7 +3,7 @@ what is charged is exactly what was served with a 2xx, whatever fails and whenev
 process dies.
 
 - admission records the call's hold in the book ``v1:holds`` in the same atomic step as
-  its reservation (:class:`~m3o.runtime.admission.Hold`);
+  its reservation (:class:`~m3o.runtime.counters.admission.Hold`);
 - once a 2xx has been answered, :meth:`Holds.commit_soon` marks it served with the call's
   requests/Request event (its id fixed), in one atomic step, off the response path: a
   commit that fails, or finds the hold released, releases the reservation (the call was
@@ -34,11 +34,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Held, Hold, Verdict
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Held, Hold, Verdict
 from m3o.runtime.errors import M3OError
+from m3o.runtime.events import Envelope
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 
 __all__ = ["BOOK", "Holds", "envelope_from_note", "note_of"]
 

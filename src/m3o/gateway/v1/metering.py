@@ -23,12 +23,11 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.events.requests import TOPIC, Event, EventType, Request
-from m3o.runtime.admission import Hold
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import Hold
 from m3o.runtime.errors import M3OError
-from m3o.runtime.events import Publisher
+from m3o.runtime.events import Envelope, EnvelopePublisher, Publisher
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope, EnvelopePublisher
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["NAMESPACE", "RequestLog"]

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from google.protobuf.descriptor_pool import DescriptorPool
 
-from m3o.runtime.admission import AdmissionRequest
+from m3o.runtime.counters.admission import AdmissionRequest
 
 __all__ = [
     "Alerts",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from m3o.gateway.app import DEFAULT_MAX_BODY_BYTES
-from m3o.runtime.config_sections import V1Config
+from m3o.runtime.config.sections import V1Config
 from m3o.runtime.rpc import DEFAULT_TIMEOUT
 
 __all__ = ["V1Settings"]

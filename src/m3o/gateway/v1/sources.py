@@ -22,9 +22,9 @@ from m3o.gateway.v1.ports import Alerts, PlannedCall
 from m3o.gateway.v1.routes import V1Dependencies
 from m3o.gateway.v1.targets import LocalServices
 from m3o.gateway.v1.tokens import GrantTokens
-from m3o.runtime.admission import AdmissionRequest
 from m3o.runtime.config import Config
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import AdmissionRequest
 from m3o.runtime.errors import NotFound
 from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport

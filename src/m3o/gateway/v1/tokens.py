@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from m3o.gateway.v1.paths import ERROR_ID
+from m3o.runtime.auth.tokens import ServiceTokenSource
 from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.logging import get_logger
-from m3o.runtime.tokens import ServiceTokenSource
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 

@@ -37,7 +37,7 @@ from m3o.runtime.errors import (
     Unauthorized,
     Unavailable,
 )
-from m3o.runtime.jsonmap import dict_to_message, message_to_json
+from m3o.runtime.rpc.jsonmap import dict_to_message, message_to_json
 
 __all__ = [
     "BINARY_UNSUPPORTED",

@@ -13,10 +13,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from m3o.runtime.auth import ISSUER, CallContext, is_admin, is_service, verify_admin
+from m3o.runtime.clock import Clock
 from m3o.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import Clock
 from m3o.services.auth import tables
 from m3o.services.auth.credentials import CredentialCheck, client_address
 from m3o.services.auth.lockout import refuse_lockout

@@ -1,7 +1,7 @@
 """The blocklist: Block and Unblock.
 
 A block is written to ``auth_blocks`` (the record) and then to the counter store, which
-every process's :class:`~m3o.runtime.tokens.JwtAuthenticator` reads on each call, so the
+every process's :class:`~m3o.runtime.auth.tokens.JwtAuthenticator` reads on each call, so the
 account's tokens stop working at once everywhere. A blocked account cannot get tokens
 either. Blocks are independent of the account: an id can be blocked before it exists and
 stays blocked if the account is deleted and created again (customers' ban and unban).
@@ -14,9 +14,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from m3o.runtime.auth import CallContext, verify_admin
+from m3o.runtime.clock import Clock
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import Clock
 from m3o.services.auth import tables
 from m3o.services.auth.lockout import refuse_lockout
 from m3o.services.auth.proto import auth_pb2 as pb

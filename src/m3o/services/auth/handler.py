@@ -22,9 +22,10 @@ from collections.abc import Callable
 from argon2 import PasswordHasher
 
 from m3o.runtime.auth import CallContext
+from m3o.runtime.auth.tokens import JwtAuthenticator
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.store import SessionFactory
-from m3o.runtime.tokens import Clock, JwtAuthenticator, utc_now
 from m3o.services.auth.accounts import Accounts
 from m3o.services.auth.blocklist import Blocklist
 from m3o.services.auth.credentials import CredentialCheck

@@ -31,10 +31,11 @@ from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.auth.tokens import ALGORITHM
+from m3o.runtime.clock import Clock
 from m3o.runtime.config import ConfigError
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import ALGORITHM, Clock
 from m3o.services.auth import tables
 from m3o.services.auth.key_encryption import KeyEncryption
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, update
 
 from m3o.runtime.auth import ISSUER
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import Clock, utc_now
 from m3o.services.auth import tables
 from m3o.services.auth.lockout import ADMIN_SCOPE
 from m3o.services.auth.passwords import Passwords

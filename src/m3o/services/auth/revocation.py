@@ -1,7 +1,7 @@
 """Ending sessions, and the counter store's copy of what every process must refuse.
 
 The database is the record: ``auth_blocks`` and the ``revoked`` time of ``auth_sessions``.
-The counter store holds what :class:`~m3o.runtime.tokens.JwtAuthenticator` checks on every
+The counter store holds what :class:`~m3o.runtime.auth.tokens.JwtAuthenticator` checks on every
 call: ``auth:blocked:<account>`` (no expiry) and ``auth:revoked:<session>`` (until the
 session's last access token has expired). The database is written first, then the counter
 store, so a failure in between is retried by repeating the (idempotent) call.
@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.auth.tokens import blocked_key, revoked_session_key
+from m3o.runtime.clock import Clock
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import Clock, blocked_key, revoked_session_key
 from m3o.services.auth import tables
 
 __all__ = ["REVOCATION_MARGIN", "CounterMirror", "RevokedSession", "revoke_sessions"]

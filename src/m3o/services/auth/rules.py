@@ -1,7 +1,7 @@
 """Access rules: CreateRule, DeleteRule, ListRules, Verify, and the default rules.
 
-Rules are applied by :func:`m3o.runtime.tokens.check_access` (here for Verify, and in
-every process through :class:`~m3o.runtime.tokens.CachedRules`): the highest-priority
+Rules are applied by :func:`m3o.runtime.auth.tokens.check_access` (here for Verify, and in
+every process through :class:`~m3o.runtime.auth.tokens.CachedRules`): the highest-priority
 matching rule decides, deny beats grant at equal priority, and no rule means no access.
 
 The defaults are seeded at every start by fixed ids, and only where missing: an operator's
@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import delete, insert, select
 
 from m3o.runtime.auth import CallContext, verify_admin
-from m3o.runtime.errors import BadRequest, NotFound
-from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import (
+from m3o.runtime.auth.access import (
     ANY_ACCOUNT,
     DENY,
     GRANT,
@@ -26,6 +24,8 @@ from m3o.runtime.tokens import (
     RuleSpec,
     check_access,
 )
+from m3o.runtime.errors import BadRequest, NotFound
+from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth import tables
 from m3o.services.auth.proto import auth_pb2 as pb
 
@@ -101,7 +101,7 @@ def rule_from_pb(rule: pb.Rule) -> RuleSpec:
 
 
 def rules_from_pb(response: pb.ListRulesResponse) -> list[RuleSpec]:
-    """The rules of a ListRules answer, as :class:`~m3o.runtime.tokens.CachedRules` wants
+    """The rules of a ListRules answer, as :class:`~m3o.runtime.auth.tokens.CachedRules` wants
     them (the wiring fetches them with this)."""
     return [rule_from_pb(rule) for rule in response.rules]
 

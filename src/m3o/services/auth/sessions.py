@@ -21,10 +21,11 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.auth import CallContext, is_admin, is_service, verify_admin
+from m3o.runtime.auth.tokens import SESSION_METADATA, JwtAuthenticator
+from m3o.runtime.clock import Clock
 from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.runtime.tokens import SESSION_METADATA, Clock, JwtAuthenticator
 from m3o.services.auth import tables
 from m3o.services.auth.credentials import INVALID_CREDENTIALS, CredentialCheck, client_address
 from m3o.services.auth.keys import KeyRing

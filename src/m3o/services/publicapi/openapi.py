@@ -2,7 +2,7 @@
 
 One ``POST`` path per endpoint, relative to the ``/v1`` server, at the path the gateway
 serves it (:mod:`m3o.services.publicapi.paths`). Request and response schemas follow the
-JSON mapping of :mod:`m3o.runtime.jsonmap` (proto field names, 64-bit integers as JSON
+JSON mapping of :mod:`m3o.runtime.rpc.jsonmap` (proto field names, 64-bit integers as JSON
 integers, enums as string enums, maps as objects, repeated fields as arrays), messages as
 ``$ref`` components named by their full protobuf name. Streaming endpoints are marked
 ``x-stream`` (``server``, ``client`` or ``bidirectional``): /v1 serves them over a
@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from m3o.runtime.json_schema import (
+from m3o.runtime.rpc.json_schema import (
     ERROR_REF,
     ERROR_SCHEMA,
     WELL_KNOWN,

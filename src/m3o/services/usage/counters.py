@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from m3o.runtime.admission import NO_CAP
 from m3o.runtime.config import Config
-from m3o.runtime.config_sections import UsageConfig
+from m3o.runtime.config.sections import UsageConfig
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import NO_CAP
 
 __all__ = [
     "DAILY_TTL",

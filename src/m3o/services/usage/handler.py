@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
-from m3o.runtime.admission import NO_CAP
 from m3o.runtime.auth import CallContext, is_customer, verify_admin, verify_self_or_admin
-from m3o.runtime.config_sections import UsageConfig
+from m3o.runtime.config.sections import UsageConfig
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import NO_CAP
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m3o.runtime.fakes import FakeUnary
+from m3o.runtime.rpc.fakes import FakeUnary
 from m3o.services.explore.proto import explore_pb2 as pb
 
 __all__ = ["FakeExploreClient"]

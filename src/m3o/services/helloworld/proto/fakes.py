@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m3o.runtime.fakes import FakeStream, FakeUnary
+from m3o.runtime.rpc.fakes import FakeStream, FakeUnary
 from m3o.services.helloworld.proto import helloworld_pb2 as pb
 
 __all__ = ["FakeHelloworldClient"]

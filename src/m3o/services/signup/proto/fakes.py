@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m3o.runtime.fakes import FakeUnary
+from m3o.runtime.rpc.fakes import FakeUnary
 from m3o.services.signup.proto import signup_pb2 as pb
 
 __all__ = ["FakeSignupClient"]

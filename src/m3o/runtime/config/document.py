@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, Field, SecretStr
 from pydantic.fields import FieldInfo
 
-from m3o.runtime.config_sections import (
+from m3o.runtime.config.sections import (
     AlertConfig,
     ApiConfig,
     AuthConfig,
@@ -40,7 +40,7 @@ from m3o.runtime.config_sections import (
     V1Config,
     _Section,
 )
-from m3o.runtime.config_values import ConfigError, _SecretUrlMarker, format_duration
+from m3o.runtime.config.values import ConfigError, _SecretUrlMarker, format_duration
 
 __all__ = ["REDACTED", "ROOT", "Config", "parse_value"]
 

@@ -1,6 +1,6 @@
 """Configuration value types: durations, secret URLs, comma lists, and :class:`ConfigError`.
 
-The sections of :mod:`m3o.runtime.config_sections` are built from these; nothing here knows
+The sections of :mod:`m3o.runtime.config.sections` are built from these; nothing here knows
 about sections, paths or the config store.
 """
 

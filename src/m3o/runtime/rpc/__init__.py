@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.errors import Internal, M3OError, Unauthorized, Unavailable, error_from_grpc
 from m3o.runtime.logging import get_logger
-from m3o.runtime.redis_client import REDIS_UNREACHABLE
+from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -1,7 +1,7 @@
 """The counter store on the database: the ``local`` profile's stand-in for Redis.
 
 Every operation is one statement in one transaction (a refused ``hit`` adds a read; an
-admission takes two, see :mod:`m3o.runtime.admission_sqlite`), so it is atomic on its own:
+admission takes two, see :mod:`m3o.runtime.counters.admission_sqlite`), so it is atomic on its own:
 on SQLite the transaction begins ``IMMEDIATE`` and the store queues its own transactions
 in the process; on PostgreSQL the ``INSERT .. ON CONFLICT`` upserts lock the rows. Expiry
 is an absolute UTC time on the row: an expired row reads as missing, the next write
@@ -27,7 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from m3o.runtime.admission import (
+from m3o.runtime.counters import RateDecision
+from m3o.runtime.counters.admission import (
     AdmissionDecision,
     AdmissionRequest,
     Held,
@@ -36,15 +37,14 @@ from m3o.runtime.admission import (
     hold_record,
     release_keys,
 )
-from m3o.runtime.admission_sqlite import (
+from m3o.runtime.counters.admission_sqlite import (
     admission_keys,
     decide,
     lock_rows,
     undo,
     write_rows,
 )
-from m3o.runtime.counter_tables import counters
-from m3o.runtime.counters import RateDecision
+from m3o.runtime.counters.tables import counters
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import is_sqlite

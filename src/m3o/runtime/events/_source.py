@@ -1,9 +1,9 @@
-"""What an event backend provides to the bus (``event_bus.py``).
+"""What an event backend provides to the bus (``_bus.py``).
 
 A backend is an :class:`EventSource`: it writes published events (``write``, used by the
 bus's transactional publisher) and opens a :class:`Channel` per subscription, through which
 this process's consumer fetches, acknowledges, retries and dead-letters events of one group.
-Implementations: ``event_log_sqlite.py`` (local) and ``event_log_redis.py`` (platform).
+Implementations: ``sqlite.py`` (local) and ``redis.py`` (platform).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.events import DeadLetter, Delivery
-from m3o.runtime.outbox import Envelope
+from m3o.runtime.events._outbox import Envelope
 
 __all__ = ["Channel", "Claim", "EventSource"]
 

@@ -1,4 +1,4 @@
-"""Admission on the Redis counter store: the rules of :mod:`m3o.runtime.admission` as Lua.
+"""Admission on the Redis counter store: the rules of :mod:`m3o.runtime.counters.admission` as Lua.
 
 One script run is one admission, atomic in Redis; ``admit_many`` runs ``ADMIT_MANY``, the
 same rules for each admission of the batch in turn in one script run (so each sees what the
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from m3o.runtime.admission import (
+from m3o.runtime.counters.admission import (
     FREE,
     AdmissionDecision,
     AdmissionRequest,

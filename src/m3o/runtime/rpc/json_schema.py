@@ -1,7 +1,7 @@
 """JSON schemas of protobuf messages, as OpenAPI 3.1 components.
 
 Shared by the platform API's ``/openapi.json`` and each published API's generated document.
-Schemas follow the JSON mapping of :mod:`m3o.runtime.jsonmap`: proto field names, 64-bit
+Schemas follow the JSON mapping of :mod:`m3o.runtime.rpc.jsonmap`: proto field names, 64-bit
 integers as JSON integers, enums as string enums, maps as objects, repeated fields as
 arrays, well-known types as protobuf's canonical JSON, and messages and enums as ``$ref``
 components named by their full protobuf name. Nothing is ``nullable``: the JSON mapping
@@ -92,7 +92,7 @@ WELL_KNOWN: Mapping[str, dict[str, Any]] = {
     "google.protobuf.BytesValue": {"type": "string", "contentEncoding": "base64"},
 }
 """Inline schemas of the well-known types, by full name (they keep protobuf's canonical
-JSON: :mod:`m3o.runtime.jsonmap` hands them to ``json_format``)."""
+JSON: :mod:`m3o.runtime.rpc.jsonmap` hands them to ``json_format``)."""
 
 Comment = Callable[[Descriptor | EnumDescriptor | FieldDescriptor], str | None]
 """The comment of a message, enum or field (``None`` or ``""`` when it has none)."""

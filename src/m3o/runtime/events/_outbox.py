@@ -19,7 +19,6 @@ from google.protobuf.message import Message
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m3o.runtime.events import event_type_name
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = [
@@ -29,6 +28,7 @@ __all__ = [
     "EventWriter",
     "TransactionalPublisher",
     "check_name",
+    "event_type_name",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -131,3 +131,12 @@ class TransactionalPublisher(EnvelopePublisher):
     def _committed(self, topic: str) -> None:
         if self._on_commit is not None:
             self._on_commit(topic)
+
+
+def event_type_name(event: Message) -> str:
+    """The name of an event's ``type`` enum value (``EventTypeSignup``); "" if it has none."""
+    field = event.DESCRIPTOR.fields_by_name.get("type")
+    if field is None or field.enum_type is None:
+        return ""
+    value = field.enum_type.values_by_number.get(getattr(event, "type"))  # noqa: B009
+    return value.name if value is not None else str(getattr(event, "type"))  # noqa: B009

@@ -1,8 +1,9 @@
 """Events: publish through a transactional outbox, consume in groups with ack and retry.
 
-This module is the interface every service sees; the backends live beside it
-(``event_log_sqlite.py`` for the ``local`` profile, ``event_log_redis.py`` with
-``event_relay.py`` for ``platform``), sharing the consumer machinery of ``event_bus.py``.
+This package's ``__init__`` is the interface every service sees. The two backends live
+beside it, ``sqlite.py`` (the ``local`` profile) and ``redis.py`` (``platform``), and only
+``m3o.platform`` imports them; the machinery they share (the consumer bus, the outbox, the
+relay, joint acknowledgements, dead letters) is private to the package.
 
 Publishing: ``await publisher.publish(TOPIC, event, session=session)`` writes the event in
 the caller's transaction, so a change and its event are committed, or rolled back,
@@ -31,9 +32,13 @@ from typing import Protocol, TypeVar
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.events._outbox import Envelope, EnvelopePublisher, event_type_name
+
 __all__ = [
     "DeadLetter",
     "Delivery",
+    "Envelope",
+    "EnvelopePublisher",
     "EventBus",
     "EventHandler",
     "Publisher",
@@ -166,12 +171,3 @@ class EventBus(Protocol):
         NotFound for an unknown id, Conflict when it was already replayed.
         """
         ...
-
-
-def event_type_name(event: Message) -> str:
-    """The name of an event's ``type`` enum value (``EventTypeSignup``); "" if it has none."""
-    field = event.DESCRIPTOR.fields_by_name.get("type")
-    if field is None or field.enum_type is None:
-        return ""
-    value = field.enum_type.values_by_number.get(getattr(event, "type"))  # noqa: B009
-    return value.name if value is not None else str(getattr(event, "type"))  # noqa: B009

@@ -16,8 +16,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.errors import Conflict, NotFound
-from m3o.runtime.event_tables import dead_letters
 from m3o.runtime.events import DeadLetter, Delivery
+from m3o.runtime.events.tables import dead_letters
 from m3o.runtime.store import SessionFactory
 
 __all__ = ["add_dead_letter", "describe_failure", "list_dead_letters", "take_for_replay"]

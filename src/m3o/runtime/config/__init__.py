@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from m3o.runtime.config_document import (
+from m3o.runtime.config.document import (
     ROOT,
     Config,
     _canonical,
@@ -54,9 +54,9 @@ from m3o.runtime.config_document import (
     _without,
     parse_value,
 )
-from m3o.runtime.config_sections import RedisConfig
-from m3o.runtime.config_tables import config_documents
-from m3o.runtime.config_values import ConfigError, format_duration, parse_duration
+from m3o.runtime.config.sections import RedisConfig
+from m3o.runtime.config.tables import config_documents
+from m3o.runtime.config.values import ConfigError, format_duration, parse_duration
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Counters and admission primitives shared across processes.
 
 The interface every service sees; implementations live beside it
-(``counters_sqlite.py`` for the ``local`` profile, ``counters_redis.py`` for ``platform``),
+(``sqlite.py`` for the ``local`` profile, ``redis.py`` for ``platform``),
 and one shared test suite (``tests/runtime/test_counters.py``) runs against both.
 
 Every operation is atomic on its own. Keys are plain strings; services prefix them with
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from m3o.runtime.admission import AdmissionDecision, AdmissionRequest, Held, Hold
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Held, Hold
 
 __all__ = ["CounterStore", "RateDecision"]
 
@@ -85,7 +85,7 @@ class CounterStore(Protocol):
         ...
 
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
-        """Decide and reserve one call atomically (see :mod:`m3o.runtime.admission`)."""
+        """Decide and reserve one call atomically (see :mod:`m3o.runtime.counters.admission`)."""
         ...
 
     async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:

@@ -26,8 +26,8 @@ after it (limit, calls left, seconds until it ends) for the ``RateLimit-*`` head
 Counters that expired meanwhile stay missing; a hot balance that is not loaded is left
 missing too, and the refund reaches it through ``debited_key``, which it is loaded from.
 
-Implementations: :mod:`m3o.runtime.admission_redis` (one Lua script per admission,
-``admit_many`` pipelines them in one round trip) and :mod:`m3o.runtime.admission_sqlite`
+Implementations: :mod:`m3o.runtime.counters.admission_redis` (one Lua script per admission,
+``admit_many`` pipelines them in one round trip) and :mod:`m3o.runtime.counters.admission_sqlite`
 (one transaction per call or batch, rows locked in key order). An unreachable store raises
 ``Unavailable``; a request with a negative limit, price or quota raises ``ValueError`` when
 it is built.

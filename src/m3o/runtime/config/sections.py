@@ -2,7 +2,7 @@
 
 Every key has a default and a docstring; unknown keys are refused; keys keep the
 reference's JSON spelling where it had one (aliases) and accept the field name too. The root
-model that gathers them is :class:`m3o.runtime.config_document.Config`.
+model that gathers them is :class:`m3o.runtime.config.document.Config`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from m3o.runtime.config_values import CommaList, Duration, SecretUrl
+from m3o.runtime.config.values import CommaList, Duration, SecretUrl
 from m3o.runtime.store import sqlite_url
 
 __all__ = [

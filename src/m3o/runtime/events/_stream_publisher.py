@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m3o.runtime.event_relay import Relay
-from m3o.runtime.event_tables import outbox
+from m3o.runtime.events._outbox import Envelope, EnvelopePublisher
+from m3o.runtime.events._relay import Relay
+from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope, EnvelopePublisher
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["StreamFirstPublisher"]

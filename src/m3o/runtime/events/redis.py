@@ -1,6 +1,6 @@
 """The ``platform`` profile's events: PostgreSQL outbox, Redis Streams, consumer groups.
 
-Published events go through the outbox (``event_relay.py``) to the stream
+Published events go through the outbox (``_relay.py``) to the stream
 ``m3o:events:<topic>``. Each group is a Redis consumer group of that stream; a consumer
 reads new entries with ``XREADGROUP`` and acknowledges with ``XACK``. An entry stays in the
 group's pending list until acknowledged or dead-lettered, so:
@@ -28,17 +28,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from m3o.runtime.dead_letters import add_dead_letter
-from m3o.runtime.event_bus import Bus
-from m3o.runtime.event_relay import Relay, stream_key
-from m3o.runtime.event_source import Claim
 from m3o.runtime.events import DeadLetter, Delivery
-from m3o.runtime.joint_acks import JointAcks, Take
+from m3o.runtime.events._acks import JointAcks, Take
+from m3o.runtime.events._bus import Bus
+from m3o.runtime.events._dead_letters import add_dead_letter
+from m3o.runtime.events._outbox import Envelope, EnvelopePublisher
+from m3o.runtime.events._relay import Relay, stream_key
+from m3o.runtime.events._source import Claim
+from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, session_factory, transaction
 
-__all__ = ["RedisChannel", "RedisEventSource", "redis_event_bus"]
+__all__ = ["RedisChannel", "RedisEventSource", "redis_event_bus", "stream_first_publisher"]
 
 _log = get_logger(__name__)
 
@@ -81,7 +82,7 @@ def redis_event_bus(
 
 
 class RedisEventSource:
-    """Outbox plus Redis Streams as an :class:`~m3o.runtime.event_bus.EventSource`."""
+    """Outbox plus Redis Streams as an :class:`~m3o.runtime.events._bus.EventSource`."""
 
     def __init__(
         self,
@@ -394,3 +395,10 @@ def _text(value: Any) -> str:
 def _stream_order(entry_id: str) -> tuple[int, int]:
     millis, _, sequence = entry_id.partition("-")
     return int(millis), int(sequence or 0)
+
+
+def stream_first_publisher(engine: AsyncEngine, redis: aioredis.Redis) -> EnvelopePublisher:
+    """Publishes straight to the Redis stream, falling back to the outbox while Redis is
+    unreachable (the bus of :func:`redis_event_bus` relays what waited there)."""
+    sessions = session_factory(engine)
+    return StreamFirstPublisher(sessions, Relay(sessions, redis))

@@ -1,5 +1,5 @@
-"""Admission on the SQL counter store: the rules of :mod:`m3o.runtime.admission` in Python,
-run inside one transaction of :class:`~m3o.runtime.counters_sqlite.SqlCounterStore`.
+"""Admission on the SQL counter store: the rules of :mod:`m3o.runtime.counters.admission` in Python,
+run inside one transaction of :class:`~m3o.runtime.counters.sqlite.SqlCounterStore`.
 
 A batch (one :meth:`admit`, a whole ``admit_many``, one ``release``) costs two statements:
 
@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from m3o.runtime.admission import (
+from m3o.runtime.counters.admission import (
     FREE,
     AdmissionDecision,
     AdmissionRequest,
     Verdict,
 )
-from m3o.runtime.counter_tables import counters
+from m3o.runtime.counters.tables import counters
 
 __all__ = [
     "PLACEHOLDER_EXPIRY",

@@ -1,4 +1,4 @@
-"""Tables of the SQL counter store (``counters_sqlite.py``), the ``local`` profile's Redis.
+"""Tables of the SQL counter store (``sqlite.py``), the ``local`` profile's Redis.
 
 ``runtime_counters`` holds one row per key. A key is used either as a counter (``count``)
 or as a string value (``text``); the other column keeps its default. ``expires_at`` is an

@@ -42,14 +42,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from m3o.runtime.dead_letters import add_dead_letter
-from m3o.runtime.event_bus import Bus
-from m3o.runtime.event_source import Claim
-from m3o.runtime.event_tables import deliveries, event_log, groups
 from m3o.runtime.events import DeadLetter, Delivery
-from m3o.runtime.joint_acks import JointAcks, Take
+from m3o.runtime.events._acks import JointAcks, Take
+from m3o.runtime.events._bus import Bus
+from m3o.runtime.events._dead_letters import add_dead_letter
+from m3o.runtime.events._outbox import Envelope
+from m3o.runtime.events._source import Claim
+from m3o.runtime.events.tables import deliveries, event_log, groups
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, session_factory, transaction
 
 __all__ = ["SqlChannel", "SqlEventSource", "sql_event_bus"]
@@ -84,7 +84,7 @@ def sql_event_bus(
 
 
 class SqlEventSource:
-    """The event log tables as an :class:`~m3o.runtime.event_bus.EventSource`."""
+    """The event log tables as an :class:`~m3o.runtime.events._bus.EventSource`."""
 
     def __init__(
         self,

@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m3o.runtime.event_tables import outbox
 from m3o.runtime.events import DeadLetter
+from m3o.runtime.events._outbox import Envelope
+from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import Envelope
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["Relay", "entry_fields", "marker_key", "stream_key"]

@@ -2,8 +2,8 @@
 
 Every operation is one round trip: a single command, or a Lua script where a read and a
 write must happen together (``incr`` with a TTL, ``hit``, an admission: see
-:mod:`m3o.runtime.admission_redis`; ``admit_many`` pipelines its scripts). Every call runs under a
-deadline, and a Redis that cannot be reached (refused, reset, timed out) becomes
+:mod:`m3o.runtime.counters.admission_redis`; ``admit_many`` pipelines its scripts). Every
+call runs under a deadline, and a Redis that cannot be reached (refused, reset, timed out) becomes
 ``Unavailable("counters", "Counter store unavailable")``, so callers decide to fail open or
 closed instead of hanging.
 
@@ -23,14 +23,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from m3o.runtime.admission import (
+from m3o.runtime.counters import RateDecision
+from m3o.runtime.counters.admission import (
     AdmissionDecision,
     AdmissionRequest,
     Held,
     Hold,
     held_from_record,
 )
-from m3o.runtime.admission_redis import (
+from m3o.runtime.counters.admission_redis import (
     ADMIT,
     ADMIT_MANY,
     COMMIT_MANY,
@@ -39,10 +40,9 @@ from m3o.runtime.admission_redis import (
     decision_from_reply,
     release_arguments,
 )
-from m3o.runtime.counters import RateDecision
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
-from m3o.runtime.redis_client import redis_client
+from m3o.runtime.store.redis import redis_client
 
 __all__ = ["RedisCounterStore", "redis_counter_store"]
 
@@ -290,7 +290,7 @@ def redis_counter_store(
     """A store with its own client for ``url`` (``redis://host:port/db``), closed by
     :meth:`RedisCounterStore.close`.
 
-    The client is :func:`~m3o.runtime.redis_client.redis_client`'s: sockets time out after
+    The client is :func:`~m3o.runtime.store.redis.redis_client`'s: sockets time out after
     ``timeout``; a connection Redis closed is replaced before use, so a restarted Redis
     does not fail the next call; a command whose connection failed is sent once more on a
     fresh one. A command that timed out is not repeated, because a retried INCR whose reply

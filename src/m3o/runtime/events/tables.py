@@ -1,6 +1,6 @@
 """The runtime's event tables: the local event log, the platform outbox, dead letters.
 
-``local`` profile (``event_log_sqlite.py``):
+``local`` profile (``sqlite.py``):
 
 - ``runtime_event_log`` holds every published event (kept for ``retention``, then pruned);
 - ``runtime_event_groups`` lists the consumer groups of each topic;
@@ -9,7 +9,7 @@
   deleted on ack. It carries the attempt count, when the event may be tried next, and which
   consumer holds it until when (a lease, renewed while the handler runs).
 
-``platform`` profile (``event_relay.py``): ``runtime_event_outbox`` holds events committed but
+``platform`` profile (``_relay.py``): ``runtime_event_outbox`` holds events committed but
 not yet relayed to Redis Streams; the relay deletes a row once the stream has it.
 
 Both: ``runtime_event_dead_letters`` keeps the events a group gave up on, for operators to

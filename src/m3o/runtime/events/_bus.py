@@ -1,6 +1,6 @@
 """The consumer machinery both event backends share (an :class:`~m3o.runtime.events.EventBus`).
 
-A backend is an :class:`~m3o.runtime.event_source.EventSource`; :class:`Bus` drives its
+A backend is an :class:`~m3o.runtime.events._source.EventSource`; :class:`Bus` drives its
 channels: one fetch loop per subscription with at most ``concurrency`` handlers running,
 exponential backoff between attempts, dead letters after the last one, lease renewal while
 handlers run, and a graceful stop.
@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from m3o.runtime.dead_letters import describe_failure, list_dead_letters, take_for_replay
-from m3o.runtime.event_source import Channel, Claim, EventSource
 from m3o.runtime.events import DeadLetter, EventHandler, Publisher
+from m3o.runtime.events._dead_letters import describe_failure, list_dead_letters, take_for_replay
+from m3o.runtime.events._outbox import TransactionalPublisher, check_name
+from m3o.runtime.events._source import Channel, Claim, EventSource
 from m3o.runtime.logging import get_logger
-from m3o.runtime.outbox import TransactionalPublisher, check_name
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["Bus", "retry_delay"]

@@ -1,0 +1,326 @@
+"""The runtime's public surface is pinned: what services may import from ``m3o.runtime``.
+
+Adding, renaming or removing a public module or name is a decision, made here in the same
+change. Modules whose names start with ``_`` are the packages' private parts and are not
+listed; neither are they importable outside their package (an import-linter contract).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import m3o.runtime
+
+PUBLIC_SURFACE: dict[str, list[str]] = {
+    "m3o.runtime.auth": [
+        "Account",
+        "CallContext",
+        "ISSUER",
+        "is_admin",
+        "is_customer",
+        "is_service",
+        "verify_admin",
+        "verify_customer",
+        "verify_self_or_admin",
+    ],
+    "m3o.runtime.auth.access": [
+        "ANY_ACCOUNT",
+        "CachedRules",
+        "DENY",
+        "GRANT",
+        "PUBLIC",
+        "RuleSpec",
+        "SERVICE_RESOURCE",
+        "check_access",
+        "is_allowed",
+    ],
+    "m3o.runtime.auth.tokens": [
+        "ALGORITHM",
+        "JwtAuthenticator",
+        "SESSION_METADATA",
+        "ServiceTokenSource",
+        "blocked_key",
+        "revoked_session_key",
+    ],
+    "m3o.runtime.blocking": [
+        "run_blocking",
+    ],
+    "m3o.runtime.clock": [
+        "Clock",
+        "utc_now",
+    ],
+    "m3o.runtime.config": [
+        "Config",
+        "ConfigError",
+        "ConfigStore",
+        "RedisConfig",
+        "build_config",
+        "format_duration",
+        "parse_duration",
+        "parse_value",
+        "process_environment",
+    ],
+    "m3o.runtime.config.document": [
+        "Config",
+        "REDACTED",
+        "ROOT",
+        "parse_value",
+    ],
+    "m3o.runtime.config.sections": [
+        "AlertConfig",
+        "ApiConfig",
+        "AuthConfig",
+        "BalanceConfig",
+        "BillingConfig",
+        "DatabaseConfig",
+        "DiscordConfig",
+        "EmailsConfig",
+        "EndToEndConfig",
+        "GithubOAuthConfig",
+        "GoogleOAuthConfig",
+        "LoginFailuresConfig",
+        "MailchimpConfig",
+        "MixpanelConfig",
+        "OAuthConfig",
+        "OAuthProviderConfig",
+        "RedisConfig",
+        "SendgridConfig",
+        "ServerConfig",
+        "SignupConfig",
+        "SignupTemplatesConfig",
+        "SlackConfig",
+        "SmtpConfig",
+        "StatusConfig",
+        "StripeConfig",
+        "Tier",
+        "UsageConfig",
+        "V1Config",
+    ],
+    "m3o.runtime.config.tables": [
+        "config_documents",
+        "metadata",
+    ],
+    "m3o.runtime.config.values": [
+        "CommaList",
+        "ConfigError",
+        "Duration",
+        "SecretUrl",
+        "format_duration",
+        "parse_duration",
+    ],
+    "m3o.runtime.counters": [
+        "CounterStore",
+        "RateDecision",
+    ],
+    "m3o.runtime.counters.admission": [
+        "AdmissionDecision",
+        "AdmissionRequest",
+        "FREE",
+        "Held",
+        "Hold",
+        "NO_CAP",
+        "Verdict",
+        "held_from_record",
+        "hold_record",
+        "release_keys",
+    ],
+    "m3o.runtime.counters.admission_redis": [
+        "ADMIT",
+        "ADMIT_MANY",
+        "COMMIT_MANY",
+        "RELEASE",
+        "admit_arguments",
+        "decision_from_reply",
+        "release_arguments",
+    ],
+    "m3o.runtime.counters.admission_sqlite": [
+        "PLACEHOLDER_EXPIRY",
+        "Rows",
+        "admission_keys",
+        "decide",
+        "lock_rows",
+        "undo",
+        "write_rows",
+    ],
+    "m3o.runtime.counters.redis": [
+        "RedisCounterStore",
+        "redis_counter_store",
+    ],
+    "m3o.runtime.counters.sqlite": [
+        "SqlCounterStore",
+    ],
+    "m3o.runtime.counters.tables": [
+        "KEY_LENGTH",
+        "counters",
+        "metadata",
+    ],
+    "m3o.runtime.email_address": [
+        "InvalidEmail",
+        "MAX_EMAIL_LENGTH",
+        "MAX_LOCAL_LENGTH",
+        "SignupPolicy",
+        "is_valid_email",
+        "normalise_email",
+        "parse_email",
+    ],
+    "m3o.runtime.errors": [
+        "BadRequest",
+        "Conflict",
+        "Forbidden",
+        "Internal",
+        "M3OError",
+        "NotFound",
+        "TooManyRequests",
+        "Unauthorized",
+        "Unavailable",
+        "error_from_dict",
+        "error_from_grpc",
+        "error_from_json",
+    ],
+    "m3o.runtime.events": [
+        "DeadLetter",
+        "Delivery",
+        "Envelope",
+        "EnvelopePublisher",
+        "EventBus",
+        "EventHandler",
+        "Publisher",
+        "event_type_name",
+    ],
+    "m3o.runtime.events.redis": [
+        "RedisChannel",
+        "RedisEventSource",
+        "redis_event_bus",
+        "stream_first_publisher",
+    ],
+    "m3o.runtime.events.sqlite": [
+        "SqlChannel",
+        "SqlEventSource",
+        "sql_event_bus",
+    ],
+    "m3o.runtime.events.tables": [
+        "UTCDateTime",
+        "dead_letters",
+        "deliveries",
+        "event_log",
+        "groups",
+        "metadata",
+        "outbox",
+    ],
+    "m3o.runtime.logging": [
+        "configure_logging",
+        "get_logger",
+        "redact",
+    ],
+    "m3o.runtime.money": [
+        "MAX_AMOUNT",
+        "MAX_BALANCE",
+        "MAX_FREE_QUOTA",
+        "MAX_PRICE",
+        "UNITS_PER_DOLLAR",
+        "check_amount",
+        "check_balance",
+        "check_limit",
+        "dollars",
+    ],
+    "m3o.runtime.rpc": [
+        "AccessRules",
+        "Authenticator",
+        "Client",
+        "DEFAULT_TIMEOUT",
+        "Dispatcher",
+        "GrpcTransport",
+        "InProcessTransport",
+        "MethodSpec",
+        "RpcObserver",
+        "ServiceRouter",
+        "ServiceSpec",
+        "StaticToken",
+        "TokenSource",
+        "Transport",
+        "UNAVAILABLE_DETAIL",
+        "bearer_token",
+        "grpc_handlers",
+    ],
+    "m3o.runtime.rpc.fakes": [
+        "FakeCall",
+        "FakePublisher",
+        "FakeStream",
+        "FakeUnary",
+        "PublishedEvent",
+    ],
+    "m3o.runtime.rpc.json_schema": [
+        "Comment",
+        "ERROR_REF",
+        "ERROR_SCHEMA",
+        "SchemaBuilder",
+        "WELL_KNOWN",
+        "is_required",
+        "schema_ref",
+    ],
+    "m3o.runtime.rpc.jsonmap": [
+        "dict_to_message",
+        "json_to_message",
+        "message_to_dict",
+        "message_to_json",
+    ],
+    "m3o.runtime.service": [
+        "Clients",
+        "Consumer",
+        "Cron",
+        "Dependencies",
+        "Handler",
+        "ServiceDefinition",
+        "ServiceParts",
+    ],
+    "m3o.runtime.service.scheduler": [
+        "Scheduler",
+    ],
+    "m3o.runtime.store": [
+        "NAMING_CONVENTION",
+        "SessionFactory",
+        "UTCDateTime",
+        "create_engine",
+        "is_sqlite",
+        "new_metadata",
+        "session_factory",
+        "sqlite_url",
+        "transaction",
+    ],
+    "m3o.runtime.store.migrate": [
+        "create_revision",
+        "upgrade",
+    ],
+    "m3o.runtime.store.redis": [
+        "COMMAND_RETRIES",
+        "HEALTH_CHECK_INTERVAL",
+        "REDIS_UNREACHABLE",
+        "redis_client",
+    ],
+}
+
+
+def _public_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(m3o.runtime.__path__, "m3o.runtime."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def test_the_public_modules_are_the_pinned_ones() -> None:
+    assert _public_modules() == sorted(PUBLIC_SURFACE)
+
+
+def test_each_public_module_exports_exactly_the_pinned_names() -> None:
+    for name, expected in PUBLIC_SURFACE.items():
+        module = importlib.import_module(name)
+        assert sorted(getattr(module, "__all__", [])) == expected, name
+        for exported in expected:
+            assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_the_runtime_root_has_about_a_dozen_entries() -> None:
+    entries = [info.name for info in pkgutil.iter_modules(m3o.runtime.__path__)]
+    assert len(entries) <= 14, sorted(entries)
