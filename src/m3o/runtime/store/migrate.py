@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["create_revision", "upgrade"]
 
-_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def _alembic_config() -> AlembicConfig:
