@@ -20,13 +20,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from m3o.gateway.v1.batching import AdmissionBatcher
 from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
 from m3o.gateway.v1.targets import Target
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters.admission import FREE, AdmissionDecision, AdmissionRequest, Hold, Verdict
 from m3o.runtime.errors import Forbidden, M3OError, TooManyRequests, Unavailable
 from m3o.runtime.events import Envelope
@@ -108,10 +109,6 @@ class Admission:
         return {**rate_headers(self.decision), "X-M3O-Price": self.charge}
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _refusal(decision: AdmissionDecision) -> Refused:
     headers = rate_headers(decision)
     if decision.verdict is Verdict.RATE_LIMITED:
@@ -152,7 +149,7 @@ class Gate:
         *,
         fail_open_free: bool = False,
         tier_ttl: timedelta = timedelta(seconds=1),
-        now: Callable[[], datetime] = _utc_now,
+        now: Clock = utc_now,
         clock: Callable[[], float] = time.monotonic,
         holds: Holds | None = None,
     ) -> None:

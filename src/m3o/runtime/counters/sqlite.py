@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import RateDecision
 from m3o.runtime.counters.admission import (
     AdmissionDecision,
@@ -56,10 +57,6 @@ log = get_logger(__name__)
 _T = counters.c
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _as_utc(value: datetime) -> datetime:
     """Rows read back from SQLite are naive; every stored time is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -72,7 +69,7 @@ class SqlCounterStore:
     it open. ``now`` is the store's clock, UTC-aware; tests pass their own to move time.
     """
 
-    def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, *, now: Clock = utc_now) -> None:
         self._engine = engine
         self._now = now
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

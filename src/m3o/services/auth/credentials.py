@@ -33,11 +33,11 @@ customers service passes on its caller's), so nobody picks a fresh address per g
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from m3o.runtime.auth import CallContext, is_service
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import TooManyRequests, Unauthorized
 from m3o.runtime.logging import get_logger
@@ -79,10 +79,6 @@ def too_many_failures(seconds: int) -> str:
     return f"{TOO_MANY_FAILURES}, try again in {seconds} {unit}"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class _Throttle:
     """One counted window and its turn: ``free`` tries back to back, then one per turn."""
@@ -114,7 +110,7 @@ class CredentialCheck:
         account_ceiling: int = 100,
         first_delay: timedelta = timedelta(seconds=1),
         max_delay: timedelta | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         """``account_limit``: tries per account and client before backoff;
         ``address_limit``: tries per client over all accounts before backoff;

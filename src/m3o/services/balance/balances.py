@@ -3,11 +3,11 @@ RPC handler, the consumers, the flush cron)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.events import Publisher
@@ -19,15 +19,9 @@ from m3o.services.balance.entries import Applied, ApplyEntries, Entry
 from m3o.services.balance.hot import hot_key
 from m3o.services.balance.locking import Runner
 
-__all__ = ["Balances", "Clock", "utc_now"]
+__all__ = ["Balances"]
 
 _log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Balances:

@@ -18,13 +18,12 @@ ledger after every flush.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.clock import Clock
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Publisher
@@ -65,7 +64,7 @@ class RecordDebits:
         customer_id: str,
         counters: CounterStore,
         publisher: Publisher,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._customer_id = customer_id
         self._counters = counters
@@ -144,7 +143,7 @@ class Flusher:
         runner: Runner,
         counters: CounterStore,
         publisher: Publisher,
-        clock: Callable[[], datetime],
+        clock: Clock,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self._sessions = sessions

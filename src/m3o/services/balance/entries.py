@@ -23,12 +23,13 @@ One try, holding every customer the entries name (see :mod:`locking`):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.clock import Clock
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import BadRequest, Conflict
 from m3o.runtime.events import Publisher
@@ -79,7 +80,7 @@ class ApplyEntries:
         *,
         counters: CounterStore,
         publisher: Publisher,
-        clock: Callable[[], datetime],
+        clock: Clock,
         endpoint: str,
         entries: Sequence[Entry],
         actioned_by: str,

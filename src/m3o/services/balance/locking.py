@@ -34,12 +34,12 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -120,10 +120,6 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Runner:
     """Runs steps holding their customers (see the module's docstring)."""
 
@@ -132,7 +128,7 @@ class Runner:
         sessions: SessionFactory,
         *,
         max_concurrent: int = 8,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._locks = KeyedLocks()

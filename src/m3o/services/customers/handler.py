@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from m3o.runtime.auth import (
     verify_admin,
     verify_self_or_admin,
 )
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.email_address import InvalidEmail, normalise_email, parse_email
 from m3o.runtime.errors import (
     BadRequest,
@@ -68,12 +69,6 @@ MAX_LIST_LIMIT = 1000
 MAX_NAME_LENGTH = 200
 _CREATE_ATTEMPTS = 3
 _UPDATABLE = frozenset({Status.UNVERIFIED, Status.VERIFIED, Status.ACTIVE, Status.DELETED})
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ started attempts the email is marked failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from m3o.runtime.clock import Clock
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.emails import records
@@ -32,11 +32,9 @@ from m3o.services.emails.addresses import Address, mask, parse_address
 from m3o.services.emails.records import EmailRecord
 from m3o.services.emails.transport import DeliveryError, MailTransport, OutgoingEmail
 
-__all__ = ["SHUTDOWN_GRACE", "Clock", "Courier", "RetryPolicy"]
+__all__ = ["SHUTDOWN_GRACE", "Courier", "RetryPolicy"]
 
 _log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 SHUTDOWN_GRACE = 5.0
 """Seconds a stopping process lets background attempts finish before cancelling them."""

@@ -19,17 +19,18 @@ import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from m3o.runtime.auth import CallContext, verify_admin
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import BadRequest, Internal
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.emails import outbox, records
 from m3o.services.emails.addresses import Address, parse_address
-from m3o.services.emails.courier import Clock, Courier
+from m3o.services.emails.courier import Courier
 from m3o.services.emails.proto import emails_pb2 as pb
 from m3o.services.emails.records import EmailRecord
 from m3o.services.emails.templates import SHIPPED, Rendered, TemplateDataError, Templates
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_TEMPLATE_DATA", "Emails", "utc_now"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_TEMPLATE_DATA", "Emails"]
 
 MAX_KEY_LENGTH = 200
 MAX_TEMPLATE_DATA = 64 * 1024
@@ -37,10 +38,6 @@ MAX_TEMPLATE_DATA = 64 * 1024
 _NO_CONTENT = Rendered(subject="", text="", html="")
 
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Emails:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
+from m3o.runtime.clock import utc_now
 from m3o.runtime.config import Config, ConfigError
 from m3o.runtime.service import Cron, Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.emails import tables
 from m3o.services.emails.courier import SHUTDOWN_GRACE, Courier, RetryPolicy
-from m3o.services.emails.handler import Emails, utc_now
+from m3o.services.emails.handler import Emails
 from m3o.services.emails.proto.client import SPEC
 from m3o.services.emails.sendgrid import SendgridTransport
 from m3o.services.emails.smtp import SmtpTransport

@@ -6,10 +6,8 @@ never publicapi's tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 from m3o.runtime.auth import CallContext
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import BadRequest, NotFound, Unavailable
 from m3o.runtime.logging import get_logger
@@ -29,13 +27,7 @@ MAX_SEARCH_TERM = 200
 """Longest search term, in characters."""
 MAX_CATEGORIES = 100
 
-Clock = Callable[[], datetime]
-
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Explore:

@@ -13,9 +13,9 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import Forbidden
 
 __all__ = ["DEFAULT_STATE_TTL", "INVALID_STATE", "STATE_EXPIRED", "StateSigner"]
@@ -29,12 +29,6 @@ _PARTS = 5
 # Processes' clocks differ a little: a state "issued" this far in the future still counts.
 _CLOCK_SKEW = 60
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -44,7 +38,7 @@ class StateSigner:
     """Issues and checks states. ``key`` is the HMAC key; ``ttl`` how long a state lives."""
 
     def __init__(
-        self, key: bytes, *, ttl: timedelta = DEFAULT_STATE_TTL, clock: Clock = _utc_now
+        self, key: bytes, *, ttl: timedelta = DEFAULT_STATE_TTL, clock: Clock = utc_now
     ) -> None:
         if not key:
             raise ValueError("the state key must not be empty")

@@ -10,11 +10,10 @@ second waits for the lock, then finds the first's project.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from m3o.events.projects import TOPIC
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -27,16 +26,10 @@ _log = get_logger(__name__)
 
 DEFAULT_NAME = "default"
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class DefaultProjects:
     def __init__(
-        self, *, sessions: SessionFactory, publisher: Publisher, clock: Clock = _utc_now
+        self, *, sessions: SessionFactory, publisher: Publisher, clock: Clock = utc_now
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher

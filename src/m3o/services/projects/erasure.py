@@ -9,11 +9,10 @@ nothing, so redeliveries and repeated calls are harmless.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from m3o.events.projects import TOPIC
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -23,16 +22,10 @@ __all__ = ["Erasure"]
 
 _log = get_logger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Erasure:
     def __init__(
-        self, *, sessions: SessionFactory, publisher: Publisher, clock: Clock = _utc_now
+        self, *, sessions: SessionFactory, publisher: Publisher, clock: Clock = utc_now
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher

@@ -17,8 +17,7 @@ billing account's row lock, so the project limit holds under concurrent Creates.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 
 from m3o.events.projects import TOPIC
 from m3o.runtime.auth import (
@@ -30,6 +29,7 @@ from m3o.runtime.auth import (
     verify_admin,
     verify_customer,
 )
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
@@ -58,12 +58,6 @@ MAX_NAME_LENGTH = 200
 NOT_FOUND = "Project not found"
 _NO_BILLING_ACCOUNT = "Billing account not found"
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Projects:
     """Implements ``projects.Projects`` (see ``proto/projects.proto``)."""
@@ -75,7 +69,7 @@ class Projects:
         publisher: Publisher,
         customers: CustomersService,
         project_limits: Mapping[str, int],
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher

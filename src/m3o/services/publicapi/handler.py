@@ -13,9 +13,7 @@ and tries again otherwise.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m3o.events.publicapi import TOPIC, Event, EventType
 from m3o.events.publicapi import events_pb2 as events_pb
 from m3o.runtime.auth import CallContext, is_admin, is_service, verify_admin
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import BadRequest, Conflict, NotFound, Unavailable
 from m3o.runtime.events import Publisher
@@ -37,14 +36,8 @@ from m3o.services.publicapi.validation import storable
 
 __all__ = ["Publicapi"]
 
-Clock = Callable[[], datetime]
-
 _ATTEMPTS = 3
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _event(kind: EventType.ValueType, name: str) -> Event:

@@ -14,13 +14,14 @@ backoff (only the missing step is repeated), dead-lettering it after the last at
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from datetime import datetime
 
 import orjson
 
 from m3o.events.customers import TOPIC, Event, EventType
 from m3o.events.customers import events_pb2 as events_pb
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
@@ -44,12 +45,6 @@ at most 5 min) about 45 minutes, so a short outage of balance or emails loses no
 _PROMO = "promo_granted"
 _WELCOME = "welcome_scheduled"
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class OnboardingFailed(Exception):
     """A step of onboarding failed; the event is retried."""
@@ -65,7 +60,7 @@ class Onboarding:
         balance: BalanceService,
         emails: EmailsService,
         settings: SignupSettings,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._balance = balance

@@ -8,10 +8,8 @@ whose writers queue behind one another).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 from m3o.runtime.auth import CallContext
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
@@ -26,15 +24,9 @@ from m3o.services.signup.settings import SignupSettings
 from m3o.services.signup.tracking import Tracking
 from m3o.services.signup.verification import Verification
 
-__all__ = ["Signup", "utc_now"]
+__all__ = ["Signup"]
 
 _log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Signup:

@@ -11,13 +11,12 @@ use; a newer token replaces unused older ones. The token is never logged.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 
 import orjson
 
 from m3o.events.customers import TOPIC, EventType
 from m3o.runtime.auth import CallContext
+from m3o.runtime.clock import Clock
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import BadRequest, TooManyRequests
 from m3o.runtime.events import Publisher
@@ -44,8 +43,6 @@ TOO_SOON = "A recovery email was sent to this address recently; try again in a m
 RESET_INVALID = "The reset token is invalid"
 RESET_EXPIRED = "The reset token has expired; ask for a new one"
 RESET_USED = "The reset token has been used already; ask for a new one"
-
-Clock = Callable[[], datetime]
 
 
 class Recovery:

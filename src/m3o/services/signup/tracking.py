@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
 from m3o.runtime.auth import CallContext
+from m3o.runtime.clock import Clock
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.signup import records
@@ -21,8 +20,6 @@ __all__ = ["MAX_ID_LENGTH", "MAX_REFERRER_LENGTH", "Tracking"]
 MAX_ID_LENGTH = 255
 MAX_REFERRER_LENGTH = 2048
 _SAVE_ATTEMPTS = 2
-
-Clock = Callable[[], datetime]
 
 
 class Tracking:

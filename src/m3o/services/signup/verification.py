@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import orjson
@@ -28,6 +27,7 @@ import orjson
 from m3o.events.customers import TOPIC, EventType
 from m3o.events.customers import events_pb2 as events_pb
 from m3o.runtime.auth import ISSUER, CallContext
+from m3o.runtime.clock import Clock
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import (
     BadRequest,
@@ -75,8 +75,6 @@ CODE_EXPIRED = "The token you provided has expired"
 BUSY = "This code is being verified already"
 CLAIM_TTL = timedelta(seconds=60)
 """How long one Verify holds a code: longer than its four calls' deadlines (10 s each)."""
-
-Clock = Callable[[], datetime]
 
 
 class _Verdict(enum.Enum):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,6 +17,7 @@ from google.protobuf.struct_pb2 import Struct
 from sqlalchemy.exc import IntegrityError
 
 from m3o.runtime.auth import CallContext, verify_admin
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import BadRequest, Conflict
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.usage.proto import usage_pb2 as pb
@@ -32,15 +31,9 @@ MAX_RECORD_BYTES = 64 * 1024
 MAX_ID_LENGTH = 255
 _TABLE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Analytics:
-    def __init__(self, *, sessions: SessionFactory, clock: Clock = _utc_now) -> None:
+    def __init__(self, *, sessions: SessionFactory, clock: Clock = utc_now) -> None:
         self._sessions = sessions
         self._clock = clock
 

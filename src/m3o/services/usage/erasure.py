@@ -10,9 +10,9 @@ Repeating an erasure is harmless.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -25,12 +25,6 @@ __all__ = ["Erasure"]
 
 _log = get_logger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Erasure:
     def __init__(
@@ -39,7 +33,7 @@ class Erasure:
         sessions: SessionFactory,
         counters: CounterStore,
         tiers: Tiers,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._counters = counters

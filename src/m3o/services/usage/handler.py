@@ -12,11 +12,12 @@ makes the calls that need it Unavailable.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import TypeVar
 
 from m3o.runtime.auth import CallContext, is_customer, verify_admin, verify_self_or_admin
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.config.sections import UsageConfig
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import NO_CAP
@@ -58,11 +59,6 @@ MAX_ENDPOINTS = 1000
 MAX_ID_LENGTH = 255
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Usage:
@@ -79,7 +75,7 @@ class Usage:
         maintenance: Maintenance,
         erasure: Erasure,
         projects: ProjectsService,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._counters = counters

@@ -16,10 +16,10 @@ and forgets counted event ids after :data:`RECORDED_RETENTION`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -45,12 +45,6 @@ back off to at most 5 minutes); an event replayed from the dead letters later th
 would be counted again."""
 _READ_CHUNK = 500
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
@@ -69,7 +63,7 @@ class Maintenance:
         recorder: RequestRecorder,
         tiers: Tiers,
         history_retention: timedelta,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._counters = counters

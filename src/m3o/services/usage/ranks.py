@@ -15,9 +15,9 @@ previous ranking stays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import M3OError, NotFound
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -38,12 +38,6 @@ _log = get_logger(__name__)
 WINDOW_DAYS = 30
 ANONYMOUS = "Anonymous"
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Ranks:
     def __init__(
@@ -52,7 +46,7 @@ class Ranks:
         sessions: SessionFactory,
         customers: CustomersService,
         publicapi: PublicapiService,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._customers = customers

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 
 from m3o.events.requests import TOPIC, Event, EventType
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.events import Delivery
@@ -50,12 +51,6 @@ CONCURRENCY = 64
 """Request events handled at once, hence the largest batch."""
 DEFAULT_LINGER = timedelta(milliseconds=20)
 """How long the first event of a batch waits for others."""
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +117,7 @@ class RequestRecorder:
         *,
         sessions: SessionFactory,
         counters: CounterStore,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         linger: timedelta = DEFAULT_LINGER,
         max_batch: int = CONCURRENCY,
     ) -> None:

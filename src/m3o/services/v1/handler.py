@@ -17,8 +17,8 @@ any key.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,7 @@ from m3o.runtime.auth import (
     verify_admin,
     verify_customer,
 )
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
@@ -69,12 +70,6 @@ _log = get_logger(__name__)
 
 INTERNAL_DETAIL = "Internal server error"
 APIKEY_ACCOUNT_TYPE = "apikey"
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class V1:

@@ -11,9 +11,10 @@ profile it lives in the same SQLite file, whose writers queue behind one another
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
@@ -24,14 +25,10 @@ __all__ = ["KeyMirror"]
 _log = get_logger(__name__)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class KeyMirror:
     """``clock`` gives the current UTC time (for keys that expire)."""
 
-    def __init__(self, counters: CounterStore, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, counters: CounterStore, *, clock: Clock = utc_now) -> None:
         self._counters = counters
         self._clock = clock
 
