@@ -27,6 +27,7 @@ from m3o.runtime.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    error_id,
 )
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, MethodSpec, ServiceSpec
 from m3o.services.helloworld.handler import Helloworld
@@ -80,9 +81,7 @@ class Rules:
 
     async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
         if account is None and endpoint not in self._public:
-            raise Unauthorized(
-                f"{service}.{endpoint.rsplit('.', maxsplit=1)[-1].lower()}", "Unauthorized"
-            )
+            raise Unauthorized(error_id(service, endpoint), "Unauthorized")
 
 
 class Recorder(Helloworld):

@@ -177,6 +177,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "error_from_dict",
         "error_from_grpc",
         "error_from_json",
+        "error_id",
     ],
     "m3o.runtime.events": [
         "DeadLetter",

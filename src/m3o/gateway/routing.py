@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from m3o.runtime.errors import NotFound
+from m3o.runtime.errors import NotFound, error_id
 from m3o.runtime.rpc import MethodSpec, ServiceSpec
 
 __all__ = ["ERROR_ID", "Endpoint", "RouteTable", "ServiceDirectory", "directory", "title"]
@@ -107,9 +107,7 @@ def _handler(service: str, spec: ServiceSpec, is_default: bool) -> _Handler:
     for method in spec.methods.values():
         prefix = f"/{service}" if is_default else f"/{service}/{spec.handler}"
         endpoints.append(
-            Endpoint(
-                spec, method, f"{spec.service}.{method.name.lower()}", f"{prefix}/{method.name}"
-            )
+            Endpoint(spec, method, error_id(spec.service, method.name), f"{prefix}/{method.name}")
         )
     return _Handler(
         exact={e.method.name: e for e in endpoints},

@@ -15,6 +15,9 @@ One exception tree, one place to map it:
 Over HTTP an error is exactly ``{"id", "code", "detail", "status"}``; over gRPC it is the
 matching status code with that same JSON as the status details, so a client on either side
 gets back the error that was raised.
+
+An error's id names where it arose, ``<service>.<method>`` lower-cased
+(``customers.create``): :func:`error_id` builds it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ __all__ = [
     "error_from_dict",
     "error_from_grpc",
     "error_from_json",
+    "error_id",
 ]
+
+
+def error_id(service: str, method: str) -> str:
+    """The id of the errors of ``method`` of ``service``: ``error_id("customers", "Create")``
+    is ``customers.create``. ``method`` may also be ``<Handler>.<Method>``
+    (``Customers.Create``), as access rules name endpoints."""
+    return f"{service}.{method.rsplit('.', 1)[-1].lower()}"
 
 
 class M3OError(Exception):

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from m3o.gateway.platform_api import ALLOWED_METHODS, PlatformAPI
 from m3o.gateway.routing import Endpoint, RouteTable
+from m3o.runtime.errors import error_id
 from m3o.runtime.rpc import ServiceSpec, Transport
 from m3o.services.v1.proto.client import SPEC
 
@@ -49,7 +50,7 @@ def key_path(method: str) -> str | None:
 def key_endpoints(spec: ServiceSpec = SPEC) -> list[Endpoint]:
     """Every key-management path as an endpoint, labelled with its path."""
     return [
-        Endpoint(spec, spec.methods[name], f"{spec.service}.{name.lower()}", path)
+        Endpoint(spec, spec.methods[name], error_id(spec.service, name), path)
         for path, name in KEY_PATHS.items()
     ]
 

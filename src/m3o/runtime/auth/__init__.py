@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from m3o.runtime.errors import Forbidden, Unauthorized
+from m3o.runtime.errors import Forbidden, Unauthorized, error_id
 
 __all__ = [
     "ISSUER",
@@ -64,7 +64,7 @@ class CallContext:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.service}.{self.method.lower()}"
+        return error_id(self.service, self.method)
 
 
 def is_customer(account: Account) -> bool:

@@ -14,7 +14,7 @@ from typing import Final
 
 from m3o.runtime.auth import Account, is_service
 from m3o.runtime.clock import Clock, utc_now
-from m3o.runtime.errors import Forbidden, M3OError, Unauthorized, Unavailable
+from m3o.runtime.errors import Forbidden, M3OError, Unauthorized, Unavailable, error_id
 from m3o.runtime.logging import get_logger
 
 __all__ = [
@@ -149,11 +149,17 @@ class CachedRules:
         self._next_refresh = None
 
     async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
-        error_id = f"{service}.{endpoint.rsplit('.', 1)[-1].lower()}"
         if account is not None and is_service(account):
             return
         rules = await self._current()
-        check_access(rules, account, SERVICE_RESOURCE, service, endpoint, error_id=error_id)
+        check_access(
+            rules,
+            account,
+            SERVICE_RESOURCE,
+            service,
+            endpoint,
+            error_id=error_id(service, endpoint),
+        )
 
     async def _current(self) -> tuple[RuleSpec, ...]:
         if self._fresh() and self._rules is not None:

@@ -24,7 +24,14 @@ import grpc
 from google.protobuf.message import Message
 
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.errors import Internal, M3OError, Unauthorized, Unavailable, error_from_grpc
+from m3o.runtime.errors import (
+    Internal,
+    M3OError,
+    Unauthorized,
+    Unavailable,
+    error_from_grpc,
+    error_id,
+)
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
@@ -202,7 +209,7 @@ class Dispatcher:
         token = bearer_token(metadata)
         if token is not None:
             if self._authenticator is None:
-                raise Unauthorized(f"{self.spec.service}.{method.name.lower()}", "Unauthorized")
+                raise Unauthorized(error_id(self.spec.service, method.name), "Unauthorized")
             try:
                 account = await self._authenticator.authenticate(token)
             except Unauthorized:
@@ -241,7 +248,7 @@ class Dispatcher:
         deadline: float | None,
     ) -> Message:
         started = time.perf_counter()
-        endpoint = f"{self.spec.service}.{method.name.lower()}"
+        endpoint = error_id(self.spec.service, method.name)
         try:
             async with asyncio.timeout_at(_loop_deadline(deadline)):
                 ctx = await self._context(method, metadata, deadline)
@@ -264,7 +271,7 @@ class Dispatcher:
         deadline: float | None,
     ) -> AsyncIterator[Message]:
         started = time.perf_counter()
-        endpoint = f"{self.spec.service}.{method.name.lower()}"
+        endpoint = error_id(self.spec.service, method.name)
         try:
             async with asyncio.timeout_at(_loop_deadline(deadline)):
                 ctx = await self._context(method, metadata, deadline)
@@ -386,7 +393,7 @@ class GrpcTransport:
                 )
             except grpc.aio.AioRpcError as exc:
                 raise error_from_grpc(
-                    exc.code(), exc.details(), f"{spec.service}.{method.name.lower()}"
+                    exc.code(), exc.details(), error_id(spec.service, method.name)
                 ) from None
         return response
 
@@ -409,7 +416,7 @@ class GrpcTransport:
                     yield message
             except grpc.aio.AioRpcError as exc:
                 raise error_from_grpc(
-                    exc.code(), exc.details(), f"{spec.service}.{method.name.lower()}"
+                    exc.code(), exc.details(), error_id(spec.service, method.name)
                 ) from None
 
 
