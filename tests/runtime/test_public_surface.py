@@ -167,6 +167,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.errors": [
         "BadRequest",
         "Conflict",
+        "DeadlineExceeded",
         "Forbidden",
         "Internal",
         "M3OError",

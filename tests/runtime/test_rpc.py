@@ -9,7 +9,14 @@ import grpc
 import pytest
 
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, Unauthorized, Unavailable
+from m3o.runtime.errors import (
+    BadRequest,
+    DeadlineExceeded,
+    Forbidden,
+    Internal,
+    Unauthorized,
+    Unavailable,
+)
 from m3o.runtime.rpc import (
     Dispatcher,
     GrpcTransport,
@@ -58,6 +65,8 @@ class Misbehaving(Helloworld):
             raise BadRequest(ctx.endpoint, "Name is bad")
         if request.name == "slow":
             await asyncio.sleep(5)
+        if request.name == "timeout":
+            raise TimeoutError
         request.name = "mutated"
         return pb.CallResponse(message=f"Hello {request.name}")
 
@@ -142,6 +151,26 @@ async def test_deadline_is_enforced(
     client = HelloworldClient(transport, StaticToken("good"), timeout=0.2)
     with pytest.raises(Unavailable):
         await client.call(pb.CallRequest(name="slow"))
+
+
+@pytest.mark.parametrize(
+    ("name", "timeout"),
+    [("slow", 0.2), ("timeout", 10.0)],
+    ids=["the-caller's-deadline", "the-handler-timing-out"],
+)
+async def test_a_passed_deadline_is_deadline_exceeded_with_the_usual_document(
+    transport_and_handler: tuple[Transport, Misbehaving], name: str, timeout: float
+) -> None:
+    transport, _ = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"), timeout=timeout)
+    with pytest.raises(DeadlineExceeded) as caught:
+        await client.call(pb.CallRequest(name=name))
+    assert caught.value.to_dict() == {
+        "id": "helloworld.call",
+        "code": 503,
+        "detail": "Deadline exceeded",
+        "status": "Service Unavailable",
+    }
 
 
 async def test_server_stream_yields_every_message(

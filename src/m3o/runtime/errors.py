@@ -3,18 +3,24 @@
 One exception tree, one place to map it:
 
     M3OError
-      BadRequest        400  INVALID_ARGUMENT
-      Unauthorized      401  UNAUTHENTICATED
-      Forbidden         403  PERMISSION_DENIED
-      NotFound          404  NOT_FOUND
-      Conflict          409  ALREADY_EXISTS
-      TooManyRequests   429  RESOURCE_EXHAUSTED
-      Internal          500  INTERNAL
-      Unavailable       503  UNAVAILABLE
+      BadRequest            400  INVALID_ARGUMENT
+      Unauthorized          401  UNAUTHENTICATED
+      Forbidden             403  PERMISSION_DENIED
+      NotFound              404  NOT_FOUND
+      Conflict              409  ALREADY_EXISTS
+      TooManyRequests       429  RESOURCE_EXHAUSTED
+      Internal              500  INTERNAL
+      Unavailable           503  UNAVAILABLE
+        DeadlineExceeded    503  DEADLINE_EXCEEDED
 
 Over HTTP an error is exactly ``{"id", "code", "detail", "status"}``; over gRPC it is the
 matching status code with that same JSON as the status details, so a client on either side
 gets back the error that was raised.
+
+DeadlineExceeded is the call whose deadline passed: an Unavailable (503, worth retrying)
+that code tells apart by its kind, never by its text. Over HTTP it is the document it has
+always been, ``"detail": "Deadline exceeded"`` with status 503; over gRPC its own status
+code says what it is.
 
 An error's id names where it arose, ``<service>.<method>`` lower-cased
 (``customers.create``): :func:`error_id` builds it.
@@ -30,6 +36,7 @@ import orjson
 __all__ = [
     "BadRequest",
     "Conflict",
+    "DeadlineExceeded",
     "Forbidden",
     "Internal",
     "M3OError",
@@ -131,6 +138,15 @@ class Unavailable(M3OError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(Unavailable):
+    """The call's deadline passed before it finished (``Deadline exceeded`` unless told)."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def __init__(self, id: str, detail: str = "Deadline exceeded") -> None:  # noqa: A002
+        super().__init__(id, detail)
+
+
 _BY_CODE: dict[int, type[M3OError]] = {
     kind.code: kind
     for kind in (
@@ -166,12 +182,16 @@ def error_from_json(raw: str | bytes) -> M3OError | None:
 
 def error_from_grpc(code: grpc.StatusCode, details: str | None, default_id: str) -> M3OError:
     """Rebuild the error a gRPC status carries (our JSON in its details, or a bare status)."""
+    deadline = code == grpc.StatusCode.DEADLINE_EXCEEDED
     if details:
         parsed = error_from_json(details)
         if parsed is not None:
+            if deadline and type(parsed) is Unavailable:
+                # Over HTTP a 503 is a 503; the gRPC status still tells the deadline apart.
+                return DeadlineExceeded(parsed.id, parsed.detail)
             return parsed
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable(default_id, "Deadline exceeded")
+    if deadline:
+        return DeadlineExceeded(default_id)
     if code == grpc.StatusCode.CANCELLED:
         return Unavailable(default_id, "Call cancelled")
     kind = _BY_GRPC.get(code, Internal)

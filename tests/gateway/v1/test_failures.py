@@ -21,6 +21,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import (
     BadRequest,
     Conflict,
+    DeadlineExceeded,
     Forbidden,
     Internal,
     NotFound,
@@ -119,7 +120,7 @@ async def test_local_service_that_is_not_hosted_is_unavailable(counters: Counter
         (TooManyRequests("up", "slow down"), TooManyRequests, "slow down"),
         (UpstreamTimeout(), Unavailable, "The API did not answer in time"),
         (TimeoutError(), Unavailable, "The API did not answer in time"),
-        (Unavailable("up", "Deadline exceeded"), Unavailable, "The API did not answer in time"),
+        (DeadlineExceeded("up"), Unavailable, "The API did not answer in time"),
         (
             UpstreamUnreachable("refused"),
             Unavailable,

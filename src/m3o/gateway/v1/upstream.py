@@ -29,6 +29,7 @@ from m3o.gateway.v1.targets import Target
 from m3o.runtime.errors import (
     BadRequest,
     Conflict,
+    DeadlineExceeded,
     Forbidden,
     Internal,
     M3OError,
@@ -61,8 +62,6 @@ MALFORMED = "Request message malformed, please check and try again"
 CRASHED = "Error processing request. If the problem persists please contact support"
 TIMED_OUT = "The API did not answer in time"
 UNREACHABLE = "The API is unavailable, please try again later"
-DEADLINE_EXCEEDED = "Deadline exceeded"
-"""The detail of the runtime's Unavailable when a call's deadline passed."""
 ONE_REQUEST = "This endpoint takes one request message"
 BINARY_UNSUPPORTED = "Binary messages need an API with protobuf descriptors"
 
@@ -85,9 +84,7 @@ def public_error(exc: BaseException) -> tuple[M3OError, bool]:
     alert on)."""
     if isinstance(exc, _CLIENT_ERRORS):
         return exc, False
-    if isinstance(exc, UpstreamTimeout | TimeoutError) or (
-        isinstance(exc, Unavailable) and exc.detail == DEADLINE_EXCEEDED
-    ):
+    if isinstance(exc, UpstreamTimeout | TimeoutError | DeadlineExceeded):
         return Unavailable(ERROR_ID, TIMED_OUT), False
     if isinstance(exc, UpstreamUnreachable | Unavailable):
         return Unavailable(ERROR_ID, UNREACHABLE), False

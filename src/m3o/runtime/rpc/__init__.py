@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.errors import (
+    DeadlineExceeded,
     Internal,
     M3OError,
     Unauthorized,
@@ -226,7 +227,7 @@ class Dispatcher:
         if isinstance(exc, M3OError):
             return exc
         if isinstance(exc, TimeoutError):
-            return Unavailable(ctx_id, "Deadline exceeded")
+            return DeadlineExceeded(ctx_id)
         if isinstance(exc, _UNREACHABLE):
             # Redis (or another server) down or too slow: worth retrying, not a bug.
             _log.warning("rpc.unavailable", endpoint=ctx_id, exc_info=exc)
