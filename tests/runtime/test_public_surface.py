@@ -233,6 +233,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "DEFAULT_TIMEOUT",
         "Dispatcher",
         "GrpcTransport",
+        "INTERNAL_DETAIL",
         "InProcessTransport",
         "MethodSpec",
         "RpcObserver",
@@ -244,6 +245,9 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "UNAVAILABLE_DETAIL",
         "bearer_token",
         "grpc_handlers",
+    ],
+    "m3o.runtime.rpc.calls": [
+        "Calls",
     ],
     "m3o.runtime.rpc.fakes": [
         "FakeCall",

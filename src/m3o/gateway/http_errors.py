@@ -19,10 +19,10 @@ from starlette.responses import Response
 from m3o.gateway.routing import ERROR_ID
 from m3o.runtime.errors import Internal, M3OError, NotFound, TooManyRequests
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import INTERNAL_DETAIL
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
-    "INTERNAL_DETAIL",
     "error_response",
     "http_exception_handler",
     "internal_error_body",
@@ -34,8 +34,6 @@ _log = get_logger(__name__)
 DEFAULT_RETRY_AFTER = 1
 """Seconds a 429 answer suggests waiting when the error does not say (rate limits are
 per second)."""
-
-INTERNAL_DETAIL = "Internal server error"
 
 JSON = "application/json"
 

@@ -29,7 +29,7 @@ from m3o.gateway.payload import check_content_type, read_body, request_data
 from m3o.gateway.routing import Endpoint, RouteTable
 from m3o.runtime.errors import BadRequest, Internal, M3OError
 from m3o.runtime.logging import get_logger
-from m3o.runtime.rpc import Transport
+from m3o.runtime.rpc import INTERNAL_DETAIL, Transport
 from m3o.runtime.rpc.jsonmap import dict_to_message, message_to_dict
 
 __all__ = ["ALLOWED_METHODS", "STREAMING_DETAIL", "PlatformAPI"]
@@ -107,5 +107,5 @@ class PlatformAPI:
                 request_id=request_id(request.scope),
                 exc_info=exc,
             )
-            raise Internal(endpoint.error_id, "Internal server error") from None
+            raise Internal(endpoint.error_id, INTERNAL_DETAIL) from None
         return Response(orjson.dumps(message_to_dict(response)), media_type="application/json")

@@ -38,6 +38,7 @@ from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "INTERNAL_DETAIL",
     "UNAVAILABLE_DETAIL",
     "AccessRules",
     "Authenticator",
@@ -58,6 +59,8 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a call may take unless the caller says otherwise."""
+INTERNAL_DETAIL = "Internal server error"
+"""What a caller is told of a failure that is not theirs (the cause is logged, not sent)."""
 UNAVAILABLE_DETAIL = "Service unavailable"
 """What a caller is told when a server the handler needs cannot be reached."""
 
@@ -233,7 +236,7 @@ class Dispatcher:
             _log.warning("rpc.unavailable", endpoint=ctx_id, exc_info=exc)
             return Unavailable(ctx_id, UNAVAILABLE_DETAIL)
         _log.error("rpc.internal_error", endpoint=ctx_id, exc_info=exc)
-        return Internal(ctx_id, "Internal server error")
+        return Internal(ctx_id, INTERNAL_DETAIL)
 
     def _observe(self, method: MethodSpec, code: int, started: float) -> None:
         if self._observer is not None:

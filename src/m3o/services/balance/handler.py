@@ -12,9 +12,10 @@ from m3o.runtime.auth import (
     verify_admin,
     verify_self_or_admin,
 )
-from m3o.runtime.errors import BadRequest, Internal, M3OError, NotFound, Unauthorized
+from m3o.runtime.errors import BadRequest, M3OError, NotFound, Unauthorized
 from m3o.runtime.logging import get_logger
 from m3o.runtime.money import check_amount
+from m3o.runtime.rpc.calls import Calls
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance import ledger
 from m3o.services.balance.balances import Balances
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 _log = get_logger(__name__)
+_calls = Calls("balance.customers_read_failed")
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -168,15 +170,7 @@ class Balance:
         except NotFound:
             raise BadRequest(ctx.endpoint, "Customer not found") from None
         except M3OError as exc:
-            _log.error(
-                "balance.customers_read_failed",
-                endpoint=ctx.endpoint,
-                customer_id=customer_id,
-                kind=type(exc).__name__,
-                error_id=exc.id,
-                detail=exc.detail,
-            )
-            raise Internal(ctx.endpoint, "Internal server error") from None
+            raise _calls.internal(ctx, "customers.read", exc, customer_id=customer_id) from None
 
 
 def _target(ctx: CallContext, customer_id: str) -> str:

@@ -17,6 +17,7 @@ succeeds without a write or an event. Login and Logout live in ``sessions.py``.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -48,7 +49,7 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
-from m3o.services.customers.authcalls import call_auth
+from m3o.services.customers.authcalls import AUTH_CALLS
 from m3o.services.customers.names import random_hero_name
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
@@ -239,7 +240,7 @@ class Customers:
         current = await self._read(ctx, ref)
         if current.status is Status.BANNED:
             return pb.BanResponse()
-        await call_auth(ctx, "block", self._auth.block(auth_pb.BlockRequest(id=current.id)))
+        await AUTH_CALLS.call(ctx, "block", self._auth.block(auth_pb.BlockRequest(id=current.id)))
         await self._delete_account(ctx, current.id)
         await self._change(
             ctx,
@@ -264,13 +265,15 @@ class Customers:
         account = auth_pb.GenerateRequest(
             id=current.id, type="customer", scopes=["customer"], name=current.email
         )
-        await call_auth(ctx, "generate", self._auth.generate(account), done_if=(Conflict,))
-        await call_auth(
-            ctx,
-            "unblock",
-            self._auth.unblock(auth_pb.UnblockRequest(id=current.id)),
-            done_if=(NotFound,),
-        )
+        with contextlib.suppress(Conflict):  # the account is there already
+            await AUTH_CALLS.call(ctx, "generate", self._auth.generate(account), passes=(Conflict,))
+        with contextlib.suppress(NotFound):  # nothing to unblock
+            await AUTH_CALLS.call(
+                ctx,
+                "unblock",
+                self._auth.unblock(auth_pb.UnblockRequest(id=current.id)),
+                passes=(NotFound,),
+            )
         await self._change(ctx, Ref(id=current.id), EventType.EventTypeUnbanned, unban)
         return pb.UnbanResponse()
 
@@ -368,12 +371,13 @@ class Customers:
         await self._publisher.publish(TOPIC, event, session=session)
 
     async def _delete_account(self, ctx: CallContext, customer_id: str) -> None:
-        await call_auth(
-            ctx,
-            "delete",
-            self._auth.delete(auth_pb.DeleteRequest(id=customer_id)),
-            done_if=(NotFound,),
-        )
+        with contextlib.suppress(NotFound):  # deleted already
+            await AUTH_CALLS.call(
+                ctx,
+                "delete",
+                self._auth.delete(auth_pb.DeleteRequest(id=customer_id)),
+                passes=(NotFound,),
+            )
 
 
 def _caller_id(ctx: CallContext) -> str:

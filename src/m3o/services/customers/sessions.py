@@ -31,7 +31,7 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
-from m3o.services.customers.authcalls import internal_error
+from m3o.services.customers.authcalls import AUTH_CALLS
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
 
@@ -101,7 +101,7 @@ class Logins:
             _log.warning("customers.login_unavailable", error_id=exc.id, detail=exc.detail)
             raise Unavailable(ctx.endpoint, UNAVAILABLE_DETAIL) from None
         except M3OError as exc:
-            raise internal_error(ctx, "token", exc) from None
+            raise AUTH_CALLS.internal(ctx, "token", exc) from None
 
     async def _session_started(
         self,
@@ -152,7 +152,7 @@ class Logins:
         except (*_REFUSED, TooManyRequests) as exc:
             raise type(exc)(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise internal_error(ctx, "revoke", exc) from None
+            raise AUTH_CALLS.internal(ctx, "revoke", exc) from None
         async with transaction(self._sessions) as session:
             record = await records.find(session, customer_id=account.id)
             customer = record.to_event() if record else events_pb.Customer(id=account.id)

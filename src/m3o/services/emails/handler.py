@@ -22,6 +22,7 @@ from m3o.runtime.auth import CallContext, verify_admin
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import BadRequest, Internal
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import INTERNAL_DETAIL
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.emails import outbox, records
 from m3o.services.emails.addresses import Address, parse_address
@@ -176,7 +177,7 @@ def _store_failed(ctx: CallContext, exc: DBAPIError) -> Internal:
     # The driver's message only: SQLAlchemy's would quote the statement's parameters, the
     # email's body among them, and bodies carry codes and tokens.
     _log.error("emails.store_failed", error=f"{type(exc.orig).__name__}: {exc.orig}")
-    return Internal(ctx.endpoint, "Internal server error")
+    return Internal(ctx.endpoint, INTERNAL_DETAIL)
 
 
 def _template_data(raw: str) -> dict[str, Any]:

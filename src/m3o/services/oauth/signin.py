@@ -34,6 +34,8 @@ from m3o.runtime.errors import (
 )
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import INTERNAL_DETAIL
+from m3o.runtime.rpc.calls import Calls
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers.proto import customers_pb2 as customers_pb
@@ -43,10 +45,10 @@ from m3o.services.oauth.proto import oauth_pb2 as pb
 __all__ = ["ACCOUNT_REFUSED", "SIGNUP_REFUSED", "SignIn"]
 
 _log = get_logger(__name__)
+_calls = Calls("oauth.call_failed")
 
 SIGNUP_REFUSED = "Signups are not allowed for this email"
 ACCOUNT_REFUSED = "This account may not log in"
-_INTERNAL = "Internal server error"
 _MAY_LOGIN = frozenset({"verified", "active"})
 _UNVERIFIED = "unverified"
 
@@ -96,10 +98,11 @@ class SignIn:
     ) -> pb.LoginResponse:
         self._check_policy(ctx, customer.email)
         await self._ensure_account(ctx, customer)
-        try:
-            await self._customers.mark_verified(customers_pb.MarkVerifiedRequest(id=customer.id))
-        except M3OError as exc:
-            raise _internal(ctx, "customers.mark_verified", exc) from None
+        await _calls.call(
+            ctx,
+            "customers.mark_verified",
+            self._customers.mark_verified(customers_pb.MarkVerifiedRequest(id=customer.id)),
+        )
         verified = customers_pb.Customer()
         verified.CopyFrom(customer)
         verified.status = "verified"
@@ -119,7 +122,7 @@ class SignIn:
         except NotFound:
             return None
         except M3OError as exc:
-            raise _internal(ctx, "customers.read", exc) from None
+            raise _calls.internal(ctx, "customers.read", exc) from None
         return found.customer
 
     async def _create(self, ctx: CallContext, email: str) -> customers_pb.Customer:
@@ -130,11 +133,11 @@ class SignIn:
         except BadRequest as exc:
             raise BadRequest(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise _internal(ctx, "customers.create", exc) from None
+            raise _calls.internal(ctx, "customers.create", exc) from None
         customer = await self._find(ctx, email)
         if customer is None:
             _log.error("oauth.customer_vanished", endpoint=ctx.endpoint, call="customers.create")
-            raise Internal(ctx.endpoint, _INTERNAL)
+            raise Internal(ctx.endpoint, INTERNAL_DETAIL)
         return customer
 
     async def _ensure_account(self, ctx: CallContext, customer: customers_pb.Customer) -> None:
@@ -151,7 +154,7 @@ class SignIn:
         except Conflict:
             return  # created by an earlier attempt: never replaced, its secret kept
         except M3OError as exc:
-            raise _internal(ctx, "auth.generate", exc) from None
+            raise _calls.internal(ctx, "auth.generate", exc) from None
 
     async def _grant(
         self, ctx: CallContext, customer: customers_pb.Customer
@@ -169,12 +172,9 @@ class SignIn:
             _log.info("oauth.login_refused", reason="account_blocked", customer_id=customer.id)
             raise Forbidden(ctx.endpoint, ACCOUNT_REFUSED) from None
         except M3OError as exc:
-            raise _internal(ctx, "auth.grant", exc) from None
+            raise _calls.internal(ctx, "auth.grant", exc) from None
         await self._ensure_account(ctx, customer)
-        try:
-            return await self._auth.grant(request)
-        except M3OError as exc:
-            raise _internal(ctx, "auth.grant", exc) from None
+        return await _calls.call(ctx, "auth.grant", self._auth.grant(request))
 
     async def _publish(
         self, event_type: EventType.ValueType, customer: customers_pb.Customer, method: str
@@ -214,16 +214,3 @@ def _response(
         namespace=issued.account.issuer or ISSUER,
         isSignup=is_signup,
     )
-
-
-def _internal(ctx: CallContext, call: str, exc: M3OError) -> Internal:
-    """Log why ``call`` failed; the caller gets the generic internal error."""
-    _log.error(
-        "oauth.call_failed",
-        endpoint=ctx.endpoint,
-        call=call,
-        kind=type(exc).__name__,
-        error_id=exc.id,
-        detail=exc.detail,
-    )
-    return Internal(ctx.endpoint, _INTERNAL)

@@ -33,13 +33,13 @@ from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
-    Internal,
     M3OError,
     NotFound,
     Unauthorized,
 )
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc.calls import Calls
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.customers.proto.client import CustomersService
@@ -53,6 +53,7 @@ from m3o.services.projects.records import MemberRecord, ProjectRecord
 __all__ = ["MAX_NAME_LENGTH", "NOT_FOUND", "Projects"]
 
 _log = get_logger(__name__)
+_calls = Calls("projects.customers_call_failed")
 
 MAX_NAME_LENGTH = 200
 NOT_FOUND = "Project not found"
@@ -164,15 +165,7 @@ class Projects:
         except NotFound:
             raise NotFound(ctx.endpoint, _NO_BILLING_ACCOUNT) from None
         except M3OError as exc:
-            _log.error(
-                "projects.customers_call_failed",
-                endpoint=ctx.endpoint,
-                call="read",
-                kind=type(exc).__name__,
-                error_id=exc.id,
-                detail=exc.detail,
-            )
-            raise Internal(ctx.endpoint, "Internal server error") from None
+            raise _calls.internal(ctx, "read", exc) from None
 
 
 def _verify_any_role(ctx: CallContext) -> Account:

@@ -7,7 +7,7 @@ from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import NotFound
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.customers.proto.client import CustomersService
-from m3o.services.signup.calls import call
+from m3o.services.signup.calls import CALLS
 
 __all__ = ["BANNED", "MAY_LOG_IN", "UNVERIFIED", "VERIFIED", "customer_event", "read_customer"]
 
@@ -23,7 +23,7 @@ async def read_customer(
 ) -> customers_pb.Customer | None:
     """The customer with ``customer_id`` (else ``email``); None if unknown or deleted."""
     try:
-        found = await call(
+        found = await CALLS.call(
             ctx,
             "customers.read",
             customers.read(customers_pb.ReadRequest(id=customer_id, email=email)),

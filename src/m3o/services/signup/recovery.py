@@ -28,7 +28,7 @@ from m3o.services.customers.proto.client import CustomersService
 from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.emails.proto.client import EmailsService
 from m3o.services.signup import codes, records
-from m3o.services.signup.calls import call
+from m3o.services.signup.calls import CALLS
 from m3o.services.signup.customer import MAY_LOG_IN, customer_event, read_customer
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.records import ResetTokenRecord
@@ -110,7 +110,7 @@ class Recovery:
             idempotency_key=f"recovery:{record.id}",
         )
         setattr(send, "from", self._settings.email_from)  # "from" is a Python keyword
-        await call(ctx, "emails.send", self._emails.send(send))
+        await CALLS.call(ctx, "emails.send", self._emails.send(send))
         _log.info("signup.recovery_sent", customer_id=customer.id, reset_id=record.id)
 
     # -- ResetPassword ----------------------------------------------------------------------
@@ -132,9 +132,9 @@ class Recovery:
             raise BadRequest(ctx.endpoint, RESET_USED)
         try:
             change = auth_pb.ChangeSecretRequest(id=customer.id, new_secret=request.password)
-            await call(ctx, "auth.change_secret", self._auth.change_secret(change))
+            await CALLS.call(ctx, "auth.change_secret", self._auth.change_secret(change))
             revoke = auth_pb.RevokeSessionsRequest(id=customer.id)
-            await call(ctx, "auth.revoke_sessions", self._auth.revoke_sessions(revoke))
+            await CALLS.call(ctx, "auth.revoke_sessions", self._auth.revoke_sessions(revoke))
         except BaseException:
             # The password may not have changed: the token stays usable for a retry.
             async with transaction(self._sessions) as session:

@@ -46,7 +46,7 @@ from m3o.services.customers.proto.client import CustomersService
 from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.emails.proto.client import EmailsService
 from m3o.services.signup import codes, records
-from m3o.services.signup.calls import call
+from m3o.services.signup.calls import CALLS
 from m3o.services.signup.customer import BANNED, UNVERIFIED, VERIFIED, customer_event, read_customer
 from m3o.services.signup.proto import signup_pb2 as pb
 from m3o.services.signup.records import CodeRecord
@@ -120,7 +120,7 @@ class Verification:
             await self._notify_owner(ctx, existing)
             return pb.UserResponse()
         try:
-            created = await call(
+            created = await CALLS.call(
                 ctx,
                 "customers.create",
                 self._customers.create(customers_pb.CreateRequest(email=email)),
@@ -136,7 +136,7 @@ class Verification:
         record = self._new_code_record(email, created.customer.id, code)
         async with transaction(self._sessions) as session:
             await records.replace_code(session, record)
-        await call(ctx, "emails.send", self._emails.send(self._code_email(record, code)))
+        await CALLS.call(ctx, "emails.send", self._emails.send(self._code_email(record, code)))
         _log.info("signup.code_sent", customer_id=record.customer_id, code_id=record.id)
         return pb.UserResponse()
 
@@ -162,7 +162,7 @@ class Verification:
         )
         setattr(send, "from", self._settings.email_from)  # "from" is a Python keyword
         try:
-            await call(ctx, "emails.send", self._emails.send(send))
+            await CALLS.call(ctx, "emails.send", self._emails.send(send))
         except BaseException:
             # Nothing reached the owner: the next attempt may notify at once.
             await self._counters.delete(key)
@@ -273,12 +273,12 @@ class Verification:
             raise Conflict(EXISTS_ID, EXISTS)
         created = await self._set_account(ctx, customer, secret)
         try:
-            await call(
+            await CALLS.call(
                 ctx,
                 "customers.mark_verified",
                 self._customers.mark_verified(customers_pb.MarkVerifiedRequest(id=customer.id)),
             )
-            issued = await call(
+            issued = await CALLS.call(
                 ctx,
                 "auth.token",
                 self._auth.token(
@@ -307,11 +307,11 @@ class Verification:
             secret=secret,
         )
         try:
-            await call(ctx, "auth.generate", self._auth.generate(account), passes=(Conflict,))
+            await CALLS.call(ctx, "auth.generate", self._auth.generate(account), passes=(Conflict,))
         except Conflict:
             # Left by an earlier attempt that did not finish: it gets this password.
             change = auth_pb.ChangeSecretRequest(id=customer.id, new_secret=secret)
-            await call(ctx, "auth.change_secret", self._auth.change_secret(change))
+            await CALLS.call(ctx, "auth.change_secret", self._auth.change_secret(change))
             return False
         return True
 

@@ -24,13 +24,13 @@ from m3o.runtime.counters.admission import NO_CAP
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
-    Internal,
     M3OError,
     NotFound,
     Unauthorized,
     Unavailable,
 )
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc.calls import Calls
 from m3o.runtime.store import SessionFactory
 from m3o.services.projects.proto import projects_pb2 as projects_pb
 from m3o.services.projects.proto.client import ProjectsService
@@ -53,6 +53,7 @@ from m3o.services.usage.ranks import Ranks
 __all__ = ["MAX_ENDPOINTS", "Usage"]
 
 _log = get_logger(__name__)
+_calls = Calls("usage.projects_failed")
 
 MAX_ENDPOINTS = 1000
 """Counter names one ReadMonthly may ask for."""
@@ -200,10 +201,7 @@ class Usage:
         except NotFound:
             raise Forbidden(ctx.endpoint, "Forbidden") from None
         except M3OError as exc:
-            _log.error(
-                "usage.projects_failed", endpoint=ctx.endpoint, error_id=exc.id, detail=exc.detail
-            )
-            raise Internal(ctx.endpoint, "Internal server error") from None
+            raise _calls.internal(ctx, "projects.read", exc) from None
         project = found.project
         if account.id != project.billing_account and all(
             member.id != account.id for member in project.members

@@ -36,13 +36,13 @@ from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
-    Internal,
     M3OError,
     NotFound,
     Unauthorized,
 )
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc.calls import Calls
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
@@ -64,11 +64,11 @@ from m3o.services.v1.settings import (
     V1Settings,
 )
 
-__all__ = ["INTERNAL_DETAIL", "V1"]
+__all__ = ["V1"]
 
 _log = get_logger(__name__)
+_calls = Calls("v1.call_failed")
 
-INTERNAL_DETAIL = "Internal server error"
 APIKEY_ACCOUNT_TYPE = "apikey"
 
 
@@ -157,10 +157,11 @@ class V1:
         if row is None or not await self._may_manage(ctx, account, row):
             raise NotFound(ctx.endpoint, "Not found")
         acting_customer = account.id if is_customer(account) else ""
-        try:
-            await self._ring.delete([row], caller_id=account.id, customer_id=acting_customer)
-        except M3OError as exc:
-            raise _internal(ctx, "delete", exc) from None
+        await _calls.call(
+            ctx,
+            "delete",
+            self._ring.delete([row], caller_id=account.id, customer_id=acting_customer),
+        )
         return pb.RevokeResponse()
 
     async def block_key(self, request: pb.BlockKeyRequest, ctx: CallContext) -> pb.BlockKeyResponse:
@@ -191,18 +192,12 @@ class V1:
             raise BadRequest(ctx.endpoint, "Missing ID field")
         async with self._sessions() as session:
             found = await key_rows.of_billing_account(session, customer_id)
-        try:
-            await self._ring.delete(found, caller_id=account.id)
-        except M3OError as exc:
-            raise _internal(ctx, "delete", exc) from None
+        await _calls.call(ctx, "delete", self._ring.delete(found, caller_id=account.id))
         return pb.DeleteCustomerResponse()
 
     async def list_apis(self, request: pb.ListAPIsRequest, ctx: CallContext) -> pb.ListAPIsResponse:
         verify_customer(ctx)
-        try:
-            names = await self._catalog.names()
-        except M3OError as exc:
-            raise _internal(ctx, "publicapi.list", exc) from None
+        names = await _calls.call(ctx, "publicapi.list", self._catalog.names())
         return pb.ListAPIsResponse(names=names)
 
     async def resolve_key(
@@ -245,10 +240,7 @@ class V1:
             scopes=list(row.scopes),
             metadata={"apikey_owner": row.owner, "billing_account": row.billing_account},
         )
-        try:
-            await self._auth.generate(account_request)
-        except M3OError as exc:
-            raise _internal(ctx, "auth.generate", exc) from None
+        await _calls.call(ctx, "auth.generate", self._auth.generate(account_request))
         event = key_event(
             EventType.EventTypeGenerateKey,
             row,
@@ -264,7 +256,7 @@ class V1:
         except BaseException as exc:
             await self._undo_create(row)
             if isinstance(exc, M3OError):
-                raise _internal(ctx, "store", exc) from None
+                raise _calls.internal(ctx, "store", exc) from None
             raise
 
     async def _undo_create(self, row: KeyRow) -> None:
@@ -282,18 +274,12 @@ class V1:
         named = [scope for scope in scopes if scope != ALL_APIS]
         if not named:
             return
-        try:
-            published = set(await self._catalog.names())
-        except M3OError as exc:
-            raise _internal(ctx, "publicapi.list", exc) from None
+        published = set(await _calls.call(ctx, "publicapi.list", self._catalog.names()))
         if not published.issuperset(named):
             raise Forbidden(ctx.endpoint, "Not allowed to generate a key with requested scopes")
 
     async def _projects_of(self, ctx: CallContext) -> Sequence[Project]:
-        try:
-            return await self._projects.projects_of(ctx)
-        except M3OError as exc:
-            raise _internal(ctx, "projects.list", exc) from None
+        return await _calls.call(ctx, "projects.list", self._projects.projects_of(ctx))
 
     async def _may_manage(self, ctx: CallContext, account: Account, row: KeyRow) -> bool:
         if is_admin(account):
@@ -339,16 +325,3 @@ def _normalised_scopes(given: Sequence[str]) -> tuple[str, ...]:
         if cleaned:
             seen.setdefault(cleaned, None)
     return tuple(seen)
-
-
-def _internal(ctx: CallContext, call: str, exc: M3OError) -> Internal:
-    """Log why ``call`` failed and return the generic error the caller gets."""
-    _log.error(
-        "v1.call_failed",
-        endpoint=ctx.endpoint,
-        call=call,
-        kind=type(exc).__name__,
-        error_id=exc.id,
-        detail=exc.detail,
-    )
-    return Internal(ctx.endpoint, INTERNAL_DETAIL)
