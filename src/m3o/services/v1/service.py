@@ -70,5 +70,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="API keys for the public API: generation, listing, revocation, blocking.",
 )
