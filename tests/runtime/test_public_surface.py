@@ -243,6 +243,16 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "bearer_token",
         "grpc_handlers",
     ],
+    "m3o.runtime.rpc.endpoints": [
+        "NamedEndpoint",
+        "endpoint_name",
+        "endpoint_path",
+        "find_endpoint",
+        "is_endpoint_name",
+        "main_service",
+        "short_name",
+        "title",
+    ],
     "m3o.runtime.rpc.fakes": [
         "FakeCall",
         "FakePublisher",
