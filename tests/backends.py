@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.registry import all_metadata
+from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
 from servers import RunServers, postgres_backend, redis_backend, with_database
 
@@ -108,7 +108,7 @@ _pooled_schemas: list[str] = []
 
 async def create_all(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        for metadata in all_metadata():
+        for metadata in METADATA:
             await conn.run_sync(metadata.create_all)
 
 
@@ -147,9 +147,7 @@ async def _new_schema() -> str:
 
 async def _empty_schema(schema: str) -> None:
     tables = ", ".join(
-        f'"{schema}"."{table.name}"'
-        for metadata in all_metadata()
-        for table in metadata.sorted_tables
+        f'"{schema}"."{table.name}"' for metadata in METADATA for table in metadata.sorted_tables
     )
     cleaner = create_engine(postgres_url(), pool_size=1)
     try:

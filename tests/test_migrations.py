@@ -13,14 +13,14 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from backends import DATABASE_BACKENDS, POSTGRES_URL
-from m3o.registry import all_metadata
+from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
 from m3o.runtime.store.migrate import upgrade
 
 
 def _differences(connection: Connection) -> list[Any]:
     declared = MetaData()
-    for metadata in all_metadata():
+    for metadata in METADATA:
         for table in metadata.tables.values():
             table.to_metadata(declared)
     context = MigrationContext.configure(connection, opts={"compare_type": True})

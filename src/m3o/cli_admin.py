@@ -87,7 +87,7 @@ def rotate_key(data_dir: Path = DATA_DIR) -> None:
     from m3o.platform.data_dir import KEK_FILE, StartupError, key_encryption_key, write_private
     from m3o.platform.operator import open_database
     from m3o.services.auth.key_encryption import KeyEncryption, generate_kek, kek_id, parse_kek
-    from m3o.services.auth.keys import seal_stored_keys, sealed_with
+    from m3o.services.auth.signing_keys import seal_stored_keys, sealed_with
 
     env = environment()
     path = data_dir / KEK_FILE

@@ -18,7 +18,7 @@ from m3o.runtime.config import ConfigError
 from m3o.runtime.store import transaction
 from m3o.services.auth import tables
 from m3o.services.auth.key_encryption import KeyEncryption, parse_kek
-from m3o.services.auth.keys import KeyRing
+from m3o.services.auth.signing_keys import KeyRing
 
 
 async def _start_keys(data_dir: Path, kek: str) -> list[str]:

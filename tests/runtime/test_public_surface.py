@@ -249,6 +249,16 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.rpc.calls": [
         "Calls",
     ],
+    "m3o.runtime.rpc.endpoints": [
+        "NamedEndpoint",
+        "endpoint_name",
+        "endpoint_path",
+        "find_endpoint",
+        "is_endpoint_name",
+        "main_service",
+        "short_name",
+        "title",
+    ],
     "m3o.runtime.rpc.fakes": [
         "FakeCall",
         "FakePublisher",

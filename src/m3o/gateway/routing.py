@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from m3o.runtime.errors import NotFound, error_id
 from m3o.runtime.rpc import MethodSpec, ServiceSpec
+from m3o.runtime.rpc.endpoints import title
 
 __all__ = ["ERROR_ID", "Endpoint", "RouteTable", "ServiceDirectory", "directory", "title"]
 
@@ -29,25 +30,6 @@ ERROR_ID = "api"
 _MAX_ECHO = 64
 
 _T = TypeVar("_T")
-
-
-def title(word: str) -> str:
-    """Upper-case the first letter of each word, leaving the other letters alone.
-
-    Words are split at ASCII characters other than letters, digits and ``_``:
-    ``sendEmail`` -> ``SendEmail``, ``a-b`` -> ``A-B``, ``a_b`` -> ``A_b``. (``str.title``
-    would lower-case the rest of each word and split at ``_``.)
-    """
-    out: list[str] = []
-    at_start = True
-    for ch in word:
-        if ch.isascii() and not (ch.isalnum() or ch == "_"):
-            out.append(ch)
-            at_start = True
-        else:
-            out.append(ch.upper() if at_start else ch)
-            at_start = False
-    return "".join(out)
 
 
 def directory(*specs: ServiceSpec) -> dict[str, tuple[ServiceSpec, ...]]:

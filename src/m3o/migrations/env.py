@@ -10,11 +10,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from m3o.registry import all_metadata
+from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine
 
 config = context.config
-target_metadata = all_metadata()
+target_metadata = list(METADATA)
 
 
 def _render_item(kind: str, obj: Any, _context: Any) -> str | Literal[False]:

@@ -15,7 +15,7 @@ from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.gateway.routing import ServiceDirectory
 from m3o.gateway.v1.routes import create_v1_routes
-from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import platform_dependencies
 from m3o.gateway.v1.targets import LocalServices
 from m3o.runtime.config import Config
@@ -63,7 +63,7 @@ def build_front(
     )
     v1 = create_v1_routes(
         sources.dependencies,
-        V1Settings.from_config(
+        PublicAPISettings.from_config(
             config.v1,
             max_body_bytes=settings.max_body_bytes,
             call_timeout=settings.call_timeout,

@@ -46,7 +46,7 @@ from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
 from m3o.runtime.store.migrate import upgrade
 from m3o.services.auth.key_encryption import kek_id, parse_kek_list
-from m3o.services.auth.keys import sealed_with
+from m3o.services.auth.signing_keys import sealed_with
 
 __all__ = ["LocalPlatform", "StartupError", "open_local"]
 

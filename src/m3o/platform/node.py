@@ -59,10 +59,8 @@ class Node:
             clients=ClientFactory(self.transport, self.identity.token_source(name)),
             config=self.config,
             counters=self.counters,
-            extras={
-                "service_names": list(self.account_names),
-                "rules_changed": self.identity.rules.invalidate,
-            },
+            service_names=tuple(self.account_names),
+            on_rules_changed=self.identity.rules.invalidate,
         )
 
     async def host(self, definitions: Sequence[ServiceDefinition]) -> None:

@@ -1,7 +1,17 @@
-"""The services a platform process can run, in start-up order (auth first)."""
+"""The services a platform process can run, in start-up order (auth first), and every
+table of the platform: the runtime's and those the services own.
+
+Adding a service means adding its definition here once: processes, migrations and the
+tests take their lists from this module.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import MetaData
+
+from m3o.runtime.config import tables as config_tables
+from m3o.runtime.counters import tables as counters_tables
+from m3o.runtime.events import tables as events_tables
 from m3o.runtime.service import ServiceDefinition
 from m3o.services.auth.service import definition as auth
 from m3o.services.balance.service import definition as balance
@@ -16,7 +26,7 @@ from m3o.services.signup.service import definition as signup
 from m3o.services.usage.service import definition as usage
 from m3o.services.v1.service import definition as v1
 
-__all__ = ["ACCOUNT_NAMES", "SERVICES", "by_name"]
+__all__ = ["ACCOUNT_NAMES", "METADATA", "SERVICES", "by_name"]
 
 SERVICES: tuple[ServiceDefinition, ...] = (
     auth,
@@ -35,6 +45,14 @@ SERVICES: tuple[ServiceDefinition, ...] = (
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
 """Every name that gets a service account: the services, the HTTP front, the root."""
+
+METADATA: tuple[MetaData, ...] = (
+    events_tables.metadata,
+    counters_tables.metadata,
+    config_tables.metadata,
+    *(s.metadata for s in SERVICES if s.metadata is not None),
+)
+"""The tables of the platform, the runtime's first: what migrations build and check."""
 
 
 def by_name(name: str) -> ServiceDefinition:

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from backends import drop_engine, make_engine
 from gateway.support import HELLO, Recorder
 from m3o.gateway import create_app, directory
-from m3o.gateway.v1 import V1Dependencies, V1Routes, V1Settings, create_v1_routes
+from m3o.gateway.v1 import PublicAPISettings, V1Dependencies, V1Routes, create_v1_routes
 from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.sources import PlatformQuotas
 from m3o.runtime.auth import Account, CallContext
@@ -259,7 +259,7 @@ def gateway(
     catalog: Catalog | None = None,
     keys: Keys | None = None,
     balances: Mapping[str, int] | None = None,
-    settings: V1Settings | None = None,
+    settings: PublicAPISettings | None = None,
     hello: Recorder | None = None,
     extra_services: Sequence[tuple[ServiceSpec, object]] = (),
     upstreams: Sequence[tuple[ServiceSpec, object]] = (),

@@ -18,7 +18,7 @@ from gateway.v1.support import (
     hello_entry,
     key_record,
 )
-from m3o.gateway.v1 import V1Settings
+from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import tier_key
@@ -242,7 +242,7 @@ async def test_the_billing_account_pays_for_the_project(counters: CounterStore) 
 async def test_priced_call_is_503_when_the_counter_store_is_unreachable(
     counters: CounterStore,
 ) -> None:
-    settings = V1Settings(fail_open_free=True)
+    settings = PublicAPISettings(fail_open_free=True)
     gw = gateway(FailingCounters(counters), catalog=_priced(), settings=settings)
     response = await _post(gw)
     assert response.status_code == 503
@@ -260,7 +260,7 @@ async def test_free_call_is_503_when_the_store_is_unreachable_unless_failing_ope
 ) -> None:
     closed = gateway(FailingCounters(counters))
     assert (await _post(closed)).status_code == 503
-    opened = gateway(FailingCounters(counters), settings=V1Settings(fail_open_free=True))
+    opened = gateway(FailingCounters(counters), settings=PublicAPISettings(fail_open_free=True))
     response = await _post(opened)
     assert response.status_code == 200
     assert response.headers["X-M3O-Price"] == "free"

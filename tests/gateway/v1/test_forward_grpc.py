@@ -9,7 +9,7 @@ import pytest
 
 from gateway.v1.grpc_upstream import EchoUpstream, echo_file, serve_echo
 from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
-from m3o.gateway.v1 import V1Settings
+from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
 
@@ -98,7 +98,7 @@ async def test_upstream_internal_error_is_a_crash_uncharged(
 async def test_upstream_timeout_is_503_and_uncharged(
     counters: CounterStore, echo: EchoUpstream
 ) -> None:
-    gw = _echo_gateway(counters, echo, settings=V1Settings(upstream_timeout=0.1))
+    gw = _echo_gateway(counters, echo, settings=PublicAPISettings(upstream_timeout=0.1))
     response = await _call(gw, {"name": "x", "sleep_ms": 1000})
     assert response.status_code == 503
     assert response.json()["detail"] == "The API did not answer in time"
@@ -112,7 +112,7 @@ async def test_unreachable_upstream_is_503_and_uncharged(counters: CounterStore)
         counters,
         catalog=Catalog(lab),
         balances={CUSTOMER: 100},
-        settings=V1Settings(upstream_timeout=2),
+        settings=PublicAPISettings(upstream_timeout=2),
     )
     response = await _call(gw, {"name": "x"})
     assert response.status_code == 503

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
-from m3o.gateway.v1 import V1Settings
+from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
 
@@ -148,7 +148,7 @@ async def test_upstream_timeout_is_503_uncharged(
     counters: CounterStore, upstream: Upstream
 ) -> None:
     gw, response = await _call(
-        counters, upstream, "slow", settings=V1Settings(upstream_timeout=0.1)
+        counters, upstream, "slow", settings=PublicAPISettings(upstream_timeout=0.1)
     )
     assert response.status_code == 503
     assert response.json()["detail"] == "The API did not answer in time"

@@ -11,7 +11,7 @@ from m3o.gateway.v1.batching import AdmissionBatcher
 from m3o.gateway.v1.gate import Gate
 from m3o.gateway.v1.paths import parse_path
 from m3o.gateway.v1.ports import PlannedCall
-from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import PlatformQuotas
 from m3o.gateway.v1.targets import Target, Targets
 from m3o.runtime.counters import CounterStore
@@ -106,8 +106,8 @@ def test_settings_come_from_the_v1_config() -> None:
     config = config_with(
         {"v1": {"fail_open_free": True, "upstream_timeout": "5s", "key_cache_ttl": "2s"}}
     )
-    settings = V1Settings.from_config(config.v1, max_body_bytes=10, call_timeout=3.0)
-    assert settings == V1Settings(
+    settings = PublicAPISettings.from_config(config.v1, max_body_bytes=10, call_timeout=3.0)
+    assert settings == PublicAPISettings(
         upstream_timeout=5.0,
         key_cache_ttl=timedelta(seconds=2),
         fail_open_free=True,

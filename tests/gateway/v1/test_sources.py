@@ -13,8 +13,8 @@ from m3o.runtime.errors import NotFound
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import MONTHLY_TTL, monthly_key, tier_key
 from m3o.services.v1 import KeyRecord, hash_key, rate_key
-from m3o.services.v1.keys import new_key
-from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.keys.format import new_key
+from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.proto import v1_pb2 as v1_pb
 from m3o.services.v1.proto.fakes import FakeV1Client
 

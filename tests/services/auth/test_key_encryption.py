@@ -139,7 +139,7 @@ def test_key_encryption_keys_are_secrets_read_from_config_and_environment() -> N
     assert auth["key_encryption_key"] == "[redacted]"
     assert auth["previous_key_encryption_keys"] == "[redacted]"
     assert text(KEY_A) not in repr(config)
-    settings = settings_from(config, {})
+    settings = settings_from(config)
     assert settings.key_encryption_key == KEY_A
     assert settings.previous_key_encryption_keys == (KEY_B, KEY_A)
     assert text(KEY_A) not in repr(settings)

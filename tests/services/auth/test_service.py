@@ -74,10 +74,8 @@ async def served(engine: AsyncEngine, sessions: SessionFactory) -> Served:
             {"auth": {"access_token_ttl": "10m", "service_secret": SERVICE_SECRET}}, {}
         ),
         counters=counters,
-        extras={
-            "service_names": ["auth", "customers"],
-            "rules_changed": rules_changed,
-        },
+        service_names=("auth", "customers"),
+        on_rules_changed=rules_changed,
     )
     parts = await definition.build(deps)
     for start in parts.on_start:
@@ -162,7 +160,7 @@ async def test_rule_changes_reach_the_processes_rules_at_once(served: Served) ->
         await served.rules.verify(None, "auth", "Auth.Token")
 
 
-def test_settings_come_from_the_auth_section_and_extras() -> None:
+def test_settings_come_from_the_auth_section_and_the_service_names() -> None:
     config = build_config(
         {
             "auth": {
@@ -175,7 +173,7 @@ def test_settings_come_from_the_auth_section_and_extras() -> None:
         },
         {},
     )
-    settings = settings_from(config, {"service_names": ["a", "b"]})
+    settings = settings_from(config, ["a", "b"])
     assert settings.access_token_ttl == timedelta(minutes=5)
     assert settings.max_token_ttl == timedelta(days=120)
     assert settings.refresh_token_ttl == timedelta(days=7)

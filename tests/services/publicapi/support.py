@@ -15,8 +15,8 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.helloworld.catalog import descriptor_set
+from m3o.services.publicapi.catalog_version import VERSION_KEY
 from m3o.services.publicapi.handler import Publicapi
-from m3o.services.publicapi.keys import VERSION_KEY
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.reflection import ReflectionError
 

@@ -305,6 +305,22 @@ async def test_publish_with_unusable_prices_is_bad_request(
     assert caught.value == BadRequest("publicapi.publish", detail)
 
 
+async def test_a_price_key_that_names_no_endpoint_the_gateway_could_call_is_bad_request(
+    world: World,
+) -> None:
+    entry = api(
+        "weather",
+        upstream=pb.Upstream(address="https://weather.example.com/api", protocol="http"),
+        descriptors=b"",
+        pricing={"Weather.Forecast\n": 20},
+    )
+    with pytest.raises(BadRequest) as caught:
+        await world.publish(entry)
+    assert caught.value == BadRequest(
+        "publicapi.publish", "pricing key 'Weather.Forecast\\n' is not <Service>.<Method>"
+    )
+
+
 async def test_publish_matches_price_keys_to_endpoints_ignoring_case(world: World) -> None:
     published = await world.publish(api(pricing={"helloworld.STREAM": 3}))
     assert dict(published.pricing) == {"helloworld.STREAM": 3}

@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from google.protobuf import descriptor_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from m3o.gateway.v1.paths import parse_path
+from m3o.gateway.v1.targets import Targets
 from m3o.runtime.auth import Account
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
@@ -23,7 +26,7 @@ from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.proto.client import SPEC, PublicapiClient
 from m3o.services.publicapi.proto.fakes import FakePublicapiClient
 from m3o.services.publicapi.service import PUBLIC_METHODS
-from m3o.services.publicapi.view import VERSION_KEY, CatalogView, Upstream
+from m3o.services.publicapi.view import VERSION_KEY, CatalogEntry, CatalogView, Upstream
 from services.publicapi.support import ADMIN, HELLOWORLD, SERVICE, FakeFetcher, api
 
 
@@ -283,3 +286,51 @@ async def test_stop_without_start_is_harmless(counters: CounterStore) -> None:
     view = CatalogView(FakePublicapiClient(), counters)
     await view.stop()
     assert not view.loaded
+
+
+def _two_methods_differing_in_case() -> bytes:
+    """Descriptors of ``Helloworld`` with the methods ``Call`` and ``CALL``."""
+    file = descriptor_pb2.FileDescriptorProto(name="case.proto", package="case", syntax="proto3")
+    file.message_type.add(name="Req")
+    file.message_type.add(name="Rsp")
+    service = file.service.add(name="Helloworld")
+    for method in ("Call", "CALL"):
+        service.method.add(name=method, input_type=".case.Req", output_type=".case.Rsp")
+    return descriptor_pb2.FileDescriptorSet(file=[file]).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [["call"], ["Call"], ["CALL"], ["cALL"], ["helloworld", "call"], ["HELLOWORLD", "CALL"]],
+)
+def test_a_path_names_the_endpoint_the_gateway_calls(parts: list[str]) -> None:
+    entry = CatalogEntry.from_proto(
+        api(
+            upstream=pb.Upstream(address="h:1", protocol="grpc"),
+            descriptors=_two_methods_differing_in_case(),
+        )
+    )
+    called = Targets(StaticCatalog(entry)).resolve(parse_path("/".join(["helloworld", *parts])))
+
+    found = entry.endpoint_for_path(parts)
+
+    assert found is not None
+    assert found.name == called.endpoint
+
+
+def test_a_path_spelling_one_of_two_names_that_differ_in_case_names_that_one() -> None:
+    entry = CatalogEntry.from_proto(api(descriptors=_two_methods_differing_in_case()))
+    found = [entry.endpoint_for_path(parts) for parts in (["call"], ["CALL"], ["x", "CALL"])]
+    assert [e.name if e else None for e in found] == [
+        "Helloworld.Call",
+        "Helloworld.CALL",
+        None,
+    ]
+
+
+class StaticCatalog:
+    def __init__(self, entry: CatalogEntry) -> None:
+        self._entry = entry
+
+    def get(self, api_name: str) -> CatalogEntry | None:
+        return self._entry if api_name.lower() == self._entry.name else None

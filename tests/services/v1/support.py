@@ -18,17 +18,17 @@ from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
 from m3o.services.publicapi.proto.fakes import FakePublicapiClient
-from m3o.services.v1 import key_rows
+from m3o.services.v1 import records
 from m3o.services.v1.catalog import PublishedApis
 from m3o.services.v1.handler import V1
-from m3o.services.v1.key_rows import KeyRow
-from m3o.services.v1.keyring import KeyRing
-from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import KeyRecord, read_key_record
-from m3o.services.v1.settings import V1Settings
+from m3o.services.v1.records import KeyRow
+from m3o.services.v1.settings import KeySettings
 from m3o.services.v1.tables import keys
+from m3o.services.v1.view import KeyRecord, read_key_record
 
 ANN = Account(id="ann", type="customer", scopes=("customer",), name="ann@example.com")
 BOB = Account(id="bob", type="customer", scopes=("customer",), name="bob@example.com")
@@ -114,7 +114,7 @@ def catalog_of(*names: str) -> publicapi_pb.ListResponse:
 @dataclass
 class World:
     handler: V1
-    ring: KeyRing
+    changes: KeyChanges
     auth: FakeAuthClient
     publicapi: FakePublicapiClient
     projects: ProjectsStandIn
@@ -160,18 +160,18 @@ class World:
         """Every key row, newest first."""
         async with self.sessions() as session:
             owners = set((await session.scalars(select(keys.c.owner))).all())
-            return await key_rows.of_projects(session, owners)
+            return await records.of_projects(session, owners)
 
     async def row(self, key_id: str) -> KeyRow | None:
         async with self.sessions() as session:
-            return await key_rows.find(session, key_id)
+            return await records.find(session, key_id)
 
     async def mirrored(self, key_hash: str) -> KeyRecord | None:
         return await read_key_record(self.counters.inner, key_hash, now=self.clock.now.timestamp())
 
 
 def make_world(
-    sessions: SessionFactory, counters: CounterStore, settings: V1Settings | None = None
+    sessions: SessionFactory, counters: CounterStore, settings: KeySettings | None = None
 ) -> World:
     auth = FakeAuthClient()
     publicapi = FakePublicapiClient()
@@ -181,16 +181,16 @@ def make_world(
     flaky = FlakyCounters(counters)
     clock = TickingClock()
     mirror = KeyMirror(flaky, clock=clock)  # the rest of the store is delegated
-    ring = KeyRing(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
+    changes = KeyChanges(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
     handler = V1(
         sessions=sessions,
         publisher=publisher,
         mirror=mirror,
-        ring=ring,
+        changes=changes,
         auth=auth,
         projects=projects,
         catalog=PublishedApis(publicapi),
-        settings=settings or V1Settings(pepper=PEPPER),
+        settings=settings or KeySettings(pepper=PEPPER),
         clock=clock,
     )
-    return World(handler, ring, auth, publicapi, projects, publisher, flaky, sessions, clock)
+    return World(handler, changes, auth, publicapi, projects, publisher, flaky, sessions, clock)

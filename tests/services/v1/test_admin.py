@@ -7,9 +7,9 @@ import pytest
 from m3o.events.customers import EventType
 from m3o.runtime.auth import Account
 from m3o.runtime.errors import BadRequest, Forbidden, Internal, NotFound, Unauthorized, Unavailable
-from m3o.services.v1.keys import hash_key
+from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1.view import KeyStatus
 from services.v1.support import ADMIN, ANN, BOB, GATEWAY, PEPPER, World, call, catalog_of
 
 

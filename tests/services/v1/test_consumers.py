@@ -12,10 +12,10 @@ from m3o.events.customers import EventType
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.events import Delivery
 from m3o.services.v1.consumers import MAX_ATTEMPTS, CustomerEvents, ProjectEvents
-from m3o.services.v1.keys import hash_key
+from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1.view import KeyStatus
 from services.v1.support import ADMIN, ANN, BOB, PEPPER, START, World, call
 
 
@@ -45,7 +45,7 @@ def project_deleted(project_id: str) -> Delivery:
 
 
 def consumer_of(world: World) -> CustomerEvents:
-    return CustomerEvents(sessions=world.sessions, ring=world.ring)
+    return CustomerEvents(sessions=world.sessions, changes=world.changes)
 
 
 async def status_of(world: World, key_id: str) -> tuple[KeyStatus, str]:
@@ -55,10 +55,10 @@ async def status_of(world: World, key_id: str) -> tuple[KeyStatus, str]:
 
 
 def test_the_consumers_take_their_topics_with_retries() -> None:
-    consumer = CustomerEvents(sessions=None, ring=None).consumer()  # type: ignore[arg-type]
+    consumer = CustomerEvents(sessions=None, changes=None).consumer()  # type: ignore[arg-type]
     assert consumer.topic == "customers"
     assert consumer.max_attempts == MAX_ATTEMPTS
-    assert ProjectEvents(sessions=None, ring=None).consumer().topic == "projects"  # type: ignore[arg-type]
+    assert ProjectEvents(sessions=None, changes=None).consumer().topic == "projects"  # type: ignore[arg-type]
 
 
 async def test_a_deleted_customer_loses_every_key(mirrored_world: World) -> None:
@@ -183,7 +183,7 @@ async def test_a_deleted_project_loses_its_keys(world: World) -> None:
     own = await world.generate()
     team = await world.generate(project_id="team")
     world.forget_calls()
-    consumer = ProjectEvents(sessions=world.sessions, ring=world.ring)
+    consumer = ProjectEvents(sessions=world.sessions, changes=world.changes)
     await consumer.handle(project_deleted("team"))
     assert await world.row(team.api_key_id) is None
     assert await world.row(own.api_key_id) is not None
@@ -194,7 +194,7 @@ async def test_a_deleted_project_loses_its_keys(world: World) -> None:
 
 async def test_other_project_events_are_ignored(world: World) -> None:
     response = await world.generate()
-    consumer = ProjectEvents(sessions=world.sessions, ring=world.ring)
+    consumer = ProjectEvents(sessions=world.sessions, changes=world.changes)
     created = projects.Event(
         type=projects.EventType.EventTypeProjectCreated,
         project_created=projects.events_pb2.ProjectCreated(id=ANN.id),

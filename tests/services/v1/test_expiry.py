@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from m3o.runtime.errors import BadRequest, NotFound
-from m3o.services.v1.keys import hash_key
+from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import read_key_record
+from m3o.services.v1.view import read_key_record
 from services.v1.support import ADMIN, GATEWAY, PEPPER, World, call
 
 

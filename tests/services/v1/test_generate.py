@@ -19,11 +19,11 @@ from m3o.runtime.errors import (
     Unauthorized,
     Unavailable,
 )
-from m3o.services.v1.keys import hash_key, is_well_formed
+from m3o.services.v1.keys.format import hash_key, is_well_formed
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import KeyStatus
 from m3o.services.v1.tables import keys
+from m3o.services.v1.view import KeyStatus
 from services.v1.support import ADMIN, ANN, BOB, GATEWAY, PEPPER, World, call
 
 

@@ -14,7 +14,7 @@ from m3o.runtime.events import Delivery
 from m3o.runtime.store import SessionFactory
 from m3o.services.v1.last_seen import CONCURRENCY, LastSeen
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1.view import KeyStatus
 from services.v1.support import ADMIN, START, World, call
 
 

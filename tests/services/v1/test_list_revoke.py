@@ -6,7 +6,7 @@ import pytest
 
 from m3o.events.customers import EventType
 from m3o.runtime.errors import BadRequest, Forbidden, Internal, NotFound, Unauthorized, Unavailable
-from m3o.services.v1.keys import hash_key
+from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
 from services.v1.support import ADMIN, ANN, BOB, GATEWAY, PEPPER, World, call

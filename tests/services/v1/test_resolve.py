@@ -10,10 +10,10 @@ from m3o.runtime.auth import Account
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from m3o.services import v1
-from m3o.services.v1.key_rows import KeyRow
-from m3o.services.v1.keys import hash_key
+from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import (
+from m3o.services.v1.records import KeyRow
+from m3o.services.v1.view import (
     MIRROR_TTL,
     RATE_WINDOW,
     KeyRecord,

@@ -30,15 +30,15 @@ from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.projects.proto import projects_pb2 as projects_pb
-from m3o.services.v1 import key_rows
+from m3o.services.v1 import records
 from m3o.services.v1.handler import V1
-from m3o.services.v1.key_rows import KeyRow
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.proto.client import SPEC, V1Client
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1.records import KeyRow
 from m3o.services.v1.service import definition
 from m3o.services.v1.settings import settings_from
 from m3o.services.v1.tables import metadata
+from m3o.services.v1.view import KeyStatus
 from services.v1.support import ANN, START
 
 C = TypeVar("C", bound=Client)
@@ -153,7 +153,7 @@ async def test_consumers_on_a_real_bus_block_on_ban_and_record_last_seen(
         created=START,
     )
     async with transaction(sessions) as session:
-        await key_rows.insert_new(session, row)
+        await records.insert_new(session, row)
     await bus.start()
     try:
         await bus.publisher.publish(
@@ -177,7 +177,7 @@ async def test_consumers_on_a_real_bus_block_on_ban_and_record_last_seen(
         for stop in parts.on_stop:
             await stop()
     async with sessions() as session:
-        stored = await key_rows.find(session, "k1")
+        stored = await records.find(session, "k1")
     assert stored is not None
     assert (stored.status, stored.status_message) == (KeyStatus.BLOCKED, "User has been banned")
     assert stored.last_seen is not None

@@ -21,7 +21,7 @@ from m3o.gateway.v1.ports import (
     Quotas,
 )
 from m3o.gateway.v1.routes import V1Dependencies, V1Routes, create_v1_routes
-from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.settings import PublicAPISettings
 
 __all__ = [
     "Alerts",
@@ -32,9 +32,9 @@ __all__ = [
     "CatalogEntry",
     "KeyDirectory",
     "PlannedCall",
+    "PublicAPISettings",
     "Quotas",
     "V1Dependencies",
     "V1Routes",
-    "V1Settings",
     "create_v1_routes",
 ]

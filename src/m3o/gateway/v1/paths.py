@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from m3o.gateway.routing import title
 from m3o.runtime.errors import NotFound
+from m3o.runtime.rpc.endpoints import endpoint_name
 
 __all__ = ["ERROR_ID", "MAX_PART", "NOT_FOUND", "PREFIX", "CallPath", "parse_path", "raw_call_path"]
 
@@ -77,7 +77,7 @@ def parse_path(path: str) -> CallPath:
         handler, method = parts[1], parts[2]
     return CallPath(
         api=parts[0].lower(),
-        endpoint=f"{title(handler)}.{title(method)}",
+        endpoint=endpoint_name(handler, method),
         handler=handler,
         method=method,
         short=len(parts) == 2,

@@ -28,7 +28,7 @@ from m3o.gateway.v1.http_endpoint import ALLOWED_METHODS, HttpCalls
 from m3o.gateway.v1.keys_api import key_endpoints, key_routes
 from m3o.gateway.v1.metering import RequestLog
 from m3o.gateway.v1.ports import Alerts, BalanceLoader, Catalog, KeyDirectory, Quotas
-from m3o.gateway.v1.settings import V1Settings
+from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.targets import LocalServices, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.websocket_endpoint import WebsocketCalls
@@ -78,8 +78,8 @@ class V1Routes:
     """The key-management paths, for ``create_app(documented=...)`` (``/openapi.json``)."""
 
 
-def create_v1_routes(deps: V1Dependencies, settings: V1Settings | None = None) -> V1Routes:
-    settings = settings or V1Settings()
+def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = None) -> V1Routes:
+    settings = settings or PublicAPISettings()
     forwarders = deps.forwarders or Forwarders(
         local=LocalForwarder(deps.transport), grpc=GrpcForwarder(), http=HttpForwarder()
     )

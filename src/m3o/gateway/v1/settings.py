@@ -10,11 +10,14 @@ from m3o.gateway.app import DEFAULT_MAX_BODY_BYTES
 from m3o.runtime.config.sections import V1Config
 from m3o.runtime.rpc import DEFAULT_TIMEOUT
 
-__all__ = ["V1Settings"]
+__all__ = ["PublicAPISettings"]
 
 
 @dataclass(frozen=True, slots=True)
-class V1Settings:
+class PublicAPISettings:
+    """How the public API (``/v1``) calls upstreams, caches keys and reads bodies (the v1
+    service's own settings, the key pepper, are ``m3o.services.v1.settings.KeySettings``)."""
+
     upstream_timeout: float | None = 30.0
     """Deadline of a forwarded unary call, in seconds (config ``v1.upstream_timeout``);
     None: no deadline. Streams have none: they last as long as both sides keep them."""
@@ -34,7 +37,7 @@ class V1Settings:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         call_timeout: float | None = DEFAULT_TIMEOUT,
-    ) -> V1Settings:
+    ) -> PublicAPISettings:
         return cls(
             upstream_timeout=config.upstream_timeout.total_seconds(),
             key_cache_ttl=config.key_cache_ttl,

@@ -1,15 +1,15 @@
 """From an API and endpoint name to what the gateway calls: the upstream and its method.
 
-The endpoint a path names (``Title(a).Title(b)``) is looked up among the endpoints the
-API's descriptors declare: exactly, then ignoring case, then (for ``/v1/<api>/<method>``)
-as a method of the API's main service (the service named like the API, or its only
-service), which is how the catalog's OpenAPI document writes those paths. The declared
-name is the endpoint's name from then on (pricing, counters, events).
+The endpoint a path names is looked up among the endpoints the API's descriptors declare
+by the rule of :mod:`m3o.runtime.rpc.endpoints` (``Title(a).Title(b)`` exactly, then
+ignoring case, then for ``/v1/<api>/<method>`` a method of the API's main service), the
+rule the catalog's OpenAPI documents follow too. The declared name is the endpoint's name
+from then on (pricing, counters, events).
 
 An ``http`` upstream without descriptors declares its endpoints by naming them in its prices
 and free quotas: a path naming one of those (in any case) calls it under the declared
 spelling (price, counters, events and the forwarded ``/<Service>/<Method>`` all use it).
-Any other name whose parts are identifiers is forwarded as a unary call (the upstream says
+Any other endpoint name (two identifiers and a dot) is forwarded as a unary call (the upstream says
 whether it exists), free, and metered as the API's one :data:`UNKNOWN_ENDPOINT`, so callers
 cannot create metric series or usage counters by inventing names. A ``local:<service>``
 upstream is a service of the platform reached through the runtime transport: its methods
@@ -18,7 +18,6 @@ come from the service's own specs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from m3o.gateway.v1.paths import ERROR_ID, CallPath
 from m3o.gateway.v1.ports import ApiEndpoint, Catalog, CatalogEntry
 from m3o.runtime.errors import NotFound, Unavailable
 from m3o.runtime.rpc import MethodSpec, ServiceSpec
+from m3o.runtime.rpc.endpoints import find_endpoint, is_endpoint_name
 
 __all__ = [
     "GRPC",
@@ -52,8 +52,6 @@ UNAVAILABLE_API = "API not available"
 UNKNOWN_ENDPOINT = "unknown"
 """The endpoint name of every call to an undeclared endpoint of an API without descriptors
 (declared names always have a dot, so it names no declared endpoint)."""
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 LocalServices = Mapping[str, Sequence[ServiceSpec]]
 """Platform service name (``helloworld``) -> the protobuf services it serves."""
@@ -122,37 +120,6 @@ class Target:
         return self.entry.upstream.address
 
 
-def _short(service: str) -> str:
-    return service.rsplit(".", 1)[-1]
-
-
-def _main_service(api: str, endpoints: Sequence[ApiEndpoint]) -> str | None:
-    services = sorted({endpoint.service for endpoint in endpoints})
-    for service in services:
-        if _short(service).lower() == api:
-            return service
-    return services[0] if len(services) == 1 else None
-
-
-def find_endpoint(api: str, endpoints: Sequence[ApiEndpoint], path: CallPath) -> ApiEndpoint | None:
-    """The declared endpoint ``path`` names, or None."""
-    for endpoint in endpoints:
-        if endpoint.name == path.endpoint:
-            return endpoint
-    wanted = path.endpoint.lower()
-    for endpoint in endpoints:
-        if endpoint.name.lower() == wanted:
-            return endpoint
-    if not path.short:
-        return None
-    main = _main_service(api, endpoints)
-    method = path.method.lower()
-    for endpoint in endpoints:
-        if endpoint.service == main and endpoint.method.lower() == method:
-            return endpoint
-    return None
-
-
 class Targets:
     """Resolves calls against the catalog (and the platform's own services)."""
 
@@ -179,7 +146,7 @@ class Targets:
             if kind != HTTP:
                 raise Unavailable(ERROR_ID, UNAVAILABLE_API)
             return _undescribed(entry, path)
-        found = find_endpoint(entry.name, endpoints, path)
+        found = find_endpoint(entry.name, endpoints, path.handler, path.method, short=path.short)
         if found is None:
             raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
         local = _local_method(specs, found) if kind == LOCAL else None
@@ -204,9 +171,9 @@ def _undescribed(entry: CatalogEntry, path: CallPath) -> Target:
     """The target of an http API without descriptors (see the module's docstring)."""
     declared = entry.declared_name(path.endpoint)
     name = declared or path.endpoint
-    service, _, method = name.partition(".")
-    if not (_IDENTIFIER.fullmatch(service) and _IDENTIFIER.fullmatch(method)):
+    if not is_endpoint_name(name):
         raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
+    service, _, method = name.partition(".")
     return Target(
         api=entry.name,
         endpoint=declared or UNKNOWN_ENDPOINT,

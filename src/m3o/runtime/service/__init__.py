@@ -10,9 +10,9 @@ process) and ``m3o run <service>`` (one service per process).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import MetaData
 
@@ -96,7 +96,10 @@ class Dependencies:
     clients: Clients
     config: Config
     counters: CounterStore
-    extras: dict[str, Any] = field(default_factory=dict)
+    service_names: tuple[str, ...] = ()
+    """Every name that gets a service account (the auth service makes sure each has one)."""
+    on_rules_changed: Callable[[], None] | None = None
+    """Called after an access rule changes (the process's cached rules forget theirs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +107,14 @@ class ServiceDefinition:
     """A service: its name, how to build it, what it serves and the tables it owns.
 
     ``specs`` lists the protobuf services it serves, so that a gateway in another
-    process can route to it without building it.
+    process can route to it without building it. ``metadata`` holds the tables it owns:
+    migrations and the tests create every table from the platform's list of services.
     """
 
     name: str
     build: Callable[[Dependencies], Awaitable[ServiceParts]]
     specs: Sequence[ServiceSpec] = ()
     metadata: MetaData | None = None
-    description: str = ""
     platform_api: bool = True
     """Served on the HTTP front's platform API (``/<service>/<endpoint>``). False for APIs
     published to customers, such as helloworld: they are reached only through ``/v1``,

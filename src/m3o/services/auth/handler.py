@@ -30,13 +30,13 @@ from m3o.services.auth.accounts import Accounts
 from m3o.services.auth.blocklist import Blocklist
 from m3o.services.auth.credentials import CredentialCheck
 from m3o.services.auth.key_encryption import KeyEncryption
-from m3o.services.auth.keys import KeyRing
 from m3o.services.auth.passwords import Passwords
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.revocation import CounterMirror
 from m3o.services.auth.rules import Rules
 from m3o.services.auth.sessions import Sessions
 from m3o.services.auth.settings import AuthSettings
+from m3o.services.auth.signing_keys import KeyRing
 
 __all__ = ["Auth"]
 

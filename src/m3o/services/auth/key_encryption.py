@@ -7,7 +7,7 @@ The KEK id is a short hash of the KEK, so a start with the wrong KEK can say whi
 rows need without revealing anything about it.
 
 Rows written by older versions hold the PEM in clear; they still load, and
-:meth:`KeyRing.ensure <m3o.services.auth.keys.KeyRing.ensure>` seals them under the current
+:meth:`KeyRing.ensure <m3o.services.auth.signing_keys.KeyRing.ensure>` seals them under the current
 KEK. Previous KEKs (``auth.previous_key_encryption_keys``) only decrypt: rows sealed under
 one are sealed again under the current KEK at start, which is how a KEK is rotated.
 """

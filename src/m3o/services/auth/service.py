@@ -1,15 +1,14 @@
 """Wiring of the auth service.
 
-Reads config section ``auth`` and, from ``deps.extras``: ``service_names`` (the accounts
-to ensure) and ``rules_changed`` (called after a rule changes, e.g. the process's
+Reads config section ``auth`` and, from its dependencies, ``service_names`` (the accounts
+to ensure) and ``on_rules_changed`` (called after a rule changes, e.g. the process's
 ``CachedRules.invalidate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import cast
 
 from m3o.runtime.config import Config
 from m3o.runtime.service import Cron, Dependencies, Handler, ServiceDefinition, ServiceParts
@@ -25,16 +24,15 @@ PUBLIC_METHODS = frozenset({"PublicKeys", "ListRules", "Token"})
 """Served without the access rules: the rules and keys every process loads depend on them."""
 
 
-def settings_from(config: Config, extras: dict[str, object]) -> AuthSettings:
+def settings_from(config: Config, service_names: Sequence[str] = ()) -> AuthSettings:
     auth = config.auth
-    names = extras.get("service_names") or ()
     kek = auth.key_encryption_key.get_secret_value()
     return AuthSettings(
         access_token_ttl=auth.access_token_ttl,
         max_token_ttl=max(DEFAULT_MAX_TOKEN_TTL, auth.customer_token_ttl, auth.access_token_ttl),
         refresh_token_ttl=auth.refresh_token_ttl,
         service_secret=auth.service_secret.get_secret_value(),
-        service_names=tuple(str(name) for name in cast("list[object]", names)),
+        service_names=tuple(service_names),
         account_failure_limit=auth.login_failures.max_per_account,
         address_failure_limit=auth.login_failures.max_per_address,
         failure_window=auth.login_failures.window,
@@ -49,8 +47,8 @@ async def _build(deps: Dependencies) -> ServiceParts:
     handler = Auth(
         sessions=deps.sessions,
         counters=deps.counters,
-        settings=settings_from(deps.config, deps.extras),
-        on_rules_changed=cast("Callable[[], None] | None", deps.extras.get("rules_changed")),
+        settings=settings_from(deps.config, deps.service_names),
+        on_rules_changed=deps.on_rules_changed,
     )
     served: AuthHandler = handler  # checks that every RPC is implemented
     return ServiceParts(
@@ -73,5 +71,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Accounts, tokens, access rules and the blocklist.",
 )

@@ -28,7 +28,6 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth import tables
 from m3o.services.auth.credentials import INVALID_CREDENTIALS, CredentialCheck, client_address
-from m3o.services.auth.keys import KeyRing
 from m3o.services.auth.passwords import Passwords
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.records import AccountRecord, find_account, is_blocked, normalise_name
@@ -39,6 +38,7 @@ from m3o.services.auth.revocation import (
     revoke_sessions,
 )
 from m3o.services.auth.settings import AuthSettings
+from m3o.services.auth.signing_keys import KeyRing
 
 __all__ = ["INVALID_REFRESH_TOKEN", "Sessions", "hash_token"]
 

@@ -41,5 +41,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Prepaid balances: the ledger, credits from payments, request debits.",
 )

@@ -50,6 +50,7 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
 from m3o.services.customers.authcalls import AUTH_CALLS
+from m3o.services.customers.events import customer_event
 from m3o.services.customers.names import random_hero_name
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
@@ -367,7 +368,7 @@ class Customers:
         record: CustomerRecord,
         caller_id: str,
     ) -> None:
-        event = records.customer_event(event_type, record.to_event(), caller_id)
+        event = customer_event(event_type, record.to_event(), caller_id)
         await self._publisher.publish(TOPIC, event, session=session)
 
     async def _delete_account(self, ctx: CallContext, customer_id: str) -> None:

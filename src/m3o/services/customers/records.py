@@ -23,7 +23,6 @@ from m3o.services.customers.tables import customers, emails
 __all__ = [
     "CustomerRecord",
     "Status",
-    "customer_event",
     "deleted_with_email",
     "find",
     "insert_new",
@@ -70,20 +69,6 @@ class CustomerRecord:
 
     def to_event(self) -> events_pb.Customer:
         return events_pb.Customer(**self._fields())
-
-
-def customer_event(
-    event_type: events_pb.EventType.ValueType,
-    customer: events_pb.Customer,
-    caller_id: str,
-    *,
-    login: events_pb.Login | None = None,
-) -> events_pb.Event:
-    """A ``customers`` event about ``customer`` (its state after the change)."""
-    event = events_pb.Event(type=event_type, customer=customer, caller_id=caller_id)
-    if login is not None:
-        event.login.CopyFrom(login)
-    return event
 
 
 def _record(row: Row[Any]) -> CustomerRecord:

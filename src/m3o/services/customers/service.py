@@ -26,5 +26,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Customer records, their life cycle and their sessions.",
 )

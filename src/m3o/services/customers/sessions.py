@@ -32,6 +32,7 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.customers import records
 from m3o.services.customers.authcalls import AUTH_CALLS
+from m3o.services.customers.events import customer_event
 from m3o.services.customers.proto import customers_pb2 as pb
 from m3o.services.customers.records import CustomerRecord, Status
 
@@ -123,7 +124,7 @@ class Logins:
                 _log.info("customers.login_refused", reason="customer_may_not_login")
                 raise Unauthorized(ctx.endpoint, refusal)
             login = events_pb.Login(method="email") if email else None
-            event = records.customer_event(event_type, record.to_event(), record.id, login=login)
+            event = customer_event(event_type, record.to_event(), record.id, login=login)
             await self._publisher.publish(TOPIC, event, session=session)
         return pb.LoginResponse(
             token=pb.Token(
@@ -156,7 +157,7 @@ class Logins:
         async with transaction(self._sessions) as session:
             record = await records.find(session, customer_id=account.id)
             customer = record.to_event() if record else events_pb.Customer(id=account.id)
-            event = records.customer_event(EventType.EventTypeLogout, customer, account.id)
+            event = customer_event(EventType.EventTypeLogout, customer, account.id)
             await self._publisher.publish(TOPIC, event, session=session)
         return pb.LogoutResponse()
 

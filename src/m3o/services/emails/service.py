@@ -107,5 +107,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Templated emails through SMTP, SendGrid or the local outbox.",
 )

@@ -23,5 +23,4 @@ definition = ServiceDefinition(
     name="explore",
     build=_build,
     specs=(SPEC,),
-    description="The public face of the catalog: index, search, categories and pricing.",
 )

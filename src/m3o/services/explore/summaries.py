@@ -4,9 +4,9 @@ A summary's endpoints are those the upstream really has (the entry's ``endpoints
 publicapi derives from the descriptors) and the OpenAPI document documents. Document paths
 are read as the gateway serves them, ``/<api>/<Method>`` for the API's main service and
 ``/<api>/<Service>/<Method>`` (an optional ``/v1`` first); the main service is the one
-named like the API, or the only one. An API whose descriptors are unknown (an http
-upstream) shows what its document documents, a one-part path naming
-``<Api>.<Method>``.
+named like the API, or the only one (:func:`m3o.runtime.rpc.endpoints.main_service`).
+An API whose descriptors are unknown (an http upstream) shows what its document
+documents, a one-part path naming ``<Api>.<Method>``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from m3o.runtime.rpc.endpoints import main_service
 from m3o.services.explore.proto import explore_pb2 as pb
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
 
@@ -49,16 +50,9 @@ def _services(declared: Iterable[str]) -> list[str]:
     return sorted({name.split(".", 1)[0] for name in declared})
 
 
-def _main_service(api: str, services: list[str]) -> str | None:
-    for service in services:
-        if service.lower() == api.lower():
-            return service
-    return services[0] if len(services) == 1 else None
-
-
 def _documented(api: str, open_api_json: str, declared: list[str]) -> list[str]:
     """Endpoint names (``Service.Method``) the document's paths name, in path order."""
-    main = _main_service(api, _services(declared)) or api.capitalize()
+    main = main_service(api, _services(declared)) or api.capitalize()
     found: list[str] = []
     for path in _paths(open_api_json):
         parts = [part for part in path.split("/") if part]

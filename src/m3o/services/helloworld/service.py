@@ -26,6 +26,5 @@ definition = ServiceDefinition(
     name="helloworld",
     build=_build,
     specs=(SPEC,),
-    description="The example API: greets whoever calls it.",
     platform_api=False,
 )

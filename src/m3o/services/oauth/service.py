@@ -99,5 +99,4 @@ definition = ServiceDefinition(
     name="oauth",
     build=_build,
     specs=(SPEC,),
-    description="Sign up and log in with Google or GitHub.",
 )

@@ -32,5 +32,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Projects, their members and the billing accounts that pay for them.",
 )

@@ -15,8 +15,8 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
 
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc.endpoints import find_endpoint
 from m3o.services.publicapi.descriptors import DescriptorError, Descriptors, Endpoint
-from m3o.services.publicapi.paths import resolve_path
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.validation import GRPC, Upstream
 
@@ -119,8 +119,13 @@ class CatalogEntry:
 
     def endpoint_for_path(self, parts: Sequence[str]) -> Endpoint | None:
         """The endpoint ``/v1/<api>/<parts...>`` names: ``["Call"]`` (the main service's
-        method) or ``["Helloworld", "Call"]``; case-insensitive. None when none."""
-        return resolve_path(self.name, self.endpoints, parts)
+        method) or ``["Helloworld", "Call"]``, by the gateway's rule
+        (:func:`m3o.runtime.rpc.endpoints.find_endpoint`). None when none."""
+        if len(parts) == 1:
+            return find_endpoint(self.name, self.endpoints, self.name, parts[0], short=True)
+        if len(parts) == 2:
+            return find_endpoint(self.name, self.endpoints, parts[0], parts[1], short=False)
+        return None
 
     def method(self, endpoint: Endpoint) -> MethodDescriptor:
         """The protobuf descriptor of a declared endpoint (request and response types)."""

@@ -28,8 +28,8 @@ from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.publicapi import records
+from m3o.services.publicapi.catalog_version import VERSION_KEY
 from m3o.services.publicapi.drafts import DescriptorFetcher, Finisher, apply_update, draft_from
-from m3o.services.publicapi.keys import VERSION_KEY
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.records import ApiRecord
 from m3o.services.publicapi.validation import storable

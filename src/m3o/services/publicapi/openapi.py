@@ -1,7 +1,7 @@
 """An API's OpenAPI 3.1 document, generated from its descriptors when none is published.
 
 One ``POST`` path per endpoint, relative to the ``/v1`` server, at the path the gateway
-serves it (:mod:`m3o.services.publicapi.paths`). Request and response schemas follow the
+serves it (:mod:`m3o.runtime.rpc.endpoints`). Request and response schemas follow the
 JSON mapping of :mod:`m3o.runtime.rpc.jsonmap` (proto field names, 64-bit integers as JSON
 integers, enums as string enums, maps as objects, repeated fields as arrays), messages as
 ``$ref`` components named by their full protobuf name. Streaming endpoints are marked
@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from m3o.runtime.rpc.endpoints import endpoint_path, main_service
 from m3o.runtime.rpc.json_schema import (
     ERROR_REF,
     ERROR_SCHEMA,
@@ -31,7 +32,6 @@ from m3o.runtime.rpc.json_schema import (
 )
 from m3o.services.publicapi.comments import comments_of
 from m3o.services.publicapi.descriptors import Descriptors, Endpoint
-from m3o.services.publicapi.paths import endpoint_path, main_service
 
 __all__ = ["ERROR_SCHEMA", "generate_openapi"]
 
@@ -91,7 +91,7 @@ def generate_openapi(
     for file in descriptors.files.file:
         comments.update(comments_of(file))
     schemas = SchemaBuilder(_comment_of(comments), well_known=_WELL_KNOWN)
-    main = main_service(name, descriptors.endpoints)
+    main = main_service(name, (endpoint.service for endpoint in descriptors.endpoints))
     paths = {
         endpoint_path(name, endpoint, main): {
             "post": _operation(endpoint, schemas, comments, descriptors)

@@ -29,5 +29,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="The catalog of public APIs: upstreams, descriptors, prices and quotas.",
 )

@@ -18,6 +18,7 @@ import orjson
 
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.money import MAX_FREE_QUOTA, MAX_PRICE, check_limit
+from m3o.runtime.rpc.endpoints import is_endpoint_name
 from m3o.services.publicapi.descriptors import Endpoint
 
 __all__ = [
@@ -48,7 +49,6 @@ MAX_TEXT_CHARS = {"display_name": 200, "category": 64, "description": 100_000, "
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _LOCAL_SERVICE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_ENDPOINT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _GRPC_TARGET_SCHEMES = ("dns:", "unix:", "ipv4:", "ipv6:")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _DATA_IMAGE = re.compile(r"^data:image/[a-z0-9.+-]+(;[a-z0-9=.+-]+)*(;base64)?,", re.IGNORECASE)
@@ -176,7 +176,7 @@ def check_prices(
     known = None if endpoints is None else {e.name.lower() for e in endpoints}
     seen: set[str] = set()
     for key, value in sorted(prices.items()):
-        if not _ENDPOINT_KEY.match(key):
+        if not is_endpoint_name(key):
             raise BadRequest(error_id, f"{field} key {key!r} is not <Service>.<Method>")
         maximum, money = _MAXIMA.get(field, (MAX_PRICE, True))
         check_limit(error_id, f"{field} of {key}", value, maximum=maximum, money=money)

@@ -24,9 +24,9 @@ from datetime import timedelta
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
+from m3o.services.publicapi.catalog_version import VERSION_KEY
 from m3o.services.publicapi.descriptors import Endpoint
 from m3o.services.publicapi.entry import CatalogEntry
-from m3o.services.publicapi.keys import VERSION_KEY
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.proto.client import PublicapiService
 from m3o.services.publicapi.validation import Upstream

@@ -48,5 +48,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="Email signup with a verification code, password recovery, onboarding.",
 )

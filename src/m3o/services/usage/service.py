@@ -67,5 +67,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="API calls counted per customer, daily and monthly, kept as history, ranked.",
 )

@@ -1,12 +1,12 @@
 """The v1 service: API keys for the public API, and what the gateway reads of them.
 
 The gateway's hot path uses only what is exported here: the key format and hash
-(``keys.py``) and the key records mirrored into the counter store with the per-project
-rate-limit key (``records.py``).
+(``keys/format.py``) and the key records mirrored into the counter store with the
+per-project rate-limit key (``view.py``).
 """
 
-from m3o.services.v1.keys import hash_key, is_well_formed
-from m3o.services.v1.records import (
+from m3o.services.v1.keys.format import hash_key, is_well_formed
+from m3o.services.v1.view import (
     RATE_WINDOW,
     KeyRecord,
     KeyStatus,

@@ -20,11 +20,11 @@ from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Consumer
 from m3o.runtime.store import SessionFactory
-from m3o.services.v1 import key_rows
-from m3o.services.v1.key_rows import KeyRow
-from m3o.services.v1.keyring import KeyRing
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1 import records
+from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.records import KeyRow
 from m3o.services.v1.settings import BAN_MESSAGE
+from m3o.services.v1.view import KeyStatus
 
 __all__ = ["MAX_ATTEMPTS", "CustomerEvents", "ProjectEvents"]
 
@@ -38,9 +38,9 @@ backoff), so a short outage of auth or the counter store loses nothing."""
 class CustomerEvents:
     """Consumes ``customers`` in the group ``v1-customers``."""
 
-    def __init__(self, *, sessions: SessionFactory, ring: KeyRing) -> None:
+    def __init__(self, *, sessions: SessionFactory, changes: KeyChanges) -> None:
         self._sessions = sessions
-        self._ring = ring
+        self._changes = changes
 
     def consumer(self) -> Consumer:
         return Consumer(customers.TOPIC, self.handle, max_attempts=MAX_ATTEMPTS)
@@ -53,22 +53,22 @@ class CustomerEvents:
         kind = customers.EventType
         if event.type == kind.EventTypeDeleted:
             async with self._sessions() as session:
-                found = await key_rows.of_billing_account(session, customer_id)
-            await self._ring.delete(found, caller_id=event.caller_id)
+                found = await records.of_billing_account(session, customer_id)
+            await self._changes.delete(found, caller_id=event.caller_id)
         elif event.type == kind.EventTypeBanned:
 
             async def active(session: AsyncSession) -> list[KeyRow]:
-                return await key_rows.of_billing_account(
+                return await records.of_billing_account(
                     session, customer_id, status=KeyStatus.ACTIVE, lock=True
                 )
 
-            await self._ring.set_status(
+            await self._changes.set_status(
                 active, KeyStatus.BLOCKED, BAN_MESSAGE, caller_id=event.caller_id
             )
         elif event.type == kind.EventTypeUnbanned:
 
             async def banned(session: AsyncSession) -> list[KeyRow]:
-                return await key_rows.of_billing_account(
+                return await records.of_billing_account(
                     session,
                     customer_id,
                     status=KeyStatus.BLOCKED,
@@ -76,15 +76,15 @@ class CustomerEvents:
                     lock=True,
                 )
 
-            await self._ring.set_status(banned, KeyStatus.ACTIVE, "", caller_id=event.caller_id)
+            await self._changes.set_status(banned, KeyStatus.ACTIVE, "", caller_id=event.caller_id)
 
 
 class ProjectEvents:
     """Consumes ``projects`` in the group ``v1-projects``."""
 
-    def __init__(self, *, sessions: SessionFactory, ring: KeyRing) -> None:
+    def __init__(self, *, sessions: SessionFactory, changes: KeyChanges) -> None:
         self._sessions = sessions
-        self._ring = ring
+        self._changes = changes
 
     def consumer(self) -> Consumer:
         return Consumer(projects.TOPIC, self.handle, max_attempts=MAX_ATTEMPTS)
@@ -98,5 +98,5 @@ class ProjectEvents:
             _log.warning("v1.project_event_skipped", event_id=delivery.id, reason="no id")
             return
         async with self._sessions() as session:
-            found = await key_rows.of_project(session, project_id)
-        await self._ring.delete(found, caller_id="")
+            found = await records.of_project(session, project_id)
+        await self._changes.delete(found, caller_id="")

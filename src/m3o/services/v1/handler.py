@@ -8,7 +8,7 @@ GenerateKey is all or nothing. Its steps, each undone if a later one fails:
    written early is harmless, and it is never written inside a database transaction);
 3. the row and the GenerateKey event, in one transaction.
 
-Revoking, blocking and unblocking are in ``keyring.py``; the consumers in
+Revoking, blocking and unblocking are in ``keys/changes.py``; the consumers in
 ``consumers.py``. Who may act on a key: a customer on the keys of their projects (a key
 of another project is ``Not found``, never Forbidden, so ids reveal nothing), an admin on
 any key.
@@ -46,23 +46,23 @@ from m3o.runtime.rpc.calls import Calls
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
-from m3o.services.v1 import key_rows
+from m3o.services.v1 import records
 from m3o.services.v1.catalog import ApiNames
-from m3o.services.v1.key_events import key_event
-from m3o.services.v1.key_rows import KeyRow
-from m3o.services.v1.keyring import KeyRing, Selection
-from m3o.services.v1.keys import hash_key, is_key_hash, new_key
-from m3o.services.v1.mirror import KeyMirror
+from m3o.services.v1.keys.changes import KeyChanges, Selection
+from m3o.services.v1.keys.events import key_event
+from m3o.services.v1.keys.format import hash_key, is_key_hash, new_key
+from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.owners import Project, ProjectDirectory, choose_project
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.records import ALL_APIS, KeyStatus
+from m3o.services.v1.records import KeyRow
 from m3o.services.v1.settings import (
     BLOCK_MESSAGE,
     MAX_DESCRIPTION_LENGTH,
     MAX_EXPIRES_IN,
     MAX_SCOPES,
-    V1Settings,
+    KeySettings,
 )
+from m3o.services.v1.view import ALL_APIS, KeyStatus
 
 __all__ = ["V1"]
 
@@ -81,17 +81,17 @@ class V1:
         sessions: SessionFactory,
         publisher: Publisher,
         mirror: KeyMirror,
-        ring: KeyRing,
+        changes: KeyChanges,
         auth: AuthService,
         projects: ProjectDirectory,
         catalog: ApiNames,
-        settings: V1Settings,
+        settings: KeySettings,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
         self._mirror = mirror
-        self._ring = ring
+        self._changes = changes
         self._auth = auth
         self._projects = projects
         self._catalog = catalog
@@ -144,7 +144,7 @@ class V1:
         verify_customer(ctx)
         projects = await self._projects_of(ctx)
         async with self._sessions() as session:
-            found = await key_rows.of_projects(session, {project.id for project in projects})
+            found = await records.of_projects(session, {project.id for project in projects})
         return pb.ListResponse(api_keys=[row.to_proto() for row in found])
 
     async def revoke_key(self, request: pb.RevokeRequest, ctx: CallContext) -> pb.RevokeResponse:
@@ -153,14 +153,14 @@ class V1:
         if not key_id:
             raise BadRequest(ctx.endpoint, "Missing ID field")
         async with self._sessions() as session:
-            row = await key_rows.find(session, key_id)
+            row = await records.find(session, key_id)
         if row is None or not await self._may_manage(ctx, account, row):
             raise NotFound(ctx.endpoint, "Not found")
         acting_customer = account.id if is_customer(account) else ""
         await _calls.call(
             ctx,
             "delete",
-            self._ring.delete([row], caller_id=account.id, customer_id=acting_customer),
+            self._changes.delete([row], caller_id=account.id, customer_id=acting_customer),
         )
         return pb.RevokeResponse()
 
@@ -172,7 +172,7 @@ class V1:
                 ctx.endpoint, f"message is longer than {MAX_DESCRIPTION_LENGTH} characters"
             )
         select = await self._selection(ctx, request.user_id, request.key_id, KeyStatus.ACTIVE)
-        await self._ring.set_status(select, KeyStatus.BLOCKED, message, caller_id=account.id)
+        await self._changes.set_status(select, KeyStatus.BLOCKED, message, caller_id=account.id)
         return pb.BlockKeyResponse()
 
     async def unblock_key(
@@ -180,7 +180,7 @@ class V1:
     ) -> pb.UnblockKeyResponse:
         account = verify_admin(ctx)
         select = await self._selection(ctx, request.user_id, request.key_id, KeyStatus.BLOCKED)
-        await self._ring.set_status(select, KeyStatus.ACTIVE, "", caller_id=account.id)
+        await self._changes.set_status(select, KeyStatus.ACTIVE, "", caller_id=account.id)
         return pb.UnblockKeyResponse()
 
     async def delete_customer(
@@ -191,8 +191,8 @@ class V1:
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing ID field")
         async with self._sessions() as session:
-            found = await key_rows.of_billing_account(session, customer_id)
-        await _calls.call(ctx, "delete", self._ring.delete(found, caller_id=account.id))
+            found = await records.of_billing_account(session, customer_id)
+        await _calls.call(ctx, "delete", self._changes.delete(found, caller_id=account.id))
         return pb.DeleteCustomerResponse()
 
     async def list_apis(self, request: pb.ListAPIsRequest, ctx: CallContext) -> pb.ListAPIsResponse:
@@ -251,7 +251,7 @@ class V1:
         try:
             await self._mirror.put(row.record)
             async with transaction(self._sessions) as session:
-                await key_rows.insert_new(session, row)
+                await records.insert_new(session, row)
                 await self._publisher.publish(TOPIC, event, session=session)
         except BaseException as exc:
             await self._undo_create(row)
@@ -289,7 +289,7 @@ class V1:
 
     async def _by_hash(self, key_hash: str) -> KeyRow | None:
         async with self._sessions() as session:
-            return await key_rows.find_by_hash(session, key_hash)
+            return await records.find_by_hash(session, key_hash)
 
     async def _selection(
         self, ctx: CallContext, user_id: str, key_id: str, status: KeyStatus
@@ -299,12 +299,12 @@ class V1:
         user_id, key_id = user_id.strip(), key_id.strip()
         if key_id:
             async with self._sessions() as session:
-                row = await key_rows.find(session, key_id)
+                row = await records.find(session, key_id)
             if row is None or (user_id and row.billing_account != user_id):
                 raise NotFound(ctx.endpoint, "Not found")
 
             async def one(session: AsyncSession) -> list[KeyRow]:
-                found = await key_rows.find(session, key_id, lock=True)
+                found = await records.find(session, key_id, lock=True)
                 return [] if found is None else [found]
 
             return one
@@ -312,7 +312,7 @@ class V1:
             raise BadRequest(ctx.endpoint, "Missing user_id field")
 
         async def every(session: AsyncSession) -> list[KeyRow]:
-            return await key_rows.of_billing_account(session, user_id, status=status, lock=True)
+            return await records.of_billing_account(session, user_id, status=status, lock=True)
 
         return every
 

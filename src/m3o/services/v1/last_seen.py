@@ -23,7 +23,7 @@ from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Consumer
 from m3o.runtime.store import SessionFactory, transaction
-from m3o.services.v1 import key_rows
+from m3o.services.v1 import records
 
 __all__ = ["CONCURRENCY", "LINGER", "MAX_BATCH", "LastSeen"]
 
@@ -110,7 +110,7 @@ class LastSeen:
     async def _write(self, batch: _Batch) -> None:
         try:
             async with transaction(self._sessions) as session:
-                await key_rows.touch_last_seen(session, batch.seen)
+                await records.touch_last_seen(session, batch.seen)
         except Exception as exc:  # noqa: BLE001 - handed to every event of the batch, retried
             _log.warning("v1.last_seen_write_failed", keys=len(batch.seen), error=repr(exc))
             batch.written.set_exception(exc)

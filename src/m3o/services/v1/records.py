@@ -1,174 +1,208 @@
-"""What the gateway reads about keys from the counter store, and the key names it uses.
+"""Key rows: reading and writing ``v1_keys`` (the service's database access).
 
-The v1 service mirrors each key record into the counter store as the JSON value
-``v1:key:<hash>`` (written on generate, block and unblock, deleted on revoke; it expires
-after :data:`MIRROR_TTL`, or when the key does, so that a write lost to a failure heals by
-itself). The gateway
-reads it with :func:`read_key_record`; when nothing is there it asks the v1 service
-(``ResolveKey{hash}``), which reloads it from the table. Nobody else spells these names.
+Every function works inside the caller's session, so the caller decides the transaction
+(and publishes its events in the same one).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
-import orjson
+from sqlalchemy import Row, Select, bindparam, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from m3o.runtime.counters import CounterStore
-from m3o.runtime.logging import get_logger
-from m3o.services.v1.keys import hash_matches
 from m3o.services.v1.proto import v1_pb2 as pb
+from m3o.services.v1.tables import keys
+from m3o.services.v1.view import KeyRecord, KeyStatus
 
 __all__ = [
-    "ALL_APIS",
-    "MIRROR_TTL",
-    "RATE_WINDOW",
-    "KeyRecord",
-    "KeyStatus",
-    "mirror_name",
-    "rate_key",
-    "read_key_record",
+    "KeyRow",
+    "find",
+    "find_by_hash",
+    "insert_new",
+    "of_billing_account",
+    "of_project",
+    "of_projects",
+    "remove",
+    "save_status",
+    "touch_last_seen",
 ]
-
-_log = get_logger(__name__)
-
-ALL_APIS = "*"
-"""The scope that lets a key call every API."""
-MIRROR_TTL = timedelta(minutes=5)
-"""How long a mirrored record lives in the counter store before it is reloaded."""
-RATE_WINDOW = timedelta(seconds=1)
-"""The window of the per-project rate limit counted at :func:`rate_key`."""
-
-
-class KeyStatus(StrEnum):
-    ACTIVE = "active"
-    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """A key as the gateway checks calls against it.
-
-    ``owner`` is the project the key belongs to (the caller of its requests, and the
-    ``apikey_owner`` of its auth account, whose id is the key's id); ``billing_account`` the
-    customer who pays for that project.
-    """
+class KeyRow:
+    """One key as stored; times are timezone-aware UTC."""
 
     id: str
     hash: str
     scopes: tuple[str, ...]
     owner: str
     billing_account: str
+    created_by: str
+    description: str
+    created: datetime
     status: KeyStatus = KeyStatus.ACTIVE
     status_message: str = ""
-    expires: int = 0
-    """When the key stops working, unix seconds; 0: never."""
+    last_seen: datetime | None = None
+    expires: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires is not None and self.expires <= now
 
     @property
-    def blocked(self) -> bool:
-        return self.status is KeyStatus.BLOCKED
-
-    def expired(self, now: float) -> bool:
-        """Whether the key has stopped working at ``now`` (unix seconds)."""
-        return 0 < self.expires <= now
-
-    def permits(self, api_name: str) -> bool:
-        """Whether a scope lets the key call ``api_name`` (compared lower-cased)."""
-        wanted = api_name.lower()
-        return any(scope == ALL_APIS or scope.lower() == wanted for scope in self.scopes)
-
-    def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "id": self.id,
-                "hash": self.hash,
-                "scopes": list(self.scopes),
-                "owner": self.owner,
-                "billing_account": self.billing_account,
-                "status": self.status.value,
-                "status_message": self.status_message,
-                "expires": self.expires,
-            }
-        ).decode()
-
-    @classmethod
-    def from_json(cls, raw: str) -> KeyRecord:
-        """Parse :meth:`to_json`'s output; ValueError when ``raw`` is not a key record."""
-        try:
-            data = orjson.loads(raw)
-            scopes = data["scopes"]
-            if not isinstance(scopes, list):
-                raise TypeError("scopes is not a list")
-            return cls(
-                id=str(data["id"]),
-                hash=str(data["hash"]),
-                scopes=tuple(str(scope) for scope in scopes),
-                owner=str(data["owner"]),
-                billing_account=str(data["billing_account"]),
-                status=KeyStatus(data["status"]),
-                status_message=str(data.get("status_message", "")),
-                expires=int(data.get("expires", 0)),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a key record: {exc}") from None
-
-    def to_proto(self) -> pb.KeyRecord:
-        return pb.KeyRecord(
+    def record(self) -> KeyRecord:
+        """What the gateway needs of it."""
+        return KeyRecord(
             id=self.id,
             hash=self.hash,
-            scopes=list(self.scopes),
+            scopes=self.scopes,
             owner=self.owner,
             billing_account=self.billing_account,
+            status=self.status,
+            status_message=self.status_message,
+            expires=_unix(self.expires),
+        )
+
+    def with_status(self, status: KeyStatus, message: str) -> KeyRow:
+        return replace(self, status=status, status_message=message)
+
+    def to_proto(self) -> pb.APIKey:
+        return pb.APIKey(
+            id=self.id,
+            description=self.description,
+            created_time=int(self.created.timestamp()),
+            scopes=list(self.scopes),
+            last_seen=_unix(self.last_seen),
             status=self.status.value,
             status_message=self.status_message,
-            expires=self.expires,
-        )
-
-    @classmethod
-    def from_proto(cls, message: pb.KeyRecord) -> KeyRecord:
-        """The record a ``ResolveKey`` response carries."""
-        return cls(
-            id=message.id,
-            hash=message.hash,
-            scopes=tuple(message.scopes),
-            owner=message.owner,
-            billing_account=message.billing_account,
-            status=KeyStatus(message.status or KeyStatus.ACTIVE.value),
-            status_message=message.status_message,
-            expires=message.expires,
+            project_id=self.owner,
+            expires=_unix(self.expires),
         )
 
 
-def mirror_name(key_hash: str) -> str:
-    """The counter-store name of the record of the key with hash ``key_hash``."""
-    return f"v1:key:{key_hash}"
+def _unix(moment: datetime | None) -> int:
+    return int(moment.timestamp()) if moment is not None else 0
 
 
-def rate_key(project_id: str) -> str:
-    """The counter of a project's calls in the current :data:`RATE_WINDOW`."""
-    return f"v1:rate:{project_id}"
+def _row(row: Row[Any]) -> KeyRow:
+    scopes = row.scopes if isinstance(row.scopes, list) else []
+    return KeyRow(
+        id=row.id,
+        hash=row.hash,
+        scopes=tuple(str(scope) for scope in scopes),
+        owner=row.owner,
+        billing_account=row.billing_account,
+        created_by=row.created_by,
+        description=row.description,
+        created=row.created,
+        status=KeyStatus(row.status),
+        status_message=row.status_message,
+        last_seen=row.last_seen,
+        expires=row.expires,
+    )
 
 
-async def read_key_record(
-    counters: CounterStore, key_hash: str, *, now: float | None = None
-) -> KeyRecord | None:
-    """The mirrored record of the key with ``key_hash``; None when the counter store holds
-    none (ask ``v1.ResolveKey``), holds something unreadable, or the key has expired at
-    ``now`` (unix seconds, the current time by default)."""
-    raw = await counters.get_value(mirror_name(key_hash))
-    if raw is None:
-        return None
-    try:
-        record = KeyRecord.from_json(raw)
-    except ValueError:
-        _log.warning("v1.mirror_unreadable")
-        return None
-    if not hash_matches(key_hash, record.hash):
-        _log.warning("v1.mirror_mismatch", key_id=record.id)
-        return None
-    if record.expired(time.time() if now is None else now):
-        return None
-    return record
+async def _all(session: AsyncSession, query: Select[Any], lock: bool) -> list[KeyRow]:
+    if lock:
+        query = query.with_for_update()
+    return [_row(row) for row in (await session.execute(query)).all()]
+
+
+async def insert_new(session: AsyncSession, row: KeyRow) -> None:
+    await session.execute(
+        insert(keys).values(
+            id=row.id,
+            hash=row.hash,
+            scopes=list(row.scopes),
+            owner=row.owner,
+            billing_account=row.billing_account,
+            created_by=row.created_by,
+            description=row.description,
+            created=row.created,
+            status=row.status.value,
+            status_message=row.status_message,
+            last_seen=row.last_seen,
+            expires=row.expires,
+        )
+    )
+
+
+async def find(session: AsyncSession, key_id: str, *, lock: bool = False) -> KeyRow | None:
+    found = await _all(session, select(keys).where(keys.c.id == key_id), lock)
+    return found[0] if found else None
+
+
+async def find_by_hash(session: AsyncSession, key_hash: str) -> KeyRow | None:
+    found = await _all(session, select(keys).where(keys.c.hash == key_hash), False)
+    return found[0] if found else None
+
+
+async def of_projects(session: AsyncSession, project_ids: Collection[str]) -> list[KeyRow]:
+    """The keys of these projects, newest first (ties broken by id)."""
+    if not project_ids:
+        return []
+    query = (
+        select(keys)
+        .where(keys.c.owner.in_(sorted(project_ids)))
+        .order_by(keys.c.created.desc(), keys.c.id)
+    )
+    return await _all(session, query, False)
+
+
+async def of_billing_account(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    status: KeyStatus | None = None,
+    status_message: str | None = None,
+    lock: bool = False,
+) -> list[KeyRow]:
+    """The keys a customer pays for, optionally only those in ``status`` (with
+    ``status_message``), oldest first."""
+    query = select(keys).where(keys.c.billing_account == customer_id)
+    if status is not None:
+        query = query.where(keys.c.status == status.value)
+    if status_message is not None:
+        query = query.where(keys.c.status_message == status_message)
+    return await _all(session, query.order_by(keys.c.created, keys.c.id), lock)
+
+
+async def of_project(session: AsyncSession, project_id: str, *, lock: bool = False) -> list[KeyRow]:
+    query = select(keys).where(keys.c.owner == project_id).order_by(keys.c.created, keys.c.id)
+    return await _all(session, query, lock)
+
+
+async def save_status(session: AsyncSession, row: KeyRow) -> None:
+    """Write status and status message only (never ``last_seen``)."""
+    await session.execute(
+        update(keys)
+        .where(keys.c.id == row.id)
+        .values(status=row.status.value, status_message=row.status_message)
+    )
+
+
+async def remove(session: AsyncSession, key_ids: Sequence[str]) -> None:
+    if key_ids:
+        await session.execute(delete(keys).where(keys.c.id.in_(list(key_ids))))
+
+
+async def touch_last_seen(session: AsyncSession, seen: Mapping[str, datetime]) -> None:
+    """Move each key's ``last_seen`` forward to the time given (never backward), writing
+    nothing else; unknown keys are ignored."""
+    if not seen:
+        return
+    statement = (
+        update(keys)
+        .where(
+            keys.c.id == bindparam("key_id"),
+            or_(keys.c.last_seen.is_(None), keys.c.last_seen < bindparam("seen")),
+        )
+        .values(last_seen=bindparam("seen"))
+    )
+    await session.execute(
+        statement,
+        [{"key_id": key_id, "seen": when} for key_id, when in sorted(seen.items())],
+    )

@@ -14,9 +14,9 @@ from m3o.services.v1 import tables
 from m3o.services.v1.catalog import PublishedApis
 from m3o.services.v1.consumers import CustomerEvents, ProjectEvents
 from m3o.services.v1.handler import V1
-from m3o.services.v1.keyring import KeyRing
+from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.last_seen import LastSeen
-from m3o.services.v1.mirror import KeyMirror
 from m3o.services.v1.owners import CallersProjects, ListedProject
 from m3o.services.v1.proto.client import SPEC
 from m3o.services.v1.settings import settings_from
@@ -32,12 +32,12 @@ async def _build(deps: Dependencies) -> ServiceParts:
         _log.warning("v1.key_pepper_unset", hint="set v1.key_pepper in production")
     auth = deps.clients.get(AuthClient)
     mirror = KeyMirror(deps.counters)
-    ring = KeyRing(sessions=deps.sessions, publisher=deps.publisher, mirror=mirror, auth=auth)
+    changes = KeyChanges(sessions=deps.sessions, publisher=deps.publisher, mirror=mirror, auth=auth)
     handler = V1(
         sessions=deps.sessions,
         publisher=deps.publisher,
         mirror=mirror,
-        ring=ring,
+        changes=changes,
         auth=auth,
         projects=CallersProjects(_projects_lister(deps.clients.get(ProjectsClient))),
         catalog=PublishedApis(deps.clients.get(PublicapiClient)),
@@ -47,8 +47,8 @@ async def _build(deps: Dependencies) -> ServiceParts:
     return ServiceParts(
         handlers=[Handler(SPEC, handler)],
         consumers=[
-            CustomerEvents(sessions=deps.sessions, ring=ring).consumer(),
-            ProjectEvents(sessions=deps.sessions, ring=ring).consumer(),
+            CustomerEvents(sessions=deps.sessions, changes=changes).consumer(),
+            ProjectEvents(sessions=deps.sessions, changes=changes).consumer(),
             last_seen.consumer(),
         ],
         on_stop=[last_seen.flush],
@@ -70,5 +70,4 @@ definition = ServiceDefinition(
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
-    description="API keys for the public API: generation, listing, revocation, blocking.",
 )

@@ -13,7 +13,7 @@ __all__ = [
     "MAX_DESCRIPTION_LENGTH",
     "MAX_EXPIRES_IN",
     "MAX_SCOPES",
-    "V1Settings",
+    "KeySettings",
     "settings_from",
 ]
 
@@ -28,15 +28,16 @@ BLOCK_MESSAGE = "This key has been blocked"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class V1Settings:
-    """Everything the handler is configured with."""
+class KeySettings:
+    """How the v1 service hashes keys: everything its handler is configured with (the
+    public API's own settings are ``m3o.gateway.v1.PublicAPISettings``)."""
 
     pepper: bytes = b""
     """HMAC pepper of key hashes (config ``v1.key_pepper``); never logged."""
 
     def __repr__(self) -> str:
-        return "V1Settings(pepper=[redacted])"
+        return "KeySettings(pepper=[redacted])"
 
 
-def settings_from(config: Config) -> V1Settings:
-    return V1Settings(pepper=config.v1.key_pepper.get_secret_value().encode("utf-8"))
+def settings_from(config: Config) -> KeySettings:
+    return KeySettings(pepper=config.v1.key_pepper.get_secret_value().encode("utf-8"))

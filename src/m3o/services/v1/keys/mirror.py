@@ -1,7 +1,7 @@
-"""The counter-store copy of key records that the gateway reads (see ``records.py``).
+"""Writing the counter-store copy of key records that the gateway reads (see ``view.py``).
 
 The table is the truth; the mirror is written after it changes and may lag. Every entry
-expires after :data:`~m3o.services.v1.records.MIRROR_TTL` (or when its key does), so one
+expires after :data:`~m3o.services.v1.view.MIRROR_TTL` (or when its key does), so one
 lost to a failure, or left stale by a race between writers, heals by itself within that
 time; a missing entry is reloaded by ``ResolveKey``, which refuses an expired key.
 
@@ -18,7 +18,7 @@ from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
-from m3o.services.v1.records import MIRROR_TTL, KeyRecord, mirror_name
+from m3o.services.v1.view import MIRROR_TTL, KeyRecord, mirror_name
 
 __all__ = ["KeyMirror"]
 

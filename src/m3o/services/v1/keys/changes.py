@@ -30,13 +30,13 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
-from m3o.services.v1 import key_rows
-from m3o.services.v1.key_events import key_event
-from m3o.services.v1.key_rows import KeyRow
-from m3o.services.v1.mirror import KeyMirror
-from m3o.services.v1.records import KeyStatus
+from m3o.services.v1 import records
+from m3o.services.v1.keys.events import key_event
+from m3o.services.v1.keys.mirror import KeyMirror
+from m3o.services.v1.records import KeyRow
+from m3o.services.v1.view import KeyStatus
 
-__all__ = ["KeyRing", "Selection"]
+__all__ = ["KeyChanges", "Selection"]
 
 _log = get_logger(__name__)
 
@@ -44,7 +44,7 @@ Selection = Callable[[AsyncSession], Awaitable[list[KeyRow]]]
 """Reads the keys an operation applies to, locking them (called inside its transaction)."""
 
 
-class KeyRing:
+class KeyChanges:
     def __init__(
         self,
         *,
@@ -75,7 +75,7 @@ class KeyRing:
         deleted: list[KeyRow] = []
         async with transaction(self._sessions) as session:
             for target in targets:
-                row = await key_rows.find(session, target.id, lock=True)
+                row = await records.find(session, target.id, lock=True)
                 if row is None:
                     continue  # deleted meanwhile, by another call that published its event
                 deleted.append(row)
@@ -83,7 +83,7 @@ class KeyRing:
                     EventType.EventTypeDeleteKey, row, caller_id=caller_id, customer_id=customer_id
                 )
                 await self._publisher.publish(TOPIC, event, session=session)
-            await key_rows.remove(session, [row.id for row in deleted])
+            await records.remove(session, [row.id for row in deleted])
         for row in deleted:
             await self._mirror.try_remove(row.id, row.hash)
         if deleted:
@@ -111,7 +111,7 @@ class KeyRing:
                 if (row.status, row.status_message) == (status, message):
                     continue
                 updated = row.with_status(status, message)
-                await key_rows.save_status(session, updated)
+                await records.save_status(session, updated)
                 event = key_event(event_type, updated, caller_id=caller_id)
                 await self._publisher.publish(TOPIC, event, session=session)
                 changed.append(updated)

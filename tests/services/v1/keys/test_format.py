@@ -7,7 +7,7 @@ import hmac
 import re
 import string
 
-from m3o.services.v1.keys import (
+from m3o.services.v1.keys.format import (
     KEY_LENGTH,
     PREFIX,
     hash_key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from m3o.events.customers import EventType
 from m3o.events.customers import events_pb2 as events_pb
-from m3o.services.v1.key_rows import KeyRow
+from m3o.services.v1.records import KeyRow
 
 __all__ = ["key_event"]
 

@@ -1,4 +1,5 @@
-"""Counter-store keys publicapi owns (nobody else spells them)."""
+"""The catalog's version: the counter-store key catalog views watch (publicapi owns it,
+nobody else spells it)."""
 
 from __future__ import annotations
 
