@@ -154,17 +154,13 @@ def call(
 
 
 async def _with_config_store(data_dir: Path, action: Any) -> Any:
-    from m3o.runtime.config import ConfigStore, build_config
-    from m3o.runtime.store import create_engine, session_factory
-    from m3o.runtime.store.migrate import upgrade
+    from m3o.platform.operator import open_engine
+    from m3o.runtime.config import ConfigStore
+    from m3o.runtime.store import session_factory
 
     env = environment()
-    engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
-    try:
-        await upgrade(engine)
+    async with open_engine(data_dir, env) as engine:
         return await action(ConfigStore(session_factory(engine)), env)
-    finally:
-        await engine.dispose()
 
 
 @config_app.command("set")
@@ -321,21 +317,15 @@ def migrate(
     ),
 ) -> None:
     """Apply database migrations (the database from config, or the local SQLite file)."""
-    from m3o.runtime.config import build_config
-    from m3o.runtime.store import create_engine
-    from m3o.runtime.store.migrate import create_revision, upgrade
+    from m3o.platform.operator import open_engine
+    from m3o.runtime.store.migrate import create_revision
 
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def apply() -> None:
-        url = build_config({}, environment()).database.resolved_url(data_dir)
-        engine = create_engine(url, pool_size=1)
-        try:
-            await upgrade(engine)
+        async with open_engine(data_dir, environment()) as engine:
             if revision:
                 await create_revision(engine, revision)
-        finally:
-            await engine.dispose()
 
     try:
         _run(apply())
