@@ -9,12 +9,11 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 import typer
 
 from m3o.cli_admin import admin_app
-from m3o.cli_common import DATA_DIR, environment, fail
+from m3o.cli_common import ADDRESS, DATA_DIR, environment, fail, json_text, post
 from m3o.cli_keys import apis_app, keys_app, login
 from m3o.runtime.config import ConfigError
 
@@ -40,10 +39,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
 app.add_typer(admin_app, name="admin")
 app.command()(login)
-
-URL = typer.Option(
-    "http://127.0.0.1:8080", "--url", envvar="M3O_URL", help="Address of the running platform."
-)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -112,24 +107,15 @@ def _admin_password(data_dir: Path) -> str:
 
 
 def _admin_token(url: str, data_dir: Path) -> str:
-    response = httpx.post(
-        f"{url}/auth/token",
-        json={"id": "admin", "secret": _admin_password(data_dir)},
-        timeout=10,
-    )
-    if response.status_code != 200:
-        raise fail(response.text)
-    token: str = response.json()["token"]["access_token"]
+    login = {"id": "admin", "secret": _admin_password(data_dir)}
+    token: str = post(url, "", "auth/token", login, timeout=10)["token"]["access_token"]
     return token
 
 
 @app.command()
-def token(url: str = URL, data_dir: Path = DATA_DIR) -> None:
+def token(url: str = ADDRESS, data_dir: Path = DATA_DIR) -> None:
     """Print a fresh admin access token (for scripts and curl)."""
-    try:
-        typer.echo(_admin_token(url, data_dir))
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {url}: {exc}") from None
+    typer.echo(_admin_token(url, data_dir))
 
 
 def _call_path(service: str, endpoint: str) -> str:
@@ -151,7 +137,7 @@ def call(
     service: str = typer.Argument(..., help="The service, e.g. customers."),
     endpoint: str = typer.Argument(..., help="The endpoint, e.g. Read or Customers.Read."),
     request: str = typer.Argument("{}", help="The request as JSON."),
-    url: str = URL,
+    url: str = ADDRESS,
     data_dir: Path = DATA_DIR,
     bearer: str = typer.Option("", "--token", help="Call with this token instead of admin."),
 ) -> None:
@@ -160,35 +146,21 @@ def call(
         body = orjson.loads(request)
     except orjson.JSONDecodeError:
         raise fail("the request is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise fail("the request is not a JSON object")
     path = _call_path(service, endpoint)
-    try:
-        auth = bearer or _admin_token(url, data_dir)
-        response = httpx.post(
-            f"{url}{path}", json=body, headers={"Authorization": f"Bearer {auth}"}, timeout=30
-        )
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {url}: {exc}") from None
-    try:
-        shown = orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode()
-    except ValueError:
-        shown = response.text
-    if response.status_code != 200:
-        raise fail(shown)
-    typer.echo(shown)
+    auth = bearer or _admin_token(url, data_dir)
+    typer.echo(json_text(post(url, auth, path, body, indent_errors=True)))
 
 
 async def _with_config_store(data_dir: Path, action: Any) -> Any:
-    from m3o.runtime.config import ConfigStore, build_config
-    from m3o.runtime.store import create_engine, session_factory
-    from m3o.runtime.store.migrate import upgrade
+    from m3o.platform.operator import open_engine
+    from m3o.runtime.config import ConfigStore
+    from m3o.runtime.store import session_factory
 
     env = environment()
-    engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
-    try:
-        await upgrade(engine)
+    async with open_engine(data_dir, env) as engine:
         return await action(ConfigStore(session_factory(engine)), env)
-    finally:
-        await engine.dispose()
 
 
 @config_app.command("set")
@@ -226,7 +198,7 @@ def config_get(
         shown = _run(_with_config_store(data_dir, action))
     except ConfigError as exc:
         raise fail(f"config: {exc}") from None
-    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    typer.echo(json_text(shown))
 
 
 @emails_app.command("list")
@@ -276,7 +248,7 @@ def balance_check(data_dir: Path = DATA_DIR) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     differences = _run(check())
     if differences:
-        typer.echo(orjson.dumps(differences, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(json_text(differences))
         raise typer.Exit(1)
     typer.echo("every balance equals its ledger")
 
@@ -313,7 +285,7 @@ def events_dead_letters(
         ]
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    typer.echo(orjson.dumps(_run(fetch()), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(json_text(_run(fetch())))
 
 
 @events_app.command("replay")
@@ -345,21 +317,15 @@ def migrate(
     ),
 ) -> None:
     """Apply database migrations (the database from config, or the local SQLite file)."""
-    from m3o.runtime.config import build_config
-    from m3o.runtime.store import create_engine
-    from m3o.runtime.store.migrate import create_revision, upgrade
+    from m3o.platform.operator import open_engine
+    from m3o.runtime.store.migrate import create_revision
 
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def apply() -> None:
-        url = build_config({}, environment()).database.resolved_url(data_dir)
-        engine = create_engine(url, pool_size=1)
-        try:
-            await upgrade(engine)
+        async with open_engine(data_dir, environment()) as engine:
             if revision:
                 await create_revision(engine, revision)
-        finally:
-            await engine.dispose()
 
     try:
         _run(apply())

@@ -1,22 +1,41 @@
-"""What the ``m3o`` command's modules share: the data directory option, the environment
-they build config from, and how a command fails."""
+"""What the ``m3o`` command's modules share: the data directory and platform address
+options, the environment they build config from, how a command fails, how JSON is shown,
+and the one way they talk HTTP to a running platform (:func:`post`, through
+:mod:`m3o.client`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import orjson
 import typer
 
+from m3o.client import (
+    DEFAULT_ADDRESS,
+    DEFAULT_TIMEOUT,
+    APIError,
+    ClientError,
+    NetworkError,
+    SyncClient,
+)
 from m3o.runtime.config import process_environment
 
-__all__ = ["DATA_DIR", "environment", "fail"]
+__all__ = ["ADDRESS", "DATA_DIR", "environment", "fail", "json_text", "post"]
 
 DATA_DIR = typer.Option(
     Path(".m3o"),
     "--data-dir",
     envvar="M3O_DATA_DIR",
-    help="Where the local profile keeps its data.",
+    help="Where the local profile keeps its data (and `m3o login` the access token).",
+)
+ADDRESS = typer.Option(
+    DEFAULT_ADDRESS,
+    "--url",
+    "--address",
+    envvar=["M3O_ADDRESS", "M3O_URL"],
+    help="Address of the platform's HTTP front.",
 )
 
 
@@ -33,3 +52,33 @@ def fail(message: str) -> typer.Exit:
     """Print ``message`` on stderr; the exit (status 1) to raise."""
     typer.echo(message, err=True)
     return typer.Exit(1)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented JSON, the way commands print answers."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def post(
+    address: str,
+    token: str,
+    path: str,
+    request: Mapping[str, Any],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    indent_errors: bool = False,
+) -> dict[str, Any]:
+    """POST ``request`` to ``path`` of the platform at ``address`` (with ``token`` unless
+    empty) and return the answer. On failure, print the platform's error JSON (indented
+    with ``indent_errors``) or why there was none, and exit 1."""
+    try:
+        with SyncClient(token, address, timeout=timeout) as client:
+            return client.post(path, request)
+    except APIError as exc:
+        raise fail(json_text(exc.to_dict()) if indent_errors else str(exc)) from None
+    except NetworkError as exc:  # its message names the URL it could not reach
+        raise fail(str(exc)) from None
+    except ClientError as exc:
+        raise fail(f"{address}: {exc}") from None
+    except ValueError as exc:  # a malformed address
+        raise fail(str(exc)) from None

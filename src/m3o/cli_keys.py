@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
 
-from m3o.cli_common import fail
-from m3o.client import DEFAULT_ADDRESS, APIError, ClientError, NetworkError, SyncClient
+from m3o.cli_common import ADDRESS, DATA_DIR, fail, json_text, post
 
 __all__ = ["LOGIN_FILE", "apis_app", "keys_app", "login", "read_token", "save_token"]
 
@@ -28,12 +25,6 @@ LOGIN_FILE = "customer-token"
 keys_app = typer.Typer(help="Your API keys: generate, list, revoke.", no_args_is_help=True)
 apis_app = typer.Typer(help="The APIs published on the platform.", no_args_is_help=True)
 
-ADDRESS = typer.Option(
-    DEFAULT_ADDRESS,
-    "--address",
-    envvar=["M3O_ADDRESS", "M3O_URL"],
-    help="Address of the platform's HTTP front.",
-)
 TOKEN = typer.Option(
     "",
     "--token",
@@ -41,19 +32,9 @@ TOKEN = typer.Option(
     show_default=False,
     help="A customer access token, instead of the one `m3o login` stored.",
 )
-DATA_DIR = typer.Option(
-    Path(".m3o"),
-    "--data-dir",
-    envvar="M3O_DATA_DIR",
-    help="Where `m3o login` keeps the access token.",
-)
 SCOPES = typer.Option(
     ..., "--scopes", "--scope", help="APIs the key may call, or '*'; repeat or comma-separate."
 )
-
-
-def _show(answer: Any) -> None:
-    typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
 
 def save_token(data_dir: Path, token: str) -> Path:
@@ -88,20 +69,6 @@ def _customer_token(token: str, data_dir: Path) -> str:
     return chosen
 
 
-def _post(address: str, token: str, path: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        with SyncClient(token, address) as client:
-            return client.post(path, request)
-    except APIError as exc:
-        raise fail(str(exc)) from None
-    except NetworkError as exc:  # its message names the URL it could not reach
-        raise fail(str(exc)) from None
-    except ClientError as exc:
-        raise fail(f"{address}: {exc}") from None
-    except ValueError as exc:  # a malformed --address
-        raise fail(str(exc)) from None
-
-
 def login(
     email: str = typer.Option(..., "--email", help="Your email address."),
     address: str = ADDRESS,
@@ -109,7 +76,7 @@ def login(
 ) -> None:
     """Log in as a customer (password prompted, or M3O_PASSWORD); keeps the token for `keys`."""
     password = os.environ.get("M3O_PASSWORD") or typer.prompt("Password", hide_input=True)
-    answer = _post(address, "", "customers/login", {"email": email, "password": password})
+    answer = post(address, "", "customers/login", {"email": email, "password": password})
     session = answer.get("token")
     token = session.get("access_token") if isinstance(session, dict) else None
     if not isinstance(token, str) or not token:
@@ -137,16 +104,16 @@ def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
     request: dict[str, Any] = {"scopes": _split(scopes), "description": description}
     if project:
         request["project_id"] = project
-    answer = _post(address, _customer_token(token, data_dir), "v1/api/keys/generate", request)
-    _show(answer)
+    answer = post(address, _customer_token(token, data_dir), "v1/api/keys/generate", request)
+    typer.echo(json_text(answer))
     typer.echo("Store the key now: it cannot be shown again.", err=True)
 
 
 @keys_app.command("list")
 def keys_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
     """List your API keys (never the keys themselves)."""
-    answer = _post(address, _customer_token(token, data_dir), "v1/api/keys/list", {})
-    _show({"api_keys": answer.get("api_keys", [])})
+    answer = post(address, _customer_token(token, data_dir), "v1/api/keys/list", {})
+    typer.echo(json_text({"api_keys": answer.get("api_keys", [])}))
 
 
 @keys_app.command("revoke")
@@ -157,12 +124,12 @@ def keys_revoke(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Revoke an API key: calls with it are refused from now on."""
-    _post(address, _customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
+    post(address, _customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
     typer.echo(f"revoked {key_id}")
 
 
 @apis_app.command("list")
 def apis_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
     """List the names of the published APIs (the scopes a key may have)."""
-    answer = _post(address, _customer_token(token, data_dir), "v1/api/apis/list", {})
-    _show({"names": answer.get("names", [])})
+    answer = post(address, _customer_token(token, data_dir), "v1/api/apis/list", {})
+    typer.echo(json_text({"names": answer.get("names", [])}))

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from gateway.support import HELLO, Recorder, Served, build_app, client_for
 from m3o.gateway import Metrics
-
-
-def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found[tuple(sorted(sample.labels.items()))] = sample.value
-    return found
+from metric_samples import samples as _samples
 
 
 async def test_metrics_count_requests_by_route_and_status_after_calls() -> None:

@@ -16,7 +16,6 @@ from gateway.support import (
     named_spec,
 )
 from m3o.gateway.openapi import openapi_document
-from m3o.gateway.proto_comments import parse_comments
 from m3o.gateway.routing import RouteTable, directory
 from m3o.services.customers.proto.client import SPEC as CUSTOMERS
 
@@ -126,62 +125,6 @@ def test_every_ref_points_at_a_component() -> None:
     )
 
 
-def test_proto_comments_are_read_by_full_name() -> None:
-    source = """
-syntax = "proto3";
-
-// shop: a test package.
-package shop;
-
-// Shop sells.
-service Shop {
-  // Buy one thing,
-  // wrapped over two lines.
-  //
-  // A second paragraph.
-  rpc Buy(BuyRequest) returns (BuyResponse) {}
-  rpc Undocumented(BuyRequest) returns (BuyResponse);
-}
-
-// BuyRequest names the thing.
-message BuyRequest {
-  // item to buy
-  string item = 1; // trailing comments are ignored
-  // prices per currency
-  map<string, int64> prices = 2;
-
-  // Kind of item.
-  enum Kind {
-    // unknown kind
-    KIND_UNKNOWN = 0;
-  }
-  oneof choice {
-    // by id
-    string id = 3;
-  }
-  // Inner is nested.
-  message Inner { string x = 1; }
-  // after the nested message
-  repeated Inner inners = 4;
-}
-// detached
-
-message BuyResponse {}
-"""
-    assert parse_comments(source) == {
-        "shop.Shop": "Shop sells.",
-        "shop.Shop.Buy": "Buy one thing, wrapped over two lines.\n\nA second paragraph.",
-        "shop.BuyRequest": "BuyRequest names the thing.",
-        "shop.BuyRequest.item": "item to buy",
-        "shop.BuyRequest.prices": "prices per currency",
-        "shop.BuyRequest.Kind": "Kind of item.",
-        "shop.BuyRequest.Kind.KIND_UNKNOWN": "unknown kind",
-        "shop.BuyRequest.id": "by id",
-        "shop.BuyRequest.Inner": "Inner is nested.",
-        "shop.BuyRequest.inners": "after the nested message",
-    }
-
-
 def test_fields_the_handler_requires_are_required_and_not_empty() -> None:
     document = openapi_document(RouteTable(directory(CUSTOMERS)).endpoints())
     schemas = document["components"]["schemas"]
@@ -194,19 +137,3 @@ def test_fields_the_handler_requires_are_required_and_not_empty() -> None:
     assert "required" not in schemas["customers.Customer"]
     for name, schema in schemas.items():
         assert "nullable" not in str(schema), name
-
-
-def test_required_marker_is_read_from_the_field_comment() -> None:
-    comments = parse_comments(
-        """
-package shop;
-message Buy {
-  // Required. item to buy
-  string item = 1;
-  // note, Required or not
-  string note = 2;
-}
-"""
-    )
-    assert comments["shop.Buy.item"].startswith("Required.")
-    assert comments["shop.Buy.note"] == "note, Required or not"

@@ -2,7 +2,8 @@
 
 `m3o run auth`, `m3o run customers` and `m3o run gateway` are started as subprocesses
 against a fresh PostgreSQL database and a Redis database of their own, and driven over
-HTTP like the local profile.
+HTTP like the local profile; `m3o run helloworld` is called over gRPC and its metrics read
+from its metrics port.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import redis
@@ -18,6 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backends import redis_url
+from m3o.runtime.rpc import GrpcTransport
+from m3o.services.helloworld.proto import helloworld_pb2 as helloworld_pb
+from m3o.services.helloworld.proto.client import HelloworldClient
+from metric_samples import samples
 from platform_support import (
     M3O,
     free_port,
@@ -145,3 +151,33 @@ async def test_auth_will_not_start_in_the_platform_profile_without_a_key_encrypt
     finally:
         await engine.dispose()
     assert made == 0  # no signing key was made in clear
+
+
+async def test_a_service_process_serves_its_rpc_metrics_on_its_metrics_port(
+    database: str, redis_db: redis.Redis, workdir: Path
+) -> None:
+    port = free_port()
+    env = platform_env(
+        database, REDIS_URL, workdir, SERVICE_SECRET, M3O_SERVER__METRICS_PORT=str(port)
+    )
+    migrate(env)
+    process = start("helloworld", env, workdir)
+    try:
+        await until((workdir / "helloworld.sock").exists, "helloworld socket")
+        channel = grpc.aio.insecure_channel(f"unix:{workdir}/helloworld.sock")
+        try:
+            client = HelloworldClient(GrpcTransport(channel))
+            answer = await client.call(helloworld_pb.CallRequest(name="Ada"))
+        finally:
+            await channel.close()
+        assert answer.message == "Hello Ada"
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        problems = stop([process])
+    assert not problems, "\n".join(problems)
+
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    call = (("method", "Call"), ("service", "helloworld"))
+    assert samples(scraped.text, "m3o_rpc_calls_total") == {(("code", "200"), *call): 1.0}
+    assert samples(scraped.text, "m3o_rpc_call_duration_seconds_count") == {call: 1.0}

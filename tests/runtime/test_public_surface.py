@@ -281,6 +281,13 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "message_to_dict",
         "message_to_json",
     ],
+    "m3o.runtime.rpc.proto_comments": [
+        "GENERATED_SUFFIX",
+        "Location",
+        "LocationText",
+        "comments_by_name",
+        "generated_comments",
+    ],
     "m3o.runtime.service": [
         "Clients",
         "Consumer",

@@ -5,7 +5,8 @@ One ``POST`` path per unary method, at the URL the router serves it
 handlers). Schemas follow the JSON mapping of :mod:`m3o.runtime.rpc.jsonmap`: proto field names,
 64-bit integers as JSON integers, enums as string enums, maps as objects, repeated fields as
 arrays, messages as ``$ref`` components named by their full protobuf name. Proto comments
-become descriptions when the ``.proto`` file ships beside its generated module.
+become descriptions: ``m3o gen`` writes them beside each generated module
+(``<stem>_pb2_comments.py``, :func:`~m3o.runtime.rpc.proto_comments.generated_comments`).
 
 A field whose comment starts with ``Required`` (``// Required. email of the customer``) is
 one the handler refuses a request without: it is listed in its message's ``required``, and
@@ -16,14 +17,12 @@ never writes ``null`` and answers omit fields holding their default value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from m3o.gateway.proto_comments import comments_beside
 from m3o.gateway.routing import Endpoint
 from m3o.runtime.rpc.json_schema import (
     ERROR_REF,
@@ -32,6 +31,7 @@ from m3o.runtime.rpc.json_schema import (
     is_required,
     schema_ref,
 )
+from m3o.runtime.rpc.proto_comments import generated_comments
 
 __all__ = ["ERROR_SCHEMA", "is_required", "openapi_document"]
 
@@ -41,19 +41,17 @@ def _descriptor(message_type: type[Message]) -> Descriptor:
 
 
 class _Comments:
-    """The comments of the ``.proto`` files beside the generated modules, read once per file."""
+    """The comments ``m3o gen`` wrote for the ``.proto`` files, looked up once per file."""
 
     def __init__(self) -> None:
-        self._by_file: dict[str, dict[str, str]] = {}
+        self._by_file: dict[str, Mapping[str, str]] = {}
 
-    def of_file(self, descriptor: Descriptor | EnumDescriptor) -> dict[str, str]:
+    def of_file(self, descriptor: Descriptor | EnumDescriptor) -> Mapping[str, str]:
         """The comments of the file defining ``descriptor``."""
         file_name = descriptor.file.name
         found = self._by_file.get(file_name)
         if found is None:
-            first = next(iter(descriptor.file.message_types_by_name.values()), None)
-            found = comments_beside(message_factory.GetMessageClass(first)) if first else {}
-            self._by_file[file_name] = found
+            found = self._by_file[file_name] = generated_comments(file_name)
         return found
 
     def __call__(self, descriptor: Descriptor | EnumDescriptor | FieldDescriptor) -> str | None:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.config import Config, ConfigStore, build_config
 from m3o.runtime.counters import CounterStore
@@ -24,7 +24,7 @@ from m3o.runtime.store import SessionFactory, create_engine, session_factory
 from m3o.runtime.store.migrate import upgrade
 from m3o.runtime.store.redis import redis_client
 
-__all__ = ["Database", "open_database", "open_event_bus"]
+__all__ = ["Database", "open_database", "open_engine", "open_event_bus"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +36,29 @@ class Database:
 
 
 @asynccontextmanager
-async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[Database]:
-    """The configured database, migrated, with the config in force."""
-    url = build_config({}, env).database.resolved_url(data_dir)
-    engine = create_engine(url, pool_size=1)
+async def open_engine(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[AsyncEngine]:
+    """An engine (one connection) on the configured database, the data directory's SQLite
+    file by default, migrated; disposed of on leaving."""
+    engine = create_engine(build_config({}, env).database.resolved_url(data_dir), pool_size=1)
     try:
         await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.url.get_backend_name() == "sqlite"
+
+
+@asynccontextmanager
+async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[Database]:
+    """The configured database, migrated, with the config in force."""
+    async with open_engine(data_dir, env) as engine:
         sessions = session_factory(engine)
         config = await ConfigStore(sessions).load(env)
         counters: CounterStore
-        if make_url(url).get_backend_name() == "sqlite":
+        if _is_sqlite(engine):
             counters = SqlCounterStore(engine)
         else:
             counters = redis_counter_store(config.redis.connection_url())
@@ -53,18 +66,13 @@ async def open_database(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator
             yield Database(sessions, config, counters)
         finally:
             await counters.close()
-    finally:
-        await engine.dispose()
 
 
 @asynccontextmanager
 async def open_event_bus(data_dir: Path, env: Mapping[str, str]) -> AsyncIterator[EventBus]:
     """The event bus of the configured profile, not started (for dead letters)."""
-    url = build_config({}, env).database.resolved_url(data_dir)
-    engine = create_engine(url, pool_size=1)
-    try:
-        await upgrade(engine)
-        if make_url(url).get_backend_name() == "sqlite":
+    async with open_engine(data_dir, env) as engine:
+        if _is_sqlite(engine):
             yield sql_event_bus(engine)
             return
         config = await ConfigStore(session_factory(engine)).load(env)
@@ -73,5 +81,3 @@ async def open_event_bus(data_dir: Path, env: Mapping[str, str]) -> AsyncIterato
             yield redis_event_bus(engine, client)
         finally:
             await client.aclose()
-    finally:
-        await engine.dispose()

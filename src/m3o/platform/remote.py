@@ -27,8 +27,10 @@ from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.front import build_front
 from m3o.platform.identity import Identity
+from m3o.platform.metrics_endpoint import MetricsEndpoint
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
+from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
 from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.events.redis import redis_event_bus, stream_first_publisher
@@ -105,7 +107,8 @@ async def _until_signalled() -> None:
 
 
 async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> None:
-    """Serve ``definition`` over gRPC until SIGINT / SIGTERM."""
+    """Serve ``definition`` over gRPC until SIGINT / SIGTERM, and its metrics over HTTP on
+    ``server.metrics_port`` when set."""
     process = await _open(env)
     config = process.config
     if definition.name == "auth" and not config.auth.key_encryption_key.get_secret_value():
@@ -115,6 +118,28 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
             "(M3O_AUTH__KEY_ENCRYPTION_KEY: 32 random bytes in base64, from a Secret)",
             "auth.key_encryption_key",
         )
+    metrics = Metrics()
+    endpoint: MetricsEndpoint | None = None
+    if config.server.metrics_port:
+        try:
+            endpoint = MetricsEndpoint(metrics, config.server.host, config.server.metrics_port)
+        except OSError as exc:
+            await process.close()
+            where = f"{config.server.host}:{config.server.metrics_port}"
+            raise ConfigError(
+                f"server.metrics_port: cannot serve metrics on {where} ({exc.strerror or exc})",
+                "server.metrics_port",
+            ) from None
+        _log.info("service.metrics", service=definition.name, port=endpoint.port)
+    try:
+        await _serve(definition, process, metrics)
+    finally:
+        if endpoint is not None:
+            await run_blocking(endpoint.close)
+
+
+async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metrics) -> None:
+    config = process.config
     local = InProcessTransport()
     router = _router(config, local, {definition.name})
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
@@ -124,7 +149,7 @@ async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> 
         counters=process.counters,
         bus=redis_event_bus(process.engine, process.redis),
         identity=identity,
-        metrics=Metrics(),
+        metrics=metrics,
         local=local,
         transport=router,
         account_names=ACCOUNT_NAMES,

@@ -396,7 +396,7 @@ class RedisConfig(_Section):
 
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
-    """Address the HTTP front listens on."""
+    """Address the HTTP front (and a service process's ``metrics_port``) listens on."""
     port: int = Field(default=8080, ge=0, le=65535)
     """Port of the HTTP front."""
     public_url: str = ""
@@ -405,6 +405,9 @@ class ServerConfig(_Section):
     """Port a service listens on for gRPC (``platform`` profile)."""
     service_address_template: str = "{service}:9090"
     """gRPC address of a service; ``{service}`` is its name (Kubernetes service DNS)."""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Port a service process (``m3o run <service>``) serves Prometheus ``/metrics`` on, at
+    ``host``; 0: none. The HTTP front serves ``/metrics`` on its own port."""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     """Lowest level logged."""
     log_json: bool = True
