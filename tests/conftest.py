@@ -3,9 +3,9 @@
 Storage tests run on SQLite and PostgreSQL (and Redis where they use it). The backends come
 from ``M3O_TEST_BACKENDS`` (default ``sqlite,postgres``); a backend that is asked for but
 unreachable fails the run, it is never skipped. Where PostgreSQL and Redis are is settled when
-the run starts (``servers``): ``M3O_TEST_POSTGRES`` and ``M3O_TEST_REDIS`` if set (a server
-that does not answer there stops the run), else the default addresses if a server answers,
-else throwaway servers started for the run and removed at its end.
+the run starts (``support.servers``): ``M3O_TEST_POSTGRES`` and ``M3O_TEST_REDIS`` if set (a
+server that does not answer there stops the run), else the default addresses if a server
+answers, else throwaway servers started for the run and removed at its end.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import (
+from m3o.runtime.store import SessionFactory, session_factory
+from support.backends import (
     DATABASE_BACKENDS,
     drop_engine,
     drop_pooled_schemas,
@@ -27,8 +28,7 @@ from backends import (
     start_servers,
     stop_servers,
 )
-from m3o.runtime.store import SessionFactory, session_factory
-from servers import ServerUnreachable
+from support.servers import ServerUnreachable
 
 
 def pytest_configure(config: pytest.Config) -> None:

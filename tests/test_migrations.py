@@ -12,10 +12,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from backends import DATABASE_BACKENDS, POSTGRES_URL
 from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
 from m3o.runtime.store.migrate import upgrade
+from support.backends import DATABASE_BACKENDS, POSTGRES_URL
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -22,9 +22,10 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from backends import postgres_url, redis_url
 from m3o.runtime.store import create_engine
-from servers import (
+from support.backends import postgres_url, redis_url
+from support.ports import free_port
+from support.servers import (
     RunServers,
     ServerUnreachable,
     Started,
@@ -34,8 +35,7 @@ from servers import (
     redis_backend,
     with_database,
 )
-from throwaway_postgres import PostgresServer, mirror_installation, postgres_binaries
-from throwaway_redis import free_port
+from support.throwaway_postgres import PostgresServer, mirror_installation, postgres_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +14,14 @@ from typing import Any
 
 import httpx
 
+from support.ports import free_port
+
 ADMIN_PASSWORD = "e2e-admin-password"
 CODE_SENTENCE = re.compile(
     r"please copy and paste this verification code into the signup form:\s*([A-Z]{8})\s+"
     r"This code expires"
 )
 RESET_TOKEN = re.compile(r"reset token is\s+([A-Za-z0-9_-]{43})\b")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -16,8 +16,9 @@ import httpx
 import pytest
 import uvicorn
 
-from e2e.serving import CODE_SENTENCE, Platform, free_port, serving
+from e2e.serving import CODE_SENTENCE, Platform, serving
 from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE, FakeProviders
+from support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from sqlalchemy import insert
 from m3o.platform.operator import open_database
 from m3o.runtime.store import transaction
 from m3o.services.auth import tables as auth_tables
+from support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 ADMIN_PASSWORD = "e2e-admin-password"
 M3O = [sys.executable, "-m", "m3o"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.support import HELLO, Recorder, Served, build_app, client_for
 from m3o.gateway import Metrics
-from metric_samples import samples as _samples
+from support.metric_samples import samples as _samples
 
 
 async def test_metrics_count_requests_by_route_and_status_after_calls() -> None:

@@ -1,4 +1,4 @@
-"""Fixtures of the platform tests; the harness they build on is ``platform_support``."""
+"""Fixtures of the platform tests; the harness they build on is ``support.platform``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from platform_support import emptied_redis, fresh_database
+from support.platform import emptied_redis, fresh_database
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from m3o.platform.local import open_local
-from platform_support import post
+from support.platform import post
 
 ADMIN_PASSWORD = "cli-call-admin-password"
 EMAIL = "cli@example.com"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from m3o.platform.local import LocalPlatform, open_local
-from platform_support import bearer
+from support.platform import bearer
 
 ADMIN_PASSWORD = "front-openapi-admin-password"
 EMAIL = "front@example.com"

@@ -27,11 +27,11 @@ import httpx
 import pytest
 import redis
 
-from backends import REDIS_URL
 from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from m3o.services.usage.counters import TOTAL, monthly_key
-from platform_support import (
+from support.backends import REDIS_URL
+from support.platform import (
     CALL_PATH,
     ERROR_LINE,
     SERVICES,

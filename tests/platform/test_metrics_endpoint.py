@@ -9,7 +9,7 @@ import pytest
 
 from m3o.gateway.metrics import Metrics
 from m3o.platform.metrics_endpoint import MetricsEndpoint
-from metric_samples import samples
+from support.metric_samples import samples
 
 
 def test_the_endpoint_serves_the_rpc_series_until_closed() -> None:

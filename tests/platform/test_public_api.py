@@ -32,10 +32,10 @@ import httpx
 import pytest
 import redis
 
-from backends import redis_url
 from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
-from platform_support import (
+from support.backends import redis_url
+from support.platform import (
     ERROR_LINE,
     M3O,
     SERVICES,

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import platform_support
-from platform_support import (
+import support.platform
+from support.platform import (
     free_port,
     migrate,
     platform_env,
@@ -24,7 +24,7 @@ from platform_support import (
     until,
     until_serving,
 )
-from throwaway_redis import RedisServer, redis_server
+from support.throwaway_redis import RedisServer, redis_server
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,7 @@ async def test_login_is_503_while_redis_is_away_and_200_on_the_first_call_after(
     url = f"http://127.0.0.1:{port}"
 
     def post(path: str, body: dict[str, str], token: str = "") -> httpx.Response:
-        return platform_support.post(url, path, body, token)
+        return support.platform.post(url, path, body, token)
 
     def admin_token() -> str:
         response = post("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})

@@ -19,12 +19,12 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import redis_url
 from m3o.runtime.rpc import GrpcTransport
 from m3o.services.helloworld.proto import helloworld_pb2 as helloworld_pb
 from m3o.services.helloworld.proto.client import HelloworldClient
-from metric_samples import samples
-from platform_support import (
+from support.backends import redis_url
+from support.metric_samples import samples
+from support.platform import (
     M3O,
     free_port,
     migrate,

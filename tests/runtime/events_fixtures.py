@@ -22,12 +22,12 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import DATABASE_BACKENDS, drop_engine, make_engine
 from m3o.events.customers import Event, EventType
 from m3o.runtime.events import Delivery
 from m3o.runtime.events._bus import Bus
 from m3o.runtime.events.redis import redis_event_bus
 from m3o.runtime.events.sqlite import sql_event_bus
+from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
 
 PROFILES = [
     (kind, database)

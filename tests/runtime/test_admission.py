@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from backends import DATABASE_BACKENDS, drop_engine, make_engine
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import (
     FREE,
@@ -35,6 +34,7 @@ from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store import create_engine, sqlite_url
+from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
 
 SHORT = timedelta(milliseconds=250)
 """A TTL or window that tests let pass."""

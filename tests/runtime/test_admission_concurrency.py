@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from backends import DATABASE_BACKENDS, POSTGRES_URL, REDIS_URL, drop_engine, make_engine
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import NO_CAP, AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.store import sqlite_url
+from support.backends import DATABASE_BACKENDS, POSTGRES_URL, REDIS_URL, drop_engine, make_engine
 
 PROJECTS = ("a", "b")
 RATE_LIMIT = 40

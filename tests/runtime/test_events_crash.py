@@ -19,11 +19,11 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
 from m3o.runtime.events._bus import Bus
 from m3o.runtime.events.redis import redis_event_bus
 from m3o.runtime.events.sqlite import sql_event_bus
 from runtime.events_fixtures import POLL, Recorder, signup
+from support.backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
 
 LEASE = timedelta(milliseconds=300)
 """Short, so the survivor soon takes over; one consumer at a time cannot stall another."""

@@ -14,7 +14,6 @@ from redis.backoff import NoBackoff
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backends import REDIS_URL
 from m3o.events.customers import Event
 from m3o.runtime.events._relay import Relay
 from m3o.runtime.events._stream_publisher import StreamFirstPublisher
@@ -22,6 +21,7 @@ from m3o.runtime.events.redis import RedisEventSource, redis_event_bus
 from m3o.runtime.events.tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
 from runtime.events_fixtures import Recorder, signup
+from support.backends import REDIS_URL
 
 TOPIC = "customers"
 STREAM = "m3o:events:customers"

@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from m3o.runtime.counters.redis import redis_counter_store
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store.redis import redis_client
-from throwaway_redis import RedisServer, redis_server
+from support.throwaway_redis import RedisServer, redis_server
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
 from gateway.v1.support import sqlite_counters
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
+from support.backends import DATABASE_BACKENDS, REDIS_URL, drop_engine, make_engine
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import httpx
 from google.protobuf import descriptor_pb2
 from starlette.applications import Starlette
 
-from backends import drop_engine, make_engine
 from gateway.support import HELLO, Recorder
 from m3o.gateway import create_app, directory
 from m3o.gateway.v1 import PublicAPISettings, V1Dependencies, V1Routes, create_v1_routes
@@ -41,6 +40,7 @@ from m3o.services.usage.counters import monthly_key
 from m3o.services.v1 import KeyRecord, KeyStatus
 from m3o.services.v1.proto import v1_pb2 as v1_pb
 from m3o.services.v1.proto.client import SPEC as V1_SPEC
+from support.backends import drop_engine, make_engine
 
 __all__ = [
     "CUSTOMER",

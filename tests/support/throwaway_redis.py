@@ -1,8 +1,7 @@
 """A Redis server of a test's own, which the test can stop and start again (an outage).
 
-Importable from any test as ``throwaway_redis`` (``pythonpath`` includes ``tests``). It runs
-``redis-server`` (installed wherever the suite runs) on a free port, without persistence, so
-a restart comes back empty, as a Redis that lost its data would.
+It runs ``redis-server`` (installed wherever the suite runs) on a free port, without
+persistence, so a restart comes back empty, as a Redis that lost its data would.
 """
 
 from __future__ import annotations
@@ -14,15 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+from support.ports import free_port
+
+__all__ = ["RedisServer", "redis_server"]
 
 _START_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

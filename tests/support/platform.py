@@ -1,9 +1,7 @@
 """The harness of the platform tests (``tests/platform``): `m3o` processes, their settings,
 waiting for them, and the platform and public API calls the tests make through a gateway.
 
-Importable from any test as ``platform_support`` (``pythonpath`` includes ``tests``; the
-folder ``tests/platform`` itself cannot be imported as ``platform``, the standard library's
-name). The fixtures built on it (``database``, ``workdir``) are in ``tests/platform/conftest.py``.
+The fixtures built on it (``database``, ``workdir``) are in ``tests/platform/conftest.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backends import POSTGRES_URL
-from throwaway_redis import free_port
+from support.backends import POSTGRES_URL
+from support.ports import free_port
 
 __all__ = [
     "CALL_PATH",

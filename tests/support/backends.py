@@ -1,7 +1,5 @@
 """Database backends for tests: empty SQLite files and PostgreSQL schemas, made cheaply.
 
-Importable from any test as ``backends`` (``pythonpath`` includes ``tests``).
-
 Creating every table costs a tenth to half a second per test, which over the suite's
 thousands of storage tests was minutes. So each process builds the tables once:
 
@@ -33,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
-from servers import RunServers, postgres_backend, redis_backend, with_database
+from support.servers import RunServers, postgres_backend, redis_backend, with_database
 
 DATABASE_BACKENDS = [
     b.strip()

