@@ -7,6 +7,8 @@ Importable from any test as ``support.<module>`` (pytest's ``pythonpath`` includ
   ``redis`` in ``tests/conftest.py`` are built on it).
 - ``servers``: which PostgreSQL and Redis the run uses: configured, the machine's, or
   throwaway ones (``throwaway_postgres``, ``throwaway_redis``) started for the run.
+- ``services``: the harness of the service tests: clocks, stand-ins for the services a
+  service calls and for its callers, its runtime dependencies, serving it in process.
 - ``platform``: `m3o` processes for the platform tests (``tests/platform``).
 - ``ports``: free ports for the servers tests start.
 - ``metric_samples``: reading a Prometheus ``/metrics`` page.

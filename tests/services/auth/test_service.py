@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,8 +15,6 @@ from m3o.runtime.config import build_config
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden, Unauthorized
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, StaticToken
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth import tables
 from m3o.services.auth.handler import Auth
@@ -25,13 +22,9 @@ from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.proto.client import SPEC, AuthClient
 from m3o.services.auth.rules import rules_from_pb
 from m3o.services.auth.service import PUBLIC_METHODS, definition, settings_from
+from support.services import NoClients, dependencies
 
 SERVICE_SECRET = "a shared service secret"
-
-
-class NoClients:
-    def get(self, client_type: Any) -> Any:
-        raise AssertionError("auth calls no other service")
 
 
 @dataclass
@@ -65,14 +58,12 @@ async def served(engine: AsyncEngine, sessions: SessionFactory) -> Served:
         invalidations.append("rules")
         rules.invalidate()
 
-    deps = Dependencies(
-        name="auth",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=NoClients(),
-        config=build_config(
-            {"auth": {"access_token_ttl": "10m", "service_secret": SERVICE_SECRET}}, {}
-        ),
+    deps = dependencies(
+        "auth",
+        engine,
+        sessions,
+        {"auth": {"access_token_ttl": "10m", "service_secret": SERVICE_SECRET}},
+        clients=NoClients("auth"),
         counters=counters,
         service_names=("auth", "customers"),
         on_rules_changed=rules_changed,

@@ -1,10 +1,10 @@
-"""Helpers of the balance tests: accounts, call contexts, a clock, the gateway's admission,
-and the world under test."""
+"""Helpers of the balance tests: accounts, call contexts, the gateway's admission, and the
+world under test."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.balance.proto import balance_pb2 as pb
 from m3o.services.balance.tables import accounts, adjustments
 from m3o.services.customers.proto.fakes import FakeCustomersClient
+from support.services import TickingClock
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 SERVICE = Account(id="signup", type="service", scopes=("service",))
@@ -34,17 +35,6 @@ def customer(customer_id: str) -> Account:
 
 def call(method: str, account: Account | None = ADMIN) -> CallContext:
     return CallContext(service="balance", method=method, account=account)
-
-
-class Clock:
-    """Each reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def paid_call(customer_id: str, price: int, n: int = 0) -> AdmissionRequest:
@@ -160,7 +150,7 @@ class World:
 def make_world(sessions: SessionFactory, counters: CounterStore) -> World:
     customers = FakeCustomersClient()
     publisher = FakePublisher()
-    clock = Clock()
+    clock = TickingClock(START)
     balances = Balances(sessions=sessions, counters=counters, publisher=publisher, clock=clock)
     handler = Balance(sessions=sessions, balances=balances, customers=customers)
     return World(handler, balances, customers, publisher, counters, sessions)

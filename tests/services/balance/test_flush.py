@@ -14,16 +14,8 @@ from m3o.runtime.errors import Unavailable
 from m3o.services.balance.debits import Flusher, FlushIncomplete
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.balance.proto import balance_pb2 as pb
-from services.balance.support import (
-    ANN,
-    BOB,
-    Clock,
-    World,
-    call,
-    customer,
-    make_world,
-    paid_call,
-)
+from services.balance.support import ANN, BOB, START, World, call, customer, make_world, paid_call
+from support.services import TickingClock
 
 
 async def _use(world: World, customer_id: str, *prices: int) -> None:
@@ -254,7 +246,7 @@ async def test_the_flush_cron_pages_through_every_account(hot_world: World) -> N
         runner=hot_world.balances.runner,
         counters=hot_world.counters,
         publisher=hot_world.publisher,
-        clock=Clock(),
+        clock=TickingClock(START),
         page_size=2,
     )
     customers = [f"c{n}" for n in range(5)]

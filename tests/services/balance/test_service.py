@@ -3,31 +3,20 @@ consumers and events on a real event bus (the transactional outbox)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TypeVar
 
 import pytest
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from m3o.events import customers, stripe
-from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
+from m3o.platform.clients import ClientFactory
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.events import Delivery, Publisher
 from m3o.runtime.events.sqlite import sql_event_bus
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    StaticToken,
-    TokenSource,
-    Transport,
-)
+from m3o.runtime.rpc import MethodSpec, ServiceSpec, StaticToken
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
@@ -39,11 +28,10 @@ from m3o.services.balance.service import definition
 from m3o.services.balance.tables import metadata
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from services.balance.support import ADMIN, ANN, World, make_world
+from support.services import EveryTokenIs, Unreachable, dependencies, serve
 
-C = TypeVar("C", bound=Client)
 
-
-class CustomersTransport:
+class CustomersTransport(Unreachable):
     """Answers customers.Read for every id: every customer exists."""
 
     def __init__(self) -> None:
@@ -63,30 +51,6 @@ class CustomersTransport:
         self.reads.append(request.id)
         return customers_pb.ReadResponse(customer=customers_pb.Customer(id=request.id))
 
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class OneTransportClients:
-    def __init__(self, transport: CustomersTransport) -> None:
-        self.transport = transport
-
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(self.transport, None)
-
-
-class AdminAuthenticator:
-    async def authenticate(self, token: str) -> Account:
-        return ADMIN
-
 
 def _deps(
     engine: AsyncEngine,
@@ -94,13 +58,9 @@ def _deps(
     publisher: Publisher,
     document: dict[str, object] | None = None,
 ) -> Dependencies:
-    return Dependencies(
-        name="balance",
-        sessions=sessions,
-        publisher=publisher,
-        clients=OneTransportClients(CustomersTransport()),
-        config=build_config(document or {}, {}),
-        counters=SqlCounterStore(engine),
+    customers = ClientFactory(CustomersTransport(), None)
+    return dependencies(
+        "balance", engine, sessions, document, publisher=publisher, clients=customers
     )
 
 
@@ -118,10 +78,7 @@ async def test_definition_builds_a_served_handler_consumers_and_the_flush_cron(
     [cron] = parts.crons
     assert (cron.name, cron.every, cron.at_start) == ("flush-debits", timedelta(seconds=15), True)
     [handler] = parts.handlers
-    local = InProcessTransport()
-    local.register(
-        Dispatcher(SPEC, handler.implementation, authenticator=AdminAuthenticator(), rules=None)
-    )
+    local = serve(SPEC, handler.implementation, authenticator=EveryTokenIs(ADMIN))
     client = BalanceClient(local, StaticToken("admin-token"))
     credited = await client.increment(
         pb.IncrementRequest(customer_id=ANN, delta=700, reference="Welcome")

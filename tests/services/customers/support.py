@@ -1,18 +1,19 @@
-"""Helpers of the customers tests: accounts, call contexts, a clock, the world under test."""
+"""Helpers of the customers tests: accounts, call contexts, the world under test."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
-from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.customers.handler import Customers
 from m3o.services.customers.proto import customers_pb2 as pb
+from support.services import TickingClock, forget_calls
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 SERVICE = Account(id="signup", type="service", scopes=("service",))
@@ -30,17 +31,6 @@ def call(
     return CallContext(
         service="customers", method=method, account=account, metadata=dict(metadata or {})
     )
-
-
-class TickingClock:
-    """Each reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass
@@ -81,9 +71,7 @@ class World:
     def forget_calls(self) -> None:
         """Forget the events and auth calls so far (a test's setup is not its subject)."""
         self.publisher.published.clear()
-        for method in vars(self.auth).values():
-            if isinstance(method, FakeUnary):
-                method.recorded.clear()
+        forget_calls(self.auth)
 
     async def read(self, customer_id: str) -> pb.Customer:
         return (await self.handler.read(pb.ReadRequest(id=customer_id), call("Read"))).customer

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
 import pytest
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    StaticToken,
-    TokenSource,
-    Transport,
-)
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
+from m3o.platform.clients import ClientFactory
+from m3o.runtime.rpc import MethodSpec, ServiceSpec, StaticToken
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.customers.handler import Customers
@@ -32,11 +18,10 @@ from m3o.services.customers.proto.client import SPEC, CustomersClient
 from m3o.services.customers.service import definition
 from m3o.services.customers.tables import metadata
 from services.customers.support import ADMIN
+from support.services import EveryTokenIs, Unreachable, dependencies, serve
 
-C = TypeVar("C", bound=Client)
 
-
-class AuthTransport:
+class AuthTransport(Unreachable):
     """Answers every call to auth with tokens for the customer set in ``customer_id``."""
 
     def __init__(self) -> None:
@@ -55,30 +40,6 @@ class AuthTransport:
         self.requests.append(request)
         return auth_pb.TokenResponse(account=auth_pb.Account(id=self.customer_id))
 
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class OneTransportClients:
-    def __init__(self, transport: AuthTransport) -> None:
-        self.transport = transport
-
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(self.transport, None)
-
-
-class AdminAuthenticator:
-    async def authenticate(self, token: str) -> Account:
-        return ADMIN
-
 
 @pytest.mark.parametrize(
     ("document", "expiry"),
@@ -95,23 +56,13 @@ async def test_definition_builds_a_served_handler_using_the_configured_token_ttl
     assert definition.name == "customers"
     assert definition.metadata is metadata
     auth = AuthTransport()
-    deps = Dependencies(
-        name="customers",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=OneTransportClients(auth),
-        config=build_config(document, {}),
-        counters=SqlCounterStore(engine),
-    )
+    deps = dependencies("customers", engine, sessions, document, clients=ClientFactory(auth, None))
     parts = await definition.build(deps)
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Customers)
 
-    local = InProcessTransport()
-    local.register(
-        Dispatcher(SPEC, handler.implementation, authenticator=AdminAuthenticator(), rules=None)
-    )
+    local = serve(SPEC, handler.implementation, authenticator=EveryTokenIs(ADMIN))
     customers = CustomersClient(local, StaticToken("admin-token"))
     created = (await customers.create(pb.CreateRequest(email="ann@example.com"))).customer
     await customers.mark_verified(pb.MarkVerifiedRequest(id=created.id))

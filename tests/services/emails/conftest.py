@@ -5,18 +5,13 @@ from __future__ import annotations
 import pytest
 
 from m3o.runtime.store import SessionFactory
-from services.emails.support import (
-    MovableClock,
-    RecordingTransport,
-    UnusedDatabase,
-    World,
-    make_world,
-)
+from services.emails.support import START, RecordingTransport, UnusedDatabase, World, make_world
+from support.services import MovableClock
 
 
 @pytest.fixture
 def clock() -> MovableClock:
-    return MovableClock()
+    return MovableClock(START)
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""Helpers of the emails tests: accounts, a movable clock, a scriptable transport, the world."""
+"""Helpers of the emails tests: accounts, a scriptable transport, the world."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from m3o.services.emails.proto import emails_pb2 as pb
 from m3o.services.emails.records import EmailRecord
 from m3o.services.emails.templates import Templates
 from m3o.services.emails.transport import DeliveryError, MailTransport, OutgoingEmail
+from support.services import MovableClock
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 SERVICE = Account(id="signup", type="service", scopes=("service",))
@@ -46,19 +47,6 @@ def send_request(
     )
     setattr(request, "from", sender)
     return request
-
-
-class MovableClock:
-    """Stands still until moved."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

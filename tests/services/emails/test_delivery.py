@@ -9,15 +9,8 @@ from m3o.runtime.store import SessionFactory
 from m3o.services.emails.courier import RetryPolicy
 from m3o.services.emails.records import Status
 from m3o.services.emails.transport import DeliveryError
-from services.emails.support import (
-    START,
-    MovableClock,
-    RecordingTransport,
-    World,
-    call,
-    make_world,
-    send_request,
-)
+from services.emails.support import START, RecordingTransport, World, call, make_world, send_request
+from support.services import MovableClock
 
 HOUR = 3600
 
@@ -29,12 +22,12 @@ async def test_a_scheduled_email_is_not_sent_before_its_time_and_is_sent_after(
     email_id = await world.send(send_request(send_at=send_at))
 
     assert transport.attempts == 0
-    clock.advance(seconds=HOUR - 1)
+    clock.advance(timedelta(seconds=HOUR - 1))
     assert await world.courier.deliver_due() == 0
     assert transport.attempts == 0
     assert (await world.email(email_id)).status is Status.PENDING
 
-    clock.advance(seconds=1)
+    clock.advance(timedelta(seconds=1))
     assert await world.courier.deliver_due() == 1
 
     [sent] = transport.sent
@@ -52,7 +45,7 @@ async def test_a_scheduled_email_survives_a_restart(
     email_id = await before.send(send_request(send_at=int(START.timestamp()) + HOUR))
     del before  # the process stops; only the database remains
 
-    clock.advance(seconds=HOUR)
+    clock.advance(timedelta(seconds=HOUR))
     after_transport = RecordingTransport()
     after = make_world(sessions, after_transport, clock)
     await after.courier.deliver_due()
@@ -71,15 +64,15 @@ async def test_a_transient_failure_is_retried_with_exponential_backoff(
     assert (first.status, first.attempts, first.last_error) == (Status.PENDING, 1, "503")
     assert first.due == START + timedelta(seconds=10)
 
-    clock.advance(seconds=9)
+    clock.advance(timedelta(seconds=9))
     assert await world.courier.deliver_due() == 0
-    clock.advance(seconds=1)
+    clock.advance(timedelta(seconds=1))
     assert await world.courier.deliver_due() == 1
     second = await world.email(email_id)
     assert (second.status, second.attempts) == (Status.PENDING, 2)
     assert second.due == clock.now + timedelta(seconds=20)
 
-    clock.advance(seconds=20)
+    clock.advance(timedelta(seconds=20))
     assert await world.courier.deliver_due() == 1
     third = await world.email(email_id)
     assert (third.status, third.attempts, third.last_error) == (Status.SENT, 3, "")
@@ -94,7 +87,7 @@ async def test_an_email_failing_every_attempt_is_marked_failed_and_left_alone(
 
     email_id = await world.send()
     for _ in range(5):
-        clock.advance(hours=1)
+        clock.advance(timedelta(hours=1))
         await world.courier.deliver_due()
 
     stored = await world.email(email_id)
@@ -111,7 +104,7 @@ async def test_a_permanent_failure_is_not_retried(
     transport.failures.append(DeliveryError("400 bad from address", permanent=True))
 
     email_id = await world.send()
-    clock.advance(hours=1)
+    clock.advance(timedelta(hours=1))
     await world.courier.deliver_due()
 
     stored = await world.email(email_id)
@@ -139,7 +132,7 @@ async def test_an_email_whose_send_was_interrupted_is_sent_again_after_a_restart
     restarted = make_world(sessions, restarted_transport, clock)
     assert await restarted.courier.deliver_due() == 0  # the crashed attempt still holds it
 
-    clock.advance(minutes=1)  # the default lease
+    clock.advance(timedelta(minutes=1))  # the default lease
     assert await restarted.courier.deliver_due() == 1
 
     assert [sent.id for sent in restarted_transport.sent] == [email_id]
@@ -156,7 +149,7 @@ async def test_an_email_interrupted_on_its_last_attempt_is_failed(
         make_world(sessions, crashed, clock, policy=policy), crashed
     )
 
-    clock.advance(minutes=1)
+    clock.advance(timedelta(minutes=1))
     after_transport = RecordingTransport()
     after = make_world(sessions, after_transport, clock, policy=policy)
     await after.courier.deliver_due()
@@ -174,7 +167,7 @@ async def test_two_couriers_never_send_one_email_twice(
     for n in range(5):
         later = int(START.timestamp()) + HOUR
         await scheduler.send(send_request(to=f"user{n}@example.com", send_at=later))
-    clock.advance(seconds=HOUR)
+    clock.advance(timedelta(seconds=HOUR))
     first, second = RecordingTransport(), RecordingTransport()
     one = make_world(sessions, first, clock)
     two = make_world(sessions, second, clock)

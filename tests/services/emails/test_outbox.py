@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -16,13 +18,13 @@ from services.emails.support import (
     DEFAULT_FROM,
     SERVICE,
     START,
-    MovableClock,
     RecordingTransport,
     World,
     call,
     make_world,
     send_request,
 )
+from support.services import MovableClock
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ async def test_list_outbox_shows_recent_emails_newest_first(
     local: World, clock: MovableClock
 ) -> None:
     first = await local.send(send_request(to="ann@example.com"))
-    clock.advance(seconds=1)
+    clock.advance(timedelta(seconds=1))
     second = await local.send(
         send_request(to="bob@example.com", template_id="welcome", data={"name": "Bob"})
     )
@@ -78,9 +80,9 @@ async def test_list_outbox_filters_by_recipient_and_status_and_limits(
     world = make_world(sessions, transport, clock)
     failed = await world.send(send_request(to="ann@example.com"))
     for n in range(3):
-        clock.advance(seconds=1)
+        clock.advance(timedelta(seconds=1))
         await world.send(send_request(to=f"user{n}@example.com"))
-    clock.advance(seconds=1)
+    clock.advance(timedelta(seconds=1))
     latest_to_ann = await world.send(send_request(to="ann@example.com"))
 
     async def ids(**fields: object) -> list[str]:
@@ -98,7 +100,7 @@ async def test_list_outbox_filters_by_recipient_and_status_and_limits(
 
 async def test_list_outbox_returns_twenty_by_default(local: World, clock: MovableClock) -> None:
     for _ in range(21):
-        clock.advance(seconds=1)
+        clock.advance(timedelta(seconds=1))
         await local.send()
 
     response = await local.handler.list_outbox(pb.ListOutboxRequest(), call("ListOutbox"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 import orjson
@@ -15,7 +16,8 @@ from m3o.services.emails.addresses import Address
 from m3o.services.emails.records import Status
 from m3o.services.emails.sendgrid import SendgridTransport
 from m3o.services.emails.transport import DeliveryError, OutgoingEmail
-from services.emails.support import CODE, DEFAULT_FROM, MovableClock, make_world, send_request
+from services.emails.support import CODE, DEFAULT_FROM, make_world, send_request
+from support.services import MovableClock
 
 API_KEY = "SG.secret-api-key-value"
 API_URL = "https://sendgrid.test"
@@ -149,7 +151,7 @@ async def test_a_503_is_retried_after_the_backoff_then_succeeds(
 
     email_id = await world.send()
     assert (await world.email(email_id)).status is Status.PENDING
-    clock.advance(seconds=10)
+    clock.advance(timedelta(seconds=10))
     await world.courier.deliver_due()
 
     assert len(api.requests) == 2
@@ -165,7 +167,7 @@ async def test_a_400_is_not_retried_and_the_email_is_failed(
     world = make_world(sessions, api.transport(), clock, sendgrid_templates={})
 
     email_id = await world.send()
-    clock.advance(hours=1)
+    clock.advance(timedelta(hours=1))
     await world.courier.deliver_due()
 
     assert len(api.requests) == 1
@@ -222,7 +224,7 @@ async def test_neither_the_api_key_nor_the_code_reaches_the_logs(
     with capture_logs() as logs:
         await world.send()
         await world.send(send_request(to="bob@example.com"))
-        clock.advance(minutes=1)
+        clock.advance(timedelta(minutes=1))
         await world.courier.deliver_due()
 
     text = repr(logs)

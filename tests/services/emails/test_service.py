@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.auth import Account
 from m3o.runtime.config import ConfigError, build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.rpc import Client, Dispatcher, InProcessTransport, StaticToken, TokenSource
-from m3o.runtime.rpc import Transport as RpcTransport
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
+from m3o.runtime.rpc import StaticToken
 from m3o.runtime.store import SessionFactory
 from m3o.services.emails.handler import Emails
 from m3o.services.emails.proto import emails_pb2 as pb
@@ -25,31 +19,7 @@ from m3o.services.emails.smtp import SmtpTransport
 from m3o.services.emails.tables import metadata
 from m3o.services.emails.transport import LocalOutbox
 from services.emails.support import ADMIN, CODE, call, send_request
-
-C = TypeVar("C", bound=Client)
-
-
-class NoClients:
-    def get(self, client_type: Callable[[RpcTransport, TokenSource | None], C]) -> C:
-        raise AssertionError("emails calls no other service")
-
-
-class AdminAuthenticator:
-    async def authenticate(self, token: str) -> Account:
-        return ADMIN
-
-
-def dependencies(
-    engine: AsyncEngine, sessions: SessionFactory, document: dict[str, Any]
-) -> Dependencies:
-    return Dependencies(
-        name="emails",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=NoClients(),
-        config=build_config(document, {}),
-        counters=SqlCounterStore(engine),
-    )
+from support.services import EveryTokenIs, NoClients, dependencies, serve
 
 
 async def test_the_served_service_records_emails_in_the_local_outbox_by_default(
@@ -58,17 +28,15 @@ async def test_the_served_service_records_emails_in_the_local_outbox_by_default(
     assert definition.name == "emails"
     assert definition.metadata is metadata
     assert definition.specs == (SPEC,)
-    parts = await definition.build(dependencies(engine, sessions, {}))
+    deps = dependencies("emails", engine, sessions, clients=NoClients("emails"))
+    parts = await definition.build(deps)
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Emails)
     [cron] = parts.crons
     assert (cron.name, cron.every, cron.at_start) == ("deliver", POLL_INTERVAL, True)
 
-    local = InProcessTransport()
-    local.register(
-        Dispatcher(SPEC, handler.implementation, authenticator=AdminAuthenticator(), rules=None)
-    )
+    local = serve(SPEC, handler.implementation, authenticator=EveryTokenIs(ADMIN))
     emails = EmailsClient(local, StaticToken("admin-token"))
     sent = await emails.send(send_request())
     for stop in parts.on_stop:
@@ -117,7 +85,8 @@ async def test_the_configured_sender_is_the_default_from(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
     document = {"emails": {"email_from": "Team <team@example.com>"}}
-    parts = await definition.build(dependencies(engine, sessions, document))
+    deps = dependencies("emails", engine, sessions, document, clients=NoClients("emails"))
+    parts = await definition.build(deps)
     handler = parts.handlers[0].implementation
     assert isinstance(handler, Emails)
 

@@ -27,7 +27,8 @@ from m3o.services.emails.addresses import Address
 from m3o.services.emails.records import Status
 from m3o.services.emails.smtp import SmtpTransport
 from m3o.services.emails.transport import DeliveryError, OutgoingEmail
-from services.emails.support import CODE, MovableClock, make_world, send_request
+from services.emails.support import CODE, make_world, send_request
+from support.services import MovableClock
 
 USER, PASSWORD = "mailer", "smtp-secret-pw"
 
@@ -330,7 +331,7 @@ async def test_smtp_delivery_logs_neither_the_password_nor_the_code(
             failing = make_world(sessions, logging_in_with("bad-password-456"), clock)
             await failing.send()
             working = make_world(sessions, logging_in_with(PASSWORD), clock)
-            clock.advance(minutes=5)
+            clock.advance(timedelta(minutes=5))
             await working.courier.deliver_due()
 
     assert len(inbox.envelopes) == 1

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
 from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.errors import M3OError, Unauthorized
+from m3o.runtime.errors import M3OError
 from m3o.runtime.rpc import (
     Client,
     Dispatcher,
@@ -23,7 +22,6 @@ from m3o.runtime.rpc import (
     Transport,
 )
 from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.explore.handler import Explore
 from m3o.services.explore.proto import explore_pb2 as pb
@@ -35,25 +33,12 @@ from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
 from m3o.services.publicapi.proto.client import SPEC as PUBLICAPI_SPEC
 from m3o.services.publicapi.proto.client import PublicapiClient
 from m3o.services.publicapi.service import PUBLIC_METHODS as PUBLICAPI_PUBLIC
+from support.services import AnonymousRefused, TokenAccounts, dependencies
 
 C = TypeVar("C", bound=Client)
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 EXPLORE = Account(id="explore", type="service", scopes=("service",))
-
-
-class Accounts:
-    async def authenticate(self, token: str) -> Account:
-        found = {"admin": ADMIN, "explore": EXPLORE}.get(token)
-        if found is None:
-            raise Unauthorized("auth", "Unauthorized")
-        return found
-
-
-class AnonymousRefused:
-    async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
-        if account is None:
-            raise Unauthorized(f"{service}.{endpoint}", "Unauthorized")
 
 
 class ExploreClients:
@@ -80,32 +65,26 @@ async def platform(engine: AsyncEngine, sessions: SessionFactory) -> Platform:
     """A real publicapi (helloworld published) and the built explore, in process, behind
     the interceptors."""
     counters = SqlCounterStore(engine)
+    accounts = TokenAccounts({"admin": ADMIN, "explore": EXPLORE})
     transport = InProcessTransport()
     publicapi = Publicapi(
         sessions=sessions, publisher=FakePublisher(), counters=counters,
         fetch_descriptors=_no_reflection,
     )  # fmt: skip
     transport.register(
-        Dispatcher(PUBLICAPI_SPEC, publicapi, authenticator=Accounts(),
+        Dispatcher(PUBLICAPI_SPEC, publicapi, authenticator=accounts,
                    rules=AnonymousRefused(), public=PUBLICAPI_PUBLIC)
     )  # fmt: skip
     clients = ExploreClients(transport)
     parts = await definition.build(
-        Dependencies(
-            name="explore",
-            sessions=sessions,
-            publisher=FakePublisher(),
-            clients=clients,
-            config=build_config({}, {}),
-            counters=counters,
-        )
+        dependencies("explore", engine, sessions, clients=clients, counters=counters)
     )
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Explore)
     assert handler.public == frozenset(SPEC.methods)
     transport.register(
-        Dispatcher(SPEC, handler.implementation, authenticator=Accounts(),
+        Dispatcher(SPEC, handler.implementation, authenticator=accounts,
                    rules=AnonymousRefused(), public=handler.public)
     )  # fmt: skip
     admin = PublicapiClient(transport, StaticToken("admin"))

@@ -32,6 +32,7 @@ from services.oauth.fake_providers import (
     GOOGLE_ENDPOINTS,
     FakeProviders,
 )
+from support.services import MovableClock
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 STATE_KEY = b"test-state-key-0123456789abcdef!!"
@@ -54,19 +55,6 @@ SECRETS = (
 def call(method: str) -> CallContext:
     """An anonymous call, as a browser makes it."""
     return CallContext(service="oauth", method=method)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 @dataclass
@@ -128,7 +116,7 @@ class World:
     customers: FakeCustomersClient
     auth: FakeAuthClient
     publisher: FakePublisher
-    clock: Clock
+    clock: MovableClock
     state: StateSigner
     http: httpx.AsyncClient
 
@@ -164,7 +152,7 @@ def build_world(
 
     auth.grant.calls_through(grant)
     publisher = FakePublisher()
-    clock = Clock()
+    clock = MovableClock(START)
     state = StateSigner(STATE_KEY, clock=clock)
     handler = Oauth(
         google=GoogleProvider(client, GOOGLE_ENDPOINTS),

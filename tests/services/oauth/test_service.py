@@ -8,15 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.platform.clients import ClientFactory
 from m3o.runtime.auth import CallContext
 from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden
-from m3o.runtime.rpc import Dispatcher, InProcessTransport
-from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.rpc.jsonmap import json_to_message, message_to_dict
-from m3o.runtime.service import Dependencies, ServiceParts
+from m3o.runtime.service import ServiceParts
 from m3o.runtime.store import SessionFactory
 from m3o.services.oauth.handler import Oauth
 from m3o.services.oauth.proto import oauth_pb2 as pb
@@ -24,6 +20,7 @@ from m3o.services.oauth.proto.client import SPEC, OauthClient
 from m3o.services.oauth.providers import OAuthApp, ProviderSettings
 from m3o.services.oauth.service import definition, provider_settings, state_key
 from m3o.services.oauth.state import StateSigner
+from support.services import dependencies, serve
 
 CONFIG: dict[str, Any] = {
     "oauth": {
@@ -52,15 +49,7 @@ CONFIG: dict[str, Any] = {
 async def build(
     engine: AsyncEngine, sessions: SessionFactory, document: dict[str, Any]
 ) -> ServiceParts:
-    deps = Dependencies(
-        name="oauth",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=ClientFactory(InProcessTransport(), None),
-        config=build_config(document, {}),
-        counters=SqlCounterStore(engine),
-    )
-    return await definition.build(deps)
+    return await definition.build(dependencies("oauth", engine, sessions, document))
 
 
 def params(url: str) -> dict[str, str]:
@@ -78,9 +67,7 @@ async def test_definition_serves_the_urls_from_the_configured_clients(
         [handler] = parts.handlers
         assert handler.spec is SPEC
         assert isinstance(handler.implementation, Oauth)
-        local = InProcessTransport()
-        local.register(Dispatcher(SPEC, handler.implementation, authenticator=None, rules=None))
-        oauth = OauthClient(local)
+        oauth = OauthClient(serve(SPEC, handler.implementation))
 
         google = await oauth.google_url(pb.GoogleURLRequest())
         google_test = await oauth.google_url(pb.GoogleURLRequest(test=True))

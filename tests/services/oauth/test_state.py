@@ -8,17 +8,18 @@ import pytest
 
 from m3o.runtime.errors import Forbidden
 from m3o.services.oauth.state import INVALID_STATE, STATE_EXPIRED, StateSigner
-from services.oauth.support import STATE_KEY, Clock
+from services.oauth.support import START, STATE_KEY
+from support.services import MovableClock
 
 ENDPOINT = "oauth.googlelogin"
 
 
-def signer(clock: Clock, key: bytes = STATE_KEY) -> StateSigner:
+def signer(clock: MovableClock, key: bytes = STATE_KEY) -> StateSigner:
     return StateSigner(key, ttl=timedelta(minutes=10), clock=clock)
 
 
 def test_a_fresh_state_passes_for_its_provider() -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     states = signer(clock)
     state = states.issue("google")
     clock.advance(timedelta(minutes=9, seconds=59))
@@ -26,24 +27,24 @@ def test_a_fresh_state_passes_for_its_provider() -> None:
 
 
 def test_every_state_is_different() -> None:
-    states = signer(Clock())
+    states = signer(MovableClock(START))
     assert states.issue("google") != states.issue("google")
 
 
 def test_a_state_issued_by_another_process_with_the_same_key_passes() -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     signer(clock).check(signer(clock).issue("github"), "github", ENDPOINT)
 
 
 def test_a_state_for_the_other_provider_is_forbidden() -> None:
-    states = signer(Clock())
+    states = signer(MovableClock(START))
     with pytest.raises(Forbidden) as caught:
         states.check(states.issue("github"), "google", ENDPOINT)
     assert caught.value == Forbidden(ENDPOINT, INVALID_STATE)
 
 
 def test_an_expired_state_is_forbidden() -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     states = signer(clock)
     state = states.issue("google")
     clock.advance(timedelta(minutes=10, seconds=1))
@@ -53,7 +54,7 @@ def test_an_expired_state_is_forbidden() -> None:
 
 
 def test_a_state_from_the_far_future_is_forbidden() -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     states = signer(clock)
     clock.advance(timedelta(minutes=5))
     state = states.issue("google")
@@ -83,7 +84,7 @@ def _tamper(state: str, index: int, value: str) -> str:
     ],
 )
 def test_a_tampered_state_is_forbidden(tamper: object) -> None:
-    states = signer(Clock())
+    states = signer(MovableClock(START))
     state = states.issue("github")
     assert callable(tamper)
     with pytest.raises(Forbidden) as caught:
@@ -92,7 +93,7 @@ def test_a_tampered_state_is_forbidden(tamper: object) -> None:
 
 
 def test_a_state_rewritten_for_the_other_provider_is_forbidden() -> None:
-    states = signer(Clock())
+    states = signer(MovableClock(START))
     rewritten = _tamper(states.issue("github"), 1, "google")
     with pytest.raises(Forbidden) as caught:
         states.check(rewritten, "google", ENDPOINT)
@@ -100,7 +101,7 @@ def test_a_state_rewritten_for_the_other_provider_is_forbidden() -> None:
 
 
 def test_a_state_signed_with_another_key_is_forbidden() -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     forged = signer(clock, b"someone-else's-key").issue("google")
     with pytest.raises(Forbidden):
         signer(clock).check(forged, "google", ENDPOINT)

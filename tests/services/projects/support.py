@@ -1,10 +1,10 @@
-"""Helpers of the projects tests: accounts, call contexts, a clock, the world under test."""
+"""Helpers of the projects tests: accounts, call contexts, the world under test."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -16,6 +16,7 @@ from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.projects.handler import Projects
 from m3o.services.projects.proto import projects_pb2 as pb
 from m3o.services.projects.tables import accounts
+from support.services import TickingClock
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 SERVICE = Account(id="v1", type="service", scopes=("service",))
@@ -38,24 +39,13 @@ def call(method: str, account: Account | None = ANN) -> CallContext:
     return CallContext(service="projects", method=method, account=account)
 
 
-class TickingClock:
-    """Each reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 @dataclass
 class World:
     handler: Projects
     customers: FakeCustomersClient
     publisher: FakePublisher
     sessions: SessionFactory
-    clock: TickingClock = field(default_factory=TickingClock)
+    clock: TickingClock = field(default_factory=lambda: TickingClock(START))
 
     def events(self) -> list[Event]:
         found = self.publisher.events(TOPIC)

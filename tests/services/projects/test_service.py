@@ -3,32 +3,14 @@ and outbox on a real event bus."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TypeVar
-
 import pytest
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events import customers, projects
-from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden
-from m3o.runtime.events import Delivery, Publisher
+from m3o.runtime.events import Delivery
 from m3o.runtime.events.sqlite import sql_event_bus
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    StaticToken,
-    TokenSource,
-    Transport,
-)
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
+from m3o.runtime.rpc import StaticToken
 from m3o.runtime.store import SessionFactory
 from m3o.services.projects.handler import Projects
 from m3o.services.projects.proto import projects_pb2 as pb
@@ -36,65 +18,11 @@ from m3o.services.projects.proto.client import SPEC, ProjectsClient
 from m3o.services.projects.service import definition
 from m3o.services.projects.tables import metadata
 from services.projects.support import ANN, default_project
-
-C = TypeVar("C", bound=Client)
-
-
-class Unreachable:
-    """A transport to services that are not there."""
-
-    async def unary(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> Message:
-        raise AssertionError(f"unexpected call to {spec.service}")
-
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class UnreachableClients:
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(Unreachable(), None)
-
-
-class EveryoneIsAnn:
-    async def authenticate(self, token: str) -> Account:
-        return ANN
-
-
-def deps(
-    engine: AsyncEngine,
-    sessions: SessionFactory,
-    publisher: Publisher,
-    document: dict[str, object] | None = None,
-) -> Dependencies:
-    return Dependencies(
-        name="projects",
-        sessions=sessions,
-        publisher=publisher,
-        clients=UnreachableClients(),
-        config=build_config(document or {}, {}),
-        counters=SqlCounterStore(engine),
-    )
+from support.services import EveryTokenIs, dependencies, serve
 
 
 def client_of(implementation: object) -> ProjectsClient:
-    local = InProcessTransport()
-    local.register(Dispatcher(SPEC, implementation, authenticator=EveryoneIsAnn(), rules=None))
+    local = serve(SPEC, implementation, authenticator=EveryTokenIs(ANN))
     return ProjectsClient(local, StaticToken("ann-token"))
 
 
@@ -109,7 +37,7 @@ async def test_definition_serves_the_handler_with_the_configured_project_limits(
     assert definition.name == "projects"
     assert definition.metadata is metadata
     assert list(definition.specs) == [SPEC]
-    parts = await definition.build(deps(engine, sessions, FakePublisher(), document))
+    parts = await definition.build(dependencies("projects", engine, sessions, document))
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Projects)
@@ -128,7 +56,9 @@ async def test_events_go_through_the_outbox_and_deleted_customers_lose_their_pro
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
     bus = sql_event_bus(engine, poll_interval=0.05)
-    parts = await definition.build(deps(engine, sessions, bus.publisher))
+    parts = await definition.build(
+        dependencies("projects", engine, sessions, publisher=bus.publisher)
+    )
     for consumer in parts.consumers:
         bus.subscribe(consumer.topic, f"projects-{consumer.topic}", consumer.handle)
     seen: list[projects.Event] = []

@@ -10,13 +10,8 @@ from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
-from services.publicapi.support import (
-    TWO_SERVICES_PROTO,
-    FakeFetcher,
-    TickingClock,
-    World,
-    compile_proto,
-)
+from services.publicapi.support import START, TWO_SERVICES_PROTO, FakeFetcher, World, compile_proto
+from support.services import TickingClock
 
 
 @pytest.fixture
@@ -24,7 +19,7 @@ def world(engine: AsyncEngine, sessions: SessionFactory) -> World:
     publisher = FakePublisher()
     fetcher = FakeFetcher()
     counters = SqlCounterStore(engine)
-    clock = TickingClock()
+    clock = TickingClock(START)
     handler = Publicapi(
         sessions=sessions,
         publisher=publisher,

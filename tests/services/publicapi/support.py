@@ -1,9 +1,9 @@
-"""Helpers of the publicapi tests: accounts, call contexts, a clock, descriptors, the world."""
+"""Helpers of the publicapi tests: accounts, call contexts, descriptors, the world."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc_tools
@@ -19,6 +19,7 @@ from m3o.services.publicapi.catalog_version import VERSION_KEY
 from m3o.services.publicapi.handler import Publicapi
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.reflection import ReflectionError
+from support.services import TickingClock
 
 ADMIN = Account(id="admin-1", type="user", scopes=("admin",))
 SERVICE = Account(id="v1", type="service", scopes=("service",))
@@ -115,17 +116,6 @@ def api(name: str = "helloworld", **fields: object) -> pb.PublicAPI:
     }
     values.update(fields)
     return pb.PublicAPI(**values)  # type: ignore[arg-type]
-
-
-class TickingClock:
-    """Each reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass

@@ -3,26 +3,11 @@ answers to bad input are errors of the caller's making, never a 500."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import M3OError, Unauthorized
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    StaticToken,
-    TokenSource,
-    Transport,
-)
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
+from m3o.runtime.rpc import InProcessTransport, StaticToken
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
@@ -30,56 +15,24 @@ from m3o.services.publicapi.proto.client import SPEC, PublicapiClient
 from m3o.services.publicapi.service import definition
 from m3o.services.publicapi.tables import metadata
 from services.publicapi.support import ADMIN, api
-
-C = TypeVar("C", bound=Client)
-
-
-class NoClients:
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        raise AssertionError("publicapi calls no other service")
-
-
-class AdminTokens:
-    async def authenticate(self, token: str) -> Account:
-        if token != "admin":
-            raise Unauthorized("auth", "Unauthorized")
-        return ADMIN
-
-
-class AnonymousRefused:
-    """Access rules refusing every anonymous call, as no rule would grant it."""
-
-    async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
-        if account is None:
-            raise Unauthorized(f"{service}.{endpoint}", "Unauthorized")
+from support.services import AnonymousRefused, NoClients, TokenAccounts, dependencies, serve
 
 
 async def served(engine: AsyncEngine, sessions: SessionFactory) -> InProcessTransport:
     parts = await definition.build(
-        Dependencies(
-            name="publicapi",
-            sessions=sessions,
-            publisher=FakePublisher(),
-            clients=NoClients(),
-            config=build_config({}, {}),
-            counters=SqlCounterStore(engine),
-        )
+        dependencies("publicapi", engine, sessions, clients=NoClients("publicapi"))
     )
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Publicapi)
     assert handler.public == frozenset({"Get", "List"})
-    transport = InProcessTransport()
-    transport.register(
-        Dispatcher(
-            SPEC,
-            handler.implementation,
-            authenticator=AdminTokens(),
-            rules=AnonymousRefused(),
-            public=handler.public,
-        )
+    return serve(
+        SPEC,
+        handler.implementation,
+        authenticator=TokenAccounts({"admin": ADMIN}),
+        rules=AnonymousRefused(),
+        public=handler.public,
     )
-    return transport
 
 
 async def test_definition_serves_publish_to_admins_and_get_list_to_anyone(

@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.gateway.v1.paths import parse_path
 from m3o.gateway.v1.targets import Targets
-from m3o.runtime.auth import Account
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
-from m3o.runtime.rpc import Dispatcher, InProcessTransport, StaticToken
+from m3o.runtime.rpc import StaticToken
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.publicapi.handler import Publicapi
@@ -28,6 +27,7 @@ from m3o.services.publicapi.proto.fakes import FakePublicapiClient
 from m3o.services.publicapi.service import PUBLIC_METHODS
 from m3o.services.publicapi.view import VERSION_KEY, CatalogEntry, CatalogView, Upstream
 from services.publicapi.support import ADMIN, HELLOWORLD, SERVICE, FakeFetcher, api
+from support.services import TokenAccounts, serve
 
 
 class ManualClock:
@@ -223,14 +223,6 @@ async def any_counters(
         yield SqlCounterStore(engine)
 
 
-class FixedAccounts:
-    def __init__(self, accounts: dict[str, Account]) -> None:
-        self.accounts = accounts
-
-    async def authenticate(self, token: str) -> Account:
-        return self.accounts[token]
-
-
 async def test_a_running_view_sees_publish_update_and_remove_within_its_poll(
     sessions: SessionFactory, any_counters: CounterStore
 ) -> None:
@@ -240,16 +232,8 @@ async def test_a_running_view_sees_publish_update_and_remove_within_its_poll(
         counters=any_counters,
         fetch_descriptors=FakeFetcher(),
     )
-    transport = InProcessTransport()
-    transport.register(
-        Dispatcher(
-            SPEC,
-            handler,
-            authenticator=FixedAccounts({"admin": ADMIN, "gateway": SERVICE}),
-            rules=None,
-            public=PUBLIC_METHODS,
-        )
-    )
+    accounts = TokenAccounts({"admin": ADMIN, "gateway": SERVICE})
+    transport = serve(SPEC, handler, authenticator=accounts, public=PUBLIC_METHODS)
     admin = PublicapiClient(transport, StaticToken("admin"))
     view = CatalogView(
         PublicapiClient(transport, StaticToken("gateway")),

@@ -16,7 +16,8 @@ from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.emails.proto.fakes import FakeEmailsClient
 from m3o.services.signup.handler import Signup
 from m3o.services.signup.settings import SignupSettings
-from services.signup.support import ISSUED, Clock, CustomersDouble, World
+from services.signup.support import ISSUED, START, CustomersDouble, World
+from support.services import MovableClock
 
 
 def make_world(
@@ -27,7 +28,7 @@ def make_world(
 ) -> World:
     """The handler with fresh fakes; the counter store is the database's on ``clock``
     unless given."""
-    clock = Clock()
+    clock = MovableClock(START)
     customers = CustomersDouble()
     auth = FakeAuthClient()
     auth.token.returns(auth_pb.TokenResponse(token=ISSUED))

@@ -1,18 +1,18 @@
-"""Helpers of the signup tests: a clock, a customers stand-in, the world under test."""
+"""Helpers of the signup tests: a customers stand-in, the world under test."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import Conflict, NotFound
-from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.fakes import FakeAuthClient
@@ -22,6 +22,7 @@ from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.emails.proto.fakes import FakeEmailsClient
 from m3o.services.signup.handler import Signup
 from m3o.services.signup.proto import signup_pb2 as pb
+from support.services import MovableClock, forget_calls
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -33,19 +34,6 @@ ISSUED = auth_pb.Token(
 def call(method: str) -> CallContext:
     """An anonymous call, as every signup endpoint is public."""
     return CallContext(service="signup", method=method)
-
-
-class Clock:
-    """A clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 @dataclass
@@ -100,7 +88,7 @@ class World:
     auth: FakeAuthClient
     emails: FakeEmailsClient
     publisher: FakePublisher
-    clock: Clock
+    clock: MovableClock
     sessions: SessionFactory
 
     def events(self) -> list[Event]:
@@ -134,10 +122,7 @@ class World:
     def forget_calls(self) -> None:
         """Forget events and calls so far (a test's setup is not its subject)."""
         self.publisher.published.clear()
-        for fake in (self.customers.fake, self.auth, self.emails):
-            for method in vars(fake).values():
-                if isinstance(method, FakeUnary):
-                    method.recorded.clear()
+        forget_calls(self.customers.fake, self.auth, self.emails)
 
 
 def wrong_code(code: str) -> str:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
-from typing import TypeVar
 
-from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    TokenSource,
-    Transport,
-)
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.signup.handler import Signup
 from m3o.services.signup.proto import signup_pb2 as pb
@@ -30,39 +15,7 @@ from m3o.services.signup.proto.client import SPEC, SignupClient
 from m3o.services.signup.service import definition
 from m3o.services.signup.settings import settings_from
 from m3o.services.signup.tables import metadata, waitlist
-
-C = TypeVar("C", bound=Client)
-
-
-class Unreachable:
-    """A transport to services that are not there."""
-
-    async def unary(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> Message:
-        raise AssertionError(f"unexpected call to {spec.service}")
-
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class UnreachableClients:
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(Unreachable(), None)
+from support.services import dependencies, serve
 
 
 def test_settings_come_from_the_signup_and_auth_sections() -> None:
@@ -103,15 +56,7 @@ async def test_definition_builds_a_served_handler_a_consumer_and_a_retention_cro
     assert definition.name == "signup"
     assert definition.metadata is metadata
     assert list(definition.specs) == [SPEC]
-    deps = Dependencies(
-        name="signup",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=UnreachableClients(),
-        config=build_config({}, {}),
-        counters=SqlCounterStore(engine),
-    )
-    parts = await definition.build(deps)
+    parts = await definition.build(dependencies("signup", engine, sessions))
     [handler] = parts.handlers
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Signup)
@@ -120,9 +65,7 @@ async def test_definition_builds_a_served_handler_a_consumer_and_a_retention_cro
     [cron] = parts.crons
     assert cron.every == timedelta(days=1)
 
-    local = InProcessTransport()
-    local.register(Dispatcher(SPEC, handler.implementation, authenticator=None, rules=None))
-    signup = SignupClient(local)
+    signup = SignupClient(serve(SPEC, handler.implementation))
     await signup.waitlist(pb.WaitlistRequest(email="ann@example.com"))
     async with sessions() as session:
         assert await session.scalar(select(waitlist.c.email)) == "ann@example.com"

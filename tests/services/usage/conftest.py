@@ -12,19 +12,20 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.store import SessionFactory
-from services.usage.support import Clock, World, make_world
+from services.usage.support import START, World, make_world
+from support.services import MovableClock
 
 REDIS_PREFIX = "usage-test:"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> MovableClock:
+    return MovableClock(START)
 
 
 @pytest.fixture(params=["sql-counters", "redis-counters"])
 def counters(
-    request: pytest.FixtureRequest, engine: AsyncEngine, redis: aioredis.Redis, clock: Clock
+    request: pytest.FixtureRequest, engine: AsyncEngine, redis: aioredis.Redis, clock: MovableClock
 ) -> CounterStore:
     """The counter store on the database (on the tests' clock) or on Redis. (``redis`` is
     requested for both: it is only an emptied test database.)"""
@@ -34,17 +35,17 @@ def counters(
 
 
 @pytest.fixture
-def sql_counters(engine: AsyncEngine, clock: Clock) -> CounterStore:
+def sql_counters(engine: AsyncEngine, clock: MovableClock) -> CounterStore:
     """The counter store on the database, for tests where the counter store is not the
     subject."""
     return SqlCounterStore(engine, now=clock)
 
 
 @pytest.fixture
-def world(sessions: SessionFactory, counters: CounterStore, clock: Clock) -> World:
+def world(sessions: SessionFactory, counters: CounterStore, clock: MovableClock) -> World:
     return make_world(sessions, counters, clock=clock)
 
 
 @pytest.fixture
-def sql_world(sessions: SessionFactory, sql_counters: CounterStore, clock: Clock) -> World:
+def sql_world(sessions: SessionFactory, sql_counters: CounterStore, clock: MovableClock) -> World:
     return make_world(sessions, sql_counters, clock=clock)

@@ -1,4 +1,4 @@
-"""Helpers of the usage tests: a clock, callers, events, and the service's parts assembled."""
+"""Helpers of the usage tests: callers, events, and the service's parts assembled."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from m3o.services.usage.maintenance import Maintenance
 from m3o.services.usage.ranks import Ranks
 from m3o.services.usage.recording import RequestRecorder
 from m3o.services.usage.tiers import Tiers
+from support.services import MovableClock
 
 START = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 """The tests' now: the middle of a month."""
@@ -41,19 +42,6 @@ def customer(customer_id: str) -> Account:
 
 def call(method: str, account: Account | None) -> CallContext:
     return CallContext(service="usage", method=method, account=account)
-
-
-class Clock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 def request_delivery(
@@ -124,7 +112,7 @@ class World:
     projects: FakeProjectsClient
     counters: CounterStore
     sessions: SessionFactory
-    clock: Clock
+    clock: MovableClock
 
     async def record(self, *deliveries: Delivery) -> None:
         """Count request events one by one, as a consumer handling one at a time would."""
@@ -136,11 +124,11 @@ def make_world(
     sessions: SessionFactory,
     counters: CounterStore,
     *,
-    clock: Clock | None = None,
+    clock: MovableClock | None = None,
     config: UsageConfig | None = None,
     linger: timedelta = timedelta(0),
 ) -> World:
-    clock = clock or Clock()
+    clock = clock or MovableClock(START)
     config = config or UsageConfig()
     customers = FakeCustomersClient()
     publicapi = FakePublicapiClient()

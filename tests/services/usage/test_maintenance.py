@@ -29,13 +29,13 @@ from services.usage.conftest import REDIS_PREFIX
 from services.usage.support import (
     ADMIN,
     START,
-    Clock,
     World,
     call,
     customer,
     make_world,
     request_delivery,
 )
+from support.services import MovableClock
 
 ENDPOINT = "helloworld$Helloworld.Call"
 TODAY = START.date()
@@ -84,7 +84,7 @@ async def test_sweep_restores_lost_monthly_counters_from_the_history(
 
 
 async def test_sweep_writes_waiting_events_and_restores_tiers(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
     await world.tiers.change(["proj-1"], "pro", START)
@@ -109,7 +109,7 @@ async def test_sweep_is_for_admins(sql_world: World) -> None:
 
 
 async def test_retention_drops_old_history_and_old_event_ids(
-    sessions: SessionFactory, sql_counters: CounterStore, clock: Clock
+    sessions: SessionFactory, sql_counters: CounterStore, clock: MovableClock
 ) -> None:
     config = UsageConfig(history_retention=timedelta(days=30))
     world = make_world(sessions, sql_counters, clock=clock, config=config)

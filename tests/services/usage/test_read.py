@@ -25,13 +25,13 @@ from services.usage.support import (
     ADMIN,
     SERVICE,
     START,
-    Clock,
     World,
     call,
     customer,
     make_world,
     request_delivery,
 )
+from support.services import MovableClock
 
 ENDPOINT = "helloworld$Helloworld.Call"
 STREAM = "helloworld$Helloworld.Stream"
@@ -177,7 +177,7 @@ async def test_a_customer_reads_the_projects_it_belongs_to_or_pays_for(
 
 
 async def test_an_unreachable_counter_store_is_unavailable(
-    sessions: SessionFactory, sql_counters: CounterStore, clock: Clock
+    sessions: SessionFactory, sql_counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, Unreachable(sql_counters), clock=clock)
     with pytest.raises(Unavailable) as raised:
@@ -223,7 +223,7 @@ async def test_monthly_total_leaves_out_last_month(world: World) -> None:
 
 
 async def test_read_monthly_gives_counts_quota_and_caps(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     config = build_config(
         {"usage": {"usage_caps": {"pro": {"helloworld$Helloworld_Call": 100, "db$Db_Create": 0}}}},

@@ -18,7 +18,8 @@ from m3o.services.usage import history
 from m3o.services.usage.counters import daily_key
 from m3o.services.usage.recording import CONCURRENCY, RequestRecorder
 from m3o.services.usage.tables import recorded_events
-from services.usage.support import START, Clock, World, make_world, request_delivery
+from services.usage.support import START, World, make_world, request_delivery
+from support.services import MovableClock
 
 TODAY = START.date()
 ENDPOINT = "helloworld$Helloworld.Call"
@@ -70,7 +71,7 @@ async def test_redelivered_events_are_counted_once(world: World) -> None:
 
 
 async def test_the_same_event_delivered_twice_at_once_is_counted_once(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
     event = request_delivery("e1")
@@ -85,7 +86,7 @@ async def test_the_same_event_delivered_twice_at_once_is_counted_once(
 
 
 async def test_concurrent_events_are_written_in_one_batch(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=5))
     transactions = count_transactions(world.recorder)
@@ -103,7 +104,7 @@ async def test_concurrent_events_are_written_in_one_batch(
 
 
 async def test_a_lone_event_is_written_after_the_linger(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=10))
     transactions = count_transactions(world.recorder)
@@ -113,7 +114,7 @@ async def test_a_lone_event_is_written_after_the_linger(
 
 
 async def test_a_failed_batch_fails_every_event_and_their_retries_count_once(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
     original = world.recorder.record
@@ -137,7 +138,7 @@ async def test_a_failed_batch_fails_every_event_and_their_retries_count_once(
 
 
 async def test_sweep_writes_the_open_batch_at_once(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
     waiting = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
@@ -152,7 +153,7 @@ async def test_sweep_writes_the_open_batch_at_once(
 
 
 async def test_a_stopped_consumer_fails_its_waiting_events(
-    sessions: SessionFactory, counters: CounterStore, clock: Clock
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
     leader = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
@@ -203,7 +204,7 @@ async def test_other_and_incomplete_events_are_acknowledged_without_counting(
 
 
 async def test_an_unreachable_counter_store_still_records_the_history(
-    sessions: SessionFactory, sql_counters: CounterStore, clock: Clock
+    sessions: SessionFactory, sql_counters: CounterStore, clock: MovableClock
 ) -> None:
     world = make_world(sessions, BrokenCounters(sql_counters), clock=clock)
     await world.record(request_delivery("e1"))

@@ -3,80 +3,24 @@ request consumer fed by the real event bus."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
-from typing import TypeVar
 
 import pytest
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.requests import TOPIC as REQUESTS
 from m3o.events.requests import Event, EventType, Request
-from m3o.runtime.auth import Account
-from m3o.runtime.config import build_config
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unauthorized
 from m3o.runtime.events.sqlite import sql_event_bus
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    TokenSource,
-    Transport,
-)
-from m3o.runtime.rpc.fakes import FakePublisher
-from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory
 from m3o.services.usage.handler import Usage
 from m3o.services.usage.proto import usage_pb2 as pb
 from m3o.services.usage.proto.client import SPEC, UsageClient
 from m3o.services.usage.service import definition
 from m3o.services.usage.tables import metadata
-from services.usage.support import ADMIN, Clock, call, make_world
-
-C = TypeVar("C", bound=Client)
-
-
-class Unreachable:
-    """A transport to services that are not there."""
-
-    async def unary(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> Message:
-        raise AssertionError(f"unexpected call to {spec.service}")
-
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class UnreachableClients:
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(Unreachable(), None)
-
-
-class SignedInOnly:
-    """Access rules that refuse anonymous callers, as the platform's default rule does."""
-
-    async def verify(self, account: Account | None, service: str, endpoint: str) -> None:
-        if account is None:
-            raise Unauthorized(f"{service}.{endpoint}", "Unauthorized")
+from services.usage.support import ADMIN, START, call, make_world
+from support.services import AnonymousRefused, MovableClock, dependencies, serve
 
 
 async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
@@ -85,14 +29,7 @@ async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
     assert definition.name == "usage"
     assert definition.metadata is metadata
     assert list(definition.specs) == [SPEC]
-    deps = Dependencies(
-        name="usage",
-        sessions=sessions,
-        publisher=FakePublisher(),
-        clients=UnreachableClients(),
-        config=build_config({"usage": {"history_retention": "90d"}}, {}),
-        counters=SqlCounterStore(engine),
-    )
+    deps = dependencies("usage", engine, sessions, {"usage": {"history_retention": "90d"}})
     parts = await definition.build(deps)
     [handler] = parts.handlers
     assert handler.spec is SPEC
@@ -109,16 +46,7 @@ async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
         ("retention", timedelta(days=1), False),
     }
 
-    local = InProcessTransport()
-    local.register(
-        Dispatcher(
-            SPEC,
-            handler.implementation,
-            authenticator=None,
-            rules=SignedInOnly(),
-            public=handler.public,
-        )
-    )
+    local = serve(SPEC, handler.implementation, rules=AnonymousRefused(), public=handler.public)
     usage = UsageClient(local)
     assert await usage.list_api_ranks(pb.ListAPIRanksRequest()) == pb.ListAPIRanksResponse()
     with pytest.raises(Unauthorized):
@@ -128,7 +56,7 @@ async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
 async def test_request_events_through_the_event_bus_are_counted_once(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
-    clock = Clock()
+    clock = MovableClock(START)
     world = make_world(sessions, SqlCounterStore(engine, now=clock), clock=clock)
     consumer = world.recorder.consumer()
     bus = sql_event_bus(engine, poll_interval=0.05)

@@ -1,4 +1,4 @@
-"""Helpers of the v1 tests: accounts, call contexts, a clock, stand-ins, the world under test."""
+"""Helpers of the v1 tests: accounts, call contexts, stand-ins, the world under test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError, Unavailable
-from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
+from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
 from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
@@ -29,6 +29,7 @@ from m3o.services.v1.records import KeyRow
 from m3o.services.v1.settings import KeySettings
 from m3o.services.v1.tables import keys
 from m3o.services.v1.view import KeyRecord, read_key_record
+from support.services import TickingClock, forget_calls
 
 ANN = Account(id="ann", type="customer", scopes=("customer",), name="ann@example.com")
 BOB = Account(id="bob", type="customer", scopes=("customer",), name="bob@example.com")
@@ -46,17 +47,6 @@ def call(method: str, account: Account | None = ANN) -> CallContext:
         account=account,
         metadata={"authorization": f"Bearer token-of-{account.id}"} if account else {},
     )
-
-
-class TickingClock:
-    """Each reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass
@@ -134,10 +124,7 @@ class World:
     def forget_calls(self) -> None:
         """Forget events and calls so far (a test's setup is not its subject)."""
         self.publisher.published.clear()
-        for fake in (self.auth, self.publicapi):
-            for method in vars(fake).values():
-                if isinstance(method, FakeUnary):
-                    method.recorded.clear()
+        forget_calls(self.auth, self.publicapi)
         self.projects.asked.clear()
 
     async def generate(
@@ -179,7 +166,7 @@ def make_world(
     projects = ProjectsStandIn()
     publisher = FakePublisher()
     flaky = FlakyCounters(counters)
-    clock = TickingClock()
+    clock = TickingClock(START)
     mirror = KeyMirror(flaky, clock=clock)  # the rest of the store is delegated
     changes = KeyChanges(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
     handler = V1(

@@ -3,29 +3,19 @@ consumers fed by a real event bus."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events import customers, requests
-from m3o.runtime.auth import Account
+from m3o.platform.clients import ClientFactory
 from m3o.runtime.config import build_config
-from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import NotFound
+from m3o.runtime.events import Publisher
 from m3o.runtime.events.sqlite import sql_event_bus
-from m3o.runtime.rpc import (
-    Client,
-    Dispatcher,
-    InProcessTransport,
-    MethodSpec,
-    ServiceSpec,
-    StaticToken,
-    TokenSource,
-    Transport,
-)
+from m3o.runtime.rpc import MethodSpec, ServiceSpec, StaticToken
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.service import Dependencies
 from m3o.runtime.store import SessionFactory, transaction
@@ -40,13 +30,12 @@ from m3o.services.v1.settings import settings_from
 from m3o.services.v1.tables import metadata
 from m3o.services.v1.view import KeyStatus
 from services.v1.support import ANN, START
+from support.services import EveryTokenIs, Unreachable, dependencies, serve
 
-C = TypeVar("C", bound=Client)
 
-
-class Unreachable:
-    """A transport to services that are not there, but for projects' List, which answers
-    the caller's default project (as the projects service does for a new customer)."""
+class DefaultProjects(Unreachable):
+    """Services that are not there, but for projects' List, which answers the caller's
+    default project (as the projects service does for a new customer)."""
 
     async def unary(
         self,
@@ -61,28 +50,7 @@ class Unreachable:
             assert metadata.get("authorization") == "Bearer ann-token"  # the caller's own
             default = projects_pb.Project(id=ANN.id, name="default", billing_account=ANN.id)
             return projects_pb.ListResponse(projects=[default])
-        raise AssertionError(f"unexpected call to {spec.service}")
-
-    def server_stream(
-        self,
-        spec: ServiceSpec,
-        method: MethodSpec,
-        request: Message,
-        *,
-        metadata: Mapping[str, str],
-        timeout: float | None,
-    ) -> AsyncIterator[Message]:
-        raise NotImplementedError
-
-
-class UnreachableClients:
-    def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C:
-        return client_type(Unreachable(), None)
-
-
-class EveryoneIsAnn:
-    async def authenticate(self, token: str) -> Account:
-        return ANN
+        return await super().unary(spec, method, request, metadata=metadata, timeout=timeout)
 
 
 def test_the_pepper_comes_from_the_v1_section_and_is_never_shown() -> None:
@@ -92,14 +60,14 @@ def test_the_pepper_comes_from_the_v1_section_and_is_never_shown() -> None:
     assert settings_from(build_config({}, {})).pepper == b""
 
 
-def deps(engine: AsyncEngine, sessions: SessionFactory, publisher: object) -> Dependencies:
-    return Dependencies(
-        name="v1",
-        sessions=sessions,
-        publisher=publisher,  # type: ignore[arg-type]
-        clients=UnreachableClients(),
-        config=build_config({"v1": {"key_pepper": "p"}}, {}),
-        counters=SqlCounterStore(engine),
+def deps(engine: AsyncEngine, sessions: SessionFactory, publisher: Publisher) -> Dependencies:
+    return dependencies(
+        "v1",
+        engine,
+        sessions,
+        {"v1": {"key_pepper": "p"}},
+        publisher=publisher,
+        clients=ClientFactory(DefaultProjects(), None),
     )
 
 
@@ -116,10 +84,7 @@ async def test_definition_serves_the_handler_for_the_callers_projects_and_consum
     assert sorted(c.topic for c in parts.consumers) == ["customers", "projects", "requests"]
     assert len(parts.on_stop) == 1
 
-    local = InProcessTransport()
-    local.register(
-        Dispatcher(SPEC, handler.implementation, authenticator=EveryoneIsAnn(), rules=None)
-    )
+    local = serve(SPEC, handler.implementation, authenticator=EveryTokenIs(ANN))
     client = V1Client(local, StaticToken("ann-token"))
     assert list((await client.list_keys(pb.ListRequest())).api_keys) == []
     try:
