@@ -3,8 +3,9 @@
 Backends: ``log`` is the local profile's event log in the database, run on SQLite and
 PostgreSQL; ``streams`` is the platform profile's PostgreSQL outbox relayed to Redis Streams.
 Importing ``engine_fixture`` into a test module overrides the suite's ``engine`` fixture
-there (same databases, made by ``backends.make_engine``) with one parametrized by profile, so
-each test runs on those three combinations; ``make_bus`` builds buses of that profile::
+there (same databases, made by ``support.backends.make_engine``) with one parametrized by
+profile, so each test runs on those three combinations; ``make_bus`` builds buses of that
+profile::
 
     from runtime.events_fixtures import engine_fixture, make_bus_fixture  # noqa: F401
 """
@@ -20,6 +21,8 @@ from typing import Any, Protocol
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import Event, EventType
@@ -83,6 +86,17 @@ async def make_bus_fixture(
     yield make
     for bus in buses:
         await bus.stop(timeout=1.0)
+
+
+def unreachable_redis() -> aioredis.Redis:
+    """A Redis client to a port nothing listens on, failing at once (no retries)."""
+    return aioredis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def signup(customer_id: str = "c1") -> Event:

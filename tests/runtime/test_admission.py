@@ -7,13 +7,8 @@ injected clock, and by real (short) sleeps on Redis.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import socket
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,52 +29,19 @@ from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store import create_engine, sqlite_url
-from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
-
-SHORT = timedelta(milliseconds=250)
-"""A TTL or window that tests let pass."""
-PAST_SHORT = 0.3
-LONG = timedelta(seconds=30)
-"""A TTL or window that no test outlives."""
+from runtime.counters_fixtures import (  # noqa: F401 - a fixture
+    LONG,
+    PAST_SHORT,
+    SHORT,
+    Subject,
+    sqlite_threads_stopped,
+    subject_fixture,
+)
+from support.backends import DATABASE_BACKENDS
+from support.ports import closed_port
 
 COUNTS = ["rate", "free", "ep", "total", "bal", "debited"]
 """The counters of :func:`call`, in the order :func:`counts` reads them."""
-
-
-class Clock:
-    """UTC now, moved forward on demand."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    async def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
-@dataclass
-class Subject:
-    store: CounterStore
-    advance: Callable[[float], Awaitable[None]]
-    """Let this many seconds pass, as the store sees time."""
-
-
-@pytest.fixture(params=[*DATABASE_BACKENDS, "redis"])
-async def subject(
-    request: pytest.FixtureRequest, tmp_path: Path, redis: aioredis.Redis
-) -> AsyncIterator[Subject]:
-    """Each store on a fresh backend (``redis`` is only an emptied test database)."""
-    if request.param == "redis":
-        yield Subject(RedisCounterStore(redis, prefix="test:"), asyncio.sleep)
-        return
-    engine, schema = await make_engine(str(request.param), tmp_path)
-    clock = Clock()
-    try:
-        yield Subject(SqlCounterStore(engine, now=clock.now), clock.advance)
-    finally:
-        await drop_engine(engine, schema)
 
 
 def call(**changes: Any) -> AdmissionRequest:
@@ -787,19 +749,3 @@ async def test_unreachable_database_is_unavailable(backend: str, tmp_path: Path)
     finally:
         await engine.dispose()
         await sqlite_threads_stopped()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def sqlite_threads_stopped() -> None:
-    """Wait until aiosqlite's worker threads end: after a failed connect a thread lingers a
-    moment, and if the test's event loop closes first it raises in that thread."""
-    for _ in range(200):
-        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
-            return
-        await asyncio.sleep(0.01)

@@ -6,82 +6,28 @@ Time moves by the SQL store's injected clock, and by real (short) sleeps on Redi
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.store import create_engine, sqlite_url
+from runtime.counters_fixtures import (  # noqa: F401 - a fixture
+    LONG,
+    PAST_SHORT,
+    SHORT,
+    Clock,
+    Subject,
+    sqlite_threads_stopped,
+    subject_fixture,
+)
 from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
-
-SHORT = timedelta(milliseconds=250)
-"""A TTL or window that tests let pass."""
-PAST_SHORT = 0.3
-LONG = timedelta(seconds=30)
-"""A TTL or window that no test outlives."""
-
-
-class Clock:
-    """UTC now, moved forward on demand."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    async def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
-@dataclass
-class Subject:
-    store: CounterStore
-    advance: Callable[[float], Awaitable[None]]
-    """Let this many seconds pass, as the store sees time."""
-
-
-@pytest.fixture(params=[*DATABASE_BACKENDS, "redis"])
-async def subject(
-    request: pytest.FixtureRequest, tmp_path: Path, redis: aioredis.Redis
-) -> AsyncIterator[Subject]:
-    """Each store on a fresh backend. (``redis`` is requested for every backend because an
-    async fixture cannot pull one in on demand; it is only an emptied test database.)"""
-    if request.param == "redis":
-        yield Subject(RedisCounterStore(redis, prefix="test:"), asyncio.sleep)
-        return
-    engine, schema = await make_engine(str(request.param), tmp_path)
-    clock = Clock()
-    try:
-        yield Subject(SqlCounterStore(engine, now=clock.now), clock.advance)
-    finally:
-        await drop_engine(engine, schema)
-
-
-async def sqlite_threads_stopped() -> None:
-    """Wait until aiosqlite's worker threads end: after a failed connect a thread lingers a
-    moment, and if the test's event loop closes first it raises in that thread."""
-    for _ in range(200):
-        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
-            return
-        await asyncio.sleep(0.01)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
+from support.ports import closed_port
 
 # Counters
 

@@ -4,8 +4,6 @@ harmless on every backend: no error, and consumers get the event once."""
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +14,7 @@ from m3o.runtime.events.redis import redis_event_bus
 from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.events.tables import event_log, outbox
 from m3o.runtime.store import SessionFactory, transaction
-from runtime.events_fixtures import Recorder, signup
+from runtime.events_fixtures import Recorder, signup, unreachable_redis
 
 TOPIC = "customers"
 GROUP = "usage-customers"
@@ -29,16 +27,6 @@ def _envelope(customer_id: str) -> Envelope:
 async def _count(sessions: SessionFactory, table: object) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
-
-
-def _unreachable() -> aioredis.Redis:
-    return aioredis.Redis(
-        host="127.0.0.1",
-        port=1,
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
-        retry=Retry(NoBackoff(), 0),
-    )
 
 
 async def test_the_event_log_takes_an_event_id_again_and_delivers_it_once(
@@ -89,7 +77,7 @@ async def test_an_event_id_published_again_while_redis_is_down_waits_once_in_the
     engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
 ) -> None:
     first, later = _envelope("c1"), _envelope("c2")
-    down = _unreachable()
+    down = unreachable_redis()
     try:
         unreachable = StreamFirstPublisher(sessions, Relay(sessions, down))
         await unreachable.publish_envelopes([first])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +15,7 @@ from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.events.redis import redis_event_bus
 from m3o.runtime.events.tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
-from runtime.events_fixtures import Recorder, signup
+from runtime.events_fixtures import Recorder, signup, unreachable_redis
 
 TOPIC = "customers"
 STREAM = b"m3o:events:customers"
@@ -26,16 +24,6 @@ STREAM = b"m3o:events:customers"
 async def _outbox_rows(sessions: SessionFactory) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
-
-
-def _unreachable() -> aioredis.Redis:
-    return aioredis.Redis(
-        host="127.0.0.1",
-        port=1,
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
-        retry=Retry(NoBackoff(), 0),
-    )
 
 
 async def test_events_reach_consumers_through_the_stream_without_the_outbox(
@@ -62,7 +50,7 @@ async def test_events_reach_consumers_through_the_stream_without_the_outbox(
 async def test_with_redis_down_the_events_wait_in_the_outbox_and_are_delivered_once(
     engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
 ) -> None:
-    down = _unreachable()
+    down = unreachable_redis()
     try:
         ids = await StreamFirstPublisher(sessions, Relay(sessions, down)).publish_many(
             TOPIC, [signup("c1"), signup("c2")]

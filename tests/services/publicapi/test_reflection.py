@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -26,16 +25,10 @@ from m3o.services.publicapi.handler import Publicapi
 from m3o.services.publicapi.proto import publicapi_pb2 as pb
 from m3o.services.publicapi.reflection import ReflectionError, fetch_descriptors
 from services.publicapi.support import HELLOWORLD, call
+from support.ports import closed_port
 
 V1 = "grpc.reflection.v1.ServerReflection"
 V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def serve(*handlers: grpc.GenericRpcHandler[Any, Any]) -> tuple[grpc.aio.Server, str]:

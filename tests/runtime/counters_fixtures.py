@@ -1,0 +1,77 @@
+"""Fixtures of the counter store tests (counters and admission): each store on a fresh
+backend, the time it sees, and small helpers.
+
+Time moves by the SQL store's injected clock, and by real (short) sleeps on Redis. Importing
+``subject_fixture`` into a test module gives it the ``subject`` fixture::
+
+    from runtime.counters_fixtures import Subject, subject_fixture  # noqa: F401 - a fixture
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.redis import RedisCounterStore
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
+
+SHORT = timedelta(milliseconds=250)
+"""A TTL or window that tests let pass."""
+PAST_SHORT = 0.3
+LONG = timedelta(seconds=30)
+"""A TTL or window that no test outlives."""
+
+
+class Clock:
+    """UTC now, moved forward on demand."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    async def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class Subject:
+    store: CounterStore
+    advance: Callable[[float], Awaitable[None]]
+    """Let this many seconds pass, as the store sees time."""
+
+
+@pytest.fixture(name="subject", params=[*DATABASE_BACKENDS, "redis"])
+async def subject_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path, redis: aioredis.Redis
+) -> AsyncIterator[Subject]:
+    """Each store on a fresh backend. (``redis`` is requested for every backend because an
+    async fixture cannot pull one in on demand; it is only an emptied test database.)"""
+    if request.param == "redis":
+        yield Subject(RedisCounterStore(redis, prefix="test:"), asyncio.sleep)
+        return
+    engine, schema = await make_engine(str(request.param), tmp_path)
+    clock = Clock()
+    try:
+        yield Subject(SqlCounterStore(engine, now=clock.now), clock.advance)
+    finally:
+        await drop_engine(engine, schema)
+
+
+async def sqlite_threads_stopped() -> None:
+    """Wait until aiosqlite's worker threads end: after a failed connect a thread lingers a
+    moment, and if the test's event loop closes first it raises in that thread."""
+    for _ in range(200):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            return
+        await asyncio.sleep(0.01)
