@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import httpx
 from support.ports import free_port
 
 ADMIN_PASSWORD = "e2e-admin-password"
+M3O = [sys.executable, "-m", "m3o"]
 CODE_SENTENCE = re.compile(
     r"please copy and paste this verification code into the signup form:\s*([A-Z]{8})\s+"
     r"This code expires"
@@ -53,33 +55,45 @@ class Platform:
             time.sleep(0.1)
         raise AssertionError(f"no {template} email to {to} in the outbox")
 
+    def stop(self) -> str:
+        """Stop it as Ctrl-C does; returns what it wrote on stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=30)
+        return err
 
-def serving(tmp_path: Path, extra_env: Mapping[str, str] = {}) -> Iterator[Platform]:
-    """Start `m3o serve` in ``tmp_path``; yields once it is healthy, kills it after."""
-    env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD, **extra_env}
+
+def serve(data_dir: Path, env: Mapping[str, str], *, stdout: int = subprocess.DEVNULL) -> Platform:
+    """Start `m3o serve` on ``data_dir`` at a free port; returns once it is healthy."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "m3o", "serve", "--data-dir", str(tmp_path), "--port", str(port)],
+        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"m3o serve exited: {process.communicate()[1]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                return Platform(url, process)
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            process.communicate()
+            raise AssertionError("m3o serve was not healthy within 30 s")
+        time.sleep(0.05)
+
+
+def serving(tmp_path: Path, extra_env: Mapping[str, str] = {}) -> Iterator[Platform]:
+    """Start `m3o serve` in ``tmp_path``; yields once it is healthy, kills it after."""
+    platform = serve(tmp_path, {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD, **extra_env})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"m3o serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("m3o serve was not healthy within 30 s")
-            time.sleep(0.05)
-        yield Platform(url, process)
+        yield platform
     finally:
-        process.kill()
-        process.communicate()
+        platform.process.kill()
+        platform.process.communicate()

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from e2e.serving import ADMIN_PASSWORD, serve
 from support.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-ADMIN_PASSWORD = "e2e-admin-password"
-M3O = [sys.executable, "-m", "m3o"]
 
 
 @dataclass
@@ -58,50 +51,6 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
-
-
-@dataclass
-class Serving:
-    url: str
-    process: subprocess.Popen[str]
-
-    def post(self, path: str, body: dict[str, Any], token: str = "") -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30)
-
-    def admin_token(self) -> str:
-        response = self.post("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
-        assert response.status_code == 200, response.text
-        token: str = response.json()["token"]["access_token"]
-        return token
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGINT)
-        _, err = self.process.communicate(timeout=30)
-        return err
-
-
-def serve(data_dir: Path, env: dict[str, str]) -> Serving:
-    port = free_port()
-    process = subprocess.Popen(
-        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"m3o serve exited: {process.communicate()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return Serving(url, process)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("m3o serve was not healthy within 30 s")
 
 
 def test_emails_reach_the_smtp_server_and_a_scheduled_one_survives_a_restart(

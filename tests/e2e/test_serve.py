@@ -7,8 +7,6 @@ import base64
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,15 +17,13 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
+from e2e.serving import ADMIN_PASSWORD, M3O, serve
 from m3o.platform.operator import open_database
 from m3o.runtime.store import transaction
 from m3o.services.auth import tables as auth_tables
 from support.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-ADMIN_PASSWORD = "e2e-admin-password"
-M3O = [sys.executable, "-m", "m3o"]
 
 
 @dataclass
@@ -57,26 +53,8 @@ class Served:
 
 
 def start(data_dir: Path, env: dict[str, str]) -> Served:
-    port = free_port()
-    process = subprocess.Popen(
-        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"m3o serve exited: {process.communicate()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return Served(url, data_dir, process, env)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("m3o serve was not healthy within 30 s")
+    platform = serve(data_dir, env, stdout=subprocess.PIPE)
+    return Served(platform.url, data_dir, platform.process, env)
 
 
 def stop(served: Served) -> tuple[int, str, str]:
