@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: databases and Redis on every backend.
+"""Fixtures shared by the whole suite: databases and Redis on every backend, and Stripe.
 
 Storage tests run on SQLite and PostgreSQL (and Redis where they use it). The backends come
 from ``M3O_TEST_BACKENDS`` (default ``sqlite,postgres``); a backend that is asked for but
@@ -6,12 +6,16 @@ unreachable fails the run, it is never skipped. Where PostgreSQL and Redis are i
 the run starts (``support.servers``): ``M3O_TEST_POSTGRES`` and ``M3O_TEST_REDIS`` if set (a
 server that does not answer there stops the run), else the default addresses if a server
 answers, else throwaway servers started for the run and removed at its end.
+
+Stripe is never reached: ``stripe_fake`` is a local fake of its HTTP API
+(``tests/support/stripe_fake``), one server per test process, emptied for each test.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,6 +33,9 @@ from support.backends import (
     stop_servers,
 )
 from support.servers import ServerUnreachable
+
+if TYPE_CHECKING:
+    from support.stripe_fake import StripeFake
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,3 +87,20 @@ async def redis() -> AsyncIterator[aioredis.Redis]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[StripeFake]:
+    """The fake Stripe of this test process, served on a free port until the run ends."""
+    # Imported here: the stripe library takes a second to import, and few tests need it.
+    from support.stripe_fake import StripeFake
+
+    with StripeFake().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def stripe_fake(stripe_server: StripeFake) -> StripeFake:
+    """The fake Stripe, emptied for this test: no objects, requests, failures or keys."""
+    stripe_server.reset()
+    return stripe_server

@@ -12,6 +12,7 @@ Importable from any test as ``support.<module>`` (pytest's ``pythonpath`` includ
 - ``platform``: `m3o` processes for the platform tests (``tests/platform``).
 - ``ports``: free ports for the servers tests start.
 - ``metric_samples``: reading a Prometheus ``/metrics`` page.
+- ``stripe_fake``: a local fake of Stripe's HTTP API and webhook signing.
 
 Helpers of one folder's tests stay beside them (``tests/services/<name>/support.py``,
 ``tests/gateway/support.py``).
