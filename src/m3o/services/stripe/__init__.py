@@ -1,0 +1,1 @@
+"""The stripe service: customers' Stripe customers, their cards and payments, the webhook."""
