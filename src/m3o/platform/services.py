@@ -23,6 +23,7 @@ from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
 from m3o.services.signup.service import definition as signup
+from m3o.services.stripe.service import definition as stripe
 from m3o.services.usage.service import definition as usage
 from m3o.services.v1.service import definition as v1
 
@@ -36,6 +37,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     publicapi,
     explore,
     balance,
+    stripe,
     usage,
     v1,
     signup,

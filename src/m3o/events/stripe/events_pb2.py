@@ -25,19 +25,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1em3o/events/stripe/events.proto\x12\revents.stripe\"\x9d\x01\n\x05\x45vent\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.events.stripe.EventType\x12\x38\n\x10\x63harge_succeeded\x18\x02 \x01(\x0b\x32\x1e.events.stripe.ChargeSucceeded\x12\x32\n\rcharge_failed\x18\x03 \x01(\x0b\x32\x1b.events.stripe.ChargeFailed\"\x84\x01\n\x0f\x43hargeSucceeded\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x11\n\tcharge_id\x18\x04 \x01(\t\x12\x13\n\x0breceipt_url\x18\x05 \x01(\t\x12\x12\n\ninvoice_id\x18\x06 \x01(\t\"g\n\x0c\x43hargeFailed\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x11\n\tcharge_id\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t*Z\n\tEventType\x12\x14\n\x10\x45ventTypeUnknown\x10\x00\x12\x1c\n\x18\x45ventTypeChargeSucceeded\x10\x01\x12\x19\n\x15\x45ventTypeChargeFailed\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1em3o/events/stripe/events.proto\x12\revents.stripe\"\xdf\x01\n\x05\x45vent\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.events.stripe.EventType\x12\x38\n\x10\x63harge_succeeded\x18\x02 \x01(\x0b\x32\x1e.events.stripe.ChargeSucceeded\x12\x32\n\rcharge_failed\x18\x03 \x01(\x0b\x32\x1b.events.stripe.ChargeFailed\x12@\n\x14subscription_deleted\x18\x04 \x01(\x0b\x32\".events.stripe.SubscriptionDeleted\"\x84\x01\n\x0f\x43hargeSucceeded\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x11\n\tcharge_id\x18\x04 \x01(\t\x12\x13\n\x0breceipt_url\x18\x05 \x01(\t\x12\x12\n\ninvoice_id\x18\x06 \x01(\t\"g\n\x0c\x43hargeFailed\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x11\n\tcharge_id\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"U\n\x13SubscriptionDeleted\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12\x10\n\x08price_id\x18\x03 \x01(\t*|\n\tEventType\x12\x14\n\x10\x45ventTypeUnknown\x10\x00\x12\x1c\n\x18\x45ventTypeChargeSucceeded\x10\x01\x12\x19\n\x15\x45ventTypeChargeFailed\x10\x02\x12 \n\x1c\x45ventTypeSubscriptionDeleted\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'm3o.events.stripe.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=449
-  _globals['_EVENTTYPE']._serialized_end=539
+  _globals['_EVENTTYPE']._serialized_start=602
+  _globals['_EVENTTYPE']._serialized_end=726
   _globals['_EVENT']._serialized_start=50
-  _globals['_EVENT']._serialized_end=207
-  _globals['_CHARGESUCCEEDED']._serialized_start=210
-  _globals['_CHARGESUCCEEDED']._serialized_end=342
-  _globals['_CHARGEFAILED']._serialized_start=344
-  _globals['_CHARGEFAILED']._serialized_end=447
+  _globals['_EVENT']._serialized_end=273
+  _globals['_CHARGESUCCEEDED']._serialized_start=276
+  _globals['_CHARGESUCCEEDED']._serialized_end=408
+  _globals['_CHARGEFAILED']._serialized_start=410
+  _globals['_CHARGEFAILED']._serialized_end=513
+  _globals['_SUBSCRIPTIONDELETED']._serialized_start=515
+  _globals['_SUBSCRIPTIONDELETED']._serialized_end=600
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,7 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EventTypeUnknown: _EventType.ValueType  # 0
     EventTypeChargeSucceeded: _EventType.ValueType  # 1
     EventTypeChargeFailed: _EventType.ValueType  # 2
+    EventTypeSubscriptionDeleted: _EventType.ValueType  # 3
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """EventType says what happened."""
@@ -34,6 +35,7 @@ class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
 EventTypeUnknown: EventType.ValueType  # 0
 EventTypeChargeSucceeded: EventType.ValueType  # 1
 EventTypeChargeFailed: EventType.ValueType  # 2
+EventTypeSubscriptionDeleted: EventType.ValueType  # 3
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -45,6 +47,7 @@ class Event(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     CHARGE_SUCCEEDED_FIELD_NUMBER: _builtins.int
     CHARGE_FAILED_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_DELETED_FIELD_NUMBER: _builtins.int
     type: Global___EventType.ValueType
     """type of the event"""
     @_builtins.property
@@ -55,16 +58,21 @@ class Event(_message.Message):
     def charge_failed(self) -> Global___ChargeFailed:
         """charge_failed data (EventTypeChargeFailed)"""
 
+    @_builtins.property
+    def subscription_deleted(self) -> Global___SubscriptionDeleted:
+        """subscription_deleted data (EventTypeSubscriptionDeleted)"""
+
     def __init__(
         self,
         *,
         type: Global___EventType.ValueType = ...,
         charge_succeeded: Global___ChargeSucceeded | None = ...,
         charge_failed: Global___ChargeFailed | None = ...,
+        subscription_deleted: Global___SubscriptionDeleted | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["charge_failed", b"charge_failed", "charge_succeeded", b"charge_succeeded"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charge_failed", b"charge_failed", "charge_succeeded", b"charge_succeeded", "subscription_deleted", b"subscription_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge_failed", b"charge_failed", "charge_succeeded", b"charge_succeeded", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge_failed", b"charge_failed", "charge_succeeded", b"charge_succeeded", "subscription_deleted", b"subscription_deleted", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,3 +157,35 @@ class ChargeFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChargeFailed: _TypeAlias = ChargeFailed  # noqa: Y015
+
+@_typing.final
+class SubscriptionDeleted(_message.Message):
+    """SubscriptionDeleted: a subscription ended at Stripe (cancelled, or unpaid for too long);
+    billing moves the account that paid with it to the free tier.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PRICE_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """customer_id whose subscription it was"""
+    subscription_id: _builtins.str
+    """subscription_id at Stripe"""
+    price_id: _builtins.str
+    """price_id the subscription was for"""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        price_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "price_id", b"price_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionDeleted: _TypeAlias = SubscriptionDeleted  # noqa: Y015

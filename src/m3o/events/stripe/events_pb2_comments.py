@@ -9,6 +9,7 @@ COMMENTS: dict[str, str] = {
     "events.stripe.Event.type": "type of the event",
     "events.stripe.Event.charge_succeeded": "charge_succeeded data (EventTypeChargeSucceeded)",
     "events.stripe.Event.charge_failed": "charge_failed data (EventTypeChargeFailed)",
+    "events.stripe.Event.subscription_deleted": "subscription_deleted data (EventTypeSubscriptionDeleted)",
     "events.stripe.ChargeSucceeded": "ChargeSucceeded: money arrived.",
     "events.stripe.ChargeSucceeded.customer_id": "customer_id paying",
     "events.stripe.ChargeSucceeded.currency": "currency, lower-case ISO code",
@@ -22,5 +23,9 @@ COMMENTS: dict[str, str] = {
     "events.stripe.ChargeFailed.amount": "amount in minor units (cents)",
     "events.stripe.ChargeFailed.charge_id": "charge_id at Stripe",
     "events.stripe.ChargeFailed.error": "error Stripe gave",
+    "events.stripe.SubscriptionDeleted": "SubscriptionDeleted: a subscription ended at Stripe (cancelled, or unpaid for too long); billing moves the account that paid with it to the free tier.",
+    "events.stripe.SubscriptionDeleted.customer_id": "customer_id whose subscription it was",
+    "events.stripe.SubscriptionDeleted.subscription_id": "subscription_id at Stripe",
+    "events.stripe.SubscriptionDeleted.price_id": "price_id the subscription was for",
     "events.stripe.EventType": "EventType says what happened.",
 }

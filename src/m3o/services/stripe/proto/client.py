@@ -48,6 +48,7 @@ SPEC = ServiceSpec(
         "DeleteCustomer": MethodSpec(
             "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
         ),
+        "Webhook": MethodSpec("Webhook", "webhook", pb.WebhookRequest, pb.WebhookResponse),
     },
 )
 
@@ -94,6 +95,8 @@ class StripeHandler(Protocol):
     async def delete_customer(
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse: ...
+
+    async def webhook(self, request: pb.WebhookRequest, ctx: CallContext) -> pb.WebhookResponse: ...
 
 
 class StripeService(Protocol):
@@ -178,6 +181,14 @@ class StripeService(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.DeleteCustomerResponse: ...
+
+    async def webhook(
+        self,
+        request: pb.WebhookRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.WebhookResponse: ...
 
 
 class StripeClient(Client):
@@ -305,3 +316,12 @@ class StripeClient(Client):
             pb.DeleteCustomerResponse,
             await self._unary("DeleteCustomer", request, timeout, metadata),
         )
+
+    async def webhook(
+        self,
+        request: pb.WebhookRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.WebhookResponse:
+        return cast(pb.WebhookResponse, await self._unary("Webhook", request, timeout, metadata))

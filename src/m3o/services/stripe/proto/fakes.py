@@ -42,3 +42,6 @@ class FakeStripeClient:
         self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
             FakeUnary(pb.DeleteCustomerResponse)
         )
+        self.webhook: FakeUnary[pb.WebhookRequest, pb.WebhookResponse] = FakeUnary(
+            pb.WebhookResponse
+        )

@@ -63,6 +63,10 @@ COMMENTS: dict[str, str] = {
     "stripe.DeleteCustomerRequest": "DeleteCustomerRequest names the customer.",
     "stripe.DeleteCustomerRequest.customer_id": "Required. customer_id whose Stripe customer goes",
     "stripe.DeleteCustomerResponse": "DeleteCustomerResponse is empty.",
+    "stripe.WebhookRequest": "WebhookRequest is one webhook delivery, untouched.",
+    "stripe.WebhookRequest.payload": "payload: the request body exactly as Stripe sent it (the signature covers its bytes)",
+    "stripe.WebhookRequest.signature": "signature: the Stripe-Signature header",
+    "stripe.WebhookResponse": "WebhookResponse is empty: the event was handled, or had been before.",
     "stripe.Stripe": "Stripe maps customers to Stripe customers (one each, created once) and takes their payments. Amounts are minor units (cents) of the configured currency. The balance is credited only by the webhook's charge.succeeded, never by these calls, so a payment is credited exactly once however often Stripe retries.",
     "stripe.Stripe.CreateCheckoutSession": "CreateCheckoutSession starts a Stripe Checkout for the caller (customer): a top-up of amount (at least the configured minimum), or, with save_card, saving a card.",
     "stripe.Stripe.SetupCard": "SetupCard starts saving a card for the caller (customer): a SetupIntent's client secret.",
@@ -74,4 +78,5 @@ COMMENTS: dict[str, str] = {
     "stripe.Stripe.Subscribe": "Subscribe subscribes a customer to a Stripe price, paid by one of their cards (service accounts only: billing). Repeating an idempotency key returns the same subscription.",
     "stripe.Stripe.Unsubscribe": "Unsubscribe cancels one of a customer's subscriptions (service accounts only: billing).",
     "stripe.Stripe.DeleteCustomer": "DeleteCustomer deletes a customer's Stripe customer and mapping (admin, service); deleting again succeeds.",
+    "stripe.Stripe.Webhook": "Webhook takes one event Stripe sent to POST /stripe/webhook, as received (service accounts only: the HTTP front forwards it, so the signing secrets stay here). A bad or missing signature is BadRequest; a failure is an error, so Stripe delivers again.",
 }
