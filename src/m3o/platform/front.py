@@ -1,4 +1,5 @@
-"""The HTTP front of a platform process: the platform API and the public API (``/v1``).
+"""The HTTP front of a platform process: the platform API, the public API (``/v1``) and
+Stripe's webhook (``POST /stripe/webhook``, forwarded to the stripe service).
 
 Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
 over gRPC): both build the same application over their own transport.
@@ -14,6 +15,7 @@ from m3o.gateway.app import GatewaySettings, Hook, create_app
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.gateway.routing import ServiceDirectory
+from m3o.gateway.stripe_webhook import stripe_webhook_route
 from m3o.gateway.v1.routes import create_v1_routes
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import platform_dependencies
@@ -23,6 +25,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
+from m3o.services.stripe.proto.client import StripeClient
 from m3o.services.v1.proto.client import SPEC as V1
 
 __all__ = ["build_front"]
@@ -82,6 +85,13 @@ def build_front(
         # Shut-down hooks run in reverse: the public API drains first, then the catalog,
         # then the process's own hooks.
         on_shutdown=[*on_shutdown, *sources.on_shutdown, *v1.on_shutdown],
-        extra_routes=v1.routes,
+        extra_routes=[
+            stripe_webhook_route(
+                StripeClient(transport, credentials),
+                max_body_bytes=settings.max_body_bytes,
+                timeout=settings.call_timeout,
+            ),
+            *v1.routes,
+        ],
         documented=v1.documented,
     )
