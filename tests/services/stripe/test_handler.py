@@ -251,6 +251,21 @@ async def test_subscribe_with_another_customers_card_is_forbidden(world: World) 
         )
 
 
+async def test_subscribe_with_a_declining_card_makes_no_subscription(world: World) -> None:
+    card = await world.card_of(ANN, outcome="declines")
+    price = world.fake.add_price(unit_amount=2000)
+
+    with pytest.raises(BadRequest):
+        await world.handler.subscribe(
+            pb.SubscribeRequest(
+                price_id=price["id"], card_id=card, customer_id=ANN, idempotency_key="s1"
+            ),
+            call("Subscribe", BILLING),
+        )
+
+    assert world.fake.client().v1.subscriptions.list().data == []
+
+
 async def test_unsubscribe_someone_elses_subscription_is_forbidden(world: World) -> None:
     card = await world.card_of(BOB)
     await world.customers.ensure("test", ANN)
