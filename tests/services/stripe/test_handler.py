@@ -14,6 +14,7 @@ from services.stripe.support import (
     ANN,
     BILLING,
     BOB,
+    GATEWAY,
     MIN_AMOUNT,
     World,
     call,
@@ -415,10 +416,10 @@ MATRIX: dict[str, tuple[Call, dict[str, type[M3OError] | None]]] = {
         _delete_customer,
         {"own": Forbidden, "other": Forbidden, "admin": OK, "service": OK},
     ),
-    # the service passes the role check, then the signature is refused
+    # only the gateway's account (test_webhook_from_the_gateway_checks_the_signature)
     "Webhook": (
         _webhook,
-        {"own": Forbidden, "other": Forbidden, "admin": Forbidden, "service": BadRequest},
+        {"own": Forbidden, "other": Forbidden, "admin": Forbidden, "service": Forbidden},
     ),
 }
 ROLES: dict[str, Account] = {"own": _OWN, "other": _OTHER, "admin": ADMIN, "service": BILLING}
@@ -438,3 +439,8 @@ async def test_roles(world: World, endpoint: str, role: str) -> None:
     else:
         with pytest.raises(error):
             await run(world, ROLES[role])
+
+
+async def test_webhook_from_the_gateway_checks_the_signature(world: World) -> None:
+    with pytest.raises(BadRequest):
+        await _webhook(world, GATEWAY)

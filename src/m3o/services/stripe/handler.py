@@ -4,7 +4,7 @@ Roles: the card and checkout calls are the caller's own (customers, and admins f
 themselves); payments may be read by their owner, admins and services; subscriptions are
 made and cancelled only by service accounts (billing), for a customer whose card and
 subscription must be theirs; the webhook comes only from a service account (the HTTP front
-forwards it). Every Stripe write carries an idempotency key.
+forwards it, with the ``gateway`` account). Every Stripe write carries an idempotency key.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ if TYPE_CHECKING:
     from stripe import Charge, PaymentMethod
     from stripe.params.checkout import SessionCreateParams
 
-__all__ = ["CREDIT_LINE_ITEM", "MAX_KEY_LENGTH", "Stripe", "object_id"]
+__all__ = ["CREDIT_LINE_ITEM", "MAX_KEY_LENGTH", "WEBHOOK_CALLER", "Stripe", "object_id"]
 
 CREDIT_LINE_ITEM = "M3O credit"
 """Name of the Checkout line item of a top-up."""
 MAX_KEY_LENGTH = 200
 """Longest idempotency key a client may send (Stripe takes 255, ours get a prefix)."""
 _NOT_YOUR_CARD = "Card does not belong to user"
+WEBHOOK_CALLER = "gateway"
+"""The service account that forwards Stripe's webhooks: the HTTP front's."""
 _LIST_LIMIT = 100
 _CARDS_ONLY: Any = {"enabled": True, "allow_redirects": "never"}
 """Payments confirmed here, without a page to return to: cards (no redirecting methods)."""
@@ -344,6 +346,8 @@ class Stripe:
         return pb.DeleteCustomerResponse()
 
     async def webhook(self, request: pb.WebhookRequest, ctx: CallContext) -> pb.WebhookResponse:
-        _verify_service(ctx)
+        account = _verify_service(ctx)
+        if account.id != WEBHOOK_CALLER:
+            raise Forbidden(ctx.endpoint, "Forbidden")
         await self._webhooks.receive(ctx.endpoint, request.payload, request.signature)
         return pb.WebhookResponse()

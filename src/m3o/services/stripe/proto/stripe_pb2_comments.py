@@ -78,5 +78,5 @@ COMMENTS: dict[str, str] = {
     "stripe.Stripe.Subscribe": "Subscribe subscribes a customer to a Stripe price, paid by one of their cards (service accounts only: billing). Repeating an idempotency key returns the same subscription.",
     "stripe.Stripe.Unsubscribe": "Unsubscribe cancels one of a customer's subscriptions (service accounts only: billing).",
     "stripe.Stripe.DeleteCustomer": "DeleteCustomer deletes a customer's Stripe customer and mapping (admin, service); deleting again succeeds.",
-    "stripe.Stripe.Webhook": "Webhook takes one event Stripe sent to POST /stripe/webhook, as received (service accounts only: the HTTP front forwards it, so the signing secrets stay here). A bad or missing signature is BadRequest; a failure is an error, so Stripe delivers again.",
+    "stripe.Stripe.Webhook": 'Webhook takes one event Stripe sent to POST /stripe/webhook, as received (the HTTP front\'s "gateway" service account only: it forwards the request, so the signing secrets stay here). A bad or missing signature is BadRequest; a failure is an error, so Stripe delivers the event again.',
 }
