@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
+
 from m3o.events.customers import TOPIC, Event
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.config.sections import Tier
@@ -95,13 +97,26 @@ class StripeStandIn:
         return stripe_pb.UnsubscribeResponse()
 
 
+class FlakyPublisher(FakePublisher):
+    """A recording publisher whose database can go away (``down``) and come back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def publish(self, topic: str, event: Message, *, session: object | None = None) -> str:
+        if self.down:
+            raise RuntimeError("database gone")
+        return await super().publish(topic, event, session=session)
+
+
 @dataclass
 class World:
     handler: Billing
     subscriptions: Subscriptions
     stripe: FakeStripeClient
     at_stripe: StripeStandIn
-    publisher: FakePublisher
+    publisher: FlakyPublisher
     sessions: SessionFactory
     clock: TickingClock
 
@@ -115,7 +130,7 @@ class World:
 
 def build_world(sessions: SessionFactory) -> World:
     stripe = FakeStripeClient()
-    publisher = FakePublisher()
+    publisher = FlakyPublisher()
     clock = TickingClock(START)
     subscriptions = Subscriptions(
         sessions=sessions, publisher=publisher, stripe=stripe, tiers=TIERS, clock=clock

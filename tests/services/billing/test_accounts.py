@@ -15,9 +15,9 @@ from services.billing.support import ADMIN, ANN, BOB, ROLES, SERVICE, World, cal
 
 
 async def read(
-    world: World, account: Account | None = ANN, *, id: str = "", admin_id: str = ""
+    world: World, account: Account | None = ANN, *, account_id: str = "", admin_id: str = ""
 ) -> pb.BillingAccount:
-    request = pb.ReadAccountRequest(id=id, admin_id=admin_id)
+    request = pb.ReadAccountRequest(id=account_id, admin_id=admin_id)
     return (await world.handler.read_account(request, call("ReadAccount", account))).billing_account
 
 
@@ -39,7 +39,7 @@ async def count_rows(world: World) -> tuple[int, int]:
 
 async def test_a_customer_reads_their_own_account_made_on_first_read(world: World) -> None:
     assert await read(world) == own("ann")
-    assert await read(world, id="bob", admin_id="bob") == own("ann")  # fields ignored
+    assert await read(world, account_id="bob", admin_id="bob") == own("ann")  # fields ignored
     assert await count_rows(world) == (1, 1)
     assert world.events() == []
 
@@ -52,13 +52,13 @@ async def test_concurrent_first_reads_make_one_account(world: World) -> None:
 
 async def test_an_admin_reads_by_id_or_by_admin_id(world: World) -> None:
     await read(world, ANN)
-    assert await read(world, ADMIN, id="ann") == own("ann")
+    assert await read(world, ADMIN, account_id="ann") == own("ann")
     assert await read(world, ADMIN, admin_id="ann") == own("ann")
 
 
 async def test_a_service_reads_by_id_like_an_admin(world: World) -> None:
     await read(world, ANN)
-    assert await read(world, SERVICE, id="ann") == own("ann")
+    assert await read(world, SERVICE, account_id="ann") == own("ann")
 
 
 @pytest.mark.parametrize("account", [ADMIN, SERVICE], ids=["admin", "service"])
@@ -71,7 +71,7 @@ async def test_reading_without_id_or_admin_id_is_bad_request(
     assert caught.value.id == "billing.readaccount"
 
 
-@pytest.mark.parametrize("field", ["id", "admin_id"])
+@pytest.mark.parametrize("field", ["account_id", "admin_id"])
 async def test_reading_an_unknown_account_is_not_found(world: World, field: str) -> None:
     with pytest.raises(NotFound) as caught:
         await read(world, ADMIN, **{field: "nobody"})
@@ -81,18 +81,18 @@ async def test_reading_an_unknown_account_is_not_found(world: World, field: str)
 
 async def test_another_customers_account_is_never_read(world: World) -> None:
     await read(world, ANN)
-    assert await read(world, BOB, id="ann") == own("bob")
+    assert await read(world, BOB, account_id="ann") == own("bob")
 
 
 async def test_an_anonymous_caller_cannot_read_accounts(world: World) -> None:
     with pytest.raises(Unauthorized):
-        await read(world, None, id="ann")
+        await read(world, None, account_id="ann")
 
 
 async def test_an_api_key_cannot_read_accounts(world: World) -> None:
     key = Account(id="key-1", type="apikey", scopes=("*",), metadata={"apikey_owner": "ann"})
     with pytest.raises(Forbidden):
-        await read(world, key, id="ann")
+        await read(world, key, account_id="ann")
 
 
 @pytest.mark.parametrize("role", list(ROLES))
