@@ -3,6 +3,8 @@ the event in the change's transaction, and failures that change nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -277,3 +279,14 @@ async def test_an_ended_subscription_must_be_named(world: World, missing: str) -
     with pytest.raises(BadRequest) as caught:
         await world.handler.subscription_ended(request, call("SubscriptionEnded", SERVICE))
     assert caught.value.detail == f"Missing {missing}"
+
+
+async def test_concurrent_requests_for_the_same_tier_make_one_subscription_and_one_event(
+    ann_has_a_card: World,
+) -> None:
+    world = ann_has_a_card
+    await asyncio.gather(*(subscribe(world, "pro") for _ in range(4)))
+    assert await state(world) == ("pro", "sub_1", "")
+    assert world.at_stripe.active == {"sub_1": "ann"}
+    assert len({s.idempotency_key for s in world.stripe.subscribe.calls}) == 1
+    assert world.tiers_published() == [("ann", "pro")]
