@@ -15,6 +15,7 @@ from m3o.runtime.events import tables as events_tables
 from m3o.runtime.service import ServiceDefinition
 from m3o.services.auth.service import definition as auth
 from m3o.services.balance.service import definition as balance
+from m3o.services.billing.service import definition as billing
 from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
 from m3o.services.explore.service import definition as explore
@@ -39,6 +40,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     balance,
     stripe,
     usage,
+    billing,
     v1,
     signup,
     oauth,

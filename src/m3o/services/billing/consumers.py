@@ -1,0 +1,79 @@
+"""What billing does on ``customers`` events (group ``billing-customers``).
+
+- AddPaymentMethod: the customer's billing account is made if missing;
+- Deleted: the customer leaves every account it belongs to; an account left without an
+  admin has its Stripe subscription cancelled (one already gone counts as done), then is
+  deleted. The cancel comes first, outside the transaction, so a failure leaves everything
+  as it was and the bus retries.
+
+Both are idempotent, so redeliveries are harmless.
+"""
+
+from __future__ import annotations
+
+from m3o.events.customers import TOPIC, Event, EventType
+from m3o.runtime.auth import CallContext
+from m3o.runtime.clock import Clock, utc_now
+from m3o.runtime.events import Delivery
+from m3o.runtime.logging import get_logger
+from m3o.runtime.service import Consumer
+from m3o.runtime.store import SessionFactory, transaction
+from m3o.services.billing import records
+from m3o.services.billing.subscriptions import Subscriptions
+
+__all__ = ["CustomerEvents"]
+
+_log = get_logger(__name__)
+_CONTEXT = CallContext(service="billing", method="CustomerDeleted")
+"""Names the consumer in the errors of the calls it makes."""
+
+
+class CustomerEvents:
+    """Consumes ``customers`` in the group ``billing-customers``."""
+
+    def __init__(
+        self, *, sessions: SessionFactory, subscriptions: Subscriptions, clock: Clock = utc_now
+    ) -> None:
+        self._sessions = sessions
+        self._subscriptions = subscriptions
+        self._clock = clock
+
+    def consumer(self) -> Consumer:
+        return Consumer(TOPIC, self.handle)
+
+    async def handle(self, delivery: Delivery) -> None:
+        event = delivery.decode(Event)
+        if event.type not in (EventType.EventTypeAddPaymentMethod, EventType.EventTypeDeleted):
+            return
+        customer_id = event.customer.id
+        if not customer_id:
+            _log.warning("billing.event_skipped", event_id=delivery.id, reason="no customer")
+            return
+        if event.type == EventType.EventTypeAddPaymentMethod:
+            async with transaction(self._sessions) as session:
+                await records.ensure(session, customer_id, self._clock())
+            return
+        await self._remove(customer_id)
+
+    async def _remove(self, customer_id: str) -> None:
+        async with self._sessions() as session:
+            account_ids = await records.accounts_of(session, customer_id)
+        for account_id in account_ids:
+            async with self._sessions() as session:
+                account = await records.find(session, account_id)
+            if account is None:
+                continue
+            last_admin = set(account.admins) <= {customer_id}
+            if last_admin and account.subscription_id:
+                await self._subscriptions.cancel(_CONTEXT, account_id, account.subscription_id)
+            async with transaction(self._sessions) as session:
+                if last_admin:
+                    await records.delete_account(session, account_id)
+                else:
+                    await records.remove_member(session, account_id, customer_id)
+            _log.info(
+                "billing.customer_removed",
+                customer_id=customer_id,
+                account_id=account_id,
+                account_deleted=last_admin,
+            )
