@@ -1,7 +1,7 @@
 """add stripe
 
-Revision ID: 227a3cd0c3ca
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-04 17:43:30.257678
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "227a3cd0c3ca"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
