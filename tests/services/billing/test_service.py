@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events import customers
+from m3o.events import stripe as stripe_events
 from m3o.runtime.errors import Forbidden, Unauthorized
 from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.rpc import Client, StaticToken, TokenSource, Transport
@@ -79,7 +80,7 @@ async def test_definition_serves_the_configured_tiers_and_passes_the_callers_tok
     assert handler.spec is SPEC
     assert handler.public == frozenset({"ListTiers"})
     assert isinstance(handler.implementation, Billing)
-    assert [c.topic for c in parts.consumers] == [customers.TOPIC]
+    assert [c.topic for c in parts.consumers] == [customers.TOPIC, stripe_events.TOPIC]
 
     anonymous = client_of(handler.implementation, None)
     listed = await anonymous.list_tiers(pb.ListTiersRequest())

@@ -1,4 +1,5 @@
-"""What billing does on ``customers`` events (group ``billing-customers``).
+"""What billing does on ``customers`` events (group ``billing-customers``) and on ``stripe``
+events (group ``billing-stripe``).
 
 - AddPaymentMethod: the customer's billing account is made if missing;
 - Deleted: the customer leaves every account it belongs to; an account left without an
@@ -6,11 +7,18 @@
   deleted. The cancel comes first, outside the transaction, so a failure leaves everything
   as it was and the bus retries.
 
-Both are idempotent, so redeliveries are harmless.
+On ``stripe``:
+
+- SubscriptionDeleted (Stripe ended a subscription, e.g. unpaid or cancelled in its
+  dashboard): the account, if it still pays by that subscription, goes to ``free`` and
+  customers/SubscriptionChanged is published (as the SubscriptionEnded RPC does).
+
+All are idempotent, so redeliveries are harmless.
 """
 
 from __future__ import annotations
 
+from m3o.events import stripe as stripe_events
 from m3o.events.customers import TOPIC, Event, EventType
 from m3o.runtime.auth import CallContext
 from m3o.runtime.clock import Clock, utc_now
@@ -21,7 +29,7 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.billing import records
 from m3o.services.billing.subscriptions import Subscriptions
 
-__all__ = ["CustomerEvents"]
+__all__ = ["CustomerEvents", "StripeEvents"]
 
 _log = get_logger(__name__)
 _CONTEXT = CallContext(service="billing", method="CustomerDeleted")
@@ -77,3 +85,23 @@ class CustomerEvents:
                 account_id=account_id,
                 account_deleted=last_admin,
             )
+
+
+class StripeEvents:
+    """Consumes ``stripe`` in the group ``billing-stripe``: subscriptions Stripe ended."""
+
+    def __init__(self, *, subscriptions: Subscriptions) -> None:
+        self._subscriptions = subscriptions
+
+    def consumer(self) -> Consumer:
+        return Consumer(stripe_events.TOPIC, self.handle)
+
+    async def handle(self, delivery: Delivery) -> None:
+        event = delivery.decode(stripe_events.Event)
+        if event.type != stripe_events.EventType.EventTypeSubscriptionDeleted:
+            return
+        ended = event.subscription_deleted
+        if not ended.customer_id or not ended.subscription_id:
+            _log.warning("billing.event_skipped", event_id=delivery.id, reason="no subscription")
+            return
+        await self._subscriptions.ended(ended.customer_id, ended.subscription_id, "stripe")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.billing import tables
-from m3o.services.billing.consumers import CustomerEvents
+from m3o.services.billing.consumers import CustomerEvents, StripeEvents
 from m3o.services.billing.handler import Billing
 from m3o.services.billing.proto.client import SPEC
 from m3o.services.billing.subscriptions import Subscriptions
@@ -25,7 +25,10 @@ async def _build(deps: Dependencies) -> ServiceParts:
     customer_events = CustomerEvents(sessions=deps.sessions, subscriptions=subscriptions)
     return ServiceParts(
         handlers=[Handler(SPEC, handler, public=frozenset({"ListTiers"}))],
-        consumers=[customer_events.consumer()],
+        consumers=[
+            customer_events.consumer(),
+            StripeEvents(subscriptions=subscriptions).consumer(),
+        ],
     )
 
 
