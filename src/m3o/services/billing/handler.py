@@ -6,7 +6,8 @@ Who may do what:
   changes its tier; the card calls are passed to stripe in the customer's own name (see
   :class:`~m3o.services.billing.payments.Payments`);
 - an admin reads any account, by id or by an admin's id; a service reads any too;
-- only a service (stripe's webhook) reports a subscription that ended at Stripe;
+- only a service reports a subscription that ended at Stripe (stripe's own ends arrive as
+  stripe/SubscriptionDeleted, see ``consumers.py``);
 - anyone lists the tiers.
 
 Roles are checked before anything is read or written, so a refused caller learns nothing
