@@ -197,7 +197,7 @@ def stop(processes: list[Process]) -> list[str]:
 
 
 async def until(
-    check: Callable[[], bool | Awaitable[bool]], what: str, seconds: float = 30
+    check: Callable[[], bool | Awaitable[bool]], what: str, seconds: float = 90
 ) -> None:
     """Wait for ``check()`` (plain or awaitable) to be true; a check that fails to connect
     counts as false."""
@@ -214,7 +214,7 @@ async def until(
 
 
 async def until_serving(
-    sockets: Path, services: Iterable[str], url: str, seconds: float = 30
+    sockets: Path, services: Iterable[str], url: str, seconds: float = 90
 ) -> None:
     """Wait for each of ``services`` to listen on its unix socket in ``sockets``, then for
     the gateway at ``url`` to be ready."""
