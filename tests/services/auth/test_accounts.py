@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from sqlalchemy import select
 
 from m3o.runtime.auth import Account
@@ -268,6 +270,48 @@ async def test_a_changed_service_secret_replaces_the_old_one(world: World) -> No
     assert (await world.login("signup", "rotated secret")).account.id == "signup"
     with pytest.raises(Unauthorized):
         await world.login("signup", SERVICE_SECRET)
+
+
+class CountingHasher(PasswordHasher):
+    """The cheapest Argon2id, counting what it is asked to do."""
+
+    def __init__(self) -> None:
+        cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+        super().__init__(
+            time_cost=cheap.time_cost,
+            memory_cost=cheap.memory_cost,
+            parallelism=cheap.parallelism,
+            hash_len=cheap.hash_len,
+            salt_len=cheap.salt_len,
+        )
+        self.hashed = 0
+        self.verified = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.hashed += 1
+        return super().hash(password, salt=salt)
+
+    def verify(self, hashed: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified += 1
+        return super().verify(hashed, password)
+
+
+async def test_service_accounts_cost_one_hash_of_their_shared_secret(world: World) -> None:
+    hasher = CountingHasher()
+
+    def services(secret: str) -> World:
+        names = ("customers", "signup", "emails")
+        settings = AuthSettings(service_names=names, service_secret=secret)
+        return world.variant(settings=settings, hasher=hasher)
+
+    await services(SERVICE_SECRET).auth.ensure_service_accounts()
+    assert (hasher.hashed, hasher.verified) == (1, 0)
+    await services(SERVICE_SECRET).auth.ensure_service_accounts()
+    assert (hasher.hashed, hasher.verified) == (1, 1)
+    await services("rotated secret").auth.ensure_service_accounts()
+    assert (hasher.hashed, hasher.verified) == (2, 2)
+    for name in ("customers", "signup", "emails"):
+        assert (await world.login(name, "rotated secret")).account.id == name
 
 
 async def test_service_accounts_need_a_secret(world: World) -> None:

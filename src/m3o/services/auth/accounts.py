@@ -5,7 +5,6 @@ Delete refuses the caller's own account and the last active admin (``lockout.py`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -155,42 +154,60 @@ class Accounts:
 
     async def ensure_service_accounts(self, names: Sequence[str], secret: str) -> None:
         """Give each service an account (type and scope ``service``, id and name = the
-        service's name) whose secret is ``secret``, updating any that differs."""
+        service's name) whose secret is ``secret``, updating any that differs.
+
+        The services share one secret, so they share one hash of it: a start checks the
+        secret once per distinct stored hash and hashes it at most once, instead of once
+        per service (Argon2 is deliberately slow; the local profile, whose secret is new
+        each start, used to spend seconds here).
+        """
         if names and not secret:
             raise ValueError("auth.service_secret must be set to create service accounts")
-        await asyncio.gather(*(self._ensure_service_account(name, secret) for name in names))
-
-    async def _ensure_service_account(self, name: str, secret: str) -> None:
         async with transaction(self._sessions) as session:
-            current = await find_account(session, account_id=name)
-        if (
-            current is not None
-            and current.type == "service"
-            and current.name == name
-            and current.scopes == (SERVICE_SCOPE,)
-            and not self._passwords.needs_rehash(current.secret_hash)
-            and await self._passwords.verify(current.secret_hash, secret)
-        ):
+            current = {name: await find_account(session, account_id=name) for name in names}
+        matches: dict[str, bool] = {}
+        stale: list[str] = []
+        for name, record in current.items():
+            if record is None or not self._is_service_account(record, name):
+                stale.append(name)
+                continue
+            hashed = record.secret_hash
+            if hashed not in matches:
+                matches[hashed] = not self._passwords.needs_rehash(
+                    hashed
+                ) and await self._passwords.verify(hashed, secret)
+            if not matches[hashed]:
+                stale.append(name)
+        if not stale:
             return
+        hashed = await self._passwords.hash(secret)
         now = self._clock()
-        record = AccountRecord(
-            id=name,
-            type="service",
-            name=name,
-            scopes=(SERVICE_SCOPE,),
-            metadata={},
-            secret_hash=await self._passwords.hash(secret),
-            created=current.created if current is not None else now,
-        )
         async with transaction(self._sessions) as session:
-            values = _row(record, updated=now)
-            if current is None:
-                await session.execute(insert(tables.accounts).values(**values))
-            else:
-                await session.execute(
-                    update(tables.accounts).where(tables.accounts.c.id == name).values(**values)
+            for name in stale:
+                found = current[name]
+                record = AccountRecord(
+                    id=name,
+                    type="service",
+                    name=name,
+                    scopes=(SERVICE_SCOPE,),
+                    metadata={},
+                    secret_hash=hashed,
+                    created=found.created if found is not None else now,
                 )
-        _log.info("auth.service_account_saved", account_id=name, created=current is None)
+                values = _row(record, updated=now)
+                if found is None:
+                    await session.execute(insert(tables.accounts).values(**values))
+                else:
+                    await session.execute(
+                        update(tables.accounts).where(tables.accounts.c.id == name).values(**values)
+                    )
+        for name in stale:
+            _log.info("auth.service_account_saved", account_id=name, created=current[name] is None)
+
+    @staticmethod
+    def _is_service_account(record: AccountRecord, name: str) -> bool:
+        scopes = (SERVICE_SCOPE,)
+        return record.type == "service" and record.name == name and record.scopes == scopes
 
 
 def _row(record: AccountRecord, updated: datetime | None = None) -> Mapping[str, object]:
