@@ -152,6 +152,47 @@ async def test_reflection_falls_back_to_v1alpha() -> None:
     assert [e.name for e in Descriptors(raw).endpoints] == ["Main.Get"]
 
 
+class FailingFirst(FilePerAnswer):
+    """Ends the first ``failures`` streams INTERNAL, then answers as FilePerAnswer."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(["main.Main"], layered_files())
+        self.failures = failures
+        self.streams = 0
+
+    async def info(
+        self, requests: AsyncIterator[rpb.ServerReflectionRequest], context: Any
+    ) -> AsyncIterator[rpb.ServerReflectionResponse]:
+        self.streams += 1
+        if self.streams <= self.failures:
+            await context.abort(grpc.StatusCode.INTERNAL, "broken")
+        async for response in super().info(requests, context):
+            yield response
+
+
+async def test_a_stream_ended_internal_is_asked_again() -> None:
+    double = FailingFirst(failures=2)
+    server, address = await serve(double.handler())
+    try:
+        raw = await fetch_descriptors(address, timeout=5)
+    finally:
+        await server.stop(None)
+    assert [e.name for e in Descriptors(raw).endpoints] == ["Main.Get"]
+    assert double.streams == 3
+
+
+async def test_reflection_ending_internal_every_time_fails_naming_the_upstream() -> None:
+    double = FailingFirst(failures=100)
+    server, address = await serve(double.handler())
+    try:
+        with pytest.raises(ReflectionError) as caught:
+            await fetch_descriptors(address, timeout=5)
+    finally:
+        await server.stop(None)
+    assert str(caught.value) == f"Upstream {address} reflection failed: INTERNAL broken"
+    assert double.streams == 3
+
+
 async def test_reflection_missing_an_imported_file_fails_naming_the_upstream() -> None:
     double = FilePerAnswer(["main.Main"], layered_files()[:1])
     server, address = await serve(double.handler())

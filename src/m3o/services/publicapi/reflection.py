@@ -36,8 +36,18 @@ class ReflectionError(Exception):
     """The upstream could not be described; the message says why, naming it."""
 
 
+_ATTEMPTS_ON_INTERNAL = 3
+"""How often a stream that ends INTERNAL is tried. grpcio reports a call the server ended
+while a request was being written as INTERNAL ("Internal error from Core") instead of the
+server's own status, most often UNIMPLEMENTED from a server without reflection."""
+
+
 class _Unimplemented(Exception):
     """The upstream does not serve this version of the reflection service."""
+
+
+class _Internal(Exception):
+    """The stream ended INTERNAL; the message says so, naming the upstream."""
 
 
 class _Exchange:
@@ -138,11 +148,31 @@ async def _attempt(
             ) from None
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             raise ReflectionError(f"Upstream {address} is unreachable") from None
+        if exc.code() == grpc.StatusCode.INTERNAL:
+            raise _Internal(
+                f"Upstream {address} reflection failed: INTERNAL {exc.details()}"
+            ) from None
         raise ReflectionError(
             f"Upstream {address} reflection failed: {exc.code().name} {exc.details()}"
         ) from None
     finally:
         call.cancel()
+
+
+async def _attempts(
+    channel: grpc.aio.Channel, method: str, address: str, timeout: float
+) -> descriptor_pb2.FileDescriptorSet | None:
+    """The upstream's files by ``method``; None when it does not serve that method."""
+    attempt = 1
+    while True:
+        try:
+            return await _attempt(channel, method, address, timeout)
+        except _Unimplemented:
+            return None
+        except _Internal as exc:
+            if attempt == _ATTEMPTS_ON_INTERNAL:
+                raise ReflectionError(str(exc)) from None
+            attempt += 1
 
 
 async def fetch_descriptors(address: str, *, timeout: float = DEFAULT_REFLECTION_TIMEOUT) -> bytes:
@@ -153,11 +183,9 @@ async def fetch_descriptors(address: str, *, timeout: float = DEFAULT_REFLECTION
     """
     async with grpc.aio.insecure_channel(address) as channel:
         for method in _METHODS:
-            try:
-                found = await _attempt(channel, method, address, timeout)
-            except _Unimplemented:
-                continue
-            return found.SerializeToString()
+            found = await _attempts(channel, method, address, timeout)
+            if found is not None:
+                return found.SerializeToString()
     raise ReflectionError(
         f"Upstream {address} does not serve gRPC reflection; publish its descriptors instead"
     )
