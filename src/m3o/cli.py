@@ -14,7 +14,7 @@ import typer
 
 from m3o.cli_admin import admin_app
 from m3o.cli_common import ADDRESS, DATA_DIR, environment, fail, json_text, post
-from m3o.cli_keys import apis_app, keys_app, login
+from m3o.cli_keys import TOKEN, apis_app, customer_token, keys_app, login
 from m3o.runtime.config import ConfigError
 
 __all__ = ["app", "main"]
@@ -33,7 +33,7 @@ emails_app = typer.Typer(help="Emails the platform sent or recorded.", no_args_i
 app.add_typer(emails_app, name="emails")
 events_app = typer.Typer(help="Events consumers gave up on: list and replay.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
-balance_app = typer.Typer(help="Balances and the ledger behind them.", no_args_is_help=True)
+balance_app = typer.Typer(help="Balances and the ledger behind them.")
 app.add_typer(balance_app, name="balance")
 app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
@@ -222,6 +222,36 @@ def emails_list(
         typer.echo(_run(fetch()))
     except ValueError as exc:
         raise fail(str(exc)) from None
+
+
+@balance_app.callback(invoke_without_command=True)
+def balance(
+    context: typer.Context,
+    customer: str = typer.Option(
+        "", "--customer", show_default=False, help="Another customer's (admins only)."
+    ),
+    limit: int = typer.Option(20, "--limit", help="Ledger entries to show, oldest first."),
+    offset: int = typer.Option(0, "--offset", help="Ledger entries to skip."),
+    address: str = ADDRESS,
+    token: str = TOKEN,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Your balance and the ledger entries behind it (credits, charges, top-ups)."""
+    if context.invoked_subcommand is not None:
+        return
+    chosen = customer_token(token, data_dir)
+    current = post(address, chosen, "balance/current", {"customer_id": customer})
+    listed = post(
+        address,
+        chosen,
+        "balance/listAdjustments",
+        {"customer_id": customer, "limit": limit, "offset": offset},
+    )
+    shown = {
+        "current_balance": int(current.get("current_balance", 0)),
+        "adjustments": listed.get("adjustments", []),
+    }
+    typer.echo(json_text(shown))
 
 
 @balance_app.command("check")

@@ -17,7 +17,15 @@ import typer
 
 from m3o.cli_common import ADDRESS, DATA_DIR, fail, json_text, post
 
-__all__ = ["LOGIN_FILE", "apis_app", "keys_app", "login", "read_token", "save_token"]
+__all__ = [
+    "LOGIN_FILE",
+    "apis_app",
+    "customer_token",
+    "keys_app",
+    "login",
+    "read_token",
+    "save_token",
+]
 
 LOGIN_FILE = "customer-token"
 """The file in the data directory holding the access token of the last ``m3o login``."""
@@ -62,7 +70,8 @@ def read_token(data_dir: Path) -> str:
         return ""
 
 
-def _customer_token(token: str, data_dir: Path) -> str:
+def customer_token(token: str, data_dir: Path) -> str:
+    """``token`` when given, else the one ``m3o login`` kept; exits 1 saying how to log in."""
     chosen = token or read_token(data_dir)
     if not chosen:
         raise fail("not logged in: run `m3o login --email <email>`, or pass --token (or M3O_TOKEN)")
@@ -104,7 +113,7 @@ def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
     request: dict[str, Any] = {"scopes": _split(scopes), "description": description}
     if project:
         request["project_id"] = project
-    answer = post(address, _customer_token(token, data_dir), "v1/api/keys/generate", request)
+    answer = post(address, customer_token(token, data_dir), "v1/api/keys/generate", request)
     typer.echo(json_text(answer))
     typer.echo("Store the key now: it cannot be shown again.", err=True)
 
@@ -112,7 +121,7 @@ def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
 @keys_app.command("list")
 def keys_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
     """List your API keys (never the keys themselves)."""
-    answer = post(address, _customer_token(token, data_dir), "v1/api/keys/list", {})
+    answer = post(address, customer_token(token, data_dir), "v1/api/keys/list", {})
     typer.echo(json_text({"api_keys": answer.get("api_keys", [])}))
 
 
@@ -124,12 +133,12 @@ def keys_revoke(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Revoke an API key: calls with it are refused from now on."""
-    post(address, _customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
+    post(address, customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
     typer.echo(f"revoked {key_id}")
 
 
 @apis_app.command("list")
 def apis_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
     """List the names of the published APIs (the scopes a key may have)."""
-    answer = post(address, _customer_token(token, data_dir), "v1/api/apis/list", {})
+    answer = post(address, customer_token(token, data_dir), "v1/api/apis/list", {})
     typer.echo(json_text({"names": answer.get("names", [])}))

@@ -31,6 +31,19 @@ EMAIL = "dev@example.com"
 PASSWORD = "correct horse battery staple"
 APIS = ["helloworld", "streams"]
 
+BALANCE = 20_010_000
+LEDGER = [
+    {"id": "a1", "created": "1764800000", "delta": "10000", "reference": "Promo credit"},
+    {
+        "id": "a2",
+        "created": "1764800060",
+        "delta": "20000000",
+        "reference": "Credit added",
+        "meta": {"charge_id": "ch_1", "receipt_url": "https://pay.stripe.com/receipts/ch_1"},
+    },
+]
+"""The customer's ledger, oldest first, as ``balance/listAdjustments`` answers it."""
+
 UNAUTHORIZED = {"id": "v1", "code": 401, "detail": "Unauthorized", "status": "Unauthorized"}
 NO_SUCH_API = {"id": "v1", "code": 404, "detail": "No such API", "status": "Not Found"}
 INSUFFICIENT_CREDIT = {
@@ -83,6 +96,8 @@ class FakePlatform:
                 Route("/v1/api/keys/list", self._list, methods=["POST"]),
                 Route("/v1/api/keys/revoke", self._revoke, methods=["POST"]),
                 Route("/v1/api/apis/list", self._apis, methods=["POST"]),
+                Route("/balance/current", self._balance, methods=["POST"]),
+                Route("/balance/listAdjustments", self._adjustments, methods=["POST"]),
                 Route("/v1/{api}/{rest:path}", self._call, methods=["POST"]),
                 WebSocketRoute("/v1/{api}/{rest:path}", self._stream),
             ]
@@ -162,6 +177,25 @@ class FakePlatform:
         if refused is not None:
             return refused
         return JSONResponse({"names": APIS})
+
+    # The caller's balance and ledger; another customer's is refused.
+
+    async def _balance(self, request: Request) -> Response:
+        _, refused = await self._own_ledger(request, "balance.Current")
+        return refused or JSONResponse({"current_balance": str(BALANCE)})
+
+    async def _adjustments(self, request: Request) -> Response:
+        body, refused = await self._own_ledger(request, "balance.ListAdjustments")
+        if refused is not None:
+            return refused
+        offset, limit = int(body.get("offset", 0)), int(body.get("limit", 0)) or 100
+        return JSONResponse({"adjustments": LEDGER[offset : offset + limit]})
+
+    async def _own_ledger(self, request: Request, error_id: str) -> tuple[Any, Response | None]:
+        body, refused = await self._customer(request)
+        if refused is None and body.get("customer_id") not in (None, "", "cust-1"):
+            refused = error(403, error_id, "Forbidden", "Forbidden")
+        return body, refused
 
     # The public API, with an API key.
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner, Result
 
-from client.fake_platform import CUSTOMER_TOKEN, EMAIL, PASSWORD, UNAUTHORIZED, FakePlatform
+from client.fake_platform import (
+    BALANCE,
+    CUSTOMER_TOKEN,
+    EMAIL,
+    LEDGER,
+    PASSWORD,
+    UNAUTHORIZED,
+    FakePlatform,
+)
 from m3o.cli import app
 from m3o.cli_keys import LOGIN_FILE, read_token, save_token
 
@@ -281,3 +289,40 @@ def test_malformed_address_exits_1() -> None:
 
     assert result.exit_code == 1
     assert "http://" in result.stderr
+
+
+def test_balance_shows_the_balance_and_the_ledger_entries(
+    platform: FakePlatform, tmp_path: Path
+) -> None:
+    options = logged_in(platform, tmp_path)
+
+    shown = m3o("balance", *options)
+    paged = m3o("balance", "--limit", "1", "--offset", "1", *options)
+
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout) == {"current_balance": BALANCE, "adjustments": LEDGER}
+    assert orjson.loads(paged.stdout)["adjustments"] == LEDGER[1:]
+    asked = [(r.path, r.body) for r in platform.received[1:3]]
+    assert asked == [
+        ("/balance/current", {"customer_id": ""}),
+        ("/balance/listAdjustments", {"customer_id": "", "limit": 20, "offset": 0}),
+    ]
+
+
+def test_balance_of_another_customer_prints_the_refusal_and_exits_1(
+    platform: FakePlatform, tmp_path: Path
+) -> None:
+    options = logged_in(platform, tmp_path)
+
+    refused = m3o("balance", "--customer", "someone-else", *options)
+
+    assert refused.exit_code == 1
+    assert orjson.loads(refused.stderr)["code"] == 403
+
+
+def test_balance_without_a_token_says_how_to_log_in(platform: FakePlatform, tmp_path: Path) -> None:
+    result = m3o("balance", "--address", platform.address, "--data-dir", str(tmp_path))
+
+    assert result.exit_code == 1
+    assert "m3o login" in result.stderr
+    assert platform.received == []
