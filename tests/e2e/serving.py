@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +25,8 @@ CODE_SENTENCE = re.compile(
 )
 RESET_TOKEN = re.compile(r"reset token is\s+([A-Za-z0-9_-]{43})\b")
 
+T = TypeVar("T")
+
 STARTUP_SECONDS = 90
 """How long `m3o serve` may take to become healthy (a few seconds on a quiet machine; the
 deadline is generous for a busy CI machine, and a healthy platform returns at once)."""
@@ -34,6 +36,7 @@ deadline is generous for a busy CI machine, and a healthy platform returns at on
 class Platform:
     url: str
     process: subprocess.Popen[str]
+    data_dir: Path
 
     def post(self, path: str, body: dict[str, Any], token: str = "") -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -83,7 +86,7 @@ def serve(data_dir: Path, env: Mapping[str, str], *, stdout: int = subprocess.DE
             raise AssertionError(f"m3o serve exited: {process.communicate()[1]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return Platform(url, process)
+                return Platform(url, process, data_dir)
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
@@ -101,3 +104,15 @@ def serving(tmp_path: Path, extra_env: Mapping[str, str] = {}) -> Iterator[Platf
     finally:
         platform.process.kill()
         platform.process.communicate()
+
+
+def eventually(check: Callable[[], T], what: str = "the condition", seconds: float = 20) -> T:
+    """``check()``'s first truthy result, asked again every 0.1 s for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds} s (last: {result!r})")
+        time.sleep(0.1)

@@ -9,15 +9,14 @@ and the next call is 401.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from e2e.serving import CODE_SENTENCE, Platform, serving
+from e2e.serving import CODE_SENTENCE, Platform, eventually, serving
 from m3o.client import APIError, Client
 
 pytestmark = pytest.mark.e2e
@@ -31,18 +30,6 @@ PROMO = 10_000  # signup.promoCredit's default
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
     yield from serving(tmp_path)
-
-
-def _eventually(check: Callable[[], Any], seconds: float = 15) -> Any:
-    """``check()``'s first truthy result, retried until ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {result!r}")
-        time.sleep(0.1)
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:
@@ -91,7 +78,7 @@ def test_the_customer_journey(platform: Platform) -> None:
     login = _ok(platform.post("/customers/login", {"email": EMAIL, "password": PASSWORD}))
     token = login["token"]["access_token"]
     # The promo credit arrives once, from the onboarding consumer.
-    _eventually(lambda: _balance(platform, token) == FUNDS + PROMO)
+    eventually(lambda: _balance(platform, token) == FUNDS + PROMO)
 
     apis = _ok(platform.post("/v1/api/apis/list", {}, token))
     assert "helloworld" in apis["names"]
@@ -157,12 +144,12 @@ def test_the_customer_journey(platform: Platform) -> None:
         assert streamed == [{"message": "Hello Dan"}] * 3
         return _balance(platform, token) < before
 
-    _eventually(charged_stream, seconds=20)
+    eventually(charged_stream, seconds=20)
     after = _balance(platform, token)
     assert (before - after) % price == 0
 
     # Usage shows the calls once the request events are consumed.
-    _eventually(lambda: _usage_of(platform, token, "helloworld") >= 4)
+    eventually(lambda: _usage_of(platform, token, "helloworld") >= 4)
 
     # Revoking the key: the next call is 401, on the HTTP API and through the client.
     _ok(platform.post("/v1/api/keys/revoke", {"id": key_id}, token))
@@ -176,7 +163,7 @@ def test_the_customer_journey(platform: Platform) -> None:
         )
         return response.status_code == 401
 
-    _eventually(refused, seconds=5)
+    eventually(refused, seconds=5)
 
     async def revoked_call() -> APIError:
         async with Client(key, platform.url) as client:
