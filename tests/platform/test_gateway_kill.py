@@ -33,11 +33,11 @@ from m3o.services.usage.counters import TOTAL, monthly_key
 from support.backends import REDIS_URL
 from support.platform import (
     CALL_PATH,
-    ERROR_LINE,
     SERVICES,
     Api,
     Customer,
     Process,
+    assert_no_logged_errors,
     call,
     free_port,
     migrate,
@@ -148,10 +148,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
             victim.stream.close()
         problems = stop(survivors) + stop(list(reversed(services)))
     assert not problems, "\n".join(problems)
-    for process in [*services, *survivors]:
-        log = process.output(tail=10_000_000)
-        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
-        assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
+    assert_no_logged_errors([*services, *survivors])
 
 
 async def paid_helloworld_customer(api: Api, client: httpx.AsyncClient, url: str) -> Customer:

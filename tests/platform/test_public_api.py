@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -36,13 +35,13 @@ from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from support.backends import redis_url
 from support.platform import (
-    ERROR_LINE,
-    M3O,
     SERVICES,
     Api,
     Customer,
     Outcome,
     Process,
+    assert_balances_check,
+    assert_no_logged_errors,
     call,
     free_port,
     migrate,
@@ -206,25 +205,12 @@ async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allo
             await scenarios(api, client, urls)
 
         # Every balance equals its ledger (the flush has run: check_money waited for it).
-        checked = subprocess.run(
-            [*M3O, "balance", "check"],
-            env=env,
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert "every balance equals its ledger" in checked.stdout
+        assert_balances_check(env, workdir)
     finally:
         # The gateways first (they publish their last request events), then the services.
         problems = stop(gateways) + stop(list(reversed(services)))
     assert not problems, "\n".join(problems)
-    for process in [*services, *gateways]:
-        log = process.output(tail=10_000_000)
-        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
-        assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
+    assert_no_logged_errors([*services, *gateways])
 
 
 async def scenarios(api: Api, client: httpx.AsyncClient, urls: list[str]) -> None:

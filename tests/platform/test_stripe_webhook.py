@@ -17,7 +17,6 @@ any late duplicate of the first (relayed from either process's outbox) would be 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ import redis
 from m3o.services.balance.settings import UNITS_PER_CENT
 from support.backends import REDIS_URL
 from support.platform import (
-    ERROR_LINE,
-    M3O,
     PASSWORD,
     Api,
     Process,
+    assert_balances_check,
+    assert_no_logged_errors,
     free_port,
     migrate,
     platform_env,
@@ -132,20 +131,8 @@ async def test_a_charge_delivered_100_times_to_two_processes_is_credited_once(
         problems = stop(gateways) + stop(list(reversed(services)))
     assert not problems, "\n".join(problems)
 
-    checked = subprocess.run(
-        [*M3O, "balance", "check", "--data-dir", str(workdir / "data")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "every balance equals its ledger" in checked.stdout
-    for process in [*services, *gateways]:
-        log = process.output(tail=10_000_000)
-        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
-        assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
+    assert_balances_check(env, workdir)
+    assert_no_logged_errors([*services, *gateways])
 
 
 async def _customer(api: Api) -> tuple[str, str]:

@@ -41,6 +41,8 @@ __all__ = [
     "Customer",
     "Outcome",
     "Process",
+    "assert_balances_check",
+    "assert_no_logged_errors",
     "bearer",
     "call",
     "emptied_redis",
@@ -194,6 +196,29 @@ def stop(processes: list[Process]) -> list[str]:
                 f"{process.name} exited {process.popen.returncode}:\n{process.output()}"
             )
     return problems
+
+
+def assert_no_logged_errors(processes: Iterable[Process]) -> None:
+    """No process logged an error (or worse)."""
+    for process in processes:
+        log = process.output(tail=10_000_000)
+        errors = [line for line in log.splitlines() if ERROR_LINE.search(line)]
+        assert not errors, f"{process.name} logged errors:\n" + "\n".join(errors)
+
+
+def assert_balances_check(env: Mapping[str, str], workdir: Path) -> None:
+    """`m3o balance check` with ``env`` finds every balance equal to its ledger."""
+    checked = subprocess.run(
+        [*M3O, "balance", "check"],
+        env=dict(env),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "every balance equals its ledger" in checked.stdout
 
 
 async def until(
