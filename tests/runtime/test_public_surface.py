@@ -226,6 +226,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "check_limit",
         "dollars",
     ],
+    "m3o.runtime.outbound": ["MAX_DETAIL", "OutboundError", "Retries", "send_with_retries"],
     "m3o.runtime.rpc": [
         "AccessRules",
         "Authenticator",
