@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,9 +11,9 @@ from typing import Any
 
 import orjson
 import stripe
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from support.http_fakes import served
 from support.stripe_fake._billing import StripeApi
 from support.stripe_fake._customers import Card, Outcome
 from support.stripe_fake._errors import StripeError, check_params, list_param
@@ -82,7 +81,6 @@ class StripeFake:
         self._failures: list[_Failure] = []
         self._kept: dict[str, _Kept] = {}
         self._base_url: str | None = None
-        self._started = threading.Event()
 
     # -- serving -------------------------------------------------------------------------
 
@@ -96,36 +94,12 @@ class StripeFake:
     @contextmanager
     def running(self) -> Iterator[StripeFake]:
         """Serves the fake on a free port until the block ends."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        # Listening before the server starts: early connections wait in the backlog.
-        listener.listen(128)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self,
-                loop="auto",
-                lifespan="on",
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=1,
-            )
-        )
-        self._started.clear()
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [listener]}, name="stripe-fake", daemon=True
-        )
-        thread.start()
-        try:
-            if not self._started.wait(timeout=10):
-                raise RuntimeError("the Stripe fake did not start")
-            self._base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-            yield self
-        finally:
-            self._base_url = None
-            server.should_exit = True
-            thread.join(timeout=10)
-            listener.close()
+        with served(self) as url:
+            self._base_url = url
+            try:
+                yield self
+            finally:
+                self._base_url = None
 
     def client(self, **options: Any) -> stripe.StripeClient:
         """A ``StripeClient`` of this fake, without retries unless ``options`` ask for them."""
@@ -133,9 +107,6 @@ class StripeFake:
         return stripe.StripeClient(self.api_key, base_addresses={"api": self.base_url}, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
         body = b""
@@ -160,16 +131,6 @@ class StripeFake:
         ]
         await send({"type": "http.response.start", "status": answer.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": answer.body})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self._started.set()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # -- one request ---------------------------------------------------------------------
 
