@@ -21,6 +21,7 @@ from m3o.services.emails.service import definition as emails
 from m3o.services.explore.service import definition as explore
 from m3o.services.helloworld.service import definition as helloworld
 from m3o.services.mailchimp.service import definition as mailchimp
+from m3o.services.mixpanel.service import definition as mixpanel
 from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
@@ -46,6 +47,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     signup,
     oauth,
     mailchimp,
+    mixpanel,
     helloworld,
 )
 
