@@ -24,9 +24,12 @@ async def _build(deps: Dependencies) -> ServiceParts:
         ignore_list=section.ignore_list,
         batch_size=section.batch_size,
     )
-    return ServiceParts(
-        handlers=[], consumers=forwarder.consumers(), on_stop=[forwarder.close, importer.close]
-    )
+
+    async def close() -> None:
+        await forwarder.close()  # sends what still waits, then the client goes
+        await importer.close()
+
+    return ServiceParts(handlers=[], consumers=forwarder.consumers(), on_stop=[close])
 
 
 definition = ServiceDefinition(name="mixpanel", build=_build, metadata=tables.metadata)
