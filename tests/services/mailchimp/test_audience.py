@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from structlog.testing import capture_logs
 
 from m3o.runtime.config import build_config
 from m3o.runtime.outbound import OutboundError
@@ -140,8 +141,13 @@ def test_mailchimp_is_used_only_when_enabled_and_configured() -> None:
         assert isinstance(chosen, LocalAudience), section
 
 
-async def test_the_local_sink_records_what_would_have_been_sent() -> None:
+async def test_the_local_sink_records_and_logs_what_would_have_been_sent() -> None:
     sink = LocalAudience()
-    await sink.add("ann@example.com")
-    await sink.delete("bob@example.com")
+    with capture_logs() as logs:
+        await sink.add("ann@example.com")
+        await sink.delete("bob@example.com")
     assert (sink.added, sink.deleted) == (["ann@example.com"], ["bob@example.com"])
+    assert [(entry["event"], entry["email"]) for entry in logs] == [
+        ("mailchimp.local_add", "a***@example.com"),
+        ("mailchimp.local_delete", "b***@example.com"),
+    ]

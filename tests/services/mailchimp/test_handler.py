@@ -4,6 +4,7 @@ block list skipped, Mailchimp's failures answered with a generic error of the ri
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from m3o.runtime.auth import Account
 from m3o.runtime.errors import BadRequest, Forbidden, Internal, Unauthorized, Unavailable
@@ -13,6 +14,7 @@ from m3o.services.mailchimp.proto import mailchimp_pb2 as pb
 from services.mailchimp.support import (
     ADMIN,
     ANN,
+    API_KEY,
     BOB,
     SERVICE,
     MailchimpFake,
@@ -120,3 +122,24 @@ async def test_mailchimp_failures_are_generic_errors(
         await real.close()
     assert "scripted" not in str(failed.value)
     assert len(fake.received) == len(answers)
+
+
+async def test_failures_are_logged_without_the_key_or_the_whole_email(
+    mailchimp: tuple[MailchimpFake, str],
+) -> None:
+    fake, url = mailchimp
+    fake.answers = [503, 503, 503, 400]
+    real = audience(url)
+    subject = handler(Membership(audience=real, block_list=[]))
+    try:
+        with capture_logs() as logs:
+            for _ in range(2):
+                with pytest.raises((Unavailable, Internal)):
+                    await _call(subject, _ADD, ANN_EMAIL, ADMIN)
+    finally:
+        await real.close()
+    failed = [entry for entry in logs if entry["event"] == "mailchimp.failed"]
+    assert [entry["email"] for entry in failed] == ["a***@example.com"] * 2
+    assert "503" in failed[0]["error"]
+    assert API_KEY not in repr(logs)
+    assert ANN_EMAIL not in repr(logs)

@@ -4,6 +4,7 @@ account, strict mode and the project; retries on 5xx only; the deadline of each 
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from m3o.runtime.config import build_config
 from m3o.runtime.outbound import OutboundError
@@ -93,6 +94,12 @@ def test_mixpanel_is_used_only_when_enabled_and_configured() -> None:
 
 async def test_the_local_sink_keeps_each_batch() -> None:
     sink = LocalImporter()
-    await sink.send(EVENTS)
-    await sink.send(EVENTS[:1])
+    with capture_logs() as logs:
+        await sink.send(EVENTS)
+        await sink.send(EVENTS[:1])
     assert sink.batches == [EVENTS, EVENTS[:1]]
+    assert [(entry["event"], entry["events"]) for entry in logs] == [
+        ("mixpanel.local_batch", 2),
+        ("mixpanel.local_batch", 1),
+    ]
+    assert logs[0]["names"] == {"customers_EventTypeSignup": 1, "requests_EventTypeRequest": 1}
