@@ -179,3 +179,30 @@ async def test_without_an_ignore_list_nothing_is_looked_up(sessions: SessionFact
     assert sum(len(b) for b in sink.batches) == 21
     assert world.projects.read.recorded == []
     assert await world.ignored.among(["a"]) == set()
+
+
+async def test_a_signup_on_the_list_hides_the_requests_of_its_own_batch(
+    sessions: SessionFactory,
+) -> None:
+    sink = LocalImporter()
+    world = make_world(sessions, sink, ignore_list=[IGNORED])
+    await _all(
+        world.forwarder.handle_customer(
+            customer_delivery(_Type.EventTypeSignup, "tester", IGNORED)
+        ),
+        *(world.forwarder.handle_request(request_delivery("tester")) for _ in range(20)),
+        world.forwarder.handle_request(request_delivery("ann")),
+    )
+    assert _names_and_ids(sink) == [("requests_EventTypeRequest", "ann")]
+    assert [c.request.id for c in world.projects.read.recorded] == ["ann"]
+
+
+async def test_the_records_follow_the_list_in_bulk(sessions: SessionFactory) -> None:
+    world = make_world(sessions, LocalImporter(), ignore_list=[IGNORED])
+    many = [f"c{n}" for n in range(1200)]
+    await world.ignored.update(ignored=many, tracked=[])
+    await world.ignored.update(ignored=many[:10], tracked=many[10:1100])
+    assert await world.ignored.among([*many, "other"]) == set(many[:10]) | set(many[1100:])
+    await world.ignored.update(ignored=[], tracked=[])
+    await world.ignored.update(ignored=[], tracked=many)
+    assert await world.ignored.among(many) == set()

@@ -34,7 +34,9 @@ class Pending:
     event: dict[str, Any]
     """The Mixpanel event as sent."""
     customer_id: str = ""
-    """The customer it is about, when known (customers events)."""
+    """The customer it is about (customers events)."""
+    email_ignored: bool | None = None
+    """Whether the event's email is on the ignore list; None when it carries none."""
     project_id: str = ""
     """The project it is about (requests events)."""
 

@@ -8,11 +8,13 @@ type needs no change here; ``distinct_id`` is the customer (customers) or the pr
 is the event id, so Mixpanel drops a redelivered event; ``data`` is the event in M3O's
 JSON mapping.
 
-The ignore list: a customers event carrying an ignored email is dropped, and the customer
-is remembered (``mixpanel_ignored_customers``), so that request events, which carry only a
-project, are checked once per batch: one query for the projects that are ignored
-customers' default projects, one projects lookup per project never seen before by this
-process, and one query for their owners.
+The ignore list is applied once per batch: a customers event carrying an ignored email is
+dropped and its customer remembered (``mixpanel_ignored_customers``; one carrying an email
+not on the list forgets it), so that customers events without an email and request
+events, which carry only a project, can be checked: one query for the batch's customers
+and projects (an ignored customer's default project has its id), one projects lookup per
+project this process has not seen before, one query for their owners, and a write only
+when what is remembered changes.
 """
 
 from __future__ import annotations
@@ -89,18 +91,12 @@ class Forwarder:
 
     async def handle_customer(self, delivery: Delivery) -> None:
         event = delivery.decode(customers_events.Event)
-        customer_id = event.customer.id
         email = normalise_email(event.customer.email)
-        if email and self._ignore_list and customer_id:
-            ignored = email in self._ignore_list
-            await self._ignored.remember(customer_id, ignored=ignored)
-            if ignored:
-                return
         await self._batcher.submit(
             Pending(
-                mixpanel_event(delivery, event, customer_id),
-                # without an email, whether it is ignored is looked up with its batch
-                customer_id="" if email else customer_id,
+                mixpanel_event(delivery, event, event.customer.id),
+                customer_id=event.customer.id,
+                email_ignored=(email in self._ignore_list) if email else None,
             )
         )
 
@@ -112,21 +108,32 @@ class Forwarder:
         )
 
     async def _keep(self, batch: Sequence[Pending]) -> Sequence[Pending]:
-        """The events of ``batch`` whose customer is not ignored."""
+        """The events of ``batch`` whose customer is not ignored; what the batch's customers
+        events say about their emails is recorded on the way."""
         if not self._ignore_list:
             return batch
+        emails: dict[str, bool] = {}
+        for p in batch:
+            if p.customer_id and p.email_ignored is not None:
+                emails[p.customer_id] = emails.get(p.customer_id, False) or p.email_ignored
         customers = {p.customer_id for p in batch if p.customer_id}
         projects = {p.project_id for p in batch if p.project_id}
-        direct = await self._ignored.among(customers | projects)
-        owners = await self._owners.owners(projects - direct)
+        recorded = await self._ignored.among(customers | projects)
+        newly = {c for c, ignored in emails.items() if ignored and c not in recorded}
+        tracked = {c for c, ignored in emails.items() if not ignored and c in recorded}
+        await self._ignored.update(ignored=newly, tracked=tracked)
+        ignored = (recorded - tracked) | newly
+        owners = await self._owners.owners(projects - ignored)
         by_owner = await self._ignored.among(set(owners.values()))
-        kept = [
-            p
-            for p in batch
-            if p.customer_id not in direct
-            and p.project_id not in direct
-            and owners.get(p.project_id, "") not in by_owner
-        ]
+        kept = [p for p in batch if not _skipped(p, ignored, owners, by_owner)]
         if len(kept) < len(batch):
             _log.debug("mixpanel.ignored", events=len(batch) - len(kept))
         return kept
+
+
+def _skipped(p: Pending, ignored: set[str], owners: dict[str, str], by_owner: set[str]) -> bool:
+    if p.email_ignored is not None:
+        return p.email_ignored
+    if p.customer_id:
+        return p.customer_id in ignored
+    return p.project_id in ignored or owners.get(p.project_id, "") in by_owner

@@ -24,23 +24,31 @@ class IgnoredCustomers:
         self._sessions = sessions
         self._clock = clock
 
-    async def remember(self, customer_id: str, *, ignored: bool) -> None:
-        """Record whether ``customer_id`` is ignored (its email on the list or no longer)."""
-        try:
-            async with transaction(self._sessions) as session:
-                await session.execute(
-                    delete(ignored_customers).where(ignored_customers.c.customer_id == customer_id)
-                )
-                if ignored:
-                    await session.execute(
-                        insert(ignored_customers).values(
-                            customer_id=customer_id, recorded=self._clock()
+    async def update(self, *, ignored: Collection[str], tracked: Collection[str]) -> None:
+        """Record ``ignored`` customers as ignored and ``tracked`` ones as not, at once."""
+        if not ignored and not tracked:
+            return
+        for attempt in (1, 2):
+            try:
+                async with transaction(self._sessions) as session:
+                    gone = sorted({*ignored, *tracked})
+                    for start in range(0, len(gone), _CHUNK):
+                        await session.execute(
+                            delete(ignored_customers).where(
+                                ignored_customers.c.customer_id.in_(gone[start : start + _CHUNK])
+                            )
                         )
-                    )
-        except IntegrityError:
-            if not ignored:
-                raise
-            # A concurrent event of the same customer recorded it first: it is ignored.
+                    if ignored:
+                        now = self._clock()
+                        await session.execute(
+                            insert(ignored_customers),
+                            [{"customer_id": c, "recorded": now} for c in sorted(set(ignored))],
+                        )
+                return
+            except IntegrityError:
+                # another process recorded one of them at the same moment: once more
+                if attempt == 2:
+                    raise
 
     async def among(self, ids: Collection[str]) -> set[str]:
         """Those of ``ids`` that are ignored customers."""
