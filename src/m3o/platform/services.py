@@ -20,6 +20,8 @@ from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
 from m3o.services.explore.service import definition as explore
 from m3o.services.helloworld.service import definition as helloworld
+from m3o.services.mailchimp.service import definition as mailchimp
+from m3o.services.mixpanel.service import definition as mixpanel
 from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
@@ -44,6 +46,8 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     v1,
     signup,
     oauth,
+    mailchimp,
+    mixpanel,
     helloworld,
 )
 
