@@ -161,6 +161,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "MAX_LOCAL_LENGTH",
         "SignupPolicy",
         "is_valid_email",
+        "mask_email",
         "normalise_email",
         "parse_email",
     ],

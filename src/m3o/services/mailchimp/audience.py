@@ -20,6 +20,7 @@ from typing import Protocol
 import httpx
 
 from m3o.runtime.config import Config
+from m3o.runtime.email_address import mask_email
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import OutboundError, Retries, send_with_retries
 
@@ -31,7 +32,6 @@ __all__ = [
     "MailchimpSettings",
     "api_url_for",
     "audience_from",
-    "mask",
     "subscriber_hash",
 ]
 
@@ -74,14 +74,6 @@ def api_url_for(api_key: str) -> str:
     return f"https://{found.group(1)}.api.mailchimp.com" if found else ""
 
 
-def mask(email: str) -> str:
-    """``ann@example.com`` -> ``a***@example.com``: enough to tell emails apart in logs."""
-    local, at, domain = email.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
-
-
 class MailchimpAudience:
     """The configured audience on Mailchimp (basic auth with the API key)."""
 
@@ -107,7 +99,7 @@ class MailchimpAudience:
             service=_SERVICE,
             retries=self._settings.retries,
         )
-        _log.info("mailchimp.added", email=mask(email))
+        _log.info("mailchimp.added", email=mask_email(email))
 
     async def delete(self, email: str) -> None:
         url = f"{self._members}/{subscriber_hash(email)}/actions/delete-permanent"
@@ -120,7 +112,7 @@ class MailchimpAudience:
         except OutboundError as exc:
             if exc.status != _NOT_FOUND:
                 raise
-        _log.info("mailchimp.deleted", email=mask(email))
+        _log.info("mailchimp.deleted", email=mask_email(email))
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -136,11 +128,11 @@ class LocalAudience:
 
     async def add(self, email: str) -> None:
         self.added.append(email)
-        _log.info("mailchimp.local_add", email=mask(email), tag=CUSTOMER_TAG)
+        _log.info("mailchimp.local_add", email=mask_email(email), tag=CUSTOMER_TAG)
 
     async def delete(self, email: str) -> None:
         self.deleted.append(email)
-        _log.info("mailchimp.local_delete", email=mask(email))
+        _log.info("mailchimp.local_delete", email=mask_email(email))
 
     async def close(self) -> None:
         return None

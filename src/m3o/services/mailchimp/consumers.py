@@ -10,12 +10,11 @@ email is skipped.
 from __future__ import annotations
 
 from m3o.events import customers as customers_events
-from m3o.runtime.email_address import is_valid_email, normalise_email
+from m3o.runtime.email_address import is_valid_email, mask_email, normalise_email
 from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import OutboundError
 from m3o.runtime.service import Consumer
-from m3o.services.mailchimp.audience import mask
 from m3o.services.mailchimp.handler import Membership
 
 __all__ = ["CustomerSync"]
@@ -49,4 +48,6 @@ class CustomerSync:
         except OutboundError as exc:
             if exc.transient:
                 raise
-            _log.error("mailchimp.refused", event_id=delivery.id, email=mask(email), error=str(exc))
+            _log.error(
+                "mailchimp.refused", event_id=delivery.id, email=mask_email(email), error=str(exc)
+            )

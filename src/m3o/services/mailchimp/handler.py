@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from m3o.runtime.auth import CallContext, verify_admin
-from m3o.runtime.email_address import InvalidEmail, parse_email
+from m3o.runtime.email_address import InvalidEmail, mask_email, parse_email
 from m3o.runtime.errors import BadRequest, Internal, Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import OutboundError
-from m3o.services.mailchimp.audience import Audience, mask
+from m3o.services.mailchimp.audience import Audience
 from m3o.services.mailchimp.proto import mailchimp_pb2 as pb
 
 __all__ = ["Mailchimp", "Membership"]
@@ -36,14 +36,14 @@ class Membership:
     async def add(self, email: str) -> None:
         """Raises :class:`~m3o.runtime.outbound.OutboundError` when Mailchimp fails."""
         if self.blocked(email):
-            _log.info("mailchimp.skipped", email=mask(email), reason="block_list")
+            _log.info("mailchimp.skipped", email=mask_email(email), reason="block_list")
             return
         await self._audience.add(email)
 
     async def delete(self, email: str) -> None:
         """Raises :class:`~m3o.runtime.outbound.OutboundError` when Mailchimp fails."""
         if self.blocked(email):
-            _log.info("mailchimp.skipped", email=mask(email), reason="block_list")
+            _log.info("mailchimp.skipped", email=mask_email(email), reason="block_list")
             return
         await self._audience.delete(email)
 
@@ -87,7 +87,7 @@ def _email(raw: str, ctx: CallContext) -> str:
 
 
 def _failure(exc: OutboundError, ctx: CallContext, email: str) -> Exception:
-    _log.error("mailchimp.failed", endpoint=ctx.endpoint, email=mask(email), error=str(exc))
+    _log.error("mailchimp.failed", endpoint=ctx.endpoint, email=mask_email(email), error=str(exc))
     if exc.transient:
         return Unavailable(ctx.endpoint, "Mailchimp is unavailable, try again later")
     return Internal(ctx.endpoint, "Failed to update the Mailchimp audience")
