@@ -296,6 +296,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "Cron",
         "Dependencies",
         "Handler",
+        "HealthProbe",
         "ServiceDefinition",
         "ServiceParts",
     ],

@@ -26,6 +26,7 @@ from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
 from m3o.services.signup.service import definition as signup
+from m3o.services.status.service import definition as status
 from m3o.services.stripe.service import definition as stripe
 from m3o.services.usage.service import definition as usage
 from m3o.services.v1.service import definition as v1
@@ -49,6 +50,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     mailchimp,
     mixpanel,
     helloworld,
+    status,
 )
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
