@@ -59,8 +59,9 @@ async def test_a_stopped_service_and_an_unreachable_redis_are_exactly_what_is_no
         sockets,
         "status-test-service-secret-of-some-length",
         M3O_SERVER__PORT=str(port),
-        # auth is defined but not started: only what runs here is listed.
-        M3O_STATUS__SERVICES="customers,status,mailchimp",
+        # auth is defined but not started: only what runs here is listed (and a name no
+        # service has, which is dropped).
+        M3O_STATUS__SERVICES="customers,status,no-such-service",
     )
     migrate(env)
     logs = tmp_path / "logs"
