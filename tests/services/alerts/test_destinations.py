@@ -128,9 +128,11 @@ async def test_a_400_is_refused_at_once() -> None:
 async def test_slacks_ok_false_is_a_refusal_not_retried() -> None:
     slack = slack_fake()
     slack.ok = (200, {"ok": False, "error": "channel_not_found"})
-    with served(slack.app()) as slack_url:
-        with pytest.raises(OutboundError, match="channel_not_found") as refused:
-            await slack_at(slack_url).post("hello")
+    with (
+        served(slack.app()) as slack_url,
+        pytest.raises(OutboundError, match="channel_not_found") as refused,
+    ):
+        await slack_at(slack_url).post("hello")
 
     assert refused.value.transient is False
     assert len(slack.received) == 1
@@ -139,9 +141,8 @@ async def test_slacks_ok_false_is_a_refusal_not_retried() -> None:
 async def test_a_wrong_slack_token_is_refused() -> None:
     slack = slack_fake()
     slack.token = "xoxb-another-token"
-    with served(slack.app()) as slack_url:
-        with pytest.raises(OutboundError, match="invalid_auth"):
-            await slack_at(slack_url).post("hello")
+    with served(slack.app()) as slack_url, pytest.raises(OutboundError, match="invalid_auth"):
+        await slack_at(slack_url).post("hello")
 
     assert [r.authorization for r in slack.received] == [f"Bearer {SLACK_TOKEN}"]
 

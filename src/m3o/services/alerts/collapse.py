@@ -80,7 +80,9 @@ class Collapser:
 
 
 def describe(window: timedelta) -> str:
-    """``5 min``, ``30 s``, ``2 h``: the window as a message says it."""
+    """``5 min``, ``30 s``, ``2 h``, ``600 ms``: the window as a message says it."""
+    if window < timedelta(seconds=1):
+        return f"{window // timedelta(milliseconds=1)} ms"
     seconds = int(window.total_seconds())
     if seconds % 3600 == 0 and seconds >= 3600:
         return f"{seconds // 3600} h"
