@@ -7,16 +7,21 @@ import json
 from datetime import timedelta
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from structlog.testing import capture_logs
 
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.outbound import OutboundError
 from m3o.runtime.store import SessionFactory
-from m3o.services.alerts.destinations import DISCORD_MAX_CONTENT
+from m3o.services.alerts.destinations import DISCORD_MAX_CONTENT, DiscordWebhook
 from m3o.services.alerts.proto import alerts_pb2 as pb
 from services.alerts.support import (
     DISCORD_PATH,
     SLACK_TOKEN,
+    Received,
     alerts,
     call,
     discord_at,
@@ -177,3 +182,25 @@ async def test_a_long_message_is_cut_to_discords_limit() -> None:
 
     [received] = discord.received
     assert len(received.body["content"]) == DISCORD_MAX_CONTENT
+
+
+async def test_a_webhook_that_is_no_url_is_a_refusal_without_the_url() -> None:
+    with pytest.raises(OutboundError) as refused:
+        await DiscordWebhook(
+            webhook="http://exa mple.com:bad-port/hook-secret", timeout=timedelta(seconds=1)
+        ).post("hello")
+    assert refused.value.transient is False
+    assert "hook-secret" not in str(refused.value)
+
+
+async def test_an_unreadable_slack_answer_is_a_refusal() -> None:
+    slack = slack_fake()
+
+    async def garbage(request: Request) -> Response:
+        slack.received.append(Received(request.url.path, "", "", {}))
+        return Response("{not json", media_type="application/json")
+
+    app = Starlette(routes=[Route("/api/chat.postMessage", garbage, methods=["POST"])])
+    with served(app) as slack_url, pytest.raises(OutboundError, match="unreadably"):
+        await slack_at(slack_url).post("hello")
+    assert len(slack.received) == 1

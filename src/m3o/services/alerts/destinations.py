@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import httpx
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -100,6 +100,11 @@ class SlackChannel:
                 raise httpx.ConnectError(type(exc).__name__) from exc
             except SlackApiError as exc:
                 return _refusal(exc.response)
+            except (SlackClientError, ValueError) as exc:
+                # An answer the client cannot read (not JSON): sending again will not help.
+                raise OutboundError(
+                    f"slack answered unreadably: {type(exc).__name__}", transient=False
+                ) from exc
             return _as_response(reply)
 
         await send_with_retries(attempt, service="slack", retries=self._retries)
@@ -113,7 +118,7 @@ def _as_response(reply: AsyncSlackResponse) -> httpx.Response:
 
 def _refusal(reply: Any) -> httpx.Response:
     if not isinstance(reply, AsyncSlackResponse):
-        raise OutboundError("slack refused the message", transient=False)
+        raise OutboundError("slack answered unreadably", transient=False)
     if reply.status_code == httpx.codes.OK:
         # {"ok": false, "error": "channel_not_found"}: the same message would fail again.
         data = reply.data if isinstance(reply.data, dict) else {}
@@ -133,11 +138,15 @@ class DiscordWebhook:
     async def post(self, text: str) -> None:
         body = {"content": _shorten(text, DISCORD_MAX_CONTENT)}
         async with httpx.AsyncClient(timeout=self._timeout) as client:
-            await send_with_retries(
-                lambda: client.post(self._webhook, json=body),
-                service="discord",
-                retries=self._retries,
-            )
+            try:
+                await send_with_retries(
+                    lambda: client.post(self._webhook, json=body),
+                    service="discord",
+                    retries=self._retries,
+                )
+            except httpx.InvalidURL as exc:
+                # Not in the message: the URL is the credential.
+                raise OutboundError("discord webhook is not a URL", transient=False) from exc
 
 
 class LogSink:
