@@ -21,10 +21,13 @@ from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
 from m3o.services.explore.service import definition as explore
 from m3o.services.helloworld.service import definition as helloworld
+from m3o.services.mailchimp.service import definition as mailchimp
+from m3o.services.mixpanel.service import definition as mixpanel
 from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
 from m3o.services.signup.service import definition as signup
+from m3o.services.status.service import definition as status
 from m3o.services.stripe.service import definition as stripe
 from m3o.services.usage.service import definition as usage
 from m3o.services.v1.service import definition as v1
@@ -46,7 +49,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     v1,
     signup,
     oauth,
+    mailchimp,
+    mixpanel,
     helloworld,
+    status,
 )
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
