@@ -1,5 +1,6 @@
-"""The HTTP front of a platform process: the platform API, the public API (``/v1``) and
-Stripe's webhook (``POST /stripe/webhook``, forwarded to the stripe service).
+"""The HTTP front of a platform process: the platform API, the public API (``/v1``),
+Stripe's webhook (``POST /stripe/webhook``, forwarded to the stripe service) and the
+end-to-end check's ``/endtoend/check`` and ``/endtoend/mailin``.
 
 Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
 over gRPC): both build the same application over their own transport.
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 
 from m3o.gateway.app import GatewaySettings, Hook, create_app
+from m3o.gateway.endtoend_routes import endtoend_routes
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.gateway.routing import ServiceDirectory
@@ -25,6 +27,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
+from m3o.services.endtoend.proto.client import EndtoendClient
 from m3o.services.stripe.proto.client import StripeClient
 from m3o.services.v1.proto.client import SPEC as V1
 
@@ -88,6 +91,11 @@ def build_front(
         extra_routes=[
             stripe_webhook_route(
                 StripeClient(transport, credentials),
+                max_body_bytes=settings.max_body_bytes,
+                timeout=settings.call_timeout,
+            ),
+            *endtoend_routes(
+                EndtoendClient(transport, credentials),
                 max_body_bytes=settings.max_body_bytes,
                 timeout=settings.call_timeout,
             ),
