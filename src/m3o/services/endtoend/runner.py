@@ -137,7 +137,7 @@ class Runner:
         _log.info(
             "endtoend.finished",
             run_id=run_id,
-            passed=outcome.passed,
+            outcome="passed" if outcome.passed else "failed",
             seconds=round((finished - stored.started).total_seconds(), 3),
             error=outcome.error,
         )
