@@ -5,6 +5,7 @@ every run_check example through /v1 with the key."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from m3o.runtime.errors import Internal, NotFound, Unavailable
 from m3o.runtime.store import SessionFactory
 from m3o.services.balance.proto import balance_pb2 as balance_pb
 from m3o.services.customers.proto import customers_pb2 as customers_pb
+from m3o.services.emails.proto import emails_pb2 as emails_pb
 from m3o.services.endtoend.alerts import Alert
 from m3o.services.endtoend.run import TOP_UP, TOP_UP_REFERENCE
 from m3o.services.endtoend.settings import EndtoendSettings
@@ -348,3 +350,26 @@ async def test_an_unreadable_examples_document_is_that_apis_failure(
         "Error running example beta: examples of call are not a list"
     )
     assert state.calls == []
+
+
+async def test_an_outbox_email_from_before_the_run_is_not_its_code(
+    sessions: SessionFactory,
+    counters: CounterStore,
+    http: httpx.AsyncClient,
+    state: FrontState,
+    front: str,
+    fakes: Fakes,
+) -> None:
+    async def old_email(request: emails_pb.ListOutboxRequest) -> emails_pb.ListOutboxResponse:
+        sent = emails_pb.OutboxEmail(
+            to=request.to, text=verification_text(CODE), created=int(time.time()) - 3600
+        )
+        return emails_pb.ListOutboxResponse(emails=[sent])
+
+    fakes.emails.list_outbox.calls_through(old_email)
+    chosen = settings(api_url=front, code_wait=timedelta(milliseconds=200))
+    world = world_for(sessions, counters, fakes, http, chosen)
+    await run_once(world)
+    assert (await world.check()).detail.startswith("No verification code arrived")
+    assert fakes.emails.list_outbox.calls[0] == emails_pb.ListOutboxRequest(to=EMAIL, limit=5)
+    assert state.verifies == []
