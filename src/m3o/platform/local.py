@@ -153,7 +153,7 @@ async def _open(
     )
     node.health = ProcessHealth(
         services=[s.name for s in SERVICES],
-        hosted=lambda: node.hosted().keys(),
+        hosted=node.service_names,
         address=None,  # every service is hosted here: one that is not is not running
         events=_event_log_check(engine),
     )
