@@ -13,6 +13,7 @@ from m3o.runtime.config import tables as config_tables
 from m3o.runtime.counters import tables as counters_tables
 from m3o.runtime.events import tables as events_tables
 from m3o.runtime.service import ServiceDefinition
+from m3o.services.admin.service import definition as admin
 from m3o.services.auth.service import definition as auth
 from m3o.services.balance.service import definition as balance
 from m3o.services.billing.service import definition as billing
@@ -44,6 +45,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     v1,
     signup,
     oauth,
+    admin,
     helloworld,
 )
 
