@@ -49,7 +49,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     helloworld,
 )
 
-ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
+ACCOUNT_NAMES: tuple[str, ...] = (*(s.account_id for s in SERVICES), "gateway", "platform")
 """Every name that gets a service account: the services, the HTTP front, the root."""
 
 METADATA: tuple[MetaData, ...] = (

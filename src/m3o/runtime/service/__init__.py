@@ -119,3 +119,10 @@ class ServiceDefinition:
     """Served on the HTTP front's platform API (``/<service>/<endpoint>``). False for APIs
     published to customers, such as helloworld: they are reached only through ``/v1``,
     where calls are authorised, admitted and metered."""
+    account: str = ""
+    """The id of the service's own account, when it is not ``name`` (the ``admin``
+    service's is ``admin-service``: ``admin`` is the operator's account)."""
+
+    @property
+    def account_id(self) -> str:
+        return self.account or self.name

@@ -50,6 +50,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
 
 definition = ServiceDefinition(
     name="admin",
+    account="admin-service",  # "admin" is the operator's account
     build=_build,
     specs=(SPEC,),
     metadata=tables.metadata,
