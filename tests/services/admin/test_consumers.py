@@ -3,6 +3,8 @@ by the resume cron) until every service has succeeded, each success asked once."
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from m3o.events.customers import TOPIC, Event, EventType
@@ -11,6 +13,7 @@ from m3o.runtime.errors import Internal, Unavailable
 from m3o.runtime.events import Delivery
 from m3o.services.admin.consumers import CustomerDeletions
 from m3o.services.customers.proto import customers_pb2
+from m3o.services.v1.proto import v1_pb2
 from services.admin.support import SERVICE_NAMES, START, World
 
 
@@ -76,3 +79,24 @@ async def test_the_resume_cron_finishes_what_the_bus_gave_up_on(world: World) ->
     assert world.fakes.counts() == dict.fromkeys(SERVICE_NAMES, 1) | {"usage": 3}
     await world.deletions.resume()  # nothing left to do
     assert world.fakes.counts() == dict.fromkeys(SERVICE_NAMES, 1) | {"usage": 3}
+
+
+async def test_a_deleted_event_during_a_run_is_retried_after_it(world: World) -> None:
+    release = asyncio.Event()
+    asked = asyncio.Event()
+
+    async def slow(request: v1_pb2.DeleteCustomerRequest) -> v1_pb2.DeleteCustomerResponse:
+        asked.set()
+        await release.wait()
+        return v1_pb2.DeleteCustomerResponse()
+
+    world.fakes.v1.delete_customer.calls_through(slow)
+    running = asyncio.create_task(world.deletions.run("ann"))
+    await asyncio.wait_for(asked.wait(), timeout=30)
+    consumer = CustomerDeletions(deletions=world.deletions)
+    with pytest.raises(Unavailable):
+        await consumer.handle(delivery(EventType.EventTypeDeleted))
+    release.set()
+    await asyncio.wait_for(running, timeout=30)
+    await consumer.handle(delivery(EventType.EventTypeDeleted))  # redelivered: all done
+    assert world.fakes.counts() == dict.fromkeys(SERVICE_NAMES, 1)

@@ -4,16 +4,27 @@ and a failing service reported, then retried alone."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
 from m3o.runtime.auth import Account
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, M3OError, Unauthorized, Unavailable
+from m3o.runtime.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Internal,
+    M3OError,
+    Unauthorized,
+    Unavailable,
+)
+from m3o.runtime.store import transaction
+from m3o.services.admin import records
 from m3o.services.admin.proto import admin_pb2 as pb
 from m3o.services.billing.proto import billing_pb2
 from m3o.services.customers.proto import customers_pb2
-from services.admin.support import EMAIL, ROLES, SERVICE_NAMES, World, call
+from services.admin.support import EMAIL, ROLES, SERVICE_NAMES, START, World, call
 
 ALL = list(SERVICE_NAMES)
 
@@ -178,3 +189,42 @@ async def test_a_customer_without_a_record_still_has_the_rest_deleted(world: Wor
     answer = await delete(world)
     assert list(answer.services) == ALL
     assert world.fakes.emails.delete_customer.calls[0].email == ""
+
+
+async def test_a_second_call_while_one_runs_asks_nobody_and_is_conflict(world: World) -> None:
+    release = asyncio.Event()
+    asked = asyncio.Event()
+
+    async def slow(
+        request: billing_pb2.DeleteCustomerRequest,
+    ) -> billing_pb2.DeleteCustomerResponse:
+        asked.set()
+        await release.wait()
+        return billing_pb2.DeleteCustomerResponse()
+
+    world.fakes.billing.delete_customer.calls_through(slow)
+    first = asyncio.create_task(delete(world))
+    await asyncio.wait_for(asked.wait(), timeout=30)
+    with pytest.raises(Conflict) as raised:
+        await delete(world)
+    assert raised.value.detail == "Deletion already under way; call again shortly"
+    release.set()
+    answer = await asyncio.wait_for(first, timeout=30)
+    assert list(answer.services) == ALL
+    assert world.fakes.counts() == dict.fromkeys(SERVICE_NAMES, 1)
+
+
+async def test_a_run_whose_process_died_is_taken_over_after_its_lease(world: World) -> None:
+    async with transaction(world.sessions) as session:
+        await records.start(session, "ann", "", START)
+        assert await records.claim(session, "ann", START, START + timedelta(seconds=1))
+    answer = await delete(world)  # the clock has passed the lease
+    assert list(answer.services) == ALL
+
+
+async def test_a_failed_run_lets_the_next_one_in(world: World) -> None:
+    world.fakes.v1.delete_customer.returns_once(Unavailable("v1.deletecustomer", "down"))
+    with pytest.raises(Unavailable):
+        await delete(world)
+    await delete(world)
+    assert world.fakes.counts() == dict.fromkeys(SERVICE_NAMES, 1) | {"v1": 2}

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("requested", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_admin_deletions")),
     )
     op.create_index(

@@ -2,7 +2,9 @@
 
 - Deleted: the customer's data is deleted in every service (``deletion.py``), with the
   address the event carries. If a service fails the event fails, so the bus retries it;
-  each retry asks only the services that have not succeeded. Past the bus's last attempt
+  each retry asks only the services that have not succeeded. A run under way for the same
+  customer (DeleteData's, whose customers call published this event) fails it too, to be
+  retried once that run is done. Past the bus's last attempt
   the resume cron keeps going until every service has succeeded.
 """
 
@@ -38,5 +40,7 @@ class CustomerDeletions:
             _log.warning("admin.event_skipped", event_id=delivery.id, reason="no customer")
             return
         outcome = await self._deletions.run(event.customer.id, event.customer.email)
+        if outcome.busy:
+            raise Unavailable(_ENDPOINT, "Deletion already under way")
         if outcome.failed:
             raise Unavailable(_ENDPOINT, f"Deleting data failed in: {', '.join(outcome.failed)}")

@@ -7,7 +7,7 @@ and answered success); calling it again asks only those.
 from __future__ import annotations
 
 from m3o.runtime.auth import CallContext, verify_admin
-from m3o.runtime.errors import BadRequest, Unavailable
+from m3o.runtime.errors import BadRequest, Conflict, Unavailable
 from m3o.services.admin.deletion import Deletions
 from m3o.services.admin.proto import admin_pb2 as pb
 from m3o.services.admin.tenant import customer_of
@@ -32,6 +32,8 @@ class Admin:
         if customer_id is None:
             raise BadRequest(ctx.endpoint, "Invalid tenant ID")
         outcome = await self._deletions.run(customer_id)
+        if outcome.busy:
+            raise Conflict(ctx.endpoint, "Deletion already under way; call again shortly")
         if outcome.failed:
             raise Unavailable(
                 ctx.endpoint,

@@ -9,13 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.services.admin.tables import deletions, steps
 
-__all__ = ["Deletion", "complete", "find", "incomplete", "mark_deleted", "start"]
+__all__ = [
+    "Deletion",
+    "claim",
+    "complete",
+    "find",
+    "incomplete",
+    "mark_deleted",
+    "release",
+    "start",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,25 @@ async def start(session: AsyncSession, customer_id: str, email: str, now: dateti
             .where(deletions.c.customer_id == customer_id, deletions.c.email == "")
             .values(email=email)
         )
+
+
+async def claim(session: AsyncSession, customer_id: str, now: datetime, until: datetime) -> bool:
+    """Hold the deletion until ``until`` unless another run holds it; True if held."""
+    result = await session.execute(
+        update(deletions)
+        .where(
+            deletions.c.customer_id == customer_id,
+            or_(deletions.c.claimed_until.is_(None), deletions.c.claimed_until <= now),
+        )
+        .values(claimed_until=until)
+    )
+    return int(getattr(result, "rowcount", 0)) == 1
+
+
+async def release(session: AsyncSession, customer_id: str) -> None:
+    await session.execute(
+        update(deletions).where(deletions.c.customer_id == customer_id).values(claimed_until=None)
+    )
 
 
 async def find(session: AsyncSession, customer_id: str) -> Deletion | None:
@@ -86,7 +114,7 @@ async def complete(session: AsyncSession, customer_id: str, now: datetime) -> No
     await session.execute(
         update(deletions)
         .where(deletions.c.customer_id == customer_id, deletions.c.completed.is_(None))
-        .values(completed=now)
+        .values(completed=now, claimed_until=None)
     )
 
 

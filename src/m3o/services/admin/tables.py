@@ -3,7 +3,7 @@
 - ``admin_deletions``: one row per customer whose data is being (or was) deleted: the
   address it had (services that keep rows by address need it, and the customer record that
   knew it may be gone by a retry), when the deletion was asked for and when every service
-  had succeeded (None: some have not yet).
+  had succeeded (None: some have not yet), and until when a run under way holds it.
 - ``admin_deletion_steps``: one row per service that has deleted the customer's data, so
   a retry asks only the others.
 """
@@ -27,6 +27,8 @@ deletions = Table(
     Column("requested", UTCDateTime, nullable=False),
     # when the last service succeeded; None while some have not
     Column("completed", UTCDateTime, nullable=True),
+    # a run under way holds the deletion until then, so two never ask the same services
+    Column("claimed_until", UTCDateTime, nullable=True),
     Index("ix_admin_deletions_completed", "completed"),
 )
 
