@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +110,81 @@ async def leftovers(platform: LocalPlatform, values: tuple[str, ...]) -> list[st
     return found
 
 
-async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
-    platform: LocalPlatform,
-) -> None:
+@dataclass(frozen=True)
+class Leaver:
+    id: str
+    token: str
+    key: str
+
+
+async def customer_with_data_everywhere(front: Front, platform: LocalPlatform) -> Leaver:
+    """A customer with data in every service that holds some."""
+    # signup: a code by email, verified; the promo credit and the welcome email follow
+    await front.ok("/signup/user", {"email": EMAIL})
+    [sent] = await front.emails_to(EMAIL)
+    code = sent["text"].split("signup form:")[1].split()[0]
+    verified = await front.ok("/signup/verify", {"email": EMAIL, "token": code, "secret": PASSWORD})
+    customer_id = verified["customerID"]
+    customer = verified["authToken"]["access_token"]
+
+    async def onboarded() -> bool:
+        current = await front.ok("/balance/current", {"customer_id": customer_id}, front.admin)
+        return int(current.get("current_balance", 0)) > 0 and len(await front.emails_to(EMAIL)) >= 2
+
+    await until(onboarded, "the promo credit and the welcome email")
+
+    # a key, a call through it, usage counted
+    generated = await front.ok(
+        "/v1/api/keys/generate", {"scopes": ["*"], "description": "k"}, customer
+    )
+    key = generated["api_key"]
+    called = await front.call("/v1/helloworld/call", {"name": "Ann"}, key)
+    assert called.status_code == 200, called.text
+
+    async def counted() -> bool:
+        usage = await front.ok("/usage/read", {"customer_id": customer_id}, front.admin)
+        return bool(usage.get("usage"))
+
+    await until(counted, "the call's usage")
+
+    # a credit, a Stripe customer (Checkout), a reset token
+    credit = {
+        "customer_id": customer_id,
+        "delta": 5000,
+        "reference": "credit",
+        "idempotency_key": "c1",
+    }
+    await front.ok("/balance/increment", credit, front.admin)
+    await front.ok("/billing/createCheckoutSession", {"amount": 2000}, customer)
+    await front.ok("/signup/recover", {"email": EMAIL})
+    assert await leftovers(platform, (customer_id, EMAIL))  # the data is there
+    return Leaver(customer_id, customer, key)
+
+
+async def assert_erased(front: Front, platform: LocalPlatform, leaver: Leaver) -> None:
+    """No table of any service mentions the customer once its consumers are done, and no
+    service returns any of it."""
+
+    async def erased() -> bool:
+        return not await leftovers(platform, (leaver.id, EMAIL))
+
+    await until(erased, "erasure")
+    read = await front.call("/customers/read", {"id": leaver.id}, front.admin)
+    assert read.status_code == 404, read.text
+    assert await front.emails_to(EMAIL) == []
+    usage = await front.ok("/usage/read", {"customer_id": leaver.id}, front.admin)
+    assert not usage.get("usage")
+    login = await front.call("/customers/login", {"email": EMAIL, "password": PASSWORD})
+    assert login.status_code == 401, login.text
+    refused = await front.call("/v1/helloworld/call", {"name": "Ann"}, leaver.key)
+    assert refused.status_code == 401, refused.text
+    current = await front.ok("/balance/current", {"customer_id": leaver.id}, front.admin)
+    assert int(current.get("current_balance", 0)) == 0  # (reading makes an empty account)
+
+
+@asynccontextmanager
+async def served(platform: LocalPlatform) -> AsyncIterator[Front]:
+    """The platform's HTTP front in process, with an admin logged in."""
     transport = httpx.ASGITransport(app=platform.app)
     async with (
         platform.app.router.lifespan_context(platform.app),
@@ -119,58 +193,17 @@ async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
         front = Front(client)
         token = await front.ok("/auth/token", {"id": "admin", "secret": ADMIN_PASSWORD})
         front.admin = token["token"]["access_token"]
+        yield front
 
-        # signup: a code by email, verified; the promo credit and the welcome email follow
-        await front.ok("/signup/user", {"email": EMAIL})
-        [sent] = await front.emails_to(EMAIL)
-        code = sent["text"].split("signup form:")[1].split()[0]
-        verified = await front.ok(
-            "/signup/verify", {"email": EMAIL, "token": code, "secret": PASSWORD}
-        )
-        customer_id = verified["customerID"]
-        customer = verified["authToken"]["access_token"]
 
-        async def onboarded() -> bool:
-            current = await front.ok("/balance/current", {"customer_id": customer_id}, front.admin)
-            return (
-                int(current.get("current_balance", 0)) > 0
-                and len(await front.emails_to(EMAIL)) >= 2
-            )
+async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
+    platform: LocalPlatform,
+) -> None:
+    async with served(platform) as front:
+        leaver = await customer_with_data_everywhere(front, platform)
 
-        await until(onboarded, "the promo credit and the welcome email")
-
-        # a key, a call through it, usage counted
-        key = (
-            await front.ok("/v1/api/keys/generate", {"scopes": ["*"], "description": "k"}, customer)
-        )["api_key"]
-        called = await front.call("/v1/helloworld/call", {"name": "Ann"}, key)
-        assert called.status_code == 200, called.text
-
-        async def counted() -> bool:
-            usage = await front.ok("/usage/read", {"customer_id": customer_id}, front.admin)
-            return bool(usage.get("usage"))
-
-        await until(counted, "the call's usage")
-
-        # a credit, a Stripe customer (Checkout), a reset token
-        await front.ok(
-            "/balance/increment",
-            {
-                "customer_id": customer_id,
-                "delta": 5000,
-                "reference": "credit",
-                "idempotency_key": "c1",
-            },
-            front.admin,
-        )
-        await front.ok("/billing/createCheckoutSession", {"amount": 2000}, customer)
-        await front.ok("/signup/recover", {"email": EMAIL})
-        assert await leftovers(platform, (customer_id, EMAIL))  # the data is there
-
-        # one call deletes it everywhere
-        answer = await front.ok(
-            "/admin/deleteData", {"tenant_id": f"micro/{customer_id}"}, front.admin
-        )
+        tenant = {"tenant_id": f"micro/{leaver.id}"}
+        answer = await front.ok("/admin/deleteData", tenant, front.admin)
         assert answer["services"] == [
             "balance",
             "billing",
@@ -182,27 +215,21 @@ async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
             "usage",
             "v1",
         ]
+        await assert_erased(front, platform, leaver)
 
-        # and no table of any service mentions the customer once its consumers are done
-        async def erased() -> bool:
-            return not await leftovers(platform, (customer_id, EMAIL))
+        async def asked_again() -> bool:  # nobody is asked; once its own consumer is done
+            again = await front.call("/admin/deleteData", tenant, front.admin)
+            return again.status_code == 200 and again.json() == answer
 
-        await until(erased, f"erasure: {await leftovers(platform, (customer_id, EMAIL))}")
-        # no service returns any of it
-        read = await front.call("/customers/read", {"id": customer_id}, front.admin)
-        assert read.status_code == 404, read.text
-        assert await front.emails_to(EMAIL) == []
-        current = await front.ok("/balance/current", {"customer_id": customer_id}, front.admin)
-        assert int(current.get("current_balance", 0)) == 0  # (reading makes an empty account)
-        usage = await front.ok("/usage/read", {"customer_id": customer_id}, front.admin)
-        assert not usage.get("usage")
-        login = await front.call("/customers/login", {"email": EMAIL, "password": PASSWORD})
-        assert login.status_code in (401, 404), login.text
-        refused = await front.call("/v1/helloworld/call", {"name": "Ann"}, key)
-        assert refused.status_code == 401, refused.text
+        await until(asked_again, "DeleteData again")
 
-        # asking again succeeds and asks nobody
-        again = await front.ok(
-            "/admin/deleteData", {"tenant_id": f"micro/{customer_id}"}, front.admin
-        )
-        assert again["services"] == answer["services"]
+
+@pytest.mark.parametrize("who", ["admin", "customer"])
+async def test_deleting_a_customer_deletes_its_data_everywhere(
+    platform: LocalPlatform, who: str
+) -> None:
+    async with served(platform) as front:
+        leaver = await customer_with_data_everywhere(front, platform)
+        token = front.admin if who == "admin" else leaver.token
+        await front.ok("/customers/delete", {"id": leaver.id}, token)
+        await assert_erased(front, platform, leaver)

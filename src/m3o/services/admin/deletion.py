@@ -73,10 +73,10 @@ class Deletions:
             held = await records.claim(session, customer_id, now, now + self._lease)
             found = await records.find(session, customer_id)
         assert found is not None  # recorded just above
-        if found.completed is not None:
-            return Outcome(deleted=tuple(sorted(found.done)), failed=())
-        if not held:
-            return Outcome(deleted=tuple(sorted(found.done)), failed=(), busy=True)
+        if found.completed is not None or not held:
+            return Outcome(
+                deleted=tuple(sorted(found.done)), failed=(), busy=found.completed is None
+            )
         try:
             return await self._run(found)
         finally:

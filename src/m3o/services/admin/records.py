@@ -59,11 +59,13 @@ async def start(session: AsyncSession, customer_id: str, email: str, now: dateti
 
 
 async def claim(session: AsyncSession, customer_id: str, now: datetime, until: datetime) -> bool:
-    """Hold the deletion until ``until`` unless another run holds it; True if held."""
+    """Hold the unfinished deletion until ``until`` unless another run holds it; True if
+    held."""
     result = await session.execute(
         update(deletions)
         .where(
             deletions.c.customer_id == customer_id,
+            deletions.c.completed.is_(None),
             or_(deletions.c.claimed_until.is_(None), deletions.c.claimed_until <= now),
         )
         .values(claimed_until=until)
