@@ -1,4 +1,5 @@
-"""The signup service's handler: ``signup.Signup``, every endpoint public.
+"""The signup service's handler: ``signup.Signup``, every endpoint public but DeleteCustomer
+(services only: admin's erasure).
 
 The work is split by concern: ``verification.py`` (User, Verify), ``recovery.py``
 (Recover, ResetPassword), ``tracking.py`` (Track, Waitlist). Calls to other services are
