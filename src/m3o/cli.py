@@ -15,6 +15,7 @@ import typer
 from m3o.cli_admin import admin_app
 from m3o.cli_common import ADDRESS, DATA_DIR, environment, fail, json_text, post
 from m3o.cli_keys import TOKEN, apis_app, customer_token, keys_app, login
+from m3o.cli_status import status
 from m3o.runtime.config import ConfigError
 
 __all__ = ["app", "main"]
@@ -39,6 +40,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
 app.add_typer(admin_app, name="admin")
 app.command()(login)
+app.command()(status)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -19,6 +19,8 @@ from sqlalchemy import insert
 
 from e2e.serving import ADMIN_PASSWORD, M3O, serve
 from m3o.platform.operator import open_database
+from m3o.platform.services import SERVICES
+from m3o.runtime.config.sections import StatusConfig
 from m3o.runtime.store import transaction
 from m3o.services.auth import tables as auth_tables
 from support.ports import free_port
@@ -168,7 +170,7 @@ def test_bad_input_gets_documented_errors_never_a_500(served: Served) -> None:
         assert error["code"] == status
 
 
-def test_cli_token_and_call_work_against_the_running_platform(served: Served) -> None:
+def test_cli_token_call_and_status_work_against_the_running_platform(served: Served) -> None:
     token = served.cli("token")
     assert token.returncode == 0, token.stderr
     assert token.stdout.count(".") == 2  # a JWT
@@ -180,6 +182,25 @@ def test_cli_token_and_call_work_against_the_running_platform(served: Served) ->
     missing = served.cli("call", "customers", "Read", '{"email":"nobody@example.com"}')
     assert missing.returncode == 1
     assert '"code": 404' in missing.stderr
+
+    # Out of the box every service the platform defines (of status.services) is OK.
+    page = httpx.get(f"{served.url}/status/call")
+    assert page.status_code == 200, page.text
+    defined = {s.name for s in SERVICES} & set(StatusConfig().services)
+    assert page.json() == dict.fromkeys([*defined, "database", "counters", "events"], "OK")
+    status = subprocess.run(
+        [*M3O, "status", "--url", served.url],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "STATE"]
+    assert dict(line.split() for line in lines[1:-1]) == page.json()
+    assert lines[-1] == f"all {len(page.json())} OK"
 
 
 def test_probes_metrics_and_openapi_are_served(served: Served) -> None:

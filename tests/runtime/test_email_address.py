@@ -21,6 +21,7 @@ def test_the_public_surface_is_pinned() -> None:
         "MAX_LOCAL_LENGTH",
         "SignupPolicy",
         "is_valid_email",
+        "mask_email",
         "normalise_email",
         "parse_email",
     ]

@@ -45,7 +45,7 @@ from m3o.runtime.rpc import (
     Transport,
 )
 from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
-from m3o.runtime.service import Clients, Dependencies
+from m3o.runtime.service import Clients, Dependencies, HealthProbe
 from m3o.runtime.store import SessionFactory
 
 __all__ = [
@@ -167,6 +167,7 @@ def dependencies(
     counters: CounterStore | None = None,
     service_names: Sequence[str] = (),
     on_rules_changed: Callable[[], None] | None = None,
+    health: HealthProbe | None = None,
 ) -> Dependencies:
     """What the process gives service ``name``: the config ``document`` describes (no
     environment), and unless given a recording publisher, every other service unreachable
@@ -180,6 +181,7 @@ def dependencies(
         counters=SqlCounterStore(engine) if counters is None else counters,
         service_names=tuple(service_names),
         on_rules_changed=on_rules_changed,
+        health=health,
     )
 
 

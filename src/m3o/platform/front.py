@@ -1,5 +1,7 @@
-"""The HTTP front of a platform process: the platform API, the public API (``/v1``) and
-Stripe's webhook (``POST /stripe/webhook``, forwarded to the stripe service).
+"""The HTTP front of a platform process: the platform API, the public API (``/v1``, whose
+upstream crashes are reported to the alerts service), Stripe's webhook
+(``POST /stripe/webhook``, forwarded to the stripe service) and the status page
+(``/status/call``, answered by the status service).
 
 Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
 over gRPC): both build the same application over their own transport.
@@ -15,7 +17,9 @@ from m3o.gateway.app import GatewaySettings, Hook, create_app
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.gateway.routing import ServiceDirectory
+from m3o.gateway.status_call import status_routes
 from m3o.gateway.stripe_webhook import stripe_webhook_route
+from m3o.gateway.v1.alerts import ReportedAlerts
 from m3o.gateway.v1.routes import create_v1_routes
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import platform_dependencies
@@ -25,6 +29,8 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
+from m3o.services.alerts.proto.client import AlertsClient
+from m3o.services.status.proto.client import StatusClient
 from m3o.services.stripe.proto.client import StripeClient
 from m3o.services.v1.proto.client import SPEC as V1
 
@@ -63,6 +69,7 @@ def build_front(
         config=config,
         sessions=sessions,
         local_services=local_services,
+        alerts=ReportedAlerts(AlertsClient(transport, credentials)),
     )
     v1 = create_v1_routes(
         sources.dependencies,
@@ -91,6 +98,8 @@ def build_front(
                 max_body_bytes=settings.max_body_bytes,
                 timeout=settings.call_timeout,
             ),
+            # Anonymous: the page must answer while token checks cannot (auth, Redis down).
+            *status_routes(StatusClient(transport, None), timeout=settings.call_timeout),
             *v1.routes,
         ],
         documented=v1.documented,

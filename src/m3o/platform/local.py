@@ -12,12 +12,12 @@ the signing keys is ``auth.key_encryption_key`` when configured, else the data d
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,12 +36,14 @@ from m3o.platform.data_dir import (
 )
 from m3o.platform.examples import publish_examples
 from m3o.platform.front import build_front
+from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.runtime.config import Config, ConfigStore, build_config
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.events.sqlite import sql_event_bus
+from m3o.runtime.events.tables import event_log
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
 from m3o.runtime.store.migrate import upgrade
@@ -74,6 +76,16 @@ def _database_check(engine: AsyncEngine) -> ReadinessCheck:
             await conn.execute(text("SELECT 1"))
 
     return ReadinessCheck("database", check)
+
+
+def _event_log_check(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """The event stream of the local profile: its event log can be read."""
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(select(event_log.c.id).limit(1))
+
+    return check
 
 
 async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
@@ -123,6 +135,12 @@ async def _open(engine: AsyncEngine, data_dir: Path, env: Mapping[str, str]) -> 
         local=local,
         transport=local,
         account_names=ACCOUNT_NAMES,
+    )
+    node.health = ProcessHealth(
+        services=[s.name for s in SERVICES],
+        hosted=lambda: node.hosted().keys(),
+        address=None,  # every service is hosted here: one that is not is not running
+        events=_event_log_check(engine),
     )
     try:
         await node.host(SERVICES)

@@ -21,7 +21,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import EventBus
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec, Transport
-from m3o.runtime.service import Dependencies, ServiceDefinition
+from m3o.runtime.service import Dependencies, HealthProbe, ServiceDefinition
 from m3o.runtime.service.scheduler import Scheduler
 from m3o.runtime.store import SessionFactory
 
@@ -45,6 +45,8 @@ class Node:
     transport: Transport
     """How this node's services reach any service (local ones included)."""
     account_names: Sequence[str]
+    health: HealthProbe | None = None
+    """How the status service checks the platform (set before :meth:`host`)."""
     dispatchers: list[Dispatcher] = field(default_factory=list)
     _unrouted: set[str] = field(default_factory=set)
     _on_start: list[tuple[str, Sequence[Hook]]] = field(default_factory=list)
@@ -63,6 +65,7 @@ class Node:
             counters=self.counters,
             service_names=tuple(self.account_names),
             on_rules_changed=self.identity.rules.invalidate,
+            health=self.health,
         )
 
     async def host(self, definitions: Sequence[ServiceDefinition]) -> None:

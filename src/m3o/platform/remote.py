@@ -26,6 +26,7 @@ from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.front import build_front
+from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
 from m3o.platform.metrics_endpoint import MetricsEndpoint
 from m3o.platform.node import Node
@@ -154,6 +155,17 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
         transport=router,
         account_names=ACCOUNT_NAMES,
     )
+
+    async def redis_answers() -> None:
+        await process.redis.ping()
+
+    health = ProcessHealth(
+        services=[s.name for s in SERVICES],
+        hosted=lambda: (definition.name,),
+        address=config.server.service_address,
+        events=redis_answers,
+    )
+    node.health = health
     await node.host([definition])
     await node.start()
     admin_password = config.auth.admin_password.get_secret_value()
@@ -180,6 +192,7 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
         await checker.enter_graceful_shutdown()
         await server.stop(GRACE_SECONDS)
         await node.stop()
+        await health.close()
         await process.close()
 
 

@@ -14,6 +14,7 @@ from m3o.runtime.counters import tables as counters_tables
 from m3o.runtime.events import tables as events_tables
 from m3o.runtime.service import ServiceDefinition
 from m3o.services.admin.service import definition as admin
+from m3o.services.alerts.service import definition as alerts
 from m3o.services.auth.service import definition as auth
 from m3o.services.balance.service import definition as balance
 from m3o.services.billing.service import definition as billing
@@ -21,10 +22,13 @@ from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
 from m3o.services.explore.service import definition as explore
 from m3o.services.helloworld.service import definition as helloworld
+from m3o.services.mailchimp.service import definition as mailchimp
+from m3o.services.mixpanel.service import definition as mixpanel
 from m3o.services.oauth.service import definition as oauth
 from m3o.services.projects.service import definition as projects
 from m3o.services.publicapi.service import definition as publicapi
 from m3o.services.signup.service import definition as signup
+from m3o.services.status.service import definition as status
 from m3o.services.stripe.service import definition as stripe
 from m3o.services.usage.service import definition as usage
 from m3o.services.v1.service import definition as v1
@@ -35,6 +39,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     auth,
     customers,
     emails,
+    alerts,
     projects,
     publicapi,
     explore,
@@ -45,8 +50,11 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     v1,
     signup,
     oauth,
+    mailchimp,
+    mixpanel,
     admin,
     helloworld,
+    status,
 )
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.account_id for s in SERVICES), "gateway", "platform")

@@ -32,6 +32,7 @@ __all__ = [
     "InvalidEmail",
     "SignupPolicy",
     "is_valid_email",
+    "mask_email",
     "normalise_email",
     "parse_email",
 ]
@@ -153,3 +154,11 @@ class SignupPolicy:
     def gets_onboarding(self, email: str) -> bool:
         """Whether ``email`` gets the promo credit and the welcome email."""
         return normalise_email(email) not in self._no_engagement
+
+
+def mask_email(email: str) -> str:
+    """``ann@example.com`` -> ``a***@example.com``: enough to tell emails apart in logs."""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -265,11 +265,13 @@ def gateway(
     upstreams: Sequence[tuple[ServiceSpec, object]] = (),
     forwarders: Forwarders | None = None,
     sessions: Any = None,
+    reporter: Any = None,
 ) -> Gateway:
     """The public API over ``counters``; helloworld is published by default.
 
     ``upstreams`` are more platform services for ``local:`` APIs (they accept the granted
     tokens); ``extra_services`` are platform services that accept the customer's token.
+    ``reporter`` replaces the recording ``alerts`` port (then ``alerts`` records nothing).
     """
     config = config or config_with()
     hello = hello or Recorder()
@@ -297,7 +299,7 @@ def gateway(
             publisher=publisher,
             sessions=sessions,
             local_services=directory(HELLO, *(spec for spec, _ in upstreams)),
-            alerts=alerts,
+            alerts=alerts if reporter is None else reporter,
             forwarders=forwarders,
         ),
         settings,

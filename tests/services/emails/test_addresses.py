@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from m3o.services.emails.addresses import Address, mask, parse_address
+from m3o.runtime.email_address import mask_email
+from m3o.services.emails.addresses import Address, parse_address
 
 
 @pytest.mark.parametrize(
@@ -65,4 +66,4 @@ def test_an_address_prints_as_a_header_value() -> None:
     ],
 )
 def test_logs_show_addresses_partly_masked(email: str, masked: str) -> None:
-    assert mask(email) == masked
+    assert mask_email(email) == masked

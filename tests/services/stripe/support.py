@@ -10,9 +10,11 @@ from m3o.events import stripe as stripe_events
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
+from m3o.services.alerts.proto.fakes import FakeAlertsClient
 from m3o.services.stripe.connection import StripeConnection
 from m3o.services.stripe.customer_map import CustomerMap
 from m3o.services.stripe.handler import Stripe
+from m3o.services.stripe.payment_alerts import PaymentAlerts
 from m3o.services.stripe.proto import stripe_pb2 as pb
 from m3o.services.stripe.settings import StripeSettings
 from m3o.services.stripe.webhook import Webhooks
@@ -44,6 +46,7 @@ class World:
     publisher: FakePublisher
     fake: StripeFake
     sessions: SessionFactory
+    alerts: FakeAlertsClient
 
     def charges(self) -> list[Any]:
         return [
@@ -84,12 +87,14 @@ def make_world(sessions: SessionFactory, fake: StripeFake) -> World:
     connection = StripeConnection(settings)
     customers = CustomerMap(sessions=sessions, stripe=connection)
     publisher = FakePublisher()
+    alerts = FakeAlertsClient()
     webhooks = Webhooks(
         settings=settings,
         sessions=sessions,
         publisher=publisher,
         stripe=connection,
         customers=customers,
+        alerts=PaymentAlerts(alerts),
     )
     handler = Stripe(settings=settings, stripe=connection, customers=customers, webhooks=webhooks)
-    return World(handler, customers, connection, publisher, fake, sessions)
+    return World(handler, customers, connection, publisher, fake, sessions, alerts)

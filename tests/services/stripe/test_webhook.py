@@ -124,6 +124,10 @@ async def test_a_charge_of_an_unmapped_customer_is_an_alert_and_credited_once_ma
         log["event"] == ALERT and log["category"] == PAYMENTS and log["action"] == "charge_unmapped"
         for log in logs
     )
+    [reported] = world.alerts.report_event.calls
+    assert (reported.event.category, reported.event.action) == (PAYMENTS, "charge_unmapped")
+    assert reported.event.value == 2000 and reported.event.label.startswith("ch_")
+    assert reported.event.metadata["stripe_customer_id"] == stranger.id
     # Stripe's customer.created maps it; Stripe delivers the charge again: credited once.
     await world.deliver(world.fake.events_of("customer.created")[-1])
     await world.deliver(event)
@@ -154,6 +158,22 @@ async def test_charge_failed_publishes_the_failure_and_alerts(world: World) -> N
     assert failed.amount == 1500
     assert failed.error
     assert any(log["event"] == ALERT and log["action"] == "charge_failed" for log in logs)
+    [reported] = world.alerts.report_event.calls
+    assert (reported.event.category, reported.event.action) == (PAYMENTS, "charge_failed")
+    assert (reported.event.userID, reported.event.value) == (ANN, 1500)
+    assert reported.event.metadata["error"] == failed.error
+
+
+async def test_a_failed_alert_report_does_not_stop_the_failed_charge(world: World) -> None:
+    world.alerts.report_event.raises(Unavailable("alerts.reportevent", "down"))
+    with pytest.raises(BadRequest):
+        await _charge(world, outcome="declines")
+
+    with capture_logs() as logs:
+        await world.deliver(world.fake.events_of("charge.failed")[-1])
+
+    assert [e.charge_failed.customer_id for e in world.stripe_events()] == [ANN]
+    assert any(log["event"] == "stripe.alert_failed" for log in logs)
 
 
 async def test_cards_attached_and_detached_are_told_to_customers(world: World) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "Cron",
     "Dependencies",
     "Handler",
+    "HealthProbe",
     "ServiceDefinition",
     "ServiceParts",
 ]
@@ -39,6 +40,28 @@ class Clients(Protocol):
     """Makes typed clients of other services that call with this service's own account."""
 
     def get(self, client_type: Callable[[Transport, TokenSource | None], C]) -> C: ...
+
+
+class HealthProbe(Protocol):
+    """What a process can tell about the platform's parts beyond its own (the status
+    service asks it). Each check returns when the part answers and raises when it does not.
+
+    In ``m3o serve`` a service is running when it is hosted in the process; in the platform
+    profile a service other than the process's own is asked over gRPC (``grpc.health.v1``).
+    """
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services the platform defines (the names ``service`` can check)."""
+        ...
+
+    async def service(self, name: str, timeout: float) -> None:
+        """Return when service ``name`` is serving; raise when it is not (or unknown)."""
+        ...
+
+    async def events(self) -> None:
+        """Return when the event stream answers; raise when it does not."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +123,9 @@ class Dependencies:
     """Every name that gets a service account (the auth service makes sure each has one)."""
     on_rules_changed: Callable[[], None] | None = None
     """Called after an access rule changes (the process's cached rules forget theirs)."""
+    health: HealthProbe | None = None
+    """How the process checks the platform's services and event stream (the status
+    service's); None where nothing asks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +144,8 @@ class ServiceDefinition:
     platform_api: bool = True
     """Served on the HTTP front's platform API (``/<service>/<endpoint>``). False for APIs
     published to customers, such as helloworld: they are reached only through ``/v1``,
-    where calls are authorised, admitted and metered."""
+    where calls are authorised, admitted and metered; and for services the front serves
+    through a route of its own (status, whose answer is an HTTP status and a map)."""
     account: str = ""
     """The id of the service's own account, when it is not ``name`` (the ``admin``
     service's is ``admin-service``: ``admin`` is the operator's account)."""

@@ -10,7 +10,7 @@ from typing import cast
 
 from m3o.runtime.email_address import MAX_EMAIL_LENGTH, is_valid_email
 
-__all__ = ["MAX_ADDRESS_LENGTH", "Address", "mask", "parse_address"]
+__all__ = ["MAX_ADDRESS_LENGTH", "Address", "parse_address"]
 
 MAX_ADDRESS_LENGTH = MAX_EMAIL_LENGTH
 """The longest address SMTP can carry (RFC 5321 path limit)."""
@@ -64,11 +64,3 @@ def parse_address(text: str) -> Address | None:
         # The parser dropped comments or folding whitespace: not the address we were given.
         return None
     return Address(email=email, name=found.display_name.strip())
-
-
-def mask(email: str) -> str:
-    """``ann@example.com`` -> ``a***@example.com``: enough to tell emails apart in logs."""
-    local, at, domain = email.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from m3o.runtime.clock import Clock
+from m3o.runtime.email_address import mask_email
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.emails import records
-from m3o.services.emails.addresses import Address, mask, parse_address
+from m3o.services.emails.addresses import Address, parse_address
 from m3o.services.emails.records import EmailRecord
 from m3o.services.emails.transport import DeliveryError, MailTransport, OutgoingEmail
 
@@ -110,7 +111,7 @@ class Courier:
         _log.info(
             "emails.sent",
             email_id=record.id,
-            to=mask(record.recipient),
+            to=mask_email(record.recipient),
             transport=self._transport.name,
             attempt=record.attempts,
         )
@@ -163,7 +164,7 @@ class Courier:
 
     async def _failed(self, record: EmailRecord, error: DeliveryError) -> None:
         # Servers often quote the address in their refusals: keep it out of logs.
-        reason = str(error).replace(record.recipient, mask(record.recipient))
+        reason = str(error).replace(record.recipient, mask_email(record.recipient))
         if error.permanent or record.attempts >= self._policy.max_attempts:
             await self._give_up(record, reason)
             return
@@ -173,7 +174,7 @@ class Courier:
         _log.warning(
             "emails.retry",
             email_id=record.id,
-            to=mask(record.recipient),
+            to=mask_email(record.recipient),
             attempt=record.attempts,
             due=due.isoformat(),
             error=reason,
@@ -185,7 +186,7 @@ class Courier:
         _log.error(
             "emails.failed",
             email_id=record.id,
-            to=mask(record.recipient),
+            to=mask_email(record.recipient),
             attempts=record.attempts,
             error=reason,
         )

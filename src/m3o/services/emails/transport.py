@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from m3o.runtime.email_address import mask_email
 from m3o.runtime.logging import get_logger
-from m3o.services.emails.addresses import Address, mask
+from m3o.services.emails.addresses import Address
 
 __all__ = ["DeliveryError", "LocalOutbox", "MailTransport", "OutgoingEmail"]
 
@@ -81,7 +82,7 @@ class LocalOutbox:
         _log.info(
             "emails.outbox",
             email_id=email.id,
-            to=mask(email.to.email),
+            to=mask_email(email.to.email),
             subject=email.subject,
             hint="`m3o emails list` shows it",
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
+from m3o.services.alerts.proto.client import AlertsClient
 from m3o.services.stripe import tables
 from m3o.services.stripe.connection import StripeConnection
 from m3o.services.stripe.consumers import CustomerDeletions
 from m3o.services.stripe.customer_map import CustomerMap
 from m3o.services.stripe.handler import Stripe
+from m3o.services.stripe.payment_alerts import PaymentAlerts
 from m3o.services.stripe.proto.client import SPEC, StripeHandler
 from m3o.services.stripe.settings import settings_from
 from m3o.services.stripe.webhook import Webhooks
@@ -25,6 +27,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
         publisher=deps.publisher,
         stripe=connection,
         customers=customers,
+        alerts=PaymentAlerts(deps.clients.get(AlertsClient)),
     )
     handler: StripeHandler = Stripe(
         settings=settings, stripe=connection, customers=customers, webhooks=webhooks

@@ -39,16 +39,12 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.stripe import events, records
 from m3o.services.stripe.connection import StripeConnection
 from m3o.services.stripe.customer_map import CUSTOMER_METADATA, CustomerMap
+from m3o.services.stripe.payment_alerts import ALERT, PAYMENTS, PaymentAlerts
 from m3o.services.stripe.settings import StripeSettings
 
 __all__ = ["ALERT", "PAYMENTS", "Webhooks"]
 
 _log = get_logger(__name__)
-
-ALERT = "stripe.alert"
-"""Log event of an alert: ``category`` and ``action`` say what for."""
-PAYMENTS = "payments"
-"""``category`` of the payment alerts."""
 
 Json = dict[str, Any]
 
@@ -59,6 +55,11 @@ class _Outcome:
 
     publish: list[tuple[str, Message]] = field(default_factory=list)
     mapping: tuple[str, str] | None = None
+
+
+def _amount(charge: Json) -> int | None:
+    amount = charge.get("amount")
+    return amount if isinstance(amount, int) else None
 
 
 def _customer_field(obj: Json, name: str = "customer") -> str:
@@ -77,6 +78,7 @@ class Webhooks:
         publisher: Publisher,
         stripe: StripeConnection,
         customers: CustomerMap,
+        alerts: PaymentAlerts,
         clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
@@ -84,6 +86,7 @@ class Webhooks:
         self._publisher = publisher
         self._stripe = stripe
         self._customers = customers
+        self._alerts = alerts
         self._clock = clock
         self._handlers: dict[str, Callable[[str, Json], Awaitable[_Outcome]]] = {
             "customer.created": self._customer_created,
@@ -151,14 +154,15 @@ class Webhooks:
         stripe_customer = _customer_field(charge)
         customer_id = await self._customers.owner(stripe_customer) if stripe_customer else None
         if customer_id is None:
-            _log.error(
-                ALERT,
-                category=PAYMENTS,
-                action="charge_unmapped",
-                charge_id=charge["id"],
-                stripe_customer_id=stripe_customer,
-                amount=charge.get("amount"),
-                currency=charge.get("currency"),
+            await self._alerts.report(
+                "charge_unmapped",
+                charge_id=str(charge["id"]),
+                customer_id="",
+                amount=_amount(charge),
+                details={
+                    "stripe_customer_id": stripe_customer,
+                    "currency": charge.get("currency"),
+                },
             )
             raise Unavailable(endpoint, "Charge of an unknown customer, not credited yet")
         invoice_id = await self._invoice_of(endpoint, _customer_field(charge, "payment_intent"))
@@ -183,16 +187,16 @@ class Webhooks:
     async def _charge_failed(self, endpoint: str, charge: Json) -> _Outcome:
         stripe_customer = _customer_field(charge)
         customer_id = await self._customers.owner(stripe_customer) if stripe_customer else None
-        _log.error(
-            ALERT,
-            category=PAYMENTS,
-            action="charge_failed",
-            charge_id=charge["id"],
+        await self._alerts.report(
+            "charge_failed",
+            charge_id=str(charge["id"]),
             customer_id=customer_id or "",
-            stripe_customer_id=stripe_customer,
-            amount=charge.get("amount"),
-            currency=charge.get("currency"),
-            error=charge.get("failure_message") or charge.get("failure_code"),
+            amount=_amount(charge),
+            details={
+                "stripe_customer_id": stripe_customer,
+                "currency": charge.get("currency"),
+                "error": charge.get("failure_message") or charge.get("failure_code"),
+            },
         )
         event = events.charge_failed(customer_id or "", charge)
         return _Outcome(publish=[(stripe_events.TOPIC, event)])

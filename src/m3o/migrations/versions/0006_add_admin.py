@@ -1,7 +1,7 @@
 """add admin
 
-Revision ID: 0004_admin
-Revises: 0003
+Revision ID: 0006_admin
+Revises: 0005_alerts
 Create Date: 2026-12-04 20:10:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0004_admin"
-down_revision: str | None = "0003"
+revision: str = "0006_admin"
+down_revision: str | None = "0005_alerts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""The mailchimp service: customers on the Mailchimp audience, tagged "customer"."""

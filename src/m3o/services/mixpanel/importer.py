@@ -1,0 +1,110 @@
+"""Where batches go: Mixpanel's import API over httpx, or the local sink.
+
+Mixpanel's official Python library is synchronous (its consumer blocks the event loop) and
+barely maintained, so batches are posted with httpx through
+:func:`m3o.runtime.outbound.send_with_retries`: ``POST /import?strict=1&project_id=...``,
+HTTP basic auth with the service account (user and secret), a JSON array of at most 2000
+events. Timeouts, failed connections, 429 and 5xx are tried again with backoff; any other
+non-2xx (with ``strict=1``, a batch Mixpanel finds invalid is a 400) fails at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from m3o.runtime.config import Config
+from m3o.runtime.logging import get_logger
+from m3o.runtime.outbound import Retries, send_with_retries
+
+__all__ = ["Importer", "LocalImporter", "MixpanelImporter", "MixpanelSettings", "importer_from"]
+
+_log = get_logger(__name__)
+_SERVICE = "mixpanel"
+
+
+class Importer(Protocol):
+    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+        """Sends one batch; raises when it was not accepted."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MixpanelSettings:
+    api_url: str
+    project: str
+    user: str
+    secret: str
+    timeout: timedelta
+    retries: Retries = field(default_factory=Retries)
+
+
+class MixpanelImporter:
+    def __init__(self, settings: MixpanelSettings) -> None:
+        self._settings = settings
+        self._http = httpx.AsyncClient(
+            base_url=settings.api_url,
+            auth=httpx.BasicAuth(settings.user, settings.secret),
+            timeout=settings.timeout.total_seconds(),
+        )
+        self._params = {"strict": "1", "project_id": settings.project}
+
+    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+        body = orjson.dumps(list(events))
+        await send_with_retries(
+            lambda: self._http.post(
+                "/import",
+                params=self._params,
+                content=body,
+                headers={"Content-Type": "application/json"},
+            ),
+            service=_SERVICE,
+            retries=self._settings.retries,
+        )
+        _log.debug("mixpanel.imported", events=len(events))
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+class LocalImporter:
+    """Mixpanel disabled or unconfigured: each batch is logged (how many events of each
+    name) and kept in ``batches``, so the platform works offline."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+
+    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+        self.batches.append(list(events))
+        names = Counter(str(e["event"]) for e in events)
+        _log.info("mixpanel.local_batch", events=len(events), names=dict(names))
+
+    async def close(self) -> None:
+        return None
+
+
+def importer_from(config: Config) -> Importer:
+    """Mixpanel when enabled with a project, user and secret; else the local sink."""
+    section = config.mixpanel
+    secret = section.secret.get_secret_value()
+    if not (section.enabled and section.project and section.user and secret):
+        if section.enabled:
+            _log.warning("mixpanel.unconfigured", detail="project, user or secret missing")
+        return LocalImporter()
+    return MixpanelImporter(
+        MixpanelSettings(
+            api_url=section.api_url.rstrip("/"),
+            project=section.project,
+            user=section.user,
+            secret=secret,
+            timeout=section.timeout,
+        )
+    )

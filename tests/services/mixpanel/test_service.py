@@ -1,0 +1,114 @@
+"""The service on a real event bus: thousands of request events reach Mixpanel in a few
+import calls, each once, and a batch Mixpanel failed is sent again with the same
+``$insert_id`` values when the bus redelivers its events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from m3o.events import customers as customers_events
+from m3o.events import requests as requests_events
+from m3o.runtime.events import Publisher
+from m3o.runtime.events.sqlite import sql_event_bus
+from m3o.runtime.service import ServiceParts
+from m3o.runtime.store import SessionFactory
+from m3o.services.mixpanel.service import definition
+from m3o.services.mixpanel.tables import metadata
+from services.mixpanel.support import PROJECT, SECRET, USER, MixpanelFake
+from support.services import dependencies
+
+REQUESTS = 3000
+
+
+def _document(url: str) -> dict[str, object]:
+    return {
+        "mixpanel": {
+            "enabled": True,
+            "project": PROJECT,
+            "user": USER,
+            "secret": SECRET,
+            "api_url": url,
+        }
+    }
+
+
+async def _run(
+    engine: AsyncEngine, parts: ServiceParts, publish: Callable[[Publisher], Awaitable[list[str]]]
+) -> list[str]:
+    bus = sql_event_bus(engine, poll_interval=0.05)
+    for consumer in parts.consumers:
+        bus.subscribe(
+            consumer.topic,
+            f"mixpanel-{consumer.topic}",
+            consumer.handle,
+            concurrency=consumer.concurrency,
+            backoff_base=timedelta(milliseconds=50),
+        )
+    await bus.start()
+    try:
+        ids = await publish(bus.publisher)
+        await bus.wait_idle(timeout=60)
+    finally:
+        await bus.stop()
+        for stop in parts.on_stop:
+            await stop()
+    return ids
+
+
+async def test_thousands_of_request_events_go_in_a_few_import_calls(
+    engine: AsyncEngine, sessions: SessionFactory, mixpanel: tuple[MixpanelFake, str]
+) -> None:
+    fake, url = mixpanel
+    assert definition.name == "mixpanel"
+    assert definition.metadata is metadata
+    parts = await definition.build(dependencies("mixpanel", engine, sessions, _document(url)))
+    assert [(c.topic, c.concurrency) for c in parts.consumers] == [
+        ("customers", 2000),
+        ("requests", 2000),
+    ]
+    events = [
+        requests_events.Event(
+            type=requests_events.EventType.EventTypeRequest,
+            request=requests_events.Request(project_id=f"p{n % 7}", user_id=f"p{n % 7}"),
+        )
+        for n in range(REQUESTS)
+    ]
+
+    async def publish(publisher: Publisher) -> list[str]:
+        return await publisher.publish_many(requests_events.TOPIC, events)
+
+    ids = await _run(engine, parts, publish)
+
+    assert 2 <= len(fake.received) <= 6
+    assert all(len(r.events) <= 2000 for r in fake.received)
+    assert all(r.auth == (USER, SECRET) for r in fake.received)
+    sent = [e["properties"]["$insert_id"] for e in fake.events()]
+    assert sorted(sent) == sorted(ids)
+    assert {e["event"] for e in fake.events()} == {"requests_EventTypeRequest"}
+
+
+async def test_a_failed_batch_is_sent_again_with_the_same_insert_ids(
+    engine: AsyncEngine, sessions: SessionFactory, mixpanel: tuple[MixpanelFake, str]
+) -> None:
+    fake, url = mixpanel
+    fake.answers = [503, 503, 503]  # every try of the first attempt
+    parts = await definition.build(dependencies("mixpanel", engine, sessions, _document(url)))
+    events = [
+        customers_events.Event(
+            type=customers_events.EventType.EventTypeLogin,
+            customer=customers_events.events_pb2.Customer(id=f"c{n}", email=f"c{n}@x.test"),
+        )
+        for n in range(10)
+    ]
+
+    async def publish(publisher: Publisher) -> list[str]:
+        return await publisher.publish_many(customers_events.TOPIC, events)
+
+    ids = await _run(engine, parts, publish)
+
+    batches = [sorted(e["properties"]["$insert_id"] for e in r.events) for r in fake.received]
+    assert batches[:3] == [sorted(ids)] * 3
+    assert sorted(i for batch in batches[3:] for i in batch) == sorted(ids)
