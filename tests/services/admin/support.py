@@ -16,6 +16,7 @@ from m3o.services.billing.proto.fakes import FakeBillingClient
 from m3o.services.customers.proto import customers_pb2
 from m3o.services.customers.proto.fakes import FakeCustomersClient
 from m3o.services.emails.proto.fakes import FakeEmailsClient
+from m3o.services.mailchimp.proto.fakes import FakeMailchimpClient
 from m3o.services.projects.proto.fakes import FakeProjectsClient
 from m3o.services.signup.proto.fakes import FakeSignupClient
 from m3o.services.stripe.proto.fakes import FakeStripeClient
@@ -32,6 +33,7 @@ SERVICE_NAMES = (
     "billing",
     "customers",
     "emails",
+    "mailchimp",
     "projects",
     "signup",
     "stripe",
@@ -66,6 +68,7 @@ class Fakes:
     customers: FakeCustomersClient = field(default_factory=FakeCustomersClient)
     signup: FakeSignupClient = field(default_factory=FakeSignupClient)
     emails: FakeEmailsClient = field(default_factory=FakeEmailsClient)
+    mailchimp: FakeMailchimpClient = field(default_factory=FakeMailchimpClient)
     projects: FakeProjectsClient = field(default_factory=FakeProjectsClient)
     balance: FakeBalanceClient = field(default_factory=FakeBalanceClient)
     stripe: FakeStripeClient = field(default_factory=FakeStripeClient)
@@ -93,6 +96,7 @@ def build_world(sessions: SessionFactory) -> World:
         customers=fakes.customers,
         signup=fakes.signup,
         emails=fakes.emails,
+        mailchimp=fakes.mailchimp,
         projects=fakes.projects,
         balance=fakes.balance,
         stripe=fakes.stripe,

@@ -94,6 +94,7 @@ async def test_every_service_is_asked_once_with_the_customer_and_its_address(
         f.emails.delete_customer.calls[0].customer_id,
         f.emails.delete_customer.calls[0].email,
     ) == ("ann", EMAIL)
+    assert f.mailchimp.delete_customer.calls[0].email == EMAIL
     assert f.projects.delete_customer.calls[0].id == "ann"
     assert f.balance.delete_customer.calls[0].user_id == "ann"
     assert f.stripe.delete_customer.calls[0].customer_id == "ann"
@@ -169,12 +170,13 @@ async def test_while_customers_fails_services_kept_by_address_wait_for_it(world:
     with pytest.raises(Unavailable) as raised:
         await delete(world)
     assert raised.value.detail == (
-        "Deleting data failed in: customers, emails, signup; call again to retry"
+        "Deleting data failed in: customers, emails, mailchimp, signup; call again to retry"
     )
     assert world.fakes.counts() == {
         **dict.fromkeys(SERVICE_NAMES, 1),
         "customers": 1,
         "emails": 0,
+        "mailchimp": 0,
         "signup": 0,
     }
 
@@ -189,6 +191,7 @@ async def test_a_customer_without_a_record_still_has_the_rest_deleted(world: Wor
     answer = await delete(world)
     assert list(answer.services) == ALL
     assert world.fakes.emails.delete_customer.calls[0].email == ""
+    assert world.fakes.mailchimp.delete_customer.call_count == 0  # no address: nothing to find
 
 
 async def test_a_second_call_while_one_runs_asks_nobody_and_is_conflict(world: World) -> None:

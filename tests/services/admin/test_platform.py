@@ -209,6 +209,7 @@ async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
             "billing",
             "customers",
             "emails",
+            "mailchimp",
             "projects",
             "signup",
             "stripe",

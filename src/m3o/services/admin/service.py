@@ -15,6 +15,7 @@ from m3o.services.balance.proto.client import BalanceClient
 from m3o.services.billing.proto.client import BillingClient
 from m3o.services.customers.proto.client import CustomersClient
 from m3o.services.emails.proto.client import EmailsClient
+from m3o.services.mailchimp.proto.client import MailchimpClient
 from m3o.services.projects.proto.client import ProjectsClient
 from m3o.services.signup.proto.client import SignupClient
 from m3o.services.stripe.proto.client import StripeClient
@@ -33,6 +34,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
         customers=get(CustomersClient),
         signup=get(SignupClient),
         emails=get(EmailsClient),
+        mailchimp=get(MailchimpClient),
         projects=get(ProjectsClient),
         balance=get(BalanceClient),
         stripe=get(StripeClient),

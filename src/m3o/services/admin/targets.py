@@ -3,7 +3,8 @@
 Each one deletes only what is in its own tables (auth's account and sessions go through
 customers, which owns that relation). ``customers`` comes first: it answers with the
 address the customer had, which signup and emails need to find the rows they keep by
-address. Every call is idempotent, so asking again after a failure is safe.
+address, and mailchimp the audience member Mailchimp keeps. Every call is idempotent, so
+asking again after a failure is safe.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from m3o.services.customers.proto import customers_pb2
 from m3o.services.customers.proto.client import CustomersService
 from m3o.services.emails.proto import emails_pb2
 from m3o.services.emails.proto.client import EmailsService
+from m3o.services.mailchimp.proto import mailchimp_pb2
+from m3o.services.mailchimp.proto.client import MailchimpService
 from m3o.services.projects.proto import projects_pb2
 from m3o.services.projects.proto.client import ProjectsService
 from m3o.services.signup.proto import signup_pb2
@@ -55,6 +58,7 @@ class Services:
     customers: CustomersService
     signup: SignupService
     emails: EmailsService
+    mailchimp: MailchimpService
     projects: ProjectsService
     balance: BalanceService
     stripe: StripeService
@@ -85,6 +89,11 @@ def targets(services: Services) -> tuple[Target, ...]:
         )
         return ""
 
+    async def mailchimp(customer_id: str, email: str) -> str:
+        if email:  # the audience knows addresses only: without one there is nothing to find
+            await s.mailchimp.delete_customer(mailchimp_pb2.DeleteCustomerRequest(email=email))
+        return ""
+
     async def projects(customer_id: str, email: str) -> str:
         await s.projects.delete_customer(projects_pb2.DeleteCustomerRequest(id=customer_id))
         return ""
@@ -113,6 +122,7 @@ def targets(services: Services) -> tuple[Target, ...]:
         Target("customers", customers, tells_email=True),
         Target("signup", signup, needs_email=True),
         Target("emails", emails, needs_email=True),
+        Target("mailchimp", mailchimp, needs_email=True),
         Target("projects", projects),
         Target("balance", balance),
         Target("stripe", stripe),
