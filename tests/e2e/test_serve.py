@@ -17,7 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
-from e2e.serving import ADMIN_PASSWORD, M3O, serve
+from e2e.serving import ADMIN_PASSWORD, M3O, eventually, serve
 from m3o.platform.operator import open_database
 from m3o.platform.services import SERVICES
 from m3o.runtime.config.sections import StatusConfig
@@ -203,8 +203,24 @@ def test_cli_token_call_and_status_work_against_the_running_platform(served: Ser
     assert lines[-1] == f"all {len(page.json())} OK"
 
 
-def test_probes_metrics_and_openapi_are_served(served: Served) -> None:
+def test_probes_metrics_openapi_and_the_end_to_end_check_are_served(served: Served) -> None:
     assert httpx.get(f"{served.url}/readyz").status_code == 200
+    before = httpx.get(f"{served.url}/endtoend/check")
+    assert before.status_code == 500
+    assert before.json()["detail"] == "No recent successful check"
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    started = httpx.post(f"{served.url}/endtoend/runCheck", json={}, headers=admin)
+    assert started.status_code == 200, started.text
+    assert started.json()["started"] is True
+    # The run signs a customer up through this front, reads the code from the outbox and
+    # calls helloworld's example with a key of its own: a few seconds on a quiet machine.
+    checked = eventually(
+        lambda: httpx.get(f"{served.url}/endtoend/check").status_code == 200,
+        "the end-to-end check passing",
+        seconds=120,
+    )
+    assert checked
+    assert httpx.post(f"{served.url}/endtoend/check").json() == {}
     httpx.post(f"{served.url}/customers/read", json={})
     metrics = httpx.get(f"{served.url}/metrics")
     assert metrics.status_code == 200

@@ -1,7 +1,8 @@
 """The HTTP front of a platform process: the platform API, the public API (``/v1``, whose
 upstream crashes are reported to the alerts service), Stripe's webhook
-(``POST /stripe/webhook``, forwarded to the stripe service) and the status page
-(``/status/call``, answered by the status service).
+(``POST /stripe/webhook``, forwarded to the stripe service), the status page
+(``/status/call``, answered by the status service) and the end-to-end check's
+``/endtoend/check`` and ``/endtoend/mailin``.
 
 Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
 over gRPC): both build the same application over their own transport.
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 
 from m3o.gateway.app import GatewaySettings, Hook, create_app
+from m3o.gateway.endtoend_routes import endtoend_routes
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.gateway.routing import ServiceDirectory
@@ -30,6 +32,7 @@ from m3o.runtime.events import Publisher
 from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 from m3o.services.alerts.proto.client import AlertsClient
+from m3o.services.endtoend.proto.client import EndtoendClient
 from m3o.services.status.proto.client import StatusClient
 from m3o.services.stripe.proto.client import StripeClient
 from m3o.services.v1.proto.client import SPEC as V1
@@ -100,6 +103,11 @@ def build_front(
             ),
             # Anonymous: the page must answer while token checks cannot (auth, Redis down).
             *status_routes(StatusClient(transport, None), timeout=settings.call_timeout),
+            *endtoend_routes(
+                EndtoendClient(transport, credentials),
+                max_body_bytes=settings.max_body_bytes,
+                timeout=settings.call_timeout,
+            ),
             *v1.routes,
         ],
         documented=v1.documented,

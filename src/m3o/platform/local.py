@@ -88,8 +88,14 @@ def _event_log_check(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
     return check
 
 
-async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
+async def open_local(
+    data_dir: Path, env: Mapping[str, str], *, address: tuple[str, int] | None = None
+) -> LocalPlatform:
     """Migrate the data directory's database, build and start every service.
+
+    ``address`` is the host and port the caller will serve ``app`` on: it replaces
+    ``server.host`` and ``server.port``, so services that call the platform's own front
+    (endtoend) reach it there.
 
     The caller serves ``app``; its shut-down stops consumers and crons and closes the
     database. Raises :class:`StartupError` or :class:`~m3o.runtime.config.ConfigError`
@@ -103,7 +109,7 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
         check_sqlite_file(Path(parsed.database))
     engine = create_engine(url)
     try:
-        return await _open(engine, data_dir, env)
+        return await _open(engine, data_dir, env, address)
     except DatabaseError as exc:
         await engine.dispose()
         where = parsed.database or parsed.render_as_string(hide_password=True)
@@ -114,10 +120,19 @@ async def open_local(data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
         raise
 
 
-async def _open(engine: AsyncEngine, data_dir: Path, env: Mapping[str, str]) -> LocalPlatform:
+async def _open(
+    engine: AsyncEngine,
+    data_dir: Path,
+    env: Mapping[str, str],
+    address: tuple[str, int] | None,
+) -> LocalPlatform:
     await upgrade(engine)
     sessions = session_factory(engine)
     config = await ConfigStore(sessions).load(env)
+    if address is not None:
+        host, port = address
+        server = config.server.model_copy(update={"host": host, "port": port})
+        config = config.model_copy(update={"server": server})
     config = await _with_local_secrets(config, sessions, data_dir)
     counters = SqlCounterStore(engine)
     bus = sql_event_bus(engine)

@@ -29,7 +29,7 @@ async def serve_local(
     that cannot be used raises :class:`StartupError` or ``ConfigError``, one line each.
     """
     configure_logging("info", json=True)
-    platform = await open_local(data_dir, env)
+    platform = await open_local(data_dir, env, address=(host, port))
     configure_logging(platform.config.server.log_level, json=platform.config.server.log_json)
     url = f"http://{host}:{port}"
     if platform.admin.generated_password is not None:

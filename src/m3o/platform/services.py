@@ -20,6 +20,7 @@ from m3o.services.balance.service import definition as balance
 from m3o.services.billing.service import definition as billing
 from m3o.services.customers.service import definition as customers
 from m3o.services.emails.service import definition as emails
+from m3o.services.endtoend.service import definition as endtoend
 from m3o.services.explore.service import definition as explore
 from m3o.services.helloworld.service import definition as helloworld
 from m3o.services.mailchimp.service import definition as mailchimp
@@ -55,6 +56,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     admin,
     helloworld,
     status,
+    endtoend,
 )
 
 ACCOUNT_NAMES: tuple[str, ...] = (*(s.account_id for s in SERVICES), "gateway", "platform")

@@ -18,10 +18,12 @@ import structlog
 __all__ = ["configure_logging", "get_logger", "redact"]
 
 _SECRET_NAMES = re.compile(
-    r"(pass(word)?|secret|token|code|(^|_)key$|api_?key|authorization|cookie|pepper|signature"
-    r"|credential)",
+    r"((^|_)pass(word|wd|phrase)?s?(_|$)|password|secret|token|code|(^|_)key$|api_?key"
+    r"|authorization|cookie|pepper|signature|credential)",
     re.IGNORECASE,
 )
+"""Names of fields holding secrets. ``pass`` counts as a whole part of the name only
+(``pass``, ``new_pass``, ``passphrase``), so that ``passed`` or ``bypass`` are shown."""
 _NOT_SECRET = frozenset({"status_code", "code_id", "key_id", "api_key_id", "grpc_code"})
 _SECRET_TEXT = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|m3o_[A-Za-z0-9_-]{8,}")
 REDACTED = "[redacted]"

@@ -1,6 +1,6 @@
 """add mixpanel
 
-Revision ID: 0004_mixpanel
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04 20:10:00.000000
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0004_mixpanel"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

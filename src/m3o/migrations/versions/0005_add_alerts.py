@@ -1,7 +1,7 @@
 """add alerts
 
-Revision ID: 0005_alerts
-Revises: 0004_mixpanel
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 20:10:00.000000
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 
 
-revision: str = "0005_alerts"
-down_revision: str | None = "0004_mixpanel"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """add admin
 
-Revision ID: 0006_admin
-Revises: 0005_alerts
+Revision ID: 0007_admin
+Revises: 0006
 Create Date: 2026-12-04 20:10:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0006_admin"
-down_revision: str | None = "0005_alerts"
+revision: str = "0007_admin"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""endtoend: the live self-test of the whole platform (see ``README.md``)."""
