@@ -54,12 +54,14 @@ class Node:
     _on_stop: list[Hook] = field(default_factory=list)
     _scheduler: Scheduler | None = None
 
-    def _dependencies(self, name: str) -> Dependencies:
+    def _dependencies(self, definition: ServiceDefinition) -> Dependencies:
         return Dependencies(
-            name=name,
+            name=definition.name,
             sessions=self.sessions,
             publisher=self.bus.publisher,
-            clients=ClientFactory(self.transport, self.identity.token_source(name)),
+            clients=ClientFactory(
+                self.transport, self.identity.token_source(definition.account_id)
+            ),
             config=self.config,
             counters=self.counters,
             service_names=tuple(self.account_names),
@@ -71,7 +73,7 @@ class Node:
         """Build and register ``definitions`` in order; :meth:`start` runs them."""
         self._scheduler = Scheduler(self.counters)
         for definition in definitions:
-            parts = await definition.build(self._dependencies(definition.name))
+            parts = await definition.build(self._dependencies(definition))
             self._names.append(definition.name)
             if not definition.platform_api:
                 self._unrouted.update(spec.service for spec in definition.specs)

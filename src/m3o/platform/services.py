@@ -13,6 +13,7 @@ from m3o.runtime.config import tables as config_tables
 from m3o.runtime.counters import tables as counters_tables
 from m3o.runtime.events import tables as events_tables
 from m3o.runtime.service import ServiceDefinition
+from m3o.services.admin.service import definition as admin
 from m3o.services.alerts.service import definition as alerts
 from m3o.services.auth.service import definition as auth
 from m3o.services.balance.service import definition as balance
@@ -52,12 +53,13 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     oauth,
     mailchimp,
     mixpanel,
+    admin,
     helloworld,
     status,
     endtoend,
 )
 
-ACCOUNT_NAMES: tuple[str, ...] = (*(s.name for s in SERVICES), "gateway", "platform")
+ACCOUNT_NAMES: tuple[str, ...] = (*(s.account_id for s in SERVICES), "gateway", "platform")
 """Every name that gets a service account: the services, the HTTP front, the root."""
 
 METADATA: tuple[MetaData, ...] = (

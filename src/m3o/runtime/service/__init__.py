@@ -146,3 +146,10 @@ class ServiceDefinition:
     published to customers, such as helloworld: they are reached only through ``/v1``,
     where calls are authorised, admitted and metered; and for services the front serves
     through a route of its own (status, whose answer is an HTTP status and a map)."""
+    account: str = ""
+    """The id of the service's own account, when it is not ``name`` (the ``admin``
+    service's is ``admin-service``: ``admin`` is the operator's account)."""
+
+    @property
+    def account_id(self) -> str:
+        return self.account or self.name

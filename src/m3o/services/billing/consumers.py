@@ -2,10 +2,8 @@
 events (group ``billing-stripe``).
 
 - AddPaymentMethod: the customer's billing account is made if missing;
-- Deleted: the customer leaves every account it belongs to; an account left without an
-  admin has its Stripe subscription cancelled (one already gone counts as done), then is
-  deleted. The cancel comes first, outside the transaction, so a failure leaves everything
-  as it was and the bus retries.
+- Deleted: the customer leaves every account it belongs to (see ``erasure.py``); a
+  failure leaves everything as it was and the bus retries.
 
 On ``stripe``:
 
@@ -27,6 +25,7 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Consumer
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.billing import records
+from m3o.services.billing.erasure import Erasure
 from m3o.services.billing.subscriptions import Subscriptions
 
 __all__ = ["CustomerEvents", "StripeEvents"]
@@ -45,6 +44,7 @@ class CustomerEvents:
         self._sessions = sessions
         self._subscriptions = subscriptions
         self._clock = clock
+        self._erasure = Erasure(sessions=sessions, subscriptions=subscriptions)
 
     def consumer(self) -> Consumer:
         return Consumer(TOPIC, self.handle)
@@ -61,30 +61,7 @@ class CustomerEvents:
             async with transaction(self._sessions) as session:
                 await records.ensure(session, customer_id, self._clock())
             return
-        await self._remove(customer_id)
-
-    async def _remove(self, customer_id: str) -> None:
-        async with self._sessions() as session:
-            account_ids = await records.accounts_of(session, customer_id)
-        for account_id in account_ids:
-            async with self._sessions() as session:
-                account = await records.find(session, account_id)
-            if account is None:
-                continue
-            last_admin = set(account.admins) <= {customer_id}
-            if last_admin and account.subscription_id:
-                await self._subscriptions.cancel(_CONTEXT, account_id, account.subscription_id)
-            async with transaction(self._sessions) as session:
-                if last_admin:
-                    await records.delete_account(session, account_id)
-                else:
-                    await records.remove_member(session, account_id, customer_id)
-            _log.info(
-                "billing.customer_removed",
-                customer_id=customer_id,
-                account_id=account_id,
-                account_deleted=last_admin,
-            )
+        await self._erasure.remove(_CONTEXT, customer_id)
 
 
 class StripeEvents:

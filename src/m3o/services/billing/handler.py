@@ -27,10 +27,11 @@ from m3o.runtime.auth import (
 )
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.config.sections import Tier
-from m3o.runtime.errors import BadRequest, Forbidden, NotFound
+from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.billing import records
+from m3o.services.billing.erasure import Erasure
 from m3o.services.billing.payments import Payments
 from m3o.services.billing.proto import billing_pb2 as pb
 from m3o.services.billing.subscriptions import Subscriptions
@@ -63,6 +64,20 @@ class Billing(Payments):
         self._subscriptions = subscriptions
         self._tiers = dict(tiers)
         self._clock = clock
+        self._erasure = Erasure(sessions=sessions, subscriptions=subscriptions)
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse:
+        if ctx.account is None:
+            raise Unauthorized(ctx.endpoint, "Unauthorized")
+        if not is_service(ctx.account):
+            raise Forbidden(ctx.endpoint, "Forbidden")
+        customer_id = request.customer_id.strip()
+        if not customer_id:
+            raise BadRequest(ctx.endpoint, "Missing customer ID")
+        await self._erasure.remove(ctx, customer_id)
+        return pb.DeleteCustomerResponse()
 
     async def read_account(
         self, request: pb.ReadAccountRequest, ctx: CallContext

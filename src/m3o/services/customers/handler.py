@@ -10,6 +10,8 @@ failure leaves the customer as it was and the call can simply be retried:
 - Unban: create a fresh auth account (an existing one, left by a failed attempt, counts as
   done), unblock it, then write ``verified``.
 - Delete: delete the auth account (already gone counts as done), then write ``deleted``.
+- DeleteCustomer (admin's erasure): the same, then the record goes for good; a record
+  deleted already just goes.
 
 Banning a banned customer, verifying a verified one or saving an unchanged customer
 succeeds without a write or an event. Login and Logout live in ``sessions.py``.
@@ -183,6 +185,27 @@ class Customers:
                 await records.save(session, gone)
             await self._publish(session, EventType.EventTypeDeleted, gone, _caller_id(ctx))
         return pb.DeleteResponse()
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse:
+        if ctx.account is None:
+            raise Unauthorized(ctx.endpoint, "Unauthorized")
+        if not is_service(ctx.account):
+            raise Forbidden(ctx.endpoint, "Forbidden")
+        customer_id = request.customer_id.strip()
+        if not customer_id:
+            raise BadRequest(ctx.endpoint, "Missing customer ID")
+        await self._delete_account(ctx, customer_id)
+        async with transaction(self._sessions) as session:
+            current = await records.find(session, customer_id=customer_id, lock=True)
+            if current is None:
+                return pb.DeleteCustomerResponse()
+            await records.remove(session, customer_id)
+            if current.status is not Status.DELETED:
+                gone = replace(current, status=Status.DELETED, updated=self._clock())
+                await self._publish(session, EventType.EventTypeDeleted, gone, _caller_id(ctx))
+        return pb.DeleteCustomerResponse(email=current.email)
 
     async def _purge(self, ctx: CallContext, ref: Ref) -> None:
         """Remove soft-deleted records for good; their Deleted event was published then."""

@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from m3o.runtime.auth import CallContext, verify_admin
+from m3o.runtime.auth import CallContext, is_service, verify_admin
 from m3o.runtime.clock import Clock, utc_now
-from m3o.runtime.errors import BadRequest, Internal
+from m3o.runtime.email_address import normalise_email
+from m3o.runtime.errors import BadRequest, Forbidden, Internal, Unauthorized
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import INTERNAL_DETAIL
 from m3o.runtime.store import SessionFactory, transaction
@@ -121,6 +122,24 @@ class Emails:
             detail = str(exc)
             raise BadRequest(ctx.endpoint, detail[:1].upper() + detail[1:]) from None
         return pb.ListOutboxResponse(emails=[email.to_proto() for email in found])
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse:
+        if ctx.account is None:
+            raise Unauthorized(ctx.endpoint, "Unauthorized")
+        if not is_service(ctx.account):
+            raise Forbidden(ctx.endpoint, "Forbidden")
+        customer_id = request.customer_id.strip()
+        if not customer_id:
+            raise BadRequest(ctx.endpoint, "Missing customer ID")
+        email = normalise_email(request.email)
+        gone = 0
+        if email:  # emails are kept by address only: without one there is nothing to find
+            async with transaction(self._sessions) as session:
+                gone = await records.delete_to(session, email)
+        _log.info("emails.customer_deleted", customer_id=customer_id, emails=gone)
+        return pb.DeleteCustomerResponse()
 
     async def _store(self, ctx: CallContext, record: EmailRecord) -> str:
         """Commit ``record`` and return its id, or the id of the email a concurrent Send

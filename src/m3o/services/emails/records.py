@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.services.emails.proto import emails_pb2 as pb
@@ -23,6 +23,7 @@ __all__ = [
     "EmailRecord",
     "Status",
     "claim",
+    "delete_to",
     "due_ids",
     "find",
     "find_by_key",
@@ -232,3 +233,12 @@ async def recent(
         query = query.where(emails.c.status == status)
     query = query.order_by(emails.c.created.desc(), emails.c.id.desc()).limit(limit)
     return [_record(row) for row in (await session.execute(query)).all()]
+
+
+async def delete_to(session: AsyncSession, recipient: str) -> int:
+    """Delete every email to ``recipient`` (normalised; matched whatever its case), sent
+    or not; returns how many went."""
+    result = await session.execute(
+        delete(emails).where(func.lower(emails.c.recipient) == recipient)
+    )
+    return int(getattr(result, "rowcount", 0))

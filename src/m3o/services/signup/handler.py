@@ -1,4 +1,5 @@
-"""The signup service's handler: ``signup.Signup``, every endpoint public.
+"""The signup service's handler: ``signup.Signup``, every endpoint public but DeleteCustomer
+(services only: admin's erasure).
 
 The work is split by concern: ``verification.py`` (User, Verify), ``recovery.py``
 (Recover, ResetPassword), ``tracking.py`` (Track, Waitlist). Calls to other services are
@@ -8,9 +9,11 @@ whose writers queue behind one another).
 
 from __future__ import annotations
 
-from m3o.runtime.auth import CallContext
+from m3o.runtime.auth import CallContext, is_service
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.email_address import normalise_email
+from m3o.runtime.errors import BadRequest, Forbidden, Unauthorized
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -87,6 +90,22 @@ class Signup:
 
     async def waitlist(self, request: pb.WaitlistRequest, ctx: CallContext) -> pb.WaitlistResponse:
         return await self._tracking.waitlist(request, ctx)
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse:
+        if ctx.account is None:
+            raise Unauthorized(ctx.endpoint, "Unauthorized")
+        if not is_service(ctx.account):
+            raise Forbidden(ctx.endpoint, "Forbidden")
+        customer_id = request.customer_id.strip()
+        if not customer_id:
+            raise BadRequest(ctx.endpoint, "Missing customer ID")
+        email = normalise_email(request.email) if request.email.strip() else ""
+        async with transaction(self._sessions) as session:
+            gone = await records.delete_customer(session, customer_id, email)
+        _log.info("signup.customer_deleted", customer_id=customer_id, rows=gone)
+        return pb.DeleteCustomerResponse()
 
     async def purge_expired(self) -> None:
         """Delete expired verification codes and reset tokens (the daily retention cron)."""

@@ -24,6 +24,7 @@ __all__ = [
     "add_to_waitlist",
     "claim_code",
     "consume_code",
+    "delete_customer",
     "find_code",
     "find_reset_token",
     "find_track",
@@ -303,3 +304,28 @@ async def purge_expired(session: AsyncSession, now: datetime) -> tuple[int, int]
     gone_codes = await session.execute(delete(codes).where(codes.c.expires < now))
     gone_tokens = await session.execute(delete(reset_tokens).where(reset_tokens.c.expires < now))
     return int(getattr(gone_codes, "rowcount", 0)), int(getattr(gone_tokens, "rowcount", 0))
+
+
+# -- erasure --------------------------------------------------------------------------------
+
+
+async def delete_customer(session: AsyncSession, customer_id: str, email: str) -> int:
+    """Delete every row of the customer, by id and (when given) by address; returns how
+    many went."""
+    statements = [
+        delete(codes).where(codes.c.customer_id == customer_id),
+        delete(reset_tokens).where(reset_tokens.c.customer_id == customer_id),
+        delete(onboarding).where(onboarding.c.customer_id == customer_id),
+    ]
+    if email:
+        statements += [
+            delete(codes).where(codes.c.email == email),
+            delete(reset_tokens).where(reset_tokens.c.email == email),
+            delete(tracking).where(tracking.c.email == email),
+            delete(waitlist).where(waitlist.c.email == email),
+        ]
+    gone = 0
+    for statement in statements:
+        result = await session.execute(statement)
+        gone += int(getattr(result, "rowcount", 0))
+    return gone

@@ -75,6 +75,9 @@ COMMENTS: dict[str, str] = {
     "billing.GetPaymentRequest.id": "Required. id of the charge",
     "billing.GetPaymentResponse": "GetPaymentResponse returns the payment.",
     "billing.GetPaymentResponse.payment": "payment asked for",
+    "billing.DeleteCustomerRequest": "DeleteCustomerRequest names the customer whose data goes.",
+    "billing.DeleteCustomerRequest.customer_id": "Required. customer_id of the customer",
+    "billing.DeleteCustomerResponse": "DeleteCustomerResponse is empty.",
     "billing.Billing": "Billing keeps one billing account per customer (its id is the customer's id) with the subscription tier it pays for, changes tiers through Stripe subscriptions (the new one is active before the old one is cancelled), and passes the customer's card calls to stripe.",
     "billing.Billing.ReadAccount": "ReadAccount returns the caller's billing account (customer; the fields are ignored), or the one named by id or admin_id (admin).",
     "billing.Billing.ListTiers": "ListTiers returns the configured subscription tiers (public).",
@@ -87,4 +90,5 @@ COMMENTS: dict[str, str] = {
     "billing.Billing.DeleteCard": "DeleteCard removes one of the caller's cards (customer).",
     "billing.Billing.ListPayments": "ListPayments returns the caller's payments, newest first (customer).",
     "billing.Billing.GetPayment": "GetPayment returns one payment (its owner; admin for any).",
+    "billing.Billing.DeleteCustomer": "DeleteCustomer takes the customer out of every billing account it belongs to; an account left without an admin has its subscription cancelled and is deleted (services only). Deleting again succeeds.",
 }

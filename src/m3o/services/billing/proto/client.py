@@ -54,6 +54,9 @@ SPEC = ServiceSpec(
         "GetPayment": MethodSpec(
             "GetPayment", "get_payment", pb.GetPaymentRequest, pb.GetPaymentResponse
         ),
+        "DeleteCustomer": MethodSpec(
+            "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
+        ),
     },
 )
 
@@ -104,6 +107,10 @@ class BillingHandler(Protocol):
     async def get_payment(
         self, request: pb.GetPaymentRequest, ctx: CallContext
     ) -> pb.GetPaymentResponse: ...
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class BillingService(Protocol):
@@ -196,6 +203,14 @@ class BillingService(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.GetPaymentResponse: ...
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class BillingClient(Client):
@@ -333,4 +348,16 @@ class BillingClient(Client):
     ) -> pb.GetPaymentResponse:
         return cast(
             pb.GetPaymentResponse, await self._unary("GetPayment", request, timeout, metadata)
+        )
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse:
+        return cast(
+            pb.DeleteCustomerResponse,
+            await self._unary("DeleteCustomer", request, timeout, metadata),
         )

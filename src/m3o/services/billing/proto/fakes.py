@@ -45,3 +45,6 @@ class FakeBillingClient:
         self.get_payment: FakeUnary[pb.GetPaymentRequest, pb.GetPaymentResponse] = FakeUnary(
             pb.GetPaymentResponse
         )
+        self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
+            FakeUnary(pb.DeleteCustomerResponse)
+        )

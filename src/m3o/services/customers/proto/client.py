@@ -30,6 +30,9 @@ SPEC = ServiceSpec(
         "UpdateName": MethodSpec(
             "UpdateName", "update_name", pb.UpdateNameRequest, pb.UpdateNameResponse
         ),
+        "DeleteCustomer": MethodSpec(
+            "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
+        ),
     },
 )
 
@@ -62,6 +65,10 @@ class CustomersHandler(Protocol):
     async def update_name(
         self, request: pb.UpdateNameRequest, ctx: CallContext
     ) -> pb.UpdateNameResponse: ...
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class CustomersService(Protocol):
@@ -154,6 +161,14 @@ class CustomersService(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.UpdateNameResponse: ...
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class CustomersClient(Client):
@@ -271,4 +286,16 @@ class CustomersClient(Client):
     ) -> pb.UpdateNameResponse:
         return cast(
             pb.UpdateNameResponse, await self._unary("UpdateName", request, timeout, metadata)
+        )
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse:
+        return cast(
+            pb.DeleteCustomerResponse,
+            await self._unary("DeleteCustomer", request, timeout, metadata),
         )

@@ -67,6 +67,10 @@ COMMENTS: dict[str, str] = {
     "customers.UpdateNameRequest.id": "Required. id of the customer",
     "customers.UpdateNameRequest.name": "name to set",
     "customers.UpdateNameResponse": "UpdateNameResponse is empty.",
+    "customers.DeleteCustomerRequest": "DeleteCustomerRequest names the customer whose data goes.",
+    "customers.DeleteCustomerRequest.customer_id": "Required. customer_id of the customer",
+    "customers.DeleteCustomerResponse": "DeleteCustomerResponse says what was removed.",
+    "customers.DeleteCustomerResponse.email": "email the customer had, empty when there was no record",
     "customers.Customers": "Customers manages customer records and their sessions.",
     "customers.Customers.Create": "Create a customer (admin, service). An existing unverified customer is returned as is.",
     "customers.Customers.MarkVerified": "MarkVerified moves an unverified customer to verified (the customer, admin, service).",
@@ -79,4 +83,5 @@ COMMENTS: dict[str, str] = {
     "customers.Customers.Login": "Login with email and password, or refresh a session (public).",
     "customers.Customers.Logout": "Logout ends the caller's session (the customer).",
     "customers.Customers.UpdateName": "UpdateName changes a customer's name (the customer, admin).",
+    "customers.Customers.DeleteCustomer": "DeleteCustomer removes the customer's record for good and its auth account, whether it was live or deleted already; a live one is published as Deleted first (services only). Deleting again succeeds.",
 }

@@ -27,3 +27,6 @@ class FakeCustomersClient:
         self.update_name: FakeUnary[pb.UpdateNameRequest, pb.UpdateNameResponse] = FakeUnary(
             pb.UpdateNameResponse
         )
+        self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
+            FakeUnary(pb.DeleteCustomerResponse)
+        )

@@ -19,6 +19,9 @@ SPEC = ServiceSpec(
         "ListOutbox": MethodSpec(
             "ListOutbox", "list_outbox", pb.ListOutboxRequest, pb.ListOutboxResponse
         ),
+        "DeleteCustomer": MethodSpec(
+            "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
+        ),
     },
 )
 
@@ -31,6 +34,10 @@ class EmailsHandler(Protocol):
     async def list_outbox(
         self, request: pb.ListOutboxRequest, ctx: CallContext
     ) -> pb.ListOutboxResponse: ...
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class EmailsService(Protocol):
@@ -51,6 +58,14 @@ class EmailsService(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.ListOutboxResponse: ...
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class EmailsClient(Client):
@@ -85,4 +100,16 @@ class EmailsClient(Client):
     ) -> pb.ListOutboxResponse:
         return cast(
             pb.ListOutboxResponse, await self._unary("ListOutbox", request, timeout, metadata)
+        )
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse:
+        return cast(
+            pb.DeleteCustomerResponse,
+            await self._unary("DeleteCustomer", request, timeout, metadata),
         )

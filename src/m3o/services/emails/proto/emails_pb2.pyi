@@ -204,3 +204,46 @@ class ListOutboxResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOutboxResponse: _TypeAlias = ListOutboxResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCustomerRequest(_message.Message):
+    """DeleteCustomerRequest names the customer whose data goes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """Required. customer_id of the customer"""
+    email: _builtins.str
+    """email: the customer's address, when known; rows kept by address go too"""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "email", b"email"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCustomerRequest: _TypeAlias = DeleteCustomerRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCustomerResponse(_message.Message):
+    """DeleteCustomerResponse is empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCustomerResponse: _TypeAlias = DeleteCustomerResponse  # noqa: Y015

@@ -34,7 +34,12 @@ COMMENTS: dict[str, str] = {
     "emails.OutboxEmail.transport": "transport that sent it: outbox, smtp or sendgrid; empty while not sent",
     "emails.ListOutboxResponse": "ListOutboxResponse returns the emails.",
     "emails.ListOutboxResponse.emails": "emails, newest first",
+    "emails.DeleteCustomerRequest": "DeleteCustomerRequest names the customer whose data goes.",
+    "emails.DeleteCustomerRequest.customer_id": "Required. customer_id of the customer",
+    "emails.DeleteCustomerRequest.email": "email: the customer's address, when known; rows kept by address go too",
+    "emails.DeleteCustomerResponse": "DeleteCustomerResponse is empty.",
     "emails.Emails": "Emails sends templated emails, now or at a given time.",
     "emails.Emails.Send": "Send renders a template and sends it, now or at send_at (admin, service). The email is stored before it is sent, so it is never lost: failures are retried with backoff.",
     "emails.Emails.ListOutbox": "ListOutbox returns recent emails, newest first, with their delivery state (admin). With no transport configured this is the local outbox: what would have been sent.",
+    "emails.Emails.DeleteCustomer": "DeleteCustomer deletes every email sent or scheduled to the customer's address, the outbox included (services only). Deleting again succeeds.",
 }

@@ -16,3 +16,6 @@ class FakeEmailsClient:
         self.list_outbox: FakeUnary[pb.ListOutboxRequest, pb.ListOutboxResponse] = FakeUnary(
             pb.ListOutboxResponse
         )
+        self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
+            FakeUnary(pb.DeleteCustomerResponse)
+        )

@@ -23,6 +23,9 @@ SPEC = ServiceSpec(
         ),
         "Track": MethodSpec("Track", "track", pb.TrackRequest, pb.TrackResponse),
         "Waitlist": MethodSpec("Waitlist", "waitlist", pb.WaitlistRequest, pb.WaitlistResponse),
+        "DeleteCustomer": MethodSpec(
+            "DeleteCustomer", "delete_customer", pb.DeleteCustomerRequest, pb.DeleteCustomerResponse
+        ),
     },
 )
 
@@ -45,6 +48,10 @@ class SignupHandler(Protocol):
     async def waitlist(
         self, request: pb.WaitlistRequest, ctx: CallContext
     ) -> pb.WaitlistResponse: ...
+
+    async def delete_customer(
+        self, request: pb.DeleteCustomerRequest, ctx: CallContext
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class SignupService(Protocol):
@@ -97,6 +104,14 @@ class SignupService(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.WaitlistResponse: ...
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse: ...
 
 
 class SignupClient(Client):
@@ -168,3 +183,15 @@ class SignupClient(Client):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.WaitlistResponse:
         return cast(pb.WaitlistResponse, await self._unary("Waitlist", request, timeout, metadata))
+
+    async def delete_customer(
+        self,
+        request: pb.DeleteCustomerRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.DeleteCustomerResponse:
+        return cast(
+            pb.DeleteCustomerResponse,
+            await self._unary("DeleteCustomer", request, timeout, metadata),
+        )

@@ -24,3 +24,6 @@ class FakeSignupClient:
         self.waitlist: FakeUnary[pb.WaitlistRequest, pb.WaitlistResponse] = FakeUnary(
             pb.WaitlistResponse
         )
+        self.delete_customer: FakeUnary[pb.DeleteCustomerRequest, pb.DeleteCustomerResponse] = (
+            FakeUnary(pb.DeleteCustomerResponse)
+        )

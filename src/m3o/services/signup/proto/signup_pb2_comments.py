@@ -40,6 +40,10 @@ COMMENTS: dict[str, str] = {
     "signup.WaitlistRequest": "WaitlistRequest names the address to add.",
     "signup.WaitlistRequest.email": "Required. email to add to the waitlist",
     "signup.WaitlistResponse": "WaitlistResponse is empty.",
+    "signup.DeleteCustomerRequest": "DeleteCustomerRequest names the customer whose data goes.",
+    "signup.DeleteCustomerRequest.customer_id": "Required. customer_id of the customer",
+    "signup.DeleteCustomerRequest.email": "email: the customer's address, when known; rows kept by address go too",
+    "signup.DeleteCustomerResponse": "DeleteCustomerResponse is empty.",
     "signup.Signup": "Signup turns an email address into a verified customer with a session.",
     "signup.Signup.User": "User starts a signup: creates (or reuses) the unverified customer and emails it an 8-letter verification code, valid 5 minutes. A new code replaces the previous one.",
     "signup.Signup.Verify": "Verify checks the emailed code, sets the password, verifies the customer and returns a session. All or nothing: on failure nothing changes and the code stays usable.",
@@ -47,4 +51,5 @@ COMMENTS: dict[str, str] = {
     "signup.Signup.ResetPassword": "ResetPassword sets a new password with a reset token and ends every session.",
     "signup.Signup.Track": "Track records where a visitor came from and when they reached each signup step.",
     "signup.Signup.Waitlist": "Waitlist adds an email address to the waitlist.",
+    "signup.Signup.DeleteCustomer": "DeleteCustomer deletes a customer's verification codes, reset tokens and onboarding state, and with its address its tracking and waitlist entries (services only). Deleting again succeeds.",
 }
