@@ -13,7 +13,7 @@ import pytest
 
 from m3o.events.customers import Event
 from m3o.runtime.errors import Conflict, NotFound
-from m3o.runtime.events import Delivery
+from m3o.runtime.events import DeadLettered, Delivery
 from m3o.runtime.store import SessionFactory
 from runtime.events_fixtures import (  # noqa: F401 - fixtures
     MakeBus,
@@ -247,6 +247,42 @@ async def test_event_is_dead_lettered_after_its_last_attempt_and_replays_to_its_
         await bus.replay_dead_letter(letter.id)
     with pytest.raises(NotFound):
         await bus.replay_dead_letter("no-such-letter")
+
+
+async def test_each_dead_letter_is_told_to_the_hooks_once_stored(make_bus: MakeBus) -> None:
+    bus = make_bus()
+    told: list[DeadLettered] = []
+
+    async def tell(dead: DeadLettered) -> None:
+        assert [d.event_id for d in await bus.dead_letters()] == [dead.event_id]  # stored
+        told.append(dead)
+
+    async def broken_hook(_dead: DeadLettered) -> None:
+        raise RuntimeError("the alerts service is down")
+
+    bus.on_dead_letter(broken_hook)
+    bus.on_dead_letter(tell)
+    bus.subscribe(
+        TOPIC, "mailchimp-customers", Recorder(fail=lambda _d: True), max_attempts=2, **FAST
+    )
+    bus.subscribe(TOPIC, "mixpanel-customers", Recorder())
+    await bus.start()
+
+    event_id = await bus.publisher.publish(TOPIC, signup("c8"))
+    await bus.wait_idle()
+
+    assert told == [
+        DeadLettered(
+            topic=TOPIC,
+            group="mailchimp-customers",
+            event_id=event_id,
+            type_name="EventTypeSignup",
+            attempts=2,
+            error="RuntimeError('handler failed on attempt 2')",
+        )
+    ]
+    [letter] = await bus.dead_letters()  # a failing hook does not undo the dead letter
+    assert letter.event_id == event_id
 
 
 async def test_dead_letters_filter_by_topic_and_group(make_bus: MakeBus) -> None:

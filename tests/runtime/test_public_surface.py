@@ -183,6 +183,8 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.events": [
         "DeadLetter",
+        "DeadLetterHook",
+        "DeadLettered",
         "Delivery",
         "Envelope",
         "EnvelopePublisher",

@@ -34,6 +34,7 @@ from m3o.platform.data_dir import (
     key_encryption_key,
     prepare_data_dir,
 )
+from m3o.platform.dead_letter_alerts import DeadLetterAlerts
 from m3o.platform.examples import publish_examples
 from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
@@ -47,6 +48,7 @@ from m3o.runtime.events.tables import event_log
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
 from m3o.runtime.store.migrate import upgrade
+from m3o.services.alerts.proto.client import AlertsClient
 from m3o.services.auth.key_encryption import kek_id, parse_kek_list
 from m3o.services.auth.signing_keys import sealed_with
 
@@ -139,6 +141,7 @@ async def _open(
     local = InProcessTransport()
     secret = config.auth.service_secret.get_secret_value()
     identity = Identity(local, counters, secret)
+    bus.on_dead_letter(DeadLetterAlerts(AlertsClient(local, identity.token_source("platform"))))
     metrics = Metrics()
     node = Node(
         config=config,

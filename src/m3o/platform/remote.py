@@ -25,6 +25,7 @@ from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
+from m3o.platform.dead_letter_alerts import DeadLetterAlerts
 from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
@@ -46,6 +47,7 @@ from m3o.runtime.rpc import (
 from m3o.runtime.service import ServiceDefinition
 from m3o.runtime.store import create_engine, session_factory
 from m3o.runtime.store.redis import redis_client
+from m3o.services.alerts.proto.client import AlertsClient
 
 __all__ = ["run_gateway", "run_service"]
 
@@ -144,11 +146,13 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
     local = InProcessTransport()
     router = _router(config, local, {definition.name})
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
+    bus = redis_event_bus(process.engine, process.redis)
+    bus.on_dead_letter(DeadLetterAlerts(AlertsClient(router, identity.token_source("platform"))))
     node = Node(
         config=config,
         sessions=session_factory(process.engine),
         counters=process.counters,
-        bus=redis_event_bus(process.engine, process.redis),
+        bus=bus,
         identity=identity,
         metrics=metrics,
         local=local,

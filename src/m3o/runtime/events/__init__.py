@@ -36,6 +36,8 @@ from m3o.runtime.events._outbox import Envelope, EnvelopePublisher, event_type_n
 
 __all__ = [
     "DeadLetter",
+    "DeadLetterHook",
+    "DeadLettered",
     "Delivery",
     "Envelope",
     "EnvelopePublisher",
@@ -106,6 +108,22 @@ class DeadLetter:
     """When an operator sent it back to its group; None while it waits."""
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """What a dead-letter hook is told: the group ``group`` gave up on an event."""
+
+    topic: str
+    group: str
+    event_id: str
+    type_name: str
+    attempts: int
+    error: str
+    """The last failure, one line (the dead letter keeps the traceback)."""
+
+
+DeadLetterHook = Callable[[DeadLettered], Awaitable[None]]
+
+
 class EventBus(Protocol):
     """Publishing and consuming for one process."""
 
@@ -135,6 +153,11 @@ class EventBus(Protocol):
         subscription run at once. A group created by this call starts with the events
         published from then on, or with every retained event when ``from_beginning``.
         """
+        ...
+
+    def on_dead_letter(self, hook: DeadLetterHook) -> None:
+        """Have ``hook`` told of every event this bus's groups dead-letter, once stored (to
+        alert operators). A hook that fails is logged; the dead letter stands."""
         ...
 
     async def start(self) -> None:

@@ -24,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from m3o.runtime.events import DeadLetter, EventHandler, Publisher
+from m3o.runtime.events import (
+    DeadLetter,
+    DeadLettered,
+    DeadLetterHook,
+    EventHandler,
+    Publisher,
+)
 from m3o.runtime.events._dead_letters import describe_failure, list_dead_letters, take_for_replay
 from m3o.runtime.events._outbox import TransactionalPublisher, check_name
 from m3o.runtime.events._source import Channel, Claim, EventSource
@@ -96,6 +102,7 @@ class Bus:
         self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
         self._publisher = TransactionalPublisher(sessions, source.write, self._committed)
         self._subs: list[_Subscription] = []
+        self._dead_letter_hooks: list[DeadLetterHook] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -316,7 +323,8 @@ class Bus:
         if delivery.attempt > sub.max_attempts:
             error = f"delivered {delivery.attempt - 1} times without being acknowledged"
             _log.error("events.dead_lettered", **_about(sub, claim), error=error)
-            await self._settle(sub, claim, sub.channel.dead_letter(claim, error))
+            if await self._settle(sub, claim, sub.channel.dead_letter(claim, error)):
+                await self._tell_dead_lettered(sub, claim, error)
             return
         try:
             await sub.handler(delivery)
@@ -336,7 +344,8 @@ class Bus:
         attempt = claim.delivery.attempt
         if attempt >= sub.max_attempts:
             _log.error("events.dead_lettered", **_about(sub, claim), error=repr(exc))
-            await self._settle(sub, claim, sub.channel.dead_letter(claim, error))
+            if await self._settle(sub, claim, sub.channel.dead_letter(claim, error)):
+                await self._tell_dead_lettered(sub, claim, repr(exc))
             return
         delay = retry_delay(attempt, sub.backoff_base, sub.backoff_max)
         at = datetime.now(UTC) + delay
@@ -348,6 +357,27 @@ class Bus:
         )
         if await self._settle(sub, claim, sub.channel.retry(claim, at, error)):
             heapq.heappush(sub.retries, at)
+
+    def on_dead_letter(self, hook: DeadLetterHook) -> None:
+        self._dead_letter_hooks.append(hook)
+
+    async def _tell_dead_lettered(self, sub: _Subscription, claim: Claim, error: str) -> None:
+        delivery = claim.delivery
+        told = DeadLettered(
+            topic=sub.topic,
+            group=sub.group,
+            event_id=delivery.id,
+            type_name=delivery.type_name,
+            attempts=delivery.attempt,
+            error=error.splitlines()[0] if error else "",
+        )
+        for hook in self._dead_letter_hooks:
+            try:
+                await hook(told)
+            except Exception as exc:  # noqa: BLE001 - telling must never undo the dead letter
+                _log.warning(
+                    "events.dead_letter_hook_failed", **_about(sub, claim), error=repr(exc)
+                )
 
     async def _settle(
         self, sub: _Subscription, claim: Claim | None, call: Coroutine[Any, Any, None]
