@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from m3o.platform.local import LocalPlatform, open_local
 from m3o.platform.services import SERVICES
+from m3o.services.admin import tables as admin_tables
 from support.backends import POSTGRES_URL
 from support.platform import fresh_database
 from support.stripe_fake import StripeFake
@@ -223,6 +224,14 @@ async def test_delete_data_leaves_nothing_of_the_customer_anywhere(
             return again.status_code == 200 and again.json() == answer
 
         await until(asked_again, "DeleteData again")
+        async with platform.engine.connect() as conn:  # admin forgot the address too
+            kept = [
+                repr(tuple(row))
+                for table in admin_tables.metadata.sorted_tables
+                for row in (await conn.execute(select(table))).all()
+            ]
+        assert kept
+        assert not [row for row in kept if EMAIL in row]
 
 
 @pytest.mark.parametrize("who", ["admin", "customer"])

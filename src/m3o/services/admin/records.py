@@ -53,7 +53,11 @@ async def start(session: AsyncSession, customer_id: str, email: str, now: dateti
     if email:
         await session.execute(
             update(deletions)
-            .where(deletions.c.customer_id == customer_id, deletions.c.email == "")
+            .where(
+                deletions.c.customer_id == customer_id,
+                deletions.c.email == "",
+                deletions.c.completed.is_(None),
+            )
             .values(email=email)
         )
 
@@ -107,16 +111,22 @@ async def mark_deleted(
     if email:
         await session.execute(
             update(deletions)
-            .where(deletions.c.customer_id == customer_id, deletions.c.email == "")
+            .where(
+                deletions.c.customer_id == customer_id,
+                deletions.c.email == "",
+                deletions.c.completed.is_(None),
+            )
             .values(email=email)
         )
 
 
 async def complete(session: AsyncSession, customer_id: str, now: datetime) -> None:
+    """Every service has deleted the customer's data: the address is forgotten too (only
+    the customer's id and the times stay, as the record that the deletion was done)."""
     await session.execute(
         update(deletions)
         .where(deletions.c.customer_id == customer_id, deletions.c.completed.is_(None))
-        .values(completed=now, claimed_until=None)
+        .values(completed=now, claimed_until=None, email="")
     )
 
 
