@@ -65,10 +65,11 @@ def stop(served: Served) -> tuple[int, str, str]:
     return served.process.returncode, out, err
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One `m3o serve` for the tests that only call it (each uses data of its own)."""
     env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    running = start(tmp_path / "data", env)
+    running = start(tmp_path_factory.mktemp("served") / "data", env)
     try:
         yield running
     finally:
