@@ -1,4 +1,5 @@
-"""Calling another service: its unexpected errors are logged and become Internal."""
+"""Calling another service: its unexpected errors are logged and become Unavailable when
+the other service was unavailable (or out of time), else Internal."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import pytest
 from structlog.testing import capture_logs
 
 from m3o.runtime.auth import CallContext
-from m3o.runtime.errors import Conflict, Internal, M3OError, NotFound, Unavailable
-from m3o.runtime.rpc import INTERNAL_DETAIL
+from m3o.runtime.errors import (
+    Conflict,
+    DeadlineExceeded,
+    Forbidden,
+    Internal,
+    M3OError,
+    NotFound,
+    Unavailable,
+)
+from m3o.runtime.rpc import INTERNAL_DETAIL, UNAVAILABLE_DETAIL
 from m3o.runtime.rpc.calls import Calls
 
 CTX = CallContext("signup", "Verify")
@@ -28,11 +37,11 @@ async def test_the_call_answers_what_the_other_service_answered() -> None:
     assert logs == []
 
 
-async def test_an_unexpected_error_is_logged_and_the_caller_gets_internal() -> None:
+async def test_an_unavailable_service_is_logged_and_the_caller_gets_unavailable() -> None:
     failure = Unavailable("customers.read", "database is down")
-    with capture_logs() as logs, pytest.raises(Internal) as caught:
+    with capture_logs() as logs, pytest.raises(Unavailable) as caught:
         await Calls("signup.call_failed").call(CTX, "customers.read", fail(failure))
-    assert caught.value == Internal("signup.verify", INTERNAL_DETAIL)
+    assert caught.value == Unavailable("signup.verify", UNAVAILABLE_DETAIL)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
     assert logs == [
@@ -46,6 +55,26 @@ async def test_an_unexpected_error_is_logged_and_the_caller_gets_internal() -> N
             "detail": "database is down",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("failure", "answered"),
+    [
+        (DeadlineExceeded("customers.read"), Unavailable("signup.verify", UNAVAILABLE_DETAIL)),
+        (Internal("customers.read", "a bug"), Internal("signup.verify", INTERNAL_DETAIL)),
+        (Conflict("customers.read", "taken"), Internal("signup.verify", INTERNAL_DETAIL)),
+        (Forbidden("customers.read", "no"), Internal("signup.verify", INTERNAL_DETAIL)),
+    ],
+    ids=["deadline", "internal", "conflict", "forbidden"],
+)
+async def test_out_of_time_is_unavailable_and_any_other_failure_internal(
+    failure: M3OError, answered: M3OError
+) -> None:
+    with capture_logs() as logs, pytest.raises(M3OError) as caught:
+        await Calls("signup.call_failed").call(CTX, "customers.read", fail(failure))
+    assert caught.value == answered
+    assert type(caught.value) is type(answered)
+    assert [entry["kind"] for entry in logs] == [type(failure).__name__]
 
 
 async def test_an_expected_kind_passes_unchanged_and_is_not_logged() -> None:
@@ -76,7 +105,7 @@ async def test_a_crash_is_left_to_the_dispatcher() -> None:
 async def test_the_label_names_the_call_field_and_context_is_logged() -> None:
     failure = Unavailable("customers.read", "down")
     calls = Calls("balance.customers_read_failed", label="step")
-    with capture_logs() as logs, pytest.raises(Internal):
+    with capture_logs() as logs, pytest.raises(Unavailable):
         await calls.call(CTX, "customers.read", fail(failure), customer_id="c1")
     [logged] = logs
     assert logged["step"] == "customers.read"
@@ -84,10 +113,10 @@ async def test_the_label_names_the_call_field_and_context_is_logged() -> None:
     assert logged["customer_id"] == "c1"
 
 
-def test_internal_logs_and_returns_the_generic_error_for_the_handler_to_raise() -> None:
+def test_failure_logs_and_returns_the_generic_error_for_the_handler_to_raise() -> None:
     failure: M3OError = Conflict("auth.generate", "exists")
     with capture_logs() as logs:
-        error = Calls("v1.call_failed").internal(CTX, "auth.generate", failure)
+        error = Calls("v1.call_failed").failure(CTX, "auth.generate", failure)
     assert error == Internal("signup.verify", INTERNAL_DETAIL)
     assert [entry["event"] for entry in logs] == ["v1.call_failed"]
     assert logs[0]["kind"] == "Conflict"

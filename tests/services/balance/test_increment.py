@@ -11,7 +11,6 @@ from m3o.runtime.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    Internal,
     NotFound,
     Unauthorized,
     Unavailable,
@@ -50,13 +49,13 @@ async def test_increment_of_an_unknown_customer_is_bad_request_and_writes_nothin
     assert world.events() == []
 
 
-async def test_a_failing_customers_service_is_internal(world: World) -> None:
+async def test_a_failing_customers_service_is_unavailable(world: World) -> None:
     world.customers.read.raises(Unavailable("customers.read", "down"))
 
-    with pytest.raises(Internal) as raised:
+    with pytest.raises(Unavailable) as raised:
         await world.increment(ANN, 500)
 
-    assert raised.value == Internal("balance.increment", "Internal server error")
+    assert raised.value == Unavailable("balance.increment", "Service unavailable")
     assert (await world.ledger(ANN)).deltas == []
 
 

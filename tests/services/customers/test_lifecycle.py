@@ -9,7 +9,6 @@ from m3o.runtime.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    Internal,
     NotFound,
     Unauthorized,
     Unavailable,
@@ -156,9 +155,9 @@ async def test_delete_counts_an_already_deleted_auth_account_as_done(world: Worl
 async def test_delete_fails_cleanly_when_auth_fails(world: World) -> None:
     ann = await world.create("ann@example.com", "verified")
     world.auth.delete.raises(Unavailable("auth.delete", "Service auth is not available"))
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await world.handler.delete(pb.DeleteRequest(id=ann.id), call("Delete"))
-    assert caught.value == Internal("customers.delete", "Internal server error")
+    assert caught.value == Unavailable("customers.delete", "Service unavailable")
     assert (await world.read(ann.id)).status == "verified"
     assert world.events() == []
 
@@ -211,7 +210,7 @@ async def test_banning_twice_is_harmless(world: World) -> None:
 async def test_ban_fails_cleanly_when_auth_fails_and_a_retry_completes_it(world: World) -> None:
     ann = await world.create("ann@example.com", "verified")
     world.auth.block.returns_once(Unavailable("auth.block", "Service auth is not available"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.handler.ban(pb.BanRequest(id=ann.id), call("Ban"))
     assert (await world.read(ann.id)).status == "verified"
     assert world.events() == []
@@ -274,7 +273,7 @@ async def test_unban_counts_an_existing_account_as_done(world: World) -> None:
 async def test_unban_fails_cleanly_when_auth_fails(world: World) -> None:
     ann = await world.create("ann@example.com", "banned")
     world.auth.unblock.raises(Unavailable("auth.unblock", "Service auth is not available"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.handler.unban(pb.UnbanRequest(id=ann.id), call("Unban"))
     assert (await world.read(ann.id)).status == "banned"
     assert world.events() == []

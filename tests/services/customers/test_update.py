@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m3o.events.customers import EventType
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, NotFound, Unauthorized, Unavailable
+from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from m3o.services.customers.proto import customers_pb2 as pb
 from services.customers.support import ADMIN, SERVICE, World, call, customer_account
 
@@ -94,7 +94,7 @@ async def test_update_to_deleted_ends_the_account_and_releases_the_email(world: 
 async def test_update_to_deleted_fails_cleanly_when_auth_fails(world: World) -> None:
     ann = await world.create("ann@example.com", "verified")
     world.auth.delete.raises(Unavailable("auth.delete", "Service auth is not available"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.handler.update(update(pb.Customer(id=ann.id, status="deleted")), call("Update"))
     assert (await world.read(ann.id)).status == "verified"
     assert world.events() == []

@@ -303,17 +303,17 @@ async def test_an_existing_customer_logs_in_whatever_the_signup_lists_say() -> N
     ("failing", "error"),
     [
         ("read", Unavailable("customers.read", "Service customers is not available")),
-        ("create", Internal("customers.create", "Internal server error")),
-        ("mark_verified", Internal("customers.markverified", "Internal server error")),
+        ("create", Unavailable("customers.create", "Service unavailable")),
+        ("mark_verified", Unavailable("customers.markverified", "Service unavailable")),
     ],
 )
-async def test_a_failing_customers_call_is_an_internal_error(
+async def test_a_failing_customers_call_is_unavailable(
     world: World, failing: str, error: Exception
 ) -> None:
     getattr(world.customers, failing).returns_once(error)
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await login(world, "google")
-    assert caught.value == Internal("oauth.googlelogin", "Internal server error")
+    assert caught.value == Unavailable("oauth.googlelogin", "Service unavailable")
 
 
 @pytest.mark.parametrize("failing", ["generate", "grant"])

@@ -14,7 +14,6 @@ from m3o.runtime.auth import Account
 from m3o.runtime.errors import (
     BadRequest,
     Forbidden,
-    Internal,
     M3OError,
     NotFound,
     Unauthorized,
@@ -204,17 +203,17 @@ async def test_admin_with_an_unknown_billing_account_is_not_found(world: World) 
 
 @pytest.mark.parametrize(
     "failure",
-    [Unavailable("customers.read", "down"), Internal("customers.read", "boom")],
+    [Unavailable("customers.read", "down"), Unavailable("customers.read", "boom")],
     ids=["unavailable", "internal"],
 )
-async def test_customers_failing_is_internal_and_creates_nothing(
+async def test_customers_failing_is_unavailable_and_creates_nothing(
     world: World, failure: M3OError
 ) -> None:
     world.customers.read.raises(failure)
     request = pb.CreateRequest(name="x", billing_account=BOB.id)
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await world.handler.create(request, call("Create", ADMIN))
-    assert caught.value == Internal("projects.create", "Internal server error")
+    assert caught.value == Unavailable("projects.create", "Service unavailable")
     assert world.events() == []
     assert await world.list(ADMIN, BOB.id) == []
 

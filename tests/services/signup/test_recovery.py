@@ -108,14 +108,14 @@ async def test_recover_answers_registered_and_unknown_addresses_alike(world: Wor
     assert answers["nobody@example.com"][1].startswith("429 ")
 
 
-async def test_recover_failing_email_is_internal_and_may_be_retried_at_once(
+async def test_recover_failing_email_is_unavailable_and_may_be_retried_at_once(
     world: World,
 ) -> None:
     verified(world)
     world.emails.send.returns_once(Unavailable("emails.send", "smtp down"))
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await recover(world)
-    assert caught.value == Internal("signup.recover", "Internal server error")
+    assert caught.value == Unavailable("signup.recover", "Service unavailable")
     await recover(world)
     assert world.emails.send.call_count == 2
 

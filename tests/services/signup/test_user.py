@@ -141,12 +141,12 @@ async def test_user_tells_the_owner_at_most_once_an_hour(world: World) -> None:
     assert len(world.sent("account_exists")) == 2
 
 
-async def test_user_failing_notice_is_internal_and_may_be_retried_at_once(world: World) -> None:
+async def test_user_failing_notice_is_unavailable_and_may_be_retried_at_once(world: World) -> None:
     world.customers.add("ann@example.com", "verified")
     world.emails.send.returns_once(Unavailable("emails.send", "smtp down"))
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await answer_to_user(world, "ann@example.com")
-    assert caught.value == Internal("signup.user", "Internal server error")
+    assert caught.value == Unavailable("signup.user", "Service unavailable")
     await answer_to_user(world, "ann@example.com")
     assert len(world.sent("account_exists")) == 2
 
@@ -190,11 +190,11 @@ async def test_user_block_and_allow_lists(
     assert world.emails.send.call_count == 0
 
 
-async def test_user_failing_email_is_a_generic_internal_error(world: World) -> None:
+async def test_user_failing_email_is_a_generic_unavailable_error(world: World) -> None:
     world.emails.send.raises(Unavailable("emails.send", "smtp.example.com refused: 550"))
-    with pytest.raises(Internal) as caught:
+    with pytest.raises(Unavailable) as caught:
         await world.handler.user(pb.UserRequest(email="ann@example.com"), call("User"))
-    assert caught.value == Internal("signup.user", "Internal server error")
+    assert caught.value == Unavailable("signup.user", "Service unavailable")
 
 
 async def test_user_failing_customers_is_a_generic_internal_error(world: World) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from m3o.events.customers import EventType
 from m3o.runtime.auth import Account
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, NotFound, Unauthorized, Unavailable
+from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.view import KeyStatus
@@ -261,12 +261,12 @@ async def test_delete_customer_needs_an_admin(world: World) -> None:
     assert len(await world.all_rows()) == 1
 
 
-async def test_delete_customer_with_auth_failing_is_internal_and_keeps_the_rows(
+async def test_delete_customer_with_auth_failing_is_unavailable_and_keeps_the_rows(
     world: World,
 ) -> None:
     await world.generate()
     world.auth.delete.raises(Unavailable("auth", "down"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.handler.delete_customer(
             pb.DeleteCustomerRequest(id=ANN.id), call("DeleteCustomer", ADMIN)
         )
@@ -287,8 +287,8 @@ async def test_list_apis_needs_a_customer(world: World) -> None:
         await world.handler.list_apis(pb.ListAPIsRequest(), call("ListAPIs", None))
 
 
-async def test_list_apis_with_publicapi_failing_is_internal(world: World) -> None:
+async def test_list_apis_with_publicapi_failing_is_unavailable(world: World) -> None:
     world.publicapi.list.raises(Unavailable("publicapi", "down"))
-    with pytest.raises(Internal) as raised:
+    with pytest.raises(Unavailable) as raised:
         await world.handler.list_apis(pb.ListAPIsRequest(), call("ListAPIs"))
-    assert raised.value == Internal("v1.listapis", "Internal server error")
+    assert raised.value == Unavailable("v1.listapis", "Service unavailable")

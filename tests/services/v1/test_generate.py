@@ -204,17 +204,17 @@ async def test_keys_of_two_customers_are_separate(world: World) -> None:
 # -- failures: nothing is left behind -----------------------------------------------------------
 
 
-async def test_publicapi_failing_is_internal_and_creates_nothing(world: World) -> None:
+async def test_publicapi_failing_is_unavailable_and_creates_nothing(world: World) -> None:
     world.publicapi.list.raises(Unavailable("publicapi", "down"))
-    with pytest.raises(Internal) as raised:
+    with pytest.raises(Unavailable) as raised:
         await world.generate()
-    assert raised.value == Internal("v1.generatekey", "Internal server error")
+    assert raised.value == Unavailable("v1.generatekey", "Service unavailable")
     assert world.auth.generate.call_count == 0
 
 
-async def test_projects_failing_is_internal_and_creates_nothing(world: World) -> None:
+async def test_projects_failing_is_unavailable_and_creates_nothing(world: World) -> None:
     world.projects.error = Unavailable("projects", "down")
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.generate()
     assert world.auth.generate.call_count == 0
     assert await key_count(world) == 0
@@ -232,7 +232,7 @@ async def test_auth_failing_is_internal_and_creates_nothing(world: World) -> Non
 async def test_mirror_failing_deletes_the_auth_account(mirrored_world: World) -> None:
     world = mirrored_world
     world.counters.fail_set = True
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.generate()
     [created] = world.auth.generate.calls
     assert [r.id for r in world.auth.delete.calls] == [created.id]
@@ -245,7 +245,7 @@ async def test_publishing_failing_rolls_back_the_row_and_undoes_the_rest(
 ) -> None:
     world = mirrored_world
     world.publisher.raises(Unavailable("events", "down"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.generate()
     [created] = world.auth.generate.calls
     assert [r.id for r in world.auth.delete.calls] == [created.id]
@@ -273,7 +273,7 @@ async def test_a_database_failure_undoes_the_auth_account_and_the_mirror(
 async def test_a_failing_undo_is_logged_and_the_original_error_raised(world: World) -> None:
     world.publisher.raises(Unavailable("events", "down"))
     world.auth.delete.raises(Unavailable("auth", "down"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.generate()
     assert world.auth.delete.call_count == 1
     assert await key_count(world) == 0
@@ -282,6 +282,6 @@ async def test_a_failing_undo_is_logged_and_the_original_error_raised(world: Wor
 async def test_an_auth_account_already_gone_counts_as_undone(world: World) -> None:
     world.publisher.raises(Unavailable("events", "down"))
     world.auth.delete.raises(NotFound("auth.delete", "Account not found"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await world.generate()
     assert world.auth.delete.call_count == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m3o.events.customers import EventType
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, NotFound, Unauthorized, Unavailable
+from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from m3o.services.v1.keys.format import hash_key
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
@@ -60,11 +60,11 @@ async def test_list_needs_a_customer(world: World) -> None:
         await list_keys(world, GATEWAY)
 
 
-async def test_list_with_projects_failing_is_internal(world: World) -> None:
+async def test_list_with_projects_failing_is_unavailable(world: World) -> None:
     world.projects.error = Unavailable("projects", "down")
-    with pytest.raises(Internal) as raised:
+    with pytest.raises(Unavailable) as raised:
         await list_keys(world)
-    assert raised.value == Internal("v1.listkeys", "Internal server error")
+    assert raised.value == Unavailable("v1.listkeys", "Service unavailable")
 
 
 async def test_revoke_deletes_the_row_the_mirror_and_the_auth_account(
@@ -142,7 +142,7 @@ async def test_revoke_with_the_counter_store_down_changes_nothing(mirrored_world
     response = await world.generate()
     world.forget_calls()
     world.counters.fail_delete = True
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await revoke(world, response.api_key_id)
     assert await world.row(response.api_key_id) is not None
     assert world.auth.delete.call_count == 0
@@ -155,7 +155,7 @@ async def test_revoke_with_auth_failing_keeps_the_row_and_a_retry_completes(
     response = await world.generate()
     world.forget_calls()
     world.auth.delete.returns_once(Unavailable("auth", "down"))
-    with pytest.raises(Internal):
+    with pytest.raises(Unavailable):
         await revoke(world, response.api_key_id)
     assert await world.row(response.api_key_id) is not None
     assert world.events() == []

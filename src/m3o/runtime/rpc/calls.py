@@ -2,8 +2,9 @@
 
 Another service's error is not the caller's business. Unless the handler expects it (a
 ``passes`` kind, which reaches the handler as it is, to answer in its own words), it is
-logged with its cause and the caller gets the generic Internal error, under the handler's
-own endpoint id. Each module names its log event once::
+logged with its cause and the caller gets a generic error under the handler's own endpoint
+id: Unavailable (503: worth trying again) when the other service was unavailable or out of
+time, else Internal (500). Each module names its log event once::
 
     _calls = Calls("signup.call_failed")
 
@@ -14,7 +15,7 @@ own endpoint id. Each module names its log event once::
     except Forbidden:
         ...  # answered in the handler's words
     except M3OError as exc:
-        raise _calls.internal(ctx, "auth.grant", exc) from None
+        raise _calls.failure(ctx, "auth.grant", exc) from None
 
 The event's fields: ``endpoint`` (the handler's), the call's name (under ``label``,
 ``call`` unless told), the error's ``kind``, ``error_id`` and ``detail``, then whatever
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from m3o.runtime.auth import CallContext
-from m3o.runtime.errors import Internal, M3OError
+from m3o.runtime.errors import Internal, M3OError, Unavailable
 from m3o.runtime.logging import get_logger
-from m3o.runtime.rpc import INTERNAL_DETAIL
+from m3o.runtime.rpc import INTERNAL_DETAIL, UNAVAILABLE_DETAIL
 
 __all__ = ["Calls"]
 
@@ -49,8 +50,11 @@ class Calls:
     label: str = "call"
     """The log field that names the call."""
 
-    def internal(self, ctx: CallContext, name: str, exc: M3OError, **context: str) -> Internal:
-        """Log why the call ``name`` failed and return the generic error the caller gets."""
+    def failure(
+        self, ctx: CallContext, name: str, exc: M3OError, **context: str
+    ) -> Internal | Unavailable:
+        """Log why the call ``name`` failed and return the generic error the caller gets:
+        Unavailable when ``exc`` is one (DeadlineExceeded included), else Internal."""
         _log.error(
             self.event,
             endpoint=ctx.endpoint,
@@ -60,6 +64,8 @@ class Calls:
             detail=exc.detail,
             **context,
         )
+        if isinstance(exc, Unavailable):
+            return Unavailable(ctx.endpoint, UNAVAILABLE_DETAIL)
         return Internal(ctx.endpoint, INTERNAL_DETAIL)
 
     async def call(
@@ -74,11 +80,11 @@ class Calls:
         """Await ``pending``, the call named ``name`` (``customers.read``).
 
         Errors of a ``passes`` kind reach the caller as they are; any other error kind is
-        logged and becomes Internal (see :meth:`internal`).
+        logged and becomes Unavailable or Internal (see :meth:`failure`).
         """
         try:
             return await pending
         except passes:
             raise
         except M3OError as exc:
-            raise self.internal(ctx, name, exc, **context) from None
+            raise self.failure(ctx, name, exc, **context) from None

@@ -170,7 +170,7 @@ class Balance:
         except NotFound:
             raise BadRequest(ctx.endpoint, "Customer not found") from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "customers.read", exc, customer_id=customer_id) from None
+            raise _calls.failure(ctx, "customers.read", exc, customer_id=customer_id) from None
 
 
 def _target(ctx: CallContext, customer_id: str) -> str:

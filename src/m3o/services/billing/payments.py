@@ -60,7 +60,7 @@ async def _ask(ctx: CallContext, name: str, pending: Awaitable[Message], target:
     except _REFUSALS as exc:
         raise type(exc)(ctx.endpoint, exc.detail) from None
     except M3OError as exc:
-        raise _calls.internal(ctx, name, exc) from None
+        raise _calls.failure(ctx, name, exc) from None
     return _as(answer, target)
 
 

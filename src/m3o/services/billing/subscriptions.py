@@ -140,7 +140,7 @@ class Subscriptions:
         except _STRIPE_REFUSALS as exc:
             raise type(exc)(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "stripe.unsubscribe", exc, account_id=account_id) from None
+            raise _calls.failure(ctx, "stripe.unsubscribe", exc, account_id=account_id) from None
 
     async def _begin(self, ctx: CallContext, account_id: str, tier: str) -> _Change | None:
         now = self._clock()
@@ -173,7 +173,7 @@ class Subscriptions:
         except _STRIPE_REFUSALS as exc:
             raise type(exc)(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise _calls.internal(
+            raise _calls.failure(
                 ctx, "stripe.subscribe", exc, account_id=change.account_id
             ) from None
         if subscribed.status != ACTIVE:

@@ -102,7 +102,7 @@ class Logins:
             _log.warning("customers.login_unavailable", error_id=exc.id, detail=exc.detail)
             raise Unavailable(ctx.endpoint, UNAVAILABLE_DETAIL) from None
         except M3OError as exc:
-            raise AUTH_CALLS.internal(ctx, "token", exc) from None
+            raise AUTH_CALLS.failure(ctx, "token", exc) from None
 
     async def _session_started(
         self,
@@ -153,7 +153,7 @@ class Logins:
         except (*_REFUSED, TooManyRequests) as exc:
             raise type(exc)(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise AUTH_CALLS.internal(ctx, "revoke", exc) from None
+            raise AUTH_CALLS.failure(ctx, "revoke", exc) from None
         async with transaction(self._sessions) as session:
             record = await records.find(session, customer_id=account.id)
             customer = record.to_event() if record else events_pb.Customer(id=account.id)

@@ -122,7 +122,7 @@ class SignIn:
         except NotFound:
             return None
         except M3OError as exc:
-            raise _calls.internal(ctx, "customers.read", exc) from None
+            raise _calls.failure(ctx, "customers.read", exc) from None
         return found.customer
 
     async def _create(self, ctx: CallContext, email: str) -> customers_pb.Customer:
@@ -133,7 +133,7 @@ class SignIn:
         except BadRequest as exc:
             raise BadRequest(ctx.endpoint, exc.detail) from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "customers.create", exc) from None
+            raise _calls.failure(ctx, "customers.create", exc) from None
         customer = await self._find(ctx, email)
         if customer is None:
             _log.error("oauth.customer_vanished", endpoint=ctx.endpoint, call="customers.create")
@@ -154,7 +154,7 @@ class SignIn:
         except Conflict:
             return  # created by an earlier attempt: never replaced, its secret kept
         except M3OError as exc:
-            raise _calls.internal(ctx, "auth.generate", exc) from None
+            raise _calls.failure(ctx, "auth.generate", exc) from None
 
     async def _grant(
         self, ctx: CallContext, customer: customers_pb.Customer
@@ -172,7 +172,7 @@ class SignIn:
             _log.info("oauth.login_refused", reason="account_blocked", customer_id=customer.id)
             raise Forbidden(ctx.endpoint, ACCOUNT_REFUSED) from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "auth.grant", exc) from None
+            raise _calls.failure(ctx, "auth.grant", exc) from None
         await self._ensure_account(ctx, customer)
         return await _calls.call(ctx, "auth.grant", self._auth.grant(request))
 

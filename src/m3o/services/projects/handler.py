@@ -165,7 +165,7 @@ class Projects:
         except NotFound:
             raise NotFound(ctx.endpoint, _NO_BILLING_ACCOUNT) from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "read", exc) from None
+            raise _calls.failure(ctx, "read", exc) from None
 
 
 def _verify_any_role(ctx: CallContext) -> Account:

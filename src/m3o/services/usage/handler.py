@@ -201,7 +201,7 @@ class Usage:
         except NotFound:
             raise Forbidden(ctx.endpoint, "Forbidden") from None
         except M3OError as exc:
-            raise _calls.internal(ctx, "projects.read", exc) from None
+            raise _calls.failure(ctx, "projects.read", exc) from None
         project = found.project
         if account.id != project.billing_account and all(
             member.id != account.id for member in project.members

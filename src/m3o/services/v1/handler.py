@@ -256,7 +256,7 @@ class V1:
         except BaseException as exc:
             await self._undo_create(row)
             if isinstance(exc, M3OError):
-                raise _calls.internal(ctx, "store", exc) from None
+                raise _calls.failure(ctx, "store", exc) from None
             raise
 
     async def _undo_create(self, row: KeyRow) -> None:
