@@ -23,6 +23,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "verify_admin",
         "verify_customer",
         "verify_self_or_admin",
+        "verify_service",
     ],
     "m3o.runtime.auth.access": [
         "ANY_ACCOUNT",

@@ -28,6 +28,7 @@ __all__ = [
     "verify_admin",
     "verify_customer",
     "verify_self_or_admin",
+    "verify_service",
 ]
 
 ISSUER = "micro"
@@ -97,6 +98,14 @@ def verify_admin(ctx: CallContext) -> Account:
     """Admins and services pass; anything else is refused."""
     account = _require(ctx)
     if is_admin(account) or is_service(account):
+        return account
+    raise Forbidden(ctx.endpoint, "Forbidden")
+
+
+def verify_service(ctx: CallContext) -> Account:
+    """Services pass (anonymous: Unauthorized); anything else is Forbidden."""
+    account = _require(ctx)
+    if is_service(account):
         return account
     raise Forbidden(ctx.endpoint, "Forbidden")
 

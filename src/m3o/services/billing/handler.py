@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from m3o.runtime.auth import (
     CallContext,
     is_customer,
-    is_service,
     verify_admin,
     verify_customer,
+    verify_service,
 )
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.config.sections import Tier
-from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from m3o.runtime.errors import BadRequest, Forbidden, NotFound
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.billing import records
@@ -69,10 +69,7 @@ class Billing(Payments):
     async def delete_customer(
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse:
-        if ctx.account is None:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        if not is_service(ctx.account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        verify_service(ctx)
         customer_id = request.customer_id.strip()
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer ID")
@@ -128,9 +125,7 @@ class Billing(Payments):
     async def subscription_ended(
         self, request: pb.SubscriptionEndedRequest, ctx: CallContext
     ) -> pb.SubscriptionEndedResponse:
-        account = verify_admin(ctx)
-        if not is_service(account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        account = verify_service(ctx)
         if not request.customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer_id")
         if not request.subscription_id:

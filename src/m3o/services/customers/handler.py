@@ -36,6 +36,7 @@ from m3o.runtime.auth import (
     is_service,
     verify_admin,
     verify_self_or_admin,
+    verify_service,
 )
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.email_address import InvalidEmail, normalise_email, parse_email
@@ -189,10 +190,7 @@ class Customers:
     async def delete_customer(
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse:
-        if ctx.account is None:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        if not is_service(ctx.account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        verify_service(ctx)
         customer_id = request.customer_id.strip()
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer ID")

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from m3o.runtime.auth import CallContext, is_service, verify_admin
+from m3o.runtime.auth import CallContext, verify_admin, verify_service
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.email_address import normalise_email
-from m3o.runtime.errors import BadRequest, Forbidden, Internal, Unauthorized
+from m3o.runtime.errors import BadRequest, Internal
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import INTERNAL_DETAIL
 from m3o.runtime.store import SessionFactory, transaction
@@ -126,10 +126,7 @@ class Emails:
     async def delete_customer(
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse:
-        if ctx.account is None:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        if not is_service(ctx.account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        verify_service(ctx)
         customer_id = request.customer_id.strip()
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer ID")

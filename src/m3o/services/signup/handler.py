@@ -9,11 +9,11 @@ whose writers queue behind one another).
 
 from __future__ import annotations
 
-from m3o.runtime.auth import CallContext, is_service
+from m3o.runtime.auth import CallContext, verify_service
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.email_address import normalise_email
-from m3o.runtime.errors import BadRequest, Forbidden, Unauthorized
+from m3o.runtime.errors import BadRequest
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
@@ -94,10 +94,7 @@ class Signup:
     async def delete_customer(
         self, request: pb.DeleteCustomerRequest, ctx: CallContext
     ) -> pb.DeleteCustomerResponse:
-        if ctx.account is None:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        if not is_service(ctx.account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        verify_service(ctx)
         customer_id = request.customer_id.strip()
         if not customer_id:
             raise BadRequest(ctx.endpoint, "Missing customer ID")

@@ -13,12 +13,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from m3o.runtime.auth import (
-    Account,
     CallContext,
-    is_service,
     verify_admin,
     verify_customer,
     verify_self_or_admin,
+    verify_service,
 )
 from m3o.runtime.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from m3o.services.stripe.connection import StripeConnection
@@ -52,14 +51,6 @@ def object_id(value: object) -> str:
     if isinstance(value, str):
         return value
     return str(getattr(value, "id", ""))
-
-
-def _verify_service(ctx: CallContext) -> Account:
-    if ctx.account is None:
-        raise Unauthorized(ctx.endpoint, "Unauthorized")
-    if not is_service(ctx.account):
-        raise Forbidden(ctx.endpoint, "Forbidden")
-    return ctx.account
 
 
 def _payment(charge: Charge) -> pb.Payment:
@@ -281,7 +272,7 @@ class Stripe:
     async def subscribe(
         self, request: pb.SubscribeRequest, ctx: CallContext
     ) -> pb.SubscribeResponse:
-        _verify_service(ctx)
+        verify_service(ctx)
         for value, name in (
             (request.customer_id, "customer ID"),
             (request.price_id, "price ID"),
@@ -311,7 +302,7 @@ class Stripe:
     async def unsubscribe(
         self, request: pb.UnsubscribeRequest, ctx: CallContext
     ) -> pb.UnsubscribeResponse:
-        _verify_service(ctx)
+        verify_service(ctx)
         if not request.subscription_id:
             raise BadRequest(ctx.endpoint, "Missing subscription ID")
         if not request.customer_id:
@@ -346,7 +337,7 @@ class Stripe:
         return pb.DeleteCustomerResponse()
 
     async def webhook(self, request: pb.WebhookRequest, ctx: CallContext) -> pb.WebhookResponse:
-        account = _verify_service(ctx)
+        account = verify_service(ctx)
         if account.id != WEBHOOK_CALLER:
             raise Forbidden(ctx.endpoint, "Forbidden")
         await self._webhooks.receive(ctx.endpoint, request.payload, request.signature)

@@ -28,9 +28,9 @@ from m3o.runtime.auth import (
     CallContext,
     is_admin,
     is_customer,
-    is_service,
     verify_admin,
     verify_customer,
+    verify_service,
 )
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import (
@@ -38,7 +38,6 @@ from m3o.runtime.errors import (
     Forbidden,
     M3OError,
     NotFound,
-    Unauthorized,
 )
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
@@ -203,10 +202,7 @@ class V1:
     async def resolve_key(
         self, request: pb.ResolveKeyRequest, ctx: CallContext
     ) -> pb.ResolveKeyResponse:
-        if ctx.account is None:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        if not is_service(ctx.account):
-            raise Forbidden(ctx.endpoint, "Forbidden")
+        verify_service(ctx)
         key_hash = request.hash
         if not key_hash:
             raise BadRequest(ctx.endpoint, "Missing hash field")
