@@ -49,7 +49,6 @@ class Node:
     """How the status service checks the platform (set before :meth:`host`)."""
     dispatchers: list[Dispatcher] = field(default_factory=list)
     _unrouted: set[str] = field(default_factory=set)
-    _names: list[str] = field(default_factory=list)
     _on_start: list[tuple[str, Sequence[Hook]]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _scheduler: Scheduler | None = None
@@ -74,7 +73,6 @@ class Node:
         self._scheduler = Scheduler(self.counters)
         for definition in definitions:
             parts = await definition.build(self._dependencies(definition))
-            self._names.append(definition.name)
             if not definition.platform_api:
                 self._unrouted.update(spec.service for spec in definition.specs)
             for handler in parts.handlers:
@@ -115,7 +113,7 @@ class Node:
     def service_names(self) -> tuple[str, ...]:
         """The name of every service hosted here, those without RPC methods (consumers and
         crons only) included."""
-        return tuple(self._names)
+        return tuple(name for name, _hooks in self._on_start)
 
     def hosted(self) -> ServiceDirectory:
         """Every service hosted here, those off the platform API included."""
