@@ -9,21 +9,20 @@ with a code and reason on error, the key-management paths with a customer token,
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from support.http_fakes import served
 
 API_KEY = "m3o_fake-api-key-for-the-client-tests"
 CUSTOMER_TOKEN = "fake.customer.jwt"
@@ -273,32 +272,6 @@ class FakePlatform:
 @contextmanager
 def serve(platform: FakePlatform) -> Iterator[FakePlatform]:
     """Serve the fake on a free port of 127.0.0.1, in a thread with its own event loop."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            platform.app(),
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[listener])), daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the fake platform did not start")
-        time.sleep(0.01)
-    platform.address = f"http://127.0.0.1:{port}"
-    try:
+    with served(platform.app(), ws="websockets-sansio") as url:
+        platform.address = url
         yield platform
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()

@@ -3,9 +3,6 @@ served on a real port: provider URLs come from the environment, as an operator s
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from e2e.serving import CODE_SENTENCE, Platform, serving
 from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE, FakeProviders
-from support.ports import free_port
+from support.http_fakes import served
 
 pytestmark = pytest.mark.e2e
 
@@ -33,22 +29,8 @@ class Providers:
 def providers() -> Iterator[Providers]:
     """The fake providers behind uvicorn on a free port, in a thread of their own."""
     fakes = FakeProviders()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(fakes.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise AssertionError("the fake providers did not start")
-        time.sleep(0.02)
-    try:
-        yield Providers(fakes, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(fakes.app()) as url:
+        yield Providers(fakes, url)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -24,8 +25,9 @@ STARTUP_SECONDS = 30
 
 
 @contextmanager
-def served(app: ASGIApp) -> Iterator[str]:
-    """``app`` served on a free port until the block ends; yields its base URL."""
+def served(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """``app`` served on a free port until the block ends; yields its base URL.
+    ``options`` go to ``uvicorn.Config`` (``ws="websockets-sansio"``, ...)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -37,6 +39,7 @@ def served(app: ASGIApp) -> Iterator[str]:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=1,
+            **options,
         )
     )
     thread = threading.Thread(
