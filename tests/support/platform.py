@@ -177,16 +177,21 @@ def start(name: str, env: Mapping[str, str], logs: Path, argument: str = "") -> 
     return Process(name, popen, log, stream)
 
 
+STOP_SECONDS = 60
+"""How long a stopping process may take: its own longest drain is the gRPC grace (10 s)
+plus the event bus's wait for running handlers (30 s)."""
+
+
 def stop(processes: list[Process]) -> list[str]:
     """SIGTERM every process, then wait for each; the problems of those that did not exit
-    cleanly."""
+    cleanly (killed after ``STOP_SECONDS``)."""
     for process in processes:
         if process.popen.poll() is None:
             process.popen.send_signal(signal.SIGTERM)
     problems: list[str] = []
     for process in processes:
         try:
-            process.popen.wait(timeout=30)
+            process.popen.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             process.popen.kill()
             process.popen.wait()
