@@ -87,7 +87,11 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
     services = [start(name, env, logs) for name in SERVICES]
     survivors: list[Process] = []
     victim: Process | None = None
-    limits = httpx.Limits(max_connections=2 * IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    # Idle connections go before uvicorn's 5 s keep-alive closes them (no request on a
+    # connection the gateway is closing).
+    limits = httpx.Limits(
+        max_connections=2 * IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=2.0
+    )
     try:
         for process in services:
 
