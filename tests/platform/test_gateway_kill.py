@@ -4,8 +4,10 @@ the usage history still agree, and never exceed the 200s the client saw.
 The platform profile as `test_public_api.py` runs it (with the same helpers): every
 service the public API needs as its own `m3o run <service>` process, a fresh PostgreSQL
 database, this run's Redis test database. A burst of paid calls goes through gateway A,
-which is killed (SIGKILL) while dozens are in flight: some admitted and not answered, some
-answered with their request events still in A's memory. Gateway B then starts and recovers
+which is killed (SIGKILL) while dozens are in flight: some admitted and not answered (the
+helloworld process is frozen with SIGSTOP first, so they hold their reservations at the
+kill whatever the machine's speed), some answered with their request events still in A's
+memory. Gateway B then starts and recovers
 A's calls (A's lease is removed first: the 30 s it would take to expire is all that is
 skipped). Once the usage consumers have caught up:
 
@@ -121,7 +123,10 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
             await until(admin_ready, "admin account", seconds=STARTUP)
             customer = await paid_helloworld_customer(api, client, url_a)
 
-            statuses, left = await burst_and_kill(client, url_a, customer.key, gateway_a, redis_db)
+            upstream = next(process for process in services if process.name == "helloworld")
+            statuses, left = await burst_and_kill(
+                client, url_a, customer.key, gateway_a, upstream, redis_db
+            )
 
             # A's lease would expire in 30 s; removing it is the same, sooner.
             for lease in redis_db.scan_iter(match=f"{COUNTERS_PREFIX}v1:holds-lease:*"):
@@ -181,12 +186,17 @@ async def paid_helloworld_customer(api: Api, client: httpx.AsyncClient, url: str
 
 
 async def burst_and_kill(
-    client: httpx.AsyncClient, url: str, key: str, victim: Process, counters: redis.Redis
+    client: httpx.AsyncClient,
+    url: str,
+    key: str,
+    victim: Process,
+    upstream: Process,
+    counters: redis.Redis,
 ) -> tuple[list[int], tuple[int, int]]:
     """``CALLS`` paid calls, ``IN_FLIGHT`` at a time; once ``KILL_AFTER`` have been
-    answered, the gateway is killed the moment its calls hold reservations. The status of
-    each call (0: no answer), and the holds the kill left: all, and those served (their
-    event not published yet)."""
+    answered, the upstream is frozen (SIGSTOP) so admitted calls keep their reservations,
+    and the gateway is killed once some do. The status of each call (0: no answer), and
+    the holds the kill left: all, and those served (their event not published yet)."""
     statuses: list[int] = []
     answered = asyncio.Event()
     gate = asyncio.Semaphore(IN_FLIGHT)
@@ -208,14 +218,18 @@ async def burst_and_kill(
 
     async def kill() -> tuple[int, int]:
         await answered.wait()
-        # The moment some call holds a reservation. Calls are in flight until the burst
-        # ends, so one appears unless the machine is very slow; the deadline only keeps a
-        # broken gateway from hanging the test (which then fails on ``left`` below).
-        deadline = time.monotonic() + 60
-        while counters.hlen(BOOK) == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
-        victim.popen.send_signal(signal.SIGKILL)
-        assert victim.popen.wait(timeout=10) == -signal.SIGKILL
+        upstream.popen.send_signal(signal.SIGSTOP)
+        try:
+            # With the upstream frozen an admitted call cannot be answered, so its hold
+            # stays until the kill; the deadline only keeps a broken gateway from hanging
+            # the test (which then fails on ``left`` below).
+            deadline = time.monotonic() + 60
+            while counters.hlen(BOOK) == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            victim.popen.send_signal(signal.SIGKILL)
+            assert victim.popen.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            upstream.popen.send_signal(signal.SIGCONT)
         left = counters.hvals(BOOK)
         return len(left), sum(1 for record in left if b'"s"' in record)
 
