@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from gateway.support import HELLO, Recorder, Served, build_app, client_for
 from m3o.gateway import GatewaySettings, ReadinessCheck
+from m3o.gateway.health import Stopping
 
 
 async def _fine() -> None:
@@ -72,3 +73,23 @@ async def test_checks_run_concurrently_and_a_slow_one_times_out() -> None:
     assert time.monotonic() - started < 1.0
     assert response.status_code == 503
     assert set(response.json()["checks"].values()) == {"timeout"}
+
+
+async def test_a_stopping_process_is_not_ready_while_it_still_serves() -> None:
+    stopping = Stopping()
+    checks = [stopping.check, ReadinessCheck("database", _fine)]
+    app, _ = build_app(Served(HELLO, Recorder()), readiness=checks)
+    with capture_logs() as logs:
+        async with client_for(app) as http:
+            before = await http.get("/readyz")
+            stopping.begin()
+            after = await http.get("/readyz")
+            alive = await http.get("/healthz")
+    assert before.status_code == 200
+    assert after.status_code == 503
+    assert after.json() == {
+        "status": "unavailable",
+        "checks": {"shutdown": "stopping", "database": "ok"},
+    }
+    assert alive.status_code == 200
+    assert not [e for e in logs if e["event"].startswith("readiness.")]  # not a failure

@@ -22,28 +22,30 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from m3o.runtime.rpc.jsonmap import message_to_dict
-from m3o.services.helloworld import catalog
-from m3o.services.usage.counters import TOTAL, monthly_key
 from support.backends import REDIS_URL
+from support.paid_calls import (
+    COUNTERS_PREFIX,
+    HOLDS,
+    Books,
+    admin_api,
+    listening,
+    paid_helloworld_customer,
+    ready,
+)
 from support.platform import (
     CALL_PATH,
     SERVICES,
     Api,
-    Customer,
     Process,
     assert_no_logged_errors,
-    call,
     free_port,
     migrate,
-    new_customer,
     platform_env,
     start,
     stop,
@@ -60,8 +62,6 @@ CALLS = 400
 IN_FLIGHT = 48
 KILL_AFTER = 120
 """Answers the client has had when gateway A is killed."""
-COUNTERS_PREFIX = "m3o:"
-BOOK = COUNTERS_PREFIX + "v1:holds"
 STARTUP = 120
 """Seconds a process may take to start (eight start at once on a shared machine)."""
 
@@ -95,33 +95,16 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
         max_connections=2 * IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=2.0
     )
     try:
-        for process in services:
-
-            async def listening(process: Process = process) -> bool:
-                assert process.popen.poll() is None, process.output()
-                return (sockets / f"{process.name}.sock").exists()
-
-            await until(listening, f"{process.name} socket", seconds=STARTUP)
+        await listening(services, sockets, STARTUP)
         port_a, port_b = free_port(), free_port()
         url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
         victim = gateway_a = start(
             "gateway-a", {**env, "M3O_SERVER__PORT": str(port_a)}, logs, "gateway"
         )
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-
-            async def ready(process: Process, url: str) -> bool:
-                assert process.popen.poll() is None, process.output()
-                return (await client.get(f"{url}/readyz")).status_code == 200
-
-            await until(lambda: ready(gateway_a, url_a), "gateway A ready", seconds=STARTUP)
-            api = Api(client, url_a, ADMIN_PASSWORD)
-
-            async def admin_ready() -> bool:
-                await api.log_in_admin()
-                return True
-
-            await until(admin_ready, "admin account", seconds=STARTUP)
-            customer = await paid_helloworld_customer(api, client, url_a)
+            await ready(client, gateway_a, url_a, STARTUP)
+            api = await admin_api(client, url_a, ADMIN_PASSWORD, STARTUP)
+            customer = await paid_helloworld_customer(api, client, url_a, price=PRICE, funds=FUNDS)
 
             upstream = next(process for process in services if process.name == "helloworld")
             statuses, left = await burst_and_kill(
@@ -133,11 +116,11 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
                 redis_db.delete(lease)
             survivor = start("gateway-b", {**env, "M3O_SERVER__PORT": str(port_b)}, logs, "gateway")
             survivors.append(survivor)
-            await until(lambda: ready(survivor, url_b), "gateway B ready", seconds=STARTUP)
+            await ready(client, survivor, url_b, STARTUP)
             api = Api(client, url_b, ADMIN_PASSWORD)
             await api.log_in_admin()
 
-            books = Books(api, redis_db, customer.id)
+            books = Books(api, redis_db, customer.id, price=PRICE, funds=FUNDS)
             try:
                 await until(books.agree, "charges, monthly counter and history agreeing", 30)
             except AssertionError as exc:
@@ -148,7 +131,7 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
         assert charged == PRICE * monthly == PRICE * history, (charged, monthly, history, left)
         assert 0 < monthly <= served, (monthly, served, statuses)
         assert left[0] > 0, "the kill left no call unfinished: the test proved nothing"
-        assert redis_db.hlen(BOOK) == 0
+        assert redis_db.hlen(HOLDS) == 0
     finally:
         if victim is not None:
             if victim.popen.poll() is None:
@@ -158,31 +141,6 @@ async def test_a_gateway_killed_mid_burst_leaves_charges_counters_and_history_ag
         problems = stop(survivors) + stop(list(reversed(services)))
     assert not problems, "\n".join(problems)
     assert_no_logged_errors([*services, *survivors])
-
-
-async def paid_helloworld_customer(api: Api, client: httpx.AsyncClient, url: str) -> Customer:
-    """Helloworld published with Helloworld.Call at ``PRICE`` and no free calls; a customer
-    with ``FUNDS`` and a key, once the gateway prices the call."""
-    published = await api.as_admin("/publicapi/publish", message_to_dict(catalog.publish_request()))
-    await api.as_admin(
-        "/publicapi/update",
-        {
-            "api": {
-                "id": str(published["api"]["id"]),
-                "pricing": {"Helloworld.Call": PRICE, "Helloworld.Stream": catalog.STREAM_PRICE},
-                "quotas": {"Helloworld.Call": 0, "Helloworld.Stream": 0},
-            }
-        },
-    )
-    # The probe pays for itself: the monthly free quota only covers free endpoints.
-    probe = await new_customer(api, "probe", FUNDS)
-
-    async def priced() -> bool:
-        outcome = await call(client, [url], 0, probe.key)
-        return bool(outcome.price == str(PRICE))
-
-    await until(priced, "the new price on gateway A", seconds=10)
-    return await new_customer(api, "payer", FUNDS)
 
 
 async def burst_and_kill(
@@ -224,13 +182,13 @@ async def burst_and_kill(
             # stays until the kill; the deadline only keeps a broken gateway from hanging
             # the test (which then fails on ``left`` below).
             deadline = time.monotonic() + 60
-            while counters.hlen(BOOK) == 0 and time.monotonic() < deadline:
+            while counters.hlen(HOLDS) == 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             victim.popen.send_signal(signal.SIGKILL)
             assert victim.popen.wait(timeout=10) == -signal.SIGKILL
         finally:
             upstream.popen.send_signal(signal.SIGCONT)
-        left = counters.hvals(BOOK)
+        left = counters.hvals(HOLDS)
         return len(left), sum(1 for record in left if b'"s"' in record)
 
     calls = asyncio.gather(*(one(n) for n in range(CALLS)))
@@ -238,32 +196,3 @@ async def burst_and_kill(
     await calls
     assert statuses.count(200) >= KILL_AFTER - IN_FLIGHT, statuses
     return statuses, left
-
-
-class Books:
-    """The customer's charges, monthly counter and history, as the platform reports them."""
-
-    def __init__(self, api: Api, counters: redis.Redis, customer_id: str) -> None:
-        self._api = api
-        self._counters = counters
-        self._customer = customer_id
-        self.last: tuple[int, int, int] | None = None
-        """What :meth:`agree` read last: (charged, monthly, history)."""
-
-    async def read(self) -> tuple[int, int, int]:
-        """(units charged: funds less the balance, the monthly ``total`` counter, the calls
-        in the usage history)."""
-        current = await self._api.as_admin("/balance/current", {"customer_id": self._customer})
-        charged = FUNDS - int(current.get("current_balance", 0))
-        key = COUNTERS_PREFIX + monthly_key(self._customer, TOTAL, datetime.now(UTC))
-        monthly = int(self._counters.get(key) or 0)
-        read = await self._api.as_admin("/usage/read", {"customer_id": self._customer})
-        records = read.get("usage", {}).get("helloworld", {}).get("records", [])
-        history = sum(int(record.get("requests", 0)) for record in records)
-        return charged, monthly, history
-
-    async def agree(self) -> bool:
-        started = time.monotonic()
-        self.last = charged, monthly, history = await self.read()
-        assert time.monotonic() - started < 10
-        return monthly > 0 and charged == PRICE * monthly == PRICE * history

@@ -37,6 +37,7 @@ __all__ = [
     "M3O",
     "PASSWORD",
     "SERVICES",
+    "STOP_SECONDS",
     "Api",
     "Customer",
     "Outcome",

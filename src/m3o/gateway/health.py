@@ -1,7 +1,9 @@
 """``/healthz`` (the process is up) and ``/readyz`` (it can serve: its dependencies answer).
 
 Readiness runs every check concurrently, each with its own timeout. The answer names each
-check and whether it passed; why one failed goes to the log only.
+check and whether it passed; why one failed goes to the log only. A process that has begun
+to stop (:class:`Stopping`) is not ready, whatever its dependencies say, so a load balancer
+stops sending it calls while it finishes those it has.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.responses import Response
 
 from m3o.runtime.logging import get_logger
 
-__all__ = ["DEFAULT_CHECK_TIMEOUT", "Health", "ReadinessCheck"]
+__all__ = ["DEFAULT_CHECK_TIMEOUT", "Health", "NotReady", "ReadinessCheck", "Stopping"]
 
 _log = get_logger(__name__)
 
@@ -24,6 +26,33 @@ DEFAULT_CHECK_TIMEOUT = 2.0
 """Seconds one readiness check may take before it counts as failed."""
 
 _OK = b'{"status":"ok"}'
+
+
+class NotReady(Exception):
+    """Raised by a check that knows why the process is not ready (not a failure: nothing
+    is logged); ``state`` is what ``/readyz`` shows for the check."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+class Stopping:
+    """Whether the process has begun to stop; its :attr:`check` fails from then on."""
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def begin(self) -> None:
+        self.begun = True
+
+    @property
+    def check(self) -> ReadinessCheck:
+        async def check() -> None:
+            if self.begun:
+                raise NotReady("stopping")
+
+        return ReadinessCheck("shutdown", check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +82,8 @@ class Health:
         try:
             async with asyncio.timeout(self._timeout):
                 await check.check()
+        except NotReady as exc:
+            return exc.state
         except TimeoutError:
             _log.warning("readiness.timeout", check=check.name, timeout=self._timeout)
             return "timeout"

@@ -9,6 +9,7 @@ here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from grpc_health.v1._async import HealthServicer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.gateway.health import ReadinessCheck
+from m3o.gateway.health import ReadinessCheck, Stopping
 from m3o.gateway.metrics import Metrics
 from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.dead_letter_alerts import DeadLetterAlerts
+from m3o.platform.draining_server import DrainingServer
 from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
@@ -101,12 +103,13 @@ def _router(config: Config, local: InProcessTransport, hosted: set[str]) -> Serv
     return ServiceRouter(transport_for)
 
 
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
+def _stop_signals() -> asyncio.Queue[int]:
+    """SIGINT and SIGTERM, as they arrive."""
+    signals: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
+    return signals
 
 
 async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> None:
@@ -190,8 +193,15 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
         await checker.set(spec.full_name, health_pb2.HealthCheckResponse.SERVING)
     await checker.set("", health_pb2.HealthCheckResponse.SERVING)
     _log.info("service.serving", service=definition.name, address=address)
+    signals = _stop_signals()
     try:
-        await _until_signalled()
+        await signals.get()
+        # Health checks answer NOT_SERVING first; calls are still served for the
+        # shut-down delay (a second signal ends it), then drained for GRACE_SECONDS.
+        await checker.enter_graceful_shutdown()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(config.server.shutdown_delay.total_seconds()):
+                await signals.get()
     finally:
         await checker.enter_graceful_shutdown()
         await server.stop(GRACE_SECONDS)
@@ -211,6 +221,7 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     bus = redis_event_bus(process.engine, process.redis)
     await bus.start()
     requests = stream_first_publisher(process.engine, process.redis)
+    stopping = Stopping()
     app = build_front(
         config=config,
         transport=router,
@@ -221,10 +232,10 @@ async def run_gateway(env: Mapping[str, str]) -> None:
         publisher=requests,
         sessions=None,
         metrics=Metrics(),
-        readiness=[ReadinessCheck("counters", process.counters.ping)],
+        readiness=[stopping.check, ReadinessCheck("counters", process.counters.ping)],
         on_shutdown=[process.close, bus.stop],
     )
-    server = uvicorn.Server(
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=config.server.host,
@@ -234,6 +245,8 @@ async def run_gateway(env: Mapping[str, str]) -> None:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(GRACE_SECONDS),
-        )
+        ),
+        stopping,
+        delay=config.server.shutdown_delay.total_seconds(),
     )
     await server.serve()

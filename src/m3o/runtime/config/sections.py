@@ -408,6 +408,11 @@ class ServerConfig(_Section):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port a service process (``m3o run <service>``) serves Prometheus ``/metrics`` on, at
     ``host``; 0: none. The HTTP front serves ``/metrics`` on its own port."""
+    shutdown_delay: Duration = timedelta(0)
+    """On SIGTERM, how long a platform process (``m3o run``) goes on serving with its
+    readiness failing before it stops accepting calls: the time a load balancer needs to
+    stop sending it new ones (Kubernetes: a few seconds). In-flight calls are then given
+    up to 10 s to finish."""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     """Lowest level logged."""
     log_json: bool = True

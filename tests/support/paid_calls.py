@@ -1,0 +1,126 @@
+"""Paid calls to helloworld in the platform tests (with the processes that serve them
+started), and the books they must leave agreeing: what was charged, the monthly counter and
+the usage history."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis
+
+from m3o.runtime.rpc.jsonmap import message_to_dict
+from m3o.services.helloworld import catalog
+from m3o.services.usage.counters import TOTAL, monthly_key
+from support.platform import Api, Customer, Process, call, new_customer, until
+
+__all__ = [
+    "COUNTERS_PREFIX",
+    "HOLDS",
+    "Books",
+    "admin_api",
+    "listening",
+    "paid_helloworld_customer",
+    "ready",
+]
+
+COUNTERS_PREFIX = "m3o:"
+"""The platform tests' counter store prefix in Redis."""
+HOLDS = COUNTERS_PREFIX + "v1:holds"
+"""The gateways' book of holds."""
+
+
+async def paid_helloworld_customer(
+    api: Api, client: httpx.AsyncClient, url: str, *, price: int, funds: int
+) -> Customer:
+    """Helloworld published with Helloworld.Call at ``price`` and no free calls; a customer
+    with ``funds`` and a key, once the gateway at ``url`` prices the call."""
+    published = await api.as_admin("/publicapi/publish", message_to_dict(catalog.publish_request()))
+    await api.as_admin(
+        "/publicapi/update",
+        {
+            "api": {
+                "id": str(published["api"]["id"]),
+                "pricing": {"Helloworld.Call": price, "Helloworld.Stream": catalog.STREAM_PRICE},
+                "quotas": {"Helloworld.Call": 0, "Helloworld.Stream": 0},
+            }
+        },
+    )
+    # The probe pays for itself: the monthly free quota only covers free endpoints.
+    probe = await new_customer(api, "probe", funds)
+
+    async def priced() -> bool:
+        outcome = await call(client, [url], 0, probe.key)
+        return bool(outcome.price == str(price))
+
+    await until(priced, "the new price on the gateway", seconds=10)
+    return await new_customer(api, "payer", funds)
+
+
+class Books:
+    """A customer's charges, monthly counter and history, as the platform reports them."""
+
+    def __init__(
+        self, api: Api, counters: redis.Redis, customer_id: str, *, price: int, funds: int
+    ) -> None:
+        self._api = api
+        self._counters = counters
+        self._customer = customer_id
+        self._price = price
+        self._funds = funds
+        self.last: tuple[int, int, int] | None = None
+        """What :meth:`agree` read last: (charged, monthly, history)."""
+
+    async def read(self) -> tuple[int, int, int]:
+        """(units charged: funds less the balance, the monthly ``total`` counter, the calls
+        in the usage history)."""
+        current = await self._api.as_admin("/balance/current", {"customer_id": self._customer})
+        charged = self._funds - int(current.get("current_balance", 0))
+        key = COUNTERS_PREFIX + monthly_key(self._customer, TOTAL, datetime.now(UTC))
+        monthly = int(self._counters.get(key) or 0)
+        read = await self._api.as_admin("/usage/read", {"customer_id": self._customer})
+        records = read.get("usage", {}).get("helloworld", {}).get("records", [])
+        history = sum(int(record.get("requests", 0)) for record in records)
+        return charged, monthly, history
+
+    async def agree(self) -> bool:
+        """Whether charges, counter and history agree (and some call was counted)."""
+        started = time.monotonic()
+        self.last = charged, monthly, history = await self.read()
+        assert time.monotonic() - started < 10
+        return monthly > 0 and charged == self._price * monthly == self._price * history
+
+
+async def listening(services: list[Process], sockets: Path, seconds: float) -> None:
+    """Wait for each service process to listen on its unix socket in ``sockets``."""
+    for process in services:
+
+        async def up(process: Process = process) -> bool:
+            assert process.popen.poll() is None, process.output()
+            return (sockets / f"{process.name}.sock").exists()
+
+        await until(up, f"{process.name} socket", seconds=seconds)
+
+
+async def ready(client: httpx.AsyncClient, gateway: Process, url: str, seconds: float) -> None:
+    """Wait for the gateway process at ``url`` to be ready (it must not exit meanwhile)."""
+
+    async def answers() -> bool:
+        assert gateway.popen.poll() is None, gateway.output()
+        return (await client.get(f"{url}/readyz")).status_code == 200
+
+    await until(answers, f"{gateway.name} ready", seconds=seconds)
+
+
+async def admin_api(client: httpx.AsyncClient, url: str, password: str, seconds: float) -> Api:
+    """The platform API at ``url`` as the admin, once the admin account can log in."""
+    api = Api(client, url, password)
+
+    async def logged_in() -> bool:
+        await api.log_in_admin()
+        return True
+
+    await until(logged_in, "admin account", seconds=seconds)
+    return api
