@@ -22,6 +22,9 @@ def _basic(text: str) -> str:
         ({"authorization": f"bearer   {KEY}  "}, False, KEY),
         ({"authorization": _basic(f"user:{KEY}")}, False, KEY),
         ({"authorization": _basic(f":{KEY}")}, False, KEY),
+        ({"authorization": _basic(f"{KEY}:")}, False, KEY),  # curl -u KEY:
+        ({"authorization": _basic(f"other:{KEY}")}, False, KEY),  # the password wins
+        ({"authorization": _basic(":")}, False, None),
         ({"authorization": _basic(KEY)}, False, None),
         ({"authorization": "Basic %%%"}, False, None),
         ({"authorization": f"Digest {KEY}"}, False, None),

@@ -242,14 +242,36 @@ async def test_unknown_or_misplaced_key_is_unauthorized(
     assert gw.hello.seen == []
 
 
-async def test_basic_auth_with_the_key_as_password_is_accepted(counters: CounterStore) -> None:
+@pytest.mark.parametrize(
+    "credentials",
+    [f"anything:{KEY}", f":{KEY}", f"{KEY}:"],
+    ids=["curl -u x:KEY", "curl -u :KEY", "curl -u KEY:"],
+)
+async def test_basic_auth_with_the_key_as_password_or_user_name_is_accepted(
+    counters: CounterStore, credentials: str
+) -> None:
     gw = gateway(counters)
-    basic = base64.b64encode(f"anything:{KEY}".encode()).decode()
+    basic = base64.b64encode(credentials.encode()).decode()
     async with gw.http() as http:
         response = await http.post(
             "/v1/helloworld/call", json={"name": "A"}, headers={"Authorization": f"Basic {basic}"}
         )
     assert response.status_code == 200
+    assert response.json() == {"message": "Hello A"}
+
+
+async def test_basic_auth_with_an_unknown_password_is_unauthorized_whatever_the_user(
+    counters: CounterStore,
+) -> None:
+    # The key is the password when there is one: a right key as user name does not help.
+    gw = gateway(counters)
+    basic = base64.b64encode(f"{KEY}:m3o_wrong".encode()).decode()
+    async with gw.http() as http:
+        response = await http.post(
+            "/v1/helloworld/call", json={"name": "A"}, headers={"Authorization": f"Basic {basic}"}
+        )
+    assert response.status_code == 401
+    assert gw.hello.seen == []
 
 
 async def test_websocket_protocol_header_is_not_a_key_for_plain_http(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.v1.grpc_upstream import REPLY, REQUEST, EchoUpstream, echo_file, serve_echo
@@ -20,10 +20,12 @@ from gateway.v1.support import (
     KEY,
     Catalog,
     Gateway,
+    Keys,
     config_with,
     entry,
     gateway,
     hello_entry,
+    key_record,
 )
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
@@ -112,26 +114,73 @@ async def test_browser_key_in_the_websocket_protocol_is_accepted_and_echoed(
     assert [orjson.loads(frame) for frame in frames] == [{"message": "Hello B"}]
 
 
+SCOPED = "m3o_scoped-to-another-api"
+
+
 @pytest.mark.parametrize(
-    ("path", "headers", "status", "detail"),
+    ("path", "headers", "code", "document"),
     [
-        ("/v1/helloworld/stream", {}, 401, "Unauthorized"),
-        ("/v1/helloworld/stream", {"Authorization": "Bearer m3o_nope"}, 401, "Unauthorized"),
-        ("/v1/nothere/stream", AUTH, 404, "No such API"),
-        ("/v1/helloworld", AUTH, 404, "Not found"),
+        (
+            "/v1/helloworld/stream",
+            {},
+            4401,
+            {"id": "v1", "code": 401, "detail": "Unauthorized", "status": "Unauthorized"},
+        ),
+        (
+            "/v1/helloworld/stream",
+            {"Authorization": "Bearer m3o_nope"},
+            4401,
+            {"id": "v1", "code": 401, "detail": "Unauthorized", "status": "Unauthorized"},
+        ),
+        (
+            "/v1/helloworld/stream",
+            {"Authorization": f"Bearer {SCOPED}"},
+            4403,
+            {
+                "id": "v1.blocked",
+                "code": 403,
+                "detail": "Request blocked. Insufficient privileges",
+                "status": "Forbidden",
+            },
+        ),
+        (
+            "/v1/nothere/stream",
+            AUTH,
+            4404,
+            {"id": "v1", "code": 404, "detail": "No such API", "status": "Not Found"},
+        ),
+        (
+            "/v1/helloworld",
+            AUTH,
+            4404,
+            {"id": "v1", "code": 404, "detail": "Not found", "status": "Not Found"},
+        ),
     ],
 )
-async def test_call_refused_before_admission_gets_the_http_error(
-    counters: CounterStore, path: str, headers: dict[str, str], status: int, detail: str
+async def test_call_refused_before_admission_is_accepted_then_closed_with_the_error(
+    counters: CounterStore, path: str, headers: dict[str, str], code: int, document: Any
 ) -> None:
+    # An HTTP error to the handshake would crash a Node process using M3O's client.
+    keys = Keys({KEY: key_record(), SCOPED: key_record("key-2", scopes=["other"])})
+    gw = gateway(counters, catalog=_catalog(), keys=keys)
+    async with _socket(gw, path, additional_headers=headers) as ws:
+        assert ws.response is not None and ws.response.headers["X-Request-Id"]
+        assert await _frames(ws) == []
+    assert _close(ws) == (code, document)
+    assert await gw.events() == []
+
+
+async def test_browser_refused_gets_its_protocol_back_then_the_close(
+    counters: CounterStore,
+) -> None:
+    # Browsers fail a handshake that does not choose the protocol they offered, and then
+    # show no close code: the refusal is accepted with it like a call.
     gw = gateway(counters, catalog=_catalog())
-    async with serve_app(gw.app) as address:
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(f"ws://{address}{path}", additional_headers=headers):
-                pass
-    response = refused.value.response
-    assert response.status_code == status
-    assert orjson.loads(response.body or b"{}")["detail"] == detail
+    unknown = Subprotocol("m3o_unknown")
+    async with _socket(gw, "/v1/helloworld/stream", subprotocols=[unknown]) as ws:
+        assert ws.subprotocol == unknown
+        assert await _frames(ws) == []
+    assert _close(ws)[0] == 4401
 
 
 async def test_refused_admission_closes_with_4000_plus_status_and_the_error(

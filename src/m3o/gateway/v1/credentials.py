@@ -1,9 +1,10 @@
 """Where a caller puts its API key, and the in-process cache of key records.
 
-A key comes as ``Authorization: Bearer <key>``, as HTTP Basic ``<anything>:<key>``, or (for
-browsers opening a websocket, which cannot set headers) as the ``Sec-WebSocket-Protocol``
-value. Anything else, an unknown, revoked or expired key: Unauthorized ``{"id": "v1",
-"detail": "Unauthorized"}``.
+A key comes as ``Authorization: Bearer <key>``, as HTTP Basic with the key as the password
+(``curl -u x:KEY``) or, with an empty password, as the user name (``curl -u KEY:``), or
+(for browsers opening a websocket, which cannot set headers) as the
+``Sec-WebSocket-Protocol`` value. Anything else, an unknown, revoked or expired key:
+Unauthorized ``{"id": "v1", "detail": "Unauthorized"}``.
 
 Records are cached for ``ttl`` (config ``v1.key_cache_ttl``, 1 s), so revoking or blocking
 a key takes effect within that on every gateway process; unknown keys are cached as well,
@@ -41,8 +42,10 @@ def _basic_key(value: str) -> str | None:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    _, colon, key = decoded.partition(":")
-    return key if colon else None
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        return None
+    return password or user
 
 
 def key_from_headers(headers: Mapping[str, str], *, websocket: bool = False) -> str | None:

@@ -39,7 +39,6 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from m3o.gateway.context import new_request_id, request_id
-from m3o.gateway.http_errors import error_response
 from m3o.gateway.payload import parse_object
 from m3o.gateway.v1.calls import Prepared, PublicCalls
 from m3o.gateway.v1.credentials import key_from_headers, websocket_protocol
@@ -55,7 +54,6 @@ _log = get_logger(__name__)
 
 CLOSE_NORMAL = 1000
 _MAX_REASON = 123
-_DENIAL_EXTENSION = "websocket.http.response"
 
 
 def close_code(error: M3OError) -> int:
@@ -111,6 +109,17 @@ class _Socket:
         await self.close(close_code(error), close_reason(error))
 
 
+async def _accepted(websocket: WebSocket, rid: str) -> _Socket:
+    """The socket accepted, with the request id and (from browsers) the key's subprotocol.
+
+    Refusals are accepted too, so that the client sees their close code and document.
+    """
+    headers = websocket.headers
+    subprotocol = None if "authorization" in headers else websocket_protocol(headers) or None
+    await websocket.accept(subprotocol, headers=[(b"x-request-id", rid.encode("latin-1"))])
+    return _Socket(websocket)
+
+
 def _decode(prepared: Prepared, message: Mapping[str, Any]) -> Payload:
     raw = message.get("bytes")
     if raw is not None:
@@ -135,11 +144,10 @@ class WebsocketCalls:
             )
             metadata = await self._calls.upstream_metadata(prepared, rid)
         except M3OError as error:
-            await self._deny(websocket, error)
+            denied = await _accepted(websocket, rid)
+            await denied.fail(error)
             return
-        subprotocol = None if "authorization" in headers else websocket_protocol(headers) or None
-        await websocket.accept(subprotocol, headers=[(b"x-request-id", rid.encode("latin-1"))])
-        socket = _Socket(websocket)
+        socket = await _accepted(websocket, rid)
         session = _Session(self._calls, prepared, metadata, socket, rid)
         try:
             await session.run()
@@ -154,12 +162,6 @@ class WebsocketCalls:
             await socket.fail(Internal(ERROR_ID, CRASHED))
         else:
             await socket.close()
-
-    async def _deny(self, websocket: WebSocket, error: M3OError) -> None:
-        if _DENIAL_EXTENSION in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(error_response(error))
-        else:
-            await websocket.close(close_code(error), close_reason(error))
 
 
 class _Session:
