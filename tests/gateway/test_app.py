@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -11,6 +12,7 @@ from structlog.testing import capture_logs
 import m3o.gateway
 from gateway.support import HELLO, Recorder, Served, build_app, client_for
 from m3o.gateway import GatewaySettings
+from m3o.runtime.logging import current_request_id
 
 
 def test_public_surface_is_pinned() -> None:
@@ -180,3 +182,17 @@ async def test_cors_preflight_offers_only_the_methods_endpoints_serve() -> None:
     assert post.status_code == 200
     assert post.headers["access-control-allow-methods"] == "GET, POST"
     assert put.status_code == 400
+
+
+async def test_a_request_runs_in_its_request_context_for_every_log_line() -> None:
+    async def handler(request: Request) -> Response:
+        bound = structlog.contextvars.get_contextvars()
+        return PlainTextResponse(f"{bound.get('request_id')} {current_request_id()}")
+
+    app, _ = build_app(Served(HELLO, Recorder()), extra_routes=[Route("/ctx/now", handler)])
+    async with client_for(app) as http:
+        offered = await http.get("/ctx/now", headers={"X-Request-Id": "r-7"})
+        made_up = await http.get("/ctx/now")
+    assert offered.text == "r-7 r-7"
+    assert made_up.text == f"{made_up.headers['x-request-id']} {made_up.headers['x-request-id']}"
+    assert structlog.contextvars.get_contextvars().get("request_id") is None

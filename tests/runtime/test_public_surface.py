@@ -215,9 +215,13 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "outbox",
     ],
     "m3o.runtime.logging": [
+        "REQUEST_ID_KEY",
         "configure_logging",
+        "current_request_id",
         "get_logger",
+        "is_sane_request_id",
         "redact",
+        "request_context",
     ],
     "m3o.runtime.money": [
         "MAX_AMOUNT",

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+import structlog
 
 from m3o.runtime.auth import Account, CallContext
 from m3o.runtime.errors import (
@@ -17,6 +18,7 @@ from m3o.runtime.errors import (
     Unauthorized,
     Unavailable,
 )
+from m3o.runtime.logging import request_context
 from m3o.runtime.rpc import (
     Dispatcher,
     GrpcTransport,
@@ -56,9 +58,11 @@ class Misbehaving(Helloworld):
 
     def __init__(self) -> None:
         self.seen = []
+        self.logged_request_ids: list[str | None] = []
 
     async def call(self, request: pb.CallRequest, ctx: CallContext) -> pb.CallResponse:
         self.seen.append(ctx)
+        self.logged_request_ids.append(structlog.contextvars.get_contextvars().get("request_id"))
         if request.name == "crash":
             raise RuntimeError("database password is hunter2")
         if request.name == "bad":
@@ -105,6 +109,20 @@ async def test_call_returns_the_handlers_response_and_passes_the_account(
     assert request.name == "Alice"  # the handler's change never reaches the caller
     assert handler.seen[0].account == Account(id="u1", type="customer", scopes=("customer",))
     assert handler.seen[0].endpoint == "helloworld.call"
+
+
+async def test_the_callers_request_id_reaches_the_handler_and_its_log_lines(
+    transport_and_handler: tuple[Transport, Misbehaving],
+) -> None:
+    transport, handler = transport_and_handler
+    client = HelloworldClient(transport, StaticToken("good"))
+    with request_context("req-42"):
+        await client.call(pb.CallRequest(name="Alice"))
+    await client.call(pb.CallRequest(name="Bob"))  # outside any request
+    assert handler.seen[0].metadata["x-request-id"] == "req-42"
+    assert "x-request-id" not in handler.seen[1].metadata
+    assert handler.logged_request_ids == ["req-42", None]
+    assert structlog.contextvars.get_contextvars().get("request_id") is None
 
 
 async def test_handler_error_kind_and_detail_reach_the_caller(

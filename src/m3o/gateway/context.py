@@ -8,12 +8,13 @@ client's address, and the bounded route label metrics and logs use.
 from __future__ import annotations
 
 import ipaddress
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.types import Scope
+
+from m3o.runtime.logging import is_sane_request_id
 
 __all__ = [
     "CLIENT_ADDRESS",
@@ -31,12 +32,10 @@ REQUEST_ID = "m3o.request_id"
 CLIENT_ADDRESS = "m3o.client_address"
 ROUTE_LABEL = "m3o.route"
 
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
-
 
 def new_request_id(offered: str | None) -> str:
     """The caller's request id when it is short and plain, else a fresh one."""
-    if offered and _SANE_ID.match(offered):
+    if offered and is_sane_request_id(offered):
         return offered
     return uuid.uuid4().hex
 

@@ -3,7 +3,9 @@
 Per request it:
 
 - settles the request id (echoed as ``X-Request-Id``) and the client's address, and leaves
-  both in the scope (:mod:`m3o.gateway.context`);
+  both in the scope (:mod:`m3o.gateway.context`); the request runs in its
+  :func:`~m3o.runtime.logging.request_context`, so every log line it causes, here
+  or in the services it calls, names it;
 - counts and times the request (:class:`~m3o.gateway.metrics.Metrics`) by route label;
 - writes one access log line: method, path (without the query string), status, duration,
   request id, client. Never headers or bodies;
@@ -26,7 +28,7 @@ from m3o.gateway.context import (
 )
 from m3o.gateway.http_errors import internal_error_body
 from m3o.gateway.metrics import Metrics
-from m3o.runtime.logging import get_logger
+from m3o.runtime.logging import get_logger, request_context
 
 __all__ = ["RequestMiddleware"]
 
@@ -59,6 +61,9 @@ class RequestMiddleware:
             if scope["type"] == "websocket":
                 scope[REQUEST_ID] = new_request_id(_header(scope, b"x-request-id"))
                 scope[CLIENT_ADDRESS] = self._client_address.of(scope)
+                with request_context(scope[REQUEST_ID]):
+                    await self._app(scope, receive, send)
+                return
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -78,7 +83,8 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self._app(scope, receive, send_with_id)
+            with request_context(rid):
+                await self._app(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the last line: a client always gets an answer
             _log.error("http.unhandled_error", path=scope.get("path"), request_id=rid, exc_info=exc)
             status = 500

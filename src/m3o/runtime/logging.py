@@ -3,6 +3,13 @@
 Any key whose name says it holds a secret (``password``, ``secret``, ``token``, ``code``,
 ``key``, ``authorization``, ...) has its value replaced by ``[redacted]``, at any depth of
 the event dict, and bearer tokens or M3O API keys inside free text are masked too.
+
+The request a piece of work is for follows it into every log line and every RPC: the HTTP
+front settles a request id per request (``X-Request-Id``) and runs the request inside
+:func:`request_context`; so does a service's dispatcher for each call it serves, with the id
+its caller sent as ``x-request-id`` metadata. Inside, every log line carries ``request_id``
+(structlog's context variables), tasks started inside inherit it, and the generated clients
+pass it on with each call (:func:`current_request_id`).
 """
 
 from __future__ import annotations
@@ -10,12 +17,22 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact"]
+__all__ = [
+    "REQUEST_ID_KEY",
+    "configure_logging",
+    "current_request_id",
+    "get_logger",
+    "is_sane_request_id",
+    "redact",
+    "request_context",
+]
 
 _SECRET_NAMES = re.compile(
     r"((^|_)pass(word|wd|phrase)?s?(_|$)|password|secret|token|code|(^|_)key$|api_?key"
@@ -80,3 +97,35 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+REQUEST_ID_KEY = "x-request-id"
+"""The request id's header (HTTP) and metadata key (RPC)."""
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_REQUEST_ID: ContextVar[str] = ContextVar("m3o_request_id", default="")
+
+
+def is_sane_request_id(offered: str) -> bool:
+    """Short and plain: safe to log and to pass on."""
+    return bool(_SANE_ID.match(offered))
+
+
+def current_request_id() -> str:
+    """The id of the request being served here; empty outside one."""
+    return _REQUEST_ID.get()
+
+
+@contextmanager
+def request_context(request_id: str) -> Iterator[None]:
+    """Run the block as part of request ``request_id`` (ignored when empty or not sane)."""
+    if not request_id or not is_sane_request_id(request_id) or request_id == _REQUEST_ID.get():
+        yield
+        return
+    token = _REQUEST_ID.set(request_id)
+    bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
+        _REQUEST_ID.reset(token)

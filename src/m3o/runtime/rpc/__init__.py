@@ -33,7 +33,12 @@ from m3o.runtime.errors import (
     error_from_grpc,
     error_id,
 )
-from m3o.runtime.logging import get_logger
+from m3o.runtime.logging import (
+    REQUEST_ID_KEY,
+    current_request_id,
+    get_logger,
+    request_context,
+)
 from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
 __all__ = [
@@ -254,12 +259,13 @@ class Dispatcher:
         started = time.perf_counter()
         endpoint = error_id(self.spec.service, method.name)
         try:
-            async with asyncio.timeout_at(_loop_deadline(deadline)):
-                ctx = await self._context(method, metadata, deadline)
-                call: Callable[[Message, CallContext], Awaitable[Message]] = getattr(
-                    self._handler, method.python_name
-                )
-                response = await call(request, ctx)
+            with request_context(metadata.get(REQUEST_ID_KEY, "")):
+                async with asyncio.timeout_at(_loop_deadline(deadline)):
+                    ctx = await self._context(method, metadata, deadline)
+                    call: Callable[[Message, CallContext], Awaitable[Message]] = getattr(
+                        self._handler, method.python_name
+                    )
+                    response = await call(request, ctx)
         except Exception as exc:  # noqa: BLE001 - the one place every failure becomes an error kind
             error = self._fail(endpoint, exc)
             self._observe(method, error.code, started)
@@ -446,6 +452,9 @@ class Client:
         metadata = dict(extra or {})
         if self._credentials is not None and "authorization" not in metadata:
             metadata["authorization"] = f"Bearer {await self._credentials.token()}"
+        request_id = current_request_id()
+        if request_id and REQUEST_ID_KEY not in metadata:
+            metadata[REQUEST_ID_KEY] = request_id
         return metadata
 
     async def _unary(
