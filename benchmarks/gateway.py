@@ -15,6 +15,11 @@ What runs (each in its own process, all on this machine):
   ``--profile platform`` (Redis counter store, PostgreSQL, every service it calls in a
   process of its own over unix sockets). The same process also serves ``/bench-off/...``:
   the same application and forwarder with every check off (see the worker's docstring);
+- the peer: HAProxy (``benchmarks/_gateway_peer.py``; Debian: ``apt-get install haproxy``)
+  in front of the same upstream, serving the same ``/v1/bench/call`` with the same key:
+  the key looked up in a map, a per-key rate limit in a stick table, one thread. Our
+  figures are printed as ratios of the peer's too. Without HAProxy the benchmark stops
+  saying how to install it; ``--no-peer`` runs it without the peer, on purpose only;
 - wrk (required), with a Lua script that POSTs ``{"name": "bench"}`` with the key in
   ``Authorization``.
 
@@ -31,7 +36,7 @@ latency" targets are judged there, where latency is not queueing). The baseline,
 in the same run, is wrk calling the upstream directly.
 
     uv run python benchmarks/gateway.py [--profile local|platform] [--duration 10]
-        [--connections 32] [--rounds 1] [--postgres URL] [--redis URL]
+        [--connections 32] [--rounds 1] [--postgres URL] [--redis URL] [--no-peer]
         [--profiler cprofile|pyinstrument] [--profile-out F]
 
 ``--profiler`` adds two
@@ -65,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import _gateway_peer as haproxy
 import httpx
 
 from m3o.runtime.rpc.jsonmap import message_to_dict
@@ -318,7 +324,13 @@ def post(client: httpx.Client, path: str, body: dict[str, Any], token: str = "")
     return answer
 
 
-def publish_and_get_key(gateway: Gateway, upstream: str) -> str:
+@dataclass(frozen=True)
+class Key:
+    key: str
+    id: str
+
+
+def publish_and_get_key(gateway: Gateway, upstream: str) -> Key:
     """Publish ``bench`` (the upstream), make a funded customer and their key."""
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         admin_token: list[str] = []
@@ -376,7 +388,7 @@ def publish_and_get_key(gateway: Gateway, upstream: str) -> str:
         generated = post(
             client, "/v1/api/keys/generate", {"scopes": [API], "description": "benchmark"}, token
         )
-        return str(generated["api_key"])
+        return Key(str(generated["api_key"]), str(generated["api_key_id"]))
 
 
 def check_answers(url: str, key: str, *, charged: bool, processes: list[Process]) -> None:
@@ -394,6 +406,56 @@ def check_answers(url: str, key: str, *, charged: bool, processes: list[Process]
         return True
 
     wait_for(answered, f"{url} answering 200", processes, seconds=30)
+
+
+# --- the peer --------------------------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    url: str
+    process: Process
+    stats_socket: Path
+
+
+def start_peer(procs: Processes, tmp: Path, upstream: str, key: Key) -> Peer:
+    """HAProxy in front of ``upstream``, knowing ``key`` (see ``_gateway_peer.py``)."""
+    keys_map = tmp / "peer-keys.map"
+    keys_map.write_text(f"{key.key} {key.id}\n")
+    stats_socket = tmp / "peer.sock"
+    port = free_port()
+    config_file = tmp / "peer.cfg"
+    config_file.write_text(
+        haproxy.config(
+            port=port,
+            upstream=upstream.removeprefix("http://"),
+            keys_map=keys_map,
+            stats_socket=stats_socket,
+            rate_limit=RATE_LIMIT,
+            upstream_path="/Helloworld/Call",
+        )
+    )
+    checked = subprocess.run(
+        haproxy.check_command(config_file), capture_output=True, text=True, timeout=30, check=False
+    )
+    if checked.returncode != 0:
+        raise SystemExit(f"HAProxy refused its configuration:\n{checked.stdout}{checked.stderr}")
+    process = procs.start("peer", haproxy.command(config_file), dict(os.environ))
+    wait_for(stats_socket.exists, "HAProxy listening", [process], seconds=30)
+    return Peer(f"http://127.0.0.1:{port}", process, stats_socket)
+
+
+def check_peer_checks(peer: Peer, key: Key, processes: list[Process]) -> None:
+    """The peer refuses a wrong key, and its stick table counted the key's calls."""
+    url = f"{peer.url}{haproxy.PATH}"
+    wrong = {"Authorization": "Bearer m3o_wrong", "Content-Type": "application/json"}
+    refused = httpx.post(url, content=BODY, headers=wrong, timeout=10)
+    if refused.status_code != 401:
+        raise SystemExit(f"HAProxy let a wrong key through: {refused.status_code} {refused.text}")
+    for process in processes:
+        process.check()
+    if key.id not in haproxy.tracked(peer.stats_socket):
+        raise SystemExit(f"HAProxy's stick table {haproxy.TABLE} does not track the key")
 
 
 # --- wrk and what the processes use ----------------------------------------------------------
@@ -583,6 +645,8 @@ def report(
         print(row("upstream directly (baseline)", runs["direct"], False))
         print(row("gateway, every check off", runs["off"], True))
         print(row("gateway, every check on", runs["on"], True))
+        if "peer" in runs:
+            print(row("peer: HAProxy, map + stick table", runs["peer"], False))
     on, off, direct = load["on"], load["off"], load["direct"]
     ratio = on.per_second / off.per_second
     print(
@@ -604,6 +668,10 @@ def report(
         f"p99 {s_off.p99_ms - s_direct.p99_ms:+.2f} ms; under load, checks on: "
         f"p50 {on.p50_ms - direct.p50_ms:+.2f} ms, p99 {on.p99_ms - direct.p99_ms:+.2f} ms"
     )
+    if "peer" in load:
+        report_peer(load, single)
+    else:
+        print("peer (HAProxy): not measured (--no-peer)")
     rss = max(r.peak_rss_mb.get("gateway", 0) for r in (*load.values(), *single.values()))
     print(
         f"gateway resident memory under load: {rss:.0f} MB peak (target < {TARGET_RSS_MB:.0f} "
@@ -621,6 +689,22 @@ def report(
     failed = sum(r.failures for r in (*load.values(), *single.values()))
     if failed:
         print(f"INVALID: {failed} requests failed or were not answered 200")
+
+
+def report_peer(load: dict[str, Run], single: dict[str, Run]) -> None:
+    """Our figures as ratios of the peer's (HAProxy checking the same key)."""
+    peer, direct = load["peer"], load["direct"]
+    print(
+        f"against the peer (HAProxy, one thread: the key in a map, a per-key rate limit in a "
+        f"stick table), under load: checks on / peer {load['on'].per_second / peer.per_second:.3f}"
+        f", checks off / peer {load['off'].per_second / peer.per_second:.3f}; "
+        f"peer / upstream directly {peer.per_second / direct.per_second:.2f}"
+    )
+    s_peer, s_direct = single["peer"], single["direct"]
+    print(
+        f"  peer's added latency, one connection: p50 {s_peer.p50_ms - s_direct.p50_ms:+.2f} ms, "
+        f"p99 {s_peer.p99_ms - s_direct.p99_ms:+.2f} ms"
+    )
 
 
 def print_profile(kind: str, out: Path, keep: Path | None) -> None:
@@ -659,6 +743,11 @@ def arguments() -> argparse.Namespace:
         default="redis://127.0.0.1:6379/14",
         help="an empty Redis database (platform profile), emptied afterwards",
     )
+    parser.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="leave out the peer (HAProxy), which is otherwise required",
+    )
     parser.add_argument("--profiler", choices=["cprofile", "pyinstrument"], default="")
     parser.add_argument("--profile-out", type=Path, default=None, help="keep the profiles here")
     return parser.parse_args()
@@ -677,6 +766,12 @@ def require_tools(args: argparse.Namespace) -> None:
         raise SystemExit(
             "wrk is not installed: this benchmark drives the load with it "
             "(Debian/Ubuntu: apt-get install wrk)"
+        )
+    if not args.no_peer and shutil.which("haproxy") is None:
+        raise SystemExit(
+            "HAProxy is not installed: this benchmark measures it side by side as the peer "
+            "(Debian/Ubuntu: apt-get install haproxy). To run without the peer, say so: "
+            "--no-peer"
         )
     if args.profiler == "pyinstrument":
         _importable("pyinstrument", "--profiler pyinstrument")
@@ -711,6 +806,7 @@ class Bench:
     args: argparse.Namespace
     gateway: Gateway
     upstream: Process
+    peer: Peer | None
     urls: dict[str, str]
     script: Path
 
@@ -718,6 +814,8 @@ class Bench:
         """A warm-up, then one measured run of ``case`` with ``connections``."""
         others = self.gateway.others
         pids = {"gateway": self.gateway.process.popen.pid, "upstream": self.upstream.popen.pid}
+        if self.peer is not None:
+            pids["peer"] = self.peer.process.popen.pid
         pids.update({p.name: p.popen.pid for p in others})
         url = self.urls[case]
         options: dict[str, Any] = {
@@ -736,6 +834,8 @@ class Bench:
         )
         for process in (self.gateway.process, self.upstream, *others):
             process.check()
+        if self.peer is not None:
+            self.peer.process.check()
         if others:  # the platform's service processes, together
             run.cpu["services"] = sum(run.cpu.pop(p.name) for p in others)
             for process in others:
@@ -791,11 +891,17 @@ def main() -> None:
             "on": f"{gateway.url}/v1/{API}/call",
         }
         every = [gateway.process, upstream_process, *gateway.others]
+        peer = None if args.no_peer else start_peer(procs, tmp, upstream, key)
+        if peer is not None:
+            urls["peer"] = f"{peer.url}{haproxy.PATH}"
+            every.append(peer.process)
         for case, url in urls.items():
-            check_answers(url, key, charged=case == "on", processes=every)
+            check_answers(url, key.key, charged=case == "on", processes=every)
+        if peer is not None:
+            check_peer_checks(peer, key, every)
         script = tmp / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=BODY, key=key))
-        bench = Bench(args, gateway, upstream_process, urls, script)
+        script.write_text(WRK_SCRIPT.format(body=BODY, key=key.key))
+        bench = Bench(args, gateway, upstream_process, peer, urls, script)
 
         load: dict[str, list[Run]] = {case: [] for case in urls}
         single: dict[str, list[Run]] = {case: [] for case in urls}

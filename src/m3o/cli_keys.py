@@ -98,13 +98,18 @@ def _split(scopes: list[str]) -> list[str]:
     return [scope.strip() for given in scopes for scope in given.split(",") if scope.strip()]
 
 
+def _project_option(help_start: str) -> Any:
+    """``--project``: an admin has no project of their own and must name one."""
+    return typer.Option(
+        "", "--project", show_default=False, help=f"{help_start}; an admin must name one)."
+    )
+
+
 @keys_app.command("generate")
 def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
     scopes: list[str] = SCOPES,
     description: str = typer.Option(..., "--description", help="What the key is for."),
-    project: str = typer.Option(
-        "", "--project", show_default=False, help="The project to own it (default: yours)."
-    ),
+    project: str = _project_option("The project to own it (default: yours"),
     address: str = ADDRESS,
     token: str = TOKEN,
     data_dir: Path = DATA_DIR,
@@ -119,9 +124,15 @@ def keys_generate(  # noqa: PLR0917 - typer passes every option as an argument
 
 
 @keys_app.command("list")
-def keys_list(address: str = ADDRESS, token: str = TOKEN, data_dir: Path = DATA_DIR) -> None:
+def keys_list(
+    project: str = _project_option("Only this project's keys (default: every one of yours"),
+    address: str = ADDRESS,
+    token: str = TOKEN,
+    data_dir: Path = DATA_DIR,
+) -> None:
     """List your API keys (never the keys themselves)."""
-    answer = post(address, customer_token(token, data_dir), "v1/api/keys/list", {})
+    request = {"project_id": project} if project else {}
+    answer = post(address, customer_token(token, data_dir), "v1/api/keys/list", request)
     typer.echo(json_text({"api_keys": answer.get("api_keys", [])}))
 
 

@@ -182,6 +182,16 @@ def test_generate_takes_repeated_scopes_and_a_project(
     }
 
 
+def test_list_takes_a_project(platform: FakePlatform, tmp_path: Path) -> None:
+    options = logged_in(platform, tmp_path)
+
+    result = m3o("keys", "list", "--project", "proj-1", *options)
+
+    assert result.exit_code == 0, result.output
+    assert platform.received[-1].path == "/v1/api/keys/list"
+    assert platform.received[-1].body == {"project_id": "proj-1"}
+
+
 def test_refused_scopes_print_the_error_json_and_exit_1(
     platform: FakePlatform, tmp_path: Path
 ) -> None:

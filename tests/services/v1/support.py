@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from m3o.events.customers import TOPIC, Event
-from m3o.runtime.auth import Account, CallContext
+from m3o.runtime.auth import Account, CallContext, is_customer
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.errors import M3OError, Unavailable
+from m3o.runtime.errors import BadRequest, M3OError, Unavailable
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto.fakes import FakeAuthClient
@@ -51,19 +51,32 @@ def call(method: str, account: Account | None = ANN) -> CallContext:
 
 @dataclass
 class ProjectsStandIn:
-    """The caller's projects: their default project unless the test says otherwise."""
+    """The caller's projects: a customer's default project unless the test says otherwise.
+    As the projects service, it lists no projects of an admin's own (BadRequest), and reads
+    only the projects in ``known``."""
 
     by_account: dict[str, list[Project]] = field(default_factory=dict)
+    known: dict[str, Project] = field(default_factory=dict)
     error: M3OError | None = None
     asked: list[CallContext] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
+    """The project ids read, oldest first."""
 
     async def projects_of(self, ctx: CallContext) -> Sequence[Project]:
         self.asked.append(ctx)
         if self.error is not None:
             raise self.error
         assert ctx.account is not None
+        if not is_customer(ctx.account):
+            raise BadRequest("projects.list", "Missing billing_account_id")
         default = [Project(id=ctx.account.id, billing_account=ctx.account.id)]
         return self.by_account.get(ctx.account.id, default)
+
+    async def project(self, ctx: CallContext, project_id: str) -> Project | None:
+        self.read.append(project_id)
+        if self.error is not None:
+            raise self.error
+        return self.known.get(project_id)
 
 
 class FlakyCounters:
@@ -126,6 +139,7 @@ class World:
         self.publisher.published.clear()
         forget_calls(self.auth, self.publicapi)
         self.projects.asked.clear()
+        self.projects.read.clear()
 
     async def generate(
         self,

@@ -185,13 +185,47 @@ async def test_anonymous_callers_are_unauthorized_and_services_forbidden(world: 
         await world.handler.generate_key(request, call("GenerateKey", GATEWAY))
 
 
-async def test_an_admin_may_generate_a_key_for_their_own_project(world: World) -> None:
-    row = await world.row((await world.generate(account=ADMIN)).api_key_id)
+async def test_an_admin_generates_a_key_for_the_project_they_name(world: World) -> None:
+    world.projects.known["team"] = Project(id="team", billing_account="boss")
+    response = await world.generate(account=ADMIN, project_id=" team ")
+    row = await world.row(response.api_key_id)
     assert row is not None
-    assert row.owner == ADMIN.id
+    assert (row.owner, row.billing_account, row.created_by) == ("team", "boss", ADMIN.id)
+    assert world.projects.read == ["team"]
+    assert world.projects.asked == []  # an admin's own projects are never asked for
     [event] = world.events()
-    assert event.customer.id == ADMIN.id  # the key's billing account
+    assert event.customer.id == "boss"  # the key's billing account
     assert event.customer.email == ""
+    assert event.caller_id == ADMIN.id
+
+
+async def test_an_admin_naming_no_project_is_a_bad_request_and_creates_nothing(
+    world: World,
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        await world.generate(account=ADMIN)
+    assert raised.value == BadRequest(
+        "v1.generatekey", "Missing project_id field: an admin has no project of their own"
+    )
+    assert world.projects.asked == world.projects.read == []
+    assert world.auth.generate.call_count == 0
+    assert await key_count(world) == 0
+
+
+async def test_an_admin_naming_an_unknown_project_is_not_found(world: World) -> None:
+    with pytest.raises(NotFound) as raised:
+        await world.generate(account=ADMIN, project_id="nope")
+    assert raised.value == NotFound("v1.generatekey", "Project not found")
+    assert world.auth.generate.call_count == 0
+    assert await key_count(world) == 0
+
+
+async def test_projects_failing_to_read_an_admins_project_is_unavailable(world: World) -> None:
+    world.projects.error = Unavailable("projects", "down")
+    with pytest.raises(Unavailable) as raised:
+        await world.generate(account=ADMIN, project_id="team")
+    assert raised.value == Unavailable("v1.generatekey", "Service unavailable")
+    assert await key_count(world) == 0
 
 
 async def test_keys_of_two_customers_are_separate(world: World) -> None:

@@ -12,8 +12,9 @@ from m3o.services.v1.proto import v1_pb2 as pb
 from services.v1.support import ADMIN, ANN, BOB, GATEWAY, PEPPER, World, call
 
 
-async def list_keys(world: World, account: object = ANN) -> list[pb.APIKey]:
-    response = await world.handler.list_keys(pb.ListRequest(), call("ListKeys", account))  # type: ignore[arg-type]
+async def list_keys(world: World, account: object = ANN, project_id: str = "") -> list[pb.APIKey]:
+    request = pb.ListRequest(project_id=project_id)
+    response = await world.handler.list_keys(request, call("ListKeys", account))  # type: ignore[arg-type]
     return list(response.api_keys)
 
 
@@ -47,6 +48,39 @@ async def test_list_covers_every_project_of_the_caller(world: World) -> None:
     ]
     own_key = await world.generate(account=ANN)
     assert {k.id for k in await list_keys(world)} == {team_key.api_key_id, own_key.api_key_id}
+
+
+async def test_list_of_one_project_of_the_caller(world: World) -> None:
+    team = Project(id="team", billing_account="boss")
+    world.projects.by_account[ANN.id] = [Project(id=ANN.id, billing_account=ANN.id), team]
+    team_key = await world.generate(project_id="team")
+    await world.generate()
+    assert [k.id for k in await list_keys(world, project_id=" team ")] == [team_key.api_key_id]
+    with pytest.raises(NotFound) as raised:
+        await list_keys(world, project_id="someone-elses")
+    assert raised.value == NotFound("v1.listkeys", "Project not found")
+
+
+async def test_an_admin_lists_the_keys_of_the_project_they_name(world: World) -> None:
+    team = Project(id="team", billing_account="boss")
+    world.projects.known["team"] = team
+    world.projects.by_account[ANN.id] = [team]
+    team_key = await world.generate(project_id="team")
+    await world.generate(account=BOB)
+    assert [k.id for k in await list_keys(world, ADMIN, "team")] == [team_key.api_key_id]
+    assert world.projects.read == ["team"]
+
+
+async def test_an_admin_listing_keys_must_name_a_known_project(world: World) -> None:
+    await world.generate()
+    with pytest.raises(BadRequest) as raised:
+        await list_keys(world, ADMIN)
+    assert raised.value == BadRequest(
+        "v1.listkeys", "Missing project_id field: an admin has no project of their own"
+    )
+    with pytest.raises(NotFound) as not_found:
+        await list_keys(world, ADMIN, "nope")
+    assert not_found.value == NotFound("v1.listkeys", "Project not found")
 
 
 async def test_list_with_no_keys_is_empty(world: World) -> None:

@@ -11,7 +11,9 @@ GenerateKey is all or nothing. Its steps, each undone if a later one fails:
 Revoking, blocking and unblocking are in ``keys/changes.py``; the consumers in
 ``consumers.py``. Who may act on a key: a customer on the keys of their projects (a key
 of another project is ``Not found``, never Forbidden, so ids reveal nothing), an admin on
-any key.
+any key. An admin is a member of no project, so GenerateKey and ListKeys need an admin to
+name the project (``project_id``): without one the answer is BadRequest, not a failed
+lookup of the admin's projects.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ from m3o.services.v1.settings import (
 )
 from m3o.services.v1.view import ALL_APIS, KeyStatus
 
-__all__ = ["V1"]
+__all__ = ["ADMIN_NEEDS_PROJECT", "V1"]
 
 _log = get_logger(__name__)
 _calls = Calls("v1.call_failed")
 
 APIKEY_ACCOUNT_TYPE = "apikey"
+ADMIN_NEEDS_PROJECT = "Missing project_id field: an admin has no project of their own"
 
 
 class V1:
@@ -121,7 +124,7 @@ class V1:
                 f"expires_in must be at most {int(MAX_EXPIRES_IN.total_seconds())} seconds",
             )
         await self._check_scopes(ctx, scopes)
-        project = choose_project(ctx, await self._projects_of(ctx), request.project_id.strip())
+        project = await self._owning_project(ctx, account, request.project_id.strip())
         key = new_key()
         now = self._clock()
         row = KeyRow(
@@ -140,8 +143,14 @@ class V1:
         return pb.GenerateKeyResponse(api_key=key, api_key_id=row.id)
 
     async def list_keys(self, request: pb.ListRequest, ctx: CallContext) -> pb.ListResponse:
-        verify_customer(ctx)
-        projects = await self._projects_of(ctx)
+        account = verify_customer(ctx)
+        wanted = request.project_id.strip()
+        if is_admin(account):
+            projects: Sequence[Project] = [await self._named_project(ctx, wanted)]
+        else:
+            projects = await self._projects_of(ctx)
+            if wanted:
+                projects = [choose_project(ctx, projects, wanted)]
         async with self._sessions() as session:
             found = await records.of_projects(session, {project.id for project in projects})
         return pb.ListResponse(api_keys=[row.to_proto() for row in found])
@@ -276,6 +285,22 @@ class V1:
 
     async def _projects_of(self, ctx: CallContext) -> Sequence[Project]:
         return await _calls.call(ctx, "projects.list", self._projects.projects_of(ctx))
+
+    async def _owning_project(self, ctx: CallContext, account: Account, wanted: str) -> Project:
+        """The project a new key belongs to: for a customer one of theirs (see
+        :func:`choose_project`), for an admin the one they name."""
+        if is_admin(account):
+            return await self._named_project(ctx, wanted)
+        return choose_project(ctx, await self._projects_of(ctx), wanted)
+
+    async def _named_project(self, ctx: CallContext, wanted: str) -> Project:
+        """The project an admin names (any project); an admin has none of their own."""
+        if not wanted:
+            raise BadRequest(ctx.endpoint, ADMIN_NEEDS_PROJECT)
+        found = await _calls.call(ctx, "projects.read", self._projects.project(ctx, wanted))
+        if found is None:
+            raise NotFound(ctx.endpoint, "Project not found")
+        return found
 
     async def _may_manage(self, ctx: CallContext, account: Account, row: KeyRow) -> bool:
         if is_admin(account):

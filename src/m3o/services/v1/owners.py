@@ -5,6 +5,9 @@ project's billing account pays. The caller's projects come from the projects ser
 ``List``, asked in the caller's own name (their bearer token is forwarded), so that
 projects decides who is a member. A customer with no project gets their default project
 there (id = the customer id).
+
+An admin is a member of no project and has no default one: an admin names the project
+(``project_id``), which is read with projects' ``Read``, again in the admin's name.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from m3o.runtime.errors import NotFound, Unauthorized
 
 __all__ = [
     "CallersProjects",
-    "DefaultProjects",
     "ListedProject",
     "Project",
     "ProjectDirectory",
@@ -35,6 +37,11 @@ class Project:
 class ProjectDirectory(Protocol):
     async def projects_of(self, ctx: CallContext) -> Sequence[Project]:
         """The caller's projects. Raises M3OError when they cannot be listed."""
+        ...
+
+    async def project(self, ctx: CallContext, project_id: str) -> Project | None:
+        """The project ``project_id`` as the caller may see it (an admin: any), None if
+        there is none. Raises M3OError when it cannot be read."""
         ...
 
 
@@ -56,17 +63,6 @@ def choose_project(ctx: CallContext, projects: Sequence[Project], wanted: str) -
     return projects[0]
 
 
-class DefaultProjects:
-    """:class:`ProjectDirectory` giving each caller only their default project (id and
-    billing account = the caller's id), as the reference did; for use until the projects
-    service is deployed."""
-
-    async def projects_of(self, ctx: CallContext) -> Sequence[Project]:
-        if ctx.account is None:
-            return []
-        return [Project(id=ctx.account.id, billing_account=ctx.account.id)]
-
-
 class ListedProject(Protocol):
     """What this service reads of a project the projects service lists."""
 
@@ -80,18 +76,37 @@ class ListedProject(Protocol):
 ProjectLister = Callable[[Mapping[str, str]], Awaitable[Iterable[ListedProject]]]
 """Calls projects' ``List`` with the given call metadata and returns its projects."""
 
+ProjectReader = Callable[[Mapping[str, str], str], Awaitable[ListedProject]]
+"""Calls projects' ``Read`` of a project id with the given call metadata; raises NotFound
+when there is no such project (or the caller may not see it)."""
+
 
 class CallersProjects:
-    """:class:`ProjectDirectory` over the projects service's ``List``, asked in the
-    caller's own name (their ``authorization`` is forwarded). A project with no billing
-    account is billed to itself (a default project's id is its customer's)."""
+    """:class:`ProjectDirectory` over the projects service's ``List`` and ``Read``, asked
+    in the caller's own name (their ``authorization`` is forwarded). A project with no
+    billing account is billed to itself (a default project's id is its customer's)."""
 
-    def __init__(self, list_projects: ProjectLister) -> None:
+    def __init__(self, list_projects: ProjectLister, read_project: ProjectReader) -> None:
         self._list = list_projects
+        self._read = read_project
 
     async def projects_of(self, ctx: CallContext) -> Sequence[Project]:
-        authorization = ctx.metadata.get("authorization", "")
-        if not authorization:
-            raise Unauthorized(ctx.endpoint, "Unauthorized")
-        listed = await self._list({"authorization": authorization})
-        return [Project(id=p.id, billing_account=p.billing_account or p.id) for p in listed]
+        listed = await self._list(_callers_metadata(ctx))
+        return [_project(p) for p in listed]
+
+    async def project(self, ctx: CallContext, project_id: str) -> Project | None:
+        try:
+            return _project(await self._read(_callers_metadata(ctx), project_id))
+        except NotFound:
+            return None
+
+
+def _callers_metadata(ctx: CallContext) -> dict[str, str]:
+    authorization = ctx.metadata.get("authorization", "")
+    if not authorization:
+        raise Unauthorized(ctx.endpoint, "Unauthorized")
+    return {"authorization": authorization}
+
+
+def _project(listed: ListedProject) -> Project:
+    return Project(id=listed.id, billing_account=listed.billing_account or listed.id)

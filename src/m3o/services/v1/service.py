@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Dependencies, Handler, ServiceDefinition, ServiceParts
@@ -39,7 +39,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
         mirror=mirror,
         changes=changes,
         auth=auth,
-        projects=CallersProjects(_projects_lister(deps.clients.get(ProjectsClient))),
+        projects=_callers_projects(deps.clients.get(ProjectsClient)),
         catalog=PublishedApis(deps.clients.get(PublicapiClient)),
         settings=settings,
     )
@@ -55,14 +55,16 @@ async def _build(deps: Dependencies) -> ServiceParts:
     )
 
 
-def _projects_lister(
-    projects: ProjectsClient,
-) -> Callable[[Mapping[str, str]], Awaitable[Iterable[ListedProject]]]:
+def _callers_projects(projects: ProjectsClient) -> CallersProjects:
     async def list_projects(metadata: Mapping[str, str]) -> Iterable[ListedProject]:
         listed = await projects.list(projects_pb.ListRequest(), metadata=metadata)
         return listed.projects
 
-    return list_projects
+    async def read_project(metadata: Mapping[str, str], project_id: str) -> ListedProject:
+        read = await projects.read(projects_pb.ReadRequest(id=project_id), metadata=metadata)
+        return read.project
+
+    return CallersProjects(list_projects, read_project)
 
 
 definition = ServiceDefinition(

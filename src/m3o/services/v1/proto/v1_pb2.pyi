@@ -33,7 +33,7 @@ class GenerateKeyRequest(_message.Message):
     """Required. description of what the key is for"""
     project_id: _builtins.str
     """project_id the key belongs to: one of the caller's projects; empty: the caller's
-    default project
+    default project. Required of an admin (any project), who has none of their own.
     """
     expires_in: _builtins.int
     """expires_in: seconds until the key stops working; 0: never"""
@@ -87,16 +87,23 @@ Global___GenerateKeyResponse: _TypeAlias = GenerateKeyResponse  # noqa: Y015
 
 @_typing.final
 class ListRequest(_message.Message):
-    """ListRequest is empty."""
+    """ListRequest names, optionally, the project whose keys to list."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    """project_id: only this project's keys (one of the caller's projects); empty: every
+    project of the caller. Required of an admin (any project), who has none of their own.
+    """
     def __init__(
         self,
+        *,
+        project_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project_id", b"project_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
