@@ -4,6 +4,7 @@ tenant has, behind the real gateway."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,8 +22,10 @@ from gateway.v1.servers import serve_app
 from gateway.v1.support import PROJECT, Catalog, Gateway, config_with, entry, gateway, hello_entry
 from m3o.gateway.v1 import PublicAPISettings
 from m3o.gateway.v1.gate import UNAVAILABLE
+from m3o.gateway.v1.units import ReportError, parse_report
+from m3o.runtime.auth import CallContext
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.rpc import StaticToken
+from m3o.runtime.rpc import MethodSpec, ServiceSpec, StaticToken
 from m3o.services.usage.counters import unit_key
 from support.platform import until
 
@@ -219,6 +223,20 @@ async def test_a_report_is_asked_at_most_once_per_ttl(
     assert rows.created == 5
 
 
+async def test_concurrent_first_calls_ask_for_one_report(
+    any_counters: CounterStore, rows: Rows, closing: list[Gateway]
+) -> None:
+    settings = PublicAPISettings(unit_usage_ttl=timedelta(hours=1))
+    gw = _gateway(any_counters, rows, closing, settings=settings)
+    rows.units = 1
+    async with gw.http() as http:
+        answers = await asyncio.gather(
+            *(http.post(CREATE, json={"name": str(i)}, headers=AUTH) for i in range(8))
+        )
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len(rows.asked) == 1
+
+
 async def test_the_usage_endpoint_is_not_public(
     any_counters: CounterStore, rows: Rows, closing: list[Gateway]
 ) -> None:
@@ -230,3 +248,140 @@ async def test_the_usage_endpoint_is_not_public(
     assert response.status_code == 404
     assert response.json()["detail"] == "No such endpoint"
     assert rows.asked == []
+
+
+def _rows_file() -> descriptor_pb2.FileDescriptorProto:
+    """``rows.Rows.Create`` and ``rows.Admin.Usage``, as a Go service of the reference
+    would declare them (``map<string, Units> usage``, ``int64`` units)."""
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="rows/rows.proto", package="rows")
+    file.syntax = "proto3"
+
+    def message(name: str, *fields: tuple[str, int]) -> descriptor_pb2.DescriptorProto:
+        found = file.message_type.add(name=name)
+        for number, (field_name, kind) in enumerate(fields, 1):
+            found.field.add(name=field_name, number=number, type=kind, label=f.LABEL_OPTIONAL)
+        return found
+
+    message("CreateRequest", ("name", f.TYPE_STRING))
+    message("CreateResponse", ("id", f.TYPE_STRING))
+    message("UsageRequest", ("tenant_id", f.TYPE_STRING))
+    message("Units", ("usage", f.TYPE_INT64), ("units", f.TYPE_STRING))
+    response = message("UsageResponse")
+    entry_type = response.nested_type.add(name="UsageEntry")
+    entry_type.options.map_entry = True
+    entry_type.field.add(name="key", number=1, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
+    entry_type.field.add(
+        name="value", number=2, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL, type_name=".rows.Units"
+    )
+    response.field.add(
+        name="usage",
+        number=1,
+        type=f.TYPE_MESSAGE,
+        label=f.LABEL_REPEATED,
+        type_name=".rows.UsageResponse.UsageEntry",
+    )
+    file.service.add(name="Rows").method.add(
+        name="Create", input_type=".rows.CreateRequest", output_type=".rows.CreateResponse"
+    )
+    file.service.add(name="Admin").method.add(
+        name="Usage", input_type=".rows.UsageRequest", output_type=".rows.UsageResponse"
+    )
+    return file
+
+
+_POOL = descriptor_pool.DescriptorPool()
+_POOL.AddSerializedFile(_rows_file().SerializeToString())
+_TYPES = {
+    name: message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"rows.{name}"))
+    for name in ("CreateRequest", "CreateResponse", "UsageRequest", "UsageResponse")
+}
+ROWS_SPEC = ServiceSpec(
+    service="rows",
+    full_name="rows.Rows",
+    methods={
+        "Create": MethodSpec("Create", "create", _TYPES["CreateRequest"], _TYPES["CreateResponse"])
+    },
+)
+ADMIN_SPEC = ServiceSpec(
+    service="rows",
+    full_name="rows.Admin",
+    methods={
+        "Usage": MethodSpec("Usage", "usage", _TYPES["UsageRequest"], _TYPES["UsageResponse"])
+    },
+)
+
+
+@dataclass
+class RowsService:
+    """The same API as a platform service (``local:rows``), protobuf end to end."""
+
+    units: int = 0
+    asked: list[tuple[str, str]] = field(default_factory=list)
+    """The tenant of each usage request and the account that asked."""
+
+    async def create(self, request: Any, ctx: CallContext) -> Any:
+        return _TYPES["CreateResponse"](id="1")
+
+    async def usage(self, request: Any, ctx: CallContext) -> Any:
+        assert ctx.account is not None
+        self.asked.append((request.tenant_id, ctx.account.id))
+        response = _TYPES["UsageResponse"]()
+        response.usage["Rows.Create"].usage = self.units
+        response.usage["Rows.Create"].units = "rows"
+        return response
+
+
+async def test_a_protobuf_usage_endpoint_reports_int64_units(counters: CounterStore) -> None:
+    service = RowsService(units=3)
+    config = config_with({"usage": {"usage_caps": {"free": {"rows$Rows_Create": 3}}}})
+    api = entry("rows", "local:rows", files=[_rows_file()], usage_endpoint="Admin.Usage")
+    gw = gateway(
+        counters,
+        config=config,
+        catalog=Catalog(api),
+        settings=PublicAPISettings(unit_usage_ttl=timedelta(hours=1)),
+        upstreams=[(ROWS_SPEC, service), (ADMIN_SPEC, service)],
+        credentials=StaticToken("token-gateway"),
+    )
+    try:
+        refused = await _create(gw)
+        assert refused.json() == CAP_EXCEEDED
+        assert service.asked == [(f"micro/{PROJECT}", "gateway")]
+        service.units = 2
+        assert (await _create(gw)).json() == CAP_EXCEEDED
+        assert len(service.asked) == 1
+    finally:
+        await gw.v1.units.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "report"),
+    [
+        (b'{"usage": {"Db.Create": {"usage": "1200", "units": "rows"}}}', {"db.create": 1200}),
+        (b'{"usage": {"Db.Create": {"usage": 7}, "Db.Read": {}}}', {"db.create": 7, "db.read": 0}),
+        (b"{}", {}),
+    ],
+)
+def test_a_report_is_read_from_numbers_and_numeric_strings(
+    answer: bytes, report: dict[str, int]
+) -> None:
+    assert parse_report(answer) == report
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"not json",
+        b"[]",
+        b'{"usage": []}',
+        b'{"usage": {"Db.Create": 3}}',
+        b'{"usage": {"Db.Create": {"usage": -1}}}',
+        b'{"usage": {"Db.Create": {"usage": "1e3"}}}',
+        b'{"usage": {"Db.Create": {"usage": true}}}',
+        b'{"usage": {"Db.Create": {"usage": 1.5}}}',
+    ],
+)
+def test_an_answer_that_is_not_a_report_is_refused(answer: bytes) -> None:
+    with pytest.raises(ReportError):
+        parse_report(answer)

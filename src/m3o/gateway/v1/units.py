@@ -47,7 +47,14 @@ from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import TokenSource
 
-__all__ = ["ALERT_CATEGORY", "ALERT_INTERVAL", "MAX_TRACKED", "UnitUsage", "parse_report"]
+__all__ = [
+    "ALERT_CATEGORY",
+    "ALERT_INTERVAL",
+    "MAX_TRACKED",
+    "ReportError",
+    "UnitUsage",
+    "parse_report",
+]
 
 _log = get_logger(__name__)
 
