@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from m3o.runtime.errors import BadRequest
@@ -91,3 +92,11 @@ async def test_update_sets_the_usage_endpoint_and_keeps_it_when_not_given(
     again = pb.PublicAPI(id=published.id, description="Rows")
     kept = await world.handler.update(pb.UpdateRequest(api=again), call("Update"))
     assert kept.api.usage_endpoint == "Admin.Usage"
+
+
+async def test_the_generated_document_leaves_the_usage_endpoint_out(
+    world: World, rows: bytes
+) -> None:
+    published = await world.publish(_rows_api(rows, "Admin.Usage"))
+    paths = set(orjson.loads(published.open_api_json)["paths"])
+    assert paths == {"/rows/Create", "/rows/Watch", "/rows/Admin/Count"}

@@ -170,5 +170,6 @@ class Finisher:
             display_name=finished.display_name,
             description=finished.description,
             descriptors=descriptors,
+            hidden=finished.usage_endpoint,
         )
         return replace(finished, open_api_json=document, open_api_generated=True)
