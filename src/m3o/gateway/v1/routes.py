@@ -126,11 +126,11 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         await holds.start(requests.publish)
 
     async def stop() -> None:
-        await units.close()
         await batcher.drain()
         await calls.drain()
         await requests.stop()
         await holds.stop()
+        await units.close()
         await forwarders.close()
 
     routes: list[BaseRoute] = [
