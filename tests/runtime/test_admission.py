@@ -239,6 +239,42 @@ async def test_cap_compares_the_cap_key(subject: Subject) -> None:
     assert await store.get("units") == 8
 
 
+async def test_reported_cap_without_a_report_is_unknown_and_writes_nothing(
+    subject: Subject,
+) -> None:
+    store = subject.store
+    decision = await store.admit(call(cap=8, cap_key="units", cap_reported=True))
+    assert decision.verdict is Verdict.CAP_UNKNOWN
+    assert await counts(store) == dict.fromkeys(COUNTS, 0)
+    await store.set_counter("units", 7)
+    assert (await store.admit(call(cap=8, cap_key="units", cap_reported=True))).admitted
+    await store.set_counter("units", 8)
+    decision = await store.admit(call(cap=8, cap_key="units", cap_reported=True))
+    assert decision.verdict is Verdict.CAP_EXCEEDED
+
+
+async def test_reported_cap_of_zero_is_exceeded_without_a_report(subject: Subject) -> None:
+    decision = await subject.store.admit(call(cap=0, cap_key="units", cap_reported=True))
+    assert decision.verdict is Verdict.CAP_EXCEEDED
+
+
+async def test_reported_cap_in_a_batch_decides_each_admission(subject: Subject) -> None:
+    store = subject.store
+    await store.set_counter("known", 3)
+    decisions = await store.admit_many(
+        [
+            call(cap=5, cap_key="known", cap_reported=True),
+            call(cap=5, cap_key="units", cap_reported=True),
+            call(cap=3, cap_key="known", cap_reported=True),
+        ]
+    )
+    assert [d.verdict for d in decisions] == [
+        Verdict.ADMITTED,
+        Verdict.CAP_UNKNOWN,
+        Verdict.CAP_EXCEEDED,
+    ]
+
+
 async def test_cap_zero_blocks_the_endpoint(subject: Subject) -> None:
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)

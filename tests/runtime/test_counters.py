@@ -155,6 +155,19 @@ async def test_set_counter_if_absent_with_ttl_expires_and_can_be_set_again(
     assert await store.get("c") == 9
 
 
+async def test_set_counter_replaces_the_value_and_the_expiry(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("c", 40)
+    await store.set_counter("c", 7, ttl=SHORT)
+    assert await store.get("c") == 7
+    assert await store.incr("c") == 8
+    await subject.advance(PAST_SHORT)
+    assert await store.get("c") == 0
+    await store.set_counter("c", 3)
+    await subject.advance(PAST_SHORT)
+    assert await store.get("c") == 3
+
+
 # Values
 
 

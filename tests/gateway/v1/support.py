@@ -30,7 +30,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Unauthorized, Unavailable
-from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec
+from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec, TokenSource
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.services.balance.hot import hot_key
 from m3o.services.helloworld import catalog as hello_catalog
@@ -117,6 +117,7 @@ def entry(
     files: Sequence[descriptor_pb2.FileDescriptorProto] = (),
     pricing: Mapping[str, int] | None = None,
     quotas: Mapping[str, int] | None = None,
+    usage_endpoint: str = "",
 ) -> CatalogEntry:
     raw = descriptor_pb2.FileDescriptorSet(file=list(files)).SerializeToString() if files else b""
     return CatalogEntry.from_proto(
@@ -127,6 +128,7 @@ def entry(
             descriptors=raw,
             pricing=dict(pricing or {}),
             quotas=dict(quotas or {}),
+            usage_endpoint=usage_endpoint,
         )
     )
 
@@ -266,12 +268,14 @@ def gateway(
     forwarders: Forwarders | None = None,
     sessions: Any = None,
     reporter: Any = None,
+    credentials: TokenSource | None = None,
 ) -> Gateway:
     """The public API over ``counters``; helloworld is published by default.
 
     ``upstreams`` are more platform services for ``local:`` APIs (they accept the granted
     tokens); ``extra_services`` are platform services that accept the customer's token.
     ``reporter`` replaces the recording ``alerts`` port (then ``alerts`` records nothing).
+    ``credentials`` is the gateway's own service token (sent to usage endpoints).
     """
     config = config or config_with()
     hello = hello or Recorder()
@@ -301,6 +305,7 @@ def gateway(
             local_services=directory(HELLO, *(spec for spec, _ in upstreams)),
             alerts=alerts if reporter is None else reporter,
             forwarders=forwarders,
+            credentials=credentials,
         ),
         settings,
     )

@@ -11,7 +11,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import NO_CAP
 from m3o.runtime.errors import NotFound
 from m3o.services.balance.hot import debited_key, hot_key
-from m3o.services.usage.counters import MONTHLY_TTL, monthly_key, tier_key
+from m3o.services.usage.counters import MONTHLY_TTL, monthly_key, tier_key, unit_key
 from m3o.services.v1 import KeyRecord, hash_key, rate_key
 from m3o.services.v1.keys.format import new_key
 from m3o.services.v1.keys.mirror import KeyMirror
@@ -97,3 +97,30 @@ def test_admission_request_uses_the_owners_names(counters: CounterStore) -> None
     assert request.monthly_ttl == MONTHLY_TTL
     unknown_tier = quotas.request(call, "platinum", NOW)
     assert (unknown_tier.rate_limit, unknown_tier.cap, unknown_tier.free_quota) == (7, NO_CAP, 11)
+
+
+def test_a_reported_cap_compares_with_the_stored_units_unless_it_is_zero(
+    counters: CounterStore,
+) -> None:
+    caps = {"free": {"db$Db_Create": 100, "db$Db_Drop": 0}}
+    quotas = PlatformQuotas(counters, config_with({"usage": {"usage_caps": caps}}))
+
+    def planned(endpoint: str, reports_units: bool) -> PlannedCall:
+        return PlannedCall("project-1", "customer-1", "db", endpoint, 0, 0, reports_units)
+
+    reported = quotas.request(planned("Db.Create", True), "free", NOW)
+    assert (reported.cap, reported.cap_key, reported.cap_reported) == (
+        100,
+        unit_key("project-1", "db$Db.Create"),
+        True,
+    )
+    counted = quotas.request(planned("Db.Create", False), "free", NOW)
+    assert (counted.cap_key, counted.cap_reported) == (counted.endpoint_key, False)
+    closed = quotas.request(planned("Db.Drop", True), "free", NOW)
+    assert (closed.cap, closed.cap_reported) == (0, False)
+
+
+async def test_reported_units_are_stored_for_admission(counters: CounterStore) -> None:
+    quotas = PlatformQuotas(counters, config_with())
+    await quotas.store_units(unit_key("project-1", "db$Db.Create"), 12)
+    assert await counters.get(unit_key("project-1", "db$Db.Create")) == 12

@@ -22,6 +22,7 @@ from m3o.services.usage.counters import (
     monthly_key,
     tier_key,
     tier_of,
+    unit_key,
 )
 from m3o.services.usage.proto import usage_pb2 as pb
 from m3o.services.usage.tables import recorded_events
@@ -153,6 +154,7 @@ async def test_delete_customer_removes_counters_history_and_tier(world: World) -
         for name in ("total", "totalfree", ENDPOINT):
             await world.counters.incr(monthly_key("proj-1", name, moment), 1)
     await world.counters.incr(monthly_key("proj-2", "total", START), 1)
+    await world.counters.set_counter(unit_key("proj-1", ENDPOINT), 40)
     await world.tiers.change(["proj-1"], "pro", START)
 
     await world.handler.delete_customer(
@@ -165,6 +167,7 @@ async def test_delete_customer_removes_counters_history_and_tier(world: World) -
         monthly_key("proj-1", "totalfree", START),
         daily_key("proj-1", "helloworld", TODAY),
         daily_key("proj-1", ENDPOINT, TODAY - timedelta(days=1)),
+        unit_key("proj-1", ENDPOINT),
     ]
     assert await world.counters.get_many(gone) == [0] * len(gone)
     assert await tier_of(world.counters, "proj-1") == "free"

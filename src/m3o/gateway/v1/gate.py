@@ -6,7 +6,11 @@
 3. one atomic admission in the counter store (rate limit, usage cap, fair-use quota,
    endpoint quota, balance; see :mod:`m3o.runtime.counters.admission`), batched with the
    admissions of concurrent calls. A hot balance that is not loaded yet is loaded by the
-   balance service and the call admitted once more.
+   balance service and the call admitted once more. When the API reports its unit usage
+   (:mod:`m3o.gateway.v1.units`), a capped call asks for a fresh report in the background
+   at most once per TTL; when no report was ever stored, one is had first and the call
+   admitted once more, and a call whose units cannot be had at all is refused with 503
+   (a cap that cannot be checked is not admitted past).
 
 When the counter store cannot be reached, priced calls get 503; free calls too, unless
 ``fail_open_free`` lets them through uncounted (charged ``free``). The tier of each
@@ -27,6 +31,7 @@ from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
 from m3o.gateway.v1.targets import Target
+from m3o.gateway.v1.units import UnitUsage
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters.admission import FREE, AdmissionDecision, AdmissionRequest, Hold, Verdict
 from m3o.runtime.errors import Forbidden, M3OError, TooManyRequests, Unavailable
@@ -152,8 +157,10 @@ class Gate:
         now: Clock = utc_now,
         clock: Callable[[], float] = time.monotonic,
         holds: Holds | None = None,
+        units: UnitUsage | None = None,
     ) -> None:
         self._batcher = batcher
+        self._units = units
         self._holds = holds
         self._quotas = quotas
         self._balances = balances
@@ -170,6 +177,7 @@ class Gate:
             endpoint=target.endpoint,
             price=target.entry.price(target.endpoint),
             endpoint_quota=target.entry.quota(target.endpoint),
+            reports_units=bool(target.entry.usage_endpoint),
         )
 
     async def admit(self, key: ApiKey, target: Target) -> Admission:
@@ -181,7 +189,16 @@ class Gate:
             request = self._request(call, tier)
             if self._holds is not None:
                 request = replace(request, hold=self._holds.new())
+            units = self._units if request.cap_reported else None
+            if units is not None:
+                units.watch(target, call.project_id, request.cap_key)
             decision = await self._batcher.admit(request)
+            if (
+                decision.verdict is Verdict.CAP_UNKNOWN
+                and units is not None
+                and await units.load(target, call.project_id, request.cap_key)
+            ):
+                decision = await self._batcher.admit(request)
             if decision.verdict is Verdict.BALANCE_UNKNOWN:
                 await self._load_balance(call.customer_id)
                 decision = await self._batcher.admit(request)

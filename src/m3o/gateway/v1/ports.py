@@ -128,6 +128,12 @@ class CatalogEntry(Protocol):
         """What the descriptors declare; empty when they are unknown."""
         ...
 
+    @property
+    def usage_endpoint(self) -> str:
+        """``<Service>.<Method>`` reporting a tenant's unit usage; empty when the API
+        reports none."""
+        ...
+
     def price(self, endpoint: str) -> int:
         """Price of one call to ``endpoint`` (any case), 1/10,000ths of a cent; 0: free."""
         ...
@@ -160,6 +166,8 @@ class PlannedCall:
     """``<Service>.<Method>``."""
     price: int
     endpoint_quota: int
+    reports_units: bool = False
+    """The API reports its unit usage: a usage cap compares with what it reported."""
 
 
 class Quotas(Protocol):
@@ -172,6 +180,11 @@ class Quotas(Protocol):
 
     def request(self, call: PlannedCall, tier: str, now: datetime) -> AdmissionRequest:
         """The admission of ``call`` on ``tier`` at ``now``."""
+        ...
+
+    async def store_units(self, key: str, units: int) -> None:
+        """Remember the unit usage an API reported under ``key`` (a request's ``cap_key``
+        with ``cap_reported``). Raises Unavailable."""
         ...
 
 

@@ -31,10 +31,11 @@ from m3o.gateway.v1.ports import Alerts, BalanceLoader, Catalog, KeyDirectory, Q
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.targets import LocalServices, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
+from m3o.gateway.v1.units import UnitUsage
 from m3o.gateway.v1.websocket_endpoint import WebsocketCalls
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import Publisher
-from m3o.runtime.rpc import Transport
+from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 
 __all__ = ["V1Dependencies", "V1Routes", "create_v1_routes"]
@@ -64,6 +65,8 @@ class V1Dependencies:
     alerts: Alerts | None = None
     forwarders: Forwarders | None = None
     """Default: the runtime transport, ``grpc.aio`` and ``aiohttp``."""
+    credentials: TokenSource | None = None
+    """The gateway's own service token, sent to APIs' usage endpoints."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class V1Routes:
     calls: PublicCalls
     requests: RequestLog
     holds: Holds
+    units: UnitUsage
     documented: list[Endpoint] = field(default_factory=list)
     """The key-management paths, for ``create_app(documented=...)`` (``/openapi.json``)."""
 
@@ -86,9 +90,19 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
     holds = Holds(deps.counters)
     batcher = AdmissionBatcher(deps.counters, release=holds.release)
     requests = RequestLog(deps.publisher, deps.sessions, counters=deps.counters)
+    targets = Targets(deps.catalog, deps.local_services)
+    units = UnitUsage(
+        targets=targets,
+        forwarders=forwarders,
+        quotas=deps.quotas,
+        credentials=deps.credentials,
+        alerts=deps.alerts,
+        ttl=settings.unit_usage_ttl.total_seconds(),
+        timeout=settings.unit_usage_timeout,
+    )
     calls = PublicCalls(
         keys=KeyCache(deps.keys, ttl=settings.key_cache_ttl),
-        targets=Targets(deps.catalog, deps.local_services),
+        targets=targets,
         gate=Gate(
             batcher,
             deps.quotas,
@@ -96,6 +110,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
             fail_open_free=settings.fail_open_free,
             tier_ttl=settings.key_cache_ttl,
             holds=holds,
+            units=units,
         ),
         forwarders=forwarders,
         tokens=deps.tokens,
@@ -115,6 +130,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         await calls.drain()
         await requests.stop()
         await holds.stop()
+        await units.close()
         await forwarders.close()
 
     routes: list[BaseRoute] = [
@@ -133,5 +149,6 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         calls=calls,
         requests=requests,
         holds=holds,
+        units=units,
         documented=key_endpoints(),
     )

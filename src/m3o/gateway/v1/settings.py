@@ -29,6 +29,11 @@ class PublicAPISettings:
     """Largest request body accepted."""
     call_timeout: float | None = DEFAULT_TIMEOUT
     """Deadline of the key-management calls to the v1 service."""
+    unit_usage_ttl: timedelta = timedelta(seconds=5)
+    """How long a unit usage an API reported is trusted before it is asked again, per
+    (API, project), in the background."""
+    unit_usage_timeout: float = 2.0
+    """Deadline of a call to an API's usage endpoint, in seconds."""
 
     @classmethod
     def from_config(
@@ -44,4 +49,6 @@ class PublicAPISettings:
             fail_open_free=config.fail_open_free,
             max_body_bytes=max_body_bytes,
             call_timeout=call_timeout,
+            unit_usage_ttl=config.unit_usage_ttl,
+            unit_usage_timeout=config.unit_usage_timeout.total_seconds(),
         )

@@ -7,7 +7,8 @@ DESIGN.md, "Layout"): this is the one module that imports them. Everything else 
 - :class:`V1KeyDirectory`: a key's record from the counter-store mirror the v1 service
   keeps, or from ``v1.ResolveKey`` when the mirror has none;
 - :class:`PlatformQuotas`: tiers (usage), rate limits (config ``v1.rate-limits``), free
-  quotas and caps (config ``usage``) and every counter name of an admission;
+  quotas and caps (config ``usage``), every counter name of an admission and the stored
+  unit usage APIs report;
 - :func:`platform_dependencies`: all of it over one transport, with the catalog view.
 """
 
@@ -39,11 +40,13 @@ from m3o.services.usage.counters import (
     MONTHLY_TTL,
     TOTAL,
     TOTAL_FREE,
+    UNITS_TTL,
     cap_for,
     endpoint_name,
     free_quota,
     monthly_key,
     tier_of,
+    unit_key,
 )
 from m3o.services.v1 import RATE_WINDOW, KeyRecord, hash_key, is_well_formed, rate_key
 from m3o.services.v1 import read_key_record as read_mirrored
@@ -93,12 +96,17 @@ class PlatformQuotas:
 
     def request(self, call: PlannedCall, tier: str, now: datetime) -> AdmissionRequest:
         project = call.project_id
-        endpoint_key = monthly_key(project, endpoint_name(call.api, call.endpoint), now)
+        name = endpoint_name(call.api, call.endpoint)
+        endpoint_key = monthly_key(project, name, now)
+        cap = cap_for(self._config, tier, call.api, call.endpoint)
+        # A cap of 0 needs no report: the endpoint is not available on the tier.
+        reported = call.reports_units and cap > 0
         return AdmissionRequest(
             rate_key=rate_key(project),
             rate_limit=self._rate_limits.get(tier, self._default_rate),
-            cap=cap_for(self._config, tier, call.api, call.endpoint),
-            cap_key=endpoint_key,
+            cap=cap,
+            cap_key=unit_key(project, name) if reported else endpoint_key,
+            cap_reported=reported,
             price=call.price,
             free_key=monthly_key(project, TOTAL_FREE, now),
             free_quota=free_quota(self._config, tier),
@@ -110,6 +118,9 @@ class PlatformQuotas:
             monthly_ttl=MONTHLY_TTL,
             rate_window=RATE_WINDOW,
         )
+
+    async def store_units(self, key: str, units: int) -> None:
+        await self._counters.set_counter(key, units, ttl=UNITS_TTL)
 
 
 @dataclass(frozen=True)
@@ -149,5 +160,6 @@ def platform_dependencies(
         sessions=sessions,
         local_services=local_services or {},
         alerts=alerts,
+        credentials=credentials,
     )
     return PlatformSources(dependencies, catalog, [catalog.start], [catalog.stop])

@@ -135,9 +135,30 @@ class Targets:
         return entry
 
     def resolve(self, path: CallPath) -> Target:
-        """The target ``path`` names: NotFound for an unknown API or endpoint, Unavailable
-        when the API cannot be called (no descriptors, local service not hosted)."""
+        """The target ``path`` names: NotFound for an unknown API or endpoint (the API's
+        usage endpoint too: only the gateway calls it), Unavailable when the API cannot be
+        called (no descriptors, local service not hosted)."""
         entry = self.entry(path.api)
+        target = self._target(entry, path)
+        usage = entry.usage_endpoint.lower()
+        if usage and f"{target.handler}.{target.method}".lower() == usage:
+            raise NotFound(ERROR_ID, NO_SUCH_ENDPOINT)
+        return target
+
+    def usage_target(self, entry: CatalogEntry) -> Target:
+        """The endpoint reporting ``entry``'s unit usage (``entry.usage_endpoint``, set);
+        raises as :meth:`resolve`."""
+        service, _, method = entry.usage_endpoint.partition(".")
+        path = CallPath(
+            api=entry.name,
+            endpoint=entry.usage_endpoint,
+            handler=service,
+            method=method,
+            short=False,
+        )
+        return self._target(entry, path)
+
+    def _target(self, entry: CatalogEntry, path: CallPath) -> Target:
         address = entry.upstream.address
         kind = LOCAL if address.startswith(LOCAL_PREFIX) else entry.upstream.protocol
         specs = self._local.get(address[len(LOCAL_PREFIX) :], ()) if kind == LOCAL else ()

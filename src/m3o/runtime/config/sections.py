@@ -585,6 +585,11 @@ class V1Config(_Section):
     """Deadline of a forwarded call."""
     key_cache_ttl: Duration = timedelta(seconds=1)
     """How long a gateway process trusts a cached key (revocation takes this long)."""
+    unit_usage_ttl: Duration = timedelta(seconds=5)
+    """How long the unit usage an API's usage endpoint reported is trusted before the
+    gateway asks again (in the background, per API and project)."""
+    unit_usage_timeout: Duration = timedelta(seconds=2)
+    """Deadline of a call to an API's usage endpoint."""
 
 
 class LoginFailuresConfig(_Section):

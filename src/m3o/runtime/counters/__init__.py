@@ -84,6 +84,11 @@ class CounterStore(Protocol):
         """Create counter ``key`` holding ``value`` unless it exists; True if created."""
         ...
 
+    async def set_counter(self, key: str, value: int, *, ttl: timedelta | None = None) -> None:
+        """Make counter ``key`` hold ``value`` (replacing any value and expiry): a level
+        measured elsewhere, such as the unit usage an API reports."""
+        ...
+
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
         """Decide and reserve one call atomically (see :mod:`m3o.runtime.counters.admission`)."""
         ...

@@ -5,7 +5,11 @@ scopes are checked in the gateway before), and reserves what the call uses:
 
 1. rate limit: one hit in the project's fixed one-second window ``rate_key``; over
    ``rate_limit`` -> ``RATE_LIMITED`` (a refused hit does not use the window up);
-2. usage cap: ``cap >= 0`` and the value of ``cap_key`` >= ``cap`` -> ``CAP_EXCEEDED``;
+2. usage cap: ``cap == 0``, or ``cap > 0`` and the value of ``cap_key`` >= ``cap`` ->
+   ``CAP_EXCEEDED``; with ``cap_reported`` (``cap_key`` holds the unit usage the API
+   reported, not a count of calls) a ``cap_key`` that does not exist -> ``CAP_UNKNOWN``
+   (the caller asks the API for its usage, stores it and tries again; the rate hit is
+   given back);
 3. ``price == 0`` and ``free_key`` < ``free_quota`` -> admitted, charge ``free``
    (``free_key`` counts it); ``price == 0`` with that quota used up -> the call costs 1;
 4. ``endpoint_key`` < ``endpoint_quota`` -> admitted, charge ``0``;
@@ -18,8 +22,9 @@ scopes are checked in the gateway before), and reserves what the call uses:
 An admitted call also counts in ``total_key`` and ``endpoint_key``. Monthly counters get
 ``monthly_ttl`` when created (``debited_key`` never expires; counters that exist keep their
 expiry). Nothing is counted for a refused call except the rate hit, and nothing at all for
-``BALANCE_UNKNOWN`` or ``RATE_LIMITED``. Every decision carries the rate window's numbers
-after it (limit, calls left, seconds until it ends) for the ``RateLimit-*`` headers.
+``BALANCE_UNKNOWN``, ``CAP_UNKNOWN`` or ``RATE_LIMITED``. Every decision carries the rate
+window's numbers after it (limit, calls left, seconds until it ends) for the
+``RateLimit-*`` headers.
 
 :meth:`~m3o.runtime.counters.CounterStore.release` undoes an admitted call's reservation
 (the upstream failed): counters back down, the debit refunded. The rate hit stays.
@@ -70,6 +75,7 @@ class Verdict(Enum):
     CAP_EXCEEDED = "cap_exceeded"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     BALANCE_UNKNOWN = "balance_unknown"
+    CAP_UNKNOWN = "cap_unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +99,8 @@ class AdmissionRequest:
     """Usage cap of the endpoint on the project's tier; :data:`NO_CAP` for none, 0: the
     endpoint is not available on the tier."""
     cap_key: str
-    """Counter holding the unit usage the cap is compared with (the endpoint's monthly
-    call count unless the API reports its own)."""
+    """Counter holding the unit usage the cap is compared with: the endpoint's monthly
+    call count, or (``cap_reported``) the units the API last reported."""
     price: int
     """The endpoint's price in 1/10,000ths of a cent; 0 for a free endpoint."""
     free_key: str
@@ -119,6 +125,9 @@ class AdmissionRequest:
     """With a hold, the reservation is recorded in its book: :meth:`release` then undoes
     it only while the hold is there (so a release is idempotent, and releases a reservation
     whose admission reply was lost), and ``commit_many`` / ``settle_many`` finish it."""
+    cap_reported: bool = False
+    """``cap_key`` holds a unit usage the API reports: a missing one is not 0 but unknown
+    (``CAP_UNKNOWN``) when the cap is above 0."""
 
     def __post_init__(self) -> None:
         for name in ("rate_limit", "price", "free_quota", "endpoint_quota"):

@@ -4,9 +4,9 @@ One script run is one admission, atomic in Redis; ``admit_many`` runs ``ADMIT_MA
 same rules for each admission of the batch in turn in one script run (so each sees what the
 ones before reserved, and the client packs and parses one command, not one per call).
 Each script reads first and writes only once the verdict is known, so a refused call
-writes nothing but its rate hit, and ``BALANCE_UNKNOWN`` not even that. Counters an
-admission creates get the request's ``monthly_ttl`` (the rate window: ``rate_window``;
-cumulative debits: no expiry); counters that exist keep theirs.
+writes nothing but its rate hit, and ``BALANCE_UNKNOWN`` and ``CAP_UNKNOWN`` not even that.
+Counters an admission creates get the request's ``monthly_ttl`` (the rate window:
+``rate_window``; cumulative debits: no expiry); counters that exist keep theirs.
 
 Every key of a script must live on one Redis node (the platform runs a single primary).
 A call that times out may still have run in Redis: the caller gets ``Unavailable`` and the
@@ -39,11 +39,13 @@ __all__ = [
 
 # KEYS: rate, cap, free, endpoint, total, balance, debited, book of holds.
 # ARGV: rate limit, rate window ms, cap (-1: none), price, free quota, endpoint quota,
-# monthly ttl ms, hold id ('' for none: the book key is then unused).
+# monthly ttl ms, hold id ('' for none: the book key is then unused), 1 when the cap key
+# holds reported units (missing: unknown) else 0.
 # An admitted call with a hold is written in the book (hold id -> what a release needs) in
 # the same run as its reservation.
 # Returns {verdict, charge kind, debited, window count, window ms left}; verdict 0
-# admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown;
+# admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown,
+# 5 cap unknown;
 # charge kind 0 none, 1 free, 2 zero, 3 the price.
 _ADMIT_FUNCTION = """
 local function admit(K, A)
@@ -104,8 +106,17 @@ local function admit(K, A)
     return {0, kind, debited, hit(), left}
   end
 
-  if cap >= 0 and value(K[2]) >= cap then
+  if cap == 0 then
     return {2, 0, 0, hit(), left}
+  end
+  if cap > 0 then
+    local units = redis.call('GET', K[2])
+    if not units and A[9] == '1' then
+      return {5, 0, 0, used, left}
+    end
+    if (tonumber(units) or 0) >= cap then
+      return {2, 0, 0, hit(), left}
+    end
   end
   if price == 0 then
     if value(K[3]) < free_quota then
@@ -140,7 +151,7 @@ return admit(KEYS, ARGV)
 """
 )
 
-# KEYS and ARGV: those of ADMIT for each admission in turn (8 keys, 8 arguments each).
+# KEYS and ARGV: those of ADMIT for each admission in turn (8 keys, 9 arguments each).
 # Returns the five numbers of each reply in turn. One run, so one atomic step for all:
 # each admission sees what the ones before it reserved.
 ADMIT_MANY = (
@@ -151,7 +162,9 @@ for i = 0, #KEYS / 8 - 1 do
   local K, A = {}, {}
   for j = 1, 8 do
     K[j] = KEYS[i * 8 + j]
-    A[j] = ARGV[i * 8 + j]
+  end
+  for j = 1, 9 do
+    A[j] = ARGV[i * 9 + j]
   end
   local reply = admit(K, A)
   for j = 1, 5 do
@@ -230,6 +243,7 @@ _VERDICTS = {
     2: Verdict.CAP_EXCEEDED,
     3: Verdict.INSUFFICIENT_CREDIT,
     4: Verdict.BALANCE_UNKNOWN,
+    5: Verdict.CAP_UNKNOWN,
 }
 
 
@@ -256,6 +270,7 @@ def admit_arguments(
         request.endpoint_quota,
         ms(request.monthly_ttl),
         request.hold.id if request.hold is not None else "",
+        int(request.cap_reported),
     ]
     return [key(k) for k in keys], arguments
 

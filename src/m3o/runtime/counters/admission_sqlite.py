@@ -199,8 +199,9 @@ def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:
 
     if used >= limit:
         return answer(Verdict.RATE_LIMITED, counted=False)
-    if request.cap >= 0 and rows.value(request.cap_key) >= request.cap:
-        return answer(Verdict.CAP_EXCEEDED, counted=True)
+    capped = _cap_verdict(request, rows)
+    if capped is not None:
+        return answer(capped, counted=capped is Verdict.CAP_EXCEEDED)
     price = request.price
     if price == 0:
         if rows.value(request.free_key) < request.free_quota:
@@ -221,6 +222,18 @@ def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:
     rows.add(request.debited_key, price, None)
     _count_call(request, rows)
     return answer(Verdict.ADMITTED, counted=True, charge=str(price), debited=price)
+
+
+def _cap_verdict(request: AdmissionRequest, rows: Rows) -> Verdict | None:
+    """``CAP_EXCEEDED`` or ``CAP_UNKNOWN`` when the usage cap stops the call; else None."""
+    if request.cap == 0:
+        return Verdict.CAP_EXCEEDED
+    if request.cap < 0:
+        return None
+    units = rows.live(request.cap_key)
+    if units is None and request.cap_reported:
+        return Verdict.CAP_UNKNOWN
+    return Verdict.CAP_EXCEEDED if (units or 0) >= request.cap else None
 
 
 def undo(request: AdmissionRequest, decision: AdmissionDecision, rows: Rows) -> None:

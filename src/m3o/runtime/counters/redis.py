@@ -193,6 +193,11 @@ class RedisCounterStore:
             stored: Any = await self._client.set(self._key(key), value, px=expiry, nx=True)
         return bool(stored)
 
+    async def set_counter(self, key: str, value: int, *, ttl: timedelta | None = None) -> None:
+        expiry = None if ttl is None else _ms(ttl)
+        async with self._call():
+            await self._client.set(self._key(key), value, px=expiry)
+
     async def hit(self, key: str, *, limit: int, window: timedelta) -> RateDecision:
         if limit < 0:
             raise ValueError("limit must not be negative")

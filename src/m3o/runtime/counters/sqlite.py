@@ -130,19 +130,7 @@ class SqlCounterStore:
             await conn.execute(delete(counters).where(_T.key.in_(set(keys))))
 
     async def set_value(self, key: str, value: str, *, ttl: timedelta | None = None) -> None:
-        insert = self._insert(counters).values(
-            key=key, count=0, text=value, expires_at=_expiry(self._clock(), ttl)
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=[_T.key],
-            set_={
-                "count": insert.excluded.count,
-                "text": insert.excluded.text,
-                "expires_at": insert.excluded.expires_at,
-            },
-        )
-        async with self._transaction() as conn:
-            await conn.execute(statement)
+        await self._put(key, 0, value, ttl, only_if_absent=False)
 
     async def get_value(self, key: str) -> str | None:
         statement = select(_T.text).where(_T.key == key, _live(self._clock()))
@@ -151,23 +139,7 @@ class SqlCounterStore:
         return None if value is None else str(value)
 
     async def set_if_absent(self, key: str, value: str, *, ttl: timedelta) -> bool:
-        now = self._clock()
-        insert = self._insert(counters).values(
-            key=key, count=0, text=value, expires_at=_expiry(now, ttl)
-        )
-        # Only an expired row may be overwritten; a live one makes the statement a no-op
-        # that returns no row.
-        statement = insert.on_conflict_do_update(
-            index_elements=[_T.key],
-            set_={
-                "count": insert.excluded.count,
-                "text": insert.excluded.text,
-                "expires_at": insert.excluded.expires_at,
-            },
-            where=~_live(now),
-        ).returning(_T.key)
-        async with self._transaction() as conn:
-            return (await conn.execute(statement)).first() is not None
+        return await self._put(key, 0, value, ttl, only_if_absent=True)
 
     async def incr_existing(self, key: str, amount: int) -> int | None:
         statement = (
@@ -183,9 +155,26 @@ class SqlCounterStore:
     async def set_counter_if_absent(
         self, key: str, value: int, *, ttl: timedelta | None = None
     ) -> bool:
+        return await self._put(key, value, None, ttl, only_if_absent=True)
+
+    async def set_counter(self, key: str, value: int, *, ttl: timedelta | None = None) -> None:
+        await self._put(key, value, None, ttl, only_if_absent=False)
+
+    async def _put(
+        self,
+        key: str,
+        count: int,
+        text: str | None,
+        ttl: timedelta | None,
+        *,
+        only_if_absent: bool,
+    ) -> bool:
+        """Write a row (replacing value and expiry); with ``only_if_absent``, only where no
+        live row is (a live one makes the statement a no-op that returns no row). Whether
+        it was written."""
         now = self._clock()
         insert = self._insert(counters).values(
-            key=key, count=value, text=None, expires_at=_expiry(now, ttl)
+            key=key, count=count, text=text, expires_at=_expiry(now, ttl)
         )
         statement = insert.on_conflict_do_update(
             index_elements=[_T.key],
@@ -194,7 +183,7 @@ class SqlCounterStore:
                 "text": insert.excluded.text,
                 "expires_at": insert.excluded.expires_at,
             },
-            where=~_live(now),
+            where=~_live(now) if only_if_absent else None,
         ).returning(_T.key)
         async with self._transaction() as conn:
             return (await conn.execute(statement)).first() is not None

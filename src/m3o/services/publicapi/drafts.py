@@ -7,7 +7,8 @@ field) or from the stored entry with an Update's set fields applied. Finishing i
    reflection (a ``local:`` upstream cannot be: its descriptors must be given);
 2. a grpc upstream must declare at least one endpoint;
 3. pricing and quota keys must name declared endpoints (any ``<Service>.<Method>`` when
-   the descriptors are unknown);
+   the descriptors are unknown), and so must the usage endpoint (a unary method taking a
+   ``tenant_id`` string);
 4. OpenAPI: kept when the publisher gave one; else generated from the descriptors, and
    generated again whenever the entry changes, so it follows renames and new descriptors.
 """
@@ -32,6 +33,7 @@ from m3o.services.publicapi.validation import (
     check_prices,
     check_text,
     check_upstream,
+    check_usage_endpoint,
     normalise_name,
 )
 
@@ -71,6 +73,7 @@ def draft_from(error_id: str, api: pb.PublicAPI, template: ApiRecord) -> ApiReco
         upstream_protocol=upstream.protocol,
         descriptors=_check_descriptor_size(error_id, api.descriptors),
         endpoints=(),
+        usage_endpoint=api.usage_endpoint.strip(),
     )
 
 
@@ -112,6 +115,8 @@ def apply_update(error_id: str, current: ApiRecord, api: pb.PublicAPI) -> ApiRec
         changes["upstream_protocol"] = upstream.protocol
     if api.descriptors:
         changes["descriptors"] = _check_descriptor_size(error_id, api.descriptors)
+    if api.usage_endpoint.strip():
+        changes["usage_endpoint"] = api.usage_endpoint.strip()
     return replace(current, **changes)  # type: ignore[arg-type]
 
 
@@ -154,6 +159,7 @@ class Finisher:
             endpoints=() if endpoints is None else tuple(endpoints),
             pricing=check_prices(error_id, "pricing", draft.pricing, endpoints),
             quotas=check_prices(error_id, "quotas", draft.quotas, endpoints),
+            usage_endpoint=check_usage_endpoint(error_id, draft.usage_endpoint, descriptors),
         )
         if finished.open_api_json and not finished.open_api_generated:
             return finished
@@ -164,5 +170,6 @@ class Finisher:
             display_name=finished.display_name,
             description=finished.description,
             descriptors=descriptors,
+            hidden=finished.usage_endpoint,
         )
         return replace(finished, open_api_json=document, open_api_generated=True)

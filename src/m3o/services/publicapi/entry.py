@@ -59,6 +59,9 @@ class CatalogEntry:
     updated: int = 0
     named: Mapping[str, str] = field(default_factory=dict)
     """Lower-cased ``<service>.<method>`` -> as the prices or free quotas spell it."""
+    usage_endpoint: str = ""
+    """``<Service>.<Method>`` reporting a tenant's unit usage; empty when the API reports
+    none."""
 
     @classmethod
     def from_proto(cls, api: pb.PublicAPI, previous: CatalogEntry | None = None) -> CatalogEntry:
@@ -78,6 +81,7 @@ class CatalogEntry:
             descriptors=_descriptors(api, previous),
             updated=api.updated,
             named=_spellings(api.pricing, api.quotas),
+            usage_endpoint=api.usage_endpoint,
         )
 
     @property

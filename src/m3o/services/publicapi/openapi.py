@@ -84,9 +84,17 @@ def _operation(
 
 
 def generate_openapi(
-    *, name: str, display_name: str, description: str, descriptors: Descriptors
+    *,
+    name: str,
+    display_name: str,
+    description: str,
+    descriptors: Descriptors,
+    hidden: str = "",
 ) -> str:
-    """The OpenAPI document of API ``name``, as JSON text."""
+    """The OpenAPI document of API ``name``, as JSON text, without the endpoint named
+    ``hidden`` (the usage endpoint: only the gateway calls it). Paths are those the
+    gateway serves, so the main service is chosen among every service, the hidden one's
+    too."""
     comments: dict[str, str] = {}
     for file in descriptors.files.file:
         comments.update(comments_of(file))
@@ -97,6 +105,7 @@ def generate_openapi(
             "post": _operation(endpoint, schemas, comments, descriptors)
         }
         for endpoint in descriptors.endpoints
+        if endpoint.name.lower() != hidden.lower()
     }
     info: dict[str, Any] = {"title": display_name or name, "version": "1.0.0"}
     if description:

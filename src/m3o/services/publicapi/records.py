@@ -45,6 +45,8 @@ class ApiRecord:
     descriptors: bytes = b""
     endpoints: tuple[Endpoint, ...] = ()
     """What ``descriptors`` declare, sorted by name."""
+    usage_endpoint: str = ""
+    """The endpoint reporting a tenant's unit usage; empty for none."""
 
     def to_proto(self, *, with_upstream: bool) -> pb.PublicAPI:
         """The entry as the API shows it; upstream and descriptors only when asked."""
@@ -63,6 +65,7 @@ class ApiRecord:
             owner_id=self.owner_id,
             created=int(self.created.timestamp()),
             updated=int(self.updated.timestamp()),
+            usage_endpoint=self.usage_endpoint,
             endpoints=[
                 pb.Endpoint(
                     name=endpoint.name,
@@ -102,6 +105,7 @@ def _values(record: ApiRecord) -> dict[str, Any]:
         "upstream_protocol": record.upstream_protocol,
         "descriptors": record.descriptors,
         "endpoints": [_endpoint_json(endpoint) for endpoint in record.endpoints],
+        "usage_endpoint": record.usage_endpoint,
         "created": record.created,
         "updated": record.updated,
     }
@@ -150,6 +154,7 @@ def _record(row: Row[Any]) -> ApiRecord:
         upstream_protocol=row.upstream_protocol,
         descriptors=bytes(row.descriptors),
         endpoints=tuple(_endpoint(item) for item in row.endpoints),
+        usage_endpoint=row.usage_endpoint,
         created=row.created,
         updated=row.updated,
     )

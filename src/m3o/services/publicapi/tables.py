@@ -40,6 +40,8 @@ apis = Table(
     # parse the descriptors): [{name, service, method, request_type, response_type,
     # client_streaming, server_streaming}]
     Column("endpoints", JSON, nullable=False),
+    # <Service>.<Method> reporting a tenant's unit usage; "" for none
+    Column("usage_endpoint", String(200), nullable=False, server_default=""),
     Column("created", UTCDateTime, nullable=False),
     Column("updated", UTCDateTime, nullable=False),
 )

@@ -19,7 +19,7 @@ import orjson
 from m3o.runtime.errors import BadRequest
 from m3o.runtime.money import MAX_FREE_QUOTA, MAX_PRICE, check_limit
 from m3o.runtime.rpc.endpoints import is_endpoint_name
-from m3o.services.publicapi.descriptors import Endpoint
+from m3o.services.publicapi.descriptors import Descriptors, Endpoint
 
 __all__ = [
     "GRPC",
@@ -33,6 +33,7 @@ __all__ = [
     "check_prices",
     "check_text",
     "check_upstream",
+    "check_usage_endpoint",
     "normalise_name",
     "storable",
 ]
@@ -187,3 +188,31 @@ def check_prices(
         if known is not None and lowered not in known:
             raise BadRequest(error_id, f"{field} names {key}, which the API does not have")
     return dict(prices)
+
+
+USAGE_TENANT_FIELD = "tenant_id"
+"""The request field of a usage endpoint naming the tenant (``micro/<project>``)."""
+
+
+def check_usage_endpoint(error_id: str, name: str, descriptors: Descriptors | None) -> str:
+    """The usage endpoint as the descriptors spell it (``""`` for none): a
+    ``<Service>.<Method>``; with descriptors, a declared unary method whose request has a
+    string ``tenant_id`` field."""
+    if not name:
+        return ""
+    if not is_endpoint_name(name):
+        raise BadRequest(error_id, f"usage_endpoint {name!r} is not <Service>.<Method>")
+    if descriptors is None:
+        return name
+    found = next((e for e in descriptors.endpoints if e.name.lower() == name.lower()), None)
+    if found is None:
+        raise BadRequest(error_id, f"usage_endpoint names {name}, which the API does not have")
+    if found.client_streaming or found.server_streaming:
+        raise BadRequest(error_id, f"usage_endpoint {found.name} must not stream")
+    request = descriptors.pool.FindMessageTypeByName(found.request_type)
+    tenant = request.fields_by_name.get(USAGE_TENANT_FIELD)
+    if tenant is None or tenant.type != tenant.TYPE_STRING or tenant.is_repeated:
+        raise BadRequest(
+            error_id, f"usage_endpoint {found.name} must take a string {USAGE_TENANT_FIELD}"
+        )
+    return found.name

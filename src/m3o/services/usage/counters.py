@@ -12,6 +12,9 @@ owns the API key (:data:`GLOBAL_CUSTOMER` collects the daily counts of everyone)
   events once each event is in the history (the history is the truth; these are a cache).
 - the customer's subscription tier (:func:`tier_key`, a value; missing means
   :data:`DEFAULT_TIER`), mirrored from the usage service's table.
+- unit usage (:func:`unit_key`), kept :data:`UNITS_TTL`: the units (rows, bytes) an API's
+  usage endpoint last reported for ``<api>$<Endpoint>`` of a customer. The gateway writes
+  it from the report and compares capped calls with it; missing means never reported.
 
 This module imports nothing of the service but the runtime, so the gateway may use it.
 """
@@ -33,6 +36,7 @@ __all__ = [
     "NO_CAP",
     "TOTAL",
     "TOTAL_FREE",
+    "UNITS_TTL",
     "cap_config_name",
     "cap_for",
     "daily_key",
@@ -43,12 +47,16 @@ __all__ = [
     "monthly_key",
     "tier_key",
     "tier_of",
+    "unit_key",
 ]
 
 MONTHLY_TTL = timedelta(days=40)
 """Expiry of a monthly counter, given when it is created: longer than any month."""
 DAILY_TTL = timedelta(hours=48)
 """Expiry of a daily counter, given when it is created."""
+UNITS_TTL = timedelta(days=40)
+"""Expiry of a reported unit usage, given at every report: a value is kept this long
+after the last report that could be had."""
 
 TOTAL = "total"
 """Monthly counter of every call of a customer."""
@@ -87,6 +95,12 @@ def daily_key(customer_id: str, name: str, day: datetime | date) -> str:
     """The daily counter ``name`` (``<api>``, ``<api>$<Endpoint>``) of ``customer_id`` (or
     :data:`GLOBAL_CUSTOMER`) for the day of ``day``."""
     return f"{_PREFIX}:daily:{day_name(day)}:{customer_id}:{name}"
+
+
+def unit_key(customer_id: str, name: str) -> str:
+    """The unit usage an API last reported for ``name`` (``<api>$<Endpoint>``) of
+    ``customer_id`` (the project)."""
+    return f"{_PREFIX}:units:{customer_id}:{name}"
 
 
 def tier_key(customer_id: str) -> str:

@@ -3,7 +3,8 @@ customers/Deleted).
 
 The counters to remove are found from the history (the counter store cannot be listed), so
 they go first: if the history then fails to go, a retry finds them again. Monthly counters
-of this month and the last (both may be live), daily counters of today and yesterday.
+of this month and the last (both may be live), daily counters of today and yesterday,
+the unit usage reported for the endpoints called in those months.
 Counts of calls still on their way (admitted, not yet in the history) may survive.
 Repeating an erasure is harmless.
 """
@@ -17,7 +18,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.usage import history
-from m3o.services.usage.counters import TOTAL, TOTAL_FREE, daily_key, monthly_key
+from m3o.services.usage.counters import TOTAL, TOTAL_FREE, daily_key, monthly_key, unit_key
 from m3o.services.usage.history import FREE_PATH, is_endpoint_path
 from m3o.services.usage.tiers import Tiers
 
@@ -54,6 +55,7 @@ class Erasure:
         for row in recent:
             if is_endpoint_path(row.path):
                 keys.add(monthly_key(customer_id, row.path, row.day))
+                keys.add(unit_key(customer_id, row.path))
             if row.day >= yesterday and row.path != FREE_PATH:
                 keys.add(daily_key(customer_id, row.path, row.day))
         await self._counters.delete(*sorted(keys))

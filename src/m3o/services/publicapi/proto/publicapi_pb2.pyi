@@ -140,6 +140,7 @@ class PublicAPI(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
+    USAGE_ENDPOINT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the entry (a uuid4); kept across Publish of the same name"""
     name: _builtins.str
@@ -168,6 +169,13 @@ class PublicAPI(_message.Message):
     """created: when the entry was first published, unix seconds (output only)"""
     updated: _builtins.int
     """updated: when the entry last changed, unix seconds (output only)"""
+    usage_endpoint: _builtins.str
+    """usage_endpoint: <Service>.<Method> of the upstream that reports the unit usage (rows,
+    bytes) of a tenant, as the reference's Admin.Usage: it takes {"tenant_id":
+    "micro/<project>"} and answers {"usage": {"<Service>.<Method>": {"usage": N, "units":
+    "rows"}}}; the gateway compares usage caps with it and never routes /v1 calls to it.
+    Empty: the API reports none (caps count the endpoint's calls)
+    """
     @_builtins.property
     def pricing(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """pricing: <Service>.<Method> -> price of one call in 1/10,000ths of a cent; keys match
@@ -208,10 +216,11 @@ class PublicAPI(_message.Message):
         created: _builtins.int = ...,
         updated: _builtins.int = ...,
         endpoints: _abc.Iterable[Global___Endpoint] | None = ...,
+        usage_endpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["upstream", b"upstream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "created", b"created", "description", b"description", "descriptors", b"descriptors", "display_name", b"display_name", "endpoints", b"endpoints", "examples_json", b"examples_json", "icon", b"icon", "id", b"id", "name", b"name", "open_api_json", b"open_api_json", "owner_id", b"owner_id", "postman_json", b"postman_json", "pricing", b"pricing", "quotas", b"quotas", "updated", b"updated", "upstream", b"upstream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "created", b"created", "description", b"description", "descriptors", b"descriptors", "display_name", b"display_name", "endpoints", b"endpoints", "examples_json", b"examples_json", "icon", b"icon", "id", b"id", "name", b"name", "open_api_json", b"open_api_json", "owner_id", b"owner_id", "postman_json", b"postman_json", "pricing", b"pricing", "quotas", b"quotas", "updated", b"updated", "upstream", b"upstream", "usage_endpoint", b"usage_endpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,6 +30,7 @@ COMMENTS: dict[str, str] = {
     "publicapi.PublicAPI.created": "created: when the entry was first published, unix seconds (output only)",
     "publicapi.PublicAPI.updated": "updated: when the entry last changed, unix seconds (output only)",
     "publicapi.PublicAPI.endpoints": "endpoints the descriptors declare, sorted by name (output only)",
+    "publicapi.PublicAPI.usage_endpoint": 'usage_endpoint: <Service>.<Method> of the upstream that reports the unit usage (rows, bytes) of a tenant, as the reference\'s Admin.Usage: it takes {"tenant_id": "micro/<project>"} and answers {"usage": {"<Service>.<Method>": {"usage": N, "units": "rows"}}}; the gateway compares usage caps with it and never routes /v1 calls to it. Empty: the API reports none (caps count the endpoint\'s calls)',
     "publicapi.PublishRequest": "PublishRequest carries the entry to publish.",
     "publicapi.PublishRequest.api": "Required. api to publish; name required",
     "publicapi.PublishResponse": "PublishResponse returns the entry as stored.",
