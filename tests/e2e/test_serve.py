@@ -143,6 +143,33 @@ def test_admin_creates_a_customer_who_logs_in_and_anonymous_reads_are_refused(
     assert wrong.status_code == 401
 
 
+def _list_rules_error(code: int, reason: str) -> dict[str, object]:
+    return {"id": "auth.listrules", "code": code, "detail": reason, "status": reason}
+
+
+def test_the_access_rules_are_read_by_admins_only_over_http(served: Served) -> None:
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    anonymous = httpx.post(f"{served.url}/auth/listRules", json={})
+    assert anonymous.status_code == 401
+    assert anonymous.json() == _list_rules_error(401, "Unauthorized")
+    generated = httpx.post(
+        f"{served.url}/auth/generate",
+        json={"id": "rules-reader", "type": "customer", "scopes": ["customer"], "secret": "pw"},
+        headers=admin,
+    )
+    assert generated.status_code == 200, generated.text
+    issued = httpx.post(f"{served.url}/auth/token", json={"id": "rules-reader", "secret": "pw"})
+    customer = {"Authorization": f"Bearer {issued.json()['token']['access_token']}"}
+
+    refused = httpx.post(f"{served.url}/auth/listRules", json={}, headers=customer)
+    listed = httpx.post(f"{served.url}/auth/listRules", json={}, headers=admin)
+
+    assert refused.status_code == 403
+    assert refused.json() == _list_rules_error(403, "Forbidden")
+    assert listed.status_code == 200, listed.text
+    assert "default-any-account" in {rule["id"] for rule in listed.json()["rules"]}
+
+
 def test_bad_input_gets_documented_errors_never_a_500(served: Served) -> None:
     admin = {"Authorization": f"Bearer {served.admin_token()}"}
     cases = [
