@@ -171,17 +171,27 @@ def config_set(
     value: str = typer.Argument(..., help="The value as JSON (strings may be bare)."),
     data_dir: Path = DATA_DIR,
 ) -> None:
-    """Store a value (validated first; a bad value changes nothing)."""
+    """Store a value (validated first; a bad value changes nothing).
+
+    Keys of the reference's config are read as ours where they mean something here; the
+    others are dropped and named in one warning."""
     from m3o.runtime.config import parse_value
 
-    async def action(store: Any, _env: Mapping[str, str]) -> None:
-        await store.set(path, parse_value(path, value))
+    async def action(store: Any, _env: Mapping[str, str]) -> tuple[str, ...]:
+        ignored: tuple[str, ...] = await store.set(path, parse_value(path, value))
+        return ignored
 
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        _run(_with_config_store(data_dir, action))
+        ignored = _run(_with_config_store(data_dir, action))
     except ConfigError as exc:
         raise fail(f"config: {exc}") from None
+    if ignored:
+        typer.echo(
+            "warning: config.reference_keys_ignored: keys of the reference's config that mean"
+            f" nothing here were not stored: {', '.join(ignored)}",
+            err=True,
+        )
 
 
 @config_app.command("get")

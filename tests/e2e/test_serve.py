@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -143,6 +146,33 @@ def test_admin_creates_a_customer_who_logs_in_and_anonymous_reads_are_refused(
     assert wrong.status_code == 401
 
 
+def _list_rules_error(code: int, reason: str) -> dict[str, object]:
+    return {"id": "auth.listrules", "code": code, "detail": reason, "status": reason}
+
+
+def test_the_access_rules_are_read_by_admins_only_over_http(served: Served) -> None:
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+    anonymous = httpx.post(f"{served.url}/auth/listRules", json={})
+    assert anonymous.status_code == 401
+    assert anonymous.json() == _list_rules_error(401, "Unauthorized")
+    generated = httpx.post(
+        f"{served.url}/auth/generate",
+        json={"id": "rules-reader", "type": "customer", "scopes": ["customer"], "secret": "pw"},
+        headers=admin,
+    )
+    assert generated.status_code == 200, generated.text
+    issued = httpx.post(f"{served.url}/auth/token", json={"id": "rules-reader", "secret": "pw"})
+    customer = {"Authorization": f"Bearer {issued.json()['token']['access_token']}"}
+
+    refused = httpx.post(f"{served.url}/auth/listRules", json={}, headers=customer)
+    listed = httpx.post(f"{served.url}/auth/listRules", json={}, headers=admin)
+
+    assert refused.status_code == 403
+    assert refused.json() == _list_rules_error(403, "Forbidden")
+    assert listed.status_code == 200, listed.text
+    assert "default-any-account" in {rule["id"] for rule in listed.json()["rules"]}
+
+
 def test_bad_input_gets_documented_errors_never_a_500(served: Served) -> None:
     admin = {"Authorization": f"Bearer {served.admin_token()}"}
     cases = [
@@ -202,6 +232,77 @@ def test_cli_token_call_and_status_work_against_the_running_platform(served: Ser
     assert lines[0].split() == ["SERVICE", "STATE"]
     assert dict(line.split() for line in lines[1:-1]) == page.json()
     assert lines[-1] == f"all {len(page.json())} OK"
+
+
+def _readme_python_example() -> str:
+    """The README's one Python block that uses ``m3o.client``."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    [example] = [block for block in blocks if "from m3o.client import" in block]
+    return example
+
+
+def _funded_key(served: Served, email: str) -> str:
+    admin = {"Authorization": f"Bearer {served.admin_token()}"}
+
+    def ok(path: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, Any]:
+        response = httpx.post(f"{served.url}{path}", json=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    customer = ok("/customers/create", {"email": email}, admin)["customer"]
+    account = {"id": customer["id"], "type": "customer", "scopes": ["customer"], "secret": "pw"}
+    ok("/auth/generate", {**account, "name": email}, admin)
+    ok("/customers/markVerified", {"id": customer["id"]}, admin)
+    funds = {"customer_id": customer["id"], "delta": 1_000_000, "idempotency_key": email}
+    ok("/balance/increment", {**funds, "reference": "README example"}, admin)
+    issued = ok("/auth/token", {"id": customer["id"], "secret": "pw"}, {})
+    own = {"Authorization": f"Bearer {issued['token']['access_token']}"}
+    key: str = ok(
+        "/v1/api/keys/generate", {"scopes": ["helloworld"], "description": "readme"}, own
+    )["api_key"]
+    return key
+
+
+def test_the_readme_python_example_runs_as_written(served: Served, tmp_path: Path) -> None:
+    script = tmp_path / "hello.py"
+    script.write_text(_readme_python_example())
+    key = _funded_key(served, "readme@example.com")
+
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        env={**served.env, "M3O_API_KEY": key, "M3O_ADDRESS": served.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0] == str({"message": "Hello Alice"})
+    assert len(lines) == 4
+    assert all("Alice" in line for line in lines[1:])
+
+
+def test_the_cli_finds_the_platform_by_address_option_or_environment(served: Served) -> None:
+    env = {k: v for k, v in served.env.items() if k not in {"M3O_ADDRESS", "M3O_URL"}}
+    data_dir = str(served.data_dir)
+    by_option = [*M3O, "token", "--address", served.url, "--data-dir", data_dir]
+    by_env = [*M3O, "token", "--data-dir", data_dir]
+
+    for command, extra in ((by_option, {}), (by_env, {"M3O_ADDRESS": served.url})):
+        ran = subprocess.run(
+            command,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.count(".") == 2  # a JWT from the platform on its own port
 
 
 def test_probes_metrics_openapi_and_the_end_to_end_check_are_served(served: Served) -> None:

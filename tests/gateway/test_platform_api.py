@@ -179,15 +179,15 @@ async def test_field_of_the_wrong_type_is_bad_request() -> None:
     assert response.json()["detail"].startswith("Invalid request")
 
 
-async def test_too_large_body_is_bad_request_before_the_handler_runs() -> None:
+async def test_too_large_body_is_413_before_the_handler_runs() -> None:
     recorder = Recorder()
     settings = GatewaySettings(max_body_bytes=64)
     app, _ = build_app(_public_hello(recorder), settings=settings)
     too_large = {
         "id": "helloworld.call",
-        "code": 400,
+        "code": 413,
         "detail": "Request body too large",
-        "status": "Bad Request",
+        "status": "Request Entity Too Large",
     }
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
@@ -199,7 +199,7 @@ async def test_too_large_body_is_bad_request_before_the_handler_runs() -> None:
         declared = await http.post("/helloworld/call", json={"name": "x" * 100})
         streamed = await http.post("/helloworld/call", content=chunks())
         fits = await http.post("/helloworld/call", json={"name": "x" * 10})
-    assert declared.status_code == streamed.status_code == 400
+    assert declared.status_code == streamed.status_code == 413
     assert declared.json() == streamed.json() == too_large
     assert fits.status_code == 200
     assert len(recorder.seen) == 1
@@ -211,7 +211,7 @@ async def test_default_body_limit_is_one_mebibyte() -> None:
         under = await http.post("/helloworld/call", json={"name": "x" * (1024 * 1024 - 20)})
         over = await http.post("/helloworld/call", json={"name": "x" * (1024 * 1024)})
     assert under.status_code == 200
-    assert over.status_code == 400
+    assert over.status_code == 413
 
 
 @pytest.mark.parametrize(

@@ -57,5 +57,6 @@ async def test_a_body_over_the_limit_is_refused_before_the_service() -> None:
     async with client_for(_app(stripe, max_body_bytes=10)) as http:
         response = await http.post("/stripe/webhook", content=BODY)
 
-    assert response.status_code == 400
+    assert response.status_code == 413
+    assert response.json()["status"] == "Request Entity Too Large"
     assert stripe.webhook.recorded == []

@@ -63,6 +63,11 @@ def test_ordinary_addresses_are_accepted_and_normalised(email: str, parsed: str)
         ("ann@example.com\x00", "spaces and control characters are not accepted"),
         ("a nn@example.com", "spaces and control characters are not accepted"),
         ("ann@x.com\r\nbcc: eve@x.com", "spaces and control characters are not accepted"),
+        ("ann@example.com\r\n", "spaces and control characters are not accepted"),
+        ("\tann@example.com", "spaces and control characters are not accepted"),
+        ("ann@example.com\x7f", "spaces and control characters are not accepted"),
+        ("ann\u200b@example.com", "spaces and control characters are not accepted"),
+        ("ann@example.com\u2028", "spaces and control characters are not accepted"),
         ("\u0430nn@example.com", "only ASCII characters are accepted"),  # a Cyrillic "a"
         ("ann@ex\u0430mple.com", "only ASCII characters are accepted"),  # a Cyrillic "a"
         ("ann@bücher.example", "only ASCII characters are accepted"),

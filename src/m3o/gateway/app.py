@@ -58,7 +58,7 @@ class GatewaySettings:
     """Origins browsers may call from (``https://console.example.com``); none by default,
     ``*`` for any."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    """Largest request body accepted; larger is BadRequest ``Request body too large``."""
+    """Largest request body accepted; larger is 413 ``Request body too large``."""
     trusted_proxies: Sequence[str] = ()
     """Networks (``10.0.0.0/8``) of proxies whose ``X-Forwarded-For`` names the client.
     Without one, the client is the peer address."""

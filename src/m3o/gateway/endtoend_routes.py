@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from m3o.gateway.http_errors import error_response
-from m3o.gateway.payload import TOO_LARGE, read_body
-from m3o.runtime.errors import BadRequest, Internal
+from m3o.gateway.payload import PayloadTooLarge, read_body
+from m3o.runtime.errors import Internal
 from m3o.services.endtoend.proto import endtoend_pb2 as pb
 from m3o.services.endtoend.proto.client import EndtoendService
 
@@ -65,9 +65,7 @@ def endtoend_routes(
         too_large = False
         try:
             body = await read_body(request, max_body_bytes, _MAILIN_ID)
-        except BadRequest as exc:
-            if exc.detail != TOO_LARGE:
-                raise
+        except PayloadTooLarge:
             body, too_large = b"", True
         await endtoend.mailin(
             pb.MailinRequest(body=body, secret=secret, too_large=too_large), timeout=timeout

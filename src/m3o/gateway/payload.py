@@ -1,8 +1,9 @@
 """The request message of an HTTP call: JSON body and query string, merged.
 
 - the body must be a JSON object (an empty body is the empty request), at most the
-  configured size, sent as ``Content-Type: application/json`` (or ``application/*+json``,
-  charset UTF-8 when one is named); any other type, or none, with a body is 415;
+  configured size (larger is 413, :class:`PayloadTooLarge`), sent as
+  ``Content-Type: application/json`` (or ``application/*+json``, charset UTF-8 when one
+  is named); any other type, or none, with a body is 415;
 - JSON is nested at most :data:`MAX_DEPTH` levels (the top-level object is level 1) and
   no string, key or value, contains NUL; both are checked on the text, without recursion
   and without a Python loop over it, before the request goes anywhere (so before
@@ -38,6 +39,7 @@ __all__ = [
     "NOT_OBJECT",
     "TOO_DEEP",
     "TOO_LARGE",
+    "PayloadTooLarge",
     "UnsupportedMediaType",
     "check_content_type",
     "check_query",
@@ -71,6 +73,14 @@ class UnsupportedMediaType(M3OError):
 
     code: ClassVar[int] = 415
     status: ClassVar[str] = "Unsupported Media Type"
+    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PayloadTooLarge(M3OError):
+    """413: a request body over the front's limit. Raised at the HTTP edge only."""
+
+    code: ClassVar[int] = 413
+    status: ClassVar[str] = "Request Entity Too Large"
     grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -152,17 +162,18 @@ def check_query(items: Iterable[tuple[str, str]], error_id: str) -> None:
 
 
 async def read_body(request: Request, limit: int, error_id: str) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes before reading them all."""
+    """The whole body; :class:`PayloadTooLarge` for more than ``limit`` bytes, before
+    reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BadRequest(error_id, TOO_LARGE)
+        raise PayloadTooLarge(error_id, TOO_LARGE)
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise BadRequest(error_id, TOO_LARGE)
+                raise PayloadTooLarge(error_id, TOO_LARGE)
             chunks.append(chunk)
     except ClientDisconnect:
         raise BadRequest(error_id, "Client disconnected") from None

@@ -22,15 +22,17 @@ class Identity:
     def __init__(self, transport: Transport, counters: CounterStore, service_secret: str) -> None:
         self._auth = AuthClient(transport)  # anonymous: public endpoints only
         self._secret = service_secret
+        self._sources: dict[str, ServiceTokenSource] = {}
+        # The rules say who may call what: only admins and services may read them.
+        self._as_platform = AuthClient(transport, self.token_source("platform"))
         self.authenticator = JwtAuthenticator(self._jwks, counters)
         self.rules = CachedRules(self._rules)
-        self._sources: dict[str, ServiceTokenSource] = {}
 
     async def _jwks(self) -> str:
         return (await self._auth.public_keys(auth_pb.PublicKeysRequest())).jwks
 
     async def _rules(self) -> Sequence[RuleSpec]:
-        return rules_from_pb(await self._auth.list_rules(auth_pb.ListRulesRequest()))
+        return rules_from_pb(await self._as_platform.list_rules(auth_pb.ListRulesRequest()))
 
     def token_source(self, account: str) -> ServiceTokenSource:
         """The token source of the service account ``account``, one per process."""

@@ -6,7 +6,8 @@ it here, so they all accept exactly the same addresses.
 The accepted syntax is a strict, ASCII-only subset of RFC 5321 / 5322, checked without any
 DNS lookup:
 
-- trimmed of surrounding whitespace and lower-cased (:func:`normalise_email`);
+- trimmed of surrounding spaces and lower-cased (:func:`normalise_email`); a control
+  character anywhere, at either end included (a trailing ``\r\n`` or tab), is refused;
 - at most 254 characters (the SMTP path limit), the local part at most 64;
 - local part: a *dot-atom* (letters, digits and ``! # $ % & ' * + / = ? ^ _ ` { | } ~ -``,
   dots only between other characters); quoted local parts (``"a b"@x.com``) are refused;
@@ -72,6 +73,9 @@ def parse_email(email: str) -> str:
     An empty (or blank) address is refused too; callers that answer ``Missing email``
     check for that first.
     """
+    if not email.strip(" ").isprintable():
+        # Before trimming: strip() would remove a trailing CR LF or tab as whitespace.
+        raise InvalidEmail("spaces and control characters are not accepted")
     address = normalise_email(email)
     if not address:
         raise InvalidEmail("it is empty")

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway, hello_entry
+from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -108,6 +109,25 @@ async def test_nul_character_is_bad_request_and_costs_nothing(
     assert response.json() == _error(400, HAS_NUL, "Bad Request")
     assert gw.hello.seen == []
     assert await gw.count("total") == 0
+
+
+async def test_body_over_the_limit_is_413_and_costs_nothing(counters: CounterStore) -> None:
+    gw = gateway(counters, settings=PublicAPISettings(max_body_bytes=64))
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        yield b'{"name": "'
+        yield b"x" * 100
+        yield b'"}'
+
+    async with gw.http() as http:
+        declared = await http.post("/v1/helloworld/call", json={"name": "x" * 100}, headers=AUTH)
+        streamed = await http.post("/v1/helloworld/call", content=chunks(), headers=JSON)
+    assert declared.status_code == streamed.status_code == 413
+    too_large = _error(413, "Request body too large", "Request Entity Too Large")
+    assert declared.json() == streamed.json() == too_large
+    assert gw.hello.seen == []
+    assert await gw.count("total") == 0
+    assert await gw.events() == []
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])

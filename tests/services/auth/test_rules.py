@@ -72,7 +72,7 @@ DEFAULTS = [
     (None, "status", "Status.Call", "ok"),
     (None, "auth", "Auth.Token", "ok"),
     (None, "auth", "Auth.PublicKeys", "ok"),
-    (None, "auth", "Auth.ListRules", "ok"),
+    (None, "auth", "Auth.ListRules", "Unauthorized"),
     (None, "auth", "Auth.Generate", "Unauthorized"),
     (ANN, "customers", "Customers.Read", "ok"),
     (APIKEY, "balance", "Balance.Current", "ok"),
@@ -93,7 +93,7 @@ async def test_seeding_twice_adds_nothing_and_keeps_operator_changes(world: Worl
     changed = rule("default-any-account", scope="admin")
     await world.auth.create_rule(pb.CreateRuleRequest(rule=changed), call("CreateRule"))
     await world.auth.seed_default_rules()
-    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules", None))).rules
+    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules"))).rules
     assert len(rules) == len(DEFAULT_RULES)
     assert next(r for r in rules if r.id == "default-any-account").scope == "admin"
 
@@ -145,13 +145,39 @@ async def test_create_rule_replaces_a_rule_with_the_same_id(world: World) -> Non
     await world.auth.create_rule(
         pb.CreateRuleRequest(rule=rule("r1", access="deny")), call("CreateRule")
     )
-    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules", None))).rules
+    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules"))).rules
     assert [(r.id, r.access) for r in rules] == [("r1", "deny")]
+
+
+@pytest.mark.parametrize(
+    ("account", "refused"),
+    [(None, Unauthorized), (ANN, Forbidden), (APIKEY, Forbidden), (ADMIN, None), (SERVICE, None)],
+)
+async def test_list_rules_answers_admins_and_services_only(
+    world: World, account: Account | None, refused: type[Exception] | None
+) -> None:
+    request = pb.ListRulesRequest()
+    if refused is None:
+        assert (await world.auth.list_rules(request, call("ListRules", account))).rules
+        return
+    with pytest.raises(refused):
+        await world.auth.list_rules(request, call("ListRules", account))
+
+
+async def test_seeding_removes_the_retired_public_rule_of_list_rules(world: World) -> None:
+    retired = rule("default-public-auth-listrules", "auth", "Auth.ListRules", scope="")
+    await world.auth.create_rule(pb.CreateRuleRequest(rule=retired), call("CreateRule"))
+
+    await world.auth.seed_default_rules()
+
+    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules"))).rules
+    assert "default-public-auth-listrules" not in {r.id for r in rules}
+    assert await verify(world, None, "auth", "Auth.ListRules") == "Unauthorized"
 
 
 async def test_list_rules_puts_the_highest_priority_first(world: World) -> None:
     await replace_rules(world, rule("low", priority=-1), rule("high", priority=9), rule("mid"))
-    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules", None))).rules
+    rules = (await world.auth.list_rules(pb.ListRulesRequest(), call("ListRules"))).rules
     assert [r.id for r in rules] == ["high", "mid", "low"]
     assert rules[0] == rule("high", priority=9)
 

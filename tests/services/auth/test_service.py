@@ -49,8 +49,14 @@ async def served(engine: AsyncEngine, sessions: SessionFactory) -> Served:
     async def jwks() -> str:
         return (await anonymous.public_keys(pb.PublicKeysRequest())).jwks
 
+    async def platform_token() -> tuple[str, datetime]:
+        issued = await anonymous.token(pb.TokenRequest(id="platform", secret=SERVICE_SECRET))
+        return issued.token.access_token, datetime.fromtimestamp(issued.token.expiry, UTC)
+
+    as_platform = AuthClient(transport, ServiceTokenSource(platform_token))
+
     async def fetch_rules() -> Sequence[RuleSpec]:
-        return rules_from_pb(await anonymous.list_rules(pb.ListRulesRequest()))
+        return rules_from_pb(await as_platform.list_rules(pb.ListRulesRequest()))
 
     rules = CachedRules(fetch_rules)
 
@@ -65,7 +71,7 @@ async def served(engine: AsyncEngine, sessions: SessionFactory) -> Served:
         {"auth": {"access_token_ttl": "10m", "service_secret": SERVICE_SECRET}},
         clients=NoClients("auth"),
         counters=counters,
-        service_names=("auth", "customers"),
+        service_names=("auth", "customers", "platform"),
         on_rules_changed=rules_changed,
     )
     parts = await definition.build(deps)
@@ -113,9 +119,26 @@ async def test_rules_guard_every_method_but_the_public_ones(served: Served) -> N
         await served.anonymous.generate(pb.GenerateRequest(id="x"))
     assert caught.value == Unauthorized("auth.generate", "Unauthorized")
     await served.anonymous.public_keys(pb.PublicKeysRequest())
-    await served.anonymous.list_rules(pb.ListRulesRequest())
     with pytest.raises(Unauthorized):
         await served.anonymous.token(pb.TokenRequest(id="customers", secret="wrong"))
+
+
+async def test_rules_are_read_by_admins_and_services_only(served: Served) -> None:
+    with pytest.raises(Unauthorized) as anonymous:
+        await served.anonymous.list_rules(pb.ListRulesRequest())
+    assert anonymous.value == Unauthorized("auth.listrules", "Unauthorized")
+    service = await served.anonymous.token(pb.TokenRequest(id="auth", secret=SERVICE_SECRET))
+    as_service = served.client(service.token.access_token)
+    await as_service.generate(pb.GenerateRequest(id="ann", secret="pw", type="customer"))
+    ann = await served.anonymous.token(pb.TokenRequest(id="ann", secret="pw"))
+    with pytest.raises(Forbidden) as customer:
+        await served.client(ann.token.access_token).list_rules(pb.ListRulesRequest())
+    assert customer.value == Forbidden("auth.listrules", "Forbidden")
+
+    listed = await as_service.list_rules(pb.ListRulesRequest())
+
+    assert "default-any-account" in {rule.id for rule in listed.rules}
+    assert "default-public-auth-listrules" not in {rule.id for rule in listed.rules}
 
 
 async def test_a_customer_is_refused_admin_methods_by_the_handler(served: Served) -> None:

@@ -61,7 +61,8 @@ async def test_create_blank_email_is_bad_request(world: World, email: str) -> No
     "email",
     ["ann", "ann@", "@example.com", "ann@example", "ann@@example.com", "a nn@example.com",
      "ann@example..com", "ann@.com", f"{'a' * 250}@example.com", "<script>@x.com",
-     '"a"@example.com', "a\x00b@example.com", "ann@ex\u0430mple.com"],
+     '"a"@example.com', "a\x00b@example.com", "ann@ex\u0430mple.com", "ann@example.com\r\n",
+     "\tann@example.com", f"{'a' * 65}@example.com"],
 )  # fmt: skip
 async def test_create_invalid_email_is_bad_request_and_stores_nothing(
     world: World, email: str

@@ -76,7 +76,9 @@ async def test_user_missing_email_is_bad_request(world: World, email: str, detai
 @pytest.mark.parametrize(
     "email",
     ["ann", "ann@", "ann@example", "a nn@example.com", "<script>@x.com", '"a"@example.com',
-     "a\x00b@example.com", "ann@ex\u0430mple.com", "ann@example.com>"],
+     "a\x00b@example.com", "ann@ex\u0430mple.com", "ann@example.com>", "ann@example.com\r\n",
+     "\tann@example.com", f"{'a' * 65}@example.com",
+     f"ann@{'b' * 63}.{'c' * 63}.{'d' * 63}.{'e' * 63}.com"],
 )  # fmt: skip
 async def test_user_invalid_email_is_bad_request_and_creates_nothing(
     world: World, email: str

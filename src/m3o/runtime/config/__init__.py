@@ -6,6 +6,11 @@ section (``usage``, ``stripe``, ``v1``, ...) validated by a pydantic model; ever
 default, so an empty document is a valid configuration. Unknown keys are refused (a typo
 never passes silently) and keys keep the reference's JSON spelling where it had one
 (``promoCredit``, ``ignoreList``, ``rate-limits``); the Python field name is accepted too.
+The reference's keys that have no field of ours (``v1.redis``, ``signup.sendgrid``, ...)
+are accepted as well: :mod:`m3o.runtime.config._reference` moves them onto ours or drops
+them. :meth:`ConfigStore.set` returns the keys it dropped (``m3o config set`` prints them in
+one warning) and stores our keys only; :func:`build_config` given such a document logs one
+warning, ``config.reference_keys_ignored``, naming them.
 
 Paths name a part of the document: ``micro`` is the whole document, ``micro.usage.quotas``
 one part of it. :class:`ConfigStore` reads and writes parts; every write validates the
@@ -42,6 +47,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from m3o.runtime.config._reference import from_reference, is_reference_path
 from m3o.runtime.config.document import (
     ROOT,
     Config,
@@ -57,6 +63,7 @@ from m3o.runtime.config.document import (
 from m3o.runtime.config.sections import RedisConfig
 from m3o.runtime.config.tables import config_documents
 from m3o.runtime.config.values import ConfigError, format_duration, parse_duration
+from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = [
@@ -73,6 +80,17 @@ __all__ = [
 
 ENV_PREFIX = "M3O_"
 ENV_SEPARATOR = "__"
+
+_log = get_logger(__name__)
+
+
+def _warn_ignored(ignored: tuple[str, ...]) -> None:
+    if ignored:
+        _log.warning(
+            "config.reference_keys_ignored",
+            ignored=list(ignored),
+            detail="keys of the reference's config that mean nothing here; nothing was set",
+        )
 
 
 # --- validation and the environment --------------------------------------------------------
@@ -137,9 +155,13 @@ def _with_environment(
 def build_config(document: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     """The configuration ``document`` describes, with the overrides in ``env`` applied.
 
-    Raises :class:`ConfigError` naming every bad key (and the variable it came from).
+    The reference's own keys are read as :mod:`m3o.runtime.config._reference` says; those
+    dropped are named in one warning. Raises :class:`ConfigError` naming every bad key (and
+    the variable it came from).
     """
-    merged, sources = _with_environment(document, env)
+    translated = from_reference(document)
+    _warn_ignored(translated.ignored)
+    merged, sources = _with_environment(translated.document, env)
     return _validate(merged, sources)
 
 
@@ -187,15 +209,22 @@ class ConfigStore:
             return None
         return copy.deepcopy(_dig(stored, keys))
 
-    async def set(self, path: str, value: Any) -> None:
+    async def set(self, path: str, value: Any) -> tuple[str, ...]:
         """Store ``value`` at ``path``, creating objects on the way.
 
-        The whole resulting document is validated first; a bad one is refused with a
-        :class:`ConfigError` naming the key and nothing is written.
+        The reference's own keys (in ``value``, or the path itself: ``micro.v1.redis``) are
+        moved onto ours or dropped before storing, so the stored document holds our keys
+        only; the dropped ones are returned (``m3o config set`` prints them). The whole resulting
+        document is validated first; a bad one is refused with a :class:`ConfigError`
+        naming the key and nothing is written.
         """
-        keys, annotation = _resolve(_split_path(path), loose=False)
-        canonical = _canonical(annotation, value)
-        await self._update(lambda current: _with_value(current, keys, canonical))
+        segments = _split_path(path)
+        if is_reference_path(segments):
+            keys, canonical = segments, value
+        else:
+            keys, annotation = _resolve(segments, loose=False)
+            canonical = _canonical(annotation, value)
+        return await self._update(lambda current: _with_value(current, keys, canonical))
 
     async def delete(self, path: str) -> bool:
         """Remove what is stored at ``path`` (its defaults apply again); False if nothing
@@ -224,17 +253,17 @@ class ConfigStore:
         config = await self.load(env)
         return config.value_at(path, reveal=reveal)
 
-    async def _update(self, change: _Change) -> None:
-        for attempt in range(_WRITE_ATTEMPTS):
+    async def _update(self, change: _Change) -> tuple[str, ...]:
+        for _ in range(_WRITE_ATTEMPTS - 1):
             try:
-                await self._update_once(change)
-                return
+                return await self._update_once(change)
             except IntegrityError:
                 # Two first writes raced to insert the row; the loser retries as an update.
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    raise
+                continue
+        return await self._update_once(change)
 
-    async def _update_once(self, change: _Change) -> None:
+    async def _update_once(self, change: _Change) -> tuple[str, ...]:
+        """Apply ``change`` in one transaction; the reference keys it dropped."""
         table = config_documents
         now = datetime.now(UTC)
         async with transaction(self._sessions) as session:
@@ -246,7 +275,8 @@ class ConfigStore:
                 )
             ).first()
             current = dict(row.document) if row is not None else {}
-            document = change(current)
+            translated = from_reference(change(current))
+            document = translated.document
             _validate(document, {})
             if row is None:
                 await session.execute(
@@ -258,3 +288,4 @@ class ConfigStore:
                     .where(table.c.name == ROOT)
                     .values(document=document, version=row.version + 1, updated=now)
                 )
+        return translated.ignored

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, Field, SecretStr
 from pydantic.fields import FieldInfo
 
+from m3o.runtime.config._reference import is_reference_path
 from m3o.runtime.config.sections import (
     AlertConfig,
     ApiConfig,
@@ -295,7 +296,10 @@ def parse_value(path: str, text: str) -> Any:
     """The value ``text`` stands for at ``path``: the text itself for a string-typed key,
     else its JSON value when it parses as JSON, else the text (for the CLI's ``config set``).
     """
-    _, annotation = _resolve(_split_path(path), loose=False)
+    segments = _split_path(path)
+    if is_reference_path(segments):
+        return _parse_text(Any, text)
+    _, annotation = _resolve(segments, loose=False)
     return _parse_text(annotation, text)
 
 

@@ -11,6 +11,7 @@ import base64
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -132,9 +133,21 @@ class ApiConfig(_Section):
     or ``*``); none by default."""
 
 
+def _percent(value: object) -> object:
+    """The reference's margin was a fraction (0.2 kept 20 %): a number strictly between 0
+    and 1 is read as one, and must come to a whole percent."""
+    if isinstance(value, float) and 0 < value < 1:
+        percent = Decimal(str(value)) * 100
+        if percent != percent.to_integral_value():
+            raise ValueError("a fraction must come to a whole percent (0.2, 0.05)")
+        return int(percent)
+    return value
+
+
 class BalanceConfig(_Section):
-    margin: int = Field(default=0, ge=0, le=100)
-    """Percent of a subscription payment kept as margin, not credited (top-ups: none)."""
+    margin: Annotated[int, BeforeValidator(_percent)] = Field(default=0, ge=0, le=100)
+    """Percent of a subscription payment kept as margin, not credited (top-ups: none); a
+    number between 0 and 1 is the reference's fraction (``0.2``: 20 %)."""
     exchange_rates: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Credit units per minor unit of a currency other than ``stripe.currency``
     (``{"eur": 10800}``: one euro cent credits 10,800 units); a charge in a currency not
@@ -230,7 +243,8 @@ class EmailsConfig(_Section):
     enabled: bool = False
     """Send emails for real; when off, the local outbox records what would be sent."""
     transport: Literal["smtp", "sendgrid"] = "smtp"
-    """How emails leave when enabled."""
+    """How emails leave when enabled; not given, ``sendgrid`` when ``sendgrid.api_key`` is
+    set (the reference's only transport), else ``smtp``."""
     email_from: str = "M3O <noreply@m3o.com>"
     """Sender used when a request names none."""
     ip_pool_name: str = ""
@@ -249,6 +263,17 @@ class EmailsConfig(_Section):
     """Longest delay between two attempts."""
     poll_interval: Duration = timedelta(seconds=5)
     """How often scheduled and retried emails are looked for."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sendgrid_when_keyed(cls, value: object) -> object:
+        if not isinstance(value, Mapping) or "transport" in value:
+            return value
+        sendgrid = value.get("sendgrid")
+        key = sendgrid.get("api_key") if isinstance(sendgrid, Mapping) else None
+        if isinstance(key, SecretStr):
+            key = key.get_secret_value()
+        return {**value, "transport": "sendgrid"} if key else value
 
 
 class EndToEndConfig(_Section):

@@ -29,7 +29,7 @@ from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.auth import tables
 from m3o.services.auth.proto import auth_pb2 as pb
 
-__all__ = ["DEFAULT_RULES", "Rules", "rule_from_pb", "rule_to_pb", "rules_from_pb"]
+__all__ = ["DEFAULT_RULES", "RETIRED_RULES", "Rules", "rule_from_pb", "rule_to_pb", "rules_from_pb"]
 
 _PUBLIC_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("signup", ANY_ACCOUNT),
@@ -44,8 +44,11 @@ _PUBLIC_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("status", ANY_ACCOUNT),
     ("auth", "Auth.Token"),
     ("auth", "Auth.PublicKeys"),
-    ("auth", "Auth.ListRules"),
 )
+
+RETIRED_RULES: tuple[str, ...] = ("default-public-auth-listrules",)
+"""Default rules of earlier versions, removed at seeding: ``ListRules`` is no longer public
+(the rules say who may call what; only admins and services read them)."""
 
 
 def _public_rule(service: str, endpoint: str) -> RuleSpec:
@@ -130,8 +133,9 @@ class Rules:
         self._on_change = on_change
 
     async def seed(self, defaults: Iterable[RuleSpec] = DEFAULT_RULES) -> None:
-        """Insert each default rule whose id is not there yet."""
+        """Insert each default rule whose id is not there yet; remove the retired ones."""
         async with transaction(self._sessions) as session:
+            await session.execute(delete(tables.rules).where(tables.rules.c.id.in_(RETIRED_RULES)))
             present = set((await session.scalars(select(tables.rules.c.id))).all())
             missing = [_row(rule) for rule in defaults if rule.id not in present]
             if missing:
@@ -194,6 +198,7 @@ class Rules:
     async def list_rules(
         self, request: pb.ListRulesRequest, ctx: CallContext
     ) -> pb.ListRulesResponse:
+        verify_admin(ctx)
         return pb.ListRulesResponse(rules=[rule_to_pb(rule) for rule in await self.load()])
 
     async def verify(self, request: pb.VerifyRequest, ctx: CallContext) -> pb.VerifyResponse:

@@ -21,7 +21,9 @@ from m3o.services.auth.settings import DEFAULT_MAX_TOKEN_TTL, AuthSettings
 __all__ = ["PUBLIC_METHODS", "definition", "settings_from"]
 
 PUBLIC_METHODS = frozenset({"PublicKeys", "ListRules", "Token"})
-"""Served without the access rules: the rules and keys every process loads depend on them."""
+"""Served without the access rules: the rules and keys every process loads depend on them.
+``ListRules`` still answers admins and services only (its handler checks); processes read
+the rules with their ``platform`` service account."""
 
 
 def settings_from(config: Config, service_names: Sequence[str] = ()) -> AuthSettings:

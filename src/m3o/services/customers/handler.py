@@ -106,11 +106,10 @@ class Customers:
 
     async def create(self, request: pb.CreateRequest, ctx: CallContext) -> pb.CreateResponse:
         account = verify_admin(ctx)
-        email = normalise_email(request.email)
-        if not email:
+        if not normalise_email(request.email):
             raise BadRequest(ctx.endpoint, "Email is required")
         try:
-            parse_email(email)
+            email = parse_email(request.email)
         except InvalidEmail as exc:
             raise BadRequest(ctx.endpoint, exc.detail()) from None
         attempt = 1

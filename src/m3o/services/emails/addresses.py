@@ -43,7 +43,7 @@ def parse_address(text: str) -> Address | None:
     sends to exactly the addresses the others accept; the display name may be any text
     without control characters.
     """
-    text = text.strip()
+    text = text.strip(" ")  # a trailing CR LF or tab is refused, not trimmed
     if not text or not text.isprintable():
         return None
     try:

@@ -164,7 +164,7 @@ class Emails:
         return Address(found.email)
 
     def _sender(self, ctx: CallContext, text: str) -> Address:
-        found = parse_address(text.strip() or self._default_sender)
+        found = parse_address(text if text.strip() else self._default_sender)
         if found is None:
             raise BadRequest(ctx.endpoint, "Invalid from address")
         return found

@@ -110,6 +110,6 @@ COMMENTS: dict[str, str] = {
     "auth.Auth.PublicKeys": "PublicKeys returns the JSON Web Key Set that verifies access tokens (public).",
     "auth.Auth.CreateRule": "CreateRule adds or replaces an access rule (admin).",
     "auth.Auth.DeleteRule": "DeleteRule removes an access rule (admin).",
-    "auth.Auth.ListRules": "ListRules returns every access rule (public: processes load them to check calls).",
+    "auth.Auth.ListRules": "ListRules returns every access rule (admins and services: processes load them with their service account to check calls).",
     "auth.Auth.Verify": "Verify checks whether the caller may access a resource; Unauthorized or Forbidden if not.",
 }

@@ -1,0 +1,34 @@
+"""Every command that calls a running platform finds it through the one address option."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+
+from m3o.cli import app
+
+ADDRESS_NAMES = {"--address", "--url"}
+
+
+def _commands(command: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every command and group (a group may run itself: `m3o balance`), by its words."""
+    yield prefix, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, f"{prefix} {name}".strip())
+
+
+def test_every_address_option_is_the_one_with_both_names_and_both_variables() -> None:
+    commands = dict(_commands(typer.main.get_command(app)))
+    with_address: set[str] = set()
+    for name, command in commands.items():
+        for param in command.params:
+            names = set(param.opts) | set(param.secondary_opts)
+            if names & ADDRESS_NAMES or "url" in (param.name or ""):
+                assert names == ADDRESS_NAMES, f"m3o {name}: {sorted(names)}"
+                assert param.envvar == ["M3O_ADDRESS", "M3O_URL"], f"m3o {name}"
+                with_address.add(name)
+
+    calling = {"token", "call", "login", "keys generate", "keys list", "keys revoke"}
+    assert calling | {"apis list", "balance", "status"} <= with_address
