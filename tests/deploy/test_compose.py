@@ -27,7 +27,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from m3o.runtime.config import build_config
 from support.deploy_files import compose, secret_environment_names, service_names
+from support.platform import KEY_ENCRYPTION_KEY
 from support.ports import free_port
 
 SCHEMA = Path(__file__).with_name("compose-spec.json")
@@ -94,6 +96,20 @@ def test_configuration_comes_from_the_environment_and_no_secret_is_written_here(
                 assert INTERPOLATION.match(credentials["password"]), (name, variable)
             elif "://" not in value:
                 assert INTERPOLATION.match(value), (name, variable)
+
+
+def test_every_containers_environment_is_a_valid_configuration() -> None:
+    for name, container in _m3o_containers().items():
+        # compose fills the interpolations from .env; a value every secret setting accepts
+        # (32 bytes in base64, as the key-encryption key must be) stands for them here.
+        environment = {
+            variable: re.sub(r"\$\{[^}]+\}", KEY_ENCRYPTION_KEY, value)
+            for variable, value in container["environment"].items()
+            if variable.startswith("M3O_") and "__" in variable
+        }
+        loaded = build_config({}, environment)  # an unknown or bad key raises, naming it
+        assert loaded.database.url.startswith("postgresql://m3o:"), name
+        assert loaded.redis.url == "redis://redis:6379/0", name
 
 
 def _healthcheck_command(name: str, port: int) -> list[str]:

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from m3o.runtime.config import build_config
 from support.deploy_files import (
     KUBERNETES,
     Manifest,
@@ -117,6 +118,16 @@ def test_the_address_template_names_the_services_as_their_kubernetes_services() 
         host, port = template.replace("{service}", name).rsplit(":", 1)
         assert host in services, f"{name} is reached at {host}, which no Service names"
         assert int(port) == GRPC_PORT
+
+
+def test_the_configmap_is_a_valid_configuration_that_listens_in_the_pod() -> None:
+    (config,) = [m for m in manifests() if m.kind == "ConfigMap"]
+    environment = dict(config.body["data"])
+    loaded = build_config({}, environment)  # an unknown or bad key raises, naming it
+    assert loaded.server.host == "0.0.0.0"
+    assert loaded.server.grpc_port == GRPC_PORT
+    assert loaded.server.port == GATEWAY_PORT
+    assert loaded.server.metrics_port == METRICS_PORT
 
 
 def test_services_are_probed_on_grpc_health_and_the_gateway_on_its_health_endpoints() -> None:
