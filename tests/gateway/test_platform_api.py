@@ -377,6 +377,20 @@ async def test_client_address_is_the_peer_unless_a_trusted_proxy_forwards() -> N
     assert addresses == ["203.0.113.7", "203.0.113.7", "198.51.100.9", "10.9.9.9"]
 
 
+async def test_client_address_is_the_last_forwarded_entry_no_trusted_proxy_wrote() -> None:
+    recorder = Recorder()
+    app, _ = build_app(
+        _public_hello(recorder), settings=GatewaySettings(trusted_proxies=["10.0.0.0/8"])
+    )
+    # The client wrote the first entry itself; the proxies appended the rest.
+    forged = {"X-Forwarded-For": "192.0.2.1, 198.51.100.9, 10.1.2.3"}
+    async with client_for(app, peer="10.9.9.9") as http:
+        await http.post("/helloworld/call", json={}, headers=forged)
+        await http.post("/helloworld/call", json={}, headers={"X-Forwarded-For": "10.4.4.4"})
+    addresses = [ctx.metadata["x-client-address"] for _, ctx in recorder.seen]
+    assert addresses == ["198.51.100.9", "10.4.4.4"]
+
+
 async def test_streaming_method_answers_that_websockets_serve_it() -> None:
     app, _ = build_app(Served(HELLO, Recorder(), public=["Helloworld.Stream"]))
     async with client_for(app) as http:

@@ -201,6 +201,10 @@ def test_unknown_keys_are_refused_naming_the_key(document: dict[str, Any], expec
         ),
         ({"server": {"log_level": "chatty"}}, "server.log_level: Input should be"),
         (
+            {"api": {"trusted_proxies": ["10.0.0.0/8", "ingress"]}},
+            "api.trusted_proxies: 'ingress' is not an IP network (10.0.0.0/8)",
+        ),
+        (
             {"emails": {"transport": "pigeon"}},
             "emails.transport: Input should be 'smtp' or 'sendgrid'",
         ),
@@ -208,6 +212,14 @@ def test_unknown_keys_are_refused_naming_the_key(document: dict[str, Any], expec
 )
 def test_bad_values_are_refused_naming_the_key(document: dict[str, Any], expected: str) -> None:
     assert expected in refusal(document)
+
+
+def test_trusted_proxies_come_from_the_environment_as_a_list_or_comma_separated() -> None:
+    listed = load({}, {"M3O_API__TRUSTED_PROXIES": '["10.0.0.0/8", "fd00::/8"]'})
+    separated = load({}, {"M3O_API__TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.0/16"})
+    assert listed.api.trusted_proxies == ["10.0.0.0/8", "fd00::/8"]
+    assert separated.api.trusted_proxies == ["10.0.0.0/8", "192.168.0.0/16"]
+    assert load({}).api.trusted_proxies == []
 
 
 def test_every_bad_key_is_named_and_the_first_is_the_error_path() -> None:

@@ -67,8 +67,14 @@ def set_route_label(scope: Scope, label: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ClientAddress:
-    """Works out the client's address: the peer's, or the first ``X-Forwarded-For`` entry
-    when the peer is a trusted proxy."""
+    """Works out the client's address: the peer's, or, when the peer is a trusted proxy,
+    the last ``X-Forwarded-For`` entry that is not one.
+
+    Each proxy appends the address it received from, so the list reads client, proxy,
+    proxy; only what trusted proxies appended is believed. A client may write anything
+    at the start of the header, so the first entry is never taken over the last
+    untrusted one.
+    """
 
     trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
 
@@ -88,8 +94,14 @@ class ClientAddress:
         peer = str(client[0]) if client else ""
         if not self.trusted_proxies or not self._trusted(peer):
             return peer
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                first = value.decode("latin-1").split(",", 1)[0].strip()
-                return first or peer
-        return peer
+        hops: list[str] = [
+            hop.strip()
+            for name, value in scope.get("headers", ())
+            if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")
+            if hop.strip()
+        ]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop
+        return hops[0] if hops else peer

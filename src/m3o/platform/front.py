@@ -62,6 +62,7 @@ def build_front(
     """
     settings = GatewaySettings(
         cors_origins=tuple(config.api.cors_origins),
+        trusted_proxies=tuple(config.api.trusted_proxies),
         call_timeout=config.api.timeout.total_seconds(),
     )
     sources = platform_dependencies(

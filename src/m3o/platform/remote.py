@@ -244,6 +244,9 @@ async def run_gateway(env: Mapping[str, str]) -> None:
             lifespan="on",
             log_config=None,
             access_log=False,
+            # The client's address is the front's to work out, from api.trusted_proxies
+            # only; uvicorn's own rule would believe X-Forwarded-For from 127.0.0.1.
+            proxy_headers=False,
             timeout_graceful_shutdown=int(GRACE_SECONDS),
         ),
         stopping,

@@ -8,6 +8,7 @@ model that gathers them is :class:`m3o.runtime.config.document.Config`.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -131,6 +132,20 @@ class ApiConfig(_Section):
     cors_origins: list[str] = Field(default_factory=list)
     """Origins browsers may call the platform API from (``https://console.example.com``,
     or ``*``); none by default."""
+    trusted_proxies: CommaList = Field(default_factory=list)
+    """Networks of the proxies in front of the gateway (``10.0.0.0/8``, an ingress
+    controller's pods): from them, the client is the last ``X-Forwarded-For`` entry that
+    is not a trusted proxy. None by default: the client is the connection's peer."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network (10.0.0.0/8)") from None
+        return value
 
 
 def _percent(value: object) -> object:
