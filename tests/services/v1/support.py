@@ -22,6 +22,7 @@ from m3o.services.v1 import records
 from m3o.services.v1.catalog import PublishedApis
 from m3o.services.v1.handler import V1
 from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.keys.imports import LegacyImport
 from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
@@ -174,6 +175,7 @@ def make_world(
         publisher=publisher,
         mirror=mirror,
         changes=changes,
+        imports=LegacyImport(sessions=sessions, auth=auth, clock=clock),
         auth=auth,
         projects=projects,
         catalog=PublishedApis(publicapi),

@@ -9,7 +9,7 @@ the rest of the row, so an update of it can never undo a block.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Index, String, Table
+from sqlalchemy import JSON, Boolean, Column, Index, String, Table, false
 
 from m3o.runtime.store import UTCDateTime, new_metadata
 
@@ -36,5 +36,7 @@ keys = Table(
     Column("last_seen", UTCDateTime, nullable=True),
     # when the key stops working; NULL: never
     Column("expires", UTCDateTime, nullable=True),
+    # imported from M3O: ``hash`` is the plain SHA-256 of its key (until it is rolled)
+    Column("legacy", Boolean, nullable=False, server_default=false()),
     Index("ix_v1_keys_owner_created", "owner", "created"),
 )

@@ -11,6 +11,9 @@ and a retry finishes the job:
 3. the rows, and one DeleteKey event each, in one transaction;
 4. the mirror entries again, in case the gateway reloaded one in between.
 
+Rolling a key (a new secret for the same key): the old mirror entry, then the row's hash
+in one transaction, then the old entry again and the new one.
+
 Changing status: the rows and one BlockKey / UnblockKey event per key that changed, in one
 transaction; then the mirror entries are rewritten. Keys already in the wanted state are
 left alone, without an event.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +61,23 @@ class KeyChanges:
         self._publisher = publisher
         self._mirror = mirror
         self._auth = auth
+
+    async def roll(self, target: KeyRow, new_hash: str) -> KeyRow | None:
+        """Give ``target`` (a row read by the caller) the hash of a new key: the old key
+        stops working as a revoked one does. None when the key is gone.
+
+        The old mirror entry goes first (unreachable counter store: nothing changed), then
+        the row, then the old entry again (a reload in between) and the new one.
+        """
+        await self._mirror.remove(target.hash)
+        async with transaction(self._sessions) as session:
+            row = await records.find(session, target.id, lock=True)
+            if row is None or not await records.save_hash(session, row.id, new_hash, legacy=False):
+                return None
+        await self._mirror.try_remove(row.id, row.hash)
+        rolled = replace(row, hash=new_hash, legacy=False)
+        await self._mirror.refresh([rolled.record])
+        return rolled
 
     async def delete(
         self, targets: Sequence[KeyRow], *, caller_id: str, customer_id: str = ""

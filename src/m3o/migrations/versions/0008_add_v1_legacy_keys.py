@@ -1,0 +1,31 @@
+"""v1 keys imported from M3O
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-04 22:40:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "v1_keys",
+        sa.Column("legacy", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("v1_keys") as batch:
+        batch.drop_column("legacy")
