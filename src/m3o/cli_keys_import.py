@@ -14,7 +14,9 @@ key blocked.
 All or nothing: every line is read and checked first (here, then by the platform, with
 ``check_only``), and any bad line is reported, naming it, before anything is imported.
 Then the keys go in batches (``ImportKeys``, admin): keys already imported (same id) are
-skipped, so if a batch fails half way, running the same command again finishes the job.
+skipped, so if a batch fails half way, running the same command again finishes the job;
+keys revoked here since an earlier import are not brought back. It prints
+``{"imported", "already_present", "revoked"}``.
 """
 
 from __future__ import annotations
@@ -133,9 +135,9 @@ def _batches(keys: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
 
 
 def _send(client: SyncClient, keys: list[dict[str, Any]], size: int, *, check: bool) -> list[int]:
-    """[imported, already present] over every batch; exits 1 on a failure (with check,
-    after every batch, reporting each bad line)."""
-    totals = [0, 0]
+    """[imported, already present, revoked] over every batch; exits 1 on a failure (with
+    check, after every batch, reporting each bad line)."""
+    totals = [0, 0, 0]
     problems: list[str] = []
     for batch in _batches(keys, size):
         try:
@@ -148,8 +150,8 @@ def _send(client: SyncClient, keys: list[dict[str, Any]], size: int, *, check: b
             raise fail(f"{exc}{done}. Run the same command again to finish.") from None
         except ClientError as exc:
             raise fail(f"{client.address}: {exc}") from None
-        totals[0] += int(answer.get("imported", 0))
-        totals[1] += int(answer.get("already_present", 0))
+        for index, name in enumerate(("imported", "already_present", "revoked")):
+            totals[index] += int(answer.get(name, 0))
     if problems:
         raise fail("nothing imported: " + "; ".join(problems))
     return totals
@@ -191,8 +193,9 @@ def keys_import(  # noqa: PLR0917 - typer passes every option as an argument
     except ValueError as exc:  # a malformed address
         raise fail(str(exc)) from None
     with client:
-        imported, present = _send(client, keys, batch, check=True)
+        totals = _send(client, keys, batch, check=True)
         if not check:
-            imported, present = _send(client, keys, batch, check=False)
-    label = "would be imported" if check else "imported"
-    typer.echo(json_text({label.replace(" ", "_"): imported, "already_present": present}))
+            totals = _send(client, keys, batch, check=False)
+    label = "would_be_imported" if check else "imported"
+    names = (label, "already_present", "revoked")
+    typer.echo(json_text(dict(zip(names, totals, strict=True))))

@@ -145,10 +145,10 @@ def test_keys_moved_from_m3o_keep_working(platform: Platform, tmp_path: Path) ->
 
     imported = _m3o(platform, "keys", "import", str(export))
     assert imported.returncode == 0, imported.stderr
-    assert orjson.loads(imported.stdout) == {"imported": 2, "already_present": 0}
+    assert orjson.loads(imported.stdout) == {"imported": 2, "already_present": 0, "revoked": 0}
     again = _m3o(platform, "keys", "import", str(export))
     assert again.returncode == 0, again.stderr
-    assert orjson.loads(again.stdout) == {"imported": 0, "already_present": 2}
+    assert orjson.loads(again.stdout) == {"imported": 0, "already_present": 2, "revoked": 0}
 
     listed = {k["id"]: k for k in _ok(platform.post("/v1/api/keys/list", {}, token))["api_keys"]}
     assert set(listed) == {kept_id, revoked_id}
@@ -177,6 +177,10 @@ def test_keys_moved_from_m3o_keep_working(platform: Platform, tmp_path: Path) ->
     # Revoked: the next call is 401.
     _ok(platform.post("/v1/api/keys/revoke", {"id": revoked_id}, token))
     eventually(lambda: _call(platform, revoked).status_code == 401, "revoked", seconds=5)
+    # importing the file again does not bring it back
+    reimported = _m3o(platform, "keys", "import", str(export))
+    assert orjson.loads(reimported.stdout) == {"imported": 0, "already_present": 1, "revoked": 1}
+    assert _call(platform, revoked).status_code == 401
 
     # Rolled: a key in our format; the old one stops working.
     rolled = _m3o(platform, "keys", "roll", kept_id, "--token", token)

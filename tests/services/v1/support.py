@@ -169,7 +169,9 @@ def make_world(
     flaky = FlakyCounters(counters)
     clock = TickingClock(START)
     mirror = KeyMirror(flaky, clock=clock)  # the rest of the store is delegated
-    changes = KeyChanges(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
+    changes = KeyChanges(
+        sessions=sessions, publisher=publisher, mirror=mirror, auth=auth, clock=clock
+    )
     handler = V1(
         sessions=sessions,
         publisher=publisher,

@@ -249,6 +249,19 @@ async def test_roll_with_the_counter_store_down_changes_nothing(mirrored_world: 
     assert stored is not None and stored.legacy and stored.hash == legacy_hash(key)
 
 
+async def test_importing_again_never_brings_a_revoked_key_back(world: World) -> None:
+    revoked, kept = legacy(m3o_key()), legacy(m3o_key())
+    await import_keys(world, revoked, kept)
+    await world.handler.revoke_key(pb.RevokeRequest(id=revoked.id), call("RevokeKey", ANN))
+    checked = await import_keys(world, revoked, kept, check_only=True)
+    again = await import_keys(world, revoked, kept)
+    for response in (checked, again):
+        assert (response.imported, response.already_present, response.revoked) == (0, 1, 1)
+    assert [row.id for row in await world.all_rows()] == [kept.id]
+    with pytest.raises(NotFound):
+        await resolve(world, revoked.hash)
+
+
 async def test_an_imported_key_can_be_revoked(world: World) -> None:
     key = m3o_key()
     row = legacy(key)

@@ -24,8 +24,15 @@ def upgrade() -> None:
         "v1_keys",
         sa.Column("legacy", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.create_table(
+        "v1_removed_keys",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("removed", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_v1_removed_keys")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("v1_removed_keys")
     with op.batch_alter_table("v1_keys") as batch:
         batch.drop_column("legacy")

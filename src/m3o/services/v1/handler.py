@@ -250,7 +250,9 @@ class V1:
         if not request.check_only:
             imported = await _calls.call(ctx, "import", self._imports.run(check))
         already = check.already_present + len(check.new) - imported
-        return pb.ImportKeysResponse(imported=imported, already_present=already)
+        return pb.ImportKeysResponse(
+            imported=imported, already_present=already, revoked=check.revoked
+        )
 
     # -- shared steps ------------------------------------------------------------------------
 

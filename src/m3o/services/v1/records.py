@@ -15,7 +15,7 @@ from sqlalchemy import Row, Select, bindparam, delete, insert, or_, select, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.tables import keys
+from m3o.services.v1.tables import keys, removed_keys
 from m3o.services.v1.view import KeyRecord, KeyStatus
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "of_project",
     "of_projects",
     "remove",
+    "removed_ids",
     "save_hash",
     "save_status",
     "touch_last_seen",
@@ -212,9 +213,21 @@ async def save_hash(session: AsyncSession, key_id: str, key_hash: str, *, legacy
     return bool(getattr(result, "rowcount", 0))
 
 
-async def remove(session: AsyncSession, key_ids: Sequence[str]) -> None:
+async def remove(session: AsyncSession, key_ids: Sequence[str], *, when: datetime) -> None:
+    """Delete these keys, remembering their ids (see :func:`removed_ids`)."""
     if key_ids:
         await session.execute(delete(keys).where(keys.c.id.in_(list(key_ids))))
+        await session.execute(
+            insert(removed_keys), [{"id": key_id, "removed": when} for key_id in key_ids]
+        )
+
+
+async def removed_ids(session: AsyncSession, key_ids: Collection[str]) -> set[str]:
+    """Which of these ids are of keys deleted here."""
+    if not key_ids:
+        return set()
+    query = select(removed_keys.c.id).where(removed_keys.c.id.in_(sorted(key_ids)))
+    return set((await session.scalars(query)).all())
 
 
 async def touch_last_seen(session: AsyncSession, seen: Mapping[str, datetime]) -> None:

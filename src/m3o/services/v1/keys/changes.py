@@ -8,7 +8,8 @@ and a retry finishes the job:
    second, which we could not promise);
 2. the auth accounts (already gone counts as done): from here the keys cannot get a
    token for an upstream any more;
-3. the rows, and one DeleteKey event each, in one transaction;
+3. the rows, and one DeleteKey event each, in one transaction (the ids are remembered, so
+   an import of M3O's keys never brings one back);
 4. the mirror entries again, in case the gateway reloaded one in between.
 
 Rolling a key (a new secret for the same key): the old mirror entry, then the row's hash
@@ -28,6 +29,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.events.customers import TOPIC, EventType
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import NotFound
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
@@ -56,7 +58,9 @@ class KeyChanges:
         publisher: Publisher,
         mirror: KeyMirror,
         auth: AuthService,
+        clock: Clock = utc_now,
     ) -> None:
+        self._clock = clock
         self._sessions = sessions
         self._publisher = publisher
         self._mirror = mirror
@@ -104,7 +108,7 @@ class KeyChanges:
                     EventType.EventTypeDeleteKey, row, caller_id=caller_id, customer_id=customer_id
                 )
                 await self._publisher.publish(TOPIC, event, session=session)
-            await records.remove(session, [row.id for row in deleted])
+            await records.remove(session, [row.id for row in deleted], when=self._clock())
         for row in deleted:
             await self._mirror.try_remove(row.id, row.hash)
         if deleted:

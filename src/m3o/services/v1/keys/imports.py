@@ -9,7 +9,9 @@ An import is all or nothing, and idempotent by key id:
 1. every key is checked (fields, duplicates in the request, a hash another key here
    already has); any problem is BadRequest naming each bad line, and nothing is written;
 2. keys whose id is already here are left as they are (imported before, perhaps rolled or
-   blocked since), and counted as ``already_present``;
+   blocked since), and counted as ``already_present``; keys whose id was deleted here
+   (revoked since an earlier import, or their customer or project deleted) are not
+   brought back, and counted as ``revoked``;
 3. each new key's auth account (an account already there counts as done: an earlier
    attempt made it);
 4. the rows, in one transaction.
@@ -63,11 +65,12 @@ ACCOUNTS_AT_ONCE = 4
 
 @dataclass(frozen=True, slots=True)
 class ImportCheck:
-    """What an import would do: the rows to add, how many are already here, the problems
-    (``line N: ...``) that stop it."""
+    """What an import would do: the rows to add, how many are already here, how many were
+    deleted here, the problems (``line N: ...``) that stop it."""
 
     new: list[KeyRow]
     already_present: int
+    revoked: int
     problems: list[str]
 
     def summary(self) -> str:
@@ -135,11 +138,17 @@ def _row(key: pb.LegacyKey, *, now: datetime, caller_id: str) -> KeyRow:
 
 
 def check_keys(
-    keys: Sequence[pb.LegacyKey], present: dict[str, str], *, now: datetime, caller_id: str
+    keys: Sequence[pb.LegacyKey],
+    present: dict[str, str],
+    removed: set[str],
+    *,
+    now: datetime,
+    caller_id: str,
 ) -> ImportCheck:
-    """Check ``keys`` against each other and against ``present`` (hash -> id of the keys
-    here with one of their ids or hashes)."""
+    """Check ``keys`` against each other, against ``present`` (hash -> id of the keys here
+    with one of their ids or hashes) and ``removed`` (the ids of their keys deleted here)."""
     present_ids = set(present.values())
+    revoked = 0
     new: list[KeyRow] = []
     problems: list[str] = []
     already = 0
@@ -159,11 +168,13 @@ def check_keys(
             problems.append(f"line {line}: {problem}")
         elif row.id in present_ids:
             already += 1
+        elif row.id in removed:
+            revoked += 1
         elif row.hash in present:
             problems.append(f"line {line}: key {present[row.hash]} already has this hash")
         else:
             new.append(row)
-    return ImportCheck(new, already, problems)
+    return ImportCheck(new, already, revoked, problems)
 
 
 class LegacyImport:
@@ -177,13 +188,13 @@ class LegacyImport:
         self._clock = clock
 
     async def check(self, keys: Sequence[pb.LegacyKey], *, caller_id: str) -> ImportCheck:
+        ids = {key.id.strip() for key in keys}
         async with self._sessions() as session:
             present = await records.found_ids(
-                session,
-                ids={key.id.strip() for key in keys},
-                hashes={key.hash.strip().lower() for key in keys},
+                session, ids=ids, hashes={key.hash.strip().lower() for key in keys}
             )
-        return check_keys(keys, present, now=self._clock(), caller_id=caller_id)
+            removed = await records.removed_ids(session, ids)
+        return check_keys(keys, present, removed, now=self._clock(), caller_id=caller_id)
 
     async def run(self, check: ImportCheck) -> int:
         """Import the new keys of a check without problems; how many this call added
@@ -203,16 +214,13 @@ class LegacyImport:
             if isinstance(failure, BaseException):
                 raise failure
         async with transaction(self._sessions) as session:
+            ids = {row.id for row in check.new}
             present = await records.found_ids(
-                session,
-                ids={row.id for row in check.new},
-                hashes={row.hash for row in check.new},
+                session, ids=ids, hashes={row.hash for row in check.new}
             )
-            added = [
-                row
-                for row in check.new
-                if row.id not in present.values() and row.hash not in present
-            ]
+            # a concurrent import, or a revoke of what it imported, came first
+            gone = await records.removed_ids(session, ids) | set(present.values())
+            added = [row for row in check.new if row.id not in gone and row.hash not in present]
             for row in added:
                 await records.insert_new(session, row)
         _log.info("v1.keys_imported", imported=len(added), already_present=check.already_present)

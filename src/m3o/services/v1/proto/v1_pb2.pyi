@@ -659,19 +659,25 @@ class ImportKeysResponse(_message.Message):
 
     IMPORTED_FIELD_NUMBER: _builtins.int
     ALREADY_PRESENT_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
     imported: _builtins.int
     """imported: keys added (with check_only: keys that would be)"""
     already_present: _builtins.int
     """already_present: keys whose id was already here, left as they are"""
+    revoked: _builtins.int
+    """revoked: keys whose id was deleted here (revoked since an earlier import), not
+    brought back
+    """
     def __init__(
         self,
         *,
         imported: _builtins.int = ...,
         already_present: _builtins.int = ...,
+        revoked: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_present", b"already_present", "imported", b"imported"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_present", b"already_present", "imported", b"imported", "revoked", b"revoked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,6 +84,7 @@ COMMENTS: dict[str, str] = {
     "v1.ImportKeysResponse": "ImportKeysResponse counts what was done.",
     "v1.ImportKeysResponse.imported": "imported: keys added (with check_only: keys that would be)",
     "v1.ImportKeysResponse.already_present": "already_present: keys whose id was already here, left as they are",
+    "v1.ImportKeysResponse.revoked": "revoked: keys whose id was deleted here (revoked since an earlier import), not brought back",
     "v1.V1": "V1 manages customers' API keys. A key is shown once, when it is generated; only a keyed hash of it is stored.",
     "v1.V1.GenerateKey": "GenerateKey creates an API key for the caller's project (customer). Each scope is the name of a published API, or * for every API. The key is returned once.",
     "v1.V1.ListKeys": "ListKeys returns the keys of the caller's projects, never the keys themselves (customer).",
@@ -94,5 +95,5 @@ COMMENTS: dict[str, str] = {
     "v1.V1.ListAPIs": "ListAPIs returns the names of the published APIs, the scopes a key may have (customer).",
     "v1.V1.ResolveKey": "ResolveKey returns the key record with a hash and refreshes the gateway's copy of it in the counter store (services only).",
     "v1.V1.RollKey": "RollKey gives one of the caller's keys a new secret in our format: the old one stops working, the id, scopes and history stay; the new key is returned once (customer, admins any key).",
-    "v1.V1.ImportKeys": "ImportKeys adds keys exported from M3O (base64 uuids stored as plain SHA-256): they keep working as they did there. All or nothing; a key whose id is already here is left as it is (admin, service).",
+    "v1.V1.ImportKeys": "ImportKeys adds keys exported from M3O (base64 uuids stored as plain SHA-256): they keep working as they did there. All or nothing; a key whose id is already here is left as it is, one deleted here is not brought back (admin, service).",
 }
