@@ -4,6 +4,7 @@ legacy; a revoked one stops working; a rolled one works only with its new key.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -18,6 +19,7 @@ import orjson
 import pytest
 
 from e2e.serving import ADMIN_PASSWORD, CODE_SENTENCE, M3O, Platform, eventually, serving
+from m3o.client import Client
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +175,13 @@ def test_keys_moved_from_m3o_keep_working(platform: Platform, tmp_path: Path) ->
     assert priced >= 2
     eventually(lambda: _balance(platform, token) == before - priced * PRICE, "charges")
     eventually(lambda: _requests(platform, token) == len(answers), "usage")
+
+    async def streamed() -> list[dict[str, Any]]:
+        async with Client(kept, platform.url) as client:
+            request = {"name": "Mo", "messages": 2}
+            return [message async for message in client.stream("helloworld", "Stream", request)]
+
+    assert asyncio.run(streamed()) == [{"message": "Hello Mo"}] * 2  # over a websocket too
 
     # Revoked: the next call is 401.
     _ok(platform.post("/v1/api/keys/revoke", {"id": revoked_id}, token))
