@@ -139,7 +139,8 @@ def test_keys_moved_from_m3o_keep_working(platform: Platform, tmp_path: Path) ->
 
     # A bad line stops the whole import, naming the line.
     bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(export.read_bytes() + b'{"id": "x", "hash": "nope", "scopes": []}\n')
+    bad_line = {"id": str(uuid.uuid4()), "hash": "nope", "project": customer_id, "scopes": ["*"]}
+    bad.write_bytes(export.read_bytes() + orjson.dumps(bad_line) + b"\n")
     refused = _m3o(platform, "keys", "import", str(bad))
     assert refused.returncode == 1
     assert "nothing imported: line 3: hash must be the key's hex SHA-256" in refused.stderr

@@ -12,6 +12,7 @@ import pytest
 
 from m3o.runtime.auth import Account
 from m3o.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.v1.keys.format import hash_key, is_well_formed, legacy_hash
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.view import KeyStatus
@@ -107,11 +108,32 @@ async def test_importing_the_same_keys_again_adds_nothing(world: World) -> None:
     assert len(await world.all_rows()) == 3
 
 
-async def test_accounts_an_earlier_attempt_made_are_used(world: World) -> None:
+def account_exists(world: World, account_type: str, project: str) -> None:
+    """auth answers Generate with Conflict: the account is there, of this type and project."""
     world.auth.generate.raises(Conflict("auth.generate", "Account already exists"))
+    world.auth.grant.returns(auth_pb.TokenResponse(token=auth_pb.Token(access_token="probe")))
+    account = auth_pb.Account(type=account_type, metadata={"apikey_owner": project})
+    world.auth.inspect.returns(auth_pb.InspectResponse(account=account))
+
+
+async def test_key_accounts_an_earlier_attempt_made_are_used(world: World) -> None:
+    account_exists(world, "apikey", ANN.id)
     response = await import_keys(world, legacy(m3o_key()), legacy(m3o_key()))
     assert response.imported == 2
     assert len(await world.all_rows()) == 2
+    assert [request.token for request in world.auth.inspect.calls] == ["probe", "probe"]
+
+
+@pytest.mark.parametrize(("account_type", "project"), [("customer", ANN.id), ("apikey", "other")])
+async def test_an_id_another_account_has_is_refused(
+    world: World, account_type: str, project: str
+) -> None:
+    account_exists(world, account_type, project)
+    row = legacy(m3o_key())
+    with pytest.raises(BadRequest) as raised:
+        await import_keys(world, row)
+    assert raised.value.detail == f"key {row.id}: the id of another account, not a key's"
+    assert await world.all_rows() == []
 
 
 async def test_bad_lines_are_named_and_nothing_is_imported(world: World) -> None:
@@ -125,7 +147,7 @@ async def test_bad_lines_are_named_and_nothing_is_imported(world: World) -> None
             legacy(m3o_key(), line=4, scopes=[]),
             legacy(m3o_key(), line=5, status="gone"),
             legacy(m3o_key(), line=6, id=good.id),
-            legacy(m3o_key(), line=7, id="x" * 37),
+            legacy(m3o_key(), line=7, id="admin"),
             legacy(m3o_key(), line=8, created=-1),
         )
     detail = raised.value.detail
@@ -133,7 +155,7 @@ async def test_bad_lines_are_named_and_nothing_is_imported(world: World) -> None
         "line 2: hash must be the key's hex SHA-256 (64 hexadecimal digits); "
         "line 3: missing project; line 4: missing scopes; "
         "line 5: status must be active or blocked; line 6: the same id as line 1; "
-        "line 7: id is longer than 36 characters; "
+        "line 7: id must be a UUID, as M3O's key ids were; "
         "line 8: created and last_seen are unix seconds, not negative"
     )
     assert await world.all_rows() == []

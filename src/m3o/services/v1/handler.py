@@ -248,7 +248,10 @@ class V1:
             raise BadRequest(ctx.endpoint, check.summary())
         imported = len(check.new)
         if not request.check_only:
-            imported = await _calls.call(ctx, "import", self._imports.run(check))
+            taken = await _calls.call(ctx, "import", self._imports.make_accounts(check))
+            if taken:
+                raise BadRequest(ctx.endpoint, "; ".join(taken))
+            imported = await _calls.call(ctx, "import", self._imports.write(check))
         already = check.already_present + len(check.new) - imported
         return pb.ImportKeysResponse(
             imported=imported, already_present=already, revoked=check.revoked

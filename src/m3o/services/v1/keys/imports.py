@@ -12,8 +12,9 @@ An import is all or nothing, and idempotent by key id:
    blocked since), and counted as ``already_present``; keys whose id was deleted here
    (revoked since an earlier import, or their customer or project deleted) are not
    brought back, and counted as ``revoked``;
-3. each new key's auth account (an account already there counts as done: an earlier
-   attempt made it);
+3. each new key's auth account; an account already there with the key's id is used if it
+   is the apikey account of the key's project (an earlier attempt made it), else the key
+   is a problem (its id is another account's: a customer's, say) and nothing is written;
 4. the rows, in one transaction.
 
 A failure at (3) or (4) leaves no row; the accounts made have secrets nobody knows, and
@@ -23,18 +24,19 @@ the next attempt uses them. No event is published: the keys are not new, only mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from m3o.runtime.clock import Clock, utc_now
-from m3o.runtime.errors import Conflict
+from m3o.runtime.errors import Conflict, Forbidden, NotFound
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
+from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.v1 import records
-from m3o.services.v1.keys.accounts import account_request
+from m3o.services.v1.keys.accounts import APIKEY_ACCOUNT_TYPE, account_request
 from m3o.services.v1.keys.format import is_key_hash
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.records import KeyRow
@@ -55,12 +57,13 @@ MAX_IMPORTED_KEYS = 1000
 """Keys one ImportKeys request may carry (the CLI sends a file in smaller batches)."""
 IMPORTED_DESCRIPTION = "Imported from M3O"
 """Description of an imported key that had none."""
-MAX_ID_LENGTH = 36
 MAX_ACCOUNT_LENGTH = 64
 ERRORS_SHOWN = 20
 """Bad lines named in one error; the rest are counted."""
 ACCOUNTS_AT_ONCE = 4
 """Auth accounts created concurrently (each costs a password hash)."""
+PROBE_TOKEN_SECONDS = 60
+"""Lifetime of the token that shows whose an existing account is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,13 @@ def _unix(seconds: int) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
+
+
 def _scopes(given: Sequence[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for scope in given:
@@ -95,8 +105,8 @@ def _problem(key: pb.LegacyKey) -> str:
     """Why ``key`` cannot be imported; empty when it can."""
     if not key.id.strip():
         return "missing id"
-    if len(key.id.strip()) > MAX_ID_LENGTH:
-        return f"id is longer than {MAX_ID_LENGTH} characters"
+    if not _is_uuid(key.id.strip()):
+        return "id must be a UUID, as M3O's key ids were"
     if not is_key_hash(key.hash.strip().lower()):
         return "hash must be the key's hex SHA-256 (64 hexadecimal digits)"
     if not key.project.strip():
@@ -196,23 +206,48 @@ class LegacyImport:
             removed = await records.removed_ids(session, ids)
         return check_keys(keys, present, removed, now=self._clock(), caller_id=caller_id)
 
-    async def run(self, check: ImportCheck) -> int:
-        """Import the new keys of a check without problems; how many this call added
-        (fewer when a concurrent import added some first). Raises the M3OError of a
-        failed step, having written no row."""
+    async def make_accounts(self, check: ImportCheck) -> list[str]:
+        """Make each new key's auth account; the problems (``key <id>: ...``) of ids that
+        are already another account's. An apikey account of the same project is an
+        earlier attempt's and is used. Raises the M3OError of a failed call."""
         limit = asyncio.Semaphore(ACCOUNTS_AT_ONCE)
 
-        async def make_account(row: KeyRow) -> None:
+        async def make(row: KeyRow) -> str:
             async with limit:
-                with contextlib.suppress(Conflict):  # made by an earlier attempt
+                try:
                     await self._auth.generate(account_request(row))
+                except Conflict:
+                    if not await self._is_account_of(row):
+                        return f"key {row.id}: the id of another account, not a key's"
+                return ""
 
-        made = await asyncio.gather(
-            *(make_account(row) for row in check.new), return_exceptions=True
+        made = await asyncio.gather(*(make(row) for row in check.new), return_exceptions=True)
+        for outcome in made:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [problem for problem in made if isinstance(problem, str) and problem]
+
+    async def _is_account_of(self, row: KeyRow) -> bool:
+        """Whether the existing account ``row.id`` is the apikey account of ``row``'s
+        project (auth has no read by id: a short token of it is inspected)."""
+        try:
+            granted = await self._auth.grant(
+                auth_pb.GrantRequest(id=row.id, token_expiry=PROBE_TOKEN_SECONDS)
+            )
+            inspected = await self._auth.inspect(
+                auth_pb.InspectRequest(token=granted.token.access_token)
+            )
+        except (Forbidden, NotFound):  # blocked, or deleted meanwhile
+            return False
+        account = inspected.account
+        return account.type == APIKEY_ACCOUNT_TYPE and (
+            account.metadata.get("apikey_owner") == row.owner
         )
-        for failure in made:
-            if isinstance(failure, BaseException):
-                raise failure
+
+    async def write(self, check: ImportCheck) -> int:
+        """Write the new keys of a check without problems, their accounts made; how many
+        this call added (fewer when a concurrent import added some first, or a key was
+        revoked meanwhile). Raises the M3OError of a failed step, having written no row."""
         async with transaction(self._sessions) as session:
             ids = {row.id for row in check.new}
             present = await records.found_ids(
