@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
@@ -13,8 +12,9 @@ import orjson
 import typer
 
 from m3o.cli_admin import admin_app
-from m3o.cli_common import ADDRESS, DATA_DIR, environment, fail, json_text, post
+from m3o.cli_common import ADDRESS, DATA_DIR, admin_token, environment, fail, json_text, post
 from m3o.cli_keys import TOKEN, apis_app, customer_token, keys_app, login
+from m3o.cli_keys_import import keys_import
 from m3o.cli_status import status
 from m3o.runtime.config import ConfigError
 
@@ -36,6 +36,7 @@ events_app = typer.Typer(help="Events consumers gave up on: list and replay.", n
 app.add_typer(events_app, name="events")
 balance_app = typer.Typer(help="Balances and the ledger behind them.")
 app.add_typer(balance_app, name="balance")
+keys_app.command("import")(keys_import)
 app.add_typer(keys_app, name="keys")
 app.add_typer(apis_app, name="apis")
 app.add_typer(admin_app, name="admin")
@@ -98,26 +99,10 @@ def run(service: str = typer.Argument(..., help="A service name, or `gateway`.")
         pass
 
 
-def _admin_password(data_dir: Path) -> str:
-    password = os.environ.get("M3O_ADMIN_PASSWORD", "")
-    if password:
-        return password
-    stored = data_dir / "admin-password"
-    if stored.exists():
-        return stored.read_text().strip()
-    raise fail("no admin password: set M3O_ADMIN_PASSWORD or run from the data directory")
-
-
-def _admin_token(url: str, data_dir: Path) -> str:
-    login = {"id": "admin", "secret": _admin_password(data_dir)}
-    token: str = post(url, "", "auth/token", login, timeout=10)["token"]["access_token"]
-    return token
-
-
 @app.command()
 def token(url: str = ADDRESS, data_dir: Path = DATA_DIR) -> None:
     """Print a fresh admin access token (for scripts and curl)."""
-    typer.echo(_admin_token(url, data_dir))
+    typer.echo(admin_token(url, data_dir))
 
 
 def _call_path(service: str, endpoint: str) -> str:
@@ -151,7 +136,7 @@ def call(
     if not isinstance(body, dict):
         raise fail("the request is not a JSON object")
     path = _call_path(service, endpoint)
-    auth = bearer or _admin_token(url, data_dir)
+    auth = bearer or admin_token(url, data_dir)
     typer.echo(json_text(post(url, auth, path, body, indent_errors=True)))
 
 

@@ -5,6 +5,7 @@ and the one way they talk HTTP to a running platform (:func:`post`, through
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from m3o.client import (
 )
 from m3o.runtime.config import process_environment
 
-__all__ = ["ADDRESS", "DATA_DIR", "environment", "fail", "json_text", "post"]
+__all__ = ["ADDRESS", "DATA_DIR", "admin_token", "environment", "fail", "json_text", "post"]
 
 DATA_DIR = typer.Option(
     Path(".m3o"),
@@ -82,3 +83,21 @@ def post(
         raise fail(f"{address}: {exc}") from None
     except ValueError as exc:  # a malformed address
         raise fail(str(exc)) from None
+
+
+def _admin_password(data_dir: Path) -> str:
+    password = os.environ.get("M3O_ADMIN_PASSWORD", "")
+    if password:
+        return password
+    stored = data_dir / "admin-password"
+    if stored.exists():
+        return stored.read_text().strip()
+    raise fail("no admin password: set M3O_ADMIN_PASSWORD or run from the data directory")
+
+
+def admin_token(address: str, data_dir: Path) -> str:
+    """An access token of the ``admin`` account, logging in with ``M3O_ADMIN_PASSWORD`` or
+    the data directory's ``admin-password``; exits 1 when there is neither."""
+    login = {"id": "admin", "secret": _admin_password(data_dir)}
+    token: str = post(address, "", "auth/token", login, timeout=10)["token"]["access_token"]
+    return token

@@ -1,4 +1,5 @@
-"""``m3o login``, ``m3o keys generate|list|revoke`` and ``m3o apis list``.
+"""``m3o login``, ``m3o keys generate|list|revoke|roll`` and ``m3o apis list``
+(``m3o keys import``, an admin's, is in ``cli_keys_import``).
 
 A customer manages their API keys through the public API's key paths (``/v1/api/keys/...``,
 ``/v1/api/apis/list``) with their customer access token: the one ``m3o login`` stored in the
@@ -30,7 +31,10 @@ __all__ = [
 LOGIN_FILE = "customer-token"
 """The file in the data directory holding the access token of the last ``m3o login``."""
 
-keys_app = typer.Typer(help="Your API keys: generate, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Your API keys: generate, list, revoke, roll; import M3O's (admin).",
+    no_args_is_help=True,
+)
 apis_app = typer.Typer(help="The APIs published on the platform.", no_args_is_help=True)
 
 TOKEN = typer.Option(
@@ -40,6 +44,7 @@ TOKEN = typer.Option(
     show_default=False,
     help="A customer access token, instead of the one `m3o login` stored.",
 )
+KEY_ID = typer.Argument(..., help="The key's id, as `m3o keys list` shows it.")
 SCOPES = typer.Option(
     ..., "--scopes", "--scope", help="APIs the key may call, or '*'; repeat or comma-separate."
 )
@@ -138,7 +143,7 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: str = typer.Argument(..., help="The key's id, as `m3o keys list` shows it."),
+    key_id: str = KEY_ID,
     address: str = ADDRESS,
     token: str = TOKEN,
     data_dir: Path = DATA_DIR,
@@ -146,6 +151,20 @@ def keys_revoke(
     """Revoke an API key: calls with it are refused from now on."""
     post(address, customer_token(token, data_dir), "v1/api/keys/revoke", {"id": key_id})
     typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("roll")
+def keys_roll(
+    key_id: str = KEY_ID,
+    address: str = ADDRESS,
+    token: str = TOKEN,
+    data_dir: Path = DATA_DIR,
+) -> None:
+    """Give a key a new secret and print it (shown this once): the old one stops working.
+    Roll the keys `m3o keys list` shows as legacy (moved from M3O) to get keys in our format."""
+    answer = post(address, customer_token(token, data_dir), "v1/api/keys/roll", {"id": key_id})
+    typer.echo(json_text(answer))
+    typer.echo("Store the key now: it cannot be shown again.", err=True)
 
 
 @apis_app.command("list")

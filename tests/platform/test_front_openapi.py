@@ -86,6 +86,8 @@ async def test_every_documented_path_answers(front: httpx.AsyncClient) -> None:
         "/v1/api/keys/generate",
         "/v1/api/keys/list",
         "/v1/api/keys/revoke",
+        "/v1/api/keys/roll",
+        "/v1/api/keys/import",
         "/v1/api/keys/block",
         "/v1/api/keys/unblock",
         "/v1/api/keys/delete",

@@ -190,6 +190,10 @@ def test_unknown_keys_are_refused_naming_the_key(document: dict[str, Any], expec
             {"signup": {"block_list": ["(unclosed"]}},
             "signup.block_list: '(unclosed' is not a regular expression",
         ),
+        (
+            {"signup": {"allow_list": ["@ok\\.com", "[a-"]}},
+            "signup.allow_list: '[a-' is not a regular expression",
+        ),
         ({"balance": {"margin": 101}}, "balance.margin: Input should be less than or equal to 100"),
         (
             {"usage": {"usage_caps": {"free": {"db_Create": 1}}}},

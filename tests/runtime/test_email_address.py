@@ -103,19 +103,38 @@ def test_anything_else_is_refused_with_its_reason(email: str, reason: str) -> No
 @pytest.mark.parametrize(
     ("email", "block", "allow", "allowed"),
     [
+        # Go's regexp.MatchString: a pattern found anywhere in the address matches.
+        ("x@spam.com", ["@spam.com"], [], False),
         ("ann@spam.com", [r".*@spam\.com"], [], False),
-        ("ann@spam.com.example.org", [r".*@spam\.com"], [], True),  # whole-address match
-        ("ann@example.com", [], [r".*@example\.com"], True),
-        ("ann@other.com", [], [r".*@example\.com"], False),
-        ("bad@example.com", ["bad@.*"], [r".*@example\.com"], False),  # must pass both
+        ("ann@spam.com.example.org", [r"@spam\.com"], [], False),
+        ("ann@spam.com.example.org", [r"@spam\.com$"], [], True),  # anchored by the pattern
+        ("ann.spam@example.com", ["^spam"], [], True),
+        ("ann@example.com", [], [r"@example\.com$"], True),
+        ("ann@other.com", [], [r"@example\.com$"], False),
+        ("ann@example.com", [], ["example"], True),
+        ("bad@example.com", ["bad@"], [r"@example\.com"], False),  # must pass both
+        ("ann@m3o.com", [r"ann@m3o\.com|bob@"], [], False),
         ("ann@example.com", [""], [], True),  # an empty entry matches nothing
         ("ann@example.com", [], [""], False),
+        # case-sensitive like Go; the address is normalised to lower case
+        ("ann@spam.com", ["@SPAM.com"], [], True),
+        ("ann@spam.com", ["(?i)@SPAM.com"], [], False),
     ],
 )
 def test_signup_policy_block_and_allow_lists(
     email: str, block: list[str], allow: list[str], allowed: bool
 ) -> None:
     assert SignupPolicy(block_list=block, allow_list=allow).may_sign_up(email) is allowed
+
+
+def test_signup_policy_also_matches_the_address_as_given() -> None:
+    # The reference matched what the caller typed; a pattern with capitals still matches it.
+    policy = SignupPolicy(block_list=["@Spam.com"])
+    assert not policy.may_sign_up("ann@spam.com", given=" Ann@Spam.com ")
+    assert policy.may_sign_up("ann@spam.com", given="ann@spam.com")
+    allow = SignupPolicy(allow_list=["^Boss@"])
+    assert allow.may_sign_up("boss@corp.com", given="Boss@corp.com")
+    assert not allow.may_sign_up("boss@corp.com", given="boss@corp.com")
 
 
 def test_signup_policy_engagement_block_list_ignores_case() -> None:

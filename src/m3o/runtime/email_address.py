@@ -124,12 +124,16 @@ def _check_domain(domain: str) -> None:
 
 
 class SignupPolicy:
-    """Which addresses may sign up (by any method) and which get onboarding.
+    r"""Which addresses may sign up (by any method) and which get onboarding.
 
-    ``block_list`` and ``allow_list`` are regular expressions matched against the whole
-    normalised address: an address may sign up when it matches no blocked pattern and, if
-    the allow list is not empty, at least one allowed pattern. An empty entry matches
-    nothing (so an allow list of only empty entries lets nobody in).
+    ``block_list`` and ``allow_list`` are regular expressions matched as the reference's
+    Go ``regexp.MatchString`` did: found **anywhere** in the address (``@spam\.com`` blocks
+    ``x@spam.com``; anchor with ``^...$`` to match the whole address), case-sensitively
+    unless the pattern says ``(?i)``. A pattern is tried on the address as given (trimmed,
+    what the reference matched) and on its normalised lower-case form: an address may sign
+    up when neither form contains a blocked pattern and, if the allow list is not empty,
+    either form contains an allowed one. An empty entry matches nothing (in Go it matched
+    every address; so an allow list of only empty entries lets nobody in).
     ``engagement_block_list`` holds addresses (compared case-insensitively) that get no
     onboarding (promo credit, welcome email).
     """
@@ -149,11 +153,13 @@ class SignupPolicy:
             normalise_email(e) for e in engagement_block_list if e.strip()
         )
 
-    def may_sign_up(self, email: str) -> bool:
-        """Whether the normalised ``email`` passes both lists."""
-        if any(p.fullmatch(email) for p in self._blocked):
+    def may_sign_up(self, email: str, *, given: str = "") -> bool:
+        """Whether the normalised ``email`` (and ``given``, the address as the caller wrote
+        it, when known) passes both lists."""
+        forms = (email, given.strip()) if given.strip() not in ("", email) else (email,)
+        if any(p.search(form) for p in self._blocked for form in forms):
             return False
-        return self._allow_all or any(p.fullmatch(email) for p in self._allowed)
+        return self._allow_all or any(p.search(form) for p in self._allowed for form in forms)
 
     def gets_onboarding(self, email: str) -> bool:
         """Whether ``email`` gets the promo credit and the welcome email."""

@@ -2,7 +2,8 @@
 
 Any key whose name says it holds a secret (``password``, ``secret``, ``token``, ``code``,
 ``key``, ``authorization``, ...) has its value replaced by ``[redacted]``, at any depth of
-the event dict, and bearer tokens or M3O API keys inside free text are masked too.
+the event dict, and bearer tokens or API keys (ours, and M3O's base64 uuids) inside free
+text are masked too.
 
 The request a piece of work is for follows it into every log line and every RPC: the HTTP
 front settles a request id per request (``X-Request-Id``) and runs the request inside
@@ -42,7 +43,11 @@ _SECRET_NAMES = re.compile(
 """Names of fields holding secrets. ``pass`` counts as a whole part of the name only
 (``pass``, ``new_pass``, ``passphrase``), so that ``passed`` or ``bypass`` are shown."""
 _NOT_SECRET = frozenset({"status_code", "code_id", "key_id", "api_key_id", "grpc_code"})
-_SECRET_TEXT = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|m3o_[A-Za-z0-9_-]{8,}")
+_SECRET_TEXT = re.compile(
+    r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|m3o_[A-Za-z0-9_-]{8,}"
+    # keys imported from M3O: 48 base64 characters (a UUID's text)
+    r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{48}(?![A-Za-z0-9+/=])"
+)
 REDACTED = "[redacted]"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import uuid
 from datetime import UTC, datetime
 
 from gateway.v1.support import config_with
@@ -12,7 +15,7 @@ from m3o.runtime.counters.admission import NO_CAP
 from m3o.runtime.errors import NotFound
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import MONTHLY_TTL, monthly_key, tier_key, unit_key
-from m3o.services.v1 import KeyRecord, hash_key, rate_key
+from m3o.services.v1 import KeyRecord, hash_key, legacy_hash, rate_key
 from m3o.services.v1.keys.format import new_key
 from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.proto import v1_pb2 as v1_pb
@@ -63,6 +66,47 @@ async def test_key_the_v1_service_does_not_know_is_unknown(counters: CounterStor
     v1 = FakeV1Client()
     v1.resolve_key.raises(NotFound("v1.resolvekey", "Not found"))
     assert await V1KeyDirectory(counters, v1, PEPPER).find(new_key()) is None
+
+
+def _m3o_key() -> str:
+    return base64.b64encode(str(uuid.uuid4()).encode()).decode()
+
+
+def _legacy_record(key: str) -> KeyRecord:
+    return dataclasses.replace(_record(key), hash=legacy_hash(key), legacy=True)
+
+
+async def test_an_imported_m3o_key_is_found_by_its_plain_sha256(counters: CounterStore) -> None:
+    mirrored, resolved = _m3o_key(), _m3o_key()
+    await KeyMirror(counters).put(_legacy_record(mirrored))
+    v1 = FakeV1Client()
+    v1.resolve_key.returns(v1_pb.ResolveKeyResponse(key=_legacy_record(resolved).to_proto()))
+    directory = V1KeyDirectory(counters, v1, PEPPER)
+    assert await directory.find(mirrored) == _legacy_record(mirrored)
+    assert await directory.find(resolved) == _legacy_record(resolved)
+    assert [call.hash for call in v1.resolve_key.calls] == [legacy_hash(resolved)]
+
+
+async def test_a_hash_answers_only_for_a_key_of_its_own_kind(counters: CounterStore) -> None:
+    # A record of our kind found under an M3O key's SHA-256 (or the other way round) is
+    # not that key's.
+    m3o_key, our_key = _m3o_key(), new_key()
+    await KeyMirror(counters).put(dataclasses.replace(_record(m3o_key), hash=legacy_hash(m3o_key)))
+    await KeyMirror(counters).put(dataclasses.replace(_record(our_key), legacy=True))
+    directory = V1KeyDirectory(counters, FakeV1Client(), PEPPER)
+    assert await directory.find(m3o_key) is None
+    assert await directory.find(our_key) is None
+
+
+async def test_a_string_of_neither_shape_is_unknown_without_any_lookup(
+    counters: CounterStore,
+) -> None:
+    v1 = FakeV1Client()
+    directory = V1KeyDirectory(counters, v1, PEPPER)
+    not_a_uuid = base64.b64encode(b"x" * 36).decode()
+    for presented in (not_a_uuid, _m3o_key()[:-4], _m3o_key().upper()):
+        assert await directory.find(presented) is None
+    assert v1.resolve_key.call_count == 0
 
 
 async def test_tier_is_the_mirrored_value_or_free(counters: CounterStore) -> None:

@@ -164,7 +164,9 @@ def policy_world(
     ("email", "block", "allow", "allowed"),
     [
         ("ann@spam.com", [r".*@spam\.com"], [], False),
-        ("ann@spam.com.example.org", [r".*@spam\.com"], [], True),  # whole-address match
+        ("x@spam.com", ["@spam.com"], [], False),  # found anywhere, as Go's MatchString
+        ("ann@spam.com.example.org", [r"@spam\.com"], [], False),
+        ("ann@spam.com.example.org", [r"@spam\.com$"], [], True),  # anchored by the pattern
         ("ann@example.com", [], [r".*@example\.com"], True),
         ("ann@other.com", [], [r".*@example\.com"], False),
         ("bad@example.com", ["bad@.*"], [r".*@example\.com"], False),  # must pass both

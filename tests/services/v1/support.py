@@ -22,6 +22,7 @@ from m3o.services.v1 import records
 from m3o.services.v1.catalog import PublishedApis
 from m3o.services.v1.handler import V1
 from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.keys.imports import LegacyImport
 from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.owners import Project
 from m3o.services.v1.proto import v1_pb2 as pb
@@ -182,12 +183,15 @@ def make_world(
     flaky = FlakyCounters(counters)
     clock = TickingClock(START)
     mirror = KeyMirror(flaky, clock=clock)  # the rest of the store is delegated
-    changes = KeyChanges(sessions=sessions, publisher=publisher, mirror=mirror, auth=auth)
+    changes = KeyChanges(
+        sessions=sessions, publisher=publisher, mirror=mirror, auth=auth, clock=clock
+    )
     handler = V1(
         sessions=sessions,
         publisher=publisher,
         mirror=mirror,
         changes=changes,
+        imports=LegacyImport(sessions=sessions, auth=auth, clock=clock),
         auth=auth,
         projects=projects,
         catalog=PublishedApis(publicapi),

@@ -3,7 +3,9 @@
 A key comes as ``Authorization: Bearer <key>``, as HTTP Basic with the key as the password
 (``curl -u x:KEY``) or, with an empty password, as the user name (``curl -u KEY:``), or
 (for browsers opening a websocket, which cannot set headers) as the
-``Sec-WebSocket-Protocol`` value. Anything else, an unknown, revoked or expired key:
+``Sec-WebSocket-Protocol`` value. Our keys (``m3o_...``) and keys imported from M3O (base64
+of a UUID) are both accepted, each looked up by its own hash (see
+``sources.V1KeyDirectory``). Anything else, an unknown, revoked or expired key:
 Unauthorized ``{"id": "v1", "detail": "Unauthorized"}``.
 
 Records are cached for ``ttl`` (config ``v1.key_cache_ttl``, 1 s), so revoking or blocking

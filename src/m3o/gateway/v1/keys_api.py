@@ -2,8 +2,8 @@
 with the caller's JWT exactly as the platform API calls any method (same transcoding,
 errors and metadata; the v1 service checks the caller):
 
-- customers: ``/v1/api/keys/generate|list|revoke`` and ``/v1/api/apis/list``;
-- admins (and services): ``/v1/api/keys/block|unblock|delete``.
+- customers: ``/v1/api/keys/generate|list|revoke|roll`` and ``/v1/api/apis/list``;
+- admins (and services): ``/v1/api/keys/block|unblock|delete|import``.
 
 These are the v1 service's only HTTP paths: ``/v1/<anything>`` else is the public API.
 ``ResolveKey`` (the gateway's own lookup) has none. :func:`key_endpoints` describes the
@@ -30,9 +30,11 @@ KEY_PATHS = {
     "/v1/api/keys/generate": "GenerateKey",
     "/v1/api/keys/list": "ListKeys",
     "/v1/api/keys/revoke": "RevokeKey",
+    "/v1/api/keys/roll": "RollKey",
     "/v1/api/keys/block": "BlockKey",
     "/v1/api/keys/unblock": "UnblockKey",
     "/v1/api/keys/delete": "DeleteCustomer",
+    "/v1/api/keys/import": "ImportKeys",
     "/v1/api/apis/list": "ListAPIs",
 }
 """Path -> the v1 service's method."""

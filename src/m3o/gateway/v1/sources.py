@@ -5,7 +5,8 @@ DESIGN.md, "Layout"): this is the one module that imports them. Everything else 
 ``m3o.gateway.v1`` depends on the small interfaces of :mod:`~m3o.gateway.v1.ports`.
 
 - :class:`V1KeyDirectory`: a key's record from the counter-store mirror the v1 service
-  keeps, or from ``v1.ResolveKey`` when the mirror has none;
+  keeps, or from ``v1.ResolveKey`` when the mirror has none (keys imported from M3O found
+  by their plain SHA-256);
 - :class:`PlatformQuotas`: tiers (usage), rate limits (config ``v1.rate-limits``), free
   quotas and caps (config ``usage``), every counter name of an admission and the stored
   unit usage APIs report;
@@ -48,7 +49,15 @@ from m3o.services.usage.counters import (
     tier_of,
     unit_key,
 )
-from m3o.services.v1 import RATE_WINDOW, KeyRecord, hash_key, is_well_formed, rate_key
+from m3o.services.v1 import (
+    RATE_WINDOW,
+    KeyRecord,
+    hash_key,
+    is_legacy_form,
+    is_well_formed,
+    legacy_hash,
+    rate_key,
+)
 from m3o.services.v1 import read_key_record as read_mirrored
 from m3o.services.v1.proto import v1_pb2 as v1_pb
 from m3o.services.v1.proto.client import V1Client, V1Service
@@ -68,17 +77,23 @@ class V1KeyDirectory:
         self._pepper = pepper
 
     async def find(self, api_key: str) -> KeyRecord | None:
-        if not is_well_formed(api_key):
+        """Our keys by their keyed hash; a key of M3O's shape (imported, not yet rolled)
+        by its plain SHA-256, as M3O stored it. Any other string cannot be a key."""
+        if is_well_formed(api_key):
+            key_hash, legacy = hash_key(api_key, self._pepper), False
+        elif is_legacy_form(api_key):
+            key_hash, legacy = legacy_hash(api_key), True
+        else:
             return None
-        key_hash = hash_key(api_key, self._pepper)
         record = await read_mirrored(self._counters, key_hash)
-        if record is not None:
-            return record
-        try:
-            response = await self._v1.resolve_key(v1_pb.ResolveKeyRequest(hash=key_hash))
-        except NotFound:
-            return None
-        return KeyRecord.from_proto(response.key)
+        if record is None:
+            try:
+                response = await self._v1.resolve_key(v1_pb.ResolveKeyRequest(hash=key_hash))
+            except NotFound:
+                return None
+            record = KeyRecord.from_proto(response.key)
+        # A hash answers only for a key of its own kind.
+        return record if record.legacy is legacy else None
 
 
 class PlatformQuotas:

@@ -490,9 +490,10 @@ class SignupTemplatesConfig(_Section):
 
 class SignupConfig(_Section):
     block_list: list[str] = Field(default_factory=list)
-    """Regular expressions; a matching (whole, normalised) email may not sign up."""
+    """Regular expressions; an email containing a match (Go's ``MatchString``: anywhere in
+    the address) may not sign up."""
     allow_list: list[str] = Field(default_factory=list)
-    """Regular expressions; when not empty, only a matching email may sign up."""
+    """Regular expressions; when not empty, only an email containing a match may sign up."""
     engagement_block_list: list[str] = Field(default_factory=list)
     """Emails that get no promo credit and no welcome email (case-insensitive)."""
     welcome_delay: Duration = timedelta(hours=24)

@@ -73,6 +73,7 @@ class SignIn:
 
     async def sign_in(self, ctx: CallContext, email: str, method: str) -> pb.LoginResponse:
         """The session of the customer ``email``; ``method`` is the provider's name."""
+        given = email
         try:
             email = parse_email(email)
         except InvalidEmail as exc:
@@ -81,7 +82,7 @@ class SignIn:
             raise BadRequest(ctx.endpoint, exc.detail()) from None
         customer = await self._find(ctx, email)
         if customer is None:
-            self._check_policy(ctx, email)
+            self._check_policy(ctx, email, given)
             customer = await self._create(ctx, email)
         if customer.status in _MAY_LOGIN:
             issued = await self._grant(ctx, customer)
@@ -111,8 +112,8 @@ class SignIn:
         _log.info("oauth.signup", method=method, customer_id=customer.id)
         return _response(issued, customer.id, is_signup=True)
 
-    def _check_policy(self, ctx: CallContext, email: str) -> None:
-        if not self._policy.may_sign_up(email):
+    def _check_policy(self, ctx: CallContext, email: str, given: str = "") -> None:
+        if not self._policy.may_sign_up(email, given=given):
             _log.info("oauth.signup_refused", reason="signup_lists")
             raise Forbidden(ctx.endpoint, SIGNUP_REFUSED)
 

@@ -113,7 +113,7 @@ class Verification:
 
     async def user(self, request: pb.UserRequest, ctx: CallContext) -> pb.UserResponse:
         email = check_email(ctx, request.email)
-        if not self._settings.policy.may_sign_up(email):
+        if not self._settings.policy.may_sign_up(email, given=request.email):
             raise Forbidden(ctx.endpoint, NOT_ALLOWED)
         existing = await read_customer(ctx, self._customers, email=email)
         if existing is not None and existing.status != UNVERIFIED:

@@ -49,9 +49,11 @@ from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.auth.proto.client import AuthService
 from m3o.services.v1 import records
 from m3o.services.v1.catalog import ApiNames
+from m3o.services.v1.keys.accounts import account_request
 from m3o.services.v1.keys.changes import KeyChanges, Selection
 from m3o.services.v1.keys.events import key_event
 from m3o.services.v1.keys.format import hash_key, is_key_hash, new_key
+from m3o.services.v1.keys.imports import MAX_IMPORTED_KEYS, LegacyImport
 from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.owners import Project, ProjectDirectory, choose_project
 from m3o.services.v1.proto import v1_pb2 as pb
@@ -70,7 +72,6 @@ __all__ = ["ADMIN_NEEDS_PROJECT", "V1"]
 _log = get_logger(__name__)
 _calls = Calls("v1.call_failed")
 
-APIKEY_ACCOUNT_TYPE = "apikey"
 ADMIN_NEEDS_PROJECT = "Missing project_id field: an admin has no project of their own"
 
 
@@ -84,6 +85,7 @@ class V1:
         publisher: Publisher,
         mirror: KeyMirror,
         changes: KeyChanges,
+        imports: LegacyImport,
         auth: AuthService,
         projects: ProjectDirectory,
         catalog: ApiNames,
@@ -94,6 +96,7 @@ class V1:
         self._publisher = publisher
         self._mirror = mirror
         self._changes = changes
+        self._imports = imports
         self._auth = auth
         self._projects = projects
         self._catalog = catalog
@@ -157,13 +160,7 @@ class V1:
 
     async def revoke_key(self, request: pb.RevokeRequest, ctx: CallContext) -> pb.RevokeResponse:
         account = verify_customer(ctx)
-        key_id = request.id.strip()
-        if not key_id:
-            raise BadRequest(ctx.endpoint, "Missing ID field")
-        async with self._sessions() as session:
-            row = await records.find(session, key_id)
-        if row is None or not await self._may_manage(ctx, account, row):
-            raise NotFound(ctx.endpoint, "Not found")
+        row = await self._managed_key(ctx, account, request.id)
         acting_customer = account.id if is_customer(account) else ""
         await _calls.call(
             ctx,
@@ -236,16 +233,44 @@ class V1:
             await self._mirror.refresh([again.record])
         return pb.ResolveKeyResponse(key=again.record.to_proto())
 
+    async def roll_key(self, request: pb.RollKeyRequest, ctx: CallContext) -> pb.RollKeyResponse:
+        account = verify_customer(ctx)
+        row = await self._managed_key(ctx, account, request.id)
+        key = new_key()
+        rolled = await _calls.call(
+            ctx, "roll", self._changes.roll(row, hash_key(key, self._settings.pepper))
+        )
+        if rolled is None:
+            raise NotFound(ctx.endpoint, "Not found")
+        _log.info("v1.key_rolled", key_id=row.id, was_legacy=row.legacy, caller=account.id)
+        return pb.RollKeyResponse(api_key=key, api_key_id=row.id)
+
+    async def import_keys(
+        self, request: pb.ImportKeysRequest, ctx: CallContext
+    ) -> pb.ImportKeysResponse:
+        account = verify_admin(ctx)
+        if not request.keys:
+            raise BadRequest(ctx.endpoint, "Missing keys field")
+        if len(request.keys) > MAX_IMPORTED_KEYS:
+            raise BadRequest(ctx.endpoint, f"At most {MAX_IMPORTED_KEYS} keys per request")
+        check = await self._imports.check(request.keys, caller_id=account.id)
+        if check.problems:
+            raise BadRequest(ctx.endpoint, check.summary())
+        imported = len(check.new)
+        if not request.check_only:
+            taken = await _calls.call(ctx, "import", self._imports.make_accounts(check))
+            if taken:
+                raise BadRequest(ctx.endpoint, "; ".join(taken))
+            imported = await _calls.call(ctx, "import", self._imports.write(check))
+        already = check.already_present + len(check.new) - imported
+        return pb.ImportKeysResponse(
+            imported=imported, already_present=already, revoked=check.revoked
+        )
+
     # -- shared steps ------------------------------------------------------------------------
 
     async def _create(self, ctx: CallContext, account: Account, row: KeyRow) -> None:
-        account_request = auth_pb.GenerateRequest(
-            id=row.id,
-            type=APIKEY_ACCOUNT_TYPE,
-            scopes=list(row.scopes),
-            metadata={"apikey_owner": row.owner, "billing_account": row.billing_account},
-        )
-        await _calls.call(ctx, "auth.generate", self._auth.generate(account_request))
+        await _calls.call(ctx, "auth.generate", self._auth.generate(account_request(row)))
         event = key_event(
             EventType.EventTypeGenerateKey,
             row,
@@ -301,6 +326,18 @@ class V1:
         if found is None:
             raise NotFound(ctx.endpoint, "Project not found")
         return found
+
+    async def _managed_key(self, ctx: CallContext, account: Account, key_id: str) -> KeyRow:
+        """The key ``key_id`` names, if the caller may manage it; else BadRequest (no id)
+        or NotFound."""
+        key_id = key_id.strip()
+        if not key_id:
+            raise BadRequest(ctx.endpoint, "Missing ID field")
+        async with self._sessions() as session:
+            row = await records.find(session, key_id)
+        if row is None or not await self._may_manage(ctx, account, row):
+            raise NotFound(ctx.endpoint, "Not found")
+        return row
 
     async def _may_manage(self, ctx: CallContext, account: Account, row: KeyRow) -> bool:
         if is_admin(account):

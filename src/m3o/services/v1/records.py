@@ -15,18 +15,21 @@ from sqlalchemy import Row, Select, bindparam, delete, insert, or_, select, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.services.v1.proto import v1_pb2 as pb
-from m3o.services.v1.tables import keys
+from m3o.services.v1.tables import keys, removed_keys
 from m3o.services.v1.view import KeyRecord, KeyStatus
 
 __all__ = [
     "KeyRow",
     "find",
     "find_by_hash",
+    "found_ids",
     "insert_new",
     "of_billing_account",
     "of_project",
     "of_projects",
     "remove",
+    "removed_ids",
+    "save_hash",
     "save_status",
     "touch_last_seen",
 ]
@@ -48,6 +51,8 @@ class KeyRow:
     status_message: str = ""
     last_seen: datetime | None = None
     expires: datetime | None = None
+    legacy: bool = False
+    """Imported from M3O and not rolled since: ``hash`` is the plain SHA-256 of its key."""
 
     def expired(self, now: datetime) -> bool:
         return self.expires is not None and self.expires <= now
@@ -64,6 +69,7 @@ class KeyRow:
             status=self.status,
             status_message=self.status_message,
             expires=_unix(self.expires),
+            legacy=self.legacy,
         )
 
     def with_status(self, status: KeyStatus, message: str) -> KeyRow:
@@ -80,6 +86,7 @@ class KeyRow:
             status_message=self.status_message,
             project_id=self.owner,
             expires=_unix(self.expires),
+            legacy=self.legacy,
         )
 
 
@@ -102,6 +109,7 @@ def _row(row: Row[Any]) -> KeyRow:
         status_message=row.status_message,
         last_seen=row.last_seen,
         expires=row.expires,
+        legacy=bool(row.legacy),
     )
 
 
@@ -126,6 +134,7 @@ async def insert_new(session: AsyncSession, row: KeyRow) -> None:
             status_message=row.status_message,
             last_seen=row.last_seen,
             expires=row.expires,
+            legacy=row.legacy,
         )
     )
 
@@ -138,6 +147,18 @@ async def find(session: AsyncSession, key_id: str, *, lock: bool = False) -> Key
 async def find_by_hash(session: AsyncSession, key_hash: str) -> KeyRow | None:
     found = await _all(session, select(keys).where(keys.c.hash == key_hash), False)
     return found[0] if found else None
+
+
+async def found_ids(
+    session: AsyncSession, *, ids: Collection[str] = (), hashes: Collection[str] = ()
+) -> dict[str, str]:
+    """Of the keys with one of these ids or hashes, each one's hash -> its id."""
+    if not ids and not hashes:
+        return {}
+    query = select(keys.c.id, keys.c.hash).where(
+        or_(keys.c.id.in_(sorted(ids)), keys.c.hash.in_(sorted(hashes)))
+    )
+    return {row.hash: row.id for row in (await session.execute(query)).all()}
 
 
 async def of_projects(session: AsyncSession, project_ids: Collection[str]) -> list[KeyRow]:
@@ -184,9 +205,29 @@ async def save_status(session: AsyncSession, row: KeyRow) -> None:
     )
 
 
-async def remove(session: AsyncSession, key_ids: Sequence[str]) -> None:
+async def save_hash(session: AsyncSession, key_id: str, key_hash: str, *, legacy: bool) -> bool:
+    """Give the key a new hash (a roll); False when the key is gone."""
+    result = await session.execute(
+        update(keys).where(keys.c.id == key_id).values(hash=key_hash, legacy=legacy)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def remove(session: AsyncSession, key_ids: Sequence[str], *, when: datetime) -> None:
+    """Delete these keys, remembering their ids (see :func:`removed_ids`)."""
     if key_ids:
         await session.execute(delete(keys).where(keys.c.id.in_(list(key_ids))))
+        await session.execute(
+            insert(removed_keys), [{"id": key_id, "removed": when} for key_id in key_ids]
+        )
+
+
+async def removed_ids(session: AsyncSession, key_ids: Collection[str]) -> set[str]:
+    """Which of these ids are of keys deleted here."""
+    if not key_ids:
+        return set()
+    query = select(removed_keys.c.id).where(removed_keys.c.id.in_(sorted(key_ids)))
+    return set((await session.scalars(query)).all())
 
 
 async def touch_last_seen(session: AsyncSession, seen: Mapping[str, datetime]) -> None:

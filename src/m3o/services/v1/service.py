@@ -15,6 +15,7 @@ from m3o.services.v1.catalog import PublishedApis
 from m3o.services.v1.consumers import CustomerEvents, ProjectEvents
 from m3o.services.v1.handler import V1
 from m3o.services.v1.keys.changes import KeyChanges
+from m3o.services.v1.keys.imports import LegacyImport
 from m3o.services.v1.keys.mirror import KeyMirror
 from m3o.services.v1.last_seen import LastSeen
 from m3o.services.v1.owners import CallersProjects, ListedProject
@@ -38,6 +39,7 @@ async def _build(deps: Dependencies) -> ServiceParts:
         publisher=deps.publisher,
         mirror=mirror,
         changes=changes,
+        imports=LegacyImport(sessions=deps.sessions, auth=auth),
         auth=auth,
         projects=_callers_projects(deps.clients.get(ProjectsClient)),
         catalog=PublishedApis(deps.clients.get(PublicapiClient)),

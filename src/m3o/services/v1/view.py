@@ -66,6 +66,8 @@ class KeyRecord:
     status_message: str = ""
     expires: int = 0
     """When the key stops working, unix seconds; 0: never."""
+    legacy: bool = False
+    """Imported from M3O: ``hash`` is the plain SHA-256 of the key, not our keyed hash."""
 
     @property
     def blocked(self) -> bool:
@@ -91,6 +93,7 @@ class KeyRecord:
                 "status": self.status.value,
                 "status_message": self.status_message,
                 "expires": self.expires,
+                "legacy": self.legacy,
             }
         ).decode()
 
@@ -111,6 +114,7 @@ class KeyRecord:
                 status=KeyStatus(data["status"]),
                 status_message=str(data.get("status_message", "")),
                 expires=int(data.get("expires", 0)),
+                legacy=data.get("legacy", False) is True,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a key record: {exc}") from None
@@ -125,6 +129,7 @@ class KeyRecord:
             status=self.status.value,
             status_message=self.status_message,
             expires=self.expires,
+            legacy=self.legacy,
         )
 
     @classmethod
@@ -139,6 +144,7 @@ class KeyRecord:
             status=KeyStatus(message.status or KeyStatus.ACTIVE.value),
             status_message=message.status_message,
             expires=message.expires,
+            legacy=message.legacy,
         )
 
 

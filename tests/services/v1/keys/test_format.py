@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import string
+import uuid
 
 from m3o.services.v1.keys.format import (
     KEY_LENGTH,
@@ -13,7 +15,9 @@ from m3o.services.v1.keys.format import (
     hash_key,
     hash_matches,
     is_key_hash,
+    is_legacy_form,
     is_well_formed,
+    legacy_hash,
     new_key,
 )
 
@@ -87,3 +91,26 @@ def test_a_hash_is_64_lower_case_hex_digits() -> None:
     assert not is_key_hash("a" * 63)
     assert not is_key_hash("g" * 64)
     assert is_key_hash("0123456789abcdef" * 4)
+
+
+def test_an_m3o_key_is_the_base64_of_a_uuid_and_its_hash_the_plain_sha256() -> None:
+    key = base64.b64encode(str(uuid.uuid4()).encode()).decode()
+    assert len(key) == 48
+    assert is_legacy_form(key)
+    assert not is_well_formed(key)
+    assert legacy_hash(key) == hashlib.sha256(key.encode()).hexdigest()
+    assert is_key_hash(legacy_hash(key))
+
+
+def test_only_the_shape_m3o_generated_is_an_m3o_key() -> None:
+    hex_uuid = uuid.uuid4().hex
+    for text in (
+        hex_uuid[:32] + "----",  # 36 characters, not a uuid's text
+        str(uuid.uuid4()).upper(),  # Go wrote lower case
+        "x" * 36,
+    ):
+        assert not is_legacy_form(base64.b64encode(text.encode()).decode())
+    key = base64.b64encode(str(uuid.uuid4()).encode()).decode()
+    assert not is_legacy_form(key + "=")
+    assert not is_legacy_form(key[:-1] + "!")
+    assert not is_legacy_form(new_key())

@@ -8,8 +8,12 @@ and a retry finishes the job:
    second, which we could not promise);
 2. the auth accounts (already gone counts as done): from here the keys cannot get a
    token for an upstream any more;
-3. the rows, and one DeleteKey event each, in one transaction;
+3. the rows, and one DeleteKey event each, in one transaction (the ids are remembered, so
+   an import of M3O's keys never brings one back);
 4. the mirror entries again, in case the gateway reloaded one in between.
+
+Rolling a key (a new secret for the same key): the old mirror entry, then the row's hash
+in one transaction, then the old entry again and the new one.
 
 Changing status: the rows and one BlockKey / UnblockKey event per key that changed, in one
 transaction; then the mirror entries are rewritten. Keys already in the wanted state are
@@ -20,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.events.customers import TOPIC, EventType
+from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.errors import NotFound
 from m3o.runtime.events import Publisher
 from m3o.runtime.logging import get_logger
@@ -52,11 +58,30 @@ class KeyChanges:
         publisher: Publisher,
         mirror: KeyMirror,
         auth: AuthService,
+        clock: Clock = utc_now,
     ) -> None:
+        self._clock = clock
         self._sessions = sessions
         self._publisher = publisher
         self._mirror = mirror
         self._auth = auth
+
+    async def roll(self, target: KeyRow, new_hash: str) -> KeyRow | None:
+        """Give ``target`` (a row read by the caller) the hash of a new key: the old key
+        stops working as a revoked one does. None when the key is gone.
+
+        The old mirror entry goes first (unreachable counter store: nothing changed), then
+        the row, then the old entry again (a reload in between) and the new one.
+        """
+        await self._mirror.remove(target.hash)
+        async with transaction(self._sessions) as session:
+            row = await records.find(session, target.id, lock=True)
+            if row is None or not await records.save_hash(session, row.id, new_hash, legacy=False):
+                return None
+        await self._mirror.try_remove(row.id, row.hash)
+        rolled = replace(row, hash=new_hash, legacy=False)
+        await self._mirror.refresh([rolled.record])
+        return rolled
 
     async def delete(
         self, targets: Sequence[KeyRow], *, caller_id: str, customer_id: str = ""
@@ -83,7 +108,7 @@ class KeyChanges:
                     EventType.EventTypeDeleteKey, row, caller_id=caller_id, customer_id=customer_id
                 )
                 await self._publisher.publish(TOPIC, event, session=session)
-            await records.remove(session, [row.id for row in deleted])
+            await records.remove(session, [row.id for row in deleted], when=self._clock())
         for row in deleted:
             await self._mirror.try_remove(row.id, row.hash)
         if deleted:

@@ -9,15 +9,21 @@ The prefix lets secret scanners recognise a leaked key; the checksum rejects a m
 truncated key before any lookup (CRC32 catches every single-character change). Only
 HMAC-SHA256 of the whole key with a server-side pepper (config ``v1.key_pepper``) is
 stored: a copy of the database alone cannot be turned back into working keys.
+
+Keys imported from M3O keep working as they are: there a key was the standard base64 of a
+random UUID's text (48 characters, :func:`is_legacy_form`) and the plain hex SHA-256 of it
+was stored (:func:`legacy_hash`). A presented key of neither shape cannot exist.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
 import string
+import uuid
 import zlib
 
 __all__ = [
@@ -28,7 +34,9 @@ __all__ = [
     "hash_key",
     "hash_matches",
     "is_key_hash",
+    "is_legacy_form",
     "is_well_formed",
+    "legacy_hash",
     "new_key",
 ]
 
@@ -43,6 +51,9 @@ CHECKSUM_LENGTH = 6
 KEY_LENGTH = len(PREFIX) + _BODY_LENGTH + CHECKSUM_LENGTH
 _DIGITS = frozenset(_ALPHABET)
 _HASH = re.compile(r"[0-9a-f]{64}")
+_LEGACY_LENGTH = 48
+"""base64 of a UUID's 36 characters."""
+_LEGACY_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/")
 
 
 def _base62(value: int, width: int) -> str:
@@ -93,3 +104,19 @@ def hash_matches(key_hash: str, stored_hash: str) -> bool:
 def is_key_hash(value: str) -> bool:
     """Whether ``value`` looks like :func:`hash_key`'s output (64 lower-case hex digits)."""
     return _HASH.fullmatch(value) is not None
+
+
+def is_legacy_form(key: str) -> bool:
+    """Whether ``key`` has the shape of an M3O key: standard base64 of a UUID's text."""
+    if len(key) != _LEGACY_LENGTH or not _LEGACY_ALPHABET.issuperset(key):
+        return False
+    try:
+        text = base64.b64decode(key).decode("ascii")
+        return text == str(uuid.UUID(text))  # the canonical lower-case form Go wrote
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def legacy_hash(key: str) -> str:
+    """What M3O stored of a key: its plain hex SHA-256 (no pepper)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -31,6 +31,10 @@ SPEC = ServiceSpec(
         "ResolveKey": MethodSpec(
             "ResolveKey", "resolve_key", pb.ResolveKeyRequest, pb.ResolveKeyResponse
         ),
+        "RollKey": MethodSpec("RollKey", "roll_key", pb.RollKeyRequest, pb.RollKeyResponse),
+        "ImportKeys": MethodSpec(
+            "ImportKeys", "import_keys", pb.ImportKeysRequest, pb.ImportKeysResponse
+        ),
     },
 )
 
@@ -67,6 +71,14 @@ class V1Handler(Protocol):
     async def resolve_key(
         self, request: pb.ResolveKeyRequest, ctx: CallContext
     ) -> pb.ResolveKeyResponse: ...
+
+    async def roll_key(
+        self, request: pb.RollKeyRequest, ctx: CallContext
+    ) -> pb.RollKeyResponse: ...
+
+    async def import_keys(
+        self, request: pb.ImportKeysRequest, ctx: CallContext
+    ) -> pb.ImportKeysResponse: ...
 
 
 class V1Service(Protocol):
@@ -135,6 +147,22 @@ class V1Service(Protocol):
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> pb.ResolveKeyResponse: ...
+
+    async def roll_key(
+        self,
+        request: pb.RollKeyRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.RollKeyResponse: ...
+
+    async def import_keys(
+        self,
+        request: pb.ImportKeysRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.ImportKeysResponse: ...
 
 
 class V1Client(Client):
@@ -230,4 +258,24 @@ class V1Client(Client):
     ) -> pb.ResolveKeyResponse:
         return cast(
             pb.ResolveKeyResponse, await self._unary("ResolveKey", request, timeout, metadata)
+        )
+
+    async def roll_key(
+        self,
+        request: pb.RollKeyRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.RollKeyResponse:
+        return cast(pb.RollKeyResponse, await self._unary("RollKey", request, timeout, metadata))
+
+    async def import_keys(
+        self,
+        request: pb.ImportKeysRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.ImportKeysResponse:
+        return cast(
+            pb.ImportKeysResponse, await self._unary("ImportKeys", request, timeout, metadata)
         )

@@ -34,3 +34,9 @@ class FakeV1Client:
         self.resolve_key: FakeUnary[pb.ResolveKeyRequest, pb.ResolveKeyResponse] = FakeUnary(
             pb.ResolveKeyResponse
         )
+        self.roll_key: FakeUnary[pb.RollKeyRequest, pb.RollKeyResponse] = FakeUnary(
+            pb.RollKeyResponse
+        )
+        self.import_keys: FakeUnary[pb.ImportKeysRequest, pb.ImportKeysResponse] = FakeUnary(
+            pb.ImportKeysResponse
+        )

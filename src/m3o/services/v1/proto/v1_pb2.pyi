@@ -148,6 +148,7 @@ class APIKey(_message.Message):
     STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_FIELD_NUMBER: _builtins.int
+    LEGACY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the key"""
     description: _builtins.str
@@ -164,6 +165,10 @@ class APIKey(_message.Message):
     """project_id the key belongs to"""
     expires: _builtins.int
     """expires: when the key stops working, unix seconds (0: never)"""
+    legacy: _builtins.bool
+    """legacy: imported from M3O and still its old secret (roll it to get a key in our
+    format); omitted when false
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """scopes: the APIs the key may call (* for every API)"""
@@ -180,10 +185,11 @@ class APIKey(_message.Message):
         status_message: _builtins.str = ...,
         project_id: _builtins.str = ...,
         expires: _builtins.int = ...,
+        legacy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "description", b"description", "expires", b"expires", "id", b"id", "last_seen", b"last_seen", "project_id", b"project_id", "scopes", b"scopes", "status", b"status", "status_message", b"status_message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "description", b"description", "expires", b"expires", "id", b"id", "last_seen", b"last_seen", "legacy", b"legacy", "project_id", b"project_id", "scopes", b"scopes", "status", b"status", "status_message", b"status_message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -466,6 +472,7 @@ class KeyRecord(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
     EXPIRES_FIELD_NUMBER: _builtins.int
+    LEGACY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the key (also the id of its auth account, type apikey)"""
     hash: _builtins.str
@@ -480,6 +487,8 @@ class KeyRecord(_message.Message):
     """status_message says why the key is blocked"""
     expires: _builtins.int
     """expires: when the key stops working, unix seconds (0: never)"""
+    legacy: _builtins.bool
+    """legacy: hash is the plain SHA-256 of an M3O key, not our keyed hash"""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """scopes: the APIs the key may call (* for every API)"""
@@ -495,11 +504,188 @@ class KeyRecord(_message.Message):
         status: _builtins.str = ...,
         status_message: _builtins.str = ...,
         expires: _builtins.int = ...,
+        legacy: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account", b"billing_account", "expires", b"expires", "hash", b"hash", "id", b"id", "owner", b"owner", "scopes", b"scopes", "status", b"status", "status_message", b"status_message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_account", b"billing_account", "expires", b"expires", "hash", b"hash", "id", b"id", "legacy", b"legacy", "owner", b"owner", "scopes", b"scopes", "status", b"status", "status_message", b"status_message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeyRecord: _TypeAlias = KeyRecord  # noqa: Y015
+
+@_typing.final
+class RollKeyRequest(_message.Message):
+    """RollKeyRequest names the key to roll."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. id of the key"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollKeyRequest: _TypeAlias = RollKeyRequest  # noqa: Y015
+
+@_typing.final
+class RollKeyResponse(_message.Message):
+    """RollKeyResponse returns the key's new secret, once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_FIELD_NUMBER: _builtins.int
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    """api_key: the new key to send as "Authorization: Bearer <api_key>"; the old one no
+    longer works
+    """
+    api_key_id: _builtins.str
+    """api_key_id: the id of the key (unchanged)"""
+    def __init__(
+        self,
+        *,
+        api_key: _builtins.str = ...,
+        api_key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "api_key_id", b"api_key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollKeyResponse: _TypeAlias = RollKeyResponse  # noqa: Y015
+
+@_typing.final
+class ImportKeysRequest(_message.Message):
+    """ImportKeysRequest carries keys exported from M3O (its v1 store's key records)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    CHECK_ONLY_FIELD_NUMBER: _builtins.int
+    check_only: _builtins.bool
+    """check_only: check every key (errors are reported the same way) and import nothing"""
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___LegacyKey]:
+        """Required. keys to import, at most 1000"""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___LegacyKey] | None = ...,
+        check_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_only", b"check_only", "keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportKeysRequest: _TypeAlias = ImportKeysRequest  # noqa: Y015
+
+@_typing.final
+class LegacyKey(_message.Message):
+    """LegacyKey is one key of M3O's v1 store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_MESSAGE_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_FIELD_NUMBER: _builtins.int
+    line: _builtins.int
+    """line of the file the key came from, named in errors (0: its position, from 1)"""
+    id: _builtins.str
+    """Required. id of the key (M3O's "id"), at most 36 characters"""
+    hash: _builtins.str
+    """Required. hash: hex SHA-256 of the key (M3O's "apiKey"), 64 hex digits"""
+    project: _builtins.str
+    """Required. project the key belongs to (M3O's "userID")"""
+    owner: _builtins.str
+    """owner: the customer who pays for the project; empty: the project's id (M3O's
+    default project has the customer's id)
+    """
+    description: _builtins.str
+    """description of the key; empty: "Imported from M3O" """
+    created: _builtins.int
+    """created: unix seconds; 0: the time of the import"""
+    status: _builtins.str
+    """status: active (or empty) or blocked"""
+    status_message: _builtins.str
+    """status_message: why the key is blocked"""
+    last_seen: _builtins.int
+    """last_seen: when the key was last used, unix seconds (0: never)"""
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. scopes: the APIs the key may call, or *"""
+
+    def __init__(
+        self,
+        *,
+        line: _builtins.int = ...,
+        id: _builtins.str = ...,
+        hash: _builtins.str = ...,
+        project: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+        description: _builtins.str = ...,
+        created: _builtins.int = ...,
+        status: _builtins.str = ...,
+        status_message: _builtins.str = ...,
+        last_seen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "description", b"description", "hash", b"hash", "id", b"id", "last_seen", b"last_seen", "line", b"line", "owner", b"owner", "project", b"project", "scopes", b"scopes", "status", b"status", "status_message", b"status_message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyKey: _TypeAlias = LegacyKey  # noqa: Y015
+
+@_typing.final
+class ImportKeysResponse(_message.Message):
+    """ImportKeysResponse counts what was done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORTED_FIELD_NUMBER: _builtins.int
+    ALREADY_PRESENT_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    imported: _builtins.int
+    """imported: keys added (with check_only: keys that would be)"""
+    already_present: _builtins.int
+    """already_present: keys whose id was already here, left as they are"""
+    revoked: _builtins.int
+    """revoked: keys whose id was deleted here (revoked since an earlier import), not
+    brought back
+    """
+    def __init__(
+        self,
+        *,
+        imported: _builtins.int = ...,
+        already_present: _builtins.int = ...,
+        revoked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_present", b"already_present", "imported", b"imported", "revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportKeysResponse: _TypeAlias = ImportKeysResponse  # noqa: Y015
