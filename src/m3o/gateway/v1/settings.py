@@ -29,6 +29,10 @@ class PublicAPISettings:
     """Largest request body accepted."""
     call_timeout: float | None = DEFAULT_TIMEOUT
     """Deadline of the key-management calls to the v1 service."""
+    request_events_buffer: int = 200_000
+    """Request events kept in memory while they cannot be published (config
+    ``v1.request_events_buffer``); past it, the newest are spilled to durable storage
+    (:class:`~m3o.gateway.v1.ports.EventSpill`)."""
 
     @classmethod
     def from_config(
@@ -42,6 +46,7 @@ class PublicAPISettings:
             upstream_timeout=config.upstream_timeout.total_seconds(),
             key_cache_ttl=config.key_cache_ttl,
             fail_open_free=config.fail_open_free,
+            request_events_buffer=config.request_events_buffer,
             max_body_bytes=max_body_bytes,
             call_timeout=call_timeout,
         )

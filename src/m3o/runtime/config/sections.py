@@ -580,6 +580,9 @@ class V1Config(_Section):
     """Deadline of a forwarded call."""
     key_cache_ttl: Duration = timedelta(seconds=1)
     """How long a gateway process trusts a cached key (revocation takes this long)."""
+    request_events_buffer: int = Field(default=200_000, ge=1)
+    """Request events a gateway process keeps in memory while they cannot be published;
+    past it, the newest are spilled to durable storage (the outbox), never dropped."""
 
 
 class LoginFailuresConfig(_Section):
