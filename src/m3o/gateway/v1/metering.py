@@ -40,7 +40,7 @@ from m3o.runtime.events import Envelope, EnvelopePublisher, Publisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 
-__all__ = ["NAMESPACE", "PublisherSpill", "RequestLog", "publish_in"]
+__all__ = ["NAMESPACE", "PublisherSpill", "RequestLog"]
 
 _log = get_logger(__name__)
 
@@ -69,7 +69,7 @@ class PublisherSpill:
         self._sessions = sessions
 
     async def spill(self, envelopes: Sequence[Envelope]) -> None:
-        await publish_in(self._publisher, self._sessions, envelopes)
+        await _publish_in(self._publisher, self._sessions, envelopes)
 
     async def waiting(self, topic: str) -> int:
         return 0
@@ -322,7 +322,7 @@ class RequestLog:
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Publish ``envelopes`` now, keeping their ids where the publisher can."""
-        await publish_in(self._publisher, self._sessions, envelopes)
+        await _publish_in(self._publisher, self._sessions, envelopes)
 
     async def _settle(self) -> None:
         """Remove the holds of published (or spilled) events (a failure leaves them for the next
@@ -349,7 +349,7 @@ class RequestLog:
             backoff = self._interval if published else min(backoff * 2 or 0.05, 5.0)
 
 
-async def publish_in(
+async def _publish_in(
     publisher: Publisher, sessions: SessionFactory | None, envelopes: Sequence[Envelope]
 ) -> None:
     """Publish ``envelopes`` through ``publisher``, in one transaction of ``sessions`` if
