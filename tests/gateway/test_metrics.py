@@ -1,9 +1,18 @@
-"""/metrics exposes HTTP and RPC counts and latencies from the app's own registry."""
+"""/metrics exposes HTTP and RPC counts and latencies from the app's own registry, and the
+public API's request events (buffered, spilled)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from gateway.support import HELLO, Recorder, Served, build_app, client_for
+from m3o.events.requests import Request
 from m3o.gateway import Metrics
+from m3o.gateway.v1.metering import RequestLog
+from m3o.runtime.errors import Unavailable
+from m3o.runtime.events import Envelope
+from m3o.runtime.rpc.fakes import FakePublisher
 from support.metric_samples import samples as _samples
 
 
@@ -59,3 +68,37 @@ def test_methods_outside_the_standard_ones_share_one_label() -> None:
         (("method", "OTHER"), ("route", "/helloworld/Call"), ("status", "405")): 4,
         (("method", "POST"), ("route", "/helloworld/Call"), ("status", "405")): 1,
     }
+
+
+class _Outbox:
+    def __init__(self) -> None:
+        self.stored: list[Envelope] = []
+
+    async def spill(self, envelopes: Sequence[Envelope]) -> None:
+        self.stored += envelopes
+
+    async def waiting(self, topic: str) -> int:
+        return len(self.stored)
+
+
+async def test_request_events_spilled_past_the_buffer_show_in_the_metrics() -> None:
+    publisher = FakePublisher()
+    publisher.raises(Unavailable("events", "down"))
+    log = RequestLog(publisher, max_buffered=4, spill=_Outbox())
+    metrics = Metrics()
+    metrics.watch_request_events(log)
+    await log.start()
+    try:
+        for n in range(10):
+            log.record(Request(api_key_id=f"key-{n}", api_name="helloworld", price="free"))
+        async with asyncio.timeout(30):
+            while log.spill_backlog == 0:
+                await asyncio.sleep(0.005)
+        text = metrics.render()[0].decode()
+    finally:
+        publisher.raises(None)  # type: ignore[arg-type]
+        await log.stop()
+    assert _samples(text, "m3o_v1_request_events_buffered") == {(): 2}
+    assert _samples(text, "m3o_v1_request_events_spilled_total") == {(): 8}
+    assert _samples(text, "m3o_v1_request_events_spill_backlog") == {(): 8}
+    assert _samples(text, "m3o_v1_request_events_spill_failures_total") == {(): 0}

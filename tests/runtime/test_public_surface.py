@@ -197,6 +197,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.events.redis": [
         "RedisChannel",
         "RedisEventSource",
+        "StreamFirstPublisher",
         "redis_event_bus",
         "stream_first_publisher",
     ],

@@ -26,6 +26,17 @@ async def _outbox_rows(sessions: SessionFactory) -> int:
         return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
 
 
+async def _consumed(engine: AsyncEngine, redis: aioredis.Redis) -> Recorder:
+    """What a consumer group created now receives, once the bus is idle."""
+    bus = redis_event_bus(engine, redis, poll_interval=0.01)
+    got = Recorder()
+    bus.subscribe(TOPIC, "mixpanel-customers", got)
+    await bus.start()
+    await bus.wait_idle()
+    await bus.stop()
+    return got
+
+
 async def test_events_reach_consumers_through_the_stream_without_the_outbox(
     engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
 ) -> None:
@@ -60,12 +71,7 @@ async def test_with_redis_down_the_events_wait_in_the_outbox_and_are_delivered_o
     assert await _outbox_rows(sessions) == 2
     assert await redis.xlen(STREAM) == 0
 
-    bus = redis_event_bus(engine, redis, poll_interval=0.01)
-    got = Recorder()
-    bus.subscribe(TOPIC, "mixpanel-customers", got)
-    await bus.start()
-    await bus.wait_idle()
-    await bus.stop()
+    got = await _consumed(engine, redis)
 
     assert got.ids == ids
     assert await _outbox_rows(sessions) == 0
@@ -99,3 +105,34 @@ async def test_in_a_transaction_events_go_with_it(
 
     assert await _outbox_rows(sessions) == 1
     assert await redis.xlen(STREAM) == 0
+
+
+async def test_spilled_events_wait_in_the_outbox_even_with_redis_up_and_are_delivered_once(
+    engine: AsyncEngine, sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    publisher = StreamFirstPublisher(sessions, Relay(sessions, redis))
+    envelopes = [Envelope.wrap(TOPIC, signup(f"c{n}")) for n in range(3)]
+    await publisher.spill(envelopes)
+    await publisher.spill(envelopes[1:])  # spilled again while waiting: kept once
+    assert await redis.xlen(STREAM) == 0
+    assert await publisher.waiting(TOPIC) == 3
+    assert await publisher.waiting("other") == 0
+
+    got = await _consumed(engine, redis)
+
+    assert got.ids == [e.id for e in envelopes]
+    assert await publisher.waiting(TOPIC) == 0
+
+
+async def test_a_spilled_event_already_appended_is_not_appended_again(
+    sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    relay = Relay(sessions, redis)
+    publisher = StreamFirstPublisher(sessions, relay)
+    envelopes = [Envelope.wrap(TOPIC, signup(f"c{n}")) for n in range(2)]
+    await relay.append_now(envelopes[:1])  # appended, but the caller saw a failure
+    await publisher.spill(envelopes)
+    await relay.flush()
+
+    entries = await redis.xrange(STREAM)
+    assert [fields[b"id"].decode() for _, fields in entries] == [e.id for e in envelopes]

@@ -9,7 +9,13 @@ Series:
 - ``m3o_http_requests_total{method, route, status}``;
 - ``m3o_http_request_duration_seconds{method, route}`` (histogram);
 - ``m3o_rpc_calls_total{service, method, code}``;
-- ``m3o_rpc_call_duration_seconds{service, method}`` (histogram).
+- ``m3o_rpc_call_duration_seconds{service, method}`` (histogram);
+- once :meth:`Metrics.watch_request_events` is given the public API's request log:
+  ``m3o_v1_request_events_buffered`` (in memory, unpublished),
+  ``m3o_v1_request_events_spilled_total`` (moved to durable storage past the buffer),
+  ``m3o_v1_request_events_spill_failures_total`` and
+  ``m3o_v1_request_events_spill_backlog`` (request events waiting in that storage for
+  their stream, as last read).
 
 ``route`` is a route template or an endpoint's canonical path (``/customers/Create``,
 ``/v1/helloworld/Helloworld.Call``), never the raw path, and ``method`` is one of the
@@ -19,10 +25,16 @@ methods.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import generate_latest
+from collections.abc import Iterator
+from typing import Protocol
 
-__all__ = ["LATENCY_BUCKETS", "METHODS", "Metrics"]
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["LATENCY_BUCKETS", "METHODS", "Metrics", "RequestEventStats"]
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """HTTP methods with a label of their own; any other is counted as ``OTHER``."""
@@ -44,6 +56,50 @@ LATENCY_BUCKETS = (
     10.0,
 )
 """Seconds; from half a millisecond (an in-process call) to the default RPC deadline."""
+
+
+class RequestEventStats(Protocol):
+    """What the public API's request log tells about its events (read at each scrape)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def spilled(self) -> int: ...
+
+    @property
+    def spill_failures(self) -> int: ...
+
+    @property
+    def spill_backlog(self) -> int: ...
+
+
+class _RequestEventCollector(Collector):
+    def __init__(self, stats: RequestEventStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        yield GaugeMetricFamily(
+            "m3o_v1_request_events_buffered",
+            "Request events in memory, not yet published.",
+            value=stats.pending,
+        )
+        yield CounterMetricFamily(
+            "m3o_v1_request_events_spilled",
+            "Request events moved to durable storage past the in-memory buffer.",
+            value=stats.spilled,
+        )
+        yield CounterMetricFamily(
+            "m3o_v1_request_events_spill_failures",
+            "Writes of request events to durable storage that failed (kept in memory).",
+            value=stats.spill_failures,
+        )
+        yield GaugeMetricFamily(
+            "m3o_v1_request_events_spill_backlog",
+            "Request events waiting in durable storage for their stream (as last read).",
+            value=stats.spill_backlog,
+        )
 
 
 class Metrics:
@@ -105,6 +161,10 @@ class Metrics:
         """Record one finished RPC call (the RpcObserver protocol)."""
         self._count(self._rpc_calls, ("rpc", service, method, str(code)))
         self._time(self._rpc_latency, ("rpc", service, method), seconds)
+
+    def watch_request_events(self, stats: RequestEventStats) -> None:
+        """Expose the public API's request events (buffered, spilled, spill backlog)."""
+        self.registry.register(_RequestEventCollector(stats))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

@@ -22,6 +22,7 @@ from m3o.gateway.routing import ServiceDirectory
 from m3o.gateway.status_call import status_routes
 from m3o.gateway.stripe_webhook import stripe_webhook_route
 from m3o.gateway.v1.alerts import ReportedAlerts
+from m3o.gateway.v1.ports import EventSpill
 from m3o.gateway.v1.routes import create_v1_routes
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import platform_dependencies
@@ -53,12 +54,15 @@ def build_front(
     metrics: Metrics,
     readiness: Sequence[ReadinessCheck],
     on_shutdown: Sequence[Hook] = (),
+    spill: EventSpill | None = None,
 ) -> Starlette:
     """The front over ``directory`` (platform API) and the catalog's APIs (``/v1``).
 
     ``local_services`` are the services the public API may forward ``local:<service>``
     upstreams to (helloworld). ``credentials`` are the ``gateway`` service account's.
     ``on_shutdown`` hooks run after the public API has flushed its request events.
+    ``spill`` takes the request events the public API cannot keep in memory (default: the
+    publisher itself).
     """
     settings = GatewaySettings(
         cors_origins=tuple(config.api.cors_origins),
@@ -74,6 +78,7 @@ def build_front(
         sessions=sessions,
         local_services=local_services,
         alerts=ReportedAlerts(AlertsClient(transport, credentials)),
+        spill=spill,
     )
     v1 = create_v1_routes(
         sources.dependencies,
@@ -83,6 +88,7 @@ def build_front(
             call_timeout=settings.call_timeout,
         ),
     )
+    metrics.watch_request_events(v1.requests)
     # /v1/... is the public API's: the v1 service is served (and documented) at its key
     # management paths, never at the platform API's /v1/<Method>.
     platform_services = {name: specs for name, specs in directory.items() if name != V1.service}

@@ -217,7 +217,8 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     router = _router(config, InProcessTransport(), set())
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
     # The public API's request events go straight to their stream; the bus relays those
-    # that had to wait in the outbox while Redis was unreachable.
+    # that had to wait in the outbox while Redis was unreachable, and those the public
+    # API spilled there past its in-memory buffer.
     bus = redis_event_bus(process.engine, process.redis)
     await bus.start()
     requests = stream_first_publisher(process.engine, process.redis)
@@ -231,6 +232,7 @@ async def run_gateway(env: Mapping[str, str]) -> None:
         counters=process.counters,
         publisher=requests,
         sessions=None,
+        spill=requests,
         metrics=Metrics(),
         readiness=[stopping.check, ReadinessCheck("counters", process.counters.ping)],
         on_shutdown=[process.close, bus.stop],

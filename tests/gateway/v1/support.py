@@ -269,6 +269,8 @@ def gateway(
     sessions: Any = None,
     reporter: Any = None,
     credentials: TokenSource | None = None,
+    publisher: Any = None,
+    spill: Any = None,
 ) -> Gateway:
     """The public API over ``counters``; helloworld is published by default.
 
@@ -276,6 +278,8 @@ def gateway(
     tokens); ``extra_services`` are platform services that accept the customer's token.
     ``reporter`` replaces the recording ``alerts`` port (then ``alerts`` records nothing).
     ``credentials`` is the gateway's own service token (sent to usage endpoints).
+    ``publisher`` replaces the recording publisher (then ``publisher`` records nothing);
+    ``spill`` is where request events go past the buffer.
     """
     config = config or config_with()
     hello = hello or Recorder()
@@ -285,7 +289,7 @@ def gateway(
         transport.register(Dispatcher(spec, handler, authenticator=UpstreamAuth(), rules=None))
     for spec, handler in extra_services:
         transport.register(Dispatcher(spec, handler, authenticator=_Customers(), rules=None))
-    publisher = FakePublisher()
+    recording = FakePublisher()
     catalog = catalog or Catalog(hello_entry())
     keys = keys or Keys()
     loader = Balances(counters, balances)
@@ -300,8 +304,9 @@ def gateway(
             balances=loader,
             counters=counters,
             tokens=tokens,
-            publisher=publisher,
+            publisher=recording if publisher is None else publisher,
             sessions=sessions,
+            spill=spill,
             local_services=directory(HELLO, *(spec for spec, _ in upstreams)),
             alerts=alerts if reporter is None else reporter,
             forwarders=forwarders,
@@ -321,7 +326,7 @@ def gateway(
         v1,
         counters,
         config,
-        publisher,
+        recording,
         hello,
         keys,
         catalog,

@@ -15,6 +15,7 @@ from typing import Protocol
 from google.protobuf.descriptor_pool import DescriptorPool
 
 from m3o.runtime.counters.admission import AdmissionRequest
+from m3o.runtime.events import Envelope
 
 __all__ = [
     "Alerts",
@@ -23,6 +24,7 @@ __all__ = [
     "BalanceLoader",
     "Catalog",
     "CatalogEntry",
+    "EventSpill",
     "KeyDirectory",
     "PlannedCall",
     "Quotas",
@@ -200,4 +202,18 @@ class Alerts(Protocol):
         self, category: str, action: str, user_id: str, metadata: dict[str, str]
     ) -> None:
         """Tell operators (``panic`` when an upstream crashed, ``action`` the path)."""
+        ...
+
+
+class EventSpill(Protocol):
+    """Durable storage for the request events the gateway cannot keep in memory while
+    their stream is unreachable (the platform's outbox, whose relay delivers them later)."""
+
+    async def spill(self, envelopes: Sequence[Envelope]) -> None:
+        """Store ``envelopes`` durably, in one write, to be delivered later with their ids
+        (at least once). Raises when they could not be stored."""
+        ...
+
+    async def waiting(self, topic: str) -> int:
+        """Events of ``topic`` stored and not yet delivered to their stream."""
         ...

@@ -27,7 +27,14 @@ from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.http_endpoint import ALLOWED_METHODS, HttpCalls
 from m3o.gateway.v1.keys_api import key_endpoints, key_routes
 from m3o.gateway.v1.metering import RequestLog
-from m3o.gateway.v1.ports import Alerts, BalanceLoader, Catalog, KeyDirectory, Quotas
+from m3o.gateway.v1.ports import (
+    Alerts,
+    BalanceLoader,
+    Catalog,
+    EventSpill,
+    KeyDirectory,
+    Quotas,
+)
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.targets import LocalServices, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
@@ -60,6 +67,9 @@ class V1Dependencies:
     publisher: Publisher
     sessions: SessionFactory | None = None
     """With it, each batch of request events is published in one transaction."""
+    spill: EventSpill | None = None
+    """Where request events go past the in-memory buffer (the platform's outbox); default:
+    the publisher itself (the local profile's event log is durable storage)."""
     local_services: LocalServices = field(default_factory=dict)
     """Every platform service this process can reach, for ``local:<service>`` upstreams."""
     alerts: Alerts | None = None
@@ -89,7 +99,14 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
     )
     holds = Holds(deps.counters)
     batcher = AdmissionBatcher(deps.counters, release=holds.release)
-    requests = RequestLog(deps.publisher, deps.sessions, counters=deps.counters)
+    requests = RequestLog(
+        deps.publisher,
+        deps.sessions,
+        counters=deps.counters,
+        max_buffered=settings.request_events_buffer,
+        spill=deps.spill,
+        alerts=deps.alerts,
+    )
     targets = Targets(deps.catalog, deps.local_services)
     units = UnitUsage(
         targets=targets,

@@ -34,6 +34,10 @@ class PublicAPISettings:
     (API, project), in the background."""
     unit_usage_timeout: float = 2.0
     """Deadline of a call to an API's usage endpoint, in seconds."""
+    request_events_buffer: int = 200_000
+    """Request events kept in memory while they cannot be published (config
+    ``v1.request_events_buffer``); past it, the newest are spilled to durable storage
+    (:class:`~m3o.gateway.v1.ports.EventSpill`)."""
 
     @classmethod
     def from_config(
@@ -47,6 +51,7 @@ class PublicAPISettings:
             upstream_timeout=config.upstream_timeout.total_seconds(),
             key_cache_ttl=config.key_cache_ttl,
             fail_open_free=config.fail_open_free,
+            request_events_buffer=config.request_events_buffer,
             max_body_bytes=max_body_bytes,
             call_timeout=call_timeout,
             unit_usage_ttl=config.unit_usage_ttl,

@@ -631,6 +631,9 @@ class V1Config(_Section):
     gateway asks again (in the background, per API and project)."""
     unit_usage_timeout: Duration = timedelta(seconds=2)
     """Deadline of a call to an API's usage endpoint."""
+    request_events_buffer: int = Field(default=200_000, ge=1)
+    """Request events a gateway process keeps in memory while they cannot be published;
+    past it, the newest are spilled to durable storage (the outbox), never dropped."""
 
 
 class LoginFailuresConfig(_Section):

@@ -15,12 +15,19 @@ marker skips it (for the relay's ``dedupe_ttl``; consumers with side effects ded
 by event id anyway); into the outbox, a row already waiting under its id keeps it there once.
 
 Given a session, events go to the outbox in it as usual (they belong to that transaction).
+
+:meth:`StreamFirstPublisher.spill` writes events to the outbox without trying the stream
+first: the gateway's request log spills there what it cannot keep in memory while the
+stream is unreachable (or too slow), and :meth:`StreamFirstPublisher.waiting` says how
+many events of a topic wait there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.events._outbox import Envelope, EnvelopePublisher
@@ -65,6 +72,23 @@ class StreamFirstPublisher(EnvelopePublisher):
                 unsent = await _not_in_outbox(own, envelopes)
                 if unsent:
                     await self._relay.write_unsent(own, unsent)
+
+    async def spill(self, envelopes: Sequence[Envelope]) -> None:
+        """Write ``envelopes`` to the outbox, one transaction, keeping their ids (an id
+        already waiting there, or already appended to its stream, is relayed once): the
+        relay delivers them once Redis answers. Raises what the database raised."""
+        async with transaction(self._sessions) as session:
+            unsent = await _not_in_outbox(session, list(envelopes))
+            if unsent:
+                await self._relay.write_unsent(session, unsent)
+
+    async def waiting(self, topic: str) -> int:
+        """Events of ``topic`` waiting in the outbox for their stream."""
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.topic == topic)
+            )
+        return int(count or 0)
 
 
 async def _not_in_outbox(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:

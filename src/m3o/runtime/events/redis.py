@@ -32,14 +32,20 @@ from m3o.runtime.events import DeadLetter, Delivery
 from m3o.runtime.events._acks import JointAcks, Take
 from m3o.runtime.events._bus import Bus
 from m3o.runtime.events._dead_letters import add_dead_letter
-from m3o.runtime.events._outbox import Envelope, EnvelopePublisher
+from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events._relay import Relay, stream_key
 from m3o.runtime.events._source import Claim
 from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, session_factory, transaction
 
-__all__ = ["RedisChannel", "RedisEventSource", "redis_event_bus", "stream_first_publisher"]
+__all__ = [
+    "RedisChannel",
+    "RedisEventSource",
+    "StreamFirstPublisher",
+    "redis_event_bus",
+    "stream_first_publisher",
+]
 
 _log = get_logger(__name__)
 
@@ -397,8 +403,9 @@ def _stream_order(entry_id: str) -> tuple[int, int]:
     return int(millis), int(sequence or 0)
 
 
-def stream_first_publisher(engine: AsyncEngine, redis: aioredis.Redis) -> EnvelopePublisher:
+def stream_first_publisher(engine: AsyncEngine, redis: aioredis.Redis) -> StreamFirstPublisher:
     """Publishes straight to the Redis stream, falling back to the outbox while Redis is
-    unreachable (the bus of :func:`redis_event_bus` relays what waited there)."""
+    unreachable (the bus of :func:`redis_event_bus` relays what waited there); its
+    ``spill`` writes to the outbox only."""
     sessions = session_factory(engine)
     return StreamFirstPublisher(sessions, Relay(sessions, redis))
