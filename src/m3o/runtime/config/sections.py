@@ -230,7 +230,9 @@ class EmailsConfig(_Section):
     enabled: bool = False
     """Send emails for real; when off, the local outbox records what would be sent."""
     transport: Literal["smtp", "sendgrid"] = "smtp"
-    """How emails leave when enabled."""
+    """How emails leave when enabled. Not set while ``sendgrid.api_key`` is: ``sendgrid``,
+    so the reference's section (SendGrid was its only transport, and it had no such key)
+    sends as it did."""
     email_from: str = "M3O <noreply@m3o.com>"
     """Sender used when a request names none."""
     ip_pool_name: str = ""
@@ -249,6 +251,15 @@ class EmailsConfig(_Section):
     """Longest delay between two attempts."""
     poll_interval: Duration = timedelta(seconds=5)
     """How often scheduled and retried emails are looked for."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_transport(cls, value: object) -> object:
+        if isinstance(value, Mapping) and "transport" not in value:
+            sendgrid = value.get("sendgrid")
+            if isinstance(sendgrid, Mapping) and sendgrid.get("api_key"):
+                return {**value, "transport": "sendgrid"}
+        return value
 
 
 class EndToEndConfig(_Section):
