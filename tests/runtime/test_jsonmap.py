@@ -28,32 +28,22 @@ def _doc_class() -> type[Message]:
     doc = file.message_type.add(name="Doc")
     entry = doc.nested_type.add(name="NamedEntry")
     entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
-    entry.field.add(
-        name="value", number=2, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL, type_name=".lab.Doc"
-    )
-    marked = doc.field.add(
-        name="doc_text", number=1, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL, json_name="docText"
-    )
+    one, many, text, message = f.LABEL_OPTIONAL, f.LABEL_REPEATED, f.TYPE_STRING, f.TYPE_MESSAGE
+    entry.field.add(name="key", number=1, type=text, label=one)
+    entry.field.add(name="value", number=2, type=message, label=one, type_name=".lab.Doc")
+    for name, number, kind, label, type_name in [
+        ("doc_text", 1, text, one, ""),
+        ("name", 2, text, one, ""),
+        ("child", 3, message, one, ".lab.Doc"),
+        ("children", 4, message, many, ".lab.Doc"),
+        ("named", 5, message, many, ".lab.Doc.NamedEntry"),
+    ]:
+        added = doc.field.add(name=name, number=number, type=kind, label=label)
+        if type_name:
+            added.type_name = type_name
+    marked = doc.field[0]
+    marked.json_name = "docText"
     marked.options.Extensions[json_options_pb2.json_text] = True
-    doc.field.add(name="name", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
-    doc.field.add(
-        name="child", number=3, type=f.TYPE_MESSAGE, label=f.LABEL_OPTIONAL, type_name=".lab.Doc"
-    )
-    doc.field.add(
-        name="children",
-        number=4,
-        type=f.TYPE_MESSAGE,
-        label=f.LABEL_REPEATED,
-        type_name=".lab.Doc",
-    )
-    doc.field.add(
-        name="named",
-        number=5,
-        type=f.TYPE_MESSAGE,
-        label=f.LABEL_REPEATED,
-        type_name=".lab.Doc.NamedEntry",
-    )
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(descriptor_pb2.DESCRIPTOR.serialized_pb)
     pool.AddSerializedFile(json_options_pb2.DESCRIPTOR.serialized_pb)
