@@ -143,3 +143,53 @@ def test_route_table_lists_each_endpoint_with_its_canonical_path() -> None:
     assert found.error_id == "shop.markshipped"
     with pytest.raises(NotFound):
         table.resolve("shop", None, "nothing")
+
+
+def _catalog() -> tuple[Served, ...]:
+    return (
+        Served(named_spec("publicapi", "Publicapi", "List"), Named("Publicapi")),
+        Served(named_spec("explore", "Explore", "Search", "Index"), Named("Explore")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "reached"),
+    [
+        ("/publicapi/explore/search", "explore/Explore.Search"),
+        ("/publicapi/Explore/Index", "explore/Explore.Index"),
+        ("/explore/search", "explore/Explore.Search"),
+        ("/publicapi/list", "publicapi/Publicapi.List"),
+    ],
+)
+async def test_the_references_publicapi_explore_paths_reach_the_explore_service(
+    path: str, reached: str
+) -> None:
+    app, _ = build_app(*_catalog())
+    async with client_for(app) as http:
+        response = await http.post(path, json={}, headers={"Authorization": "Bearer good"})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"message": reached}
+
+
+def test_a_reference_path_is_explores_endpoint_and_is_listed_once() -> None:
+    table = RouteTable(directory(*(served.spec for served in _catalog())))
+
+    aliased = table.resolve("publicapi", "explore", "search")
+
+    assert aliased is table.resolve("explore", None, "search")
+    assert (aliased.error_id, aliased.label) == ("explore.search", "/explore/Search")
+    assert sorted(e.label for e in table.endpoints()) == [
+        "/explore/Index",
+        "/explore/Search",
+        "/publicapi/List",
+    ]
+
+
+def test_without_an_explore_service_the_reference_path_is_not_found() -> None:
+    table = RouteTable(directory(named_spec("publicapi", "Publicapi", "List")))
+
+    with pytest.raises(NotFound) as raised:
+        table.resolve("publicapi", "explore", "search")
+
+    assert raised.value.detail == "Handler Explore of publicapi not found"

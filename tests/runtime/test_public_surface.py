@@ -276,6 +276,10 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "FakeUnary",
         "PublishedEvent",
     ],
+    "m3o.runtime.rpc.json_options_pb2": [],
+    "m3o.runtime.rpc.json_options_pb2_comments": [
+        "COMMENTS",
+    ],
     "m3o.runtime.rpc.json_schema": [
         "Comment",
         "ERROR_REF",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import structlog
 
@@ -25,11 +24,11 @@ from m3o.runtime.rpc import (
     InProcessTransport,
     StaticToken,
     Transport,
-    grpc_handlers,
 )
 from m3o.services.helloworld.handler import Helloworld
 from m3o.services.helloworld.proto import helloworld_pb2 as pb
 from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
+from support.services import grpc_channel_to
 
 
 class TokenAuthenticator:
@@ -86,16 +85,8 @@ async def transport_and_handler(
         local.register(dispatcher)
         yield local, handler
         return
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([grpc_handlers(dispatcher)])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
+    async with grpc_channel_to(dispatcher) as channel:
         yield GrpcTransport(channel), handler
-    finally:
-        await channel.close()
-        await server.stop(None)
 
 
 async def test_call_returns_the_handlers_response_and_passes_the_account(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -12,10 +11,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import Internal, Unavailable
-from m3o.runtime.rpc import Dispatcher, GrpcTransport, InProcessTransport, Transport, grpc_handlers
+from m3o.runtime.rpc import Dispatcher, GrpcTransport, InProcessTransport, Transport
 from m3o.services.helloworld.handler import Helloworld
 from m3o.services.helloworld.proto import helloworld_pb2 as pb
 from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
+from support.services import grpc_channel_to
 
 _FAILURES: dict[str, Exception] = {
     "redis-down": RedisConnectionError("Error 111 connecting to redis:6379. Connection refused."),
@@ -38,16 +38,8 @@ async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
         local.register(dispatcher)
         yield local
         return
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([grpc_handlers(dispatcher)])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
+    async with grpc_channel_to(dispatcher) as channel:
         yield GrpcTransport(channel)
-    finally:
-        await channel.close()
-        await server.stop(None)
 
 
 @pytest.mark.parametrize("failure", ["redis-down", "redis-slow", "socket-refused"])

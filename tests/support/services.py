@@ -20,9 +20,11 @@ Helpers of one service's tests (its accounts, call contexts, the world under tes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +45,7 @@ from m3o.runtime.rpc import (
     ServiceSpec,
     TokenSource,
     Transport,
+    grpc_handlers,
 )
 from m3o.runtime.rpc.fakes import FakePublisher, FakeUnary
 from m3o.runtime.service import Clients, Dependencies, HealthProbe
@@ -58,6 +61,7 @@ __all__ = [
     "Unreachable",
     "dependencies",
     "forget_calls",
+    "grpc_channel_to",
     "serve",
 ]
 
@@ -200,6 +204,22 @@ def serve(
         Dispatcher(spec, implementation, authenticator=authenticator, rules=rules, public=public)
     )
     return transport
+
+
+@asynccontextmanager
+async def grpc_channel_to(dispatcher: Dispatcher) -> AsyncIterator[grpc.aio.Channel]:
+    """``dispatcher`` served by a ``grpc.aio`` server on a free port of 127.0.0.1, and a
+    channel to it, until the block ends."""
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc_handlers(dispatcher)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await server.stop(None)
 
 
 def forget_calls(*fakes: object) -> None:

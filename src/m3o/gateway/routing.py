@@ -5,6 +5,11 @@
 handler by ``Title(Handler)``. Method and handler names also match case-insensitively as a
 fallback, so ``/customers/markverified`` reaches ``Customers.MarkVerified``.
 
+The reference served some handlers from another service than ours does:
+:data:`REFERENCE_HANDLERS` keeps its paths working (``/publicapi/explore/search`` reaches
+``Explore.Search`` of the explore service; the endpoint, its label and its errors are
+explore's).
+
 The table is built once, when the application is created; resolving a path is a few
 dictionary lookups.
 """
@@ -19,7 +24,15 @@ from m3o.runtime.errors import NotFound, error_id
 from m3o.runtime.rpc import MethodSpec, ServiceSpec
 from m3o.runtime.rpc.endpoints import title
 
-__all__ = ["ERROR_ID", "Endpoint", "RouteTable", "ServiceDirectory", "directory", "title"]
+__all__ = [
+    "ERROR_ID",
+    "REFERENCE_HANDLERS",
+    "Endpoint",
+    "RouteTable",
+    "ServiceDirectory",
+    "directory",
+    "title",
+]
 
 ServiceDirectory = Mapping[str, Sequence[ServiceSpec]]
 """Platform service name (``customers``) -> the protobuf services it serves."""
@@ -28,6 +41,10 @@ ERROR_ID = "api"
 """The id of errors the HTTP front raises before any service is involved."""
 
 _MAX_ECHO = 64
+
+REFERENCE_HANDLERS: Mapping[tuple[str, str], str] = {("publicapi", "Explore"): "explore"}
+"""(service, handler) of a reference path -> the service whose default handler serves it
+here: the reference's publicapi service also served its Explore handler."""
 
 _T = TypeVar("_T")
 
@@ -124,7 +141,7 @@ class RouteTable:
                 exact=handlers,
                 folded=_first_wins([(h.lower(), found) for h, found in handlers.items()]),
             )
-        self._services = table
+        self._services = _with_reference_handlers(table)
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint once, in directory order."""
@@ -151,6 +168,24 @@ class RouteTable:
                 ERROR_ID, f"Endpoint {_echo(title(endpoint))} of {service.lower()} not found"
             )
         return found
+
+
+def _with_reference_handlers(table: dict[str, _Service]) -> dict[str, _Service]:
+    """``table`` where each of :data:`REFERENCE_HANDLERS` whose two services are served
+    and whose handler is not also answers at the reference's path."""
+    for (name, handler), target in REFERENCE_HANDLERS.items():
+        service, serving = table.get(name), table.get(target)
+        if service is None or serving is None or serving.default is None:
+            continue
+        if handler in service.exact:
+            continue
+        exact = {**service.exact, handler: serving.default}
+        table[name] = _Service(
+            default=service.default,
+            exact=exact,
+            folded=_first_wins([(h.lower(), found) for h, found in exact.items()]),
+        )
+    return table
 
 
 def _echo(text: str) -> str:

@@ -1,13 +1,14 @@
-"""Helpers of the emails tests: accounts, a scriptable transport, the world."""
+"""Helpers of the emails tests: accounts, a scriptable transport, a fake SendGrid, the world."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 
 from m3o.runtime.auth import Account, CallContext
@@ -17,6 +18,7 @@ from m3o.services.emails.courier import Courier, RetryPolicy
 from m3o.services.emails.handler import Emails
 from m3o.services.emails.proto import emails_pb2 as pb
 from m3o.services.emails.records import EmailRecord
+from m3o.services.emails.sendgrid import SendgridTransport
 from m3o.services.emails.templates import Templates
 from m3o.services.emails.transport import DeliveryError, MailTransport, OutgoingEmail
 from support.services import MovableClock
@@ -113,6 +115,7 @@ def make_world(
     *,
     policy: RetryPolicy | None = None,
     sendgrid_templates: Mapping[str, str] | None = None,
+    outbox_only: bool = False,
 ) -> World:
     courier = Courier(sessions=sessions, transport=transport, clock=clock, policy=policy)
     handler = Emails(
@@ -121,6 +124,41 @@ def make_world(
         templates=Templates(),
         default_sender=DEFAULT_FROM,
         sendgrid_templates=sendgrid_templates,
+        outbox_only=outbox_only,
         clock=clock,
     )
     return World(handler, courier, transport, clock, sessions)
+
+
+API_KEY = "SG.secret-api-key-value"
+API_URL = "https://sendgrid.test"
+
+
+@dataclass
+class FakeSendgrid:
+    """Answers ``/v3/mail/send`` with the scripted statuses (then 202), keeping requests."""
+
+    statuses: list[int] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    fail_with: Callable[[httpx.Request], Exception] | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.fail_with is not None:
+            raise self.fail_with(request)
+        status = self.statuses.pop(0) if self.statuses else 202
+        if status >= 400:
+            return httpx.Response(status, json={"errors": [{"message": f"status {status}"}]})
+        return httpx.Response(status)
+
+    def bodies(self) -> list[dict[str, object]]:
+        return [orjson.loads(request.content) for request in self.requests]
+
+    def transport(self, ip_pool_name: str = "") -> SendgridTransport:
+        return SendgridTransport(
+            api_key=API_KEY,
+            api_url=API_URL,
+            ip_pool_name=ip_pool_name,
+            timeout=1.0,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(self)),
+        )

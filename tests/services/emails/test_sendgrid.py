@@ -3,54 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-import orjson
 import pytest
 from structlog.testing import capture_logs
 
 from m3o.runtime.store import SessionFactory
 from m3o.services.emails.addresses import Address
 from m3o.services.emails.records import Status
-from m3o.services.emails.sendgrid import SendgridTransport
 from m3o.services.emails.transport import DeliveryError, OutgoingEmail
-from services.emails.support import CODE, DEFAULT_FROM, make_world, send_request
+from services.emails.support import (
+    API_KEY,
+    API_URL,
+    CODE,
+    DEFAULT_FROM,
+    FakeSendgrid,
+    make_world,
+    send_request,
+)
 from support.services import MovableClock
-
-API_KEY = "SG.secret-api-key-value"
-API_URL = "https://sendgrid.test"
-
-
-@dataclass
-class FakeSendgrid:
-    """Answers ``/v3/mail/send`` with the scripted statuses (then 202), keeping requests."""
-
-    statuses: list[int] = field(default_factory=list)
-    requests: list[httpx.Request] = field(default_factory=list)
-    fail_with: Callable[[httpx.Request], Exception] | None = None
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.fail_with is not None:
-            raise self.fail_with(request)
-        status = self.statuses.pop(0) if self.statuses else 202
-        if status >= 400:
-            return httpx.Response(status, json={"errors": [{"message": f"status {status}"}]})
-        return httpx.Response(status)
-
-    def bodies(self) -> list[dict[str, object]]:
-        return [orjson.loads(request.content) for request in self.requests]
-
-    def transport(self, ip_pool_name: str = "") -> SendgridTransport:
-        return SendgridTransport(
-            api_key=API_KEY,
-            api_url=API_URL,
-            ip_pool_name=ip_pool_name,
-            timeout=1.0,
-            client=httpx.AsyncClient(transport=httpx.MockTransport(self)),
-        )
 
 
 def outgoing(**fields: object) -> OutgoingEmail:
@@ -178,7 +150,7 @@ async def test_a_400_is_not_retried_and_the_email_is_failed(
     )
 
 
-async def test_configured_template_ids_send_our_templates_as_dynamic_templates(
+async def test_mapped_templates_go_as_dynamic_templates_with_the_references_names_too(
     sessions: SessionFactory, clock: MovableClock
 ) -> None:
     api = FakeSendgrid()
@@ -191,7 +163,11 @@ async def test_configured_template_ids_send_our_templates_as_dynamic_templates(
     [body] = api.bodies()
     assert body["template_id"] == "d-verify"
     assert body["personalizations"] == [
-        {"to": [{"email": "ann@example.com"}], "dynamic_template_data": {"code": CODE}}
+        {
+            "to": [{"email": "ann@example.com"}],
+            # the reference's verification email called the code "token"
+            "dynamic_template_data": {"code": CODE, "token": CODE},
+        }
     ]
     assert body["from"] == {"email": "noreply@m3o.com", "name": "M3O"}
     stored = await world.email(email_id)

@@ -62,8 +62,11 @@ async def test_the_served_service_records_emails_in_the_local_outbox_by_default(
             {"enabled": True, "transport": "sendgrid", "sendgrid": {"api_key": "k"}},
             SendgridTransport,
         ),
+        # the reference's section: SendGrid was its only transport, it had no such key
+        ({"enabled": True, "sendgrid": {"api_key": "k"}}, SendgridTransport),
+        ({"enabled": True, "transport": "smtp", "sendgrid": {"api_key": "k"}}, SmtpTransport),
     ],
-    ids=["default", "disabled", "smtp", "sendgrid"],
+    ids=["default", "disabled", "smtp", "sendgrid", "reference-sendgrid", "smtp-chosen"],
 )
 async def test_the_config_chooses_the_transport(section: dict[str, Any], kind: type) -> None:
     transport = make_transport(build_config({"emails": section}, {}))

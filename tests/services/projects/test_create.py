@@ -78,6 +78,15 @@ async def test_create_stores_the_project_with_the_caller_as_admin_and_publishes_
     world.assert_all_in_transaction()
 
 
+async def test_create_answers_the_project_id_as_the_reference_did_and_the_project(
+    world: World,
+) -> None:
+    response = await world.handler.create(pb.CreateRequest(name="site"), call("Create"))
+
+    assert response.id == response.project.id != ""
+    assert pb.CreateResponse.DESCRIPTOR.fields_by_name["id"].number == 1  # the reference's
+
+
 async def test_customer_may_name_its_own_billing_account(world: World) -> None:
     request = pb.CreateRequest(name="site", billing_account=ANN.id)
     created = (await world.handler.create(request, call("Create"))).project

@@ -4,20 +4,25 @@
 - 64-bit integers are JSON numbers (protobuf's canonical mapping makes them strings);
 - fields holding their default value are omitted;
 - input accepts the proto names and lowerCamelCase, ignores unknown fields (as M3O's
-  gateway did), and rejects values of the wrong type with BadRequest.
+  gateway did), and rejects values of the wrong type with BadRequest;
+- a string field marked ``[(m3o.rpc.json_text) = true]`` (``json_options.proto``) holds a
+  JSON document: input may give the document itself (``{"template_data": {"code": "X"}}``)
+  instead of its text, and it is taken as its compact JSON text.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any, TypeVar
+import functools
+from typing import Any, TypeVar, cast
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from m3o.runtime.errors import BadRequest
+from m3o.runtime.rpc.json_options_pb2 import json_text
 
 __all__ = ["dict_to_message", "json_to_message", "message_to_dict", "message_to_json"]
 
@@ -68,13 +73,78 @@ def message_to_json(message: Message) -> bytes:
     return orjson.dumps(message_to_dict(message))
 
 
+def _is_json_text(field: FieldDescriptor) -> bool:
+    return (
+        field.type == FieldDescriptor.TYPE_STRING
+        and field.has_options
+        and bool(field.GetOptions().Extensions[json_text])
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _holds_json_text(descriptor: Descriptor) -> bool:
+    """Whether a ``json_text`` field is reachable from messages of this type (computed once
+    per type: requests of every other type are parsed without a second walk)."""
+    seen: set[str] = set()
+    pending = [descriptor]
+    while pending:
+        current = pending.pop()
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        for field in current.fields:
+            if _is_json_text(field):
+                return True
+            if field.message_type is not None:
+                pending.append(field.message_type)
+    return False
+
+
+def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+    found = descriptor.fields_by_name.get(key)
+    if found is not None:
+        return found
+    return next((f for f in descriptor.fields if f.json_name == key), None)
+
+
+def _field_value(field: FieldDescriptor, value: Any) -> Any:
+    if _is_json_text(field):
+        return value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
+    target = field.message_type
+    if target is None or not _holds_json_text(target):
+        return value
+    if target.GetOptions().map_entry:
+        entry = target.fields_by_name["value"]
+        if isinstance(value, dict):
+            return {key: _field_value(entry, item) for key, item in value.items()}
+        return value
+    if field.is_repeated and isinstance(value, list):
+        return [_documents_as_text(item, target) for item in value]
+    return _documents_as_text(value, target)
+
+
+def _documents_as_text(data: Any, descriptor: Descriptor) -> Any:
+    """``data`` with the JSON documents given for ``json_text`` fields as their text."""
+    if not isinstance(data, dict) or not _holds_json_text(descriptor):
+        return data  # nothing to do, or the wrong shape, which ParseDict names
+    out = {}
+    for key, value in data.items():
+        field = _field(descriptor, key)
+        out[key] = value if field is None else _field_value(field, value)
+    return out
+
+
 def dict_to_message(data: Any, message_type: type[M], error_id: str) -> M:
     """Build ``message_type`` from decoded JSON; a wrong shape is BadRequest(error_id)."""
     if not isinstance(data, dict):
         raise BadRequest(error_id, "Request body must be a JSON object")
     message = message_type()
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=True)
+        json_format.ParseDict(
+            _documents_as_text(data, cast(Descriptor, message.DESCRIPTOR)),
+            message,
+            ignore_unknown_fields=True,
+        )
     except json_format.ParseError as exc:
         raise BadRequest(error_id, f"Invalid request: {exc}") from None
     return message

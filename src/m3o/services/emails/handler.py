@@ -10,12 +10,12 @@ email is stored and retried; the caller gets its id.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from m3o.runtime.auth import CallContext, verify_admin, verify_service
@@ -30,13 +30,17 @@ from m3o.services.emails.addresses import Address, parse_address
 from m3o.services.emails.courier import Courier
 from m3o.services.emails.proto import emails_pb2 as pb
 from m3o.services.emails.records import EmailRecord
+from m3o.services.emails.template_data import read_template_data
 from m3o.services.emails.templates import SHIPPED, Rendered, TemplateDataError, Templates
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_TEMPLATE_DATA", "Emails"]
+__all__ = ["MAX_KEY_LENGTH", "REFERENCE_NAMES", "Emails"]
 
 MAX_KEY_LENGTH = 200
-MAX_TEMPLATE_DATA = 64 * 1024
-"""Bytes of template data one email may carry."""
+REFERENCE_NAMES: Mapping[str, Mapping[str, str]] = {"verification": {"token": "code"}}
+"""Values a shipped template sends to its SendGrid dynamic template under the reference's
+name too (the reference's verification email called the code ``token``), so a dynamic
+template made for the reference renders unchanged: name -> the value it copies."""
+_DYNAMIC_TEMPLATE_ID = re.compile(r"d-[0-9a-f]{32}")
 _NO_CONTENT = Rendered(subject="", text="", html="")
 
 _log = get_logger(__name__)
@@ -47,7 +51,11 @@ class Emails:
 
     ``sendgrid_templates`` is None unless the transport is SendGrid; then it maps our
     template names to SendGrid dynamic template ids (a name not listed is rendered here),
-    and a ``template_id`` that is none of ours is taken as a dynamic template id.
+    and a ``template_id`` that is none of ours is taken as a dynamic template id. With
+    ``outbox_only`` (nothing leaves: the local outbox) a ``template_id`` shaped like a
+    SendGrid dynamic template id (``d-`` and 32 hex digits) is recorded as one, as the
+    reference accepted any template id with sending disabled; other unknown ids are still
+    refused, so a misspelt name of ours is caught before it reaches a real transport.
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class Emails:
         templates: Templates,
         default_sender: str,
         sendgrid_templates: Mapping[str, str] | None = None,
+        outbox_only: bool = False,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
@@ -65,6 +74,7 @@ class Emails:
         self._templates = templates
         self._default_sender = default_sender
         self._sendgrid_templates = sendgrid_templates
+        self._outbox_only = outbox_only
         self._clock = clock
 
     async def send(self, request: pb.SendRequest, ctx: CallContext) -> pb.SendResponse:
@@ -73,7 +83,7 @@ class Emails:
         template_id = request.template_id.strip()
         if not template_id:
             raise BadRequest(ctx.endpoint, "Template id is required")
-        data = _template_data(request.template_data)
+        data = read_template_data(request.template_data)
         sender = self._sender(ctx, getattr(request, "from"))
         key = request.idempotency_key.strip()
         if len(key) > MAX_KEY_LENGTH:
@@ -99,7 +109,7 @@ class Emails:
             send_at=send_at,
             due=send_at,
             provider_template=provider_template,
-            template_data=data if provider_template else {},
+            template_data=_dynamic_data(template_id, data) if provider_template else {},
             idempotency_key=key,
         )
         stored_id = await self._store(ctx, record)
@@ -175,7 +185,8 @@ class Emails:
         """The rendered content and the SendGrid template (or "") to send instead."""
         dynamic = self._sendgrid_templates
         if template_id not in self._templates:
-            if dynamic is None:
+            recorded = self._outbox_only and _DYNAMIC_TEMPLATE_ID.fullmatch(template_id)
+            if dynamic is None and not recorded:
                 known = ", ".join(SHIPPED)
                 raise BadRequest(ctx.endpoint, f"Unknown template {template_id!r}; use {known}")
             return _NO_CONTENT, template_id
@@ -196,18 +207,13 @@ def _store_failed(ctx: CallContext, exc: DBAPIError) -> Internal:
     return Internal(ctx.endpoint, INTERNAL_DETAIL)
 
 
-def _template_data(raw: str) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    if len(raw.encode()) > MAX_TEMPLATE_DATA:
-        raise BadRequest("emails.send.templatedata", "Template data is too large")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise BadRequest("emails.send.templatedata", "Template data must be a JSON object")
-    return data
+def _dynamic_data(template_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a SendGrid dynamic template receives: ``data``, with the reference's names."""
+    found = dict(data)
+    for name, source in REFERENCE_NAMES.get(template_id, {}).items():
+        if name not in found and source in found:
+            found[name] = found[source]
+    return found
 
 
 def _time(ctx: CallContext, seconds: int) -> datetime:

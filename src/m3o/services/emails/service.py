@@ -72,6 +72,7 @@ async def build(
         sendgrid_templates=(
             dict(sendgrid_templates or {}) if isinstance(transport, SendgridTransport) else None
         ),
+        outbox_only=isinstance(transport, LocalOutbox),
     )
 
     async def deliver_due() -> None:

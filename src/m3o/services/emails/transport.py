@@ -74,16 +74,13 @@ class LocalOutbox:
     name = "outbox"
 
     async def send(self, email: OutgoingEmail) -> None:
-        if email.provider_template and not email.text:
-            raise DeliveryError(
-                f"Template {email.provider_template} can only be sent through SendGrid",
-                permanent=True,
-            )
+        # A SendGrid dynamic template is recorded as what would be sent: its id and data.
         _log.info(
             "emails.outbox",
             email_id=email.id,
             to=mask_email(email.to.email),
             subject=email.subject,
+            template=email.provider_template or None,
             hint="`m3o emails list` shows it",
         )
 

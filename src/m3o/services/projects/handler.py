@@ -121,7 +121,7 @@ class Projects:
             billing_account=billing_account,
             caller_id=account.id,
         )
-        return pb.CreateResponse(project=project.to_proto())
+        return pb.CreateResponse(id=project.id, project=project.to_proto())
 
     async def read(self, request: pb.ReadRequest, ctx: CallContext) -> pb.ReadResponse:
         account = _verify_any_role(ctx)

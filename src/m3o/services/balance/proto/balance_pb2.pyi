@@ -27,27 +27,27 @@ class IncrementRequest(_message.Message):
 
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     VISIBLE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
-    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """Required. customer_id to credit"""
     delta: _builtins.int
     """delta: the amount, > 0"""
+    idempotency_key: _builtins.str
+    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
     """Required. reference shown to the customer, at most 500 characters"""
-    idempotency_key: _builtins.str
-    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
         delta: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
         visible: _builtins.bool = ...,
         reference: _builtins.str = ...,
-        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -87,27 +87,27 @@ class DecrementRequest(_message.Message):
 
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     VISIBLE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
-    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """Required. customer_id to debit"""
     delta: _builtins.int
     """delta: the amount, > 0"""
+    idempotency_key: _builtins.str
+    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     visible: _builtins.bool
     """visible to the customer in their adjustments"""
     reference: _builtins.str
     """Required. reference shown to the customer, at most 500 characters"""
-    idempotency_key: _builtins.str
-    """idempotency_key: a repeat applies nothing (at most 255 characters)"""
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
         delta: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
         visible: _builtins.bool = ...,
         reference: _builtins.str = ...,
-        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

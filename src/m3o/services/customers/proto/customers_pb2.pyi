@@ -95,23 +95,23 @@ class Token(_message.Message):
 
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
-    CREATED_FIELD_NUMBER: _builtins.int
     EXPIRY_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     """access_token is a signed JWT"""
     refresh_token: _builtins.str
     """refresh_token is opaque and single use"""
-    created: _builtins.int
-    """created is unix seconds"""
     expiry: _builtins.int
     """expiry of the access token, unix seconds"""
+    created: _builtins.int
+    """created is unix seconds (not in the reference)"""
     def __init__(
         self,
         *,
         access_token: _builtins.str = ...,
         refresh_token: _builtins.str = ...,
-        created: _builtins.int = ...,
         expiry: _builtins.int = ...,
+        created: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -173,17 +173,17 @@ class MarkVerifiedRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    EMAIL_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
-    email: _builtins.str
-    """email of the customer"""
+    EMAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the customer"""
+    email: _builtins.str
+    """email of the customer"""
     def __init__(
         self,
         *,
-        email: _builtins.str = ...,
         id: _builtins.str = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -267,20 +267,20 @@ class DeleteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
-    FORCE_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the customer"""
-    force: _builtins.bool
-    """force removes the record too"""
     email: _builtins.str
     """email of the customer"""
+    force: _builtins.bool
+    """force removes the record too"""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
-        force: _builtins.bool = ...,
         email: _builtins.str = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -591,17 +591,17 @@ class UpdateNameRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    """Required. id of the customer"""
+    ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """name to set"""
+    id: _builtins.str
+    """Required. id of the customer"""
     def __init__(
         self,
         *,
-        id: _builtins.str = ...,
         name: _builtins.str = ...,
+        id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

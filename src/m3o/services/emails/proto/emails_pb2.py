@@ -23,29 +23,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from m3o.runtime.rpc import json_options_pb2 as m3o_dot_runtime_dot_rpc_dot_json__options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&m3o/services/emails/proto/emails.proto\x12\x06\x65mails\"}\n\x0bSendRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x15\n\rtemplate_data\x18\x04 \x01(\t\x12\x0f\n\x07send_at\x18\x05 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"\x1a\n\x0cSendResponse\x12\n\n\x02id\x18\x01 \x01(\t\">\n\x11ListOutboxRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\xdb\x01\n\x0bOutboxEmail\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x03\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0c\n\x04\x66rom\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x13\n\x0btemplate_id\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x0f\n\x07\x63reated\x18\t \x01(\x03\x12\x0f\n\x07send_at\x18\n \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\x05\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x11\n\ttransport\x18\r \x01(\t\"9\n\x12ListOutboxResponse\x12#\n\x06\x65mails\x18\x01 \x03(\x0b\x32\x13.emails.OutboxEmail\";\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xd1\x01\n\x06\x45mails\x12\x31\n\x04Send\x12\x13.emails.SendRequest\x1a\x14.emails.SendResponse\x12\x43\n\nListOutbox\x12\x19.emails.ListOutboxRequest\x1a\x1a.emails.ListOutboxResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.emails.DeleteCustomerRequest\x1a\x1e.emails.DeleteCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&m3o/services/emails/proto/emails.proto\x12\x06\x65mails\x1a\"m3o/runtime/rpc/json_options.proto\"\x83\x01\n\x0bSendRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x13\n\x0btemplate_id\x18\x03 \x01(\t\x12\x1b\n\rtemplate_data\x18\x04 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x0f\n\x07send_at\x18\x05 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"\x1a\n\x0cSendResponse\x12\n\n\x02id\x18\x01 \x01(\t\">\n\x11ListOutboxRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\xdb\x01\n\x0bOutboxEmail\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x03\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0c\n\x04\x66rom\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x13\n\x0btemplate_id\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x0f\n\x07\x63reated\x18\t \x01(\x03\x12\x0f\n\x07send_at\x18\n \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\x05\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x11\n\ttransport\x18\r \x01(\t\"9\n\x12ListOutboxResponse\x12#\n\x06\x65mails\x18\x01 \x03(\x0b\x32\x13.emails.OutboxEmail\";\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xd1\x01\n\x06\x45mails\x12\x31\n\x04Send\x12\x13.emails.SendRequest\x1a\x14.emails.SendResponse\x12\x43\n\nListOutbox\x12\x19.emails.ListOutboxRequest\x1a\x1a.emails.ListOutboxResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.emails.DeleteCustomerRequest\x1a\x1e.emails.DeleteCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'm3o.services.emails.proto.emails_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SENDREQUEST']._serialized_start=50
-  _globals['_SENDREQUEST']._serialized_end=175
-  _globals['_SENDRESPONSE']._serialized_start=177
-  _globals['_SENDRESPONSE']._serialized_end=203
-  _globals['_LISTOUTBOXREQUEST']._serialized_start=205
-  _globals['_LISTOUTBOXREQUEST']._serialized_end=267
-  _globals['_OUTBOXEMAIL']._serialized_start=270
-  _globals['_OUTBOXEMAIL']._serialized_end=489
-  _globals['_LISTOUTBOXRESPONSE']._serialized_start=491
-  _globals['_LISTOUTBOXRESPONSE']._serialized_end=548
-  _globals['_DELETECUSTOMERREQUEST']._serialized_start=550
-  _globals['_DELETECUSTOMERREQUEST']._serialized_end=609
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=611
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=635
-  _globals['_EMAILS']._serialized_start=638
-  _globals['_EMAILS']._serialized_end=847
+  _globals['_SENDREQUEST'].fields_by_name['template_data']._loaded_options = None
+  _globals['_SENDREQUEST'].fields_by_name['template_data']._serialized_options = b'\240\273\030\001'
+  _globals['_SENDREQUEST']._serialized_start=87
+  _globals['_SENDREQUEST']._serialized_end=218
+  _globals['_SENDRESPONSE']._serialized_start=220
+  _globals['_SENDRESPONSE']._serialized_end=246
+  _globals['_LISTOUTBOXREQUEST']._serialized_start=248
+  _globals['_LISTOUTBOXREQUEST']._serialized_end=310
+  _globals['_OUTBOXEMAIL']._serialized_start=313
+  _globals['_OUTBOXEMAIL']._serialized_end=532
+  _globals['_LISTOUTBOXRESPONSE']._serialized_start=534
+  _globals['_LISTOUTBOXRESPONSE']._serialized_end=591
+  _globals['_DELETECUSTOMERREQUEST']._serialized_start=593
+  _globals['_DELETECUSTOMERREQUEST']._serialized_end=652
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=654
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=678
+  _globals['_EMAILS']._serialized_start=681
+  _globals['_EMAILS']._serialized_end=890
 # @@protoc_insertion_point(module_scope)

@@ -37,7 +37,10 @@ class SendRequest(_message.Message):
     """Required. template_id: verification, recovery, welcome, or a SendGrid dynamic template id"""
     template_data: _builtins.str
     """template_data: a JSON object of the template's values (verification: code; recovery:
-    token and optionally reset_url; welcome: optionally name)
+    token and optionally reset_url; welcome: optionally name), as its JSON text, or as the
+    base64 of that text (the reference's shape: its field is bytes, which JSON carries in
+    base64); in a JSON request also the object itself. Over gRPC the reference's bytes are
+    this field's JSON text: bytes and string are the same on the wire.
     """
     send_at: _builtins.int
     """send_at: unix seconds; 0 or past: now"""

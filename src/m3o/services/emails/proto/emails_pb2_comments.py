@@ -9,7 +9,7 @@ COMMENTS: dict[str, str] = {
     "emails.SendRequest.from": "from address (`name@example.com` or `Name <name@example.com>`); empty: config emails.email_from",
     "emails.SendRequest.to": "Required. to address",
     "emails.SendRequest.template_id": "Required. template_id: verification, recovery, welcome, or a SendGrid dynamic template id",
-    "emails.SendRequest.template_data": "template_data: a JSON object of the template's values (verification: code; recovery: token and optionally reset_url; welcome: optionally name)",
+    "emails.SendRequest.template_data": "template_data: a JSON object of the template's values (verification: code; recovery: token and optionally reset_url; welcome: optionally name), as its JSON text, or as the base64 of that text (the reference's shape: its field is bytes, which JSON carries in base64); in a JSON request also the object itself. Over gRPC the reference's bytes are this field's JSON text: bytes and string are the same on the wire.",
     "emails.SendRequest.send_at": "send_at: unix seconds; 0 or past: now",
     "emails.SendRequest.idempotency_key": "idempotency_key: a repeat with the same key returns the first email's id and sends nothing more",
     "emails.SendResponse": "SendResponse returns the email's id.",

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(m3o/services/explore/proto/explore.proto\x12\x07\x65xplore\"\x18\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8b\x01\n\nExploreAPI\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0c\n\x04icon\x18\x04 \x01(\t\x12$\n\tendpoints\x18\x05 \x03(\x0b\x32\x11.explore.Endpoint\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\"\x87\x03\n\tPublicAPI\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0c\n\x04icon\x18\x05 \x01(\t\x12\x15\n\ropen_api_json\x18\x06 \x01(\t\x12\x30\n\x07pricing\x18\x07 \x03(\x0b\x32\x1f.explore.PublicAPI.PricingEntry\x12\x15\n\rexamples_json\x18\x08 \x01(\t\x12\x14\n\x0cpostman_json\x18\t \x01(\t\x12.\n\x06quotas\x18\n \x03(\x0b\x32\x1e.explore.PublicAPI.QuotasEntry\x12\x10\n\x08owner_id\x18\x0b \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0c \x01(\t\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"-\n\x0cIndexRequest\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"2\n\rIndexResponse\x12!\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x13.explore.ExploreAPI\"J\n\rSearchRequest\x12\x13\n\x0bsearch_term\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\"3\n\x0eSearchResponse\x12!\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x13.explore.ExploreAPI\"\x1a\n\nAPIRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"T\n\x0b\x41PIResponse\x12$\n\x07summary\x18\x01 \x01(\x0b\x32\x13.explore.ExploreAPI\x12\x1f\n\x03\x61pi\x18\x02 \x01(\x0b\x32\x12.explore.PublicAPI\"\x17\n\x15ListCategoriesRequest\",\n\x16ListCategoriesResponse\x12\x12\n\ncategories\x18\x01 \x03(\t\"\x10\n\x0ePricingRequest\"\x90\x02\n\x0bPricingItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x32\n\x07pricing\x18\x03 \x03(\x0b\x32!.explore.PricingItem.PricingEntry\x12\x30\n\x06quotas\x18\x04 \x03(\x0b\x32 .explore.PricingItem.QuotasEntry\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x0c\n\x04icon\x18\x06 \x01(\t\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"7\n\x0fPricingResponse\x12$\n\x06prices\x18\x01 \x03(\x0b\x32\x14.explore.PricingItem2\xbf\x02\n\x07\x45xplore\x12\x36\n\x05Index\x12\x15.explore.IndexRequest\x1a\x16.explore.IndexResponse\x12\x39\n\x06Search\x12\x16.explore.SearchRequest\x1a\x17.explore.SearchResponse\x12\x30\n\x03\x41PI\x12\x13.explore.APIRequest\x1a\x14.explore.APIResponse\x12Q\n\x0eListCategories\x12\x1e.explore.ListCategoriesRequest\x1a\x1f.explore.ListCategoriesResponse\x12<\n\x07Pricing\x12\x17.explore.PricingRequest\x1a\x18.explore.PricingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(m3o/services/explore/proto/explore.proto\x12\x07\x65xplore\"\x18\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8b\x01\n\nExploreAPI\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0c\n\x04icon\x18\x04 \x01(\t\x12$\n\tendpoints\x18\x05 \x03(\x0b\x32\x11.explore.Endpoint\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\"\x8d\x03\n\tPublicAPI\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x15\n\ropen_api_json\x18\x04 \x01(\t\x12\x30\n\x07pricing\x18\x06 \x03(\x0b\x32\x1f.explore.PublicAPI.PricingEntry\x12\x10\n\x08owner_id\x18\x07 \x01(\t\x12\x15\n\rexamples_json\x18\x08 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\t \x01(\t\x12\x0c\n\x04icon\x18\n \x01(\t\x12\x14\n\x0cpostman_json\x18\x0b \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0c \x01(\t\x12.\n\x06quotas\x18\r \x03(\x0b\x32\x1e.explore.PublicAPI.QuotasEntry\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01J\x04\x08\x05\x10\x06\"-\n\x0cIndexRequest\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"2\n\rIndexResponse\x12!\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x13.explore.ExploreAPI\"J\n\rSearchRequest\x12\x13\n\x0bsearch_term\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\"3\n\x0eSearchResponse\x12!\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x13.explore.ExploreAPI\"\x1a\n\nAPIRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"T\n\x0b\x41PIResponse\x12$\n\x07summary\x18\x01 \x01(\x0b\x32\x13.explore.ExploreAPI\x12\x1f\n\x03\x61pi\x18\x02 \x01(\x0b\x32\x12.explore.PublicAPI\"\x17\n\x15ListCategoriesRequest\",\n\x16ListCategoriesResponse\x12\x12\n\ncategories\x18\x01 \x03(\t\"\x10\n\x0ePricingRequest\"\x90\x02\n\x0bPricingItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x32\n\x07pricing\x18\x03 \x03(\x0b\x32!.explore.PricingItem.PricingEntry\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x0c\n\x04icon\x18\x05 \x01(\t\x12\x30\n\x06quotas\x18\x06 \x03(\x0b\x32 .explore.PricingItem.QuotasEntry\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"7\n\x0fPricingResponse\x12$\n\x06prices\x18\x01 \x03(\x0b\x32\x14.explore.PricingItem2\xbf\x02\n\x07\x45xplore\x12\x36\n\x05Index\x12\x15.explore.IndexRequest\x1a\x16.explore.IndexResponse\x12\x39\n\x06Search\x12\x16.explore.SearchRequest\x1a\x17.explore.SearchResponse\x12\x30\n\x03\x41PI\x12\x13.explore.APIRequest\x1a\x14.explore.APIResponse\x12Q\n\x0eListCategories\x12\x1e.explore.ListCategoriesRequest\x1a\x1f.explore.ListCategoriesResponse\x12<\n\x07Pricing\x12\x17.explore.PricingRequest\x1a\x18.explore.PricingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,37 +45,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPLOREAPI']._serialized_start=80
   _globals['_EXPLOREAPI']._serialized_end=219
   _globals['_PUBLICAPI']._serialized_start=222
-  _globals['_PUBLICAPI']._serialized_end=613
+  _globals['_PUBLICAPI']._serialized_end=619
   _globals['_PUBLICAPI_PRICINGENTRY']._serialized_start=520
   _globals['_PUBLICAPI_PRICINGENTRY']._serialized_end=566
   _globals['_PUBLICAPI_QUOTASENTRY']._serialized_start=568
   _globals['_PUBLICAPI_QUOTASENTRY']._serialized_end=613
-  _globals['_INDEXREQUEST']._serialized_start=615
-  _globals['_INDEXREQUEST']._serialized_end=660
-  _globals['_INDEXRESPONSE']._serialized_start=662
-  _globals['_INDEXRESPONSE']._serialized_end=712
-  _globals['_SEARCHREQUEST']._serialized_start=714
-  _globals['_SEARCHREQUEST']._serialized_end=788
-  _globals['_SEARCHRESPONSE']._serialized_start=790
-  _globals['_SEARCHRESPONSE']._serialized_end=841
-  _globals['_APIREQUEST']._serialized_start=843
-  _globals['_APIREQUEST']._serialized_end=869
-  _globals['_APIRESPONSE']._serialized_start=871
-  _globals['_APIRESPONSE']._serialized_end=955
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=957
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=980
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=982
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=1026
-  _globals['_PRICINGREQUEST']._serialized_start=1028
-  _globals['_PRICINGREQUEST']._serialized_end=1044
-  _globals['_PRICINGITEM']._serialized_start=1047
-  _globals['_PRICINGITEM']._serialized_end=1319
+  _globals['_INDEXREQUEST']._serialized_start=621
+  _globals['_INDEXREQUEST']._serialized_end=666
+  _globals['_INDEXRESPONSE']._serialized_start=668
+  _globals['_INDEXRESPONSE']._serialized_end=718
+  _globals['_SEARCHREQUEST']._serialized_start=720
+  _globals['_SEARCHREQUEST']._serialized_end=794
+  _globals['_SEARCHRESPONSE']._serialized_start=796
+  _globals['_SEARCHRESPONSE']._serialized_end=847
+  _globals['_APIREQUEST']._serialized_start=849
+  _globals['_APIREQUEST']._serialized_end=875
+  _globals['_APIRESPONSE']._serialized_start=877
+  _globals['_APIRESPONSE']._serialized_end=961
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=963
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=986
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=988
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=1032
+  _globals['_PRICINGREQUEST']._serialized_start=1034
+  _globals['_PRICINGREQUEST']._serialized_end=1050
+  _globals['_PRICINGITEM']._serialized_start=1053
+  _globals['_PRICINGITEM']._serialized_end=1325
   _globals['_PRICINGITEM_PRICINGENTRY']._serialized_start=520
   _globals['_PRICINGITEM_PRICINGENTRY']._serialized_end=566
   _globals['_PRICINGITEM_QUOTASENTRY']._serialized_start=568
   _globals['_PRICINGITEM_QUOTASENTRY']._serialized_end=613
-  _globals['_PRICINGRESPONSE']._serialized_start=1321
-  _globals['_PRICINGRESPONSE']._serialized_end=1376
-  _globals['_EXPLORE']._serialized_start=1379
-  _globals['_EXPLORE']._serialized_end=1698
+  _globals['_PRICINGRESPONSE']._serialized_start=1327
+  _globals['_PRICINGRESPONSE']._serialized_end=1382
+  _globals['_EXPLORE']._serialized_start=1385
+  _globals['_EXPLORE']._serialized_end=1704
 # @@protoc_insertion_point(module_scope)

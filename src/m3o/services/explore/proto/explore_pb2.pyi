@@ -134,33 +134,33 @@ class PublicAPI(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
-    CATEGORY_FIELD_NUMBER: _builtins.int
-    ICON_FIELD_NUMBER: _builtins.int
     OPEN_API_JSON_FIELD_NUMBER: _builtins.int
     PRICING_FIELD_NUMBER: _builtins.int
-    EXAMPLES_JSON_FIELD_NUMBER: _builtins.int
-    POSTMAN_JSON_FIELD_NUMBER: _builtins.int
-    QUOTAS_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    EXAMPLES_JSON_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    ICON_FIELD_NUMBER: _builtins.int
+    POSTMAN_JSON_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    QUOTAS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id of the entry"""
     name: _builtins.str
     """name of the API"""
     description: _builtins.str
     """description of the API (markdown)"""
+    open_api_json: _builtins.str
+    """open_api_json: the OpenAPI document"""
+    owner_id: _builtins.str
+    """owner_id: the account that owns the API"""
+    examples_json: _builtins.str
+    """examples_json: example requests and responses per endpoint, as a JSON document"""
     category: _builtins.str
     """category the API is listed under"""
     icon: _builtins.str
     """icon: an https URL or a data:image URL"""
-    open_api_json: _builtins.str
-    """open_api_json: the OpenAPI document"""
-    examples_json: _builtins.str
-    """examples_json: example requests and responses per endpoint, as a JSON document"""
     postman_json: _builtins.str
     """postman_json: a Postman collection, as a JSON document"""
-    owner_id: _builtins.str
-    """owner_id: the account that owns the API"""
     display_name: _builtins.str
     """display_name: the name shown to people"""
     @_builtins.property
@@ -177,15 +177,15 @@ class PublicAPI(_message.Message):
         id: _builtins.str = ...,
         name: _builtins.str = ...,
         description: _builtins.str = ...,
-        category: _builtins.str = ...,
-        icon: _builtins.str = ...,
         open_api_json: _builtins.str = ...,
         pricing: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
-        examples_json: _builtins.str = ...,
-        postman_json: _builtins.str = ...,
-        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         owner_id: _builtins.str = ...,
+        examples_json: _builtins.str = ...,
+        category: _builtins.str = ...,
+        icon: _builtins.str = ...,
+        postman_json: _builtins.str = ...,
         display_name: _builtins.str = ...,
+        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -460,9 +460,9 @@ class PricingItem(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
     PRICING_FIELD_NUMBER: _builtins.int
-    QUOTAS_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     ICON_FIELD_NUMBER: _builtins.int
+    QUOTAS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """name of the API"""
     id: _builtins.str
@@ -485,9 +485,9 @@ class PricingItem(_message.Message):
         name: _builtins.str = ...,
         id: _builtins.str = ...,
         pricing: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
-        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         display_name: _builtins.str = ...,
         icon: _builtins.str = ...,
+        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*m3o/services/projects/proto/projects.proto\x12\x08projects\"#\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"_\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x07members\x18\x03 \x03(\x0b\x32\x10.projects.Member\x12\x17\n\x0f\x62illing_account\x18\x04 \x01(\t\"6\n\rCreateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x62illing_account\x18\x02 \x01(\t\"4\n\x0e\x43reateResponse\x12\"\n\x07project\x18\x01 \x01(\x0b\x32\x11.projects.Project\"\x19\n\x0bReadRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x0cReadResponse\x12\"\n\x07project\x18\x01 \x01(\x0b\x32\x11.projects.Project\")\n\x0bListRequest\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\"3\n\x0cListResponse\x12#\n\x08projects\x18\x01 \x03(\x0b\x32\x11.projects.Project\"#\n\x15\x44\x65leteCustomerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\x8a\x02\n\x08Projects\x12;\n\x06\x43reate\x12\x17.projects.CreateRequest\x1a\x18.projects.CreateResponse\x12\x35\n\x04Read\x12\x15.projects.ReadRequest\x1a\x16.projects.ReadResponse\x12\x35\n\x04List\x12\x15.projects.ListRequest\x1a\x16.projects.ListResponse\x12S\n\x0e\x44\x65leteCustomer\x12\x1f.projects.DeleteCustomerRequest\x1a .projects.DeleteCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*m3o/services/projects/proto/projects.proto\x12\x08projects\"#\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"_\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x07members\x18\x03 \x03(\x0b\x32\x10.projects.Member\x12\x17\n\x0f\x62illing_account\x18\x04 \x01(\t\"6\n\rCreateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x62illing_account\x18\x02 \x01(\t\"@\n\x0e\x43reateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x07project\x18\x02 \x01(\x0b\x32\x11.projects.Project\"\x19\n\x0bReadRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x0cReadResponse\x12\"\n\x07project\x18\x01 \x01(\x0b\x32\x11.projects.Project\")\n\x0bListRequest\x12\x1a\n\x12\x62illing_account_id\x18\x01 \x01(\t\"3\n\x0cListResponse\x12#\n\x08projects\x18\x01 \x03(\x0b\x32\x11.projects.Project\"#\n\x15\x44\x65leteCustomerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\x8a\x02\n\x08Projects\x12;\n\x06\x43reate\x12\x17.projects.CreateRequest\x1a\x18.projects.CreateResponse\x12\x35\n\x04Read\x12\x15.projects.ReadRequest\x1a\x16.projects.ReadResponse\x12\x35\n\x04List\x12\x15.projects.ListRequest\x1a\x16.projects.ListResponse\x12S\n\x0e\x44\x65leteCustomer\x12\x1f.projects.DeleteCustomerRequest\x1a .projects.DeleteCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEREQUEST']._serialized_start=190
   _globals['_CREATEREQUEST']._serialized_end=244
   _globals['_CREATERESPONSE']._serialized_start=246
-  _globals['_CREATERESPONSE']._serialized_end=298
-  _globals['_READREQUEST']._serialized_start=300
-  _globals['_READREQUEST']._serialized_end=325
-  _globals['_READRESPONSE']._serialized_start=327
-  _globals['_READRESPONSE']._serialized_end=377
-  _globals['_LISTREQUEST']._serialized_start=379
-  _globals['_LISTREQUEST']._serialized_end=420
-  _globals['_LISTRESPONSE']._serialized_start=422
-  _globals['_LISTRESPONSE']._serialized_end=473
-  _globals['_DELETECUSTOMERREQUEST']._serialized_start=475
-  _globals['_DELETECUSTOMERREQUEST']._serialized_end=510
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=512
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=536
-  _globals['_PROJECTS']._serialized_start=539
-  _globals['_PROJECTS']._serialized_end=805
+  _globals['_CREATERESPONSE']._serialized_end=310
+  _globals['_READREQUEST']._serialized_start=312
+  _globals['_READREQUEST']._serialized_end=337
+  _globals['_READRESPONSE']._serialized_start=339
+  _globals['_READRESPONSE']._serialized_end=389
+  _globals['_LISTREQUEST']._serialized_start=391
+  _globals['_LISTREQUEST']._serialized_end=432
+  _globals['_LISTRESPONSE']._serialized_start=434
+  _globals['_LISTRESPONSE']._serialized_end=485
+  _globals['_DELETECUSTOMERREQUEST']._serialized_start=487
+  _globals['_DELETECUSTOMERREQUEST']._serialized_end=522
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=524
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=548
+  _globals['_PROJECTS']._serialized_start=551
+  _globals['_PROJECTS']._serialized_end=817
 # @@protoc_insertion_point(module_scope)

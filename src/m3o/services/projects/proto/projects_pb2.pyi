@@ -117,7 +117,10 @@ class CreateResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    ID_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id of the project created (the reference's whole answer)"""
     @_builtins.property
     def project(self) -> Global___Project:
         """project created; the caller (for an admin, the billing account) is its admin"""
@@ -125,11 +128,12 @@ class CreateResponse(_message.Message):
     def __init__(
         self,
         *,
+        id: _builtins.str = ...,
         project: Global___Project | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["project", b"project"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["project", b"project"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "project", b"project"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

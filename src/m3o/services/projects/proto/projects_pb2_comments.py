@@ -17,6 +17,7 @@ COMMENTS: dict[str, str] = {
     "projects.CreateRequest.name": "Required. name of the project, at most 200 characters",
     "projects.CreateRequest.billing_account": "billing_account that pays for it: empty for the caller; an admin must name one",
     "projects.CreateResponse": "CreateResponse returns the new project.",
+    "projects.CreateResponse.id": "id of the project created (the reference's whole answer)",
     "projects.CreateResponse.project": "project created; the caller (for an admin, the billing account) is its admin",
     "projects.ReadRequest": "ReadRequest names the project.",
     "projects.ReadRequest.id": "Required. id of the project",

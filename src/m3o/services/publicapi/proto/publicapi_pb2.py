@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,m3o/services/publicapi/proto/publicapi.proto\x12\tpublicapi\"-\n\x08Upstream\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\"L\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\x12\x18\n\x10\x63lient_streaming\x18\x03 \x01(\x08\"\xa9\x04\n\tPublicAPI\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0c\n\x04icon\x18\x05 \x01(\t\x12\x15\n\ropen_api_json\x18\x06 \x01(\t\x12\x32\n\x07pricing\x18\x07 \x03(\x0b\x32!.publicapi.PublicAPI.PricingEntry\x12\x15\n\rexamples_json\x18\x08 \x01(\t\x12\x14\n\x0cpostman_json\x18\t \x01(\t\x12\x30\n\x06quotas\x18\n \x03(\x0b\x32 .publicapi.PublicAPI.QuotasEntry\x12\x10\n\x08owner_id\x18\x0b \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0c \x01(\t\x12%\n\x08upstream\x18\r \x01(\x0b\x32\x13.publicapi.Upstream\x12\x13\n\x0b\x64\x65scriptors\x18\x0e \x01(\x0c\x12\x0f\n\x07\x63reated\x18\x0f \x01(\x03\x12\x0f\n\x07updated\x18\x10 \x01(\x03\x12&\n\tendpoints\x18\x11 \x03(\x0b\x32\x13.publicapi.Endpoint\x12\x16\n\x0eusage_endpoint\x18\x12 \x01(\t\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"3\n\x0ePublishRequest\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"4\n\x0fPublishResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"2\n\rUpdateRequest\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"3\n\x0eUpdateResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"&\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"0\n\x0bGetResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"?\n\x0bListRequest\x12\x16\n\x0eomit_documents\x18\x01 \x01(\x08\x12\x18\n\x10omit_descriptors\x18\x02 \x01(\x08\"2\n\x0cListResponse\x12\"\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x14.publicapi.PublicAPI\")\n\rRemoveRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x10\n\x0eRemoveResponse2\xba\x02\n\tPublicapi\x12@\n\x07Publish\x12\x19.publicapi.PublishRequest\x1a\x1a.publicapi.PublishResponse\x12=\n\x06Update\x12\x18.publicapi.UpdateRequest\x1a\x19.publicapi.UpdateResponse\x12\x34\n\x03Get\x12\x15.publicapi.GetRequest\x1a\x16.publicapi.GetResponse\x12\x37\n\x04List\x12\x16.publicapi.ListRequest\x1a\x17.publicapi.ListResponse\x12=\n\x06Remove\x12\x18.publicapi.RemoveRequest\x1a\x19.publicapi.RemoveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,m3o/services/publicapi/proto/publicapi.proto\x12\tpublicapi\"-\n\x08Upstream\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\"L\n\x08\x45ndpoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\x12\x18\n\x10\x63lient_streaming\x18\x03 \x01(\x08\"\xaf\x04\n\tPublicAPI\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x15\n\ropen_api_json\x18\x04 \x01(\t\x12\x32\n\x07pricing\x18\x06 \x03(\x0b\x32!.publicapi.PublicAPI.PricingEntry\x12\x10\n\x08owner_id\x18\x07 \x01(\t\x12\x15\n\rexamples_json\x18\x08 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\t \x01(\t\x12\x0c\n\x04icon\x18\n \x01(\t\x12\x14\n\x0cpostman_json\x18\x0b \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x0c \x01(\t\x12\x30\n\x06quotas\x18\r \x03(\x0b\x32 .publicapi.PublicAPI.QuotasEntry\x12%\n\x08upstream\x18\x12 \x01(\x0b\x32\x13.publicapi.Upstream\x12\x13\n\x0b\x64\x65scriptors\x18\x0e \x01(\x0c\x12\x0f\n\x07\x63reated\x18\x0f \x01(\x03\x12\x0f\n\x07updated\x18\x10 \x01(\x03\x12&\n\tendpoints\x18\x11 \x03(\x0b\x32\x13.publicapi.Endpoint\x12\x16\n\x0eusage_endpoint\x18\x13 \x01(\t\x1a.\n\x0cPricingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01J\x04\x08\x05\x10\x06\"3\n\x0ePublishRequest\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"4\n\x0fPublishResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"2\n\rUpdateRequest\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"3\n\x0eUpdateResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"&\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"0\n\x0bGetResponse\x12!\n\x03\x61pi\x18\x01 \x01(\x0b\x32\x14.publicapi.PublicAPI\"?\n\x0bListRequest\x12\x16\n\x0eomit_documents\x18\x01 \x01(\x08\x12\x18\n\x10omit_descriptors\x18\x02 \x01(\x08\"2\n\x0cListResponse\x12\"\n\x04\x61pis\x18\x01 \x03(\x0b\x32\x14.publicapi.PublicAPI\")\n\rRemoveRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x10\n\x0eRemoveResponse2\xba\x02\n\tPublicapi\x12@\n\x07Publish\x12\x19.publicapi.PublishRequest\x1a\x1a.publicapi.PublishResponse\x12=\n\x06Update\x12\x18.publicapi.UpdateRequest\x1a\x19.publicapi.UpdateResponse\x12\x34\n\x03Get\x12\x15.publicapi.GetRequest\x1a\x16.publicapi.GetResponse\x12\x37\n\x04List\x12\x16.publicapi.ListRequest\x1a\x17.publicapi.ListResponse\x12=\n\x06Remove\x12\x18.publicapi.RemoveRequest\x1a\x19.publicapi.RemoveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,31 +41,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENDPOINT']._serialized_start=106
   _globals['_ENDPOINT']._serialized_end=182
   _globals['_PUBLICAPI']._serialized_start=185
-  _globals['_PUBLICAPI']._serialized_end=738
+  _globals['_PUBLICAPI']._serialized_end=744
   _globals['_PUBLICAPI_PRICINGENTRY']._serialized_start=645
   _globals['_PUBLICAPI_PRICINGENTRY']._serialized_end=691
   _globals['_PUBLICAPI_QUOTASENTRY']._serialized_start=693
   _globals['_PUBLICAPI_QUOTASENTRY']._serialized_end=738
-  _globals['_PUBLISHREQUEST']._serialized_start=740
-  _globals['_PUBLISHREQUEST']._serialized_end=791
-  _globals['_PUBLISHRESPONSE']._serialized_start=793
-  _globals['_PUBLISHRESPONSE']._serialized_end=845
-  _globals['_UPDATEREQUEST']._serialized_start=847
-  _globals['_UPDATEREQUEST']._serialized_end=897
-  _globals['_UPDATERESPONSE']._serialized_start=899
-  _globals['_UPDATERESPONSE']._serialized_end=950
-  _globals['_GETREQUEST']._serialized_start=952
-  _globals['_GETREQUEST']._serialized_end=990
-  _globals['_GETRESPONSE']._serialized_start=992
-  _globals['_GETRESPONSE']._serialized_end=1040
-  _globals['_LISTREQUEST']._serialized_start=1042
-  _globals['_LISTREQUEST']._serialized_end=1105
-  _globals['_LISTRESPONSE']._serialized_start=1107
-  _globals['_LISTRESPONSE']._serialized_end=1157
-  _globals['_REMOVEREQUEST']._serialized_start=1159
-  _globals['_REMOVEREQUEST']._serialized_end=1200
-  _globals['_REMOVERESPONSE']._serialized_start=1202
-  _globals['_REMOVERESPONSE']._serialized_end=1218
-  _globals['_PUBLICAPI']._serialized_start=1221
-  _globals['_PUBLICAPI']._serialized_end=1535
+  _globals['_PUBLISHREQUEST']._serialized_start=746
+  _globals['_PUBLISHREQUEST']._serialized_end=797
+  _globals['_PUBLISHRESPONSE']._serialized_start=799
+  _globals['_PUBLISHRESPONSE']._serialized_end=851
+  _globals['_UPDATEREQUEST']._serialized_start=853
+  _globals['_UPDATEREQUEST']._serialized_end=903
+  _globals['_UPDATERESPONSE']._serialized_start=905
+  _globals['_UPDATERESPONSE']._serialized_end=956
+  _globals['_GETREQUEST']._serialized_start=958
+  _globals['_GETREQUEST']._serialized_end=996
+  _globals['_GETRESPONSE']._serialized_start=998
+  _globals['_GETRESPONSE']._serialized_end=1046
+  _globals['_LISTREQUEST']._serialized_start=1048
+  _globals['_LISTREQUEST']._serialized_end=1111
+  _globals['_LISTRESPONSE']._serialized_start=1113
+  _globals['_LISTRESPONSE']._serialized_end=1163
+  _globals['_REMOVEREQUEST']._serialized_start=1165
+  _globals['_REMOVEREQUEST']._serialized_end=1206
+  _globals['_REMOVERESPONSE']._serialized_start=1208
+  _globals['_REMOVERESPONSE']._serialized_end=1224
+  _globals['_PUBLICAPI']._serialized_start=1227
+  _globals['_PUBLICAPI']._serialized_end=1541
 # @@protoc_insertion_point(module_scope)

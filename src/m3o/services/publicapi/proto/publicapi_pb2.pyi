@@ -126,15 +126,15 @@ class PublicAPI(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
-    CATEGORY_FIELD_NUMBER: _builtins.int
-    ICON_FIELD_NUMBER: _builtins.int
     OPEN_API_JSON_FIELD_NUMBER: _builtins.int
     PRICING_FIELD_NUMBER: _builtins.int
-    EXAMPLES_JSON_FIELD_NUMBER: _builtins.int
-    POSTMAN_JSON_FIELD_NUMBER: _builtins.int
-    QUOTAS_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    EXAMPLES_JSON_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    ICON_FIELD_NUMBER: _builtins.int
+    POSTMAN_JSON_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    QUOTAS_FIELD_NUMBER: _builtins.int
     UPSTREAM_FIELD_NUMBER: _builtins.int
     DESCRIPTORS_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
@@ -147,18 +147,18 @@ class PublicAPI(_message.Message):
     """name of the API: unique, lower-case, the <api> of /v1/<api>/<endpoint>"""
     description: _builtins.str
     """description of the API (markdown)"""
+    open_api_json: _builtins.str
+    """open_api_json: the OpenAPI document; generated from the descriptors when not given"""
+    owner_id: _builtins.str
+    """owner_id: the account that owns the API; the publisher unless given"""
+    examples_json: _builtins.str
+    """examples_json: example requests and responses per endpoint, as a JSON document"""
     category: _builtins.str
     """category the API is listed under (example, storage, ...)"""
     icon: _builtins.str
     """icon: an https URL or a data:image URL"""
-    open_api_json: _builtins.str
-    """open_api_json: the OpenAPI document; generated from the descriptors when not given"""
-    examples_json: _builtins.str
-    """examples_json: example requests and responses per endpoint, as a JSON document"""
     postman_json: _builtins.str
     """postman_json: a Postman collection, as a JSON document"""
-    owner_id: _builtins.str
-    """owner_id: the account that owns the API; the publisher unless given"""
     display_name: _builtins.str
     """display_name: the name shown to people; the name unless given"""
     descriptors: _builtins.bytes
@@ -190,7 +190,9 @@ class PublicAPI(_message.Message):
 
     @_builtins.property
     def upstream(self) -> Global___Upstream:
-        """upstream: where the gateway forwards calls"""
+        """upstream: where the gateway forwards calls (1-13 are the reference's numbers; from
+        here on fields it did not have)
+        """
 
     @_builtins.property
     def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Endpoint]:
@@ -202,15 +204,15 @@ class PublicAPI(_message.Message):
         id: _builtins.str = ...,
         name: _builtins.str = ...,
         description: _builtins.str = ...,
-        category: _builtins.str = ...,
-        icon: _builtins.str = ...,
         open_api_json: _builtins.str = ...,
         pricing: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
-        examples_json: _builtins.str = ...,
-        postman_json: _builtins.str = ...,
-        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         owner_id: _builtins.str = ...,
+        examples_json: _builtins.str = ...,
+        category: _builtins.str = ...,
+        icon: _builtins.str = ...,
+        postman_json: _builtins.str = ...,
         display_name: _builtins.str = ...,
+        quotas: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         upstream: Global___Upstream | None = ...,
         descriptors: _builtins.bytes = ...,
         created: _builtins.int = ...,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&m3o/services/signup/proto/signup.proto\x12\x06signup\"Y\n\tAuthToken\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\x03\"\x1c\n\x0bUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x0e\n\x0cUserResponse\"=\n\rVerifyRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\"]\n\x0eVerifyResponse\x12$\n\tauthToken\x18\x01 \x01(\x0b\x32\x11.signup.AuthToken\x12\x12\n\ncustomerID\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"\x1f\n\x0eRecoverRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x11\n\x0fRecoverResponse\"F\n\x14ResetPasswordRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x17\n\x15ResetPasswordResponse\"\x80\x01\n\x0cTrackRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nfirstVisit\x18\x03 \x01(\x03\x12\x19\n\x11\x66irstVerification\x18\x04 \x01(\x03\x12\x14\n\x0cregistration\x18\x05 \x01(\x03\x12\x10\n\x08referrer\x18\x06 \x01(\t\"\x0f\n\rTrackResponse\" \n\x0fWaitlistRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x12\n\x10WaitlistResponse\";\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xc4\x03\n\x06Signup\x12\x31\n\x04User\x12\x13.signup.UserRequest\x1a\x14.signup.UserResponse\x12\x37\n\x06Verify\x12\x15.signup.VerifyRequest\x1a\x16.signup.VerifyResponse\x12:\n\x07Recover\x12\x16.signup.RecoverRequest\x1a\x17.signup.RecoverResponse\x12L\n\rResetPassword\x12\x1c.signup.ResetPasswordRequest\x1a\x1d.signup.ResetPasswordResponse\x12\x34\n\x05Track\x12\x14.signup.TrackRequest\x1a\x15.signup.TrackResponse\x12=\n\x08Waitlist\x12\x17.signup.WaitlistRequest\x1a\x18.signup.WaitlistResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.signup.DeleteCustomerRequest\x1a\x1e.signup.DeleteCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&m3o/services/signup/proto/signup.proto\x12\x06signup\"Y\n\tAuthToken\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0e\n\x06\x65xpiry\x18\x04 \x01(\x03\"\x1c\n\x0bUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x0e\n\x0cUserResponse\"=\n\rVerifyRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\"]\n\x0eVerifyResponse\x12$\n\tauthToken\x18\x01 \x01(\x0b\x32\x11.signup.AuthToken\x12\x12\n\ncustomerID\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"\x1f\n\x0eRecoverRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x11\n\x0fRecoverResponse\"L\n\x14ResetPasswordRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x10\n\x08password\x18\x04 \x01(\tJ\x04\x08\x02\x10\x03\"\x17\n\x15ResetPasswordResponse\"\x80\x01\n\x0cTrackRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nfirstVisit\x18\x03 \x01(\x03\x12\x19\n\x11\x66irstVerification\x18\x04 \x01(\x03\x12\x14\n\x0cregistration\x18\x05 \x01(\x03\x12\x10\n\x08referrer\x18\x06 \x01(\t\"\x0f\n\rTrackResponse\" \n\x0fWaitlistRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x12\n\x10WaitlistResponse\";\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xc4\x03\n\x06Signup\x12\x31\n\x04User\x12\x13.signup.UserRequest\x1a\x14.signup.UserResponse\x12\x37\n\x06Verify\x12\x15.signup.VerifyRequest\x1a\x16.signup.VerifyResponse\x12:\n\x07Recover\x12\x16.signup.RecoverRequest\x1a\x17.signup.RecoverResponse\x12L\n\rResetPassword\x12\x1c.signup.ResetPasswordRequest\x1a\x1d.signup.ResetPasswordResponse\x12\x34\n\x05Track\x12\x14.signup.TrackRequest\x1a\x15.signup.TrackResponse\x12=\n\x08Waitlist\x12\x17.signup.WaitlistRequest\x1a\x18.signup.WaitlistResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.signup.DeleteCustomerRequest\x1a\x1e.signup.DeleteCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,21 +47,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOVERRESPONSE']._serialized_start=378
   _globals['_RECOVERRESPONSE']._serialized_end=395
   _globals['_RESETPASSWORDREQUEST']._serialized_start=397
-  _globals['_RESETPASSWORDREQUEST']._serialized_end=467
-  _globals['_RESETPASSWORDRESPONSE']._serialized_start=469
-  _globals['_RESETPASSWORDRESPONSE']._serialized_end=492
-  _globals['_TRACKREQUEST']._serialized_start=495
-  _globals['_TRACKREQUEST']._serialized_end=623
-  _globals['_TRACKRESPONSE']._serialized_start=625
-  _globals['_TRACKRESPONSE']._serialized_end=640
-  _globals['_WAITLISTREQUEST']._serialized_start=642
-  _globals['_WAITLISTREQUEST']._serialized_end=674
-  _globals['_WAITLISTRESPONSE']._serialized_start=676
-  _globals['_WAITLISTRESPONSE']._serialized_end=694
-  _globals['_DELETECUSTOMERREQUEST']._serialized_start=696
-  _globals['_DELETECUSTOMERREQUEST']._serialized_end=755
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=757
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=781
-  _globals['_SIGNUP']._serialized_start=784
-  _globals['_SIGNUP']._serialized_end=1236
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=473
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=475
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=498
+  _globals['_TRACKREQUEST']._serialized_start=501
+  _globals['_TRACKREQUEST']._serialized_end=629
+  _globals['_TRACKRESPONSE']._serialized_start=631
+  _globals['_TRACKRESPONSE']._serialized_end=646
+  _globals['_WAITLISTREQUEST']._serialized_start=648
+  _globals['_WAITLISTREQUEST']._serialized_end=680
+  _globals['_WAITLISTRESPONSE']._serialized_start=682
+  _globals['_WAITLISTRESPONSE']._serialized_end=700
+  _globals['_DELETECUSTOMERREQUEST']._serialized_start=702
+  _globals['_DELETECUSTOMERREQUEST']._serialized_end=761
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=763
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=787
+  _globals['_SIGNUP']._serialized_start=790
+  _globals['_SIGNUP']._serialized_end=1242
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$m3o/services/usage/proto/usage.proto\x12\x05usage\x1a\x1cgoogle/protobuf/struct.proto\"-\n\x0bUsageRecord\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\x03\x12\x10\n\x08requests\x18\x02 \x01(\x03\"E\n\x0cUsageHistory\x12\x10\n\x08\x61pi_name\x18\x01 \x01(\t\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.usage.UsageRecord\"2\n\x0bReadRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\x08\"\x99\x01\n\x0cReadResponse\x12-\n\x05usage\x18\x01 \x03(\x0b\x32\x1e.usage.ReadResponse.UsageEntry\x12\x17\n\x0fquota_remaining\x18\x02 \x01(\x03\x1a\x41\n\nUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.usage.UsageHistory:\x02\x38\x01\">\n\x17ReadMonthlyTotalRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\x08\"\xb7\x01\n\x18ReadMonthlyTotalResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12P\n\x11\x65ndpoint_requests\x18\x02 \x03(\x0b\x32\x35.usage.ReadMonthlyTotalResponse.EndpointRequestsEntry\x1a\x37\n\x15\x45ndpointRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"<\n\x12ReadMonthlyRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\"\xb8\x03\n\x13ReadMonthlyResponse\x12:\n\x08requests\x18\x01 \x03(\x0b\x32(.usage.ReadMonthlyResponse.RequestsEntry\x12\x36\n\x06quotas\x18\x02 \x03(\x0b\x32&.usage.ReadMonthlyResponse.QuotasEntry\x12\x32\n\x04\x63\x61ps\x18\x03 \x03(\x0b\x32$.usage.ReadMonthlyResponse.CapsEntry\x12;\n\tcap_usage\x18\x04 \x03(\x0b\x32(.usage.ReadMonthlyResponse.CapUsageEntry\x1a/\n\rRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a+\n\tCapsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a/\n\rCapUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x15\n\x13ListAPIRanksRequest\"k\n\x14ListAPIRanksResponse\x12!\n\x05ranks\x18\x01 \x03(\x0b\x32\x12.usage.APIRankItem\x12\x30\n\x10global_top_users\x18\x02 \x03(\x0b\x32\x16.usage.APIRankUserItem\"\x8a\x01\n\x0b\x41PIRankItem\x12\x10\n\x08\x61pi_name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\x12\x12\n\npopularity\x18\x03 \x01(\x05\x12)\n\ttop_users\x18\x04 \x03(\x0b\x32\x16.usage.APIRankUserItem\x12\x18\n\x10\x61pi_display_name\x18\x05 \x01(\t\"6\n\x0f\x41PIRankUserItem\x12\x11\n\tuser_name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"K\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\'\n\x06record\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"/\n\x10SaveEventRequest\x12\x1b\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0c.usage.Event\"\x1f\n\x11SaveEventResponse\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x11ListEventsRequest\x12\r\n\x05table\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"2\n\x12ListEventsResponse\x12\x1c\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0c.usage.Event\"\x0e\n\x0cSweepRequest\"4\n\rSweepResponse\x12\x11\n\tpersisted\x18\x01 \x01(\x03\x12\x10\n\x08restored\x18\x02 \x01(\x03\"#\n\x15\x44\x65leteCustomerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xa2\x04\n\x05Usage\x12/\n\x04Read\x12\x12.usage.ReadRequest\x1a\x13.usage.ReadResponse\x12S\n\x10ReadMonthlyTotal\x12\x1e.usage.ReadMonthlyTotalRequest\x1a\x1f.usage.ReadMonthlyTotalResponse\x12\x44\n\x0bReadMonthly\x12\x19.usage.ReadMonthlyRequest\x1a\x1a.usage.ReadMonthlyResponse\x12G\n\x0cListAPIRanks\x12\x1a.usage.ListAPIRanksRequest\x1a\x1b.usage.ListAPIRanksResponse\x12>\n\tSaveEvent\x12\x17.usage.SaveEventRequest\x1a\x18.usage.SaveEventResponse\x12\x41\n\nListEvents\x12\x18.usage.ListEventsRequest\x1a\x19.usage.ListEventsResponse\x12\x32\n\x05Sweep\x12\x13.usage.SweepRequest\x1a\x14.usage.SweepResponse\x12M\n\x0e\x44\x65leteCustomer\x12\x1c.usage.DeleteCustomerRequest\x1a\x1d.usage.DeleteCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$m3o/services/usage/proto/usage.proto\x12\x05usage\x1a\x1cgoogle/protobuf/struct.proto\"-\n\x0bUsageRecord\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\x03\x12\x10\n\x08requests\x18\x02 \x01(\x03\"E\n\x0cUsageHistory\x12\x10\n\x08\x61pi_name\x18\x01 \x01(\t\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.usage.UsageRecord\"2\n\x0bReadRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\x08\"\x99\x01\n\x0cReadResponse\x12-\n\x05usage\x18\x01 \x03(\x0b\x32\x1e.usage.ReadResponse.UsageEntry\x12\x17\n\x0fquota_remaining\x18\x02 \x01(\x03\x1a\x41\n\nUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.usage.UsageHistory:\x02\x38\x01\">\n\x17ReadMonthlyTotalRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\x08\"\xb7\x01\n\x18ReadMonthlyTotalResponse\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12P\n\x11\x65ndpoint_requests\x18\x02 \x03(\x0b\x32\x35.usage.ReadMonthlyTotalResponse.EndpointRequestsEntry\x1a\x37\n\x15\x45ndpointRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"<\n\x12ReadMonthlyRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\"\xb8\x03\n\x13ReadMonthlyResponse\x12:\n\x08requests\x18\x01 \x03(\x0b\x32(.usage.ReadMonthlyResponse.RequestsEntry\x12\x36\n\x06quotas\x18\x02 \x03(\x0b\x32&.usage.ReadMonthlyResponse.QuotasEntry\x12\x32\n\x04\x63\x61ps\x18\x03 \x03(\x0b\x32$.usage.ReadMonthlyResponse.CapsEntry\x12;\n\tcap_usage\x18\x04 \x03(\x0b\x32(.usage.ReadMonthlyResponse.CapUsageEntry\x1a/\n\rRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a+\n\tCapsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a/\n\rCapUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x15\n\x13ListAPIRanksRequest\"q\n\x14ListAPIRanksResponse\x12!\n\x05ranks\x18\x01 \x03(\x0b\x32\x12.usage.APIRankItem\x12\x30\n\x10global_top_users\x18\x03 \x03(\x0b\x32\x16.usage.APIRankUserItemJ\x04\x08\x02\x10\x03\"\x8a\x01\n\x0b\x41PIRankItem\x12\x10\n\x08\x61pi_name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\x12)\n\ttop_users\x18\x03 \x03(\x0b\x32\x16.usage.APIRankUserItem\x12\x12\n\npopularity\x18\x04 \x01(\x05\x12\x18\n\x10\x61pi_display_name\x18\x05 \x01(\t\"6\n\x0f\x41PIRankUserItem\x12\x11\n\tuser_name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"Z\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\'\n\x06record\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructJ\x04\x08\x03\x10\x04R\x07\x63reated\"/\n\x10SaveEventRequest\x12\x1b\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0c.usage.Event\"\x1f\n\x11SaveEventResponse\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x11ListEventsRequest\x12\r\n\x05table\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"2\n\x12ListEventsResponse\x12\x1c\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0c.usage.Event\"\x0e\n\x0cSweepRequest\"4\n\rSweepResponse\x12\x11\n\tpersisted\x18\x01 \x01(\x03\x12\x10\n\x08restored\x18\x02 \x01(\x03\"#\n\x15\x44\x65leteCustomerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCustomerResponse2\xa2\x04\n\x05Usage\x12/\n\x04Read\x12\x12.usage.ReadRequest\x1a\x13.usage.ReadResponse\x12S\n\x10ReadMonthlyTotal\x12\x1e.usage.ReadMonthlyTotalRequest\x1a\x1f.usage.ReadMonthlyTotalResponse\x12\x44\n\x0bReadMonthly\x12\x19.usage.ReadMonthlyRequest\x1a\x1a.usage.ReadMonthlyResponse\x12G\n\x0cListAPIRanks\x12\x1a.usage.ListAPIRanksRequest\x1a\x1b.usage.ListAPIRanksResponse\x12>\n\tSaveEvent\x12\x17.usage.SaveEventRequest\x1a\x18.usage.SaveEventResponse\x12\x41\n\nListEvents\x12\x18.usage.ListEventsRequest\x1a\x19.usage.ListEventsResponse\x12\x32\n\x05Sweep\x12\x13.usage.SweepRequest\x1a\x14.usage.SweepResponse\x12M\n\x0e\x44\x65leteCustomer\x12\x1c.usage.DeleteCustomerRequest\x1a\x1d.usage.DeleteCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -76,29 +76,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAPIRANKSREQUEST']._serialized_start=1158
   _globals['_LISTAPIRANKSREQUEST']._serialized_end=1179
   _globals['_LISTAPIRANKSRESPONSE']._serialized_start=1181
-  _globals['_LISTAPIRANKSRESPONSE']._serialized_end=1288
-  _globals['_APIRANKITEM']._serialized_start=1291
-  _globals['_APIRANKITEM']._serialized_end=1429
-  _globals['_APIRANKUSERITEM']._serialized_start=1431
-  _globals['_APIRANKUSERITEM']._serialized_end=1485
-  _globals['_EVENT']._serialized_start=1487
-  _globals['_EVENT']._serialized_end=1562
-  _globals['_SAVEEVENTREQUEST']._serialized_start=1564
-  _globals['_SAVEEVENTREQUEST']._serialized_end=1611
-  _globals['_SAVEEVENTRESPONSE']._serialized_start=1613
-  _globals['_SAVEEVENTRESPONSE']._serialized_end=1644
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1646
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1695
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1697
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1747
-  _globals['_SWEEPREQUEST']._serialized_start=1749
-  _globals['_SWEEPREQUEST']._serialized_end=1763
-  _globals['_SWEEPRESPONSE']._serialized_start=1765
-  _globals['_SWEEPRESPONSE']._serialized_end=1817
-  _globals['_DELETECUSTOMERREQUEST']._serialized_start=1819
-  _globals['_DELETECUSTOMERREQUEST']._serialized_end=1854
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=1856
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=1880
-  _globals['_USAGE']._serialized_start=1883
-  _globals['_USAGE']._serialized_end=2429
+  _globals['_LISTAPIRANKSRESPONSE']._serialized_end=1294
+  _globals['_APIRANKITEM']._serialized_start=1297
+  _globals['_APIRANKITEM']._serialized_end=1435
+  _globals['_APIRANKUSERITEM']._serialized_start=1437
+  _globals['_APIRANKUSERITEM']._serialized_end=1491
+  _globals['_EVENT']._serialized_start=1493
+  _globals['_EVENT']._serialized_end=1583
+  _globals['_SAVEEVENTREQUEST']._serialized_start=1585
+  _globals['_SAVEEVENTREQUEST']._serialized_end=1632
+  _globals['_SAVEEVENTRESPONSE']._serialized_start=1634
+  _globals['_SAVEEVENTRESPONSE']._serialized_end=1665
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1667
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1716
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1718
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1768
+  _globals['_SWEEPREQUEST']._serialized_start=1770
+  _globals['_SWEEPREQUEST']._serialized_end=1784
+  _globals['_SWEEPRESPONSE']._serialized_start=1786
+  _globals['_SWEEPRESPONSE']._serialized_end=1838
+  _globals['_DELETECUSTOMERREQUEST']._serialized_start=1840
+  _globals['_DELETECUSTOMERREQUEST']._serialized_end=1875
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=1877
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=1901
+  _globals['_USAGE']._serialized_start=1904
+  _globals['_USAGE']._serialized_end=2450
 # @@protoc_insertion_point(module_scope)

@@ -430,8 +430,8 @@ class APIRankItem(_message.Message):
 
     API_NAME_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
-    POPULARITY_FIELD_NUMBER: _builtins.int
     TOP_USERS_FIELD_NUMBER: _builtins.int
+    POPULARITY_FIELD_NUMBER: _builtins.int
     API_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     api_name: _builtins.str
     """api_name of the API"""
@@ -450,8 +450,8 @@ class APIRankItem(_message.Message):
         *,
         api_name: _builtins.str = ...,
         position: _builtins.int = ...,
-        popularity: _builtins.int = ...,
         top_users: _abc.Iterable[Global___APIRankUserItem] | None = ...,
+        popularity: _builtins.int = ...,
         api_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
