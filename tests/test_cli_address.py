@@ -9,7 +9,7 @@ import typer
 
 from m3o.cli import app
 
-ADDRESS_NAMES = {"--address", "--url"}
+ADDRESS_NAMES = {"--address"}
 
 
 def _commands(command: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -19,15 +19,15 @@ def _commands(command: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield from _commands(sub, f"{prefix} {name}".strip())
 
 
-def test_every_address_option_is_the_one_with_both_names_and_both_variables() -> None:
+def test_every_address_option_is_the_one_named_address() -> None:
     commands = dict(_commands(typer.main.get_command(app)))
     with_address: set[str] = set()
     for name, command in commands.items():
         for param in command.params:
             names = set(param.opts) | set(param.secondary_opts)
-            if names & ADDRESS_NAMES or "url" in (param.name or ""):
+            if names & {"--address", "--url"} or "url" in (param.name or ""):
                 assert names == ADDRESS_NAMES, f"m3o {name}: {sorted(names)}"
-                assert param.envvar == ["M3O_ADDRESS", "M3O_URL"], f"m3o {name}"
+                assert param.envvar == "M3O_ADDRESS", f"m3o {name}"
                 with_address.add(name)
 
     calling = {"token", "call", "login", "keys generate", "keys list", "keys revoke"}

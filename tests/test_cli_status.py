@@ -41,7 +41,7 @@ def page() -> Iterator[tuple[Page, str]]:
 
 
 def _status(url: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["status", "--url", url])
+    result = CliRunner().invoke(app, ["status", "--address", url])
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -33,9 +33,8 @@ DATA_DIR = typer.Option(
 )
 ADDRESS = typer.Option(
     DEFAULT_ADDRESS,
-    "--url",
     "--address",
-    envvar=["M3O_ADDRESS", "M3O_URL"],
+    envvar="M3O_ADDRESS",
     help="Address of the platform's HTTP front.",
 )
 

@@ -24,7 +24,7 @@ from m3o.cli_keys import LOGIN_FILE, read_token, save_token
 
 def m3o(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
     # No M3O_* variable of the developer's shell may leak into the command.
-    clean = {"M3O_TOKEN": "", "M3O_PASSWORD": "", "M3O_ADDRESS": "", "M3O_URL": ""}
+    clean = {"M3O_TOKEN": "", "M3O_PASSWORD": "", "M3O_ADDRESS": ""}
     return CliRunner().invoke(app, list(args), env={**clean, **(env or {})}, input=stdin)
 
 

@@ -125,7 +125,7 @@ def _customer(platform: Platform) -> str:
 
 def _ledger(platform: Platform, token: str) -> dict[str, Any]:
     """What `m3o balance` shows the customer."""
-    shown = _m3o(platform, "balance", "--url", platform.url, "--token", token, "--limit", "100")
+    shown = _m3o(platform, "balance", "--address", platform.url, "--token", token, "--limit", "100")
     assert shown.returncode == 0, shown.stderr
     ledger: dict[str, Any] = json.loads(shown.stdout)
     return ledger

@@ -40,7 +40,7 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*M3O, *args, "--url", self.url, "--data-dir", str(self.data_dir)],
+            [*M3O, *args, "--address", self.url, "--data-dir", str(self.data_dir)],
             env=self.env,
             capture_output=True,
             text=True,
@@ -220,7 +220,7 @@ def test_cli_token_call_and_status_work_against_the_running_platform(served: Ser
     defined = {s.name for s in SERVICES} & set(StatusConfig().services)
     assert page.json() == dict.fromkeys([*defined, "database", "counters", "events"], "OK")
     status = subprocess.run(
-        [*M3O, "status", "--url", served.url],
+        [*M3O, "status", "--address", served.url],
         env=served.env,
         capture_output=True,
         text=True,
@@ -287,7 +287,7 @@ def test_the_readme_python_example_runs_as_written(served: Served, tmp_path: Pat
 
 
 def test_the_cli_finds_the_platform_by_address_option_or_environment(served: Served) -> None:
-    env = {k: v for k, v in served.env.items() if k not in {"M3O_ADDRESS", "M3O_URL"}}
+    env = {k: v for k, v in served.env.items() if k != "M3O_ADDRESS"}
     data_dir = str(served.data_dir)
     by_option = [*M3O, "token", "--address", served.url, "--data-dir", data_dir]
     by_env = [*M3O, "token", "--data-dir", data_dir]

@@ -67,7 +67,7 @@ def m3o(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The ``m3o`` command as a person runs it (no admin password around)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("M3O_")}
     return subprocess.run(
-        [sys.executable, "-m", "m3o", *args, "--url", url],
+        [sys.executable, "-m", "m3o", *args, "--address", url],
         env=env,
         capture_output=True,
         text=True,

@@ -79,7 +79,7 @@ async def test_a_stopped_service_and_an_unreachable_redis_are_exactly_what_is_no
 
     def cli_status() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*M3O, "status", "--url", url],
+            [*M3O, "status", "--address", url],
             env=env,
             capture_output=True,
             text=True,
