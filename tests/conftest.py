@@ -9,6 +9,8 @@ answers, else throwaway servers started for the run and removed at its end.
 
 Stripe is never reached: ``stripe_fake`` is a local fake of its HTTP API
 (``tests/support/stripe_fake``), one server per test process, emptied for each test.
+
+``spans`` turns tracing on for one test, recording spans in memory.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import redis.asyncio as aioredis
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from m3o.runtime.logging.tracing import start_tracing, stop_tracing
 from m3o.runtime.store import SessionFactory, session_factory
 from support.backends import (
     DATABASE_BACKENDS,
@@ -104,3 +108,14 @@ def stripe_fake(stripe_server: StripeFake) -> StripeFake:
     """The fake Stripe, emptied for this test: no objects, requests, failures or keys."""
     stripe_server.reset()
     return stripe_server
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process for the test, every finished span kept in memory."""
+    exporter = InMemorySpanExporter()
+    assert start_tracing("m3o-test", exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        stop_tracing()

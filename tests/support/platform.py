@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from m3o.platform.local import LocalPlatform, open_local
 from support.backends import POSTGRES_URL
 from support.ports import free_port
 
@@ -49,6 +50,7 @@ __all__ = [
     "emptied_redis",
     "free_port",
     "fresh_database",
+    "local_platform",
     "migrate",
     "new_customer",
     "platform_env",
@@ -134,6 +136,28 @@ async def fresh_database() -> AsyncIterator[str]:
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await engine.dispose()
+
+
+@asynccontextmanager
+async def local_platform(
+    data_dir: Path, env: Mapping[str, str], database: str
+) -> AsyncIterator[LocalPlatform]:
+    """The local profile opened in ``data_dir`` with ``env``, its database SQLite (the data
+    directory's file) or PostgreSQL (a fresh database), closed at the end."""
+    if database == "sqlite":
+        opened = await open_local(data_dir, env)
+        try:
+            yield opened
+        finally:
+            await opened.close()
+        return
+    assert POSTGRES_URL
+    async with fresh_database() as url:
+        opened = await open_local(data_dir, {**env, "M3O_DATABASE__URL": url})
+        try:
+            yield opened
+        finally:
+            await opened.close()
 
 
 @contextmanager

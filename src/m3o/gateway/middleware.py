@@ -10,7 +10,10 @@ Per request it:
 - writes one access log line: method, path (without the query string), status, duration,
   request id, client. Never headers or bodies;
 - turns a failure that escaped every handler into the generic 500 error document, logging
-  the cause.
+  the cause;
+- when tracing is on, runs the request in a ``SERVER`` span (:mod:`m3o.runtime.logging.tracing`)
+  named by method and route, continuing the caller's ``traceparent`` header if any, with the
+  status and request id as attributes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from m3o.gateway.context import (
 from m3o.gateway.http_errors import internal_error_body
 from m3o.gateway.metrics import Metrics
 from m3o.runtime.logging import get_logger, request_context
+from m3o.runtime.logging.tracing import TRACEPARENT, describe_span, server_span, tracing_on
 
 __all__ = ["RequestMiddleware"]
 
@@ -57,15 +61,40 @@ class RequestMiddleware:
         self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                scope[REQUEST_ID] = new_request_id(_header(scope, b"x-request-id"))
-                scope[CLIENT_ADDRESS] = self._client_address.of(scope)
-                with request_context(scope[REQUEST_ID]):
-                    await self._app(scope, receive, send)
-                return
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self._app(scope, receive, send)
             return
+        if not tracing_on():
+            await self._serve(scope, receive, send)
+            return
+        method = str(scope.get("method", "WS"))
+        traceparent = _header(scope, TRACEPARENT.encode())
+        carrier = {TRACEPARENT: traceparent} if traceparent else {}
+        attributes = {"http.request.method": method, "url.path": str(scope.get("path", ""))}
+        with server_span(method, carrier, attributes) as span:
+            status = await self._serve(scope, receive, send)
+            route = route_label(scope)
+            describe_span(
+                span,
+                {
+                    "http.route": route,
+                    "http.response.status_code": status,
+                    "m3o.request_id": scope.get(REQUEST_ID, ""),
+                },
+                name=f"{method} {route}",
+                failed=status >= 500,
+            )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Serve an HTTP request or a websocket; the HTTP status answered (101 for a
+        websocket)."""
+        if scope["type"] == "websocket":
+            scope[REQUEST_ID] = new_request_id(_header(scope, b"x-request-id"))
+            scope[CLIENT_ADDRESS] = self._client_address.of(scope)
+            with request_context(scope[REQUEST_ID]):
+                await self._app(scope, receive, send)
+            return 101
         started = time.perf_counter()
         rid = new_request_id(_header(scope, b"x-request-id"))
         scope[REQUEST_ID] = rid
@@ -92,6 +121,7 @@ class RequestMiddleware:
                 await _send_internal_error(send, rid_header)
         finally:
             self._finish(scope, status, started, rid)
+        return status
 
     def _finish(self, scope: Scope, status: int, started: float, rid: str) -> None:
         seconds = time.perf_counter() - started

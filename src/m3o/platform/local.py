@@ -41,10 +41,13 @@ from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
+from m3o.platform.tracing import start_process_tracing
+from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigStore, build_config
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.events.sqlite import sql_event_bus
 from m3o.runtime.events.tables import event_log
+from m3o.runtime.logging.tracing import stop_tracing
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
 from m3o.runtime.store.migrate import upgrade
@@ -65,11 +68,15 @@ class LocalPlatform:
     app: Starlette
     admin: AdminAccount
     admin_password_file: Path
+    traced: bool = False
+    """This platform started the process's tracing (and stops it on close)."""
 
     async def close(self) -> None:
         await self.node.stop()
         await self.node.counters.close()
         await self.engine.dispose()
+        if self.traced:
+            await run_blocking(stop_tracing)  # exports what is pending: network I/O
 
 
 def _database_check(engine: AsyncEngine) -> ReadinessCheck:
@@ -175,6 +182,7 @@ async def _open(
     )
     await publish_examples(ClientFactory(local, identity.token_source("platform")))
     platform = LocalPlatform(config, engine, node, Starlette(), admin, password_file)
+    platform.traced = start_process_tracing(config, "m3o")
     platform.app = build_front(
         config=config,
         transport=local,

@@ -34,11 +34,13 @@ from m3o.platform.identity import Identity
 from m3o.platform.metrics_endpoint import MetricsEndpoint
 from m3o.platform.node import Node
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
+from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
 from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.events.redis import redis_event_bus, stream_first_publisher
 from m3o.runtime.logging import configure_logging, get_logger
+from m3o.runtime.logging.tracing import stop_tracing
 from m3o.runtime.rpc import (
     GrpcTransport,
     InProcessTransport,
@@ -64,14 +66,19 @@ class _Process:
     engine: AsyncEngine
     counters: RedisCounterStore
     redis: aioredis.Redis
+    traced: bool = False
 
     async def close(self) -> None:
         await self.counters.close()
         await self.redis.aclose()
         await self.engine.dispose()
+        if self.traced:
+            await run_blocking(stop_tracing)  # exports what is pending: network I/O
 
 
-async def _open(env: Mapping[str, str]) -> _Process:
+async def _open(env: Mapping[str, str], service_name: str) -> _Process:
+    """Configuration, database, Redis and tracing of a platform process named
+    ``service_name`` (``m3o-<service>``, ``m3o-gateway``)."""
     bootstrap = build_config({}, env)
     url = bootstrap.database.url
     if not url or make_url(url).get_backend_name() != "postgresql":
@@ -90,7 +97,8 @@ async def _open(env: Mapping[str, str]) -> _Process:
     redis_url = config.redis.connection_url()
     counters = redis_counter_store(redis_url)
     client = redis_client(redis_url, timeout=10, connect_timeout=5)
-    return _Process(config, engine, counters, client)
+    traced = start_process_tracing(config, service_name)
+    return _Process(config, engine, counters, client, traced)
 
 
 def _router(config: Config, local: InProcessTransport, hosted: set[str]) -> ServiceRouter:
@@ -115,7 +123,7 @@ def _stop_signals() -> asyncio.Queue[int]:
 async def run_service(definition: ServiceDefinition, env: Mapping[str, str]) -> None:
     """Serve ``definition`` over gRPC until SIGINT / SIGTERM, and its metrics over HTTP on
     ``server.metrics_port`` when set."""
-    process = await _open(env)
+    process = await _open(env, f"m3o-{definition.name}")
     config = process.config
     if definition.name == "auth" and not config.auth.key_encryption_key.get_secret_value():
         await process.close()
@@ -212,7 +220,7 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
 
 async def run_gateway(env: Mapping[str, str]) -> None:
     """Serve the HTTP front, calling every service over gRPC, until SIGINT / SIGTERM."""
-    process = await _open(env)
+    process = await _open(env, "m3o-gateway")
     config = process.config
     router = _router(config, InProcessTransport(), set())
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())

@@ -17,11 +17,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from m3o.platform.local import LocalPlatform, open_local
+from m3o.platform.local import LocalPlatform
 from m3o.platform.services import SERVICES
 from m3o.services.admin import tables as admin_tables
-from support.backends import POSTGRES_URL
-from support.platform import fresh_database
+from support.platform import local_platform
 from support.stripe_fake import StripeFake
 
 ADMIN_PASSWORD = "admin-delete-data-password"
@@ -42,20 +41,8 @@ async def platform(
         "M3O_STRIPE__SUCCESS_URL": "http://console.test/paid",
         "M3O_STRIPE__CANCEL_URL": "http://console.test/cancelled",
     }
-    if request.param == "sqlite":
-        opened = await open_local(tmp_path, env)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    assert POSTGRES_URL
-    async with fresh_database() as url:
-        opened = await open_local(tmp_path, {**env, "M3O_DATABASE__URL": url})
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    async with local_platform(tmp_path, env, request.param) as opened:
+        yield opened
 
 
 class Front:

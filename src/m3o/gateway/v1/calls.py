@@ -3,8 +3,9 @@
 1. :meth:`PublicCalls.prepare`: the path names an API and endpoint (NotFound), the key is
    known (Unauthorized), not blocked and in scope (Forbidden ``v1.blocked``), the API is
    published (NotFound ``No such API``) and has that endpoint (NotFound);
-2. :meth:`PublicCalls.upstream_metadata`: the key's short-lived token and the request id,
-   all an upstream receives (never the caller's key or headers);
+2. :meth:`PublicCalls.upstream_metadata`: the key's short-lived token, the request id and
+   (tracing on) the W3C ``traceparent``, all an upstream receives (never the caller's key
+   or headers);
 3. admission (:class:`~m3o.gateway.v1.gate.Gate`), then the forwarder;
 4. :meth:`PublicCalls.charged` commits a call once its 2xx answer has been handed over,
    in the background (the answer never waits for it): its hold is marked served with its
@@ -36,6 +37,7 @@ from m3o.gateway.v1.upstream import Codec, public_error
 from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Envelope
 from m3o.runtime.logging import get_logger
+from m3o.runtime.logging.tracing import inject
 
 __all__ = ["Prepared", "PublicCalls"]
 
@@ -103,7 +105,9 @@ class PublicCalls:
 
     async def upstream_metadata(self, prepared: Prepared, request_id: str) -> dict[str, str]:
         token = await self._tokens.token(prepared.key.id)
-        return {"authorization": f"Bearer {token}", "x-request-id": request_id}
+        metadata = {"authorization": f"Bearer {token}", "x-request-id": request_id}
+        inject(metadata)  # the forwarders' own span replaces it for unary calls
+        return metadata
 
     def charged(
         self,

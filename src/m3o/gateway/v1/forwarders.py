@@ -1,4 +1,9 @@
-"""One forwarder per upstream kind, chosen by the target."""
+"""One forwarder per upstream kind, chosen by the target.
+
+Tracing on, a unary call is forwarded in a ``CLIENT`` span (``upstream <api>``) whose
+context the upstream receives as ``traceparent``, whatever its kind (local, gRPC metadata,
+HTTP header); a stream carries the context of the request that opened it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping
 
 from m3o.gateway.v1.targets import GRPC, HTTP, LOCAL, Target
 from m3o.gateway.v1.upstream import Codec, Forwarder, Payload, UpstreamStream
+from m3o.runtime.logging.tracing import client_span, tracing_on
 
 __all__ = ["Forwarders"]
 
@@ -32,7 +38,17 @@ class Forwarders:
         metadata: Mapping[str, str],
         timeout: float | None,
     ) -> Payload:
-        return await self._for(target).unary(target, request, metadata, timeout)
+        forwarder = self._for(target)
+        if not tracing_on():
+            return await forwarder.unary(target, request, metadata, timeout)
+        sent = dict(metadata)
+        attributes = {
+            "m3o.upstream.api": target.api,
+            "m3o.upstream.endpoint": target.endpoint,
+            "m3o.upstream.kind": target.kind,
+        }
+        with client_span(f"upstream {target.api}", sent, attributes):
+            return await forwarder.unary(target, request, sent, timeout)
 
     async def open(
         self,

@@ -66,6 +66,7 @@ def note_of(envelope: Envelope) -> str:
             "type": envelope.type_name,
             "time": envelope.time.isoformat(),
             "payload": base64.b64encode(envelope.payload).decode(),
+            "traceparent": envelope.traceparent,
         }
     )
 
@@ -78,6 +79,7 @@ def envelope_from_note(note: str) -> Envelope:
         type_name=str(data["type"]),
         time=datetime.fromisoformat(str(data["time"])).astimezone(UTC),
         payload=base64.b64decode(str(data["payload"])),
+        traceparent=str(data.get("traceparent", "")),
     )
 
 

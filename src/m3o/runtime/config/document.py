@@ -37,6 +37,7 @@ from m3o.runtime.config.sections import (
     SignupConfig,
     StatusConfig,
     StripeConfig,
+    TracingConfig,
     UsageConfig,
     V1Config,
     _Section,
@@ -86,6 +87,8 @@ class Config(_Section):
     """The status endpoint."""
     stripe: StripeConfig = Field(default_factory=StripeConfig)
     """Stripe payments."""
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    """OpenTelemetry traces (off unless an OTLP endpoint is set)."""
     usage: UsageConfig = Field(default_factory=UsageConfig)
     """Usage quotas and caps."""
     v1: V1Config = Field(default_factory=V1Config)

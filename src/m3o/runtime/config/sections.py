@@ -59,6 +59,7 @@ __all__ = [
     "StatusConfig",
     "StripeConfig",
     "Tier",
+    "TracingConfig",
     "UsageConfig",
     "V1Config",
 ]
@@ -557,6 +558,25 @@ class StatusConfig(_Section):
     """Services whose health ``status/Call`` reports (list or comma-separated string)."""
     timeout: Duration = timedelta(seconds=2)
     """Deadline of each health check."""
+
+
+class TracingConfig(_Section):
+    otlp_endpoint: SecretUrl = ""
+    """OTLP/HTTP (protobuf) traces URL spans are exported to
+    (``http://otel-collector:4318/v1/traces``); empty: tracing off, at no cost. Headers the
+    collector needs (an API key) come from ``OTEL_EXPORTER_OTLP_HEADERS``."""
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces recorded (0 to 1); a call arriving with a ``traceparent`` follows
+    its caller's decision."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class StripeConfig(_Section):

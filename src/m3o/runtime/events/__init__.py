@@ -60,6 +60,8 @@ class Delivery:
     time: datetime
     payload: bytes
     attempt: int = 1
+    traceparent: str = ""
+    """The W3C trace context of the span the event was published in; empty when none."""
 
     def decode(self, message_type: type[M]) -> M:
         return message_type.FromString(self.payload)

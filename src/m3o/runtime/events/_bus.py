@@ -28,6 +28,7 @@ from m3o.runtime.events import (
     DeadLetter,
     DeadLettered,
     DeadLetterHook,
+    Delivery,
     EventHandler,
     Publisher,
 )
@@ -35,6 +36,7 @@ from m3o.runtime.events._dead_letters import describe_failure, list_dead_letters
 from m3o.runtime.events._outbox import TransactionalPublisher, check_name
 from m3o.runtime.events._source import Channel, Claim, EventSource
 from m3o.runtime.logging import get_logger
+from m3o.runtime.logging.tracing import consumer_span, tracing_on
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["Bus", "retry_delay"]
@@ -327,7 +329,9 @@ class Bus:
                 await self._tell_dead_lettered(sub, claim, error)
             return
         try:
-            await sub.handler(delivery)
+            name, attributes = _span_of(sub, delivery)
+            with consumer_span(name, delivery.traceparent, attributes):
+                await sub.handler(delivery)
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -423,4 +427,19 @@ def _about(sub: _Subscription, claim: Claim) -> dict[str, Any]:
         "group": sub.group,
         "event_id": claim.delivery.id,
         "attempt": claim.delivery.attempt,
+    }
+
+
+def _span_of(sub: _Subscription, delivery: Delivery) -> tuple[str, dict[str, Any]]:
+    """The span of handling ``delivery`` (OpenTelemetry's messaging conventions)."""
+    if not tracing_on():
+        return "", {}
+    return f"{sub.topic} process", {
+        "messaging.system": "m3o",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": sub.topic,
+        "messaging.consumer.group.name": sub.group,
+        "messaging.message.id": delivery.id,
+        "m3o.event.type": delivery.type_name,
+        "m3o.event.attempt": delivery.attempt,
     }

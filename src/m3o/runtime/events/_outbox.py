@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.logging.tracing import current_traceparent
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = [
@@ -44,13 +45,15 @@ def check_name(kind: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """An event as it is stored: id, topic, time, the name of its type, the encoded payload."""
+    """An event as it is stored: id, topic, time, the name of its type, the encoded payload,
+    and the W3C ``traceparent`` of the span it was published in (empty: none, tracing off)."""
 
     id: str
     topic: str
     type_name: str
     time: datetime
     payload: bytes
+    traceparent: str = ""
 
     @classmethod
     def wrap(cls, topic: str, event: Message) -> Envelope:
@@ -60,6 +63,7 @@ class Envelope:
             type_name=event_type_name(event),
             time=datetime.now(UTC),
             payload=event.SerializeToString(),
+            traceparent=current_traceparent(),
         )
 
 

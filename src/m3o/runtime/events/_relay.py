@@ -117,6 +117,7 @@ class Relay:
                     "time": envelope.time,
                     "payload": envelope.payload,
                     "target_group": None,
+                    "traceparent": envelope.traceparent or None,
                 }
                 for place, (row_id, envelope) in enumerate(zip(row_ids, envelopes, strict=True))
             ],
@@ -218,13 +219,16 @@ class Relay:
 
 def entry_fields(event_id: str, event: Any, target_group: str | None) -> list[str | bytes]:
     """A stream entry's fields: the envelope (an outbox row or an :class:`Envelope`: its
-    ``type_name``, ``time`` and ``payload``), and the target group of a replay."""
+    ``type_name``, ``time``, ``payload`` and ``traceparent``), and the target group of a
+    replay."""
     fields: list[str | bytes] = [
         "id", event_id,
         "type", event.type_name,
         "time", event.time.isoformat(),
         "payload", bytes(event.payload),
     ]  # fmt: skip
+    if event.traceparent:
+        fields += ["traceparent", event.traceparent]
     if target_group is not None:
         fields += ["group", target_group]
     return fields

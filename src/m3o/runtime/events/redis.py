@@ -303,6 +303,7 @@ class RedisChannel:
                 time=datetime.fromisoformat(_text(values["time"])),
                 payload=bytes(values["payload"]),
                 attempt=attempt,
+                traceparent=_text(values.get("traceparent", "")),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             _log.error("events.bad_entry", topic=self.topic, entry=receipt, error=repr(exc))

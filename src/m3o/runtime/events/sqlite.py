@@ -397,6 +397,7 @@ def _log_row(envelope: Envelope) -> dict[str, Any]:
         "type_name": envelope.type_name,
         "time": envelope.time,
         "payload": envelope.payload,
+        "traceparent": envelope.traceparent or None,
     }
 
 
@@ -415,5 +416,6 @@ def _claim(row: Any) -> Claim:
         time=row.time,
         payload=bytes(row.payload),
         attempt=row.attempts,
+        traceparent=row.traceparent or "",
     )
     return Claim(delivery, receipt=row.id)

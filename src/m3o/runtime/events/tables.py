@@ -44,6 +44,7 @@ metadata = new_metadata()
 
 ID = 32
 NAME = 200
+TRACEPARENT = 64
 
 
 event_log = Table(
@@ -55,6 +56,8 @@ event_log = Table(
     Column("type_name", String(NAME), nullable=False),
     Column("time", UTCDateTime, nullable=False, index=True),
     Column("payload", LargeBinary, nullable=False),
+    # the W3C traceparent of the span that published it; null: none (tracing off)
+    Column("traceparent", String(TRACEPARENT), nullable=True),
 )
 
 groups = Table(
@@ -94,6 +97,8 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),
     # only this group gets the event (a replayed dead letter); null: every group
     Column("target_group", String(NAME), nullable=True),
+    # the W3C traceparent of the span that published it; null: none (tracing off)
+    Column("traceparent", String(TRACEPARENT), nullable=True),
     Column("created", UTCDateTime, nullable=False, index=True),
 )
 

@@ -15,6 +15,7 @@ rules, then the handler method. :func:`grpc_handlers` exposes dispatchers on a g
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from m3o.runtime.logging import (
     get_logger,
     request_context,
 )
+from m3o.runtime.logging.tracing import client_span, server_span
 from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
 __all__ = [
@@ -258,18 +260,22 @@ class Dispatcher:
     ) -> Message:
         started = time.perf_counter()
         endpoint = error_id(self.spec.service, method.name)
-        try:
-            with request_context(metadata.get(REQUEST_ID_KEY, "")):
+        name, attributes = _span_of(self.spec.service, self.spec.full_name, method.name)
+        with (
+            request_context(metadata.get(REQUEST_ID_KEY, "")),
+            server_span(name, metadata, attributes),
+        ):
+            try:
                 async with asyncio.timeout_at(_loop_deadline(deadline)):
                     ctx = await self._context(method, metadata, deadline)
                     call: Callable[[Message, CallContext], Awaitable[Message]] = getattr(
                         self._handler, method.python_name
                     )
                     response = await call(request, ctx)
-        except Exception as exc:  # noqa: BLE001 - the one place every failure becomes an error kind
-            error = self._fail(endpoint, exc)
-            self._observe(method, error.code, started)
-            raise error from None
+            except Exception as exc:  # noqa: BLE001 - the one place every failure becomes an error kind
+                error = self._fail(endpoint, exc)
+                self._observe(method, error.code, started)
+                raise error from None
         self._observe(method, 200, started)
         return response
 
@@ -282,19 +288,33 @@ class Dispatcher:
     ) -> AsyncIterator[Message]:
         started = time.perf_counter()
         endpoint = error_id(self.spec.service, method.name)
-        try:
-            async with asyncio.timeout_at(_loop_deadline(deadline)):
-                ctx = await self._context(method, metadata, deadline)
-                stream: Callable[[Message, CallContext], AsyncIterator[Message]] = getattr(
-                    self._handler, method.python_name
-                )
-                async for message in stream(request, ctx):
-                    yield message
-        except Exception as exc:  # noqa: BLE001 - see unary
-            error = self._fail(endpoint, exc)
-            self._observe(method, error.code, started)
-            raise error from None
+        name, attributes = _span_of(self.spec.service, self.spec.full_name, method.name)
+        with server_span(name, metadata, attributes):
+            try:
+                async with asyncio.timeout_at(_loop_deadline(deadline)):
+                    ctx = await self._context(method, metadata, deadline)
+                    stream: Callable[[Message, CallContext], AsyncIterator[Message]] = getattr(
+                        self._handler, method.python_name
+                    )
+                    async for message in stream(request, ctx):
+                        yield message
+            except Exception as exc:  # noqa: BLE001 - see unary
+                error = self._fail(endpoint, exc)
+                self._observe(method, error.code, started)
+                raise error from None
         self._observe(method, 200, started)
+
+
+@functools.cache
+def _span_of(service: str, full_name: str, method: str) -> tuple[str, dict[str, str]]:
+    """An RPC's span name and attributes (OpenTelemetry's RPC conventions)."""
+    attributes = {
+        "rpc.system": "grpc",
+        "rpc.service": full_name,
+        "rpc.method": method,
+        "m3o.service": service,
+    }
+    return f"{full_name}/{method}", attributes
 
 
 def _loop_deadline(deadline: float | None) -> float | None:
@@ -464,13 +484,17 @@ class Client:
         timeout: float | None,
         metadata: Mapping[str, str] | None,
     ) -> Message:
-        return await self._transport.unary(
-            self._spec,
-            self._spec.methods[name],
-            request,
-            metadata=await self._metadata(metadata),
-            timeout=self._timeout if timeout is None else timeout,
-        )
+        method = self._spec.methods[name]
+        sent = await self._metadata(metadata)
+        span_name, attributes = _span_of(self._spec.service, self._spec.full_name, name)
+        with client_span(span_name, sent, attributes):
+            return await self._transport.unary(
+                self._spec,
+                method,
+                request,
+                metadata=sent,
+                timeout=self._timeout if timeout is None else timeout,
+            )
 
     async def _server_stream(
         self,
@@ -479,14 +503,18 @@ class Client:
         timeout: float | None,
         metadata: Mapping[str, str] | None,
     ) -> AsyncIterator[Message]:
-        async for message in self._transport.server_stream(
-            self._spec,
-            self._spec.methods[name],
-            request,
-            metadata=await self._metadata(metadata),
-            timeout=self._timeout if timeout is None else timeout,
-        ):
-            yield message
+        method = self._spec.methods[name]
+        sent = await self._metadata(metadata)
+        span_name, attributes = _span_of(self._spec.service, self._spec.full_name, name)
+        with client_span(span_name, sent, attributes):
+            async for message in self._transport.server_stream(
+                self._spec,
+                method,
+                request,
+                metadata=sent,
+                timeout=self._timeout if timeout is None else timeout,
+            ):
+                yield message
 
 
 def grpc_handlers(dispatcher: Dispatcher) -> grpc.GenericRpcHandler[Any, Any]:

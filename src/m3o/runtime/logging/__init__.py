@@ -10,7 +10,9 @@ front settles a request id per request (``X-Request-Id``) and runs the request i
 :func:`request_context`; so does a service's dispatcher for each call it serves, with the id
 its caller sent as ``x-request-id`` metadata. Inside, every log line carries ``request_id``
 (structlog's context variables), tasks started inside inherit it, and the generated clients
-pass it on with each call (:func:`current_request_id`).
+pass it on with each call (:func:`current_request_id`). With tracing on
+(:mod:`m3o.runtime.logging.tracing`), a line written inside a span also carries its
+``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+
+from m3o.runtime.logging.tracing import trace_ids
 
 __all__ = [
     "REQUEST_ID_KEY",
@@ -85,6 +89,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
