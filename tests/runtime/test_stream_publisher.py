@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +15,7 @@ from m3o.runtime.events._relay import Relay
 from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.events.redis import redis_event_bus
 from m3o.runtime.events.tables import outbox
+from m3o.runtime.logging.tracing import current_traceparent, server_span
 from m3o.runtime.store import SessionFactory, transaction
 from runtime.events_fixtures import Recorder, signup, unreachable_redis
 
@@ -136,3 +138,33 @@ async def test_a_spilled_event_already_appended_is_not_appended_again(
 
     entries = await redis.xrange(STREAM)
     assert [fields[b"id"].decode() for _, fields in entries] == [e.id for e in envelopes]
+
+
+async def test_the_publishing_spans_trace_context_reaches_the_consumer_both_ways(
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    redis: aioredis.Redis,
+    spans: InMemorySpanExporter,
+) -> None:
+    bus = redis_event_bus(engine, redis, poll_interval=0.01)
+    got = Recorder()
+    bus.subscribe(TOPIC, "mixpanel-customers", got)
+    await bus.start()
+    with server_span("publishing call", {}, {}):
+        sent = current_traceparent()
+        direct = await StreamFirstPublisher(sessions, Relay(sessions, redis)).publish(
+            TOPIC, signup("c1")
+        )
+        down = unreachable_redis()
+        try:
+            waited = await StreamFirstPublisher(sessions, Relay(sessions, down)).publish(
+                TOPIC, signup("c2")
+            )
+        finally:
+            await down.aclose()
+    assert sent
+    assert await _outbox_rows(sessions) == 1
+    await bus.wait_idle()
+    await bus.stop()
+
+    assert {d.id: d.traceparent for d in got.deliveries} == {direct: sent, waited: sent}

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.v1.grpc_upstream import EchoUpstream, echo_file, serve_echo
 from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
@@ -124,3 +125,15 @@ async def test_grpc_api_without_descriptors_is_unavailable(counters: CounterStor
     response = await _call(gw, {"name": "x"})
     assert response.status_code == 503
     assert response.json()["detail"] == "API not available"
+
+
+async def test_with_tracing_on_the_upstream_continues_the_calls_trace(
+    counters: CounterStore, echo: EchoUpstream, spans: InMemorySpanExporter
+) -> None:
+    response = await _call(_echo_gateway(counters, echo), {"name": "Alice"})
+    assert response.status_code == 200
+    [(_method, _request, metadata)] = echo.calls
+    [forwarded] = [s for s in spans.get_finished_spans() if s.name == "upstream lab"]
+    assert forwarded.context is not None
+    trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
+    assert metadata["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -154,3 +155,15 @@ async def test_upstream_timeout_is_503_uncharged(
     assert response.json()["detail"] == "The API did not answer in time"
     assert await counters.get(hot_key(CUSTOMER)) == 100
     assert await gw.count("total") == 0
+
+
+async def test_with_tracing_on_the_upstream_continues_the_calls_trace(
+    counters: CounterStore, upstream: Upstream, spans: InMemorySpanExporter
+) -> None:
+    _, response = await _call(counters, upstream, "call")
+    assert response.status_code == 200
+    [(_path, headers, _body)] = upstream.received
+    [forwarded] = [s for s in spans.get_finished_spans() if s.name == "upstream weather"]
+    assert forwarded.context is not None
+    trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
+    assert headers["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -283,6 +284,31 @@ async def test_a_recovery_whose_publisher_fails_leaves_the_hold_and_starts_anywa
     assert len(published) == 1
     assert await any_counters.holds("v1:holds") == []
     assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+
+
+async def test_an_event_recovered_from_a_dead_gateways_hold_keeps_its_trace_context(
+    any_counters: CounterStore, spans: InMemorySpanExporter
+) -> None:
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    dead = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    async with dead.http() as client:
+        response = await client.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    assert dead.v1.requests.pending == 1  # dies before publishing
+    [call] = [s for s in spans.get_finished_spans() if s.name.startswith("POST /v1/")]
+    assert call.context is not None
+
+    published: list[Envelope] = []
+
+    async def republish(envelopes: Sequence[Envelope]) -> None:
+        published.extend(envelopes)
+
+    survivor = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await survivor.v1.holds.start(republish)
+    await survivor.v1.holds.stop()
+    [event] = published
+    ids = f"00-{call.context.trace_id:032x}-{call.context.span_id:016x}-"
+    assert event.traceparent.startswith(ids)
 
 
 class CountingCommits:
