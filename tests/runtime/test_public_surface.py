@@ -236,6 +236,8 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "server_span",
         "start_tracing",
         "stop_tracing",
+        "stream_client_span",
+        "stream_server_span",
         "trace_ids",
         "tracing_on",
     ],

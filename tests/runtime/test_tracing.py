@@ -96,6 +96,20 @@ async def test_an_rpc_is_a_client_span_and_the_servers_child_span_in_the_callers
     assert serving.attributes["m3o.service"] == "helloworld"
 
 
+async def test_a_stream_is_a_client_span_and_the_servers_child_span_over_its_length(
+    transport: Transport, spans: InMemorySpanExporter
+) -> None:
+    client = HelloworldClient(transport)
+    got = [m.message async for m in client.stream(pb.StreamRequest(name="Ann", messages=3))]
+    assert got == ["Hello Ann"] * 3
+    [calling] = of_kind(spans, SpanKind.CLIENT)
+    [serving] = of_kind(spans, SpanKind.SERVER)
+    assert calling.name == serving.name == "helloworld.Helloworld/Stream"
+    assert ids(serving)[0] == ids(calling)[0]
+    assert serving.parent is not None and serving.parent.span_id == ids(calling)[1]
+    assert serving.status.status_code is StatusCode.UNSET
+
+
 async def test_a_refused_call_is_not_a_server_failure_but_a_crash_is_without_its_message(
     transport: Transport, spans: InMemorySpanExporter
 ) -> None:

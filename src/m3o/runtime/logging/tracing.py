@@ -10,7 +10,10 @@ On, the spans are:
   a ``traceparent`` header the client sent;
 - ``CLIENT`` per RPC a generated client makes and ``SERVER`` per RPC a dispatcher serves
   (:func:`client_span`, :func:`server_span`), the context passed as the W3C
-  ``traceparent`` metadata entry, in process as over gRPC;
+  ``traceparent`` metadata entry, in process as over gRPC. A server-streaming RPC's spans
+  (:func:`stream_client_span`, :func:`stream_server_span`) cover the whole stream but are
+  not made current (an async generator's steps run in its reader's context), so calls
+  its handler makes are not their children;
 - ``CLIENT`` per call the gateway forwards to an upstream API (local, gRPC or HTTP: the
   same ``traceparent`` entry, as metadata or header);
 - ``CONSUMER`` per event a consumer group handles (:func:`consumer_span`): an event carries
@@ -55,6 +58,8 @@ __all__ = [
     "server_span",
     "start_tracing",
     "stop_tracing",
+    "stream_client_span",
+    "stream_server_span",
     "trace_ids",
     "tracing_on",
 ]
@@ -243,11 +248,63 @@ def _span(
         try:
             yield span
         except BaseException as exc:
-            # the kind of failure only: messages may quote what the caller sent
-            code = getattr(exc, "code", None)
-            if isinstance(code, int):
-                span.set_attribute("m3o.error.code", code)
-            span.set_attribute("error.type", type(exc).__name__)
-            if not isinstance(code, int) or code >= 500:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            _failed(span, exc)
             raise
+
+
+def stream_server_span(
+    name: str, carrier: Mapping[str, str], attributes: Mapping[str, Any]
+) -> AbstractContextManager[Span | None]:
+    """:func:`server_span` for a stream served by an async generator: the span covers the
+    whole stream but is not made current (the generator's steps run in its consumer's
+    context), so calls the stream's handler makes are not its children."""
+    if not _process.enabled:
+        return _NOTHING
+    return _stream_span(name, SpanKind.SERVER, _parent(carrier), None, attributes)
+
+
+def stream_client_span(
+    name: str, carrier: MutableMapping[str, str], attributes: Mapping[str, Any]
+) -> AbstractContextManager[Span | None]:
+    """:func:`client_span` for a stream read through an async generator (not made
+    current; its context is written into ``carrier``)."""
+    if not _process.enabled:
+        return _NOTHING
+    return _stream_span(name, SpanKind.CLIENT, None, carrier, attributes)
+
+
+@contextmanager
+def _stream_span(
+    name: str,
+    kind: SpanKind,
+    parent: otel_context.Context | None,
+    carrier: MutableMapping[str, str] | None,
+    attributes: Mapping[str, Any],
+) -> Iterator[Span | None]:
+    tracer = _process.tracer
+    if tracer is None:
+        yield None
+        return
+    span = tracer.start_span(name, context=parent, kind=kind, attributes=dict(attributes))
+    if carrier is not None:
+        _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    try:
+        yield span
+    except GeneratorExit:  # the reader stopped early: not a failure
+        raise
+    except BaseException as exc:
+        _failed(span, exc)
+        raise
+    finally:
+        span.end()
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    """Record the kind of failure only: messages may quote what the caller sent. A
+    refusal (an error kind below 500) is the caller's, not a failure of the span."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        span.set_attribute("m3o.error.code", code)
+    span.set_attribute("error.type", type(exc).__name__)
+    if not isinstance(code, int) or code >= 500:
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

@@ -40,7 +40,12 @@ from m3o.runtime.logging import (
     get_logger,
     request_context,
 )
-from m3o.runtime.logging.tracing import client_span, server_span
+from m3o.runtime.logging.tracing import (
+    client_span,
+    server_span,
+    stream_client_span,
+    stream_server_span,
+)
 from m3o.runtime.store.redis import REDIS_UNREACHABLE
 
 __all__ = [
@@ -289,7 +294,7 @@ class Dispatcher:
         started = time.perf_counter()
         endpoint = error_id(self.spec.service, method.name)
         name, attributes = _span_of(self.spec.service, self.spec.full_name, method.name)
-        with server_span(name, metadata, attributes):
+        with stream_server_span(name, metadata, attributes):
             try:
                 async with asyncio.timeout_at(_loop_deadline(deadline)):
                     ctx = await self._context(method, metadata, deadline)
@@ -506,7 +511,7 @@ class Client:
         method = self._spec.methods[name]
         sent = await self._metadata(metadata)
         span_name, attributes = _span_of(self._spec.service, self._spec.full_name, name)
-        with client_span(span_name, sent, attributes):
+        with stream_client_span(span_name, sent, attributes):
             async for message in self._transport.server_stream(
                 self._spec,
                 method,
