@@ -76,6 +76,10 @@ def the_call(spans: InMemorySpanExporter) -> ReadableSpan:
     return server
 
 
+def of_kind(spans: InMemorySpanExporter, kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in spans.get_finished_spans() if span.kind is kind]
+
+
 def trace_id(span: ReadableSpan) -> int:
     assert span.context is not None
     return span.context.trace_id
@@ -144,6 +148,18 @@ async def test_one_public_call_is_one_trace_through_gateway_auth_upstream_and_us
             for value in (span.attributes or {}).values():
                 assert customer.key not in str(value)
                 assert "Bearer" not in str(value)
+
+
+async def test_probes_and_metrics_scrapes_make_no_span(
+    platform: LocalPlatform, spans: InMemorySpanExporter
+) -> None:
+    async with customer_of(platform) as (client, _customer):
+        spans.clear()
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert (await client.get(path)).status_code == 200, path
+        assert (await client.post("/auth/token", json={})).status_code == 400
+    http = [s.attributes or {} for s in of_kind(spans, SpanKind.SERVER)]
+    assert [a["url.path"] for a in http if "http.request.method" in a] == ["/auth/token"]
 
 
 async def test_a_traceparent_sent_by_the_caller_is_continued(

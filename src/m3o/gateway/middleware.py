@@ -13,7 +13,7 @@ Per request it:
   the cause;
 - when tracing is on, runs the request in a ``SERVER`` span (:mod:`m3o.runtime.logging.tracing`)
   named by method and route, continuing the caller's ``traceparent`` header if any, with the
-  status and request id as attributes.
+  status and request id as attributes (not for the probes and ``/metrics``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from m3o.runtime.logging.tracing import TRACEPARENT, describe_span, server_span,
 __all__ = ["RequestMiddleware"]
 
 _log = get_logger("m3o.gateway.access")
+
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probes and scrapes: no span (one every few seconds per pod would say nothing)."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -65,7 +68,7 @@ class RequestMiddleware:
         if kind not in ("http", "websocket"):
             await self._app(scope, receive, send)
             return
-        if not tracing_on():
+        if not tracing_on() or scope.get("path") in UNTRACED_PATHS:
             await self._serve(scope, receive, send)
             return
         method = str(scope.get("method", "WS"))
