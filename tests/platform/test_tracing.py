@@ -39,6 +39,7 @@ from support.platform import (
     start,
     stop,
     until,
+    until_serving,
 )
 
 pytestmark = pytest.mark.e2e
@@ -94,21 +95,9 @@ async def test_one_public_call_is_one_trace_across_the_platforms_processes(
         services = [start(name, env, logs) for name in SERVICES]
         gateways: list[Process] = []
         try:
-            for process in services:
-
-                async def listening(process: Process = process) -> bool:
-                    assert process.popen.poll() is None, process.output()
-                    return (sockets / f"{process.name}.sock").exists()
-
-                await until(listening, f"{process.name} socket")
             gateways = [start("gateway", {**env, "M3O_SERVER__PORT": str(port)}, logs)]
+            await until_serving(sockets, SERVICES, url)
             async with httpx.AsyncClient(timeout=30) as client:
-
-                async def ready() -> bool:
-                    assert gateways[0].popen.poll() is None, gateways[0].output()
-                    return (await client.get(f"{url}/readyz")).status_code == 200
-
-                await until(ready, "gateway ready")
                 api = Api(client, url, ADMIN_PASSWORD)
 
                 async def admin_ready() -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from google.protobuf import descriptor_pb2
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 
 from gateway.support import HELLO, Recorder
@@ -56,6 +57,7 @@ __all__ = [
     "Keys",
     "Tokens",
     "UpstreamAuth",
+    "assert_upstream_span_sent",
     "config_with",
     "entry",
     "gateway",
@@ -366,3 +368,14 @@ class FakeV1:
             return method.response_type()
 
         return handle
+
+
+def assert_upstream_span_sent(
+    spans: InMemorySpanExporter, api: str, received: Mapping[str, str]
+) -> None:
+    """What the upstream of ``api`` ``received`` (metadata or headers) names the gateway's
+    ``upstream <api>`` span as its parent (W3C ``traceparent``)."""
+    [forwarded] = [s for s in spans.get_finished_spans() if s.name == f"upstream {api}"]
+    assert forwarded.context is not None
+    trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
+    assert received["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")

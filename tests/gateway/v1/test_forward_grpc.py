@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.v1.grpc_upstream import EchoUpstream, echo_file, serve_echo
-from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
+from gateway.v1.support import CUSTOMER, KEY, Catalog, assert_upstream_span_sent, entry, gateway
 from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
@@ -133,7 +133,4 @@ async def test_with_tracing_on_the_upstream_continues_the_calls_trace(
     response = await _call(_echo_gateway(counters, echo), {"name": "Alice"})
     assert response.status_code == 200
     [(_method, _request, metadata)] = echo.calls
-    [forwarded] = [s for s in spans.get_finished_spans() if s.name == "upstream lab"]
-    assert forwarded.context is not None
-    trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
-    assert metadata["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")
+    assert_upstream_span_sent(spans, "lab", metadata)

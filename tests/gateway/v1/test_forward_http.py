@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.v1.servers import serve_app
-from gateway.v1.support import CUSTOMER, KEY, Catalog, entry, gateway
+from gateway.v1.support import CUSTOMER, KEY, Catalog, assert_upstream_span_sent, entry, gateway
 from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
@@ -163,7 +163,4 @@ async def test_with_tracing_on_the_upstream_continues_the_calls_trace(
     _, response = await _call(counters, upstream, "call")
     assert response.status_code == 200
     [(_path, headers, _body)] = upstream.received
-    [forwarded] = [s for s in spans.get_finished_spans() if s.name == "upstream weather"]
-    assert forwarded.context is not None
-    trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
-    assert headers["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")
+    assert_upstream_span_sent(spans, "weather", headers)
