@@ -226,7 +226,6 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "request_context",
     ],
     "m3o.runtime.logging.tracing": [
-        "SpanKind",
         "TRACEPARENT",
         "client_span",
         "consumer_span",

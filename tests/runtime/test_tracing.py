@@ -7,6 +7,8 @@ log on SQLite and PostgreSQL, outbox + Redis Streams).
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -171,6 +173,25 @@ def test_without_tracing_there_is_no_trace_context_to_carry() -> None:
     with server_span("nothing", {TRACEPARENT: "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}, {}) as s:
         assert s is None
         assert current_traceparent() == ""
+
+
+def test_without_tracing_the_tracing_sdk_and_exporter_are_not_even_imported() -> None:
+    # (redis-py imports OpenTelemetry's API and metrics SDK itself when they are installed)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, m3o.platform.local, m3o.platform.remote, m3o.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith(("
+            "'opentelemetry.sdk.trace', 'opentelemetry.exporter', "
+            "'opentelemetry.trace.propagation.tracecontext'))))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
 
 
 class Collector:

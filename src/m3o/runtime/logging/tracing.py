@@ -1,8 +1,9 @@
 """OpenTelemetry traces: one call followed across the HTTP front, RPCs, upstreams and events.
 
 Off unless :func:`start_tracing` ran (``tracing.otlp_endpoint`` configured): then no SDK
-provider exists, and every helper here returns after reading one module-level flag, before
-any OpenTelemetry call; nothing is allocated per call but a shared no-op context manager.
+provider exists, the tracing SDK and exporter are not even imported (about 40 ms a CLI
+command need not pay), and every helper here returns after reading one flag, before any
+OpenTelemetry call; nothing is allocated per call but a shared no-op context manager.
 
 On, the spans are:
 
@@ -32,24 +33,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from opentelemetry.context import Context
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Link, Span, SpanKind, Tracer
 
 __all__ = [
     "TRACEPARENT",
-    "SpanKind",
     "client_span",
     "consumer_span",
     "current_traceparent",
@@ -70,18 +66,19 @@ TRACEPARENT = "traceparent"
 
 class _Process:
     """This process's tracing: ``enabled`` is read first by every helper (when False,
-    nothing else here is touched)."""
+    nothing else here is touched). ``api`` is ``opentelemetry.trace``, imported on start."""
 
-    __slots__ = ("enabled", "provider", "tracer")
+    __slots__ = ("api", "enabled", "propagator", "provider", "tracer")
 
     def __init__(self) -> None:
         self.enabled = False
+        self.api: ModuleType | None = None
+        self.propagator: TextMapPropagator | None = None
         self.provider: TracerProvider | None = None
-        self.tracer: trace.Tracer | None = None
+        self.tracer: Tracer | None = None
 
 
 _process = _Process()
-_propagator = TraceContextTextMapPropagator()
 _NOTHING: AbstractContextManager[None] = nullcontext()
 
 
@@ -103,6 +100,13 @@ def start_tracing(
     caller's decision. Once per process: False (and nothing changes) when already on."""
     if _process.enabled:
         return False
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
@@ -113,6 +117,8 @@ def start_tracing(
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    _process.api = trace
+    _process.propagator = TraceContextTextMapPropagator()
     _process.provider = provider
     _process.tracer = provider.get_tracer("m3o")
     _process.enabled = True
@@ -129,10 +135,22 @@ def stop_tracing() -> None:
         provider.shutdown()
 
 
-def _parent(carrier: Mapping[str, str]) -> otel_context.Context | None:
+def _api() -> ModuleType:
+    api = _process.api
+    assert api is not None, "tracing was never started"
+    return api
+
+
+def _propagator() -> TextMapPropagator:
+    propagator = _process.propagator
+    assert propagator is not None, "tracing was never started"
+    return propagator
+
+
+def _parent(carrier: Mapping[str, str]) -> Context | None:
     if TRACEPARENT not in carrier:
         return None
-    return _propagator.extract(carrier)
+    return _propagator().extract(carrier)
 
 
 def server_span(
@@ -142,7 +160,7 @@ def server_span(
     ``carrier`` (request headers or RPC metadata) if any. Yields None when tracing is off."""
     if not _process.enabled:
         return _NOTHING
-    return _span(name, SpanKind.SERVER, _parent(carrier), attributes, ())
+    return _span(name, _api().SpanKind.SERVER, _parent(carrier), attributes, ())
 
 
 def client_span(
@@ -159,8 +177,8 @@ def client_span(
 def _client_span(
     name: str, carrier: MutableMapping[str, str], attributes: Mapping[str, Any]
 ) -> Iterator[Span | None]:
-    with _span(name, SpanKind.CLIENT, None, attributes, ()) as span:
-        _propagator.inject(carrier)
+    with _span(name, _api().SpanKind.CLIENT, None, attributes, ()) as span:
+        _propagator().inject(carrier)
         yield span
 
 
@@ -171,13 +189,14 @@ def consumer_span(
     names (empty: published outside a trace): its child, and linked to it."""
     if not _process.enabled:
         return _NOTHING
-    parent = _propagator.extract({TRACEPARENT: traceparent}) if traceparent else None
+    api = _api()
+    parent = _propagator().extract({TRACEPARENT: traceparent}) if traceparent else None
     links: tuple[Link, ...] = ()
     if parent is not None:
-        published = trace.get_current_span(parent).get_span_context()
+        published = api.get_current_span(parent).get_span_context()
         if published.is_valid:
-            links = (Link(published),)
-    return _span(name, SpanKind.CONSUMER, parent, attributes, links)
+            links = (api.Link(published),)
+    return _span(name, api.SpanKind.CONSUMER, parent, attributes, links)
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
@@ -185,7 +204,7 @@ def inject(carrier: MutableMapping[str, str]) -> None:
     and it has none yet."""
     if not _process.enabled or TRACEPARENT in carrier:
         return
-    _propagator.inject(carrier)
+    _propagator().inject(carrier)
 
 
 def current_traceparent() -> str:
@@ -193,7 +212,7 @@ def current_traceparent() -> str:
     if not _process.enabled:
         return ""
     carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
+    _propagator().inject(carrier)
     return carrier.get(TRACEPARENT, "")
 
 
@@ -203,7 +222,7 @@ def trace_ids(
     """structlog processor: ``trace_id`` and ``span_id`` of the current span, when tracing
     is on and there is one (a log line leads to its trace)."""
     if _process.enabled:
-        context = trace.get_current_span().get_span_context()
+        context = _api().get_current_span().get_span_context()
         if context.is_valid:
             event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
             event_dict.setdefault("span_id", format(context.span_id, "016x"))
@@ -221,14 +240,15 @@ def describe_span(
     if name:
         span.update_name(name)
     if failed:
-        span.set_status(Status(StatusCode.ERROR))
+        api = _api()
+        span.set_status(api.Status(api.StatusCode.ERROR))
 
 
 @contextmanager
 def _span(
     name: str,
     kind: SpanKind,
-    parent: otel_context.Context | None,
+    parent: Context | None,
     attributes: Mapping[str, Any],
     links: tuple[Link, ...],
 ) -> Iterator[Span | None]:
@@ -260,7 +280,7 @@ def stream_server_span(
     context), so calls the stream's handler makes are not its children."""
     if not _process.enabled:
         return _NOTHING
-    return _stream_span(name, SpanKind.SERVER, _parent(carrier), None, attributes)
+    return _stream_span(name, _api().SpanKind.SERVER, _parent(carrier), None, attributes)
 
 
 def stream_client_span(
@@ -270,14 +290,14 @@ def stream_client_span(
     current; its context is written into ``carrier``)."""
     if not _process.enabled:
         return _NOTHING
-    return _stream_span(name, SpanKind.CLIENT, None, carrier, attributes)
+    return _stream_span(name, _api().SpanKind.CLIENT, None, carrier, attributes)
 
 
 @contextmanager
 def _stream_span(
     name: str,
     kind: SpanKind,
-    parent: otel_context.Context | None,
+    parent: Context | None,
     carrier: MutableMapping[str, str] | None,
     attributes: Mapping[str, Any],
 ) -> Iterator[Span | None]:
@@ -287,7 +307,7 @@ def _stream_span(
         return
     span = tracer.start_span(name, context=parent, kind=kind, attributes=dict(attributes))
     if carrier is not None:
-        _propagator.inject(carrier, context=trace.set_span_in_context(span))
+        _propagator().inject(carrier, context=_api().set_span_in_context(span))
     try:
         yield span
     except GeneratorExit:  # the reader stopped early: not a failure
@@ -307,4 +327,5 @@ def _failed(span: Span, exc: BaseException) -> None:
         span.set_attribute("m3o.error.code", code)
     span.set_attribute("error.type", type(exc).__name__)
     if not isinstance(code, int) or code >= 500:
-        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        api = _api()
+        span.set_status(api.Status(api.StatusCode.ERROR, type(exc).__name__))
