@@ -81,7 +81,7 @@ class RecordDebits:
     async def counters(self) -> None:
         if self._account is None:
             return
-        self._debited = await self._counters.get(debited_key(self._customer_id))
+        self._debited = await self._hot.debited(self._account)
         self._balance = await self._hot.load(self._account)
 
     async def write(self, session: AsyncSession) -> int:

@@ -37,7 +37,7 @@ class HotBalances:
             value = await self._counters.incr_existing(key, 0)
             if value is not None:
                 return value
-            debited = await self._counters.get(debited_key(account.customer_id))
+            debited = await self.debited(account)
             loaded = expected_hot(account.balance, debited, account.recorded)
             if await self._counters.set_counter_if_absent(key, loaded):
                 self._loaded.append(account.customer_id)
@@ -69,8 +69,26 @@ class HotBalances:
         every call charged until now: exact for an overdraft check.
         """
         await self._counters.delete(hot_key(account.customer_id))
-        debited = await self._counters.get(debited_key(account.customer_id))
+        debited = await self.debited(account)
         return expected_hot(account.balance + delta, debited, account.recorded)
+
+    async def debited(self, account: Account) -> int:
+        """The customer's cumulative request debits (``account`` as it stands: the caller
+        holds the customer).
+
+        The counter is never removed while the account stands, so missing means the
+        counter store lost its data (a Redis restarted without persistence): it is created
+        again holding ``recorded``, what the ledger already holds. Read as 0 instead, the
+        ledger's recorded debits would come back as credit (``ledger - (0 - recorded)``)
+        and the next flush would write them back as a refund. The debits not flushed when
+        the store lost them are lost with it: those calls were answered free.
+        """
+        key = debited_key(account.customer_id)
+        value = await self._counters.incr_existing(key, 0)
+        if value is not None:
+            return value
+        await self._counters.set_counter_if_absent(key, account.recorded)
+        return await self._counters.get(key)
 
     async def undo(self) -> None:
         """Remove the hot balances this try loaded (the account they came from may have
