@@ -207,6 +207,7 @@ class SqlChannel:
         self._lease = lease
         self._held: set[str] = set()
         self._woken = asyncio.Event()
+        self._drained = False
         self._acks = JointAcks(self._delete_acknowledged)
 
     async def setup(self, from_beginning: bool) -> None:
@@ -241,56 +242,65 @@ class SqlChannel:
         _log.info("events.group_created", topic=self.topic, group=self.group)
 
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
+        # A claim that took fewer than it could left nothing due: rather than spend a
+        # transaction finding that out again, the next waits for a publish of this process
+        # (or the poll, which finds other processes' events, retries and lapsed leases).
+        if self._drained and wait > 0 and not self._woken.is_set():
+            await _wait(self._woken, wait)
         self._woken.clear()
         claims = await self._claim(limit)
-        if not claims and wait > 0:
-            await _wait(self._woken, wait)
+        self._drained = len(claims) < limit
         return claims
 
     async def _claim(self, limit: int) -> list[Claim]:
+        """Take up to ``limit`` due events: one ``UPDATE .. RETURNING`` leases them (on
+        PostgreSQL its subquery skips rows other consumers have locked), one ``SELECT``
+        reads them from the log."""
         now = datetime.now(UTC)
         mine = self._group()
-        async with transaction(self._sessions) as session:
-            due = (
-                await session.scalars(
-                    select(deliveries.c.event_id)
-                    .where(
-                        mine,
-                        deliveries.c.available_at <= now,
-                        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-                    )
-                    .order_by(deliveries.c.available_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not due:
-                return []
-            taken = and_(mine, deliveries.c.event_id.in_(due))
-            await session.execute(
-                update(deliveries)
-                .where(taken)
-                .values(
-                    owner=self._consumer,
-                    lease_until=now + self._lease,
-                    attempts=deliveries.c.attempts + 1,
-                )
+        due = (
+            select(deliveries.c.event_id)
+            .where(
+                mine,
+                deliveries.c.available_at <= now,
+                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
             )
-            rows = (
-                await session.execute(
-                    select(event_log, deliveries.c.attempts)
-                    .join(deliveries, deliveries.c.event_id == event_log.c.id)
-                    .where(taken)
-                    .order_by(deliveries.c.available_at)
+            .order_by(deliveries.c.available_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        lease = (
+            update(deliveries)
+            .where(mine, deliveries.c.event_id.in_(due.scalar_subquery()))
+            .values(
+                owner=self._consumer,
+                lease_until=now + self._lease,
+                attempts=deliveries.c.attempts + 1,
+            )
+            .returning(deliveries.c.event_id, deliveries.c.attempts, deliveries.c.available_at)
+        )
+        async with transaction(self._sessions) as session:
+            taken = sorted((await session.execute(lease)).all(), key=lambda row: row[2])
+            if not taken:
+                return []
+            attempts = {str(row[0]): int(row[1]) for row in taken}
+            logged = {
+                row.id: row
+                for row in await session.execute(
+                    select(event_log).where(event_log.c.id.in_(list(attempts)))
                 )
-            ).all()
-            lost = set(due) - {row.id for row in rows}
+            }
+            lost = [event_id for event_id in attempts if event_id not in logged]
             if lost:  # the log lost the event: nothing can ever be delivered
                 _log.error("events.missing_from_log", topic=self.topic, event_ids=sorted(lost))
                 await session.execute(
                     delete(deliveries).where(mine, deliveries.c.event_id.in_(lost))
                 )
-        claims = [_claim(row) for row in rows]
+        claims = [
+            _claim(logged[event_id], attempts[event_id])
+            for event_id in attempts
+            if event_id in logged
+        ]
         self._held.update(claim.receipt for claim in claims)
         return claims
 
@@ -407,13 +417,13 @@ def _fan_out(rows: Any) -> Any:
     )
 
 
-def _claim(row: Any) -> Claim:
+def _claim(row: Any, attempts: int) -> Claim:
     delivery = Delivery(
         id=row.id,
         topic=row.topic,
         type_name=row.type_name,
         time=row.time,
         payload=bytes(row.payload),
-        attempt=row.attempts,
+        attempt=attempts,
     )
     return Claim(delivery, receipt=row.id)
