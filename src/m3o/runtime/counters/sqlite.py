@@ -102,18 +102,18 @@ class SqlCounterStore:
         self, amounts: Mapping[str, int], *, ttl: timedelta | None = None
     ) -> dict[str, int]:
         """One multi-row upsert: a live row adds the new row's count and keeps its expiry,
-        a missing or expired one is replaced by the new row."""
+        a missing or expired one is replaced by the new row. The rows are parameter sets,
+        not ``values([..])``, so the statement's compiled form is cached."""
         if not amounts:
             return {}
         now = self._clock()
         live = _live(now)
         expires_at = _expiry(now, ttl)
-        insert = self._insert(counters).values(
-            [
-                {"key": key, "count": amount, "text": None, "expires_at": expires_at}
-                for key, amount in sorted(amounts.items())  # one lock order on PostgreSQL
-            ]
-        )
+        rows = [
+            {"key": key, "count": amount, "text": None, "expires_at": expires_at}
+            for key, amount in sorted(amounts.items())  # one lock order on PostgreSQL
+        ]
+        insert = self._insert(counters)
         statement = insert.on_conflict_do_update(
             index_elements=[_T.key],
             set_={
@@ -123,7 +123,7 @@ class SqlCounterStore:
             },
         ).returning(_T.key, _T.count)
         async with self._transaction() as conn:
-            return {str(key): int(count) for key, count in await conn.execute(statement)}
+            return {str(key): int(count) for key, count in await conn.execute(statement, rows)}
 
     async def get(self, key: str) -> int:
         return (await self.get_many([key]))[0]
@@ -254,7 +254,7 @@ class SqlCounterStore:
                 if request.hold is not None and decision.admitted
             ]
             if held:
-                await conn.execute(self._insert(counters).values(held).on_conflict_do_nothing())
+                await conn.execute(self._insert(counters).on_conflict_do_nothing(), held)
         return decisions
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
