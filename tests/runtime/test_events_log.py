@@ -153,7 +153,7 @@ async def test_a_claim_leases_and_reads_its_events_in_two_statements(
     statements: list[str] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
+        if statement.lstrip().upper().startswith(("WITH", "SELECT", "UPDATE", "INSERT", "DELETE")):
             statements.append(statement)
 
     sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
@@ -187,3 +187,15 @@ async def test_a_drained_channel_claims_when_woken_and_finds_other_processes_eve
         "customers", [signup("c3")]
     )
     assert _customers(await channel.fetch(10, 0.05)) == ["c3"]
+
+
+async def test_a_claim_takes_no_more_than_its_limit(sessions: SessionFactory) -> None:
+    source = SqlEventSource(sessions)
+    channel = source.channel("customers", "emails-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    await Bus(sessions, source).publisher.publish_many(
+        "customers", [signup(f"c{n}") for n in range(8)]
+    )
+    assert _customers(await channel.fetch(3, 0)) == ["c0", "c1", "c2"]
+    assert _customers(await channel.fetch(3, 0)) == ["c3", "c4", "c5"]
+    assert _customers(await channel.fetch(3, 0)) == ["c6", "c7"]
