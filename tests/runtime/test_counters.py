@@ -88,6 +88,35 @@ async def test_ttl_is_set_when_the_increment_creates_the_key_only(subject: Subje
     assert await store.get_many(["short", "forever"]) == [0, 2]
 
 
+async def test_incr_many_adds_each_amount_and_returns_the_new_values(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("a", 10)
+    assert await store.incr_many({"a": 5, "b": -2, "c": 1}) == {"a": 15, "b": -2, "c": 1}
+    assert await store.incr_many({}) == {}
+    assert await store.get_many(["a", "b", "c"]) == [15, -2, 1]
+
+
+async def test_incr_many_sets_the_ttl_only_on_keys_it_creates(subject: Subject) -> None:
+    store = subject.store
+    await store.incr("forever", 1)
+    await store.incr("long", 1, ttl=LONG)
+    await store.incr("expired", 9, ttl=SHORT)
+    await subject.advance(PAST_SHORT)
+    assert await store.incr_many({"forever": 1, "long": 1, "new": 1, "expired": 1}, ttl=SHORT) == {
+        "forever": 2,
+        "long": 2,
+        "new": 1,
+        "expired": 1,
+    }
+    await subject.advance(PAST_SHORT)
+    assert await store.get_many(["forever", "long", "new", "expired"]) == [2, 2, 0, 0]
+
+
+async def test_concurrent_batched_increments_are_all_counted(subject: Subject) -> None:
+    await asyncio.gather(*(subject.store.incr_many({"a": 1, "b": 2}, ttl=LONG) for _ in range(50)))
+    assert await subject.store.get_many(["a", "b"]) == [50, 100]
+
+
 async def test_incr_existing_adds_to_an_existing_counter(subject: Subject) -> None:
     store = subject.store
     await store.incr("c", 10)

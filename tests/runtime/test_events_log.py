@@ -135,3 +135,67 @@ async def test_a_failed_joint_acknowledgement_fails_every_caller_and_keeps_the_e
 
     assert all(isinstance(result, SQLAlchemyError) for result in results)
     assert await channel.outstanding() == 4
+
+
+def _customers(claims: list[Claim]) -> list[str]:
+    return [claim.delivery.decode(Event).customer.id for claim in claims]
+
+
+async def test_a_claim_leases_and_reads_its_events_in_two_statements(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    source = SqlEventSource(sessions)
+    channel = source.channel("customers", "emails-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    await Bus(sessions, source).publisher.publish_many(
+        "customers", [signup(f"c{n}") for n in range(5)]
+    )
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith(("WITH", "SELECT", "UPDATE", "INSERT", "DELETE")):
+            statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        claims = await channel.fetch(10, 0)
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+    assert _customers(claims) == [f"c{n}" for n in range(5)]
+    assert [claim.delivery.attempt for claim in claims] == [1] * 5
+    assert len(statements) == 2
+    assert await channel.fetch(10, 0) == []  # leased: nobody takes them again
+
+
+async def test_a_drained_channel_claims_when_woken_and_finds_other_processes_events_by_polling(
+    sessions: SessionFactory,
+) -> None:
+    source = SqlEventSource(sessions)
+    channel = source.channel("customers", "emails-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    publisher = Bus(sessions, source).publisher
+    await publisher.publish_many("customers", [signup("c1")])
+    assert _customers(await channel.fetch(10, 0)) == ["c1"]  # fewer than it could take
+
+    await publisher.publish_many("customers", [signup("c2")])  # wakes the channel
+    async with asyncio.timeout(10):  # not the 60 s poll
+        assert _customers(await channel.fetch(10, 60)) == ["c2"]
+
+    # Another process's publish wakes nobody here: the next poll finds it.
+    await Bus(sessions, SqlEventSource(sessions)).publisher.publish_many(
+        "customers", [signup("c3")]
+    )
+    assert _customers(await channel.fetch(10, 0.05)) == ["c3"]
+
+
+async def test_a_claim_takes_no_more_than_its_limit(sessions: SessionFactory) -> None:
+    source = SqlEventSource(sessions)
+    channel = source.channel("customers", "emails-customers", "consumer-1")
+    await channel.setup(from_beginning=False)
+    await Bus(sessions, source).publisher.publish_many(
+        "customers", [signup(f"c{n}") for n in range(8)]
+    )
+    assert _customers(await channel.fetch(3, 0)) == ["c0", "c1", "c2"]
+    assert _customers(await channel.fetch(3, 0)) == ["c3", "c4", "c5"]
+    assert _customers(await channel.fetch(3, 0)) == ["c6", "c7"]

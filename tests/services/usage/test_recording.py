@@ -254,3 +254,6 @@ class BrokenCounters:
 
     async def incr(self, *args: Any, **kwargs: Any) -> int:
         raise Unavailable("counters", "Counter store unavailable")
+
+    async def incr_many(self, *args: Any, **kwargs: Any) -> dict[str, int]:
+        raise Unavailable("counters", "Counter store unavailable")

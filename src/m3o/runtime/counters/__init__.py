@@ -11,7 +11,7 @@ Times are ``timedelta``; expiry is measured by the store's clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -39,6 +39,14 @@ class CounterStore(Protocol):
         ``ttl`` is applied when the increment creates the key; an existing key keeps its
         expiry.
         """
+        ...
+
+    async def incr_many(
+        self, amounts: Mapping[str, int], *, ttl: timedelta | None = None
+    ) -> dict[str, int]:
+        """:meth:`incr` each key by its amount, all in one atomic step and one round trip
+        (a batch of counts lands whole or not at all); the new values by key. ``ttl`` as
+        for :meth:`incr`, for every key the step creates."""
         ...
 
     async def get(self, key: str) -> int:

@@ -13,6 +13,11 @@ A batch (one :meth:`admit`, a whole ``admit_many``, one ``release``) costs two s
    seeing what the ones before it reserved, and :func:`write_rows` writes the changed rows
    back in one multi-row upsert.
 
+Both upserts pass their rows as parameter sets, which SQLAlchemy sends in one call of the
+driver from a compiled form it caches (a multi-row statement where rows come back, an
+``executemany`` otherwise); a statement built with ``values([..])`` has no cache key and
+was compiled anew every time (most of a batch's CPU on SQLite).
+
 A placeholder expired long ago (:data:`PLACEHOLDER_EXPIRY`), so it reads as missing to
 every operation of the store, whatever its clock says, and ``purge_expired`` removes the
 ones no write replaced. The expiry rules are the store's: a row past ``expires_at`` is
@@ -137,19 +142,18 @@ def admission_keys(request: AdmissionRequest) -> list[str]:
 async def lock_rows(conn: AsyncConnection, insert: Any, keys: Iterable[str], now: datetime) -> Rows:
     """Lock (creating placeholders for) ``keys`` and read them."""
     ordered = sorted(set(keys))
-    statement = insert(counters).values(
-        [
-            {"key": key, "count": 0, "text": None, "expires_at": PLACEHOLDER_EXPIRY}
-            for key in ordered
-        ]
-    )
     # A no-op update: it locks the existing row (DO NOTHING would not) and returns it.
-    statement = statement.on_conflict_do_update(
-        index_elements=[_T.key], set_={"count": _T.count}
-    ).returning(_T.key, _T.count, _T.expires_at)
+    statement = (
+        insert(counters)
+        .on_conflict_do_update(index_elements=[_T.key], set_={"count": _T.count})
+        .returning(_T.key, _T.count, _T.expires_at)
+    )
+    placeholders = [
+        {"key": key, "count": 0, "text": None, "expires_at": PLACEHOLDER_EXPIRY} for key in ordered
+    ]
     rows = {
         str(key): _Row(int(count), None if expires_at is None else _as_utc(expires_at))
-        for key, count, expires_at in await conn.execute(statement)
+        for key, count, expires_at in await conn.execute(statement, placeholders)
     }
     return Rows(rows, now)
 
@@ -159,7 +163,7 @@ async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
     values = rows.written()
     if not values:
         return
-    statement = insert(counters).values(values)
+    statement = insert(counters)
     statement = statement.on_conflict_do_update(
         index_elements=[_T.key],
         set_={
@@ -168,7 +172,7 @@ async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
             "expires_at": statement.excluded.expires_at,
         },
     )
-    await conn.execute(statement)
+    await conn.execute(statement, values)
 
 
 def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:

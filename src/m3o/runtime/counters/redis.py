@@ -14,7 +14,7 @@ The client passed in must have socket timeouts (``socket_timeout``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -64,6 +64,21 @@ if created then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
+"""
+
+# KEYS counters; ARGV[1] ttl in ms (0: none), ARGV[2..] their amounts. As _INCR for each
+# key, in one script run; returns the new values in KEYS' order.
+_INCR_MANY = """
+local ttl = tonumber(ARGV[1])
+local values = {}
+for i, key in ipairs(KEYS) do
+  local created = redis.call('EXISTS', key) == 0
+  values[i] = redis.call('INCRBY', key, ARGV[i + 1])
+  if created and ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return values
 """
 
 # KEYS[1] window counter; ARGV[1] limit, ARGV[2] window in ms. Returns {allowed, count,
@@ -119,6 +134,7 @@ class RedisCounterStore:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._owns_client = owns_client
         self._incr_script = client.register_script(_INCR)
+        self._incr_many_script = client.register_script(_INCR_MANY)
         self._hit_script = client.register_script(_HIT)
         self._incr_existing_script = client.register_script(_INCR_EXISTING)
         self._admit_script = client.register_script(ADMIT)
@@ -146,6 +162,19 @@ class RedisCounterStore:
             else:
                 value = await self._incr_script(keys=[self._key(key)], args=[amount, _ms(ttl)])
         return int(value)
+
+    async def incr_many(
+        self, amounts: Mapping[str, int], *, ttl: timedelta | None = None
+    ) -> dict[str, int]:
+        if not amounts:
+            return {}
+        keys = list(amounts)
+        args = [0 if ttl is None else _ms(ttl), *(amounts[key] for key in keys)]
+        async with self._call():
+            values: list[Any] = await self._incr_many_script(
+                keys=[self._key(key) for key in keys], args=args
+            )
+        return {key: int(value) for key, value in zip(keys, values, strict=True)}
 
     async def get(self, key: str) -> int:
         return (await self.get_many([key]))[0]

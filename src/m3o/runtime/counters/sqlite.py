@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, literal, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -96,21 +96,34 @@ class SqlCounterStore:
             raise Unavailable("counters", "Counter store unavailable") from exc
 
     async def incr(self, key: str, amount: int = 1, *, ttl: timedelta | None = None) -> int:
+        return (await self.incr_many({key: amount}, ttl=ttl))[key]
+
+    async def incr_many(
+        self, amounts: Mapping[str, int], *, ttl: timedelta | None = None
+    ) -> dict[str, int]:
+        """One multi-row upsert: a live row adds the new row's count and keeps its expiry,
+        a missing or expired one is replaced by the new row. The rows are parameter sets,
+        not ``values([..])``, so the statement's compiled form is cached."""
+        if not amounts:
+            return {}
         now = self._clock()
         live = _live(now)
-        insert = self._insert(counters).values(
-            key=key, count=amount, text=None, expires_at=_expiry(now, ttl)
-        )
+        expires_at = _expiry(now, ttl)
+        rows = [
+            {"key": key, "count": amount, "text": None, "expires_at": expires_at}
+            for key, amount in sorted(amounts.items())  # one lock order on PostgreSQL
+        ]
+        insert = self._insert(counters)
         statement = insert.on_conflict_do_update(
             index_elements=[_T.key],
             set_={
-                "count": _case(live, _T.count + amount, insert.excluded.count),
+                "count": _case(live, _T.count + insert.excluded.count, insert.excluded.count),
                 "text": _case(live, _T.text, insert.excluded.text),
                 "expires_at": _case(live, _T.expires_at, insert.excluded.expires_at),
             },
-        ).returning(_T.count)
+        ).returning(_T.key, _T.count)
         async with self._transaction() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+            return {str(key): int(count) for key, count in await conn.execute(statement, rows)}
 
     async def get(self, key: str) -> int:
         return (await self.get_many([key]))[0]
@@ -241,7 +254,7 @@ class SqlCounterStore:
                 if request.hold is not None and decision.admitted
             ]
             if held:
-                await conn.execute(self._insert(counters).values(held).on_conflict_do_nothing())
+                await conn.execute(self._insert(counters).on_conflict_do_nothing(), held)
         return decisions
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
@@ -271,6 +284,7 @@ class SqlCounterStore:
             if not is_sqlite(self._engine):
                 lookup = lookup.with_for_update()
             records = {str(key): str(text) for key, text in await conn.execute(lookup)}
+            served: dict[str, str] = {}
             for key, (_, note) in zip(keys, commits, strict=True):
                 record = records.get(key)
                 found.append(record is not None)
@@ -279,10 +293,14 @@ class SqlCounterStore:
                 data = json.loads(record)
                 if "s" not in data:
                     data["s"] = note
-                    records[key] = json.dumps(data)
-                    await conn.execute(
-                        update(counters).where(_T.key == key).values(text=records[key])
-                    )
+                    records[key] = served[key] = json.dumps(data)
+            if served:  # one executemany, however many holds
+                await conn.execute(
+                    update(counters)
+                    .where(_T.key == bindparam("hold_key"))
+                    .values(text=bindparam("hold_text")),
+                    [{"hold_key": key, "hold_text": text} for key, text in served.items()],
+                )
         return found
 
     async def settle_many(self, holds: Sequence[Hold]) -> None:

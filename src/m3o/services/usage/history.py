@@ -96,11 +96,11 @@ async def claim_events(session: AsyncSession, event_ids: Iterable[str], now: dat
     for chunk in _chunks(sorted(set(event_ids))):
         statement = (
             _insert(session, recorded_events)
-            .values([{"event_id": event_id, "recorded": now} for event_id in chunk])
             .on_conflict_do_nothing(index_elements=[recorded_events.c.event_id])
             .returning(recorded_events.c.event_id)
         )
-        claimed.update(str(row[0]) for row in await session.execute(statement))
+        rows = [{"event_id": event_id, "recorded": now} for event_id in chunk]
+        claimed.update(str(row[0]) for row in await session.execute(statement, rows))
     return claimed
 
 
@@ -116,12 +116,13 @@ async def add_counts(session: AsyncSession, counts: Mapping[CountKey, int]) -> N
         if n
     ]
     for chunk in _chunks(rows):
-        insert = _insert(session, history).values(list(chunk))
+        insert = _insert(session, history)
         await session.execute(
             insert.on_conflict_do_update(
                 index_elements=[history.c.customer_id, history.c.day, history.c.path],
                 set_={"requests": history.c.requests + insert.excluded.requests},
-            )
+            ),
+            list(chunk),
         )
 
 

@@ -8,8 +8,9 @@ customer ``total``.
 Exactly once: the event's id is claimed in ``usage_recorded_events`` in the same transaction
 that adds its counts to the history, so a redelivered event (or the same event delivered
 twice at once) adds nothing. The live daily counters are raised after that transaction
-commits, for the newly counted events only: they are a cache that may lag the history
-(if the counter store fails then), never count an event twice.
+commits, for the newly counted events only, in one counter-store step for the whole batch:
+they are a cache that may lag the history (if the counter store fails then), never count an
+event twice.
 
 Batching: the consumer runs :data:`CONCURRENCY` handlers at once. The first event of a
 batch waits up to ``linger`` for others (or until :data:`CONCURRENCY` have arrived), then
@@ -240,9 +241,9 @@ class RequestRecorder:
             for key in call.paths()
             if key.path != FREE_PATH
         )
-        for counter, amount in sorted(live.items()):
-            try:
-                await self._counters.incr(counter, amount, ttl=DAILY_TTL)
-            except M3OError as exc:
-                _log.warning("usage.daily_counter_failed", error_id=exc.id, detail=exc.detail)
-                return
+        if not live:
+            return
+        try:
+            await self._counters.incr_many(live, ttl=DAILY_TTL)
+        except M3OError as exc:
+            _log.warning("usage.daily_counter_failed", error_id=exc.id, detail=exc.detail)
