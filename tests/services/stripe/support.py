@@ -75,14 +75,22 @@ class World:
         return card_id
 
 
-def make_world(sessions: SessionFactory, fake: StripeFake) -> World:
+def make_world(
+    sessions: SessionFactory,
+    fake: StripeFake,
+    *,
+    api_key: str | None = None,
+    api_base: str | None = None,
+) -> World:
+    """The service against ``fake`` (or, with ``api_key`` / ``api_base``, that key and
+    address instead of the fake's)."""
     settings = StripeSettings(
-        api_key=fake.api_key,
+        api_key=fake.api_key if api_key is None else api_key,
         signing_secrets=(SECRET, TEST_SECRET),
         success_url="https://m3o.test/paid",
         cancel_url="https://m3o.test/cancelled",
         min_amount=MIN_AMOUNT,
-        api_base=fake.base_url,
+        api_base=fake.base_url if api_base is None else api_base,
     )
     connection = StripeConnection(settings)
     customers = CustomerMap(sessions=sessions, stripe=connection)

@@ -7,7 +7,16 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from m3o.runtime.auth import Account
-from m3o.runtime.errors import BadRequest, Forbidden, M3OError, NotFound, Unauthorized
+from m3o.runtime.errors import (
+    BadRequest,
+    Forbidden,
+    M3OError,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from m3o.runtime.store import SessionFactory
+from m3o.services.stripe.connection import NOT_CONFIGURED, PROVIDER_UNREACHABLE
 from m3o.services.stripe.proto import stripe_pb2 as pb
 from services.stripe.support import (
     ADMIN,
@@ -19,7 +28,10 @@ from services.stripe.support import (
     World,
     call,
     customer,
+    make_world,
 )
+from support.ports import free_port
+from support.stripe_fake import StripeFake
 
 ANONYMOUS: Account | None = None
 
@@ -444,3 +456,34 @@ async def test_roles(world: World, endpoint: str, role: str) -> None:
 async def test_webhook_from_the_gateway_checks_the_signature(world: World) -> None:
     with pytest.raises(BadRequest):
         await _webhook(world, GATEWAY)
+
+
+# -- payments not configured, Stripe unreachable ------------------------------------------
+
+
+async def test_without_a_stripe_key_payments_are_unavailable_not_an_internal_error(
+    sessions: SessionFactory, stripe_fake: StripeFake
+) -> None:
+    world = make_world(sessions, stripe_fake, api_key="")
+    ctx = call("CreateCheckoutSession", customer(ANN))
+    with pytest.raises(Unavailable) as raised:
+        await world.handler.create_checkout_session(
+            pb.CreateCheckoutSessionRequest(amount=MIN_AMOUNT), ctx
+        )
+    assert raised.value == Unavailable("stripe.createcheckoutsession", NOT_CONFIGURED)
+    with pytest.raises(Unavailable):
+        await world.handler.setup_card(pb.SetupCardRequest(), call("SetupCard", customer(ANN)))
+    assert stripe_fake.requests == []
+
+
+async def test_an_unreachable_stripe_is_unavailable(
+    sessions: SessionFactory, stripe_fake: StripeFake
+) -> None:
+    world = make_world(sessions, stripe_fake, api_base=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(Unavailable) as raised:
+        await world.handler.create_checkout_session(
+            pb.CreateCheckoutSessionRequest(amount=MIN_AMOUNT),
+            call("CreateCheckoutSession", customer(ANN)),
+        )
+    assert raised.value == Unavailable("stripe.createcheckoutsession", PROVIDER_UNREACHABLE)
+    await world.connection.close()

@@ -16,14 +16,18 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 from m3o.runtime.blocking import run_blocking
-from m3o.runtime.errors import BadRequest, Internal, NotFound
+from m3o.runtime.errors import BadRequest, Internal, NotFound, Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.services.stripe.settings import NETWORK_RETRIES, REQUEST_TIMEOUT, StripeSettings
 
 if TYPE_CHECKING:
     from stripe import HTTPClient, StripeClient
 
-__all__ = ["StripeConnection"]
+__all__ = ["NOT_CONFIGURED", "PROVIDER_UNREACHABLE", "StripeConnection"]
+
+NOT_CONFIGURED = "Payments are not configured"
+"""Unavailable detail of every call while the operator has set no Stripe key."""
+PROVIDER_UNREACHABLE = "Payment provider unavailable, please try again"
 
 _log = get_logger(__name__)
 
@@ -73,8 +77,11 @@ class StripeConnection:
         missing: str = "Not found",
     ) -> T:
         """``request(client)``, its failures as error kinds: a declined card is the caller's
-        BadRequest (Stripe's message for them), an unknown object NotFound ``missing``,
-        anything else logged and Internal."""
+        BadRequest (Stripe's message for them), an unknown object NotFound ``missing``; no
+        Stripe key configured, or Stripe not reachable (after the library's retries):
+        Unavailable; anything else logged and Internal."""
+        if not self._settings.api_key:
+            raise Unavailable(endpoint, NOT_CONFIGURED)
         stripe = await self.module()
         client = await self.client()
         try:
@@ -86,6 +93,9 @@ class StripeConnection:
                 raise NotFound(endpoint, missing) from exc
             _log.error("stripe.request_refused", endpoint=endpoint, error=str(exc), code=exc.code)
             raise Internal(endpoint, "Payment provider error") from exc
+        except stripe.APIConnectionError as exc:
+            _log.warning("stripe.unreachable", endpoint=endpoint, error=str(exc))
+            raise Unavailable(endpoint, PROVIDER_UNREACHABLE) from exc
         except stripe.StripeError as exc:
             _log.error("stripe.request_failed", endpoint=endpoint, error=str(exc))
             raise Internal(endpoint, "Payment provider error") from exc
