@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,28 @@ async def test_upgrade_head_matches_declared_tables(backend: str, tmp_path: Path
             async with admin.begin() as conn:
                 await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             await admin.dispose()
+
+
+async def test_upgrades_started_at_once_on_postgresql_apply_the_history_once() -> None:
+    """Several `m3o migrate` at once (a deploy job retried, two operators): they take
+    turns, the first applies the history, the others find it applied."""
+    if "postgres" not in DATABASE_BACKENDS:
+        pytest.fail("PostgreSQL is needed for this test")
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, pool_size=1)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engines = [create_engine(POSTGRES_URL, schema=schema, pool_size=1) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        async with engines[0].connect() as conn:
+            differences = await conn.run_sync(_differences)
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        assert differences == []
+        assert len(versions) == 1
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

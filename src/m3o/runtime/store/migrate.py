@@ -1,4 +1,10 @@
-"""Applying and creating migrations (``m3o migrate``; ``m3o serve`` applies them itself)."""
+"""Applying and creating migrations (``m3o migrate``; ``m3o serve`` applies them itself).
+
+On PostgreSQL an upgrade first takes a transaction-level advisory lock, so upgrades started
+at once (a deploy job retried, every CLI command that opens the database) take turns: the
+first applies the history, the others then find it applied. SQLite needs none: its
+transaction (``BEGIN IMMEDIATE``) already holds the file.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["create_revision", "upgrade"]
 
 _MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+_UPGRADE_LOCK = 0x6D336F5F6D696772
+"""The advisory lock key of upgrades (``m3o_migr`` in ASCII)."""
 
 
 def _alembic_config() -> AlembicConfig:
@@ -31,6 +40,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK}
+            )
         await connection.run_sync(_upgrade)
 
 
