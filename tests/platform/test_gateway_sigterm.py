@@ -23,10 +23,7 @@ from support.backends import REDIS_URL
 from support.paid_calls import (
     HOLDS,
     Books,
-    admin_api,
-    listening,
     paid_helloworld_customer,
-    ready,
 )
 from support.platform import (
     CALL_PATH,
@@ -34,10 +31,13 @@ from support.platform import (
     STOP_SECONDS,
     Api,
     Process,
+    admin_api,
     assert_no_logged_errors,
     free_port,
+    listening,
     migrate,
     platform_env,
+    ready,
     start,
     stop,
     until,

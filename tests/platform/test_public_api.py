@@ -40,13 +40,16 @@ from support.platform import (
     Customer,
     Outcome,
     Process,
+    admin_api,
     assert_balances_check,
     assert_no_logged_errors,
     call,
     free_port,
+    listening,
     migrate,
     new_customer,
     platform_env,
+    ready,
     start,
     stop,
     until,
@@ -179,32 +182,15 @@ async def test_three_gateways_admit_exactly_what_the_limits_and_the_balance_allo
     # keep-alive, still left one httpx.ReadError mid-burst in a few runs).
     limits = httpx.Limits(max_connections=2 * BURST, max_keepalive_connections=0)
     try:
-        for process in services:
-
-            async def listening(process: Process = process) -> bool:
-                assert process.popen.poll() is None, process.output()
-                return (sockets / f"{process.name}.sock").exists()
-
-            await until(listening, f"{process.name} socket")
+        await listening(services, sockets, 90)
         gateways = [
             start(f"gateway{i}", {**env, "M3O_SERVER__PORT": str(port)}, logs, "gateway")
             for i, port in enumerate(ports)
         ]
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             for process, url in zip(gateways, urls, strict=True):
-
-                async def ready(process: Process = process, url: str = url) -> bool:
-                    assert process.popen.poll() is None, process.output()
-                    return (await client.get(f"{url}/readyz")).status_code == 200
-
-                await until(ready, f"{process.name} ready")
-            api = Api(client, urls[0], ADMIN_PASSWORD)
-
-            async def admin_ready() -> bool:
-                await api.log_in_admin()
-                return True
-
-            await until(admin_ready, "admin account")
+                await ready(client, process, url, 90)
+            api = await admin_api(client, urls[0], ADMIN_PASSWORD, 90)
             await scenarios(api, client, urls)
 
         # Every balance equals its ledger (the flush has run: check_money waited for it).

@@ -30,11 +30,13 @@ from support.platform import (
     PASSWORD,
     Api,
     Process,
+    admin_api,
     assert_balances_check,
     assert_no_logged_errors,
     free_port,
     migrate,
     platform_env,
+    ready,
     start,
     stop,
     until,
@@ -104,19 +106,8 @@ async def test_a_charge_delivered_100_times_to_two_processes_is_credited_once(
         ]
         async with httpx.AsyncClient(timeout=60) as client:
             for process, url in zip(gateways, urls, strict=True):
-
-                async def ready(process: Process = process, url: str = url) -> bool:
-                    assert process.popen.poll() is None, process.output()
-                    return (await client.get(f"{url}/readyz")).status_code == 200
-
-                await until(ready, f"{process.name} ready", seconds=STARTUP)
-            api = Api(client, urls[0], ADMIN_PASSWORD)
-
-            async def admin_ready() -> bool:
-                await api.log_in_admin()
-                return True
-
-            await until(admin_ready, "admin account", seconds=STARTUP)
+                await ready(client, process, url, STARTUP)
+            api = await admin_api(client, urls[0], ADMIN_PASSWORD, STARTUP)
             customer_id, token = await _customer(api)
 
             first = await _paid_checkout(api, stripe_fake, token, TOP_UP)

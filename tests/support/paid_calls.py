@@ -1,12 +1,10 @@
-"""Paid calls to helloworld in the platform tests (with the processes that serve them
-started), and the books they must leave agreeing: what was charged, the monthly counter and
-the usage history."""
+"""Paid calls to helloworld in the platform tests, and the books they must leave agreeing:
+what was charged, the monthly counter and the usage history."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import redis
@@ -14,16 +12,13 @@ import redis
 from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from m3o.services.usage.counters import TOTAL, monthly_key
-from support.platform import Api, Customer, Process, call, new_customer, until
+from support.platform import Api, Customer, call, new_customer, until
 
 __all__ = [
     "COUNTERS_PREFIX",
     "HOLDS",
     "Books",
-    "admin_api",
-    "listening",
     "paid_helloworld_customer",
-    "ready",
 ]
 
 COUNTERS_PREFIX = "m3o:"
@@ -91,36 +86,3 @@ class Books:
         self.last = charged, monthly, history = await self.read()
         assert time.monotonic() - started < 10
         return monthly > 0 and charged == self._price * monthly == self._price * history
-
-
-async def listening(services: list[Process], sockets: Path, seconds: float) -> None:
-    """Wait for each service process to listen on its unix socket in ``sockets``."""
-    for process in services:
-
-        async def up(process: Process = process) -> bool:
-            assert process.popen.poll() is None, process.output()
-            return (sockets / f"{process.name}.sock").exists()
-
-        await until(up, f"{process.name} socket", seconds=seconds)
-
-
-async def ready(client: httpx.AsyncClient, gateway: Process, url: str, seconds: float) -> None:
-    """Wait for the gateway process at ``url`` to be ready (it must not exit meanwhile)."""
-
-    async def answers() -> bool:
-        assert gateway.popen.poll() is None, gateway.output()
-        return (await client.get(f"{url}/readyz")).status_code == 200
-
-    await until(answers, f"{gateway.name} ready", seconds=seconds)
-
-
-async def admin_api(client: httpx.AsyncClient, url: str, password: str, seconds: float) -> Api:
-    """The platform API at ``url`` as the admin, once the admin account can log in."""
-    api = Api(client, url, password)
-
-    async def logged_in() -> bool:
-        await api.log_in_admin()
-        return True
-
-    await until(logged_in, "admin account", seconds=seconds)
-    return api

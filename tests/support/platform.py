@@ -43,6 +43,7 @@ __all__ = [
     "Customer",
     "Outcome",
     "Process",
+    "admin_api",
     "assert_balances_check",
     "assert_no_logged_errors",
     "bearer",
@@ -50,11 +51,13 @@ __all__ = [
     "emptied_redis",
     "free_port",
     "fresh_database",
+    "listening",
     "local_platform",
     "migrate",
     "new_customer",
     "platform_env",
     "post",
+    "ready",
     "start",
     "stop",
     "until",
@@ -277,6 +280,39 @@ async def until_serving(
         socket = sockets / f"{name}.sock"
         await until(socket.exists, f"{name} socket", seconds)
     await until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "gateway", seconds)
+
+
+async def listening(services: list[Process], sockets: Path, seconds: float) -> None:
+    """Wait for each service process to listen on its unix socket in ``sockets``."""
+    for process in services:
+
+        async def up(process: Process = process) -> bool:
+            assert process.popen.poll() is None, process.output()
+            return (sockets / f"{process.name}.sock").exists()
+
+        await until(up, f"{process.name} socket", seconds=seconds)
+
+
+async def ready(client: httpx.AsyncClient, gateway: Process, url: str, seconds: float) -> None:
+    """Wait for the gateway process at ``url`` to be ready (it must not exit meanwhile)."""
+
+    async def answers() -> bool:
+        assert gateway.popen.poll() is None, gateway.output()
+        return (await client.get(f"{url}/readyz")).status_code == 200
+
+    await until(answers, f"{gateway.name} ready", seconds=seconds)
+
+
+async def admin_api(client: httpx.AsyncClient, url: str, password: str, seconds: float) -> Api:
+    """The platform API at ``url`` as the admin, once the admin account can log in."""
+    api = Api(client, url, password)
+
+    async def logged_in() -> bool:
+        await api.log_in_admin()
+        return True
+
+    await until(logged_in, "admin account", seconds=seconds)
+    return api
 
 
 # --- the platform API -----------------------------------------------------------------------
