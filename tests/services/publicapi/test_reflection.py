@@ -165,6 +165,10 @@ class FailingFirst(FilePerAnswer):
     ) -> AsyncIterator[rpb.ServerReflectionResponse]:
         self.streams += 1
         if self.streams <= self.failures:
+            # Fail on the first request, as a real upstream does: aborting before the
+            # client's request has arrived races its write, and gRPC may then report the
+            # reset stream ("Internal error from Core") instead of this status.
+            await anext(requests)
             await context.abort(grpc.StatusCode.INTERNAL, "broken")
         async for response in super().info(requests, context):
             yield response
