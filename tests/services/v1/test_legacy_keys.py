@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from m3o.runtime.auth import Account
-from m3o.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from m3o.runtime.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.v1.keys.format import hash_key, is_well_formed, legacy_hash
 from m3o.services.v1.proto import v1_pb2 as pb
@@ -45,7 +52,7 @@ async def import_keys(
     return await world.handler.import_keys(request, call("ImportKeys", account))
 
 
-async def roll(world: World, key_id: str, account: Account = ANN) -> pb.RollKeyResponse:
+async def roll(world: World, key_id: str, account: Account | None = ANN) -> pb.RollKeyResponse:
     return await world.handler.roll_key(pb.RollKeyRequest(id=key_id), call("RollKey", account))
 
 
@@ -196,6 +203,18 @@ async def test_check_only_reports_without_importing(world: World) -> None:
 async def test_only_admins_and_services_import(world: World, account: Account) -> None:
     with pytest.raises(Forbidden):
         await import_keys(world, legacy(m3o_key()), account=account)
+
+
+async def test_anonymous_callers_neither_import_nor_roll_and_a_service_imports(
+    world: World,
+) -> None:
+    generated = await world.generate()
+    with pytest.raises(Unauthorized):
+        await import_keys(world, legacy(m3o_key()), account=None)
+    with pytest.raises(Unauthorized):
+        await roll(world, generated.api_key_id, None)
+    assert await world.row(generated.api_key_id) is not None
+    assert (await import_keys(world, legacy(m3o_key()), account=GATEWAY)).imported == 1
 
 
 async def test_an_empty_or_oversized_import_is_a_bad_request(world: World) -> None:
