@@ -2,7 +2,7 @@
 upstream crashes are reported to the alerts service), Stripe's webhook
 (``POST /stripe/webhook``, forwarded to the stripe service), the status page
 (``/status/call``, answered by the status service) and the end-to-end check's
-``/endtoend/check`` and ``/endtoend/mailin``.
+``/endtoend/check`` and ``/endtoend/mailin``, and the web console (``/console/``).
 
 Shared by ``m3o serve`` (services in the same process) and ``m3o run gateway`` (services
 over gRPC): both build the same application over their own transport.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
+from m3o.console import console_routes, console_settings
 from m3o.gateway.app import GatewaySettings, Hook, create_app
 from m3o.gateway.endtoend_routes import endtoend_routes
 from m3o.gateway.health import ReadinessCheck
@@ -116,6 +117,9 @@ def build_front(
                 timeout=settings.call_timeout,
             ),
             *v1.routes,
+            # The web console at /console/ (and / redirecting there), calling the services
+            # with the signed-in person's token.
+            *console_routes(transport, console_settings(config), timeout=settings.call_timeout),
         ],
         documented=v1.documented,
     )
