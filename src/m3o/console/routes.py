@@ -32,6 +32,7 @@ def console_settings(config: Config) -> ConsoleSettings:
         github_login=bool(config.oauth.github.credentials(test=False)[0]),
         payments=bool(stripe_key.get_secret_value()),
         public_url=config.server.base_url,
+        emails_sent=config.emails.enabled,
     )
 
 

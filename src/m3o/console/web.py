@@ -103,6 +103,9 @@ class ConsoleSettings:
     """Stripe is configured: offer top-ups, cards and paid tiers."""
     public_url: str = ""
     """Where the platform is reached (shown in examples)."""
+    emails_sent: bool = False
+    """Emails leave the platform (``emails.enabled``); otherwise they stay in the local
+    outbox, and the signup page says how to read the code there (``m3o emails list``)."""
 
 
 @dataclass(frozen=True, slots=True)
