@@ -347,6 +347,9 @@ def test_ctrl_c_stops_cleanly_and_a_restart_keeps_the_data(tmp_path: Path) -> No
     assert code == 0, err
     assert password in out  # shown once to the operator ...
     assert password not in err  # ... and never logged
+    # ... with where the console is and where signup codes go when no email leaves.
+    assert f"Open {first.url}/ in a browser for the console." in out
+    assert "`m3o emails list --to <address>` shows them" in out
 
     second = start(tmp_path / "data", env)
     try:

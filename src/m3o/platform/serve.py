@@ -55,4 +55,10 @@ async def serve_local(
         )
     )
     announce(f"M3O is serving on {url} (data in {data_dir}). Ctrl-C stops it.")
+    announce(f"Open {url}/ in a browser for the console.")
+    if not platform.config.emails.enabled:
+        announce(
+            "Emails (signup codes, password resets) stay in the local outbox: "
+            "`m3o emails list --to <address>` shows them."
+        )
     await server.serve()
