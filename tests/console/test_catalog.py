@@ -68,6 +68,51 @@ async def test_the_catalog_lists_searches_and_filters_apis_without_a_sign_in(
     assert "No API matches" in Text.of(both.text)
 
 
+WEATHER = {
+    "name": "weather",
+    "display_name": "Weather <b>now</b>",
+    "category": "weather",
+    "icon": "https://icons.example.com/weather.png",
+    "description": (
+        "# Weather\n\nThe weather <script>alert(1)</script> anywhere.\n\n"
+        '```json\n{"location": "London"}\n```\n'
+    ),
+    "upstream": {"address": "http://127.0.0.1:9", "protocol": "http"},
+    "pricing": {"Weather.Now": 2500},
+    "quotas": {"Weather.Now": 50},
+    "examples_json": orjson.dumps(
+        {"now": [{"title": "In London", "request": {"location": "London"}, "response": {}}]}
+    ).decode(),
+}
+
+
+async def test_a_second_api_is_filtered_apart_and_shown_safely(site: Site) -> None:
+    await site.call("/publicapi/publish", {"api": WEATHER}, await site.admin_token())
+    browser = site.browser()
+
+    async def listed() -> str:
+        page = await browser.get("/console/apis", params={"category": "weather"})
+        return page.text if 'href="/console/apis/weather"' in page.text else ""
+
+    weather_only = await until(listed, "weather in the catalog")
+    assert f'href="{HELLOWORLD}"' not in weather_only
+    assert "Weather &lt;b&gt;now&lt;/b&gt;" in weather_only
+    assert "<script>" not in weather_only and "icons.example.com" not in weather_only
+    every = await browser.get("/console/apis")
+    assert f'href="{HELLOWORLD}"' in every.text and 'href="/console/apis/weather"' in every.text
+
+    page = await browser.get("/console/apis/weather")
+    assert page.status_code == 200
+    text = Text.of(page.text)
+    assert "The weather <script>alert(1)</script> anywhere." in text  # shown, not run
+    assert "<script>alert" not in page.text
+    assert "<pre>{&#34;location&#34;: &#34;London&#34;}</pre>" in page.text
+    assert "Weather.Now POST /v1/weather/Weather/Now $0.0025 50" in text
+    assert "In London" in text
+    assert "publishes no OpenAPI document" in text
+    assert (await browser.get("/console/apis/weather/openapi.json")).status_code == 404
+
+
 async def test_an_api_page_shows_endpoints_prices_quotas_examples_and_openapi(
     site: Site,
 ) -> None:
@@ -79,7 +124,7 @@ async def test_an_api_page_shows_endpoints_prices_quotas_examples_and_openapi(
     assert "Helloworld greets whoever calls it" in text
     assert "<code>Call</code> returns one greeting" in page.text  # markdown code, escaped
     # Call is free; Stream costs 10 units ($0.00001) after 100 free calls a month.
-    assert "Helloworld.Call POST /v1/helloworld/Call free none" in text
+    assert "Helloworld.Call POST /v1/helloworld/Call free — not needed: free" in text
     assert (
         f"Helloworld.Stream streaming POST /v1/helloworld/Stream $0.00001 "
         f"{helloworld.STREAM_FREE_CALLS}" in text

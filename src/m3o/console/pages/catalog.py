@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute
 
 from m3o.console.web import Console
 from m3o.gateway.context import client_address
+from m3o.runtime.errors import NotFound
 from m3o.runtime.rpc.endpoints import main_service
 from m3o.services.explore.proto import explore_pb2
 
@@ -49,6 +50,7 @@ TRY_TIMEOUT = 30.0
 
 _CODE = re.compile(r"`([^`]+)`")
 _MARKS = re.compile(r"[*_#>]+")
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +63,12 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A paragraph (``items`` empty) or a bulleted list of the description."""
+    """A paragraph (``segments``), a bulleted list (``items``) or fenced ``code`` of the
+    description."""
 
     segments: tuple[Segment, ...] = ()
     items: tuple[tuple[Segment, ...], ...] = ()
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +234,9 @@ def routes(console: Console) -> list[BaseRoute]:
             explore_pb2.APIRequest(name=request.path_params["name"]),
             metadata=console.metadata(request),
         )
-        return Response(found.api.open_api_json or "{}", media_type="application/json")
+        if not found.api.open_api_json:
+            raise NotFound("console.catalog", f"{found.api.name} publishes no OpenAPI document")
+        return Response(found.api.open_api_json, media_type="application/json")
 
     async def try_it(request: Request) -> Response:
         form = await console.form(request)
@@ -469,8 +475,7 @@ def _segments(text: str) -> tuple[Segment, ...]:
     return tuple(Segment(part, code=index % 2 == 1) for index, part in enumerate(parts) if part)
 
 
-def blocks_of(markdown: str) -> list[Block]:
-    """``markdown`` as paragraphs and lists; other markup is shown as written."""
+def _prose(markdown: str) -> list[Block]:
     blocks: list[Block] = []
     for chunk in re.split(r"\n\s*\n", markdown.strip()):
         lines = [line.strip() for line in chunk.splitlines() if line.strip()]
@@ -479,13 +484,26 @@ def blocks_of(markdown: str) -> list[Block]:
         if all(line[:2] in ("- ", "* ") for line in lines):
             blocks.append(Block(items=tuple(_segments(line[2:]) for line in lines)))
         else:
-            blocks.append(Block(segments=_segments(" ".join(lines))))
+            text = " ".join(line.lstrip("#").strip() for line in lines)
+            blocks.append(Block(segments=_segments(text)))
     return blocks
+
+
+def blocks_of(markdown: str) -> list[Block]:
+    """``markdown`` as paragraphs, lists and fenced code; other markup is shown as written
+    (headings as paragraphs)."""
+    blocks: list[Block] = []
+    position = 0
+    for fence in _FENCE.finditer(markdown):
+        blocks += _prose(markdown[position : fence.start()])
+        blocks.append(Block(code=fence.group(1).rstrip("\n")))
+        position = fence.end()
+    return blocks + _prose(markdown[position:])
 
 
 def summary_of(markdown: str) -> str:
     """The first paragraph of ``markdown`` as plain text, at most ``MAX_SUMMARY`` long."""
-    first = re.split(r"\n\s*\n", markdown.strip(), maxsplit=1)[0]
+    first = re.split(r"\n\s*\n", _FENCE.sub("", markdown).strip(), maxsplit=1)[0]
     text = " ".join(_MARKS.sub("", first.replace("`", "")).split())
     if len(text) > MAX_SUMMARY:
         return text[: MAX_SUMMARY - 1].rstrip() + "…"
