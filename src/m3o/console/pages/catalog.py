@@ -244,7 +244,7 @@ def routes(console: Console) -> list[BaseRoute]:
         trial = Trial(
             endpoint=str(form.get("endpoint", "")).strip(),
             key=str(form.get("key", "")).strip(),
-            request=str(form.get("request", "")),
+            request=str(form.get("request", "")) or "{}",
         )
         loaded = await load(request)
         body, trial.error = _checked(trial, loaded.endpoints)
