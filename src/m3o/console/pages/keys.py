@@ -119,7 +119,9 @@ class _KeysPages:
         except Unauthorized:
             raise
         except M3OError as exc:
-            return await self.list_page(request, session, error=_refusal(exc), status=exc.code)
+            return await self.list_page(
+                request, session, error=_refusal(exc, key_id), status=exc.code
+            )
         return self.console.redirect(
             request, BASE + "/keys", flash="The key is revoked: calls with it are refused."
         )
@@ -136,7 +138,9 @@ class _KeysPages:
         except Unauthorized:
             raise
         except M3OError as exc:
-            return await self.list_page(request, session, error=_refusal(exc), status=exc.code)
+            return await self.list_page(
+                request, session, error=_refusal(exc, key_id), status=exc.code
+            )
         return await self.secret_page(
             request, metadata, secret=rolled.api_key, key_id=rolled.api_key_id, rolled=True
         )
@@ -240,10 +244,10 @@ def _key_id(form: FormData) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _refusal(exc: M3OError) -> str:
-    """The service's refusal of a change to a key, readably."""
+def _refusal(exc: M3OError, key_id: str) -> str:
+    """The service's refusal of a change to the key ``key_id``, readably."""
+    if not key_id:
+        return "No key was named: use the buttons beside a key."
     if exc.code == 404:
         return "That key was not found among your keys: it may have been revoked already."
-    if exc.code == 400 and "ID" in exc.detail:
-        return "No key was named: use the buttons beside a key."
     return exc.detail
