@@ -23,8 +23,9 @@
   signed ``state`` is also kept in a short-lived cookie of this browser; 303 there.
 - ``GET /console/oauth/{google,github}?state=...&code=...``: where the provider sends the
   browser back (the provider's redirect URL must be ``<public url>/console/oauth/<provider>``).
-  The ``state`` must be the one this browser was given (else nothing is called: another
-  site cannot sign a victim into its own account); ``Oauth.GoogleLogin`` /
+  The ``state`` must be the one this browser was given, else nothing is called (so nobody
+  can send a victim's browser back with a code of the sender's account and sign the
+  victim into it); ``Oauth.GoogleLogin`` /
   ``Oauth.GithubLogin`` exchange the code for a session, of an existing customer or a new
   one, and the person lands on the front page.
 
