@@ -15,7 +15,7 @@ import pytest
 
 import console.site
 from console.site import ADMIN_PASSWORD, ORIGIN, PASSWORD, Browser, Site, Text, open_site, until
-from e2e import test_oauth
+from e2e import test_oauth as oauth_e2e
 from e2e.serving import RESET_TOKEN
 from e2e.test_oauth import Providers
 from m3o.console.pages.identity import OAUTH_STATE_COOKIE
@@ -26,7 +26,7 @@ from support.stripe_fake import StripeFake
 
 NEW_PASSWORD = "a brand new passphrase"
 
-providers = test_oauth.providers
+providers = oauth_e2e.providers
 """The fake Google and GitHub on a port of their own, as the end-to-end tests serve them."""
 
 
