@@ -17,9 +17,10 @@ import pytest
 
 import console.site
 from console.site import Browser, Person, Site, Text, open_site, until
-from support.stripe_fake import StripeFake
+from support.stripe_fake import StripeFake, event_payload, sign_webhook
 
 CHECKOUT = "https://checkout.stripe.com/"
+SIGNING_SECRET = "whsec_console_billing"
 KEY_FIELD = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
@@ -36,10 +37,11 @@ def _opened_with(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> N
 
 
 @pytest.fixture
-async def tiered_site(
+async def paying_site(
     tmp_path: Path, stripe_fake: StripeFake, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Site]:
-    """The site with a paid tier, Pro, paid by the fake's recurring price ``price_pro``."""
+    """The site with a paid tier, Pro, paid by the fake's recurring price ``price_pro``,
+    and Stripe's webhooks signed with ``SIGNING_SECRET``."""
     stripe_fake.add_price(unit_amount=2_500, price_id="price_pro", nickname="Pro")
     _opened_with(
         monkeypatch,
@@ -47,6 +49,7 @@ async def tiered_site(
             "M3O_BILLING__TIERS__PRO__NAME": "Pro",
             "M3O_BILLING__TIERS__PRO__PRICE": "$25/month",
             "M3O_BILLING__TIERS__PRO__STRIPE_PRICE_ID": "price_pro",
+            "M3O_STRIPE__SIGNING_SECRET": SIGNING_SECRET,
         },
     )
     async with open_site(tmp_path, "sqlite", stripe_fake) as opened:
@@ -250,10 +253,25 @@ async def test_cards_are_saved_charged_once_per_form_and_removed(
     assert [c["last_four"] for c in listed] == ["3184"]
 
 
-async def test_the_tier_changes_with_a_saved_card(
-    tiered_site: Site, stripe_fake: StripeFake
+async def _webhooks(site: Site, stripe_fake: StripeFake) -> None:
+    """Stripe delivers every event it recorded to the platform's webhook, in order."""
+    for event in stripe_fake.events:
+        payload = event_payload(event)
+        answer = await site.api.post(
+            "/stripe/webhook",
+            content=payload,
+            headers={
+                "Stripe-Signature": sign_webhook(payload, SIGNING_SECRET),
+                "Content-Type": "application/json",
+            },
+        )
+        assert answer.status_code == 200, (event["type"], answer.text)
+
+
+async def test_a_top_up_paid_at_checkout_reaches_the_balance_and_the_tier_changes(
+    paying_site: Site, stripe_fake: StripeFake
 ) -> None:
-    site = tiered_site
+    site = paying_site
     ann = await site.person("tier@example.com")
     browser = site.browser(ann.token)
     page = Text.of((await browser.get("/console/billing")).text)
@@ -272,6 +290,22 @@ async def test_the_tier_changes_with_a_saved_card(
     assert "Your tier: Pro" in Text.of((await browser.get("/console/billing")).text)
     account = await site.call("/billing/readAccount", {}, ann.token)
     assert account["billing_account"]["subscriptions"] == [{"id": "pro"}]
+
+    # A top-up paid on Stripe's page is credited by the webhook, once, with its receipt
+    # (and so is Pro's first invoice).
+    await _ledger(site, ann, 1)
+    paying = await browser.submit("/console/balance/topup", {"amount": "20"})
+    stripe_fake.complete_checkout(_checkout_session(paying, stripe_fake)["id"])
+    await _webhooks(site, stripe_fake)
+    await _webhooks(site, stripe_fake)  # delivered again: credited once
+    await _ledger(site, ann, 3)  # the promo, Pro's first invoice and the top-up
+    page = await browser.get("/console/balance?paid=1")
+    text = Text.of(page.text)
+    assert "Current balance $45.01" in text
+    assert "Subscription credit added" in text and "Credit added" in text
+    assert text.count("Receipt") == 2
+    payments = Text.of((await browser.get("/console/billing")).text).split("Payments")[-1]
+    assert "succeeded $20" in payments
 
 
 async def test_without_payments_the_balance_shows_and_payments_say_so(
