@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.requests import Request
@@ -50,6 +49,7 @@ PRESETS = (10, 20, 50)
 UNITS_PER_CENT = UNITS_PER_DOLLAR // 100
 _MAX_CENTS = MAX_AMOUNT // UNITS_PER_CENT
 _MINIMUM = re.compile(r"Amount must be at least (\d+)$")
+_AMOUNT = re.compile(r"(-?)(\d{0,30})(?:\.(\d{0,30}))?", re.ASCII)
 _ERROR_ID = "console.billing"
 
 
@@ -63,25 +63,23 @@ class _Problem:
 
 
 def cents_of(value: object) -> int:
-    """A dollar amount typed by a person ("20", "12.50", "$5") in cents; BadRequest with a
-    readable message otherwise."""
+    """A dollar amount typed by a person ("20", "12.50", "$5", "1,000") in cents; BadRequest
+    with a readable message otherwise."""
     text = str(value or "").strip().removeprefix("$").replace(",", "").strip()
     if not text:
         raise BadRequest(_ERROR_ID, "Enter an amount in dollars.")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise BadRequest(
-            _ERROR_ID, "Enter the amount as a number of dollars, such as 20 or 12.50."
-        ) from None
-    if not amount.is_finite() or amount <= 0:
-        raise BadRequest(_ERROR_ID, "The amount must be more than $0.")
-    cents = amount * 100
-    if cents != cents.to_integral_value():
+    shape = _AMOUNT.fullmatch(text)
+    if shape is None:
+        raise BadRequest(_ERROR_ID, "Enter the amount as a number of dollars, such as 20 or 12.50.")
+    sign, whole, fraction = shape.group(1), shape.group(2), shape.group(3) or ""
+    if len(fraction) > 2:
         raise BadRequest(_ERROR_ID, "The amount can have at most two digits after the point.")
+    cents = int(whole or "0") * 100 + int(fraction.ljust(2, "0"))
+    if sign or cents == 0:
+        raise BadRequest(_ERROR_ID, "The amount must be more than $0.")
     if cents > _MAX_CENTS:
         raise BadRequest(_ERROR_ID, f"The amount can be at most {dollars(MAX_AMOUNT)}.")
-    return int(cents)
+    return cents
 
 
 def _problem(form: str, exc: M3OError, message: str = "") -> _Problem:
