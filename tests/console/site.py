@@ -105,17 +105,21 @@ class Site:
         )
         return list(listed.get("emails", []))
 
-    async def signup_code(self, address: str) -> str:
-        """The newest signup code emailed to ``address``."""
+    async def emailed(self, address: str, pattern: re.Pattern[str], what: str) -> str:
+        """The first group of ``pattern`` in the newest email to ``address`` holding it."""
 
-        async def code() -> str:
+        async def found() -> str:
             for email in await self.emails_to(address):
-                found = CODE.search(email.get("text", ""))
-                if found:
-                    return found.group(1)
+                match = pattern.search(email.get("text", ""))
+                if match:
+                    return match.group(1)
             return ""
 
-        return await until(code, f"a signup code for {address}")
+        return await until(found, f"{what} for {address}")
+
+    async def signup_code(self, address: str) -> str:
+        """The newest signup code emailed to ``address``."""
+        return await self.emailed(address, CODE, "a signup code")
 
     async def person(self, email: str, *, funds: int = 0) -> Person:
         """A customer who signed up through the platform API, funded with ``funds`` units."""
@@ -168,13 +172,21 @@ async def until(check: Callable[[], Awaitable[T]], what: str) -> T:
 
 
 @asynccontextmanager
-async def open_site(tmp_path: Path, database: str, stripe_fake: StripeFake) -> AsyncIterator[Site]:
+async def open_site(
+    tmp_path: Path,
+    database: str,
+    stripe_fake: StripeFake,
+    settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[Site]:
+    """The platform in ``tmp_path`` on ``database``, Stripe being ``stripe_fake``, with the
+    environment ``settings`` (``M3O_...``) on top of the console tests' own."""
     env = {
         "M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD,
         "M3O_STRIPE__API_KEY": stripe_fake.api_key,
         "M3O_STRIPE__API_BASE": stripe_fake.base_url,
         "M3O_STRIPE__SUCCESS_URL": "http://console.test/console/balance?paid=1",
         "M3O_STRIPE__CANCEL_URL": "http://console.test/console/balance",
+        **(settings or {}),
     }
     async with local_platform(tmp_path, env, database) as platform:
         app = platform.app

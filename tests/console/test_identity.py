@@ -5,37 +5,39 @@ page, and ``next`` never leading off the console."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
-import console.site
 from console.site import ADMIN_PASSWORD, ORIGIN, PASSWORD, Browser, Site, Text, open_site, until
-from e2e import test_oauth as oauth_e2e
 from e2e.serving import RESET_TOKEN
-from e2e.test_oauth import Providers
 from m3o.console.pages.identity import OAUTH_STATE_COOKIE
-from m3o.platform.local import LocalPlatform
-from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE
-from support.platform import local_platform
+from services.oauth.fake_providers import (
+    GITHUB_CODE,
+    GOOGLE_CODE,
+    ServedProviders,
+    served_providers,
+)
 from support.stripe_fake import StripeFake
 
 NEW_PASSWORD = "a brand new passphrase"
 
-providers = oauth_e2e.providers
-"""The fake Google and GitHub on a port of their own, as the end-to-end tests serve them."""
+
+@pytest.fixture
+def providers() -> Iterator[ServedProviders]:
+    """The fake Google and GitHub on a port of their own."""
+    with served_providers() as served:
+        yield served
 
 
 @pytest.fixture
 async def oauth_site(
     tmp_path: Path,
     stripe_fake: StripeFake,
-    providers: Providers,
-    monkeypatch: pytest.MonkeyPatch,
+    providers: ServedProviders,
 ) -> AsyncIterator[Site]:
     """The platform with Google and GitHub login configured against ``providers``, and
     addresses at ``blocked.example`` refused at signup."""
@@ -56,14 +58,7 @@ async def oauth_site(
         "M3O_OAUTH__GITHUB__EMAILS_URL": f"{url}/github/user/emails",
     }
 
-    def configured(
-        data_dir: Path, env: Mapping[str, str], database: str
-    ) -> AbstractAsyncContextManager[LocalPlatform]:
-        return local_platform(data_dir, {**env, **settings}, database)
-
-    # open_site takes no settings of its own: its platform gets these on top of its env.
-    monkeypatch.setattr(console.site, "local_platform", configured)
-    async with open_site(tmp_path, "sqlite", stripe_fake) as opened:
+    async with open_site(tmp_path, "sqlite", stripe_fake, settings) as opened:
         yield opened
 
 
@@ -83,12 +78,7 @@ def _input(page: httpx.Response, name: str) -> str:
 
 async def _reset_token(site: Site, address: str) -> str:
     """The newest reset token emailed to ``address``."""
-
-    async def token() -> str:
-        texts = [email.get("text", "") for email in await site.emails_to(address)]
-        return next((m.group(1) for m in map(RESET_TOKEN.search, texts) if m), "")
-
-    return await until(token, f"a reset token for {address}")
+    return await site.emailed(address, RESET_TOKEN, "a reset token")
 
 
 async def _sign_in(browser: Browser, email: str, password: str) -> httpx.Response:
@@ -248,7 +238,9 @@ async def test_recovering_a_password_end_to_end(site: Site) -> None:
     _shows(await browser.get("/console/"), person.email)
 
 
-async def test_signing_in_with_google_then_github(oauth_site: Site, providers: Providers) -> None:
+async def test_signing_in_with_google_then_github(
+    oauth_site: Site, providers: ServedProviders
+) -> None:
     site = oauth_site
     browser = site.browser()
     for path in ("/console/login", "/console/signup"):

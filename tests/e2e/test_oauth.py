@@ -4,7 +4,6 @@ served on a real port: provider URLs come from the environment, as an operator s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,24 +12,16 @@ import httpx
 import pytest
 
 from e2e.serving import CODE_SENTENCE, Platform, serving
-from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE, FakeProviders
-from support.http_fakes import served
+from services.oauth.fake_providers import GITHUB_CODE, GOOGLE_CODE, served_providers
+from services.oauth.fake_providers import ServedProviders as Providers
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class Providers:
-    fakes: FakeProviders
-    url: str
-
-
 @pytest.fixture
 def providers() -> Iterator[Providers]:
-    """The fake providers behind uvicorn on a free port, in a thread of their own."""
-    fakes = FakeProviders()
-    with served(fakes.app()) as url:
-        yield Providers(fakes, url)
+    with served_providers() as served:
+        yield served
 
 
 @pytest.fixture

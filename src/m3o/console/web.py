@@ -16,7 +16,8 @@ messages, rendering and the way errors become pages.
   next page in a short-lived cookie, shown once (POST, redirect, GET).
 - **Errors**: an endpoint wrapped by :meth:`Console.route` that raises
   :class:`LoginRequired` (or whose call is refused with 401) is sent to the login page and
-  back; an :class:`~m3o.runtime.errors.M3OError` becomes an error page with the service's
+  back (a signed-in person who is not an admin gets a 403 page from an admin page); an
+  :class:`~m3o.runtime.errors.M3OError` becomes an error page with the service's
   readable detail and its HTTP status. A page that can show the error beside its form
   catches the error itself and renders the form again with ``error=exc.detail``.
 """
@@ -320,6 +321,13 @@ class Console:
             try:
                 return await endpoint(request)
             except LoginRequired as exc:
+                if exc.admin and _state(request).session is not None:
+                    return self.render(
+                        request,
+                        "error.html",
+                        {"title": "Forbidden", "message": "This page is for admins only."},
+                        status=403,
+                    )
                 return self._to_login(request, admin=exc.admin)
             except CsrfRefused:
                 return self.render(
@@ -352,8 +360,8 @@ class Console:
         login = f"{BASE}/login?" + urlencode({"next": after})
         flash = "Sign in with an admin account to open that page." if admin else ""
         response = self.redirect(request, login, flash=flash)
-        if request.cookies.get(SESSION_COOKIE):
-            self.signed_out(response, request)
+        if request.cookies.get(SESSION_COOKIE) and _state(request).session is None:
+            self.signed_out(response, request)  # the token is no longer valid
         return response
 
     def _finish(self, response: Response, request: Request) -> None:

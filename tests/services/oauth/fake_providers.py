@@ -8,6 +8,8 @@ sent, and can be told to fail.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 from m3o.services.oauth.github import GithubEndpoints
 from m3o.services.oauth.google import GoogleEndpoints
+from support.http_fakes import served
 
 GOOGLE_ENDPOINTS = GoogleEndpoints(
     authorize_url="https://accounts.google.test/o/oauth2/v2/auth",
@@ -134,3 +137,19 @@ class FakeProviders:
                 Route("/github/user/emails", self.github.user_emails, methods=["GET"]),
             ]
         )
+
+
+@dataclass
+class ServedProviders:
+    """The fakes behind a real server, at ``url``."""
+
+    fakes: FakeProviders
+    url: str
+
+
+@contextmanager
+def served_providers() -> Iterator[ServedProviders]:
+    """The fake providers behind uvicorn on a free port, in a thread of their own."""
+    fakes = FakeProviders()
+    with served(fakes.app()) as url:
+        yield ServedProviders(fakes, url)
