@@ -7,15 +7,13 @@ touches another's ledger or cards, and forms without their CSRF token change not
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-import console.site
 from console.site import Browser, Person, Site, Text, open_site, until
 from support.stripe_fake import StripeFake, event_payload, sign_webhook
 
@@ -24,45 +22,25 @@ SIGNING_SECRET = "whsec_console_billing"
 KEY_FIELD = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
-def _opened_with(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> None:
-    """Makes ``open_site`` start the platform with ``extra`` configuration too."""
-    opened = console.site.local_platform
-
-    def local_platform(
-        data_dir: Path, env: Mapping[str, str], database: str
-    ) -> AbstractAsyncContextManager[Any]:
-        return opened(data_dir, {**env, **extra}, database)
-
-    monkeypatch.setattr(console.site, "local_platform", local_platform)
-
-
 @pytest.fixture
-async def paying_site(
-    tmp_path: Path, stripe_fake: StripeFake, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Site]:
+async def paying_site(tmp_path: Path, stripe_fake: StripeFake) -> AsyncIterator[Site]:
     """The site with a paid tier, Pro, paid by the fake's recurring price ``price_pro``,
     and Stripe's webhooks signed with ``SIGNING_SECRET``."""
     stripe_fake.add_price(unit_amount=2_500, price_id="price_pro", nickname="Pro")
-    _opened_with(
-        monkeypatch,
-        {
-            "M3O_BILLING__TIERS__PRO__NAME": "Pro",
-            "M3O_BILLING__TIERS__PRO__PRICE": "$25/month",
-            "M3O_BILLING__TIERS__PRO__STRIPE_PRICE_ID": "price_pro",
-            "M3O_STRIPE__SIGNING_SECRET": SIGNING_SECRET,
-        },
-    )
-    async with open_site(tmp_path, "sqlite", stripe_fake) as opened:
+    settings = {
+        "M3O_BILLING__TIERS__PRO__NAME": "Pro",
+        "M3O_BILLING__TIERS__PRO__PRICE": "$25/month",
+        "M3O_BILLING__TIERS__PRO__STRIPE_PRICE_ID": "price_pro",
+        "M3O_STRIPE__SIGNING_SECRET": SIGNING_SECRET,
+    }
+    async with open_site(tmp_path, "sqlite", stripe_fake, settings) as opened:
         yield opened
 
 
 @pytest.fixture
-async def unpaid_site(
-    tmp_path: Path, stripe_fake: StripeFake, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Site]:
+async def unpaid_site(tmp_path: Path, stripe_fake: StripeFake) -> AsyncIterator[Site]:
     """The site with no Stripe key: payments are not configured."""
-    _opened_with(monkeypatch, {"M3O_STRIPE__API_KEY": ""})
-    async with open_site(tmp_path, "sqlite", stripe_fake) as opened:
+    async with open_site(tmp_path, "sqlite", stripe_fake, {"M3O_STRIPE__API_KEY": ""}) as opened:
         yield opened
 
 
