@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from console.site import Browser, Person, Site, Text, until
-from m3o.console.pages.admin import AmountError, newest, parse_dollars
+from m3o.console.amounts import AmountError, parse_dollars
+from m3o.console.pages.admin import newest
 
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
@@ -208,8 +209,8 @@ async def test_bad_credits_and_forms_without_their_tokens_are_refused_readably(
         "": "Enter an amount in dollars",
         "ten": "Enter an amount in dollars",
         "1.2.3": "Enter an amount in dollars",
-        "-5": "greater than zero",
-        "0.00": "greater than zero",
+        "-5": "more than $0",
+        "0.00": "more than $0",
         "1.0000001": "at most 6 decimal places",
         "10000000.01": "at most $10,000,000",
         "99999999999999999999": "at most $10,000,000",

@@ -108,12 +108,12 @@ async def test_the_balance_shows_the_ledger_and_tops_up_through_checkout(
     # Amounts refused on the form, with what was typed kept, and nothing sent to Stripe.
     sessions = len(stripe_fake.requests_to("POST", "/v1/checkout/sessions"))
     refused = {
-        "": "Enter an amount in dollars.",
-        "twenty": "Enter the amount as a number of dollars",
-        "1e999999999": "Enter the amount as a number of dollars",
+        "": "Enter an amount in dollars, such as 25 or 12.50.",
+        "twenty": "Enter an amount in dollars",
+        "1e999999999": "Enter an amount in dollars",
         "0": "The amount must be more than $0.",
         "-5": "The amount must be more than $0.",
-        "1.234": "at most two digits after the point",
+        "1.234": "Use at most 2 decimal places: the smallest amount is $0.01.",
         "20000000": "The amount can be at most $10,000,000.",
         "5": "The amount must be at least $10.",  # the service's minimum
     }
@@ -193,7 +193,7 @@ async def test_cards_are_saved_charged_once_per_form_and_removed(
     )
     assert asked.status_code == 200
     assert "3-D Secure" in Text.of(asked.text) and 'role="alert"' in asked.text
-    for amount, message in {"ten": "number of dollars", "5": "at least $10."}.items():
+    for amount, message in {"ten": "Enter an amount in dollars", "5": "at least $10."}.items():
         refused = await browser.submit(
             "/console/billing/charge",
             {"card": card, "amount": amount, "idempotency_key": _form_key(asked.text)},

@@ -32,14 +32,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from m3o.console.amounts import AmountError, parse_dollars
 from m3o.console.web import BASE, Console, Session
 from m3o.runtime.errors import BadRequest, Conflict, NotFound, Unavailable
-from m3o.runtime.money import MAX_AMOUNT, UNITS_PER_DOLLAR, dollars
+from m3o.runtime.money import dollars
 from m3o.services.admin.proto import admin_pb2
 from m3o.services.balance.proto import balance_pb2
 from m3o.services.customers.proto import customers_pb2
 
-__all__ = ["AmountError", "newest", "parse_dollars", "routes"]
+__all__ = ["newest", "routes"]
 
 T = TypeVar("T")
 
@@ -53,37 +54,7 @@ KEY_PREFIX = "console-credit-"
 """Idempotency keys of the credits made here: this prefix and the form's random key."""
 
 _FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_AMOUNT = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
-_DECIMALS = 6
-"""A unit is a millionth of a dollar."""
 _VERIFIED = {"unverified": "No", "verified": "Yes", "active": "Yes"}
-
-
-class AmountError(ValueError):
-    """An amount that is not a positive number of dollars the ledger can take."""
-
-
-def parse_dollars(text: str) -> int:
-    """``text`` (``25``, ``$1,000.50``) in units; raises :class:`AmountError` with a message
-    for the form."""
-    cleaned = text.strip().replace(",", "").removeprefix("$").strip()
-    if cleaned.startswith("-"):
-        raise AmountError("The amount must be greater than zero.")
-    match = _AMOUNT.fullmatch(cleaned)
-    if not cleaned or match is None or not (match[1] or match[2]):
-        raise AmountError("Enter an amount in dollars, such as 25 or 12.50.")
-    whole, fraction = match[1].lstrip("0") or "0", (match[2] or "").rstrip("0")
-    if len(fraction) > _DECIMALS:
-        raise AmountError("Use at most 6 decimal places: the smallest amount is $0.000001.")
-    maximum = f"The amount must be at most {dollars(MAX_AMOUNT)}."
-    if len(whole) > len(str(MAX_AMOUNT // UNITS_PER_DOLLAR)):
-        raise AmountError(maximum)
-    units = int(whole) * UNITS_PER_DOLLAR + int(fraction.ljust(_DECIMALS, "0"))
-    if units <= 0:
-        raise AmountError("The amount must be greater than zero.")
-    if units > MAX_AMOUNT:
-        raise AmountError(maximum)
-    return units
 
 
 async def newest(

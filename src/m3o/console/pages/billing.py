@@ -34,9 +34,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
+from m3o.console.amounts import UNITS_PER_CENT, AmountError, parse_dollars
 from m3o.console.web import BASE, Console, Session
 from m3o.runtime.errors import BadRequest, Internal, M3OError, Unauthorized, Unavailable
-from m3o.runtime.money import MAX_AMOUNT, UNITS_PER_DOLLAR, dollars
+from m3o.runtime.money import dollars
 from m3o.services.balance.proto import balance_pb2
 from m3o.services.billing.proto import billing_pb2
 
@@ -46,10 +47,7 @@ LEDGER_PAGE = 50
 """Ledger entries a page."""
 PRESETS = (10, 20, 50)
 """Top-up amounts offered as one-click buttons, in dollars (the default minimum is $10)."""
-UNITS_PER_CENT = UNITS_PER_DOLLAR // 100
-_MAX_CENTS = MAX_AMOUNT // UNITS_PER_CENT
 _MINIMUM = re.compile(r"Amount must be at least (\d+)$")
-_AMOUNT = re.compile(r"(-?)(\d{0,30})(?:\.(\d{0,30}))?", re.ASCII)
 _ERROR_ID = "console.billing"
 
 
@@ -63,23 +61,12 @@ class _Problem:
 
 
 def cents_of(value: object) -> int:
-    """A dollar amount typed by a person ("20", "12.50", "$5", "1,000") in cents; BadRequest
-    with a readable message otherwise."""
-    text = str(value or "").strip().removeprefix("$").replace(",", "").strip()
-    if not text:
-        raise BadRequest(_ERROR_ID, "Enter an amount in dollars.")
-    shape = _AMOUNT.fullmatch(text)
-    if shape is None:
-        raise BadRequest(_ERROR_ID, "Enter the amount as a number of dollars, such as 20 or 12.50.")
-    sign, whole, fraction = shape.group(1), shape.group(2), shape.group(3) or ""
-    if len(fraction) > 2:
-        raise BadRequest(_ERROR_ID, "The amount can have at most two digits after the point.")
-    cents = int(whole or "0") * 100 + int(fraction.ljust(2, "0"))
-    if sign or cents == 0:
-        raise BadRequest(_ERROR_ID, "The amount must be more than $0.")
-    if cents > _MAX_CENTS:
-        raise BadRequest(_ERROR_ID, f"The amount can be at most {dollars(MAX_AMOUNT)}.")
-    return cents
+    """A dollar amount typed by a person ("20", "12.50", "$5", "1,000") in cents;
+    BadRequest with a readable message otherwise."""
+    try:
+        return parse_dollars(value, decimals=2) // UNITS_PER_CENT
+    except AmountError as exc:
+        raise BadRequest(_ERROR_ID, str(exc)) from None
 
 
 def _problem(form: str, exc: M3OError, message: str = "") -> _Problem:
