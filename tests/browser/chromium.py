@@ -26,6 +26,7 @@ __all__ = [
     "launch",
     "screenshots_dir",
     "shot",
+    "shot_path",
     "sign_in",
     "sign_out",
     "signed_in_name",
@@ -71,10 +72,15 @@ def screenshots_dir() -> Path:
     return (Path(artifacts) if artifacts else ROOT / "test-artifacts") / "screenshots"
 
 
-def shot(page: Page, name: str) -> Path:
-    """A full-page PNG of what ``page`` shows now, as ``<screenshots>/<name>.png``."""
+def shot_path(name: str) -> Path:
+    """Where the screenshot ``name`` goes: ``<screenshots>/<name>.png``, name made safe."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
-    path = screenshots_dir() / f"{safe}.png"
+    return screenshots_dir() / f"{safe}.png"
+
+
+def shot(page: Page, name: str) -> Path:
+    """A full-page PNG of what ``page`` shows now, at :func:`shot_path`."""
+    path = shot_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=path, full_page=True)
     return path

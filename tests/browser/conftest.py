@@ -15,7 +15,7 @@ from collections.abc import Generator, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from browser.chromium import Watch, launch, shot
+from browser.chromium import Watch, launch, shot, shot_path
 from e2e.serving import Platform, serving
 
 TIMEOUT_MS = 15_000
@@ -66,9 +66,11 @@ def context(chromium: Browser, platform: Platform) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(request: pytest.FixtureRequest, context: BrowserContext, watch: Watch) -> Iterator[Page]:
+    failed = f"FAILED-{request.node.name}"
+    shot_path(failed).unlink(missing_ok=True)  # from an earlier run
     page = context.new_page()
     watch.attach(page)
     yield page
     if request.node.stash.get(_FAILED, False):
-        shot(page, f"FAILED-{request.node.name}")
+        shot(page, failed)
     watch.assert_clean()

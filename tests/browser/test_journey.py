@@ -19,7 +19,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 from browser.chromium import Watch, shot, sign_in, sign_out, visit
 from e2e.serving import CODE_SENTENCE, Platform, eventually
 
-pytestmark = pytest.mark.e2e
+# A whole journey with a platform start, on a busy 2-core machine: more than the default 120 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 EMAIL = "browser.journey@example.com"
 PASSWORD = "a browser journey password"
