@@ -4,8 +4,9 @@ Sign up with the code from the outbox, sign out and in again, create a key for
 helloworld, copy it with the page's "Copy" button (read back from the clipboard), call
 ``Helloworld.Call`` with it from the API's "Try it" form, see the call in the usage table
 and the chart drawn, revoke the key (accepting the confirmation) and see the next call
-refused with 401, sign out. Every page is screenshotted; no page may report a Content
-Security Policy violation or a script error.
+refused with 401, sign out. Another customer's key and call, made meanwhile, never show
+(the usage page counts exactly the one call). Every page is screenshotted; no page may
+report a Content Security Policy violation or a script error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 EMAIL = "browser.journey@example.com"
 PASSWORD = "a browser journey password"
 DESCRIPTION = "browser journey"
+OTHER = "someone.else@example.com"
+OTHER_KEY = "someone else's key"
 
 USAGE_SECONDS = 60
 """How long the asynchronous usage consumer may take to count a call."""
@@ -43,6 +46,21 @@ def _element_text(page: Page, element_id: str) -> str:
         element_id,
     )
     return text
+
+
+def _other_customer(platform: Platform) -> None:
+    """Another customer, signed up over the API, with a key and a helloworld call."""
+    assert platform.post("/signup/user", {"email": OTHER}).status_code == 200
+    code = platform.latest_email(OTHER, "verification", CODE_SENTENCE)
+    verified = platform.post("/signup/verify", {"email": OTHER, "token": code, "secret": PASSWORD})
+    assert verified.status_code == 200, verified.text
+    token = verified.json()["authToken"]["access_token"]
+    generated = platform.post(
+        "/v1/api/keys/generate", {"scopes": ["helloworld"], "description": OTHER_KEY}, token
+    )
+    assert generated.status_code == 200, generated.text
+    called = platform.post("/v1/helloworld/call", {"name": "Other"}, generated.json()["api_key"])
+    assert called.status_code == 200, called.text
 
 
 def _keys_of(platform: Platform) -> list[dict[str, Any]]:
@@ -90,6 +108,7 @@ def test_the_customer_journey_in_chromium(
     platform: Platform, context: BrowserContext, page: Page, watch: Watch
 ) -> None:
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=platform.url)
+    _other_customer(platform)  # whose key and call never show in this customer's pages
 
     # Sign up: the code comes by email, the new account is signed in on the front page.
     visit(page, "/console/signup")
@@ -140,6 +159,7 @@ def test_the_customer_journey_in_chromium(
     expect(revocable).to_have_count(1)
     expect(revocable).to_contain_text(DESCRIPTION)
     assert key not in page.content()
+    assert OTHER_KEY not in page.content()
     [listed] = _keys_of(platform)
     assert listed["description"] == DESCRIPTION
 
@@ -154,6 +174,7 @@ def test_the_customer_journey_in_chromium(
     )
     assert calls
     expect(page.locator("#usage-chart canvas").first).to_be_attached()
+    assert OTHER not in page.content()  # nor is the other customer's call counted above
     shot(page, "journey-09-usage")
 
     # Revoke the key (the form asks first) and the next call is refused.
