@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Dialog, Page, expect
 
 from browser.chromium import Watch, shot, sign_in, sign_out, visit
 from e2e.serving import CODE_SENTENCE, Platform, eventually
@@ -169,19 +169,25 @@ def test_the_customer_journey_in_chromium(
     shot(page, "journey-08-api-answered")
 
     # Usage: the call once the usage consumer has counted it, in the table and the chart.
-    calls = eventually(
+    eventually(
         lambda: _helloworld_calls(page) == 1, "1 helloworld call on the usage page", USAGE_SECONDS
     )
-    assert calls
     expect(page.locator("#usage-chart canvas").first).to_be_attached()
     assert OTHER not in page.content()  # nor is the other customer's call counted above
     shot(page, "journey-09-usage")
 
     # Revoke the key (the form asks first) and the next call is refused.
     visit(page, "/console/keys")
-    page.once("dialog", lambda dialog: dialog.accept())
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     revocable.get_by_role("button", name="Revoke", exact=True).click()
     expect(revocable).to_have_count(0)
+    assert len(asked) == 1, "revoking did not ask first"
     shot(page, "journey-10-key-revoked")
     assert _keys_of(platform) == []
     eventually(
