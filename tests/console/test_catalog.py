@@ -75,7 +75,9 @@ WEATHER = {
     "icon": "https://icons.example.com/weather.png",
     "description": (
         "# Weather\n\nThe weather <script>alert(1)</script> anywhere.\n\n"
-        '```json\n{"location": "London"}\n```\n'
+        '```json\n{"location": "London"}\n```\n\n'
+        "[Docs](https://docs.example.com/weather), [not this](javascript:alert(1)), "
+        "![a tracker](https://tracker.example.com/pixel.png)\n"
     ),
     "upstream": {"address": "http://127.0.0.1:9", "protocol": "http"},
     "pricing": {"Weather.Now": 2500},
@@ -106,7 +108,14 @@ async def test_a_second_api_is_filtered_apart_and_shown_safely(site: Site) -> No
     text = Text.of(page.text)
     assert "The weather <script>alert(1)</script> anywhere." in text  # shown, not run
     assert "<script>alert" not in page.text
-    assert "<pre>{&#34;location&#34;: &#34;London&#34;}</pre>" in page.text
+    assert '<code class="language-json">{&quot;location&quot;: &quot;London&quot;}' in page.text
+    # The description's heading sits under the page's own h1 and h2; links to other sites
+    # carry rel=nofollow, a javascript: link is no link, and no image is loaded.
+    assert "<h3>Weather</h3>" in page.text
+    assert '<a href="https://docs.example.com/weather" rel="nofollow noopener">Docs</a>' in page.text
+    assert 'href="javascript:' not in page.text
+    description = page.text.split('class="api-description"')[1].split("</div>")[0]
+    assert "<img" not in description  # markdown's image is at most a link, never loaded
     assert "Weather.Now POST /v1/weather/Weather/Now $0.0025 50" in text
     assert "In London" in text
     assert "publishes no OpenAPI document" in text

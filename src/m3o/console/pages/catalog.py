@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from m3o.console.markdown import description_html, summary_of
 from m3o.console.web import Console
 from m3o.gateway.context import client_address
 from m3o.runtime.errors import NotFound
@@ -44,31 +45,8 @@ MAX_REQUEST = 1024 * 1024
 MAX_KEY = 512
 MAX_ANSWER = 256 * 1024
 """An answer longer than this is cut on the page."""
-MAX_SUMMARY = 200
 MAX_TERM = 200
 TRY_TIMEOUT = 30.0
-
-_CODE = re.compile(r"`([^`]+)`")
-_MARKS = re.compile(r"[*_#>]+")
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of text in a paragraph, shown as code when ``code``."""
-
-    text: str
-    code: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A paragraph (``segments``), a bulleted list (``items``) or fenced ``code`` of the
-    description."""
-
-    segments: tuple[Segment, ...] = ()
-    items: tuple[tuple[Segment, ...], ...] = ()
-    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +189,7 @@ def routes(console: Console) -> list[BaseRoute]:
                 "title": api.display_name or api.name,
                 "api": api,
                 "icon": icon_of(api.icon),
-                "description": blocks_of(api.description),
+                "description": description_html(api.description),
                 "endpoints": endpoints,
                 "callable": callable_,
                 "paths": _paths(loaded.document),
@@ -465,49 +443,6 @@ def endpoints_of(
             )
         )
     return views
-
-
-# Descriptions (markdown) as safe blocks of text: paragraphs, bulleted lists, `code`.
-
-
-def _segments(text: str) -> tuple[Segment, ...]:
-    parts = _CODE.split(text)
-    return tuple(Segment(part, code=index % 2 == 1) for index, part in enumerate(parts) if part)
-
-
-def _prose(markdown: str) -> list[Block]:
-    blocks: list[Block] = []
-    for chunk in re.split(r"\n\s*\n", markdown.strip()):
-        lines = [line.strip() for line in chunk.splitlines() if line.strip()]
-        if not lines:
-            continue
-        if all(line[:2] in ("- ", "* ") for line in lines):
-            blocks.append(Block(items=tuple(_segments(line[2:]) for line in lines)))
-        else:
-            text = " ".join(line.lstrip("#").strip() for line in lines)
-            blocks.append(Block(segments=_segments(text)))
-    return blocks
-
-
-def blocks_of(markdown: str) -> list[Block]:
-    """``markdown`` as paragraphs, lists and fenced code; other markup is shown as written
-    (headings as paragraphs)."""
-    blocks: list[Block] = []
-    position = 0
-    for fence in _FENCE.finditer(markdown):
-        blocks += _prose(markdown[position : fence.start()])
-        blocks.append(Block(code=fence.group(1).rstrip("\n")))
-        position = fence.end()
-    return blocks + _prose(markdown[position:])
-
-
-def summary_of(markdown: str) -> str:
-    """The first paragraph of ``markdown`` as plain text, at most ``MAX_SUMMARY`` long."""
-    first = re.split(r"\n\s*\n", _FENCE.sub("", markdown).strip(), maxsplit=1)[0]
-    text = " ".join(_MARKS.sub("", first.replace("`", "")).split())
-    if len(text) > MAX_SUMMARY:
-        return text[: MAX_SUMMARY - 1].rstrip() + "…"
-    return text
 
 
 def icon_of(icon: str) -> str:
