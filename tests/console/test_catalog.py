@@ -112,7 +112,9 @@ async def test_a_second_api_is_filtered_apart_and_shown_safely(site: Site) -> No
     # The description's heading sits under the page's own h1 and h2; links to other sites
     # carry rel=nofollow, a javascript: link is no link, and no image is loaded.
     assert "<h3>Weather</h3>" in page.text
-    assert '<a href="https://docs.example.com/weather" rel="nofollow noopener">Docs</a>' in page.text
+    assert (
+        '<a href="https://docs.example.com/weather" rel="nofollow noopener">Docs</a>' in page.text
+    )
     assert 'href="javascript:' not in page.text
     description = page.text.split('class="api-description"')[1].split("</div>")[0]
     assert "<img" not in description  # markdown's image is at most a link, never loaded
