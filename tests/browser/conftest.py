@@ -1,7 +1,8 @@
 """The browser tests: the console of a real `m3o serve` (``tests/e2e/serving.py``) in
 headless Chromium driven by Playwright's sync API.
 
-A platform and a browser are started once per test module (per xdist worker); each test
+A platform and a browser are started once per xdist worker for all the browser tests
+(each test works with people of its own); each test
 gets a fresh browser context (no cookies, no permissions) at the platform's origin and one
 page in it, watched for Content Security Policy violations and uncaught script errors: any
 fails the test when it ends. A test that fails leaves a screenshot of the page it was on
@@ -17,6 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from browser.chromium import Watch, launch, shot, shot_path
 from e2e.serving import Platform, serving
+from support.stripe_fake import StripeFake
 
 TIMEOUT_MS = 15_000
 """How long an action or an assertion on a page waits (a busy 2-core machine is slow)."""
@@ -34,12 +36,22 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    yield from serving(tmp_path_factory.mktemp("platform"))
+@pytest.fixture(scope="session")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, stripe_server: StripeFake
+) -> Iterator[Platform]:
+    """`m3o serve` with payments on, against this test process's fake Stripe (so the
+    payment forms render too)."""
+    payments = {
+        "M3O_STRIPE__API_KEY": stripe_server.api_key,
+        "M3O_STRIPE__API_BASE": stripe_server.base_url,
+        "M3O_STRIPE__SUCCESS_URL": "http://127.0.0.1/console/balance?paid=1",
+        "M3O_STRIPE__CANCEL_URL": "http://127.0.0.1/console/balance",
+    }
+    yield from serving(tmp_path_factory.mktemp("platform"), payments)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = launch(playwright)

@@ -13,16 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from console.site import Browser, Person, Site, Text, open_site, until
 from support.stripe_fake import StripeFake, event_payload, sign_webhook
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CHECKOUT = "https://checkout.stripe.com/"
 SIGNING_SECRET = "whsec_console_billing"
 KEY_FIELD = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def paying_site(tmp_path: Path, stripe_fake: StripeFake) -> AsyncIterator[Site]:
     """The site with a paid tier, Pro, paid by the fake's recurring price ``price_pro``,
     and Stripe's webhooks signed with ``SIGNING_SECRET``."""
@@ -37,7 +40,7 @@ async def paying_site(tmp_path: Path, stripe_fake: StripeFake) -> AsyncIterator[
         yield opened
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def unpaid_site(tmp_path: Path, stripe_fake: StripeFake) -> AsyncIterator[Site]:
     """The site with no Stripe key: payments are not configured."""
     async with open_site(tmp_path, "sqlite", stripe_fake, {"M3O_STRIPE__API_KEY": ""}) as opened:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import re
 
 import orjson
+import pytest
 
 from console.site import Browser, Site, Text, until
 from m3o.services.helloworld import catalog as helloworld
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HELLOWORLD = "/console/apis/helloworld"
 TRY = HELLOWORLD + "/try"

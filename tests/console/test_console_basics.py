@@ -3,8 +3,12 @@ and out with the session cookie's flags, and forms refused without their CSRF to
 
 from __future__ import annotations
 
+import pytest
+
 from console.site import PASSWORD, Site, Text
 from m3o.console.headers import CONTENT_SECURITY_POLICY
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def test_the_root_leads_to_the_console_and_every_answer_carries_the_policy(

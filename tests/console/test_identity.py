@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from console.site import ADMIN_PASSWORD, ORIGIN, PASSWORD, Browser, Site, Text, open_site, until
 from e2e.serving import RESET_TOKEN
@@ -23,6 +24,8 @@ from services.oauth.fake_providers import (
 )
 from support.stripe_fake import StripeFake
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -33,7 +36,7 @@ def providers() -> Iterator[ServedProviders]:
         yield served
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def oauth_site(
     tmp_path: Path,
     stripe_fake: StripeFake,

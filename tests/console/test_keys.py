@@ -9,8 +9,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from console.site import Browser, Site, Text, until
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRET = re.compile(r'<code id="new-key">(m3o_[0-9A-Za-z]+)</code>')
 ROWS = re.compile(r"<tbody>(.*?)</tbody>", re.S)

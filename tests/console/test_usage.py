@@ -11,8 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import m3o.console
 from console.site import Person, Site, Text, until
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 DAY = 24 * 3600
 DATA = re.compile(r'<script type="application/json" id="usage-data">(.*?)</script>', re.S)
