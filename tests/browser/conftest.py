@@ -1,8 +1,8 @@
 """The browser tests: the console of a real `m3o serve` (``tests/e2e/serving.py``) in
 headless Chromium driven by Playwright's sync API.
 
-A platform and a browser are started once per xdist worker for all the browser tests
-(each test works with people of its own); each test
+A platform is started once per xdist worker for all the browser tests (each test works
+with people of its own), Chromium once per module; each test
 gets a fresh browser context (no cookies, no permissions) at the platform's origin and one
 page in it, watched for Content Security Policy violations and uncaught script errors: any
 fails the test when it ends. A test that fails leaves a screenshot of the page it was on
@@ -51,7 +51,9 @@ def platform(
     yield from serving(tmp_path_factory.mktemp("platform"), payments)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open it keeps an event loop
+# running in the thread, and every asyncio test the worker runs afterwards would fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = launch(playwright)

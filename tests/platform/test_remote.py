@@ -110,10 +110,25 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
         assert login.status_code == 200, login.text
         own = {"Authorization": f"Bearer {login.json()['token']['access_token']}"}
         assert httpx.post(f"{url}/customers/read", json={}, headers=own).status_code in (400, 200)
+
+        # The console of the gateway process signs the customer in (customers, then auth's
+        # Inspect on every page, over gRPC).
+        browser = httpx.Client(base_url=url)
+        assert browser.get("/console/login").status_code == 200
+        form = {
+            "csrf_token": browser.cookies["m3o_csrf"],
+            "email": "grpc@example.com",
+            "password": "a long enough secret",
+        }
+        signed_in = browser.post("/console/login", data=form)
+        assert signed_in.status_code == 303, signed_in.text
+        assert "grpc@example.com" in browser.get("/console/").text
         banned = httpx.post(f"{url}/customers/ban", json={"id": customer_id}, headers=admin)
         assert banned.status_code == 200, banned.text
         after = httpx.post(f"{url}/customers/read", json={"id": customer_id}, headers=own)
         assert after.status_code == 401  # the ban reached every process at once
+        assert "grpc@example.com" not in browser.get("/console/").text  # and the console
+        browser.close()
 
         engine = create_async_engine(database)
         try:
