@@ -27,6 +27,7 @@ from support.stripe_fake import StripeFake
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 NEW_PASSWORD = "a brand new passphrase"
+RESET_LINK = re.compile(r"choose a new password: (\S+/console/reset\?\S+)")
 
 
 @pytest.fixture
@@ -215,6 +216,10 @@ async def test_recovering_a_password_end_to_end(site: Site) -> None:
     assert await site.emails_to("nobody@example.com") == []
 
     token = await _reset_token(site, person.email)
+    # The email links to the reset page with the address and the token filled in.
+    link = await site.emailed(person.email, RESET_LINK, "a reset link")
+    linked = await browser.get(link.removeprefix(site.platform.config.server.base_url))
+    assert (_input(linked, "email"), _input(linked, "token")) == (person.email, token)
     fields = {"email": person.email, "token": token, "password": NEW_PASSWORD}
     mismatched = await browser.submit("/console/reset", {**fields, "confirm": "something else"})
     assert mismatched.status_code == 400

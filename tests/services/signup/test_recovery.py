@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from m3o.runtime.store import SessionFactory
 from m3o.services.auth.proto import auth_pb2 as auth_pb
 from m3o.services.customers.proto import customers_pb2 as customers_pb
 from m3o.services.signup.proto import signup_pb2 as pb
+from m3o.services.signup.settings import SignupSettings
 from m3o.services.signup.tables import reset_tokens
 from services.signup.conftest import make_world
 from services.signup.support import World, call
@@ -40,6 +42,19 @@ def verified(world: World) -> customers_pb.Customer:
     return world.customers.add("ann@example.com", "verified")
 
 
+async def test_the_recovery_email_links_to_the_consoles_reset_page(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    page = "https://m3o.example.com/console/reset"
+    world = make_world(engine, sessions, SignupSettings(reset_page=page))
+    verified(world)
+    await recover(world)
+    [sent] = world.emails.send.calls
+    data = orjson.loads(sent.template_data)
+    query = urlencode({"email": "ann@example.com", "token": data["token"]})
+    assert data["reset_url"] == f"{page}?{query}"
+
+
 async def test_recover_emails_a_reset_token_and_publishes_password_reset(world: World) -> None:
     customer = verified(world)
     await recover(world, " ANN@example.com")
@@ -51,6 +66,7 @@ async def test_recover_emails_a_reset_token_and_publishes_password_reset(world: 
     data = orjson.loads(sent.template_data)
     assert data["email"] == "ann@example.com"
     assert len(data["token"]) >= 40
+    assert "reset_url" not in data  # no console page configured
     [event] = world.events()
     assert event.type == EventType.EventTypePasswordReset
     assert event.customer.id == customer.id

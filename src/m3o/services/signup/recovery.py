@@ -11,6 +11,7 @@ use; a newer token replaces unused older ones. The token is never logged.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 import orjson
 
@@ -106,12 +107,19 @@ class Recovery:
         send = emails_pb.SendRequest(
             to=email,
             template_id=self._settings.templates.recovery,
-            template_data=orjson.dumps({"token": token, "email": email}).decode(),
+            template_data=orjson.dumps(self._template_data(email, token)).decode(),
             idempotency_key=f"recovery:{record.id}",
         )
         setattr(send, "from", self._settings.email_from)  # "from" is a Python keyword
         await CALLS.call(ctx, "emails.send", self._emails.send(send))
         _log.info("signup.recovery_sent", customer_id=customer.id, reset_id=record.id)
+
+    def _template_data(self, email: str, token: str) -> dict[str, str]:
+        data = {"token": token, "email": email}
+        if self._settings.reset_page:
+            query = urlencode({"email": email, "token": token})
+            data["reset_url"] = f"{self._settings.reset_page}?{query}"
+        return data
 
     # -- ResetPassword ----------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ class SignupSettings:
     """Credit granted once at signup, in 1/10,000ths of a cent (0: none)."""
     promo_message: str = "Welcome to M3O"
     """Reference of the promo credit, shown to the customer."""
+    reset_page: str = ""
+    """The console's page for a new password (``<server.base_url>/console/reset``): the
+    recovery email links to it with the address and token filled in; empty: no link."""
 
 
 def settings_from(config: Config) -> SignupSettings:
@@ -88,6 +91,7 @@ def settings_from(config: Config) -> SignupSettings:
         welcome_delay=signup.welcome_delay,
         promo_credit=signup.promo_credit,
         promo_message=signup.promo_message,
+        reset_page=f"{config.server.base_url.rstrip('/')}/console/reset",
     )
 
 
