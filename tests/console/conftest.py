@@ -3,7 +3,8 @@
 
 ``site`` is the platform on SQLite (the console keeps no data of its own: it calls the
 services, whose storage is tested on both databases elsewhere); ``site_on_both`` is the same
-on SQLite and PostgreSQL, for the tests that follow one person's data through the pages.
+on SQLite and PostgreSQL, for the tests that follow one person's data through the pages
+where money and credentials are kept (keys, balance and billing, admin).
 Both are shared by the tests of a module (a platform start is most of a test's time), which
 therefore run in the module's event loop (``pytestmark`` in each module) and each work
 with people of their own; the fake Stripe is not emptied between them.

@@ -171,9 +171,8 @@ async def test_an_api_page_shows_endpoints_prices_quotas_examples_and_openapi(
 
 
 async def test_trying_an_endpoint_with_a_key_calls_it_and_shows_the_answer(
-    site_on_both: Site,
+    site: Site,
 ) -> None:
-    site = site_on_both
     person = await site.person("try@example.com", funds=1_000_000)
     key, key_id = await _key(site, person.token, "console try")
     browser = site.browser()  # no sign-in needed, only the key

@@ -92,9 +92,8 @@ async def _sign_in(browser: Browser, email: str, password: str) -> httpx.Respons
 
 
 async def test_signing_up_with_the_emailed_code_then_signing_in_again(
-    site_on_both: Site,
+    site: Site,
 ) -> None:
-    site = site_on_both
     email = "newcomer@example.com"
     browser = site.browser()
     form = await browser.get("/console/signup")

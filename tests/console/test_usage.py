@@ -53,9 +53,8 @@ def _between(html: str, start: str, end: str) -> str:
 
 
 async def test_calls_show_on_the_chart_the_table_and_the_months_totals(
-    site_on_both: Site,
+    site: Site,
 ) -> None:
-    site = site_on_both
     person = await site.person("usage-chart@example.com")
     browser = site.browser(person.token)
     # An operator gives Helloworld.Call a free quota of its own.
