@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Cron
 
@@ -54,6 +55,10 @@ class Scheduler:
                 await cron.run()
         except asyncio.CancelledError:
             raise
+        except Unavailable as exc:
+            # What it needs is away for now (Redis restarting, a service starting): it runs
+            # again next time, and the outage is reported by health and readiness.
+            _log.warning("cron.unavailable", cron=key, detail=exc.detail)
         except Exception:  # noqa: BLE001 - a failing cron is logged and runs again next time
             _log.exception("cron.failed", cron=key)
 
