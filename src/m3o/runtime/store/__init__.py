@@ -1,11 +1,13 @@
 """The database: one SQLAlchemy async engine per process, SQLite or PostgreSQL.
 
-- ``local`` profile: a SQLite file through aiosqlite, in WAL mode, every transaction begun
+- ``local`` profile: a SQLite file through SQLAlchemy's aiosqlite dialect, its statements
+  run on the event loop's own thread (``inline_sqlite``: no driver thread, no hand-over per
+  statement), in WAL mode with ``synchronous=NORMAL``, every transaction begun
   ``IMMEDIATE`` so concurrent writers queue instead of failing when a read lock cannot be
   upgraded. The process keeps one connection, so its transactions queue on the pool (an
-  asyncio wait) rather than on SQLite's busy handler, which sleeps up to 100 ms at a time:
-  under concurrent calls this halved the gateway's p99 (``benchmarks/gateway.py``). Other
-  processes on the same file (``m3o migrate``, ``m3o token``) still wait on the busy
+  asyncio wait) rather than on SQLite's busy handler: under concurrent calls this halved
+  the gateway's p99 (``benchmarks/gateway.py``). Another process writing the same file
+  (``m3o migrate``, ``m3o token``) is waited for with ``asyncio.sleep`` up to the busy
   timeout;
 - ``platform`` profile: PostgreSQL through asyncpg.
 
@@ -16,6 +18,7 @@ prefixed with the service's name. Migrations (Alembic, one history) live in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -30,6 +33,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.types import TypeDecorator
+
+from m3o.runtime.store import inline_sqlite
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -81,7 +86,13 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
             url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # Statements run on the loop's thread, not aiosqlite's (see inline_sqlite).
+            async_creator=functools.partial(
+                inline_sqlite.connect,
+                parsed.database or ":memory:",
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                uri=str(parsed.query.get("uri", "")).lower() == "true",
+            ),
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
