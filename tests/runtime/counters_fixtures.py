@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
@@ -51,20 +53,46 @@ class Subject:
     """Let this many seconds pass, as the store sees time."""
 
 
-@pytest.fixture(name="subject", params=[*DATABASE_BACKENDS, "redis"])
+OWNED = "owned"
+"""The SQLite store of the process that owns the database (counters in memory)."""
+
+
+@pytest.fixture(name="subject", params=[*DATABASE_BACKENDS, "redis", OWNED])
 async def subject_fixture(
     request: pytest.FixtureRequest, tmp_path: Path, redis: aioredis.Redis
 ) -> AsyncIterator[Subject]:
     """Each store on a fresh backend. (``redis`` is requested for every backend because an
     async fixture cannot pull one in on demand; it is only an emptied test database.)"""
-    if request.param == "redis":
+    async with _subject(str(request.param), tmp_path, redis) as subject:
+        yield subject
+
+
+@pytest.fixture(name="holding_subject", params=[*DATABASE_BACKENDS, "redis"])
+async def holding_subject_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path, redis: aioredis.Redis
+) -> AsyncIterator[Subject]:
+    """Each store that keeps holds (the owned store keeps none: a call's reservation lives
+    in its memory until the call is served)."""
+    async with _subject(str(request.param), tmp_path, redis) as subject:
+        yield subject
+
+
+@asynccontextmanager
+async def _subject(kind: str, tmp_path: Path, redis: aioredis.Redis) -> AsyncIterator[Subject]:
+    if kind == "redis":
         yield Subject(RedisCounterStore(redis, prefix="test:"), asyncio.sleep)
         return
-    engine, schema = await make_engine(str(request.param), tmp_path)
+    engine, schema = await make_engine("sqlite" if kind == OWNED else kind, tmp_path)
     clock = Clock()
+    store = (
+        OwnedCounterStore(engine, now=clock.now)
+        if kind == OWNED
+        else SqlCounterStore(engine, now=clock.now)
+    )
     try:
-        yield Subject(SqlCounterStore(engine, now=clock.now), clock.advance)
+        yield Subject(store, clock.advance)
     finally:
+        await store.close()
         await drop_engine(engine, schema)
 
 

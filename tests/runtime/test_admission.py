@@ -34,6 +34,7 @@ from runtime.counters_fixtures import (  # noqa: F401 - a fixture
     PAST_SHORT,
     SHORT,
     Subject,
+    holding_subject_fixture,
     sqlite_threads_stopped,
     subject_fixture,
 )
@@ -535,7 +536,10 @@ def held(store_holds: list[Held]) -> dict[str, tuple[str, int, str | None]]:
     return {h.hold.id: (h.decision.charge, h.decision.debited, h.note) for h in store_holds}
 
 
-async def test_an_admission_writes_its_hold_with_what_a_release_needs(subject: Subject) -> None:
+async def test_an_admission_writes_its_hold_with_what_a_release_needs(
+    holding_subject: Subject,
+) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     priced, free, refused = Hold(BOOK, "g.1"), Hold(BOOK, "g.2"), Hold(BOOK, "g.3")
@@ -554,7 +558,8 @@ async def test_an_admission_writes_its_hold_with_what_a_release_needs(subject: S
     assert await store.holds("another-book") == []
 
 
-async def test_admit_many_writes_the_hold_of_each_admitted_call(subject: Subject) -> None:
+async def test_admit_many_writes_the_hold_of_each_admitted_call(holding_subject: Subject) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 100)
     requests = [call(price=60, hold=Hold(BOOK, f"g.{n}")) for n in range(3)]
@@ -567,7 +572,10 @@ async def test_admit_many_writes_the_hold_of_each_admitted_call(subject: Subject
     assert held(await store.holds(BOOK)) == {"g.0": ("60", 60, None)}
 
 
-async def test_a_release_with_a_hold_gives_back_what_the_hold_says_once(subject: Subject) -> None:
+async def test_a_release_with_a_hold_gives_back_what_the_hold_says_once(
+    holding_subject: Subject,
+) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     await admit_times(store, call(), 1)
@@ -583,7 +591,8 @@ async def test_a_release_with_a_hold_gives_back_what_the_hold_says_once(subject:
     assert await store.holds(BOOK) == []
 
 
-async def test_a_release_of_a_hold_never_written_does_nothing(subject: Subject) -> None:
+async def test_a_release_of_a_hold_never_written_does_nothing(holding_subject: Subject) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     await admit_times(store, call(), 2)
@@ -594,7 +603,8 @@ async def test_a_release_of_a_hold_never_written_does_nothing(subject: Subject) 
     assert await counts(store) == before
 
 
-async def test_commit_many_marks_each_hold_served_once(subject: Subject) -> None:
+async def test_commit_many_marks_each_hold_served_once(holding_subject: Subject) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     first, second, gone = Hold(BOOK, "g.1"), Hold(BOOK, "g.2"), Hold(BOOK, "g.3")
@@ -612,7 +622,8 @@ async def test_commit_many_marks_each_hold_served_once(subject: Subject) -> None
     assert await store.get("debited") == 30
 
 
-async def test_a_released_hold_cannot_be_committed(subject: Subject) -> None:
+async def test_a_released_hold_cannot_be_committed(holding_subject: Subject) -> None:
+    subject = holding_subject
     store = subject.store
     request = call(hold=Hold(BOOK, "g.1"))
     decision = await store.admit(request)
@@ -621,8 +632,11 @@ async def test_a_released_hold_cannot_be_committed(subject: Subject) -> None:
     assert await store.holds(BOOK) == []
 
 
-async def test_a_committed_hold_released_gives_back_its_reservation(subject: Subject) -> None:
+async def test_a_committed_hold_released_gives_back_its_reservation(
+    holding_subject: Subject,
+) -> None:
     """The commit's reply was lost: the caller cannot know, so it releases."""
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     request = call(price=300, hold=Hold(BOOK, "g.1"))
@@ -633,7 +647,8 @@ async def test_a_committed_hold_released_gives_back_its_reservation(subject: Sub
     assert await store.holds(BOOK) == []
 
 
-async def test_settling_removes_the_hold_and_keeps_the_charge(subject: Subject) -> None:
+async def test_settling_removes_the_hold_and_keeps_the_charge(holding_subject: Subject) -> None:
+    subject = holding_subject
     store = subject.store
     await store.set_counter_if_absent("bal", 1_000)
     kept, other = Hold(BOOK, "g.1"), Hold(BOOK, "g.2")

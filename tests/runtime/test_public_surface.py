@@ -138,12 +138,19 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.counters.admission_sqlite": [
         "PLACEHOLDER_EXPIRY",
+        "Row",
         "Rows",
         "admission_keys",
         "decide",
         "lock_rows",
         "undo",
         "write_rows",
+    ],
+    "m3o.runtime.counters.owned": [
+        "DEFAULT_MAX_OWNED",
+        "OwnedCounterStore",
+        "Rider",
+        "RiderWrite",
     ],
     "m3o.runtime.counters.redis": [
         "RedisCounterStore",
@@ -341,6 +348,10 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "session_factory",
         "sqlite_url",
         "transaction",
+    ],
+    "m3o.runtime.store.inline_sqlite": [
+        "InlineConnection",
+        "connect",
     ],
     "m3o.runtime.store.migrate": [
         "create_revision",

@@ -44,6 +44,7 @@ from m3o.runtime.counters.tables import counters
 
 __all__ = [
     "PLACEHOLDER_EXPIRY",
+    "Row",
     "Rows",
     "admission_keys",
     "decide",
@@ -59,7 +60,9 @@ PLACEHOLDER_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
-class _Row:
+class Row:
+    """One counter: its value and when it expires (None: never)."""
+
     count: int
     expires_at: datetime | None
 
@@ -67,7 +70,7 @@ class _Row:
 class Rows:
     """The locked rows of one batch as of ``now``, changed in memory."""
 
-    def __init__(self, rows: dict[str, _Row], now: datetime) -> None:
+    def __init__(self, rows: dict[str, Row], now: datetime) -> None:
         self._rows = rows
         self._now = now
         self.changed: set[str] = set()
@@ -97,7 +100,7 @@ class Rows:
         return row.count, row.expires_at
 
     def put(self, key: str, count: int, expires_at: datetime | None) -> None:
-        self._rows[key] = _Row(count, expires_at)
+        self._rows[key] = Row(count, expires_at)
         self.changed.add(key)
 
     def add(self, key: str, amount: int, ttl: timedelta | None) -> None:
@@ -152,7 +155,7 @@ async def lock_rows(conn: AsyncConnection, insert: Any, keys: Iterable[str], now
         {"key": key, "count": 0, "text": None, "expires_at": PLACEHOLDER_EXPIRY} for key in ordered
     ]
     rows = {
-        str(key): _Row(int(count), None if expires_at is None else _as_utc(expires_at))
+        str(key): Row(int(count), None if expires_at is None else _as_utc(expires_at))
         for key, count, expires_at in await conn.execute(statement, placeholders)
     }
     return Rows(rows, now)

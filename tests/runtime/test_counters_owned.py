@@ -1,0 +1,266 @@
+"""The owned counter store (``m3o serve`` on SQLite): what reaches the database, when.
+
+The shared suites (``test_counters.py``, ``test_admission.py``) hold it to every counter
+store's behaviour; these tests check what is particular to it: reservations stay in memory,
+a served call's charge is written with its rider in one transaction, and the database
+always holds what it must if the process died now (every unserved reservation released).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, MetaData, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from m3o.runtime.counters.admission import FREE, NO_CAP, AdmissionRequest, Verdict
+from m3o.runtime.counters.owned import OwnedCounterStore, RiderWrite
+from m3o.runtime.counters.sqlite import SqlCounterStore
+from m3o.runtime.errors import Unavailable
+from m3o.runtime.store import create_engine, sqlite_url
+from m3o.runtime.store.migrate import upgrade
+
+PRICE = 300
+
+_METADATA = MetaData()
+_NOTES = Table("test_owned_notes", _METADATA, Column("note", String, primary_key=True))
+
+
+def paid(**changes: object) -> AdmissionRequest:
+    fields: dict[str, object] = {
+        "rate_key": "rate",
+        "rate_limit": 1_000,
+        "cap": NO_CAP,
+        "cap_key": "ep",
+        "price": PRICE,
+        "free_key": "free",
+        "free_quota": 0,
+        "endpoint_key": "ep",
+        "endpoint_quota": 0,
+        "total_key": "total",
+        "balance_key": "bal",
+        "debited_key": "debited",
+    }
+    fields.update(changes)
+    return AdmissionRequest(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(name="engine")
+async def engine_fixture(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url(tmp_path / "owned.db"))
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(_METADATA.create_all)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(name="store")
+async def store_fixture(engine: AsyncEngine) -> AsyncIterator[OwnedCounterStore]:
+    store = OwnedCounterStore(engine)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def in_database(engine: AsyncEngine, *keys: str) -> list[int | None]:
+    """What another process reading the file sees (None: no row)."""
+    reader = SqlCounterStore(engine)
+    found = []
+    for key in keys:
+        value = await reader.incr_existing(key, 0)
+        found.append(value)
+    return found
+
+
+async def notes(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return sorted(str(n) for n in (await conn.execute(select(_NOTES.c.note))).scalars())
+
+
+def rider(note: str) -> RiderWrite:
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(insert(_NOTES).values(note=note))
+
+    return write
+
+
+async def test_admissions_and_releases_write_nothing(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    [first, second] = await store.admit_many([paid(), paid()])
+    assert first.admitted and second.admitted
+    assert await store.get_many(["bal", "debited", "total"]) == [400, 600, 2]
+    assert await in_database(engine, "bal", "debited", "total") == [1_000, None, None]
+    await store.release(paid(), second)
+    assert await store.get_many(["bal", "debited", "total"]) == [700, 300, 1]
+    assert await in_database(engine, "bal", "debited", "total") == [1_000, None, None]
+
+
+async def test_a_served_charge_is_written_with_its_rider_in_one_commit(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    [decision] = await store.admit_many([paid()])
+    await store.commit_served(paid(), decision, lambda: rider("call-1"))
+    assert await in_database(engine, "bal", "debited", "total", "ep") == [700, 300, 1, 1]
+    assert await notes(engine) == ["call-1"]
+
+
+async def test_calls_served_together_share_one_commit(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 10_000)
+    decisions = await store.admit_many([paid() for _ in range(5)])
+    taken: list[int] = []
+    queued = [f"call-{n}" for n in range(5)]
+
+    def take() -> RiderWrite | None:
+        batch = list(queued)
+        queued.clear()
+        taken.append(len(batch))
+
+        async def write(conn: AsyncConnection) -> None:
+            for note in batch:
+                await conn.execute(insert(_NOTES).values(note=note))
+
+        return write if batch else None
+
+    await asyncio.gather(*(store.commit_served(paid(), d, take) for d in decisions))
+    assert taken == [5]  # one rider, one commit, for the five
+    assert await in_database(engine, "bal", "debited", "total") == [8_500, 1_500, 5]
+    assert len(await notes(engine)) == 5
+
+
+async def test_after_a_crash_only_served_calls_are_charged(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    """A new store on the same file (the process restarted) finds what was served, never a
+    reservation of a call in flight."""
+    await store.set_counter("bal", 1_000)
+    [served, in_flight] = await store.admit_many([paid(), paid()])
+    await store.commit_served(paid(), served, None)
+    # The process dies here: in_flight's reservation was only in memory.
+    restarted = OwnedCounterStore(engine)
+    try:
+        assert await restarted.get_many(["bal", "debited", "total"]) == [700, 300, 1]
+        [again] = await restarted.admit_many([paid()])
+        assert again.admitted and await restarted.get("bal") == 400
+    finally:
+        await restarted.close()
+    assert in_flight.admitted
+
+
+async def test_a_failed_commit_releases_its_calls_and_drops_the_rider(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    [decision] = await store.admit_many([paid()])
+
+    async def failing(conn: AsyncConnection) -> None:
+        await conn.execute(insert(_NOTES).values(note="lost"))
+        raise Unavailable("test", "Disk full")
+
+    with pytest.raises(Unavailable):
+        await store.commit_served(paid(), decision, lambda: failing)
+    # Released: answered free, nothing charged, in memory or on disk.
+    assert await store.get_many(["bal", "debited", "total"]) == [1_000, 0, 0]
+    await store.flush()
+    assert await in_database(engine, "bal") == [1_000]
+    assert (await in_database(engine, "debited", "total")) in ([None, None], [0, 0])
+    assert await notes(engine) == []
+    # The store goes on: the next call is charged.
+    [next_call] = await store.admit_many([paid()])
+    await store.commit_served(paid(), next_call, None)
+    assert await in_database(engine, "bal", "debited") == [700, 300]
+
+
+async def test_a_value_set_while_calls_are_in_flight_is_written_as_if_they_were_released(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    """The balance service sets a hot balance aside and loads it again from debits that
+    include a call in flight; the database must then hold what it would be without that
+    call, and get the call's charge once the call is served."""
+    await store.set_counter("bal", 1_000)
+    [decision] = await store.admit_many([paid()])
+    await store.delete("bal")
+    live_debited = await store.get("debited")  # 300: the call in flight
+    assert live_debited == PRICE
+    await store.set_counter_if_absent("bal", 1_000 - live_debited)
+    assert await in_database(engine, "bal", "debited") == [1_000, None]
+    await store.commit_served(paid(), decision, None)
+    assert await in_database(engine, "bal", "debited") == [700, 300]
+    assert await store.get_many(["bal", "debited"]) == [700, 300]
+
+
+async def test_a_released_call_leaves_a_reloaded_balance_as_the_ledger_says(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    [decision] = await store.admit_many([paid()])
+    await store.delete("bal")
+    await store.set_counter_if_absent("bal", 1_000 - await store.get("debited"))
+    await store.release(paid(), decision)
+    await store.flush()
+    assert await store.get_many(["bal", "debited"]) == [1_000, 0]
+    [bal, debited] = await in_database(engine, "bal", "debited")
+    assert bal == 1_000 and debited in (None, 0)
+
+
+async def test_free_calls_are_counted_once_served(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    free_call = paid(price=0, free_quota=5)
+    [decision] = await store.admit_many([free_call])
+    assert decision.charge == FREE
+    assert await in_database(engine, "free", "total") == [None, None]
+    await store.commit_served(free_call, decision, None)
+    assert await in_database(engine, "free", "total", "ep") == [1, 1, 1]
+
+
+async def test_keys_it_does_not_own_go_to_the_database(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    assert await store.incr("signup:tries", 2) == 2
+    assert await in_database(engine, "signup:tries") == [2]
+    await store.set_value("note", "x", ttl=None)
+    assert await store.get_value("note") == "x"
+
+
+async def test_a_key_written_elsewhere_before_it_is_owned_is_read(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await SqlCounterStore(engine).set_counter("bal", 500)
+    [decision] = await store.admit_many([paid()])
+    assert decision.admitted and await store.get("bal") == 200
+
+
+async def test_a_refused_call_reserves_nothing(store: OwnedCounterStore) -> None:
+    await store.set_counter("bal", 100)
+    [decision] = await store.admit_many([paid()])
+    assert decision.verdict is Verdict.INSUFFICIENT_CREDIT
+    with pytest.raises(ValueError):
+        await store.commit_served(paid(), decision, None)
+
+
+async def test_keys_with_nothing_pending_are_given_back(engine: AsyncEngine) -> None:
+    store = OwnedCounterStore(engine, max_owned=10)
+    try:
+        for n in range(8):
+            request = paid(balance_key=f"bal{n}", debited_key=f"debited{n}", total_key=f"t{n}")
+            await store.set_counter(request.balance_key, 1_000)
+            [decision] = await store.admit_many([request])
+            await store.commit_served(request, decision, None)
+        # Whatever was given back is read again from the database, unchanged.
+        values = await store.get_many([f"bal{n}" for n in range(8)])
+        assert values == [700] * 8
+        assert await in_database(engine, *(f"bal{n}" for n in range(8))) == [700] * 8
+    finally:
+        await store.close()
