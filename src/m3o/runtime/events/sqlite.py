@@ -53,7 +53,7 @@ from m3o.runtime.events.tables import deliveries, event_log, groups
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
 
-__all__ = ["SqlChannel", "SqlEventSource", "sql_event_bus"]
+__all__ = ["SqlChannel", "SqlEventSource", "release_claims", "sql_event_bus"]
 
 _log = get_logger(__name__)
 
@@ -87,6 +87,24 @@ def sql_event_bus(
         outage_backoff_max=outage_backoff_max,
         consumer=consumer,
     )
+
+
+async def release_claims(engine: AsyncEngine) -> int:
+    """Free every consumer's claim on the log, as if each lease had run out; how many.
+
+    For the one process that holds the database (``m3o serve``, which locks it) as it
+    starts: no other consumer can hold a claim, so what a killed predecessor's consumers
+    held is handled at once rather than a lease (60 s) later. The attempts they made still
+    count toward each event's limit.
+    """
+    release = (
+        update(deliveries)
+        .where(deliveries.c.owner.is_not(None))
+        .values(owner=None, lease_until=None)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(release)
+    return int(result.rowcount)
 
 
 class SqlEventSource:
