@@ -417,6 +417,27 @@ def test_a_corrupt_database_stops_serve_with_one_line(tmp_path: Path) -> None:
     assert database.read_bytes() == garbage
 
 
+def test_a_second_serve_on_the_same_data_dir_stops_with_one_line(tmp_path: Path) -> None:
+    """The running one keeps the counters of calls in memory: a second would serve from
+    stale ones, so it is refused and the first goes on."""
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "M3O_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    served = start(data_dir, env)
+    try:
+        line = serve_fails(data_dir)
+        assert str(data_dir / "m3o.db") in line
+        assert "in use by another `m3o serve`" in line
+        assert served.admin_token()
+    finally:
+        code, _, err = stop(served)
+    assert code == 0, err
+    again = start(data_dir, env)  # the lock went with the first
+    try:
+        assert again.admin_token()
+    finally:
+        stop(again)
+
+
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 

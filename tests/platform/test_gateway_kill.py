@@ -33,10 +33,10 @@ from support.paid_calls import (
     COUNTERS_PREFIX,
     HOLDS,
     Books,
+    burst,
     paid_helloworld_customer,
 )
 from support.platform import (
-    CALL_PATH,
     SERVICES,
     Api,
     Process,
@@ -155,24 +155,7 @@ async def burst_and_kill(
     answered, the upstream is frozen (SIGSTOP) so admitted calls keep their reservations,
     and the gateway is killed once some do. The status of each call (0: no answer), and
     the holds the kill left: all, and those served (their event not published yet)."""
-    statuses: list[int] = []
     answered = asyncio.Event()
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
-    async def one(n: int) -> None:
-        async with gate:
-            try:
-                response = await client.post(
-                    f"{url}{CALL_PATH}",
-                    json={"name": f"n{n}"},
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = 0
-            statuses.append(status)
-            if len(statuses) >= KILL_AFTER:
-                answered.set()
 
     async def kill() -> tuple[int, int]:
         await answered.wait()
@@ -191,8 +174,12 @@ async def burst_and_kill(
         left = counters.hvals(HOLDS)
         return len(left), sum(1 for record in left if b'"s"' in record)
 
-    calls = asyncio.gather(*(one(n) for n in range(CALLS)))
+    calls = asyncio.ensure_future(
+        burst(
+            client, url, key, calls=CALLS, in_flight=IN_FLIGHT, answered=answered, after=KILL_AFTER
+        )
+    )
     left = await kill()
-    await calls
+    statuses = await calls
     assert statuses.count(200) >= KILL_AFTER - IN_FLIGHT, statuses
     return statuses, left

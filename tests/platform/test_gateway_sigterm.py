@@ -23,10 +23,10 @@ from support.backends import REDIS_URL
 from support.paid_calls import (
     HOLDS,
     Books,
+    call_status,
     paid_helloworld_customer,
 )
 from support.platform import (
-    CALL_PATH,
     SERVICES,
     STOP_SECONDS,
     Api,
@@ -152,16 +152,7 @@ async def load_and_stop(
 
     async def worker(n: int) -> None:
         while routed:
-            try:
-                response = await client.post(
-                    f"{url}{CALL_PATH}",
-                    json={"name": f"w{n}"},
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = 0
-            statuses.append(status)
+            statuses.append(await call_status(client, url, key, f"w{n}"))
             if len(statuses) >= STOP_AFTER:
                 answered.set()
 

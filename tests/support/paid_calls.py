@@ -3,6 +3,7 @@ what was charged, the monthly counter and the usage history."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -12,12 +13,14 @@ import redis
 from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.services.helloworld import catalog
 from m3o.services.usage.counters import TOTAL, monthly_key
-from support.platform import Api, Customer, call, new_customer, until
+from support.platform import CALL_PATH, Api, Customer, call, new_customer, until
 
 __all__ = [
     "COUNTERS_PREFIX",
     "HOLDS",
     "Books",
+    "burst",
+    "call_status",
     "paid_helloworld_customer",
 ]
 
@@ -86,3 +89,39 @@ class Books:
         self.last = charged, monthly, history = await self.read()
         assert time.monotonic() - started < 10
         return monthly > 0 and charged == self._price * monthly == self._price * history
+
+
+async def call_status(client: httpx.AsyncClient, url: str, key: str, name: str) -> int:
+    """The status of one helloworld call through the gateway at ``url`` (0: no answer)."""
+    try:
+        response = await client.post(
+            f"{url}{CALL_PATH}", json={"name": name}, headers={"Authorization": f"Bearer {key}"}
+        )
+    except httpx.HTTPError:
+        return 0
+    return response.status_code
+
+
+async def burst(
+    client: httpx.AsyncClient,
+    url: str,
+    key: str,
+    *,
+    calls: int,
+    in_flight: int,
+    answered: asyncio.Event,
+    after: int,
+) -> list[int]:
+    """``calls`` helloworld calls, ``in_flight`` at a time, setting ``answered`` once
+    ``after`` have had their outcome; the status of each (0: no answer)."""
+    statuses: list[int] = []
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(n: int) -> None:
+        async with gate:
+            statuses.append(await call_status(client, url, key, f"n{n}"))
+            if len(statuses) >= after:
+                answered.set()
+
+    await asyncio.gather(*(one(n) for n in range(calls)))
+    return statuses

@@ -14,9 +14,11 @@ what its owner asked for; a real write failure (read-only file system) is report
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 from pathlib import Path
+from typing import IO
 
 from m3o.services.auth.key_encryption import generate_kek, kek_id, parse_kek
 
@@ -24,6 +26,7 @@ __all__ = [
     "KEK_FILE",
     "StartupError",
     "check_sqlite_file",
+    "hold_database",
     "key_encryption_key",
     "prepare_data_dir",
     "write_private",
@@ -86,6 +89,32 @@ def check_sqlite_file(path: Path) -> None:
     for companion in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
         if companion.is_file():
             _tighten(companion, stat.S_IMODE(companion.stat().st_mode), _PRIVATE_FILE)
+
+
+def hold_database(path: Path) -> IO[bytes]:
+    """Hold the SQLite database ``path`` for this process alone (a lock on ``<path>.lock``,
+    released when the returned file is closed or the process ends, however it ends).
+
+    ``m3o serve`` keeps the counters of calls in memory and writes the database behind
+    (:mod:`m3o.runtime.counters.owned`), so a second process serving the same database
+    would work from stale counters: it is refused with one line instead.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        lock = lock_path.open("ab")
+    except OSError as exc:
+        raise StartupError(f"{lock_path}: cannot open the lock file ({_problem(exc)})") from None
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise StartupError(
+                f"{path}: the database is in use by another `m3o serve` (stop it first)"
+            ) from None
+        raise StartupError(f"{lock_path}: cannot lock the database ({_problem(exc)})") from None
+    _tighten(lock_path, stat.S_IMODE(lock_path.stat().st_mode), _PRIVATE_FILE)
+    return lock
 
 
 def write_private(path: Path, text: str) -> None:

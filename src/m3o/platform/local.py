@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from pydantic import SecretStr
 from sqlalchemy import select, text
@@ -31,6 +32,7 @@ from m3o.platform.data_dir import (
     KEK_FILE,
     StartupError,
     check_sqlite_file,
+    hold_database,
     key_encryption_key,
     prepare_data_dir,
 )
@@ -40,13 +42,18 @@ from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
 from m3o.platform.identity import Identity
 from m3o.platform.node import Node
+from m3o.platform.served_charges import OwnedCharges
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigStore, build_config
+from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.events.sqlite import sql_event_bus
+from m3o.runtime.events import EnvelopePublisher
+from m3o.runtime.events.sqlite import release_claims, sql_event_bus
 from m3o.runtime.events.tables import event_log
+from m3o.runtime.logging import get_logger
 from m3o.runtime.logging.tracing import stop_tracing
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
@@ -56,6 +63,8 @@ from m3o.services.auth.key_encryption import kek_id, parse_kek_list
 from m3o.services.auth.signing_keys import sealed_with
 
 __all__ = ["LocalPlatform", "StartupError", "open_local"]
+
+_log = get_logger(__name__)
 
 ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a password
 
@@ -70,11 +79,15 @@ class LocalPlatform:
     admin_password_file: Path
     traced: bool = False
     """This platform started the process's tracing (and stops it on close)."""
+    held: IO[bytes] | None = None
+    """The lock on the SQLite database (``hold_database``), released on close."""
 
     async def close(self) -> None:
         await self.node.stop()
         await self.node.counters.close()
         await self.engine.dispose()
+        if self.held is not None:
+            self.held.close()
         if self.traced:
             await run_blocking(stop_tracing)  # exports what is pending: network I/O
 
@@ -114,19 +127,27 @@ async def open_local(
     bootstrap = build_config({}, env)
     url = bootstrap.database.resolved_url(data_dir)
     parsed = make_url(url)
+    held = None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         check_sqlite_file(Path(parsed.database))
+        held = hold_database(Path(parsed.database))
     engine = create_engine(url)
     try:
-        return await _open(engine, data_dir, env, address)
+        platform = await _open(engine, data_dir, env, address)
     except DatabaseError as exc:
         await engine.dispose()
+        if held is not None:
+            held.close()
         where = parsed.database or parsed.render_as_string(hide_password=True)
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
         raise StartupError(f"{where}: the database cannot be used ({reason})") from None
     except BaseException:
         await engine.dispose()
+        if held is not None:
+            held.close()
         raise
+    platform.held = held
+    return platform
 
 
 async def _open(
@@ -143,8 +164,22 @@ async def _open(
         server = config.server.model_copy(update={"host": host, "port": port})
         config = config.model_copy(update={"server": server})
     config = await _with_local_secrets(config, sessions, data_dir)
-    counters = SqlCounterStore(engine)
     bus = sql_event_bus(engine)
+    # On SQLite this process owns the database (it is locked): the counters of calls live
+    # in memory, written behind, and a call's charge is committed with its event before it
+    # is answered. A shared PostgreSQL database keeps every counter in the database.
+    counters: CounterStore
+    served = None
+    if engine.dialect.name == "sqlite":
+        released = await release_claims(engine)
+        if released:
+            _log.warning("serve.claims_released", count=released)
+        counters = OwnedCounterStore(engine)
+        publisher = bus.publisher
+        assert isinstance(publisher, EnvelopePublisher)
+        served = OwnedCharges(counters, publisher)
+    else:
+        counters = SqlCounterStore(engine)
     local = InProcessTransport()
     secret = config.auth.service_secret.get_secret_value()
     identity = Identity(local, counters, secret)
@@ -195,6 +230,7 @@ async def _open(
         metrics=metrics,
         readiness=[_database_check(engine), ReadinessCheck("counters", counters.ping)],
         on_shutdown=[platform.close],
+        served=served,
     )
     return platform
 

@@ -13,6 +13,10 @@
    the event is published; a commit that fails, or finds the hold released, releases the
    reservation: the call was answered free. :meth:`PublicCalls.failed` releases the
    reservation of a call that did not succeed and says what the caller is told.
+
+   With :class:`~m3o.gateway.v1.ports.ServedCharges` (the ``local`` profile) the order is
+   the other way round: :meth:`PublicCalls.charge_first` commits the charge and its event
+   together, and only then is the answer sent (:attr:`PublicCalls.charges_first`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.gate import Admission, Gate, check_key
 from m3o.gateway.v1.metering import NAMESPACE, RequestLog
 from m3o.gateway.v1.paths import CallPath, parse_path
-from m3o.gateway.v1.ports import Alerts, ApiKey
+from m3o.gateway.v1.ports import Alerts, ApiKey, ServedCharges
 from m3o.gateway.v1.targets import Target, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.upstream import Codec, public_error
@@ -77,6 +81,7 @@ class PublicCalls:
         requests: RequestLog,
         alerts: Alerts | None = None,
         upstream_timeout: float | None,
+        served: ServedCharges | None = None,
     ) -> None:
         self.gate = gate
         self.forwarders = forwarders
@@ -86,6 +91,7 @@ class PublicCalls:
         self._tokens = tokens
         self._requests = requests
         self._alerts = alerts
+        self._served = served
         self._background: set[asyncio.Task[None]] = set()
         self._commits: set[asyncio.Future[bool]] = set()
         self._paths: dict[str, CallPath] = {}
@@ -121,21 +127,14 @@ class PublicCalls:
         """A call was answered with a 2xx (charged ``admission.charge``): commit it with
         its event in the background, not tied to the caller's task. A commit that fails or
         finds the hold released releases the call (answered free, never charged)."""
-        project = prepared.key.owner
-        request = Request(
-            user_id=project,
-            namespace=NAMESPACE,
-            api_key_id=prepared.key.id,
-            url=prepared.path,
-            api_name=prepared.target.api,
-            endpoint_name=prepared.target.endpoint,
-            price=admission.charge,
-            project_id=project,
-            status_code=status,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            request_id=request_id,
-        )
-        envelope = Envelope.wrap(TOPIC, Event(type=EventType.EventTypeRequest, request=request))
+        if self._served is not None:
+            self._spawn(
+                self.charge_first(
+                    prepared, admission, status=status, started=started, request_id=request_id
+                )
+            )
+            return
+        envelope = _envelope(prepared, admission, status, started, request_id)
         hold = admission.request.hold if admission.request is not None else None
         if hold is None:
             self._requests.record_served(envelope, None)
@@ -144,6 +143,38 @@ class PublicCalls:
         self._requests.record_committed(commit, envelope, hold)
         self._commits.add(commit)
         commit.add_done_callback(functools.partial(self._committed, admission, request_id))
+
+    @property
+    def charges_first(self) -> bool:
+        """Whether a call's charge is committed before its answer is sent
+        (:meth:`charge_first`), rather than after it (:meth:`charged`)."""
+        return self._served is not None
+
+    async def charge_first(
+        self,
+        prepared: Prepared,
+        admission: Admission,
+        *,
+        status: int,
+        started: float,
+        request_id: str,
+    ) -> None:
+        """A call the upstream served (its answer not sent yet): commit its charge and its
+        event together, and return once they are durable. A commit that fails leaves the
+        call released (answered free), as :meth:`ServedCharges.commit` says."""
+        envelope = _envelope(prepared, admission, status, started, request_id)
+        if admission.request is None or self._served is None:
+            self._requests.record_served(envelope, None)
+            return
+        try:
+            await self._served.commit(admission.request, admission.decision, envelope)
+        except M3OError as exc:
+            _log.warning(
+                "v1.commit_failed",
+                request_id=request_id,
+                charge=admission.charge,
+                error=exc.detail,
+            )
 
     def _committed(
         self, admission: Admission, request_id: str, commit: asyncio.Future[bool]
@@ -222,3 +253,24 @@ class PublicCalls:
         while self._background or self._commits:
             pending: set[asyncio.Future[Any]] = {*self._background, *self._commits}
             await asyncio.wait(pending)
+
+
+def _envelope(
+    prepared: Prepared, admission: Admission, status: int, started: float, request_id: str
+) -> Envelope:
+    """The requests/Request event of a served call."""
+    project = prepared.key.owner
+    request = Request(
+        user_id=project,
+        namespace=NAMESPACE,
+        api_key_id=prepared.key.id,
+        url=prepared.path,
+        api_name=prepared.target.api,
+        endpoint_name=prepared.target.endpoint,
+        price=admission.charge,
+        project_id=project,
+        status_code=status,
+        duration_ms=round((time.perf_counter() - started) * 1000),
+        request_id=request_id,
+    )
+    return Envelope.wrap(TOPIC, Event(type=EventType.EventTypeRequest, request=request))

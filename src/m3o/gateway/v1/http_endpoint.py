@@ -145,6 +145,11 @@ class HttpCalls:
             headers = admission.headers
             headers.pop("X-M3O-Price", None)
             return error_response(error, headers)
+        if calls.charges_first:
+            await calls.charge_first(
+                prepared, admission, status=200, started=started, request_id=rid
+            )
+            return Response(body, media_type=_JSON, headers=admission.headers)
         return _Answer(
             body,
             admission.headers,

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from google.protobuf.descriptor_pool import DescriptorPool
 
-from m3o.runtime.counters.admission import AdmissionRequest
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
 from m3o.runtime.events import Envelope
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "KeyDirectory",
     "PlannedCall",
     "Quotas",
+    "ServedCharges",
     "UpstreamAddress",
 ]
 
@@ -216,4 +217,17 @@ class EventSpill(Protocol):
 
     async def waiting(self, topic: str) -> int:
         """Events of ``topic`` stored and not yet delivered to their stream."""
+        ...
+
+
+class ServedCharges(Protocol):
+    """Commits a served call's charge before its answer leaves (the ``local`` profile, whose
+    one process owns the counters: :mod:`m3o.runtime.counters.owned`)."""
+
+    async def commit(
+        self, request: AdmissionRequest, decision: AdmissionDecision, envelope: Envelope
+    ) -> None:
+        """Make the call's charge and its requests/Request event durable together; returns
+        once they are. Raises :class:`~m3o.runtime.errors.M3OError` when they could not be:
+        the call is then released (answered free) and its event dropped with it."""
         ...

@@ -34,6 +34,7 @@ from m3o.gateway.v1.ports import (
     EventSpill,
     KeyDirectory,
     Quotas,
+    ServedCharges,
 )
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.targets import LocalServices, Targets
@@ -77,6 +78,10 @@ class V1Dependencies:
     """Default: the runtime transport, ``grpc.aio`` and ``aiohttp``."""
     credentials: TokenSource | None = None
     """The gateway's own service token, sent to APIs' usage endpoints."""
+    served: ServedCharges | None = None
+    """With it (``counters`` is owned by this process), each served call's charge and its
+    request event are committed together before its answer leaves, and no holds are
+    kept: a reservation lives in memory until then (see ``v1/README.md``)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
             deps.balances,
             fail_open_free=settings.fail_open_free,
             tier_ttl=settings.key_cache_ttl,
-            holds=holds,
+            holds=None if deps.served is not None else holds,
             units=units,
         ),
         forwarders=forwarders,
@@ -134,19 +139,22 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         requests=requests,
         alerts=deps.alerts,
         upstream_timeout=settings.upstream_timeout,
+        served=deps.served,
     )
     http = HttpCalls(calls, max_body_bytes=settings.max_body_bytes)
     websocket = WebsocketCalls(calls)
 
     async def start() -> None:
         await requests.start()
-        await holds.start(requests.publish)
+        if deps.served is None:
+            await holds.start(requests.publish)
 
     async def stop() -> None:
         await batcher.drain()
         await calls.drain()
         await requests.stop()
-        await holds.stop()
+        if deps.served is None:
+            await holds.stop()
         await units.close()
         await forwarders.close()
 
