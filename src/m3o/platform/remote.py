@@ -30,6 +30,7 @@ from m3o.platform.dead_letter_alerts import DeadLetterAlerts
 from m3o.platform.draining_server import DrainingServer
 from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
+from m3o.platform.heap import freeze_started
 from m3o.platform.identity import Identity
 from m3o.platform.metrics_endpoint import MetricsEndpoint
 from m3o.platform.node import Node
@@ -201,6 +202,7 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
         await checker.set(spec.full_name, health_pb2.HealthCheckResponse.SERVING)
     await checker.set("", health_pb2.HealthCheckResponse.SERVING)
     _log.info("service.serving", service=definition.name, address=address)
+    freeze_started()
     signals = _stop_signals()
     try:
         await signals.get()
@@ -262,4 +264,5 @@ async def run_gateway(env: Mapping[str, str]) -> None:
         stopping,
         delay=config.server.shutdown_delay.total_seconds(),
     )
+    freeze_started()
     await server.serve()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import uvicorn
 
+from m3o.platform.heap import freeze_started
 from m3o.platform.local import StartupError, open_local
 from m3o.runtime.logging import configure_logging
 
@@ -61,4 +62,5 @@ async def serve_local(
             "Emails (signup codes, password resets) stay in the local outbox: "
             "`m3o emails list --to <address>` shows them."
         )
+    freeze_started()
     await server.serve()
