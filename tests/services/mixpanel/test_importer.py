@@ -97,9 +97,16 @@ async def test_the_local_sink_keeps_each_batch() -> None:
     with capture_logs() as logs:
         await sink.send(EVENTS)
         await sink.send(EVENTS[:1])
-    assert sink.batches == [EVENTS, EVENTS[:1]]
+    assert list(sink.batches) == [EVENTS, EVENTS[:1]]
     assert [(entry["event"], entry["events"]) for entry in logs] == [
         ("mixpanel.local_batch", 2),
         ("mixpanel.local_batch", 1),
     ]
     assert logs[0]["names"] == {"customers_EventTypeSignup": 1, "requests_EventTypeRequest": 1}
+
+
+async def test_the_local_sink_keeps_only_the_newest_batches() -> None:
+    sink = LocalImporter(keep=3)
+    for n in range(5):
+        await sink.send(EVENTS[: 1 + n % 2])
+    assert [len(batch) for batch in sink.batches] == [1, 2, 1]

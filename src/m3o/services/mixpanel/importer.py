@@ -10,7 +10,7 @@ non-2xx (with ``strict=1``, a batch Mixpanel finds invalid is a 400) fails at on
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +23,14 @@ from m3o.runtime.config import Config
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import Retries, send_with_retries
 
-__all__ = ["Importer", "LocalImporter", "MixpanelImporter", "MixpanelSettings", "importer_from"]
+__all__ = [
+    "KEPT_BATCHES",
+    "Importer",
+    "LocalImporter",
+    "MixpanelImporter",
+    "MixpanelSettings",
+    "importer_from",
+]
 
 _log = get_logger(__name__)
 _SERVICE = "mixpanel"
@@ -75,12 +82,17 @@ class MixpanelImporter:
         await self._http.aclose()
 
 
+KEPT_BATCHES = 100
+"""Batches the local sink keeps (the newest): every metered call makes an event."""
+
+
 class LocalImporter:
     """Mixpanel disabled or unconfigured: each batch is logged (how many events of each
-    name) and kept in ``batches``, so the platform works offline."""
+    name) and the newest :data:`KEPT_BATCHES` are kept in ``batches``, so the platform
+    works offline (and its memory does not grow with the calls it serves)."""
 
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
+    def __init__(self, keep: int = KEPT_BATCHES) -> None:
+        self.batches: deque[list[dict[str, Any]]] = deque(maxlen=keep)
 
     async def send(self, events: Sequence[dict[str, Any]]) -> None:
         self.batches.append(list(events))
