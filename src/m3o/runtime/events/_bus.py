@@ -68,6 +68,8 @@ class _Subscription:
     from_beginning: bool
     ready: bool = False
     running: dict[asyncio.Task[None], Claim] = field(default_factory=dict)
+    running_ids: dict[str, int] = field(default_factory=dict)
+    """How many of ``running`` handle each event id (a set, with copies counted)."""
     retries: list[datetime] = field(default_factory=list)
     recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,9 +80,21 @@ class _Subscription:
             self.recent.popitem(last=False)
 
     def is_duplicate(self, event_id: str) -> bool:
-        return event_id in self.recent or any(
-            claim.delivery.id == event_id for claim in self.running.values()
-        )
+        return event_id in self.recent or event_id in self.running_ids
+
+    def started(self, task: asyncio.Task[None], claim: Claim) -> None:
+        self.running[task] = claim
+        event_id = claim.delivery.id
+        self.running_ids[event_id] = self.running_ids.get(event_id, 0) + 1
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        claim = self.running.pop(task, None)
+        if claim is None:
+            return
+        event_id = claim.delivery.id
+        left = self.running_ids.pop(event_id, 1) - 1
+        if left:
+            self.running_ids[event_id] = left
 
 
 class Bus:
@@ -309,10 +323,10 @@ class Bus:
             self._handle(sub, claim, duplicate=duplicate),
             name=f"events:{sub.group}:{claim.delivery.id}",
         )
-        sub.running[task] = claim
+        sub.started(task, claim)
 
         def _done(finished: asyncio.Task[None]) -> None:
-            sub.running.pop(finished, None)
+            sub.finished(finished)
             sub.changed.set()
 
         task.add_done_callback(_done)

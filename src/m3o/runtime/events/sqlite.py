@@ -57,8 +57,10 @@ __all__ = ["SqlChannel", "SqlEventSource", "release_claims", "sql_event_bus"]
 
 _log = get_logger(__name__)
 
-DEFAULT_GATHER = timedelta(milliseconds=20)
-"""How long a woken consumer lets more events arrive before it claims."""
+DEFAULT_GATHER = timedelta(milliseconds=100)
+"""How long a woken consumer lets more events arrive before it claims (20 ms until
+claims ran on the loop's thread: ``m3o serve`` under load served 981 calls/s with 20 ms,
+1,102 with 100 ms, one client p90 +6.7 / +4.6 ms; the events reach usage 80 ms later)."""
 
 
 def sql_event_bus(
