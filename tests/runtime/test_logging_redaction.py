@@ -68,5 +68,7 @@ def test_bearer_tokens_and_api_keys_inside_text_are_masked() -> None:
     assert event == "called with Bearer [redacted]"
     m3o_key = "ZDc2NmRiMTYtZWRjNS00ZDMzLTg3ZTAtNWE4OGM0OWYwM2I4"  # base64 of a uuid
     assert _logged(detail=f"key {m3o_key}.")["detail"] == "key [redacted]."
+    assert _logged(detail=m3o_key)["detail"] == "[redacted]"  # the shortest text checked
+    assert _logged(detail="Bearer x")["detail"] == "Bearer [redacted]"
     sha256 = "c34b09ed5e635070f89c7108d819a75bda11bd8eecfbc0e322de0fd496d2c5f4"
     assert _logged(detail=f"hash {sha256}")["detail"] == f"hash {sha256}"
