@@ -212,6 +212,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.events.sqlite": [
         "SqlChannel",
         "SqlEventSource",
+        "release_claims",
         "sql_event_bus",
     ],
     "m3o.runtime.events.tables": [

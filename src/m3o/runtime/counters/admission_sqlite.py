@@ -27,6 +27,7 @@ window: ``rate_window``; cumulative debits: none); a counter that exists keeps i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -166,8 +167,15 @@ async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
     values = rows.written()
     if not values:
         return
+    await conn.execute(_overwrite(insert), values)
+
+
+@functools.cache
+def _overwrite(insert: Any) -> Any:
+    """The upsert replacing rows whole, built once per dialect's ``insert`` (a statement
+    built anew each time costs its cache key: a good part of a small transaction)."""
     statement = insert(counters)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[_T.key],
         set_={
             "count": statement.excluded.count,
@@ -175,7 +183,6 @@ async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
             "expires_at": statement.excluded.expires_at,
         },
     )
-    await conn.execute(statement, values)
 
 
 def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:

@@ -20,6 +20,7 @@ Events stay in the log for ``retention`` once every group is done with them.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,30 +138,12 @@ class SqlEventSource:
         already, with their ids): publishing it again is harmless, never an error.
         """
         rows = {envelope.id: _log_row(envelope) for envelope in envelopes}
-        dialect = session.get_bind().dialect.name
-        new_rows = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(event_log)
-        added = await session.scalars(
-            new_rows.on_conflict_do_nothing(index_elements=[event_log.c.id]).returning(
-                event_log.c.id
-            ),
-            list(rows.values()),
-        )
+        add, deliver = _writing(session.get_bind().dialect.name)
+        added = await session.scalars(add, list(rows.values()))
         fresh = list(added.all())
         if not fresh:
             return
-        await session.execute(
-            _fan_out(
-                select(
-                    groups.c.topic,
-                    groups.c.group_name,
-                    event_log.c.id,
-                    literal(0, Integer),
-                    event_log.c.time,
-                )
-                .join(event_log, event_log.c.topic == groups.c.topic)
-                .where(event_log.c.id.in_(fresh))
-            )
-        )
+        await session.execute(deliver, {"fresh_ids": fresh})
 
     def channel(self, topic: str, group: str, consumer: str) -> SqlChannel:
         made = SqlChannel(
@@ -466,6 +449,31 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
     )
     read = select(event_log).where(event_log.c.id.in_(bindparam("claim_ids", expanding=True)))
     return lease, read
+
+
+@functools.cache
+def _writing(dialect: str) -> tuple[Any, Any]:
+    """The log's two write statements, built once per dialect (their compiled forms are
+    then found by the cache key kept on them): the events, returning the ids that were
+    new, and a delivery per new id and group of its topic."""
+    insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    add = (
+        insert_into(event_log)
+        .on_conflict_do_nothing(index_elements=[event_log.c.id])
+        .returning(event_log.c.id)
+    )
+    deliver = _fan_out(
+        select(
+            groups.c.topic,
+            groups.c.group_name,
+            event_log.c.id,
+            literal(0, Integer),
+            event_log.c.time,
+        )
+        .join(event_log, event_log.c.topic == groups.c.topic)
+        .where(event_log.c.id.in_(bindparam("fresh_ids", expanding=True)))
+    )
+    return add, deliver
 
 
 def _fan_out(rows: Any) -> Any:
