@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from m3o.gateway.health import ReadinessCheck
 from m3o.gateway.metrics import Metrics
+from m3o.gateway.v1.holds import Holds
 from m3o.platform.bootstrap import AdminAccount, ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.data_dir import (
@@ -174,9 +175,12 @@ async def _open(
         released = await release_claims(engine)
         if released:
             _log.warning("serve.claims_released", count=released)
-        counters = OwnedCounterStore(engine)
         publisher = bus.publisher
-        assert isinstance(publisher, EnvelopePublisher)
+        assert isinstance(publisher, EnvelopePublisher)  # the event log's publisher is
+        # Before any counter is owned: holds an earlier version left are finished on the
+        # database itself.
+        await Holds(SqlCounterStore(engine)).finish_all(publisher.publish_envelopes)
+        counters = OwnedCounterStore(engine)
         served = OwnedCharges(counters, publisher)
     else:
         counters = SqlCounterStore(engine)

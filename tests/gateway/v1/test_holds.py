@@ -286,6 +286,36 @@ async def test_a_recovery_whose_publisher_fails_leaves_the_hold_and_starts_anywa
     assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
 
 
+async def test_finish_all_finishes_holds_whatever_their_lease(
+    any_counters: CounterStore,
+) -> None:
+    """The one process holding the database (m3o serve, which keeps no holds) finishes
+    what an earlier version left, even with its lease still running."""
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    dead = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+
+    async def never(envelopes: Sequence[Envelope]) -> None:
+        raise AssertionError("nothing to recover yet")
+
+    await dead.v1.holds.start(never)  # its lease is written and live
+    await dead.v1.holds.stop()
+    async with dead.http() as client:
+        response = await client.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    assert dead.v1.requests.pending == 1  # dies before publishing
+    assert len(await any_counters.holds("v1:holds")) == 1
+
+    published: list[str] = []
+
+    async def republish(envelopes: Sequence[Envelope]) -> None:
+        published.extend(envelope.id for envelope in envelopes)
+
+    assert await Holds(any_counters).finish_all(republish) == 1
+    assert len(published) == 1
+    assert await any_counters.holds("v1:holds") == []
+    assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+
+
 async def test_an_event_recovered_from_a_dead_gateways_hold_keeps_its_trace_context(
     any_counters: CounterStore, spans: InMemorySpanExporter
 ) -> None:

@@ -279,6 +279,23 @@ class Holds:
             _log.warning("v1.holds_recovered", count=finished, instances=len(dead), own=len(stale))
         return finished
 
+    async def finish_all(self, republish: Republish) -> int:
+        """Finish every hold in the book, whichever gateway wrote it; how many.
+
+        For the one process that holds the database alone (``m3o serve`` on SQLite, which
+        keeps no holds) as it starts: holds an earlier version left when it was killed
+        are released, or their events published again (same ids) and settled.
+        """
+        self._republish = republish
+        finished = 0
+        for found in await self._counters.holds(BOOK):
+            if not await self._finish(found):
+                break
+            finished += 1
+        if finished:
+            _log.warning("v1.holds_recovered", count=finished, instances=0, own=0)
+        return finished
+
     async def _finish(self, found: Held) -> bool:
         """Release an unanswered hold, or publish a served one's event and settle it;
         False when the counter store failed (the rest waits for the next sweep)."""
