@@ -84,11 +84,11 @@ local function admit(K, A)
   local function value(key)
     return tonumber(redis.call('GET', key)) or 0
   end
+  -- One command for a counter that exists (the common case); a 1 with no expiry is one
+  -- this call made (or one found at 0 with none), which gets the month's.
   local function count(key)
-    if redis.call('EXISTS', key) == 0 then
-      redis.call('SET', key, 1, 'PX', monthly)
-    else
-      redis.call('INCR', key)
+    if redis.call('INCR', key) == 1 and redis.call('PTTL', key) == -1 then
+      redis.call('PEXPIRE', key, monthly)
     end
   end
   local function count_call()
@@ -126,7 +126,7 @@ local function admit(K, A)
     end
     price = 1
   end
-  if value(K[4]) < endpoint_quota then
+  if endpoint_quota > 0 and value(K[4]) < endpoint_quota then
     count_call()
     return held(2, 0)
   end
