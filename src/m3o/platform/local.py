@@ -52,7 +52,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.events import EnvelopePublisher
-from m3o.runtime.events.sqlite import release_claims, sql_event_bus
+from m3o.runtime.events.sqlite import SqlEventSource, release_claims, sql_event_bus
 from m3o.runtime.events.tables import event_log
 from m3o.runtime.logging import get_logger
 from m3o.runtime.logging.tracing import stop_tracing
@@ -175,13 +175,14 @@ async def _open(
         released = await release_claims(engine)
         if released:
             _log.warning("serve.claims_released", count=released)
-        publisher = bus.publisher
+        publisher, log = bus.publisher, bus.source
         assert isinstance(publisher, EnvelopePublisher)  # the event log's publisher is
+        assert isinstance(log, SqlEventSource)  # and sql_event_bus's source
         # Before any counter is owned: holds an earlier version left are finished on the
         # database itself.
         await Holds(SqlCounterStore(engine)).finish_all(publisher.publish_envelopes)
         counters = OwnedCounterStore(engine)
-        served = OwnedCharges(counters, publisher)
+        served = OwnedCharges(counters, log.write_on, bus.committed)
     else:
         counters = SqlCounterStore(engine)
     local = InProcessTransport()

@@ -4,21 +4,33 @@ store's group commit, before the call is answered."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from m3o.events.requests import TOPIC
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
 from m3o.runtime.counters.owned import OwnedCounterStore, RiderWrite
-from m3o.runtime.events import Envelope, EnvelopePublisher
+from m3o.runtime.events import Envelope
 
-__all__ = ["OwnedCharges"]
+__all__ = ["OwnedCharges", "WriteEvents"]
+
+WriteEvents = Callable[[AsyncConnection, Sequence[Envelope]], Awaitable[None]]
+"""Writes events into the event log in the connection's transaction
+(``SqlEventSource.write_on``)."""
 
 
 class OwnedCharges:
-    def __init__(self, counters: OwnedCounterStore, publisher: EnvelopePublisher) -> None:
+    def __init__(
+        self,
+        counters: OwnedCounterStore,
+        write_events: WriteEvents,
+        committed: Callable[[str], None],
+    ) -> None:
+        """``committed(topic)`` tells the event bus's consumers once events are in."""
         self._counters = counters
-        self._publisher = publisher
+        self._write_events = write_events
+        self._committed = committed
         self._envelopes: list[Envelope] = []
 
     async def commit(
@@ -28,18 +40,11 @@ class OwnedCharges:
         # takes this call's charge takes its event too (see _take).
         self._envelopes.append(envelope)
         await self._counters.commit_served(request, decision, self._take)
+        self._committed(TOPIC)
 
     def _take(self) -> RiderWrite | None:
         """The events queued since the last group commit, for this one to write."""
         envelopes, self._envelopes = self._envelopes, []
         if not envelopes:
             return None
-        return lambda conn: self._write(conn, envelopes)
-
-    async def _write(self, conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
-        # The session joins the commit's transaction: its commit() only ends the session's
-        # part (running the publisher's after-commit hook, which wakes the consumers; they
-        # read once the connection's transaction has committed).
-        async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-            await self._publisher.publish_envelopes(envelopes, session=session)
-            await session.commit()
+        return lambda conn: self._write_events(conn, envelopes)

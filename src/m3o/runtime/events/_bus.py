@@ -252,6 +252,16 @@ class Bus:
 
     # -- internals -------------------------------------------------------------------------
 
+    @property
+    def source(self) -> EventSource:
+        """Where the events are (a backend's own writer may write there directly)."""
+        return self._source
+
+    def committed(self, topic: str) -> None:
+        """Events of ``topic`` were committed by a writer other than :attr:`publisher`
+        (in a transaction of its own): the consumers are told, as after a publish."""
+        self._committed(topic)
+
     def _committed(self, topic: str) -> None:
         self._source.wake(topic)
         for sub in self._subs:
