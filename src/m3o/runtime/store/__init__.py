@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -118,6 +119,9 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
     )
 
 
+_BEGIN = "BEGIN IMMEDIATE"
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -132,7 +136,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: through SQLAlchemy's execution this was a fifth of the
+        # smallest transaction's time.
+        dbapi = connection.dialect.loaded_dbapi
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(_BEGIN)
+        except dbapi.Error as error:  # as SQLAlchemy's own execution would raise it
+            raise DBAPIError.instance(
+                _BEGIN, (), error, dbapi.Error, hide_parameters=True, dialect=connection.dialect
+            ) from error
+        finally:
+            cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
