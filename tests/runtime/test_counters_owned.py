@@ -264,3 +264,25 @@ async def test_keys_with_nothing_pending_are_given_back(engine: AsyncEngine) -> 
         assert await in_database(engine, *(f"bal{n}" for n in range(8))) == [700] * 8
     finally:
         await store.close()
+
+
+async def test_a_failed_read_of_keys_is_read_again_by_the_calls_waiting_on_it(
+    store: OwnedCounterStore, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await SqlCounterStore(engine).set_counter("bal", 1_000)
+    read = store._read_rows  # made to fail once, below
+    failures = [Unavailable("counters", "Counter store unavailable")]
+
+    async def flaky(keys: set[str]) -> object:
+        await asyncio.sleep(0.01)  # the second call arrives while the first reads
+        if failures:
+            raise failures.pop()
+        return await read(keys)
+
+    monkeypatch.setattr(store, "_read_rows", flaky)
+    first, second = await asyncio.gather(
+        store.admit_many([paid()]), store.admit_many([paid()]), return_exceptions=True
+    )
+    assert isinstance(first, Unavailable)  # its own read failed
+    assert isinstance(second, list) and second[0].admitted  # read again, by itself
+    assert await store.get("bal") == 700

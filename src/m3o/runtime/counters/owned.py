@@ -285,32 +285,33 @@ class OwnedCounterStore(SqlCounterStore):
         return found
 
     async def _own(self, keys: Iterable[str]) -> None:
-        """Make ``keys`` owned, reading from the database the ones that are not yet."""
+        """Make ``keys`` owned, reading from the database the ones that are not yet (a key
+        another call is reading is waited for; if that read failed, read here)."""
         wanted = set(keys)
-        missing = wanted - self._owned - self._windows - self._loading.keys()
-        waits = [self._loading[key] for key in wanted if key in self._loading]
-        if missing:
-            loop = asyncio.get_running_loop()
-            loaded: asyncio.Future[None] = loop.create_future()
-            for key in missing:
-                self._loading[key] = loaded
-            try:
-                found = await self._read_rows(missing)
-            except BaseException as exc:
-                for key in missing:
-                    self._loading.pop(key, None)
-                loaded.set_exception(exc)
-                loaded.exception()  # retrieved: the waiters get it from their own await
-                raise
-            if len(self._owned) + len(missing) > self._max_owned:
-                self._give_back(wanted)
+        while missing := wanted - self._owned - self._windows:
+            others = {self._loading[key] for key in missing if key in self._loading}
+            mine = {key for key in missing if key not in self._loading}
+            if mine:
+                await self._load(mine, wanted)
+            for loading in others:
+                with contextlib.suppress(Exception):  # theirs failed: the next round reads
+                    await asyncio.shield(loading)
+
+    async def _load(self, keys: set[str], keep: set[str]) -> None:
+        """Read ``keys`` and own them; the future others wait on ends either way."""
+        loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._loading[key] = loaded
+        try:
+            found = await self._read_rows(keys)
+            if len(self._owned) + len(keys) > self._max_owned:
+                self._give_back(keep)
             self._live.update(found)
-            self._owned |= missing
-            for key in missing:
+            self._owned |= keys
+        finally:
+            for key in keys:
                 self._loading.pop(key, None)
             loaded.set_result(None)
-        for wait in waits:
-            await asyncio.shield(wait)
 
     async def _read_rows(self, keys: set[str]) -> dict[str, Row]:
         now = self._clock()
