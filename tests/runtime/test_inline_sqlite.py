@@ -16,7 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from m3o.runtime.blocking import run_blocking
 from m3o.runtime.store import create_engine, sqlite_url
+from m3o.runtime.store.inline_sqlite import WalCheckpoints
 
 
 @pytest.fixture(name="path")
@@ -113,3 +115,51 @@ async def test_a_database_busy_past_the_timeout_is_an_error(
     finally:
         await engine.dispose()
     assert 0.25 <= time.monotonic() - started < 10
+
+
+async def test_commits_leave_checkpoints_to_the_background_when_asked(path: Path) -> None:
+    engine = create_engine(sqlite_url(str(path)), checkpoint_in_background=True)
+    checkpoints = WalCheckpoints(path)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+        for n in range(50):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+        busy, frames, copied = await run_blocking(checkpoints.checkpoint)
+        assert (busy, copied) == (0, frames) and frames > 0
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 50
+    finally:
+        await engine.dispose()
+        await checkpoints.stop()
+
+
+async def test_by_default_commits_checkpoint_as_sqlite_does(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 1000
+
+
+async def test_background_checkpoints_run_until_stopped(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = WalCheckpoints(path, every=0.01)
+    rounds: list[tuple[int, int, int]] = []
+    checkpoint = checkpoints.checkpoint
+
+    def counted() -> tuple[int, int, int]:
+        rounds.append(checkpoint())
+        return rounds[-1]
+
+    monkeypatch.setattr(checkpoints, "checkpoint", counted)
+    checkpoints.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(rounds) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(rounds) >= 3
+    finally:
+        await checkpoints.stop()
+    stopped = len(rounds)
+    await asyncio.sleep(0.05)
+    assert len(rounds) == stopped  # nothing after stop (which ran the last one)

@@ -352,6 +352,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.store.inline_sqlite": [
         "InlineConnection",
+        "WalCheckpoints",
         "connect",
     ],
     "m3o.runtime.store.migrate": [

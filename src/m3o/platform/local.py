@@ -58,6 +58,7 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.logging.tracing import stop_tracing
 from m3o.runtime.rpc import InProcessTransport
 from m3o.runtime.store import SessionFactory, create_engine, session_factory
+from m3o.runtime.store.inline_sqlite import WalCheckpoints
 from m3o.runtime.store.migrate import upgrade
 from m3o.services.alerts.proto.client import AlertsClient
 from m3o.services.auth.key_encryption import kek_id, parse_kek_list
@@ -82,11 +83,15 @@ class LocalPlatform:
     """This platform started the process's tracing (and stops it on close)."""
     held: IO[bytes] | None = None
     """The lock on the SQLite database (``hold_database``), released on close."""
+    checkpoints: WalCheckpoints | None = None
+    """The SQLite log's checkpoints, stopped (after a last one) on close."""
 
     async def close(self) -> None:
         await self.node.stop()
         await self.node.counters.close()
         await self.engine.dispose()
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         if self.held is not None:
             self.held.close()
         if self.traced:
@@ -128,26 +133,29 @@ async def open_local(
     bootstrap = build_config({}, env)
     url = bootstrap.database.resolved_url(data_dir)
     parsed = make_url(url)
-    held = None
+    held = checkpoints = None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         check_sqlite_file(Path(parsed.database))
         held = hold_database(Path(parsed.database))
-    engine = create_engine(url)
+        # The log is checkpointed on a thread, never by a commit on the loop's thread.
+        checkpoints = WalCheckpoints(Path(parsed.database))
+    engine = create_engine(url, checkpoint_in_background=checkpoints is not None)
+    if checkpoints is not None:
+        checkpoints.start()
     try:
         platform = await _open(engine, data_dir, env, address)
-    except DatabaseError as exc:
+    except BaseException as exc:
         await engine.dispose()
+        if checkpoints is not None:
+            await checkpoints.stop()
         if held is not None:
             held.close()
-        where = parsed.database or parsed.render_as_string(hide_password=True)
-        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise StartupError(f"{where}: the database cannot be used ({reason})") from None
-    except BaseException:
-        await engine.dispose()
-        if held is not None:
-            held.close()
+        if isinstance(exc, DatabaseError):
+            where = parsed.database or parsed.render_as_string(hide_password=True)
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise StartupError(f"{where}: the database cannot be used ({reason})") from None
         raise
-    platform.held = held
+    platform.held, platform.checkpoints = held, checkpoints
     return platform
 
 

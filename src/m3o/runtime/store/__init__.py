@@ -76,12 +76,21 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    schema: str | None = None,
+    checkpoint_in_background: bool = False,
+) -> AsyncEngine:
     """An engine for ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``).
 
     ``schema`` (PostgreSQL only) puts every table in that schema via ``search_path``.
     ``pool_size`` is PostgreSQL's; a SQLite engine keeps one connection (see above).
     Statement parameters never appear in errors (they may hold codes, tokens, emails).
+    ``checkpoint_in_background`` (SQLite): commits never checkpoint the log; the caller runs
+    :class:`~m3o.runtime.store.inline_sqlite.WalCheckpoints` on the file while the engine
+    lives (else the log grows).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -99,7 +108,7 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             hide_parameters=True,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, autocheckpoint=not checkpoint_in_background)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+asyncpg")
@@ -122,7 +131,7 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str | None = None) -
 _BEGIN = "BEGIN IMMEDIATE"
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin.
@@ -132,6 +141,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

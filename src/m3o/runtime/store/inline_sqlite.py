@@ -19,13 +19,20 @@ statement is retried here with ``asyncio.sleep`` until the timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["InlineConnection", "connect"]
+from m3o.runtime.blocking import run_blocking
+from m3o.runtime.logging import get_logger
+
+__all__ = ["InlineConnection", "WalCheckpoints", "connect"]
+
+_log = get_logger(__name__)
 
 _BUSY_TIMEOUT = re.compile(r"^\s*PRAGMA\s+busy_timeout\s*=\s*(\d+)\s*$", re.IGNORECASE)
 _RETRY_FIRST = 0.001
@@ -201,3 +208,58 @@ async def connect(database: str, *, timeout: float, uri: bool = False) -> Inline
     """
     connection = sqlite3.connect(database, timeout=0, uri=uri, check_same_thread=False)
     return InlineConnection(connection, timeout)
+
+
+class WalCheckpoints:
+    """Checkpoints of a WAL database's log, on a thread of their own.
+
+    SQLite checkpoints by itself when a commit finds the log past 1,000 pages: that commit
+    then copies the log into the database and waits for the disk, on the loop's thread here
+    (measured: the commits that did so took up to 15 ms, the p99 of ``m3o serve``'s calls).
+    An engine made with ``create_engine(..., checkpoint_in_background=True)`` leaves that
+    out (``PRAGMA wal_autocheckpoint=0``), and this runs ``PRAGMA wal_checkpoint(PASSIVE)``
+    every ``every`` seconds on a connection of its own, on a worker thread: a passive
+    checkpoint copies what no reader still needs and never blocks a writer.
+    """
+
+    def __init__(self, path: Path, *, every: float = 0.5) -> None:
+        self._path = path
+        self._every = every
+        self._connection: sqlite3.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="sqlite-checkpoints"
+            )
+
+    async def stop(self) -> None:
+        """Stop, after one last checkpoint."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(sqlite3.Error):
+            await run_blocking(self.checkpoint)
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await run_blocking(self.checkpoint)
+            except sqlite3.Error as error:  # the next round tries again
+                _log.warning("sqlite.checkpoint_failed", error=str(error))
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One passive checkpoint (blocking): (busy, log frames, frames copied)."""
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
