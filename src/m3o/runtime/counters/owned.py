@@ -62,6 +62,7 @@ from m3o.runtime.counters.admission import (
     FREE,
     AdmissionDecision,
     AdmissionRequest,
+    release_keys,
 )
 from m3o.runtime.counters.admission_sqlite import Row, Rows, decide, undo, write_rows
 from m3o.runtime.counters.sqlite import SqlCounterStore
@@ -84,17 +85,6 @@ RiderWrite = Callable[[AsyncConnection], Awaitable[None]]
 Rider = Callable[[], RiderWrite | None]
 """Called when a group commit starts (nothing awaited since it took its served calls):
 returns what to write in the commit's transaction, or None."""
-
-
-def _reserved_keys(request: AdmissionRequest) -> tuple[str, ...]:
-    """Every key an admitted call may reserve on."""
-    return (
-        request.free_key,
-        request.endpoint_key,
-        request.total_key,
-        request.balance_key,
-        request.debited_key,
-    )
 
 
 def _deltas(request: AdmissionRequest, decision: AdmissionDecision) -> dict[str, int]:
@@ -144,12 +134,12 @@ class OwnedCounterStore(SqlCounterStore):
                 raise ValueError("an owned counter store keeps no holds")
             self._windows.add(request.rate_key)
         await self._own(
-            key for request in requests for key in (request.cap_key, *_reserved_keys(request))
+            key for request in requests for key in (request.cap_key, *release_keys(request))
         )
         rows = Rows(self._live, self._clock())
         decisions = []
         for request in requests:
-            existed = {key for key in _reserved_keys(request) if rows.live(key) is not None}
+            existed = {key for key in release_keys(request) if rows.live(key) is not None}
             decision = decide(request, rows)
             if decision.admitted:
                 for key, amount in _deltas(request, decision).items():
