@@ -31,7 +31,7 @@ import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from m3o.runtime.counters import CounterStore
@@ -269,12 +269,9 @@ class Holds:
             if _instance(h.hold) == self.instance and h.hold.id not in self._live
         }
         stale, self._orphans = orphans & self._orphans, orphans - self._orphans
-        finished = 0
-        for found in held:
-            if _instance(found.hold) in dead or found.hold.id in stale:
-                if not await self._finish(found):
-                    break
-                finished += 1
+        finished = await self._finish_each(
+            h for h in held if _instance(h.hold) in dead or h.hold.id in stale
+        )
         if finished:
             _log.warning("v1.holds_recovered", count=finished, instances=len(dead), own=len(stale))
         return finished
@@ -287,13 +284,18 @@ class Holds:
         are released, or their events published again (same ids) and settled.
         """
         self._republish = republish
-        finished = 0
-        for found in await self._counters.holds(BOOK):
-            if not await self._finish(found):
-                break
-            finished += 1
+        finished = await self._finish_each(await self._counters.holds(BOOK))
         if finished:
             _log.warning("v1.holds_recovered", count=finished, instances=0, own=0)
+        return finished
+
+    async def _finish_each(self, found: Iterable[Held]) -> int:
+        """Finish each hold in turn until the counter store fails; how many."""
+        finished = 0
+        for one in found:
+            if not await self._finish(one):
+                break
+            finished += 1
         return finished
 
     async def _finish(self, found: Held) -> bool:
