@@ -103,7 +103,10 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         local=LocalForwarder(deps.transport), grpc=GrpcForwarder(), http=HttpForwarder()
     )
     holds = Holds(deps.counters)
-    batcher = AdmissionBatcher(deps.counters, release=holds.release)
+    # With served charges (one process owning the counters) no holds are kept: a release
+    # is the counter store's own, in memory.
+    keeps_holds = deps.served is None
+    batcher = AdmissionBatcher(deps.counters, release=holds.release if keeps_holds else None)
     requests = RequestLog(
         deps.publisher,
         deps.sessions,
@@ -131,7 +134,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
             deps.balances,
             fail_open_free=settings.fail_open_free,
             tier_ttl=settings.key_cache_ttl,
-            holds=None if deps.served is not None else holds,
+            holds=holds if keeps_holds else None,
             units=units,
         ),
         forwarders=forwarders,
@@ -146,14 +149,14 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
 
     async def start() -> None:
         await requests.start()
-        if deps.served is None:
+        if keeps_holds:
             await holds.start(requests.publish)
 
     async def stop() -> None:
         await batcher.drain()
         await calls.drain()
         await requests.stop()
-        if deps.served is None:
+        if keeps_holds:
             await holds.stop()
         await units.close()
         await forwarders.close()
