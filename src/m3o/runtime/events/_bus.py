@@ -116,7 +116,7 @@ class Bus:
         self._renew_every = renew_every
         self._outage_max = outage_backoff_max
         self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
-        self._publisher = TransactionalPublisher(sessions, source.write, self._committed)
+        self._publisher = TransactionalPublisher(sessions, source.write, self.committed)
         self._subs: list[_Subscription] = []
         self._dead_letter_hooks: list[DeadLetterHook] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -248,7 +248,7 @@ class Bus:
             letter = await take_for_replay(session, dead_letter_id)
             await self._source.requeue(session, letter)
         _log.info("events.dead_letter_replayed", id=dead_letter_id, event_id=letter.event_id)
-        self._committed(letter.topic)
+        self.committed(letter.topic)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -258,11 +258,8 @@ class Bus:
         return self._source
 
     def committed(self, topic: str) -> None:
-        """Events of ``topic`` were committed by a writer other than :attr:`publisher`
-        (in a transaction of its own): the consumers are told, as after a publish."""
-        self._committed(topic)
-
-    def _committed(self, topic: str) -> None:
+        """Events of ``topic`` were committed (by :attr:`publisher`, or by a writer of its
+        own in a transaction of its own): the consumers are told."""
         self._source.wake(topic)
         for sub in self._subs:
             if sub.topic == topic:

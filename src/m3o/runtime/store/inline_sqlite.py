@@ -189,9 +189,7 @@ class InlineConnection:
         self._open().create_function(*args, **kwargs)
 
     async def close(self) -> None:
-        connection, self._conn = self._conn, None
-        if connection is not None:
-            connection.close()
+        self.stop()
 
     def stop(self) -> None:
         """Close now (SQLAlchemy's terminate)."""
