@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.serving import ADMIN_PASSWORD, M3O, serve
+from e2e.serving import ADMIN_PASSWORD, serve
 from m3o.runtime.counters.tables import counters
 from m3o.services.usage.counters import TOTAL, monthly_key
 from support.paid_calls import burst, paid_helloworld_customer
-from support.platform import Api, admin_api, until
+from support.platform import Api, admin_api, assert_balances_check, until
 
 pytestmark = pytest.mark.e2e
 
@@ -84,15 +84,7 @@ async def test_serve_killed_mid_burst_charges_every_200_once(tmp_path: Path) -> 
     assert cut > 0, "the kill cut no call short: the test proved nothing"
     assert charged == PRICE * counted == PRICE * calls_in_history, (charged, counted, statuses)
     assert served <= counted <= served + cut, (served, counted, cut)
-    check = subprocess.run(
-        [*M3O, "balance", "check", "--data-dir", str(data_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_balances_check({**env, "M3O_DATA_DIR": str(data_dir)}, tmp_path)
 
 
 async def burst_and_kill(
