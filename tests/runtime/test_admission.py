@@ -717,6 +717,86 @@ async def test_admit_many_decides_each_project_on_its_own(subject: Subject) -> N
     assert await store.get_many(["total", "total2", "rate", "rate2"]) == [2, 0, 3, 0]
 
 
+async def test_a_batch_decides_and_counts_as_its_admissions_one_by_one(
+    subject: Subject,
+) -> None:
+    # A mixed batch over two projects sharing keys in every way the gateway shares them
+    # (the cap counts the endpoint, free and priced calls, quotas and the rate limit run
+    # out in the middle): the batch's verdicts, charges, rate numbers and counters are
+    # those of the same admissions made one at a time on keys of their own.
+    store = subject.store
+
+    def mixed(prefix: str) -> list[AdmissionRequest]:
+        def one(project: str, **changes: Any) -> AdmissionRequest:
+            named = {f: f"{prefix}{project}{f}" for f in ("rate", "free", "ep", "total")}
+            return call(
+                rate_key=named["rate"],
+                free_key=named["free"],
+                endpoint_key=named["ep"],
+                cap_key=named["ep"],
+                total_key=named["total"],
+                balance_key=f"{prefix}{project}bal",
+                debited_key=f"{prefix}{project}debited",
+                **changes,
+            )
+
+        plans: list[dict[str, Any]] = [
+            {"free_quota": 2, "rate_limit": 9},
+            {"price": 4, "rate_limit": 9},
+            {"price": 4, "endpoint_quota": 2, "rate_limit": 9},
+            {"cap": 5, "price": 3, "rate_limit": 9},
+        ]
+        return [
+            one(project, **plans[(i * 7 + len(project)) % 4])
+            for i in range(14)
+            for project in ("p", "qq")
+        ]
+
+    for prefix in ("one:", "batch:"):
+        await store.set_counter_if_absent(f"{prefix}pbal", 30)
+        await store.set_counter_if_absent(f"{prefix}qqbal", 9)
+    singles = [await store.admit(request) for request in mixed("one:")]
+    batch = await store.admit_many(mixed("batch:"))
+
+    def seen(decision: AdmissionDecision) -> tuple[Any, ...]:
+        return (decision.verdict, decision.charge, decision.debited, decision.rate_remaining)
+
+    assert [seen(d) for d in batch] == [seen(d) for d in singles]
+    assert {d.verdict for d in batch} >= {
+        Verdict.ADMITTED,
+        Verdict.RATE_LIMITED,
+        Verdict.INSUFFICIENT_CREDIT,
+        Verdict.CAP_EXCEEDED,
+    }
+    names = [f"{p}{c}" for p in ("p", "qq") for c in (*COUNTS, "bal")]
+    assert await store.get_many([f"batch:{n}" for n in names]) == await store.get_many(
+        [f"one:{n}" for n in names]
+    )
+
+
+async def test_counters_a_batch_creates_expire_after_the_monthly_ttl(
+    subject: Subject,
+) -> None:
+    store = subject.store
+    await store.set_counter_if_absent("bal", 100)
+    await store.incr("total", 5)
+    decisions = await store.admit_many(
+        [call(monthly_ttl=SHORT), call(monthly_ttl=SHORT, price=7), call(monthly_ttl=SHORT)]
+    )
+    assert all(d.admitted for d in decisions)
+    assert await store.get_many(["free", "ep", "total"]) == [2, 3, 8]
+    await subject.advance(PAST_SHORT)
+    # An existing counter keeps its (lack of) expiry; the balance and debits never expire.
+    assert await counts(store) == {
+        "rate": 3,
+        "free": 0,
+        "ep": 0,
+        "total": 8,
+        "bal": 93,
+        "debited": 7,
+    }
+
+
 async def test_admit_many_of_nothing_is_nothing(subject: Subject) -> None:
     assert await subject.store.admit_many([]) == []
 

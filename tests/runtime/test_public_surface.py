@@ -128,7 +128,6 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "release_keys",
     ],
     "m3o.runtime.counters.admission_redis": [
-        "ADMIT",
         "ADMIT_MANY",
         "COMMIT_MANY",
         "RELEASE",

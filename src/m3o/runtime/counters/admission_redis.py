@@ -1,9 +1,10 @@
 """Admission on the Redis counter store: the rules of :mod:`m3o.runtime.counters.admission` as Lua.
 
-One script run is one admission, atomic in Redis; ``admit_many`` runs ``ADMIT_MANY``, the
-same rules for each admission of the batch in turn in one script run (so each sees what the
-ones before reserved, and the client packs and parses one command, not one per call).
-Each script reads first and writes only once the verdict is known, so a refused call
+``ADMIT_MANY`` decides a batch of admissions (one, for ``admit``) in one script run, atomic
+in Redis: each sees what the ones before it reserved, the client packs and parses one
+command, and Redis reads each key the batch touches once and writes it once, so a batch of
+calls of one project costs about as many commands as a single call.
+The script reads first and writes only once the verdicts are known, so a refused call
 writes nothing but its rate hit, and ``BALANCE_UNKNOWN`` and ``CAP_UNKNOWN`` not even that.
 Counters an admission creates get the request's ``monthly_ttl`` (the rate window:
 ``rate_window``; cumulative debits: no expiry); counters that exist keep theirs.
@@ -28,7 +29,6 @@ from m3o.runtime.counters.admission import (
 )
 
 __all__ = [
-    "ADMIT",
     "ADMIT_MANY",
     "COMMIT_MANY",
     "RELEASE",
@@ -37,20 +37,67 @@ __all__ = [
     "release_arguments",
 ]
 
-# KEYS: rate, cap, free, endpoint, total, balance, debited, book of holds.
-# ARGV: rate limit, rate window ms, cap (-1: none), price, free quota, endpoint quota,
-# monthly ttl ms, hold id ('' for none: the book key is then unused), 1 when the cap key
-# holds reported units (missing: unknown) else 0.
-# An admitted call with a hold is written in the book (hold id -> what a release needs) in
-# the same run as its reservation.
-# Returns {verdict, charge kind, debited, window count, window ms left}; verdict 0
-# admitted, 1 rate limited, 2 cap exceeded, 3 insufficient credit, 4 balance unknown,
-# 5 cap unknown;
-# charge kind 0 none, 1 free, 2 zero, 3 the price.
-_ADMIT_FUNCTION = """
+# KEYS: for each admission in turn, its rate, cap, free, endpoint, total, balance, debited
+# and book-of-holds keys (8). ARGV: for each in turn, its rate limit, rate window ms, cap
+# (-1: none), price, free quota, endpoint quota, monthly ttl ms, hold id ('' for none: the
+# book key is then unused), 1 when the cap key holds reported units (missing: unknown)
+# else 0 (9).
+# The admissions are decided in order, each seeing what the ones before it reserved: one
+# atomic step for all. An admitted call with a hold is written in its book (hold id -> what
+# a release needs) in the same run as its reservation.
+# The batch keeps its own view of the keys it touches: each is read at most once (a
+# counter only counted is not read at all), and each is written once at the end with what
+# the batch added, so Redis runs a handful of commands per batch, not per admission.
+# Returns five numbers per admission in turn: verdict, charge kind, debited, window count,
+# window ms left. Verdict 0 admitted, 1 rate limited, 2 cap exceeded, 3 insufficient
+# credit, 4 balance unknown, 5 cap unknown; charge kind 0 none, 1 free, 2 zero, 3 the price.
+ADMIT_MANY = """
+local value, existed, added, order, life = {}, {}, {}, {}, {}
+local windows, window_order = {}, {}
+local books, book_order = {}, {}
+
+-- A counter as the batch sees it: read once; what the batch added is on top.
+local function read(key)
+  if value[key] == nil then
+    local found = redis.call('GET', key)
+    existed[key] = found ~= false
+    value[key] = (tonumber(found) or 0) + (added[key] or 0)
+  end
+  return value[key]
+end
+-- Add to a counter, written at the end. ttl: the expiry of a counter this batch creates
+-- (nil: none).
+local function add(key, amount, ttl)
+  if added[key] == nil then
+    added[key] = 0
+    order[#order + 1] = key
+    life[key] = ttl
+  end
+  added[key] = added[key] + amount
+  if value[key] ~= nil then
+    value[key] = value[key] + amount
+  end
+end
+-- A rate window: a window starts with its first hit; a key without expiry (not a window)
+-- starts one too.
+local function window(key, ms)
+  local w = windows[key]
+  if w == nil then
+    local left = redis.call('PTTL', key)
+    w = {fresh = left < 0, left = left, used = 0, hits = 0, ms = ms}
+    if w.fresh then
+      w.left = ms
+    else
+      w.used = tonumber(redis.call('GET', key)) or 0
+    end
+    windows[key] = w
+    window_order[#window_order + 1] = key
+  end
+  return w
+end
+
 local function admit(K, A)
   local limit = tonumber(A[1])
-  local window = tonumber(A[2])
   local cap = tonumber(A[3])
   local price = tonumber(A[4])
   local free_quota = tonumber(A[5])
@@ -58,42 +105,20 @@ local function admit(K, A)
   local monthly = tonumber(A[7])
 
   if limit <= 0 then
-    return {1, 0, 0, 0, window}
+    return {1, 0, 0, 0, tonumber(A[2])}
   end
-  -- A window starts with its first hit; a key without expiry (not a window) starts one too.
-  local left = redis.call('PTTL', K[1])
-  local used = 0
-  local fresh = left < 0
-  if fresh then
-    left = window
-  else
-    used = tonumber(redis.call('GET', K[1])) or 0
+  local w = window(K[1], tonumber(A[2]))
+  if w.used >= limit then
+    return {1, 0, 0, w.used, w.left}
   end
-  if used >= limit then
-    return {1, 0, 0, used, left}
-  end
-
   local function hit()
-    if fresh then
-      redis.call('SET', K[1], 1, 'PX', window)
-    else
-      redis.call('INCR', K[1])
-    end
-    return used + 1
-  end
-  local function value(key)
-    return tonumber(redis.call('GET', key)) or 0
-  end
-  -- One command for a counter that exists (the common case); a 1 with no expiry is one
-  -- this call made (or one found at 0 with none), which gets the month's.
-  local function count(key)
-    if redis.call('INCR', key) == 1 and redis.call('PTTL', key) == -1 then
-      redis.call('PEXPIRE', key, monthly)
-    end
+    w.used = w.used + 1
+    w.hits = w.hits + 1
+    return w.used
   end
   local function count_call()
-    count(K[5])
-    count(K[4])
+    add(K[5], 1, monthly)
+    add(K[4], 1, monthly)
   end
   local function held(kind, debited)
     if A[8] ~= '' then
@@ -101,62 +126,55 @@ local function admit(K, A)
       if kind == 1 then
         record.f = 1
       end
-      redis.call('HSET', K[8], A[8], cjson.encode(record))
+      local book = books[K[8]]
+      if book == nil then
+        book = {}
+        books[K[8]] = book
+        book_order[#book_order + 1] = K[8]
+      end
+      book[#book + 1] = A[8]
+      book[#book + 1] = cjson.encode(record)
     end
-    return {0, kind, debited, hit(), left}
+    return {0, kind, debited, hit(), w.left}
   end
 
   if cap == 0 then
-    return {2, 0, 0, hit(), left}
+    return {2, 0, 0, hit(), w.left}
   end
   if cap > 0 then
-    local units = redis.call('GET', K[2])
-    if not units and A[9] == '1' then
-      return {5, 0, 0, used, left}
+    local units = read(K[2])
+    if not existed[K[2]] and A[9] == '1' then
+      return {5, 0, 0, w.used, w.left}
     end
-    if (tonumber(units) or 0) >= cap then
-      return {2, 0, 0, hit(), left}
+    if units >= cap then
+      return {2, 0, 0, hit(), w.left}
     end
   end
   if price == 0 then
-    if value(K[3]) < free_quota then
-      count(K[3])
+    if read(K[3]) < free_quota then
+      add(K[3], 1, monthly)
       count_call()
       return held(1, 0)
     end
     price = 1
   end
-  if endpoint_quota > 0 and value(K[4]) < endpoint_quota then
+  if endpoint_quota > 0 and read(K[4]) < endpoint_quota then
     count_call()
     return held(2, 0)
   end
-  local balance = redis.call('GET', K[6])
-  if not balance then
-    return {4, 0, 0, used, left}
+  local balance = read(K[6])
+  if not existed[K[6]] then
+    return {4, 0, 0, w.used, w.left}
   end
-  if tonumber(balance) < price then
-    return {3, 0, 0, hit(), left}
+  if balance < price then
+    return {3, 0, 0, hit(), w.left}
   end
-  redis.call('DECRBY', K[6], price)
-  redis.call('INCRBY', K[7], price)
+  add(K[6], -price, nil)
+  add(K[7], price, nil)
   count_call()
   return held(3, price)
 end
-"""
 
-ADMIT = (
-    _ADMIT_FUNCTION
-    + """
-return admit(KEYS, ARGV)
-"""
-)
-
-# KEYS and ARGV: those of ADMIT for each admission in turn (8 keys, 9 arguments each).
-# Returns the five numbers of each reply in turn. One run, so one atomic step for all:
-# each admission sees what the ones before it reserved.
-ADMIT_MANY = (
-    _ADMIT_FUNCTION
-    + """
 local out = {}
 for i = 0, #KEYS / 8 - 1 do
   local K, A = {}, {}
@@ -171,9 +189,39 @@ for i = 0, #KEYS / 8 - 1 do
     out[i * 5 + j] = reply[j]
   end
 end
+
+-- The writes, once per key. A counter created here gets its expiry; one that exists keeps
+-- its own (a 1 with no expiry found by a counter never read is one this batch made, or
+-- one found at 0 with none, which gets it too).
+for _, key in ipairs(window_order) do
+  local w = windows[key]
+  if w.hits > 0 then
+    if w.fresh then
+      redis.call('SET', key, w.used, 'PX', w.ms)
+    else
+      redis.call('INCRBY', key, w.hits)
+    end
+  end
+end
+for _, key in ipairs(order) do
+  local amount = added[key]
+  if amount ~= 0 then
+    local now = redis.call('INCRBY', key, amount)
+    local ttl = life[key]
+    if ttl ~= nil and (existed[key] == false
+        or (now == amount and redis.call('PTTL', key) == -1)) then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
+for _, book in ipairs(book_order) do
+  local fields = books[book]
+  for at = 1, #fields, 500 do
+    redis.call('HSET', book, unpack(fields, at, math.min(at + 499, #fields)))
+  end
+end
 return out
 """
-)
 
 # KEYS: free, endpoint, total, balance, debited, book. ARGV: 1 if the call was free,
 # debited, hold id ('' for none). With a hold, nothing is undone unless the hold was still
@@ -214,21 +262,49 @@ return 1
 
 # KEYS: the book of each hold in turn. ARGV: hold id, note, for each in turn. A hold still
 # in its book gets the note (once: a second commit keeps the first note); returns 1 for
-# each hold found, 0 for one that is gone (released).
+# each hold found, 0 for one that is gone (released). Each book is read with one HMGET and
+# written with one HSET (per 500 holds).
 COMMIT_MANY = """
-local out = {}
+local places, book_order = {}, {}
 for i = 1, #KEYS do
-  local id = ARGV[i * 2 - 1]
-  local found = redis.call('HGET', KEYS[i], id)
-  if found then
-    local record = cjson.decode(found)
-    if record.s == nil then
-      record.s = ARGV[i * 2]
-      redis.call('HSET', KEYS[i], id, cjson.encode(record))
+  if places[KEYS[i]] == nil then
+    places[KEYS[i]] = {}
+    book_order[#book_order + 1] = KEYS[i]
+  end
+  local list = places[KEYS[i]]
+  list[#list + 1] = i
+end
+local out = {}
+for _, book in ipairs(book_order) do
+  local list = places[book]
+  for first = 1, #list, 500 do
+    local ids, writes, noted = {}, {}, {}
+    local last = math.min(first + 499, #list)
+    for j = first, last do
+      ids[#ids + 1] = ARGV[list[j] * 2 - 1]
     end
-    out[i] = 1
-  else
-    out[i] = 0
+    local found = redis.call('HMGET', book, unpack(ids))
+    for j = first, last do
+      local i = list[j]
+      local record = found[j - first + 1]
+      out[i] = 0
+      if record then
+        out[i] = 1
+        local id = ARGV[i * 2 - 1]
+        if not noted[id] then
+          noted[id] = true
+          local decoded = cjson.decode(record)
+          if decoded.s == nil then
+            decoded.s = ARGV[i * 2]
+            writes[#writes + 1] = id
+            writes[#writes + 1] = cjson.encode(decoded)
+          end
+        end
+      end
+    end
+    if #writes > 0 then
+      redis.call('HSET', book, unpack(writes))
+    end
   end
 end
 return out

@@ -32,7 +32,6 @@ from m3o.runtime.counters.admission import (
     held_from_record,
 )
 from m3o.runtime.counters.admission_redis import (
-    ADMIT,
     ADMIT_MANY,
     COMMIT_MANY,
     RELEASE,
@@ -137,7 +136,6 @@ class RedisCounterStore:
         self._incr_many_script = client.register_script(_INCR_MANY)
         self._hit_script = client.register_script(_HIT)
         self._incr_existing_script = client.register_script(_INCR_EXISTING)
-        self._admit_script = client.register_script(ADMIT)
         self._admit_many_script = client.register_script(ADMIT_MANY)
         self._release_script = client.register_script(RELEASE)
         self._commit_many_script = client.register_script(COMMIT_MANY)
@@ -245,10 +243,7 @@ class RedisCounterStore:
         )
 
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
-        keys, arguments = admit_arguments(request, self._key, _ms)
-        async with self._call():
-            reply: Any = await self._admit_script(keys=keys, args=arguments)
-        return decision_from_reply(request, reply)
+        return (await self.admit_many([request]))[0]
 
     async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
         if not requests:
