@@ -3,6 +3,9 @@ down, and no event reaches a stream twice."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 import pytest
 import redis.asyncio as aioredis
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -87,6 +90,25 @@ async def test_an_event_appended_before_a_failure_is_not_appended_again_from_the
     await relay.append_now(envelopes[:2])  # these made it, but the caller saw a failure
     async with transaction(sessions) as session:
         await relay.write_unsent(session, envelopes)
+    await relay.flush()
+
+    entries = await redis.xrange(STREAM)
+    assert [fields[b"id"].decode() for _, fields in entries] == [e.id for e in envelopes]
+    assert await _outbox_rows(sessions) == 0
+
+
+async def test_an_event_appended_again_is_not_appended_twice_in_one_batch_or_two(
+    sessions: SessionFactory, redis: aioredis.Redis
+) -> None:
+    # As a gateway recovering a crashed one publishes its events again; the events'
+    # times fall in two different minutes, so their markers are in two hashes.
+    relay = Relay(sessions, redis)
+    envelopes = [Envelope.wrap(TOPIC, signup(f"c{n}")) for n in range(4)]
+    envelopes[1] = dataclasses.replace(envelopes[1], time=envelopes[1].time - timedelta(minutes=3))
+    await relay.append_now(envelopes[:2])
+    await relay.append_now([envelopes[1], envelopes[2], envelopes[2], *envelopes])
+    async with transaction(sessions) as session:
+        await relay.write_unsent(session, envelopes[1:])
     await relay.flush()
 
     entries = await redis.xrange(STREAM)

@@ -3,10 +3,11 @@
 Publishing writes ``runtime_event_outbox`` rows in the caller's transaction. The relay
 locks a batch of rows (``FOR UPDATE SKIP LOCKED``, so the relays of many processes share
 the work), appends them to their topics' streams ``m3o:events:<topic>`` (one script run
-for the batch) and deletes the rows in the same transaction. Each append first sets a
-marker key for its row, so a row appended but not deleted (the database commit failed)
-is not appended twice within ``dedupe_ttl``. Nothing committed is lost: a row leaves the
-outbox only after Redis has it. Streams are trimmed to ``retention``.
+for the batch) and deletes the rows in the same transaction. Each append records a marker
+for its row (its id, in a hash per minute of event time), so a row appended but not deleted
+(the database commit failed) is not appended twice within ``dedupe_ttl``. Nothing
+committed is lost: a row leaves the outbox only after Redis has it. Streams are trimmed to
+``retention``.
 """
 
 from __future__ import annotations
@@ -27,31 +28,76 @@ from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 
-__all__ = ["Relay", "entry_fields", "marker_key", "stream_key"]
+__all__ = ["Relay", "entry_fields", "marker_bucket", "stream_key"]
 
 _log = get_logger(__name__)
 
-# KEYS: stream, marker, for each entry in turn. ARGV: marker ttl (s), min id kept, then
-# for each entry the number of its field/values and those. One run appends them all.
+# KEYS: stream, marker bucket, for each entry in turn. ARGV: marker ttl (s), min id kept,
+# then for each entry its marker, the number of its field/values and those. One run appends
+# every entry whose marker is in neither its bucket nor earlier in the batch, and records
+# the markers: one HMGET, one HSET and one EXPIRE per bucket (per 500 markers), not a
+# command per entry besides its XADD.
 _APPEND_MANY = """
+local entries, buckets, bucket_order = {}, {}, {}
 local at = 3
 for i = 1, #KEYS, 2 do
-  local count = tonumber(ARGV[at])
-  if redis.call('SET', KEYS[i + 1], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[i], 'MINID', '~', ARGV[2], '*', unpack(ARGV, at + 1, at + count))
+  local count = tonumber(ARGV[at + 1])
+  local entry = {stream = KEYS[i], bucket = KEYS[i + 1], marker = ARGV[at],
+                 first = at + 2, last = at + 1 + count}
+  entries[#entries + 1] = entry
+  if buckets[entry.bucket] == nil then
+    buckets[entry.bucket] = {markers = {}, seen = {}, added = {}}
+    bucket_order[#bucket_order + 1] = entry.bucket
   end
-  at = at + 1 + count
+  local markers = buckets[entry.bucket].markers
+  markers[#markers + 1] = entry.marker
+  at = at + 2 + count
+end
+for _, key in ipairs(bucket_order) do
+  local bucket = buckets[key]
+  for first = 1, #bucket.markers, 500 do
+    local chunk = {unpack(bucket.markers, first, math.min(first + 499, #bucket.markers))}
+    local found = redis.call('HMGET', key, unpack(chunk))
+    for j, marker in ipairs(chunk) do
+      if found[j] then
+        bucket.seen[marker] = true
+      end
+    end
+  end
+end
+for _, entry in ipairs(entries) do
+  local bucket = buckets[entry.bucket]
+  if not bucket.seen[entry.marker] then
+    bucket.seen[entry.marker] = true
+    redis.call('XADD', entry.stream, 'MINID', '~', ARGV[2], '*',
+               unpack(ARGV, entry.first, entry.last))
+    bucket.added[#bucket.added + 1] = entry.marker
+    bucket.added[#bucket.added + 1] = '1'
+  end
+end
+for _, key in ipairs(bucket_order) do
+  local added = buckets[key].added
+  if #added > 0 then
+    for first = 1, #added, 1000 do
+      redis.call('HSET', key, unpack(added, first, math.min(first + 999, #added)))
+    end
+    redis.call('EXPIRE', key, ARGV[1], 'NX')
+  end
 end
 return 0
 """
+
+MARKER_BUCKET = 60
+"""Seconds of event time whose markers share one hash (``m3o:events-relayed:<minute>``)."""
 
 
 def stream_key(topic: str) -> str:
     return f"m3o:events:{topic}"
 
 
-def marker_key(row_id: str) -> str:
-    return f"m3o:events-relayed:{row_id}"
+def marker_bucket(time: datetime) -> str:
+    """The hash holding the markers of events of ``time``'s minute."""
+    return f"m3o:events-relayed:{int(time.timestamp()) // MARKER_BUCKET}"
 
 
 class Relay:
@@ -92,7 +138,7 @@ class Relay:
         Raises what Redis raised, or TimeoutError after ``call_timeout``.
         """
         await self._append_all(
-            (envelope.topic, envelope.id, entry_fields(envelope.id, envelope, None))
+            (envelope.topic, envelope.id, envelope.time, entry_fields(envelope.id, envelope, None))
             for envelope in envelopes
         )
 
@@ -143,17 +189,20 @@ class Relay:
     def wake(self) -> None:
         self._woken.set()
 
-    async def _append_all(self, entries: Iterable[tuple[str, str, list[str | bytes]]]) -> None:
-        """Append each (topic, marker id, fields) entry to its topic's stream unless its
-        marker is set (then set it), all in one script run within ``call_timeout``."""
+    async def _append_all(
+        self, entries: Iterable[tuple[str, str, datetime, list[str | bytes]]]
+    ) -> None:
+        """Append each (topic, marker, event time, fields) entry to its topic's stream unless
+        its marker is recorded (then record it), all in one script run within
+        ``call_timeout``. Markers are kept ``dedupe_ttl`` past their minute's end."""
         keep_from = datetime.now(UTC) - self._retention
         min_id = str(int(keep_from.timestamp() * 1000))
-        ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1))
+        ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1) + MARKER_BUCKET)
         keys: list[str] = []
         arguments: list[str | bytes | int] = [ttl, min_id]
-        for topic, marker, fields in entries:
-            keys += [stream_key(topic), marker_key(marker)]
-            arguments += [len(fields), *fields]
+        for topic, marker, time, fields in entries:
+            keys += [stream_key(topic), marker_bucket(time)]
+            arguments += [marker, len(fields), *fields]
         async with asyncio.timeout(self._timeout):
             await self._append_many(keys=keys, args=arguments)
 
@@ -210,7 +259,7 @@ class Relay:
             if not rows:
                 return 0
             await self._append_all(
-                (row.topic, row.id, entry_fields(row.event_id, row, row.target_group))
+                (row.topic, row.id, row.time, entry_fields(row.event_id, row, row.target_group))
                 for row in rows
             )
             await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
