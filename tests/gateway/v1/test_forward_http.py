@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from gateway.v1.support import CUSTOMER, KEY, Catalog, assert_upstream_span_sent
 from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
+from support.ports import closed_port
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -46,6 +48,17 @@ class Upstream:
             return Response("Traceback: secret stuff", status_code=500)
         if route == "Busy":
             return Response("busy", status_code=503)
+        if route == "Cookie":
+            answer = JSONResponse({"cookie": request.headers.get("cookie", "")})
+            answer.set_cookie("session", "for-one-caller-only")
+            return answer
+        if route == "Zipped":
+            packed = gzip.compress(b'{"message": "unpacked"}')
+            return Response(
+                packed,
+                media_type="application/json",
+                headers={"content-encoding": "gzip"},
+            )
         if route == "Slow":
             await asyncio.sleep(0.5)
             return JSONResponse({})
@@ -101,6 +114,43 @@ async def test_empty_answer_is_an_empty_object(counters: CounterStore, upstream:
     _, response = await _call(counters, upstream, "empty")
     assert response.status_code == 200
     assert response.json() == {}
+
+
+async def test_an_upstreams_cookie_is_never_sent_on_another_call(
+    counters: CounterStore, upstream: Upstream
+) -> None:
+    # By name, not by IP address: a cookie jar may ignore cookies of IP addresses.
+    address = upstream.address.replace("127.0.0.1", "localhost")
+    weather = entry("weather", address, protocol="http")
+    gw = gateway(counters, catalog=Catalog(weather), balances={CUSTOMER: 100})
+    async with gw.http() as http:
+        try:
+            answers = [
+                (await http.post("/v1/weather/cookie", json={}, headers=AUTH)).json()
+                for _ in range(2)
+            ]
+        finally:
+            await gw.v1.calls.forwarders.close()
+    assert answers == [{"cookie": ""}, {"cookie": ""}]
+
+
+async def test_a_compressed_answer_is_passed_on_unpacked(
+    counters: CounterStore, upstream: Upstream
+) -> None:
+    _, response = await _call(counters, upstream, "zipped")
+    assert response.status_code == 200
+    assert response.json() == {"message": "unpacked"}
+
+
+async def test_proxy_settings_of_the_environment_are_not_used(
+    counters: CounterStore, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    _, response = await _call(counters, upstream, "call")
+    assert response.json() == {"message": "Hello Sun"}
 
 
 async def test_upstream_error_document_passes_through_uncharged(

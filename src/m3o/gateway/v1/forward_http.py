@@ -10,6 +10,11 @@ Unary calls only: streaming methods need a gRPC (or local) upstream.
 The client is aiohttp's: under concurrent load it forwards several times more calls per
 second of CPU than httpx's (``benchmarks/gateway.py`` measured 3,700 against 520 calls a
 second with 32 connections on one worker), and forwarding is the gateway's hot path.
+pyreqwest (Rust's reqwest on a thread of its own) was tried too: it costs the event loop's
+thread a fifth of aiohttp's time per call, but handing each answer back across threads
+left the gateway's throughput within 5 % of aiohttp's and added 0.07 ms to a lone call.
+The session keeps no cookies, follows no redirects and ignores the environment's proxy
+settings.
 """
 
 from __future__ import annotations
@@ -91,6 +96,9 @@ class HttpForwarder:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=512, limit_per_host=0),
                 auto_decompress=True,
+                # One session serves every caller: an upstream's cookie for one must never
+                # be sent with another's call.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
