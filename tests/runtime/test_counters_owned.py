@@ -9,12 +9,14 @@ always holds what it must if the process died now (every unserved reservation re
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.counters.admission import FREE, NO_CAP, AdmissionRequest, Verdict
 from m3o.runtime.counters.owned import OwnedCounterStore, RiderWrite
@@ -84,11 +86,13 @@ async def notes(engine: AsyncEngine) -> list[str]:
         return sorted(str(n) for n in (await conn.execute(select(_NOTES.c.note))).scalars())
 
 
-def rider(note: str) -> RiderWrite:
-    async def write(conn: AsyncConnection) -> None:
-        await conn.execute(insert(_NOTES).values(note=note))
+def add_note(db: sqlite3.Connection, note: str) -> None:
+    """A rider's write: on SQLite's own connection, in the group commit's transaction."""
+    db.execute(f"INSERT INTO {_NOTES.name} (note) VALUES (?)", (note,))
 
-    return write
+
+def rider(note: str) -> RiderWrite:
+    return lambda db: add_note(db, note)
 
 
 async def test_admissions_and_releases_write_nothing(
@@ -127,9 +131,9 @@ async def test_calls_served_together_share_one_commit(
         queued.clear()
         taken.append(len(batch))
 
-        async def write(conn: AsyncConnection) -> None:
+        def write(db: sqlite3.Connection) -> None:
             for note in batch:
-                await conn.execute(insert(_NOTES).values(note=note))
+                add_note(db, note)
 
         return write if batch else None
 
@@ -164,8 +168,8 @@ async def test_a_failed_commit_releases_its_calls_and_drops_the_rider(
     await store.set_counter("bal", 1_000)
     [decision] = await store.admit_many([paid()])
 
-    async def failing(conn: AsyncConnection) -> None:
-        await conn.execute(insert(_NOTES).values(note="lost"))
+    def failing(db: sqlite3.Connection) -> None:
+        add_note(db, "lost")
         raise Unavailable("test", "Disk full")
 
     with pytest.raises(Unavailable):
@@ -286,3 +290,30 @@ async def test_a_failed_read_of_keys_is_read_again_by_the_calls_waiting_on_it(
     assert isinstance(first, Unavailable)  # its own read failed
     assert isinstance(second, list) and second[0].admitted  # read again, by itself
     assert await store.get("bal") == 700
+
+
+async def test_the_group_commit_stores_rows_as_the_sql_store_does(engine: AsyncEngine) -> None:
+    # The group commit writes on SQLite's driver directly: its rows must be the ones the
+    # SQL store writes (expiry text included: every store compares it as text).
+    now = datetime(2026, 12, 5, 7, 30, 15, 123456, tzinfo=UTC)
+    owned = OwnedCounterStore(engine, now=lambda: now)
+    shared = SqlCounterStore(engine, now=lambda: now)
+    try:
+        await shared.set_counter("bal", 1_000)
+        call = paid(total_key="by-commit", monthly_ttl=timedelta(hours=1))
+        [decision] = await owned.admit_many([call])
+        await owned.commit_served(call, decision, None)
+        await shared.incr("by-sql", 1, ttl=timedelta(hours=1))
+    finally:
+        await owned.close()
+    async with engine.connect() as conn:
+        rows = {
+            key: (count, text, expires)
+            for key, count, text, expires in await conn.exec_driver_sql(
+                "SELECT key, count, text, expires_at FROM runtime_counters"
+            )
+        }
+    assert rows["by-commit"] == rows["by-sql"] == (1, None, "2026-12-05 08:30:15.123456")
+    assert rows["bal"] == (700, None, None)
+    later = SqlCounterStore(engine, now=lambda: now + timedelta(hours=2))
+    assert await later.get_many(["by-commit", "by-sql"]) == [0, 0]

@@ -4,7 +4,9 @@ acknowledges events that finish together in one statement."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import event as sa_event
@@ -14,10 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events.customers import Event
 from m3o.runtime.events._bus import Bus
+from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events._source import Claim
 from m3o.runtime.events.sqlite import SqlChannel, SqlEventSource
 from m3o.runtime.events.tables import event_log
-from m3o.runtime.store import SessionFactory, create_engine, session_factory, sqlite_url
+from m3o.runtime.store import (
+    SessionFactory,
+    create_engine,
+    session_factory,
+    sqlite_url,
+    transaction,
+)
+from m3o.runtime.store.migrate import upgrade
 from runtime.events_fixtures import Recorder, signup
 
 
@@ -199,3 +209,42 @@ async def test_a_claim_takes_no_more_than_its_limit(sessions: SessionFactory) ->
     assert _customers(await channel.fetch(3, 0)) == ["c0", "c1", "c2"]
     assert _customers(await channel.fetch(3, 0)) == ["c3", "c4", "c5"]
     assert _customers(await channel.fetch(3, 0)) == ["c6", "c7"]
+
+
+async def test_events_written_on_the_driver_are_stored_and_delivered_as_through_sqlalchemy(
+    tmp_path: Path,
+) -> None:
+    # The owned counters' group commit writes request events on SQLite's driver directly.
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
+    try:
+        await upgrade(engine)
+        sessions = session_factory(engine)
+        source = SqlEventSource(sessions)
+        channels = [source.channel("customers", group, "c-1") for group in ("one", "two")]
+        for channel in channels:
+            await channel.setup(from_beginning=False)
+        at = datetime(2026, 12, 4, 9, 30, 1, 5, tzinfo=timezone(timedelta(hours=2)))
+        by_driver = [
+            dataclasses.replace(Envelope.wrap("customers", signup(f"d{n}")), time=at)
+            for n in range(3)
+        ]
+        by_session = dataclasses.replace(Envelope.wrap("customers", signup("s")), time=at)
+        with sqlite3.connect(tmp_path / "log.db") as db:
+            SqlEventSource.write_on_driver(db, by_driver)
+        with sqlite3.connect(tmp_path / "log.db") as db:  # again: already logged, not delivered
+            SqlEventSource.write_on_driver(db, by_driver[:1])
+        async with transaction(sessions) as session:
+            await source.write(session, [by_session])
+
+        for channel in channels:
+            claims = await channel.fetch(10, 0)
+            ids = sorted(c.delivery.decode(Event).customer.id for c in claims)
+            assert ids == ["d0", "d1", "d2", "s"]  # one time: no order among them
+            assert {c.delivery.time for c in claims} == {at}
+        async with engine.connect() as conn:
+            stored = {
+                str(t) for (t,) in await conn.exec_driver_sql("SELECT time FROM runtime_event_log")
+            }
+        assert stored == {"2026-12-04 07:30:01.000005"}
+    finally:
+        await engine.dispose()

@@ -190,7 +190,7 @@ async def _open(
         # database itself.
         await Holds(SqlCounterStore(engine)).finish_all(publisher.publish_envelopes)
         counters = OwnedCounterStore(engine)
-        served = OwnedCharges(counters, log.write_on, bus.committed)
+        served = OwnedCharges(counters, log.write_on_driver, bus.committed)
     else:
         counters = SqlCounterStore(engine)
     local = InProcessTransport()

@@ -4,9 +4,8 @@ store's group commit, before the call is answered."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlite3
+from collections.abc import Callable, Sequence
 
 from m3o.events.requests import TOPIC
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
@@ -15,9 +14,9 @@ from m3o.runtime.events import Envelope
 
 __all__ = ["OwnedCharges", "WriteEvents"]
 
-WriteEvents = Callable[[AsyncConnection, Sequence[Envelope]], Awaitable[None]]
-"""Writes events into the event log in the connection's transaction
-(``SqlEventSource.write_on``)."""
+WriteEvents = Callable[[sqlite3.Connection, Sequence[Envelope]], None]
+"""Writes events into the event log in the transaction of SQLite's own connection
+(``SqlEventSource.write_on_driver``)."""
 
 
 class OwnedCharges:
@@ -47,4 +46,4 @@ class OwnedCharges:
         envelopes, self._envelopes = self._envelopes, []
         if not envelopes:
             return None
-        return lambda conn: self._write_events(conn, envelopes)
+        return lambda db: self._write_events(db, envelopes)

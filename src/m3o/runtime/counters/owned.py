@@ -51,11 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters.admission import (
@@ -64,11 +65,18 @@ from m3o.runtime.counters.admission import (
     AdmissionRequest,
     release_keys,
 )
-from m3o.runtime.counters.admission_sqlite import Row, Rows, decide, undo, write_rows
+from m3o.runtime.counters.admission_sqlite import (
+    Row,
+    Rows,
+    decide,
+    undo,
+    write_rows_on_driver,
+)
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.counters.tables import counters
 from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.logging import get_logger
+from m3o.runtime.store.inline_sqlite import InlineConnection
 
 __all__ = ["DEFAULT_MAX_OWNED", "OwnedCounterStore", "Rider", "RiderWrite"]
 
@@ -80,8 +88,8 @@ DEFAULT_MAX_OWNED = 200_000
 """Owned keys kept in memory before those with nothing pending are given back."""
 _RETRY_MAX = 5.0
 
-RiderWrite = Callable[[AsyncConnection], Awaitable[None]]
-"""What a rider writes in a group commit's transaction."""
+RiderWrite = Callable[[sqlite3.Connection], None]
+"""What a rider writes in a group commit's transaction, on SQLite's own connection."""
 Rider = Callable[[], RiderWrite | None]
 """Called when a group commit starts (nothing awaited since it took its served calls):
 returns what to write in the commit's transaction, or None."""
@@ -387,10 +395,10 @@ class OwnedCounterStore(SqlCounterStore):
         now = self._clock()
         rows = {key: self._committed_row(key, now) for key in keys}
         try:
-            async with self._transaction() as conn:
-                await self._write(conn, rows, now)
+            async with self._driver_transaction() as db:
+                await db.run(lambda conn: self._write(conn, rows, now))
                 for write in writes:
-                    await write(conn)
+                    await db.run(write)
         except BaseException as exc:
             self._dirty |= keys
             for request, decision in served:
@@ -412,17 +420,42 @@ class OwnedCounterStore(SqlCounterStore):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _write(
-        self, conn: AsyncConnection, rows: Mapping[str, Row | None], now: datetime
-    ) -> None:
+    @staticmethod
+    def _write(db: sqlite3.Connection, rows: Mapping[str, Row | None], now: datetime) -> None:
         present = {key: row for key, row in rows.items() if row is not None}
-        absent = [key for key, row in rows.items() if row is None]
-        if absent:
-            await conn.execute(delete(counters).where(_T.key.in_(absent)))
-        if present:
-            written = Rows(dict(present), now)
-            written.changed.update(present)
-            await write_rows(conn, self._insert, written)
+        written = Rows(dict(present), now)
+        written.changed.update(present)
+        write_rows_on_driver(db, written, absent=[k for k, row in rows.items() if row is None])
+
+    @contextlib.asynccontextmanager
+    async def _driver_transaction(self) -> AsyncIterator[InlineConnection]:
+        """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on the engine's connection, its statements
+        sent to SQLite's driver directly: a group commit of one call took 0.5 ms through
+        SQLAlchemy's execution layer, of which SQLite's own work was a small part."""
+        async with self._turn, self._engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            if not isinstance(raw, InlineConnection):
+                raise TypeError("owned counters need the engine's inline SQLite connections")
+            await raw.run(_begin)
+            try:
+                yield raw
+                await raw.run(_commit)
+            except BaseException:
+                await raw.run(_rollback)
+                raise
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    db.execute("COMMIT")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,6 +152,23 @@ class SqlEventSource:
         if not fresh:
             return
         await conn.execute(deliver, {"fresh_ids": fresh})
+
+    @staticmethod
+    def write_on_driver(db: sqlite3.Connection, envelopes: Sequence[Envelope]) -> None:
+        """:meth:`write_on` on SQLite's own connection, inside its transaction: the same two
+        statements (the events, returning the ids that were new; a delivery per new id and
+        group of its topic) without SQLAlchemy's execution layer, for the owned counter
+        store's group commit. Tell the bus once it commits."""
+        fresh: list[str] = []
+        for first in range(0, len(envelopes), _DRIVER_ROWS):
+            part = envelopes[first : first + _DRIVER_ROWS]
+            values = [value for envelope in part for value in _driver_log_row(envelope)]
+            marks = ", ".join([_LOG_MARKS] * len(part))
+            added = db.execute(_ADD_SQL.format(rows=marks), values).fetchall()
+            fresh += [str(row[0]) for row in added]
+        for first in range(0, len(fresh), _DRIVER_ROWS):
+            ids = fresh[first : first + _DRIVER_ROWS]
+            db.execute(_DELIVER_SQL.format(ids=", ".join("?" * len(ids))), ids)
 
     def channel(self, topic: str, group: str, consumer: str) -> SqlChannel:
         made = SqlChannel(
@@ -456,6 +474,40 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
     )
     read = select(event_log).where(event_log.c.id.in_(bindparam("claim_ids", expanding=True)))
     return lease, read
+
+
+_SQLITE = sqlite.dialect()
+_STORED_TIME: Callable[[Any], Any] | None = event_log.c.time.type.dialect_impl(
+    _SQLITE
+).bind_processor(_SQLITE)
+"""An event's time as SQLAlchemy stores it in SQLite (UTC, its fixed text form)."""
+_DRIVER_ROWS = 500
+"""Events per statement on the driver: well under SQLite's limit of bound parameters."""
+_LOG_MARKS = "(?, ?, ?, ?, ?, ?)"
+# The tables' names come from the schema and every value is bound (hence the noqa).
+_ADD_SQL = (
+    f"INSERT INTO {event_log.name} "  # noqa: S608
+    "(id, topic, type_name, time, payload, traceparent) "
+    "VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_DELIVER_SQL = (
+    f"INSERT INTO {deliveries.name} "  # noqa: S608
+    "(topic, group_name, event_id, attempts, available_at) "
+    f"SELECT g.topic, g.group_name, l.id, 0, l.time FROM {groups.name} AS g "
+    f"JOIN {event_log.name} AS l ON l.topic = g.topic WHERE l.id IN ({{ids}})"
+)
+
+
+def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
+    time = _STORED_TIME(envelope.time) if _STORED_TIME is not None else envelope.time
+    return (
+        envelope.id,
+        envelope.topic,
+        envelope.type_name,
+        time,
+        envelope.payload,
+        envelope.traceparent or None,
+    )
 
 
 @functools.cache

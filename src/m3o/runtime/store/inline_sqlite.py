@@ -25,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.logging import get_logger
@@ -37,6 +37,7 @@ _log = get_logger(__name__)
 _BUSY_TIMEOUT = re.compile(r"^\s*PRAGMA\s+busy_timeout\s*=\s*(\d+)\s*$", re.IGNORECASE)
 _RETRY_FIRST = 0.001
 _RETRY_MAX = 0.05
+_T = TypeVar("_T")
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -181,6 +182,14 @@ class InlineConnection:
     async def commit(self) -> None:
         connection = self._open()
         await self._retrying.run(connection.commit)
+
+    async def run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` on the driver's own connection, now, waiting (without blocking the loop)
+        while another process holds the database: for a hot path that has no use for
+        SQLAlchemy's execution layer (the owned counters' group commit)."""
+        connection = self._open()
+        result: _T = await self._retrying.run(lambda: work(connection))
+        return result
 
     async def rollback(self) -> None:
         self._open().rollback()
