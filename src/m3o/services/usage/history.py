@@ -6,6 +6,7 @@ the request recorder claims event ids and adds their counts in one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -76,9 +77,29 @@ def is_endpoint_path(path: str) -> bool:
     return bool(api and separator and endpoint)
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
+def _insert_for(dialect: str, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+@functools.cache
+def _claiming(dialect: str) -> Any:
+    """The event ids' insert returning those that were new, built once per dialect (its
+    compiled form is then found by the cache key kept on it, not computed per batch)."""
+    return (
+        _insert_for(dialect, recorded_events)
+        .on_conflict_do_nothing(index_elements=[recorded_events.c.event_id])
+        .returning(recorded_events.c.event_id)
+    )
+
+
+@functools.cache
+def _adding(dialect: str) -> Any:
+    """The history rows' upsert adding counts, built once per dialect."""
+    insert = _insert_for(dialect, history)
+    return insert.on_conflict_do_update(
+        index_elements=[history.c.customer_id, history.c.day, history.c.path],
+        set_={"requests": history.c.requests + insert.excluded.requests},
+    )
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -93,12 +114,8 @@ async def claim_events(session: AsyncSession, event_ids: Iterable[str], now: dat
     finds it taken, so an event is claimed once even when delivered twice at once.
     """
     claimed: set[str] = set()
+    statement = _claiming(session.get_bind().dialect.name)
     for chunk in _chunks(sorted(set(event_ids))):
-        statement = (
-            _insert(session, recorded_events)
-            .on_conflict_do_nothing(index_elements=[recorded_events.c.event_id])
-            .returning(recorded_events.c.event_id)
-        )
         rows = [{"event_id": event_id, "recorded": now} for event_id in chunk]
         claimed.update(str(row[0]) for row in await session.execute(statement, rows))
     return claimed
@@ -115,15 +132,9 @@ async def add_counts(session: AsyncSession, counts: Mapping[CountKey, int]) -> N
         for k, n in sorted(counts.items())
         if n
     ]
+    statement = _adding(session.get_bind().dialect.name)
     for chunk in _chunks(rows):
-        insert = _insert(session, history)
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[history.c.customer_id, history.c.day, history.c.path],
-                set_={"requests": history.c.requests + insert.excluded.requests},
-            ),
-            list(chunk),
-        )
+        await session.execute(statement, list(chunk))
 
 
 async def series(
