@@ -353,6 +353,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "InlineConnection",
         "WalCheckpoints",
         "connect",
+        "stored_by_sqlalchemy",
     ],
     "m3o.runtime.store.migrate": [
         "create_revision",

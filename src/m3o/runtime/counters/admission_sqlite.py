@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from m3o.runtime.counters.admission import (
@@ -44,6 +43,7 @@ from m3o.runtime.counters.admission import (
     Verdict,
 )
 from m3o.runtime.counters.tables import counters
+from m3o.runtime.store.inline_sqlite import stored_by_sqlalchemy
 
 __all__ = [
     "PLACEHOLDER_EXPIRY",
@@ -172,11 +172,7 @@ async def write_rows(conn: AsyncConnection, insert: Any, rows: Rows) -> None:
     await conn.execute(_overwrite(insert), values)
 
 
-_SQLITE = sqlite.dialect()
-_STORED_TIME: Callable[[Any], Any] | None = counters.c.expires_at.type.dialect_impl(
-    _SQLITE
-).bind_processor(_SQLITE)
-"""A datetime as SQLAlchemy stores it in SQLite (so both writers' rows compare alike)."""
+_STORED_EXPIRY = stored_by_sqlalchemy(counters.c.expires_at)
 # The table's name comes from the schema and every value is bound (hence the noqa).
 _OVERWRITE_SQL = (
     f"INSERT INTO {counters.name} "  # noqa: S608
@@ -199,15 +195,13 @@ def write_rows_on_driver(db: sqlite3.Connection, rows: Rows, absent: Iterable[st
         db.execute(_DELETE_SQL.format(marks=", ".join("?" * len(part))), part)
     values = rows.written()
     if values:
-        stored = _STORED_TIME or _as_is
         db.executemany(
             _OVERWRITE_SQL,
-            [(row["key"], row["count"], row["text"], stored(row["expires_at"])) for row in values],
+            [
+                (row["key"], row["count"], row["text"], _STORED_EXPIRY(row["expires_at"]))
+                for row in values
+            ],
         )
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 @functools.cache

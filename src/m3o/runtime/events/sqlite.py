@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,7 @@ from m3o.runtime.events._source import Claim
 from m3o.runtime.events.tables import deliveries, event_log, groups
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
+from m3o.runtime.store.inline_sqlite import stored_by_sqlalchemy
 
 __all__ = ["SqlChannel", "SqlEventSource", "release_claims", "sql_event_bus"]
 
@@ -476,11 +477,7 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
     return lease, read
 
 
-_SQLITE = sqlite.dialect()
-_STORED_TIME: Callable[[Any], Any] | None = event_log.c.time.type.dialect_impl(
-    _SQLITE
-).bind_processor(_SQLITE)
-"""An event's time as SQLAlchemy stores it in SQLite (UTC, its fixed text form)."""
+_STORED_TIME = stored_by_sqlalchemy(event_log.c.time)
 _DRIVER_ROWS = 500
 """Events per statement on the driver: well under SQLite's limit of bound parameters."""
 _LOG_MARKS = "(?, ?, ?, ?, ?, ?)"
@@ -499,12 +496,11 @@ _DELIVER_SQL = (
 
 
 def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
-    time = _STORED_TIME(envelope.time) if _STORED_TIME is not None else envelope.time
     return (
         envelope.id,
         envelope.topic,
         envelope.type_name,
-        time,
+        _STORED_TIME(envelope.time),
         envelope.payload,
         envelope.traceparent or None,
     )

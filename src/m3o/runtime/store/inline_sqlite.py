@@ -27,10 +27,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import ColumnElement
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.logging import get_logger
 
-__all__ = ["InlineConnection", "WalCheckpoints", "connect"]
+__all__ = ["InlineConnection", "WalCheckpoints", "connect", "stored_by_sqlalchemy"]
 
 _log = get_logger(__name__)
 
@@ -45,6 +48,21 @@ def _busy(error: sqlite3.OperationalError) -> bool:
         sqlite3.SQLITE_BUSY,
         sqlite3.SQLITE_LOCKED,
     ) or str(error).startswith("database is locked")
+
+
+_SQLITE = sqlite_dialect.dialect()
+
+
+def stored_by_sqlalchemy(column: ColumnElement[Any]) -> Callable[[Any], Any]:
+    """How SQLAlchemy binds ``column``'s values for SQLite (a datetime: UTC in its fixed text
+    form), for statements sent to the driver directly: rows written either way compare
+    alike in SQL and read back alike."""
+    process = column.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+    return process if process is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 class _Retrying:
