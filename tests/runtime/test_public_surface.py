@@ -142,8 +142,10 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "admission_keys",
         "decide",
         "lock_rows",
+        "stored_utc",
         "undo",
         "write_rows",
+        "write_rows_on_driver",
     ],
     "m3o.runtime.counters.owned": [
         "DEFAULT_MAX_OWNED",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,8 +52,10 @@ __all__ = [
     "admission_keys",
     "decide",
     "lock_rows",
+    "stored_utc",
     "undo",
     "write_rows",
+    "write_rows_on_driver",
 ]
 
 _T = counters.c
@@ -158,7 +160,7 @@ async def lock_rows(conn: AsyncConnection, insert: Any, keys: Iterable[str], now
         {"key": key, "count": 0, "text": None, "expires_at": PLACEHOLDER_EXPIRY} for key in ordered
     ]
     rows = {
-        str(key): Row(int(count), None if expires_at is None else _as_utc(expires_at))
+        str(key): Row(int(count), None if expires_at is None else stored_utc(expires_at))
         for key, count, expires_at in await conn.execute(statement, placeholders)
     }
     return Rows(rows, now)
@@ -185,21 +187,23 @@ _MAX_MARKS = 500
 """Keys per ``DELETE``: well under SQLite's limit of bound parameters."""
 
 
-def write_rows_on_driver(db: sqlite3.Connection, rows: Rows, absent: Iterable[str]) -> None:
-    """:func:`write_rows`, and the deletion of the ``absent`` keys' rows, on SQLite's own
-    connection inside its transaction: the same upsert without SQLAlchemy's execution layer
-    (the owned store's group commit, where that layer cost most of a commit)."""
+def write_rows_on_driver(
+    db: sqlite3.Connection, present: Mapping[str, Row], absent: Iterable[str]
+) -> None:
+    """The upsert of :func:`write_rows` for the ``present`` rows, and the deletion of the
+    ``absent`` keys' rows, on SQLite's own connection inside its transaction: without
+    SQLAlchemy's execution layer (the owned store's group commit, where that layer cost
+    most of a commit)."""
     gone = sorted(absent)
     for first in range(0, len(gone), _MAX_MARKS):
         part = gone[first : first + _MAX_MARKS]
         db.execute(_DELETE_SQL.format(marks=", ".join("?" * len(part))), part)
-    values = rows.written()
-    if values:
+    if present:
         db.executemany(
             _OVERWRITE_SQL,
             [
-                (row["key"], row["count"], row["text"], _STORED_EXPIRY(row["expires_at"]))
-                for row in values
+                (key, row.count, None, _STORED_EXPIRY(row.expires_at))
+                for key, row in sorted(present.items())
             ],
         )
 
@@ -307,6 +311,7 @@ def _count_call(request: AdmissionRequest, rows: Rows) -> None:
     rows.add(request.endpoint_key, 1, request.monthly_ttl)
 
 
-def _as_utc(value: datetime) -> datetime:
-    """Rows read back from SQLite are naive; every stored time is UTC."""
+def stored_utc(value: datetime) -> datetime:
+    """A time read back from the counters table as UTC-aware (SQLite's come back naive;
+    every stored time is UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -53,7 +53,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,6 +69,7 @@ from m3o.runtime.counters.admission_sqlite import (
     Row,
     Rows,
     decide,
+    stored_utc,
     undo,
     write_rows_on_driver,
 )
@@ -317,7 +318,7 @@ class OwnedCounterStore(SqlCounterStore):
         async with self._transaction() as conn:
             rows = {}
             for key, count, expires_at in await conn.execute(statement):
-                expiry = None if expires_at is None else _as_utc(expires_at)
+                expiry = None if expires_at is None else stored_utc(expires_at)
                 if expiry is None or expiry > now:
                     rows[str(key)] = Row(int(count), expiry)
             return rows
@@ -396,7 +397,7 @@ class OwnedCounterStore(SqlCounterStore):
         rows = {key: self._committed_row(key, now) for key in keys}
         try:
             async with self._driver_transaction() as db:
-                await db.run(lambda conn: self._write(conn, rows, now))
+                await db.run(lambda conn: _write(conn, rows))
                 for write in writes:
                     await db.run(write)
         except BaseException as exc:
@@ -420,13 +421,6 @@ class OwnedCounterStore(SqlCounterStore):
             if not waiter.done():
                 waiter.set_result(None)
 
-    @staticmethod
-    def _write(db: sqlite3.Connection, rows: Mapping[str, Row | None], now: datetime) -> None:
-        present = {key: row for key, row in rows.items() if row is not None}
-        written = Rows(dict(present), now)
-        written.changed.update(present)
-        write_rows_on_driver(db, written, absent=[k for k, row in rows.items() if row is None])
-
     @contextlib.asynccontextmanager
     async def _driver_transaction(self) -> AsyncIterator[InlineConnection]:
         """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on the engine's connection, its statements
@@ -445,6 +439,12 @@ class OwnedCounterStore(SqlCounterStore):
                 raise
 
 
+def _write(db: sqlite3.Connection, rows: Mapping[str, Row | None]) -> None:
+    """Each key's committed value (None: no row)."""
+    present = {key: row for key, row in rows.items() if row is not None}
+    write_rows_on_driver(db, present, absent=[key for key, row in rows.items() if row is None])
+
+
 def _begin(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
 
@@ -456,8 +456,3 @@ def _commit(db: sqlite3.Connection) -> None:
 def _rollback(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         db.execute("ROLLBACK")
-
-
-def _as_utc(value: datetime) -> datetime:
-    """Rows read back from SQLite are naive; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -42,6 +42,7 @@ from m3o.runtime.counters.admission_sqlite import (
     admission_keys,
     decide,
     lock_rows,
+    stored_utc,
     undo,
     write_rows,
 )
@@ -55,11 +56,6 @@ __all__ = ["SqlCounterStore"]
 log = get_logger(__name__)
 
 _T = counters.c
-
-
-def _as_utc(value: datetime) -> datetime:
-    """Rows read back from SQLite are naive; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SqlCounterStore:
@@ -223,14 +219,14 @@ class SqlCounterStore:
         async with self._transaction() as conn:
             row = (await conn.execute(statement)).first()
             if row is not None:
-                return _decision(True, limit, int(row[0]), _as_utc(row[1]), now)
+                return _decision(True, limit, int(row[0]), stored_utc(row[1]), now)
             # Refused: report the full window as it stands (on PostgreSQL a concurrent
             # delete may have removed it since; then it ends now).
             lookup = select(_T.count, _T.expires_at).where(_T.key == key)
             row = (await conn.execute(lookup)).first()
         if row is None or row[1] is None:
             return _decision(False, limit, limit, now, now)
-        return _decision(False, limit, int(row[0]), _as_utc(row[1]), now)
+        return _decision(False, limit, int(row[0]), stored_utc(row[1]), now)
 
     async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
         return (await self.admit_many([request]))[0]
