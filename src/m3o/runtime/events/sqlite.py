@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from m3o.runtime.events import DeadLetter, Delivery
 from m3o.runtime.events._acks import JointAcks, Take
@@ -139,13 +139,7 @@ class SqlEventSource:
         gateway recovering a crashed one publishes the events it may have published
         already, with their ids): publishing it again is harmless, never an error.
         """
-        await self.write_on(await session.connection(), envelopes)
-
-    async def write_on(self, conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
-        """:meth:`write` in ``conn``'s transaction, without a session (the owned counter
-        store's group commit writes request events so: an ORM session around the two
-        statements cost as much as they did). Tell the bus once it commits
-        (:meth:`~m3o.runtime.events._bus.Bus.committed`)."""
+        conn = await session.connection()
         rows = {envelope.id: _log_row(envelope) for envelope in envelopes}
         add, deliver = _writing(conn.dialect.name)
         added = await conn.scalars(add, list(rows.values()))
@@ -156,7 +150,7 @@ class SqlEventSource:
 
     @staticmethod
     def write_on_driver(db: sqlite3.Connection, envelopes: Sequence[Envelope]) -> None:
-        """:meth:`write_on` on SQLite's own connection, inside its transaction: the same two
+        """:meth:`write` on SQLite's own connection, inside its transaction: the same two
         statements (the events, returning the ids that were new; a delivery per new id and
         group of its topic) without SQLAlchemy's execution layer, for the owned counter
         store's group commit. Tell the bus once it commits."""
