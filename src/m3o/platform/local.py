@@ -183,14 +183,13 @@ async def _open(
         released = await release_claims(engine)
         if released:
             _log.warning("serve.claims_released", count=released)
-        publisher, log = bus.publisher, bus.source
+        publisher = bus.publisher
         assert isinstance(publisher, EnvelopePublisher)  # the event log's publisher is
-        assert isinstance(log, SqlEventSource)  # and sql_event_bus's source
         # Before any counter is owned: holds an earlier version left are finished on the
         # database itself.
         await Holds(SqlCounterStore(engine)).finish_all(publisher.publish_envelopes)
         counters = OwnedCounterStore(engine)
-        served = OwnedCharges(counters, log.write_on_driver, bus.committed)
+        served = OwnedCharges(counters, SqlEventSource.write_on_driver, bus.committed)
     else:
         counters = SqlCounterStore(engine)
     local = InProcessTransport()

@@ -252,11 +252,6 @@ class Bus:
 
     # -- internals -------------------------------------------------------------------------
 
-    @property
-    def source(self) -> EventSource:
-        """Where the events are (a backend's own writer may write there directly)."""
-        return self._source
-
     def committed(self, topic: str) -> None:
         """Events of ``topic`` were committed (by :attr:`publisher`, or by a writer of its
         own in a transaction of its own): the consumers are told."""
