@@ -77,3 +77,12 @@ async def test_a_cancelled_commit_fails_the_others_without_cancelling_them() -> 
     with pytest.raises(RuntimeError, match="interrupted"):
         await follower
     assert commits.batches == []
+
+
+async def test_a_batch_of_receipts_joins_the_commit_under_way() -> None:
+    commits = Commits()
+    acks = JointAcks(commits)
+
+    await asyncio.gather(acks.ack("r0"), acks.ack("r1", "r2", "r3"), acks.ack())
+
+    assert commits.batches == [["r0", "r1", "r2", "r3"]]

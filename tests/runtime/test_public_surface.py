@@ -192,6 +192,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "error_id",
     ],
     "m3o.runtime.events": [
+        "BatchHandler",
         "DeadLetter",
         "DeadLetterHook",
         "DeadLettered",
@@ -237,6 +238,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.logging.tracing": [
         "TRACEPARENT",
         "client_span",
+        "consumer_batch_span",
         "consumer_span",
         "current_traceparent",
         "describe_span",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -25,6 +26,7 @@ from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.auth import CallContext
 from m3o.runtime.config import ConfigError, build_config
 from m3o.runtime.errors import BadRequest, Internal
+from m3o.runtime.events import Delivery
 from m3o.runtime.logging.tracing import (
     TRACEPARENT,
     current_traceparent,
@@ -157,6 +159,36 @@ async def test_an_event_is_handled_in_a_consumer_span_linked_to_where_it_was_pub
     # an event published outside any trace starts its own, with nothing to link to
     assert ids(handled[untraced])[0] != context.trace_id
     assert handled[untraced].links == ()
+
+
+async def test_a_batch_is_one_consumer_span_linked_to_where_each_event_was_published(
+    make_bus: MakeBus, spans: InMemorySpanExporter
+) -> None:
+    bus = make_bus()
+    batches: list[list[str]] = []
+
+    async def handle(deliveries: Sequence[Delivery]) -> None:
+        batches.append([d.id for d in deliveries])
+
+    bus.subscribe_batch("customers", "usage-customers", handle, linger=timedelta(seconds=0.5))
+    await bus.start()
+    published = []
+    for name in ("first call", "second call"):
+        with server_span(name, {}, {}) as publishing:
+            assert publishing is not None
+            published.append(publishing.get_span_context())
+            await bus.publisher.publish("customers", signup(name))
+    await bus.publisher.publish("customers", signup("untraced"))
+    await bus.wait_idle()
+
+    assert len(batches) == 1 and len(batches[0]) == 3
+    [consumer] = of_kind(spans, SpanKind.CONSUMER)
+    assert consumer.name == "customers process"
+    assert consumer.parent is None
+    assert (consumer.attributes or {})["messaging.batch.message_count"] == 3
+    assert sorted(link.context.span_id for link in consumer.links) == sorted(
+        context.span_id for context in published
+    )
 
 
 def test_log_lines_inside_a_span_name_its_trace(spans: InMemorySpanExporter) -> None:

@@ -15,6 +15,12 @@ dead-letter store, where operators can list and replay it. Delivery is at least 
 handlers with side effects deduplicate by ``delivery.id``. Events of a topic are not
 promised to arrive in order.
 
+A batch handler (``bus.subscribe_batch``) receives the events claimed together, up to
+``max_batch``, in one call, and the bus acknowledges them together: for consumers whose
+work is one write for many events (counting calls, ``last_seen``, forwarding to an
+analytics API). It returns the events that failed, by id, with their errors (each is
+retried on its own schedule, as above); raising fails the whole batch.
+
 A process owns one :class:`EventBus` (``sql_event_bus(engine)`` or
 ``redis_event_bus(engine, redis)``): services publish through ``bus.publisher``, consumers
 are registered with ``bus.subscribe`` before ``bus.start()``, and ``bus.stop()`` shuts down
@@ -24,7 +30,7 @@ begins with the events published from then on, so start the bus before anything 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -35,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m3o.runtime.events._outbox import Envelope, EnvelopePublisher, event_type_name
 
 __all__ = [
+    "BatchHandler",
     "DeadLetter",
     "DeadLetterHook",
     "DeadLettered",
@@ -68,6 +75,10 @@ class Delivery:
 
 
 EventHandler = Callable[[Delivery], Awaitable[None]]
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Mapping[str, Exception] | None]]
+"""Handles the deliveries of a batch in one go; returns the failed ones' errors by event
+id (None or empty: all handled)."""
 
 
 class Publisher(Protocol):
@@ -154,6 +165,32 @@ class EventBus(Protocol):
         ``max_attempts`` the event becomes a dead letter. ``concurrency`` handlers of this
         subscription run at once. A group created by this call starts with the events
         published from then on, or with every retained event when ``from_beginning``.
+        """
+        ...
+
+    def subscribe_batch(
+        self,
+        topic: str,
+        group: str,
+        handler: BatchHandler,
+        *,
+        max_batch: int = 64,
+        linger: timedelta = timedelta(0),
+        max_attempts: int = 8,
+        backoff_base: timedelta = timedelta(seconds=1),
+        backoff_max: timedelta = timedelta(minutes=5),
+        from_beginning: bool = False,
+    ) -> None:
+        """As :meth:`subscribe`, but ``handler`` receives the events claimed together (at
+        most ``max_batch``; no more than that are handled at once) in one call, and those
+        it handled are acknowledged together. A claim that found fewer waits ``linger``
+        and takes what arrived meanwhile into the same batch.
+
+        Events the handler reports as failed (or every event of the batch, when it raises)
+        are retried one by one, each after its own backoff, and dead-lettered after
+        ``max_attempts``, as with :meth:`subscribe`; a retried event joins whatever batch
+        claims it next. A copy of an event the subscription is handling or has just
+        handled is acknowledged without being handed over.
         """
         ...
 

@@ -21,8 +21,8 @@ still add receipts (later ones start the next batch)."""
 
 
 class _Batch:
-    def __init__(self, receipt: str) -> None:
-        self.receipts = [receipt]
+    def __init__(self, receipts: tuple[str, ...]) -> None:
+        self.receipts = list(receipts)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.done.add_done_callback(_consume_result)
 
@@ -39,13 +39,16 @@ class JointAcks:
         self._commit = commit
         self._open: _Batch | None = None
 
-    async def ack(self, receipt: str) -> None:
+    async def ack(self, *receipts: str) -> None:
+        """Acknowledge ``receipts`` (one or a batch's), joining the commit under way."""
+        if not receipts:
+            return
         joined = self._open
         if joined is not None:
-            joined.receipts.append(receipt)
+            joined.receipts.extend(receipts)
             await asyncio.shield(joined.done)
             return
-        batch = self._open = _Batch(receipt)
+        batch = self._open = _Batch(receipts)
 
         def take() -> list[str]:
             if self._open is batch:

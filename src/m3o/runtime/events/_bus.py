@@ -1,9 +1,10 @@
 """The consumer machinery both event backends share (an :class:`~m3o.runtime.events.EventBus`).
 
 A backend is an :class:`~m3o.runtime.events._source.EventSource`; :class:`Bus` drives its
-channels: one fetch loop per subscription with at most ``concurrency`` handlers running,
-exponential backoff between attempts, dead letters after the last one, lease renewal while
-handlers run, and a graceful stop.
+channels: one fetch loop per subscription with at most ``concurrency`` events being handled
+(one task per event, or one per batch for a batch handler), exponential backoff between
+attempts, dead letters after the last one, lease renewal while handlers run, and a graceful
+stop.
 
 Nothing here ever exits because it has been idle, and nothing retries in a tight loop: a
 failing handler waits its backoff, a failing backend (database or Redis outage) makes the
@@ -18,13 +19,14 @@ import os
 import random
 import socket
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 from m3o.runtime.events import (
+    BatchHandler,
     DeadLetter,
     DeadLettered,
     DeadLetterHook,
@@ -36,7 +38,7 @@ from m3o.runtime.events._dead_letters import describe_failure, list_dead_letters
 from m3o.runtime.events._outbox import TransactionalPublisher, check_name
 from m3o.runtime.events._source import Channel, Claim, EventSource
 from m3o.runtime.logging import get_logger
-from m3o.runtime.logging.tracing import consumer_span, tracing_on
+from m3o.runtime.logging.tracing import consumer_batch_span, consumer_span, tracing_on
 from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = ["Bus", "retry_delay"]
@@ -59,17 +61,23 @@ def retry_delay(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
 class _Subscription:
     topic: str
     group: str
-    handler: EventHandler
+    handler: EventHandler | None
+    batch_handler: BatchHandler | None
+    """One of the two is set."""
     channel: Channel
     max_attempts: int
     backoff_base: timedelta
     backoff_max: timedelta
     concurrency: int
+    """The most events being handled at once (for a batch handler, the largest batch)."""
     from_beginning: bool
+    linger: float = 0.0
     ready: bool = False
-    running: dict[asyncio.Task[None], Claim] = field(default_factory=dict)
+    running: dict[asyncio.Task[None], tuple[Claim, ...]] = field(default_factory=dict)
+    in_flight: int = 0
+    """The claims of ``running``, counted."""
     running_ids: dict[str, int] = field(default_factory=dict)
-    """How many of ``running`` handle each event id (a set, with copies counted)."""
+    """How many of ``running``'s claims are of each event id (a set, with copies counted)."""
     retries: list[datetime] = field(default_factory=list)
     recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,19 +90,21 @@ class _Subscription:
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self.recent or event_id in self.running_ids
 
-    def started(self, task: asyncio.Task[None], claim: Claim) -> None:
-        self.running[task] = claim
-        event_id = claim.delivery.id
-        self.running_ids[event_id] = self.running_ids.get(event_id, 0) + 1
+    def started(self, task: asyncio.Task[None], claims: tuple[Claim, ...]) -> None:
+        self.running[task] = claims
+        self.in_flight += len(claims)
+        for claim in claims:
+            event_id = claim.delivery.id
+            self.running_ids[event_id] = self.running_ids.get(event_id, 0) + 1
 
     def finished(self, task: asyncio.Task[None]) -> None:
-        claim = self.running.pop(task, None)
-        if claim is None:
-            return
-        event_id = claim.delivery.id
-        left = self.running_ids.pop(event_id, 1) - 1
-        if left:
-            self.running_ids[event_id] = left
+        claims = self.running.pop(task, ())
+        self.in_flight -= len(claims)
+        for claim in claims:
+            event_id = claim.delivery.id
+            left = self.running_ids.pop(event_id, 1) - 1
+            if left:
+                self.running_ids[event_id] = left
 
 
 class Bus:
@@ -148,12 +158,66 @@ class Bus:
         concurrency: int = 1,
         from_beginning: bool = False,
     ) -> None:
+        self._add(
+            topic,
+            group,
+            handler,
+            None,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            concurrency=concurrency,
+            from_beginning=from_beginning,
+        )
+
+    def subscribe_batch(
+        self,
+        topic: str,
+        group: str,
+        handler: BatchHandler,
+        *,
+        max_batch: int = 64,
+        linger: timedelta = timedelta(0),
+        max_attempts: int = 8,
+        backoff_base: timedelta = timedelta(seconds=1),
+        backoff_max: timedelta = timedelta(minutes=5),
+        from_beginning: bool = False,
+    ) -> None:
+        if linger < timedelta(0):
+            raise ValueError("linger cannot be negative")
+        self._add(
+            topic,
+            group,
+            None,
+            handler,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            concurrency=max_batch,
+            from_beginning=from_beginning,
+            linger=linger.total_seconds(),
+        )
+
+    def _add(
+        self,
+        topic: str,
+        group: str,
+        handler: EventHandler | None,
+        batch_handler: BatchHandler | None,
+        *,
+        max_attempts: int,
+        backoff_base: timedelta,
+        backoff_max: timedelta,
+        concurrency: int,
+        from_beginning: bool,
+        linger: float = 0.0,
+    ) -> None:
         if self._state != "new":
             raise RuntimeError("subscribe before the bus starts")
         check_name("topic", topic)
         check_name("group", group)
         if max_attempts < 1 or concurrency < 1:
-            raise ValueError("max_attempts and concurrency must be at least 1")
+            raise ValueError("max_attempts and concurrency (max_batch) must be at least 1")
         if any(s.topic == topic and s.group == group for s in self._subs):
             raise ValueError(f"already subscribed to {topic} as {group}")
         self._subs.append(
@@ -161,12 +225,14 @@ class Bus:
                 topic=topic,
                 group=group,
                 handler=handler,
+                batch_handler=batch_handler,
                 channel=self._source.channel(topic, group, self._consumer),
                 max_attempts=max_attempts,
                 backoff_base=backoff_base,
                 backoff_max=backoff_max,
                 concurrency=concurrency,
                 from_beginning=from_beginning,
+                linger=linger,
             )
         )
 
@@ -191,18 +257,21 @@ class Bus:
             sub.changed.set()
             sub.channel.wake()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        running = {task: (sub, claim) for sub in self._subs for task, claim in sub.running.items()}
+        running = {
+            task: (sub, claims) for sub in self._subs for task, claims in sub.running.items()
+        }
         if running:
             _, late = await asyncio.wait(running, timeout=timeout)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
             for task in late:
-                sub, claim = running[task]
-                _log.warning("events.handler_cancelled", **_about(sub, claim))
-                await self._settle(sub, claim, sub.channel.release(claim))
+                sub, claims = running[task]
+                for claim in claims:
+                    _log.warning("events.handler_cancelled", **_about(sub, claim))
+                    await self._settle(sub, (claim,), sub.channel.release(claim))
         for sub in self._subs:
-            await self._settle(sub, None, sub.channel.close())
+            await self._settle(sub, (), sub.channel.close())
         self._closing.set()
         _, late = await asyncio.wait(self._tasks, timeout=timeout)
         for task in late:
@@ -292,7 +361,8 @@ class Bus:
     async def _consume(self, sub: _Subscription) -> None:
         outages = 0
         while not self._stop.is_set():
-            if len(sub.running) >= sub.concurrency:
+            room = sub.concurrency - sub.in_flight
+            if room <= 0:
                 sub.changed.clear()
                 await sub.changed.wait()
                 continue
@@ -300,9 +370,7 @@ class Bus:
                 if not sub.ready:
                     await sub.channel.setup(sub.from_beginning)
                     sub.ready = True
-                claims = await sub.channel.fetch(
-                    sub.concurrency - len(sub.running), self._wait_for(sub)
-                )
+                claims = await sub.channel.fetch(room, self._wait_for(sub))
             except Exception as exc:  # noqa: BLE001 - an outage must not end the consumer
                 outages += 1
                 delay = min(self._outage_max, self._poll * 2 ** min(outages - 1, 20))
@@ -316,16 +384,58 @@ class Bus:
                 await _wait(self._stop, delay)
                 continue
             outages = 0
-            for claim in claims:
-                self._dispatch(sub, claim)
+            if sub.handler is not None:
+                for claim in claims:
+                    self._dispatch(sub, sub.handler, claim)
+            elif sub.batch_handler is not None and claims:
+                if len(claims) < room and sub.linger > 0:
+                    claims += await self._linger(sub, room - len(claims))
+                self._dispatch_batch(sub, sub.batch_handler, claims)
 
-    def _dispatch(self, sub: _Subscription, claim: Claim) -> None:
+    async def _linger(self, sub: _Subscription, room: int) -> list[Claim]:
+        """What arrives within ``sub.linger`` (up to ``room``), to join the batch claimed."""
+        if await _wait(self._stop, sub.linger):
+            return []
+        try:
+            return await sub.channel.fetch(room, 0)
+        except Exception as exc:  # noqa: BLE001 - the batch goes on with what it has
+            _log.warning("events.fetch_failed", topic=sub.topic, group=sub.group, error=repr(exc))
+            return []
+
+    def _dispatch(self, sub: _Subscription, handler: EventHandler, claim: Claim) -> None:
         duplicate = sub.is_duplicate(claim.delivery.id)
-        task = asyncio.create_task(
-            self._handle(sub, claim, duplicate=duplicate),
-            name=f"events:{sub.group}:{claim.delivery.id}",
+        self._start(
+            sub,
+            self._handle(sub, handler, claim, duplicate=duplicate),
+            (claim,),
+            f"events:{sub.group}:{claim.delivery.id}",
         )
-        sub.started(task, claim)
+
+    def _dispatch_batch(
+        self, sub: _Subscription, handler: BatchHandler, claims: list[Claim]
+    ) -> None:
+        fresh: list[Claim] = []
+        copies: list[Claim] = []
+        ids: set[str] = set()
+        for claim in claims:
+            event_id = claim.delivery.id
+            if sub.is_duplicate(event_id) or event_id in ids:
+                copies.append(claim)
+            else:
+                fresh.append(claim)
+                ids.add(event_id)
+        handling = self._handle_batch(sub, handler, fresh, copies)
+        self._start(sub, handling, tuple(claims), f"events:{sub.group}")
+
+    def _start(
+        self,
+        sub: _Subscription,
+        handling: Coroutine[Any, Any, None],
+        claims: tuple[Claim, ...],
+        name: str,
+    ) -> None:
+        task = asyncio.create_task(handling, name=name)
+        sub.started(task, claims)
 
         def _done(finished: asyncio.Task[None]) -> None:
             sub.finished(finished)
@@ -333,38 +443,88 @@ class Bus:
 
         task.add_done_callback(_done)
 
-    async def _handle(self, sub: _Subscription, claim: Claim, *, duplicate: bool) -> None:
+    async def _handle(
+        self, sub: _Subscription, handler: EventHandler, claim: Claim, *, duplicate: bool
+    ) -> None:
         delivery = claim.delivery
         if duplicate:  # a relayed copy of an event this consumer has (or is) handling
-            await self._settle(sub, claim, sub.channel.ack(claim))
+            await self._settle(sub, (claim,), sub.channel.ack(claim))
             return
         if delivery.attempt > sub.max_attempts:
-            error = f"delivered {delivery.attempt - 1} times without being acknowledged"
-            _log.error("events.dead_lettered", **_about(sub, claim), error=error)
-            if await self._settle(sub, claim, sub.channel.dead_letter(claim, error)):
-                await self._tell_dead_lettered(sub, claim, error)
+            await self._exhausted(sub, claim)
             return
         try:
             name, attributes = _span_of(sub, delivery)
             with consumer_span(name, delivery.traceparent, attributes):
-                await sub.handler(delivery)
+                await handler(delivery)
         except asyncio.CancelledError as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if _stopping():
                 raise  # the bus is stopping: stop() gives the event back
             await self._failed(sub, claim, exc)
         except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
             await self._failed(sub, claim, exc)
         else:
             sub.remember(delivery.id)
-            await self._settle(sub, claim, sub.channel.ack(claim))
+            await self._settle(sub, (claim,), sub.channel.ack(claim))
+
+    async def _handle_batch(
+        self,
+        sub: _Subscription,
+        handler: BatchHandler,
+        fresh: list[Claim],
+        copies: list[Claim],
+    ) -> None:
+        """Hand ``fresh`` to the batch handler in one call; acknowledge what it handled
+        and the ``copies`` (of events handled or being handled) in one go; retry or
+        dead-letter the rest one by one."""
+        handling: list[Claim] = []
+        for claim in fresh:
+            if claim.delivery.attempt > sub.max_attempts:
+                await self._exhausted(sub, claim)
+            else:
+                handling.append(claim)
+        failures: Mapping[str, BaseException] = {}
+        if handling:
+            deliveries = [claim.delivery for claim in handling]
+            try:
+                name, attributes = _batch_span_of(sub, len(deliveries))
+                traceparents = (d.traceparent for d in deliveries) if name else ()
+                with consumer_batch_span(name, traceparents, attributes):
+                    failures = await handler(deliveries) or {}
+            except asyncio.CancelledError as exc:
+                if _stopping():
+                    raise  # the bus is stopping: stop() gives the events back
+                failures = dict.fromkeys((d.id for d in deliveries), exc)
+            except Exception as exc:  # noqa: BLE001 - a failing batch is retried, never fatal
+                failures = dict.fromkeys((d.id for d in deliveries), exc)
+        done = list(copies)
+        failed: list[tuple[Claim, BaseException]] = []
+        for claim in handling:
+            error = failures.get(claim.delivery.id)
+            if error is None:
+                sub.remember(claim.delivery.id)
+                done.append(claim)
+            else:
+                failed.append((claim, error))
+        if done:
+            await self._settle(sub, done, sub.channel.ack(*done))
+        for claim, error in failed:
+            await self._failed(sub, claim, error)
+
+    async def _exhausted(self, sub: _Subscription, claim: Claim) -> None:
+        """``claim`` came back once more than ``max_attempts`` (its handler never
+        acknowledged it, for example its process died each time): a dead letter."""
+        error = f"delivered {claim.delivery.attempt - 1} times without being acknowledged"
+        _log.error("events.dead_lettered", **_about(sub, claim), error=error)
+        if await self._settle(sub, (claim,), sub.channel.dead_letter(claim, error)):
+            await self._tell_dead_lettered(sub, claim, error)
 
     async def _failed(self, sub: _Subscription, claim: Claim, exc: BaseException) -> None:
         error = describe_failure(exc)
         attempt = claim.delivery.attempt
         if attempt >= sub.max_attempts:
             _log.error("events.dead_lettered", **_about(sub, claim), error=repr(exc))
-            if await self._settle(sub, claim, sub.channel.dead_letter(claim, error)):
+            if await self._settle(sub, (claim,), sub.channel.dead_letter(claim, error)):
                 await self._tell_dead_lettered(sub, claim, repr(exc))
             return
         delay = retry_delay(attempt, sub.backoff_base, sub.backoff_max)
@@ -375,7 +535,7 @@ class Bus:
             error=repr(exc),
             retry_in=delay.total_seconds(),
         )
-        if await self._settle(sub, claim, sub.channel.retry(claim, at, error)):
+        if await self._settle(sub, (claim,), sub.channel.retry(claim, at, error)):
             heapq.heappush(sub.retries, at)
 
     def on_dead_letter(self, hook: DeadLetterHook) -> None:
@@ -400,14 +560,15 @@ class Bus:
                 )
 
     async def _settle(
-        self, sub: _Subscription, claim: Claim | None, call: Coroutine[Any, Any, None]
+        self, sub: _Subscription, claims: Sequence[Claim], call: Coroutine[Any, Any, None]
     ) -> bool:
-        """Run a channel call; on failure log it and let the claim's lease lapse."""
+        """Run a channel call about ``claims``; on failure log it and let their leases
+        lapse."""
         try:
             await call
         except Exception as exc:  # noqa: BLE001 - the event is redelivered when its lease ends
             _log.warning("events.settle_failed", topic=sub.topic, group=sub.group, error=repr(exc))
-            if claim is not None:
+            for claim in claims:
                 sub.channel.forget(claim)
             return False
         return True
@@ -424,7 +585,7 @@ class Bus:
     async def _renew_loop(self) -> None:
         while not await _wait(self._closing, self._renew_every):
             for sub in self._subs:
-                await self._settle(sub, None, sub.channel.renew())
+                await self._settle(sub, (), sub.channel.renew())
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
@@ -435,6 +596,12 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _stopping() -> bool:
+    """Whether the running task is being cancelled (by the bus's stop)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 def _about(sub: _Subscription, claim: Claim) -> dict[str, Any]:
@@ -448,6 +615,22 @@ def _about(sub: _Subscription, claim: Claim) -> dict[str, Any]:
 
 def _span_of(sub: _Subscription, delivery: Delivery) -> tuple[str, dict[str, Any]]:
     """The span of handling ``delivery`` (OpenTelemetry's messaging conventions)."""
+    return _span_about(
+        sub,
+        {
+            "messaging.message.id": delivery.id,
+            "m3o.event.type": delivery.type_name,
+            "m3o.event.attempt": delivery.attempt,
+        },
+    )
+
+
+def _batch_span_of(sub: _Subscription, size: int) -> tuple[str, dict[str, Any]]:
+    """The span of handling a batch of ``size`` events of ``sub``."""
+    return _span_about(sub, {"messaging.batch.message_count": size})
+
+
+def _span_about(sub: _Subscription, about: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not tracing_on():
         return "", {}
     return f"{sub.topic} process", {
@@ -455,7 +638,5 @@ def _span_of(sub: _Subscription, delivery: Delivery) -> tuple[str, dict[str, Any
         "messaging.operation.type": "process",
         "messaging.destination.name": sub.topic,
         "messaging.consumer.group.name": sub.group,
-        "messaging.message.id": delivery.id,
-        "m3o.event.type": delivery.type_name,
-        "m3o.event.attempt": delivery.attempt,
+        **about,
     }

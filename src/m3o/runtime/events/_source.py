@@ -42,7 +42,9 @@ class Channel(Protocol):
         events. With nothing ready, wait up to ``wait`` seconds (less when woken)."""
         ...
 
-    async def ack(self, claim: Claim) -> None: ...
+    async def ack(self, *claims: Claim) -> None:
+        """Done with ``claims`` (one event's, or a batch's in one write)."""
+        ...
 
     async def retry(self, claim: Claim, at: datetime, error: str) -> None:
         """Try the event again, not before ``at``."""

@@ -316,10 +316,11 @@ class RedisChannel:
         async with asyncio.timeout(self._timeout):
             await self._redis.xack(self._key, self.group, *receipts)
 
-    async def ack(self, claim: Claim) -> None:
-        """Done with ``claim``; acknowledgements arriving together are one ``XACK``."""
-        self._held.pop(claim.receipt, None)
-        await self._acks.ack(claim.receipt)
+    async def ack(self, *claims: Claim) -> None:
+        """Done with ``claims``; acknowledgements arriving together are one ``XACK``."""
+        for claim in claims:
+            self._held.pop(claim.receipt, None)
+        await self._acks.ack(*(claim.receipt for claim in claims))
 
     async def _xack_taken(self, take: Take) -> None:
         await self._xack(*take())

@@ -330,12 +330,13 @@ class SqlChannel:
         self._held.update(claim.receipt for claim in claims)
         return claims
 
-    async def ack(self, claim: Claim) -> None:
-        """Done with ``claim``. Acknowledgements that arrive while one waits for the
+    async def ack(self, *claims: Claim) -> None:
+        """Done with ``claims``. Acknowledgements that arrive while one waits for the
         database join it: one statement, one commit (each returns once it is committed,
-        and raises if that failed, so the event is delivered again)."""
-        self._held.discard(claim.receipt)
-        await self._acks.ack(claim.receipt)
+        and raises if that failed, so the events are delivered again)."""
+        receipts = [claim.receipt for claim in claims]
+        self._held.difference_update(receipts)
+        await self._acks.ack(*receipts)
 
     async def _delete_acknowledged(self, take: Take) -> None:
         async with transaction(self._sessions) as session:

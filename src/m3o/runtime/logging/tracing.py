@@ -20,7 +20,9 @@ On, the spans are:
 - ``CONSUMER`` per event a consumer group handles (:func:`consumer_span`): an event carries
   the ``traceparent`` of the span it was published in (:func:`current_traceparent`, kept
   with the event in the event log, the outbox and its stream entry); the consumer span is
-  that span's child and links to it, so it shows in the publishing call's trace.
+  that span's child and links to it, so it shows in the publishing call's trace. A
+  batch handled in one go is one span (:func:`consumer_batch_span`), a root linked to
+  each of its events' publishing spans.
 
 Attributes say what was called and how it ended (service, method, route, status, event
 topic and id, request id); never keys, tokens, headers or bodies.
@@ -31,7 +33,7 @@ own (not installed as OpenTelemetry's global one); :func:`stop_tracing` flushes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TRACEPARENT",
     "client_span",
+    "consumer_batch_span",
     "consumer_span",
     "current_traceparent",
     "describe_span",
@@ -197,6 +200,24 @@ def consumer_span(
         if published.is_valid:
             links = (api.Link(published),)
     return _span(name, api.SpanKind.CONSUMER, parent, attributes, links)
+
+
+def consumer_batch_span(
+    name: str, traceparents: Iterable[str], attributes: Mapping[str, Any]
+) -> AbstractContextManager[Span | None]:
+    """A ``CONSUMER`` span for handling a batch of events in one go: a root, linked to the
+    span each event was published in (OpenTelemetry's way for a batch, whose events come
+    from many traces)."""
+    if not _process.enabled:
+        return _NOTHING
+    api = _api()
+    links: list[Link] = []
+    for traceparent in dict.fromkeys(t for t in traceparents if t):
+        context = _propagator().extract({TRACEPARENT: traceparent})
+        published = api.get_current_span(context).get_span_context()
+        if published.is_valid:
+            links.append(api.Link(published))
+    return _span(name, api.SpanKind.CONSUMER, None, attributes, tuple(links))
 
 
 def inject(carrier: MutableMapping[str, str]) -> None:
