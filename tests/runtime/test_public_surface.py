@@ -330,6 +330,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "generated_comments",
     ],
     "m3o.runtime.service": [
+        "BatchConsumer",
         "Clients",
         "Consumer",
         "Cron",

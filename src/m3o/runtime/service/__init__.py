@@ -18,11 +18,12 @@ from sqlalchemy import MetaData
 
 from m3o.runtime.config import Config
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.events import EventHandler, Publisher
+from m3o.runtime.events import BatchHandler, EventHandler, Publisher
 from m3o.runtime.rpc import Client, ServiceSpec, TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 
 __all__ = [
+    "BatchConsumer",
     "Clients",
     "Consumer",
     "Cron",
@@ -91,6 +92,22 @@ class Consumer:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchConsumer:
+    """Consume ``topic`` as :class:`Consumer` does, ``handle`` receiving the events claimed
+    together (at most ``max_batch``) in one call; a claim that found fewer waits ``linger``
+    for more. See :meth:`~m3o.runtime.events.EventBus.subscribe_batch`."""
+
+    topic: str
+    handle: BatchHandler
+    group: str = ""
+    max_batch: int = 64
+    linger: timedelta = timedelta(0)
+    max_attempts: int = 8
+    backoff_base: timedelta = timedelta(seconds=1)
+    backoff_max: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
 class Cron:
     """Run ``run`` every ``every``; once at start too when ``at_start``."""
 
@@ -103,7 +120,7 @@ class Cron:
 @dataclass(frozen=True, slots=True)
 class ServiceParts:
     handlers: Sequence[Handler]
-    consumers: Sequence[Consumer] = ()
+    consumers: Sequence[Consumer | BatchConsumer] = ()
     crons: Sequence[Cron] = ()
     on_start: Sequence[Callable[[], Awaitable[None]]] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
