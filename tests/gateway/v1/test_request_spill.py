@@ -88,7 +88,7 @@ async def test_no_request_event_is_lost_while_redis_is_away_and_each_is_counted_
         server.start()
         bus = redis_event_bus(engine, events, poll_interval=0.05)
         recorder = RequestRecorder(sessions=sessions, counters=counters)
-        bus.subscribe(TOPIC, "usage-requests", recorder.handle, concurrency=64)
+        bus.subscribe_batch(TOPIC, "usage-requests", recorder.handle)
         await bus.start()
         try:
             try:

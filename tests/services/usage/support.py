@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from m3o.events.customers import Event as CustomerEvent
 from m3o.events.customers import EventType as CustomerEventType
@@ -117,7 +117,7 @@ class World:
     async def record(self, *deliveries: Delivery) -> None:
         """Count request events one by one, as a consumer handling one at a time would."""
         for delivery in deliveries:
-            await self.recorder.handle(delivery)
+            assert await self.recorder.handle([delivery]) == {}
 
 
 def make_world(
@@ -126,14 +126,13 @@ def make_world(
     *,
     clock: MovableClock | None = None,
     config: UsageConfig | None = None,
-    linger: timedelta = timedelta(0),
 ) -> World:
     clock = clock or MovableClock(START)
     config = config or UsageConfig()
     customers = FakeCustomersClient()
     publicapi = FakePublicapiClient()
     tiers = Tiers(sessions=sessions, counters=counters)
-    recorder = RequestRecorder(sessions=sessions, counters=counters, clock=clock, linger=linger)
+    recorder = RequestRecorder(sessions=sessions, counters=counters, clock=clock)
     erasure = Erasure(sessions=sessions, counters=counters, tiers=tiers, clock=clock)
     maintenance = Maintenance(
         sessions=sessions,

@@ -16,7 +16,7 @@ from m3o.runtime.events import Delivery
 from m3o.runtime.store import SessionFactory
 from m3o.services.usage import history
 from m3o.services.usage.counters import daily_key
-from m3o.services.usage.recording import CONCURRENCY, RequestRecorder
+from m3o.services.usage.recording import MAX_BATCH, RequestRecorder
 from m3o.services.usage.tables import recorded_events
 from services.usage.support import START, World, make_world, request_delivery
 from support.services import MovableClock
@@ -73,50 +73,38 @@ async def test_redelivered_events_are_counted_once(world: World) -> None:
 async def test_the_same_event_delivered_twice_at_once_is_counted_once(
     sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
+    world = make_world(sessions, counters, clock=clock)
     event = request_delivery("e1")
-    await asyncio.gather(*(world.recorder.handle(event) for _ in range(5)))
+    assert await world.recorder.handle([event] * 5) == {}
     # and by two processes (two recorders), each in its own transaction
     other = RequestRecorder(sessions=sessions, counters=counters, clock=clock)
     await asyncio.gather(
-        world.recorder.handle(request_delivery("e2")), other.handle(request_delivery("e2"))
+        world.recorder.handle([request_delivery("e2")]), other.handle([request_delivery("e2")])
     )
     assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 2
     assert await counters.get(daily_key("proj-1", "helloworld", TODAY)) == 2
 
 
-async def test_concurrent_events_are_written_in_one_batch(
+async def test_a_batch_is_written_in_one_transaction(
     sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=5))
+    world = make_world(sessions, counters, clock=clock)
     transactions = count_transactions(world.recorder)
-    # A full batch is written at once, without waiting out the linger.
-    async with asyncio.timeout(2):
-        await asyncio.gather(
-            *(
-                world.recorder.handle(request_delivery(f"e{i}", project=f"p{i % 3}"))
-                for i in range(CONCURRENCY)
-            )
-        )
-    assert transactions == [CONCURRENCY]
-    assert (await rows(sessions))[("total", TODAY, "helloworld")] == CONCURRENCY
+    batch = [request_delivery(f"e{i}", project=f"p{i % 3}") for i in range(MAX_BATCH)]
+
+    assert await world.recorder.handle(batch) == {}
+
+    assert transactions == [MAX_BATCH]
+    assert (await rows(sessions))[("total", TODAY, "helloworld")] == MAX_BATCH
     assert (await rows(sessions))[("p0", TODAY, "helloworld")] == 22
-
-
-async def test_a_lone_event_is_written_after_the_linger(
-    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
-) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=10))
-    transactions = count_transactions(world.recorder)
-    await world.recorder.handle(request_delivery("e1"))
-    await world.recorder.handle(request_delivery("e2"))
-    assert transactions == [1, 1]
+    assert world.recorder.take_counted() == MAX_BATCH
+    assert world.recorder.take_counted() == 0
 
 
 async def test_a_failed_batch_fails_every_event_and_their_retries_count_once(
     sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(milliseconds=50))
+    world = make_world(sessions, counters, clock=clock)
     original = world.recorder.record
     failures = [Unavailable("database", "down")]
 
@@ -127,44 +115,21 @@ async def test_a_failed_batch_fails_every_event_and_their_retries_count_once(
 
     world.recorder.record = failing_once  # type: ignore[method-assign]
     events = [request_delivery(f"e{i}") for i in range(3)]
-    outcomes = await asyncio.gather(
-        *(world.recorder.handle(e) for e in events), return_exceptions=True
-    )
-    assert all(isinstance(o, Unavailable) for o in outcomes)
+    with pytest.raises(Unavailable):
+        await world.recorder.handle(events)
     assert await rows(sessions) == {}
 
     await world.record(*events)  # the bus retries each one
     assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 3
 
 
-async def test_sweep_writes_the_open_batch_at_once(
-    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
-) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
-    waiting = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
+async def test_an_unreadable_event_fails_alone_and_the_rest_are_counted(world: World) -> None:
+    garbage = Delivery(id="bad", topic="requests", type_name="x", time=START, payload=b"\xff\x00")
 
-    assert await world.recorder.flush() == 1
-    async with asyncio.timeout(1):
-        await waiting  # acknowledged: the event is in the history
-    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 1
-    assert await world.recorder.flush() == 0
+    failed = await world.recorder.handle([request_delivery("e1"), garbage])
 
-
-async def test_a_stopped_consumer_fails_its_waiting_events(
-    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
-) -> None:
-    world = make_world(sessions, counters, clock=clock, linger=timedelta(seconds=30))
-    leader = asyncio.create_task(world.recorder.handle(request_delivery("e1")))
-    follower = asyncio.create_task(world.recorder.handle(request_delivery("e2")))
-    await asyncio.sleep(0.01)
-    leader.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await leader
-    with pytest.raises(Unavailable):
-        await follower
-    assert await rows(sessions) == {}
+    assert list(failed) == ["bad"]
+    assert (await rows(world.sessions))[("proj-1", TODAY, "helloworld")] == 1
 
 
 async def test_events_are_counted_on_the_day_they_were_published(world: World) -> None:

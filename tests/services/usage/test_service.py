@@ -35,10 +35,10 @@ async def test_definition_builds_a_public_ranking_two_consumers_and_three_crons(
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, Usage)
     assert handler.public == frozenset({"ListAPIRanks"})
-    assert sorted((c.topic, c.concurrency) for c in parts.consumers) == [
-        ("customers", 1),
-        ("projects", 1),
-        ("requests", 64),
+    assert sorted((c.topic, type(c).__name__) for c in parts.consumers) == [
+        ("customers", "Consumer"),
+        ("projects", "Consumer"),
+        ("requests", "BatchConsumer"),  # counted many in one transaction
     ]
     assert {(c.name, c.every, c.at_start) for c in parts.crons} == {
         ("ranks", timedelta(days=1), True),
@@ -60,8 +60,12 @@ async def test_request_events_through_the_event_bus_are_counted_once(
     world = make_world(sessions, SqlCounterStore(engine, now=clock), clock=clock)
     consumer = world.recorder.consumer()
     bus = sql_event_bus(engine, poll_interval=0.05)
-    bus.subscribe(
-        consumer.topic, "usage-requests", consumer.handle, concurrency=consumer.concurrency
+    bus.subscribe_batch(
+        consumer.topic,
+        "usage-requests",
+        consumer.handle,
+        max_batch=consumer.max_batch,
+        linger=consumer.linger,
     )
     await bus.start()
     try:

@@ -2,7 +2,8 @@
 
 The sweep (Sweep, hourly and at start):
 
-1. writes the request events this process holds in an open batch to the history now;
+1. reports how many request events this process counted since the previous sweep (the
+   consumer writes each batch as it is claimed: nothing waits in memory);
 2. restores the counter store from the database: each tier mirror, and each of this
    month's counters (``total``, ``totalfree``, ``<api>$<Endpoint>``) that is missing while
    the history has counts for it (a counter store that lost its data would otherwise hand
@@ -73,7 +74,7 @@ class Maintenance:
         self._clock = clock
 
     async def sweep(self) -> SweepResult:
-        persisted = await self._recorder.flush()
+        persisted = self._recorder.take_counted()
         restored = await self._tiers.restore() + await self._restore_monthly()
         _log.info("usage.swept", persisted=persisted, restored=restored)
         return SweepResult(persisted, restored)

@@ -12,28 +12,27 @@ commits, for the newly counted events only, in one counter-store step for the wh
 they are a cache that may lag the history (if the counter store fails then), never count an
 event twice.
 
-Batching: the consumer runs :data:`CONCURRENCY` handlers at once. The first event of a
-batch waits up to ``linger`` for others (or until :data:`CONCURRENCY` have arrived), then
-one transaction writes them all; every handler of the batch returns (acknowledging its
-event) only once that transaction has committed, and all of them fail (their events are
-retried, one by one) if it fails.
+Batching: the consumer is a batch consumer: the events claimed together (up to
+:data:`MAX_BATCH`; a claim that found fewer waits ``linger`` for more) are counted in one
+transaction and acknowledged together once it has committed. If it fails, every event of
+the batch is retried (on its own schedule, so a retry may join another batch); an event
+that cannot be read fails alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 
 from m3o.events.requests import TOPIC, Event, EventType
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.errors import M3OError, Unavailable
+from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
-from m3o.runtime.service import Consumer
+from m3o.runtime.service import BatchConsumer
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.usage import history
 from m3o.services.usage.counters import (
@@ -44,14 +43,14 @@ from m3o.services.usage.counters import (
 )
 from m3o.services.usage.history import FREE_PATH, CountKey
 
-__all__ = ["CONCURRENCY", "DEFAULT_LINGER", "CountedCall", "RequestRecorder", "counted_call"]
+__all__ = ["DEFAULT_LINGER", "MAX_BATCH", "CountedCall", "RequestRecorder", "counted_call"]
 
 _log = get_logger(__name__)
 
-CONCURRENCY = 64
-"""Request events handled at once, hence the largest batch."""
+MAX_BATCH = 64
+"""The most request events counted in one transaction."""
 DEFAULT_LINGER = timedelta(milliseconds=20)
-"""How long the first event of a batch waits for others."""
+"""How long a claim that found fewer than :data:`MAX_BATCH` events waits for more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +101,6 @@ def counted_call(delivery: Delivery) -> CountedCall | None:
     )
 
 
-@dataclass(eq=False)
-class _Batch:
-    calls: list[CountedCall] = field(default_factory=list)
-    futures: list[asyncio.Future[None]] = field(default_factory=list)
-    full: asyncio.Event = field(default_factory=asyncio.Event)
-    taken: bool = False
-
-
 class RequestRecorder:
     """Consumes ``requests`` in the group ``usage-requests``."""
 
@@ -120,29 +111,39 @@ class RequestRecorder:
         counters: CounterStore,
         clock: Clock = utc_now,
         linger: timedelta = DEFAULT_LINGER,
-        max_batch: int = CONCURRENCY,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self._sessions = sessions
         self._counters = counters
         self._clock = clock
-        self._linger = linger.total_seconds()
+        self._linger = linger
         self._max_batch = max_batch
-        self._open: _Batch | None = None
+        self._counted = 0
 
-    def consumer(self) -> Consumer:
-        return Consumer(TOPIC, self.handle, concurrency=CONCURRENCY)
+    def consumer(self) -> BatchConsumer:
+        return BatchConsumer(TOPIC, self.handle, max_batch=self._max_batch, linger=self._linger)
 
-    async def handle(self, delivery: Delivery) -> None:
-        call = counted_call(delivery)
-        if call is not None:
-            await self._submit(call)
+    async def handle(self, deliveries: Sequence[Delivery]) -> dict[str, Exception]:
+        """Count a batch of request events; the ones that cannot be read are returned
+        (failed, to be retried and in the end dead-lettered), the rest counted together."""
+        calls: list[CountedCall] = []
+        unreadable: dict[str, Exception] = {}
+        for delivery in deliveries:
+            try:
+                call = counted_call(delivery)
+            except Exception as exc:  # noqa: BLE001 - an unreadable event fails alone
+                unreadable[delivery.id] = exc
+                continue
+            if call is not None:
+                calls.append(call)
+        await self.record(calls)
+        return unreadable
 
-    async def flush(self) -> int:
-        """Write the open batch now; returns how many of its events were newly counted."""
-        batch = self._open
-        if batch is None:
-            return 0
-        return await self._write(batch)
+    def take_counted(self) -> int:
+        """How many events were newly counted since the previous call (the sweep's
+        report)."""
+        counted, self._counted = self._counted, 0
+        return counted
 
     async def record(self, calls: Sequence[CountedCall]) -> int:
         """Count ``calls`` in one transaction, skipping those counted before; returns how
@@ -159,76 +160,9 @@ class RequestRecorder:
                     fresh.setdefault(call.event_id, call)
             counts = Counter(key for call in fresh.values() for key in call.paths())
             await history.add_counts(session, counts)
+        self._counted += len(fresh)
         await self._count_live(list(fresh.values()))
         return len(fresh)
-
-    async def _submit(self, call: CountedCall) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        batch = self._open
-        leader = batch is None
-        if batch is None:
-            batch = self._open = _Batch()
-        batch.calls.append(call)
-        batch.futures.append(future)
-        if len(batch.calls) >= self._max_batch:
-            batch.full.set()
-            self._open = None  # the next event starts a new batch
-        if leader:
-            await self._lead(batch)
-        await future
-
-    async def _lead(self, batch: _Batch) -> None:
-        """Wait for the batch to fill (at most ``linger``), then write it."""
-        try:
-            async with asyncio.timeout(self._linger):
-                await batch.full.wait()
-        except TimeoutError:
-            pass
-        except asyncio.CancelledError:
-            self._abandon(batch)
-            raise
-        await self._write(batch)
-
-    def _abandon(self, batch: _Batch) -> None:
-        """The leader was cancelled (shutdown): the batch's events fail, to be retried."""
-        if batch.taken:
-            return
-        batch.taken = True
-        if self._open is batch:
-            self._open = None
-        self._fail(batch, Unavailable("usage", "Request recorder stopped"))
-
-    @staticmethod
-    def _fail(batch: _Batch, error: BaseException) -> None:
-        for future in batch.futures:
-            if not future.done():
-                future.set_exception(error)
-
-    async def _write(self, batch: _Batch) -> int:
-        if batch.taken:
-            return 0
-        batch.taken = True
-        batch.full.set()  # a leader still waiting wakes up
-        if self._open is batch:
-            self._open = None
-        try:
-            counted = await self.record(batch.calls)
-        except asyncio.CancelledError:
-            self._fail(batch, Unavailable("usage", "Request recorder stopped"))
-            raise
-        except Exception as exc:  # noqa: BLE001 - every event of the batch fails with it
-            _log.warning(
-                "usage.history_write_failed",
-                events=len(batch.calls),
-                error=type(exc).__name__,
-                detail=str(exc).splitlines()[0] if str(exc) else "",
-            )
-            self._fail(batch, exc)
-            return 0
-        for future in batch.futures:
-            if not future.done():
-                future.set_result(None)
-        return counted
 
     async def _count_live(self, calls: Sequence[CountedCall]) -> None:
         """Raise the live daily counters of newly counted calls (a cache: a failure is

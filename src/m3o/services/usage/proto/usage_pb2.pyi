@@ -642,7 +642,9 @@ class SweepResponse(_message.Message):
     PERSISTED_FIELD_NUMBER: _builtins.int
     RESTORED_FIELD_NUMBER: _builtins.int
     persisted: _builtins.int
-    """persisted: request events written to the history"""
+    """persisted: request events newly written to the history since the previous sweep (by
+    this process's consumer)
+    """
     restored: _builtins.int
     """restored: counters and tiers put back in the counter store"""
     def __init__(

@@ -59,7 +59,7 @@ COMMENTS: dict[str, str] = {
     "usage.ListEventsResponse.events": "events, newest first",
     "usage.SweepRequest": "SweepRequest is empty.",
     "usage.SweepResponse": "SweepResponse says what the sweep did.",
-    "usage.SweepResponse.persisted": "persisted: request events written to the history",
+    "usage.SweepResponse.persisted": "persisted: request events newly written to the history since the previous sweep (by this process's consumer)",
     "usage.SweepResponse.restored": "restored: counters and tiers put back in the counter store",
     "usage.DeleteCustomerRequest": "DeleteCustomerRequest names the customer.",
     "usage.DeleteCustomerRequest.id": "Required. id of the customer (the project id)",
