@@ -21,7 +21,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.events import EventBus
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, ServiceSpec, Transport
-from m3o.runtime.service import BatchConsumer, Dependencies, HealthProbe, ServiceDefinition
+from m3o.runtime.service import Dependencies, HealthProbe, ServiceDefinition
 from m3o.runtime.service.scheduler import Scheduler
 from m3o.runtime.store import SessionFactory
 
@@ -87,28 +87,7 @@ class Node:
                 self.local.register(dispatcher)
                 self.dispatchers.append(dispatcher)
             for consumer in parts.consumers:
-                group = consumer.group or f"{definition.name}-{consumer.topic}"
-                if isinstance(consumer, BatchConsumer):
-                    self.bus.subscribe_batch(
-                        consumer.topic,
-                        group,
-                        consumer.handle,
-                        max_batch=consumer.max_batch,
-                        linger=consumer.linger,
-                        max_attempts=consumer.max_attempts,
-                        backoff_base=consumer.backoff_base,
-                        backoff_max=consumer.backoff_max,
-                    )
-                else:
-                    self.bus.subscribe(
-                        consumer.topic,
-                        group,
-                        consumer.handle,
-                        max_attempts=consumer.max_attempts,
-                        backoff_base=consumer.backoff_base,
-                        backoff_max=consumer.backoff_max,
-                        concurrency=consumer.concurrency,
-                    )
+                consumer.subscribe(self.bus, definition.name)
             for cron in parts.crons:
                 self._scheduler.add(definition.name, cron)
             self._on_start.append((definition.name, parts.on_start))

@@ -60,13 +60,7 @@ async def test_request_events_through_the_event_bus_are_counted_once(
     world = make_world(sessions, SqlCounterStore(engine, now=clock), clock=clock)
     consumer = world.recorder.consumer()
     bus = sql_event_bus(engine, poll_interval=0.05)
-    bus.subscribe_batch(
-        consumer.topic,
-        "usage-requests",
-        consumer.handle,
-        max_batch=consumer.max_batch,
-        linger=consumer.linger,
-    )
+    consumer.subscribe(bus, "usage")
     await bus.start()
     try:
         for i in range(30):

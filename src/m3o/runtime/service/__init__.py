@@ -18,7 +18,7 @@ from sqlalchemy import MetaData
 
 from m3o.runtime.config import Config
 from m3o.runtime.counters import CounterStore
-from m3o.runtime.events import BatchHandler, EventHandler, Publisher
+from m3o.runtime.events import BatchHandler, EventBus, EventHandler, Publisher
 from m3o.runtime.rpc import Client, ServiceSpec, TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 
@@ -90,6 +90,18 @@ class Consumer:
     backoff_max: timedelta = timedelta(minutes=5)
     concurrency: int = 1
 
+    def subscribe(self, bus: EventBus, service: str) -> None:
+        """Register with ``bus`` as a consumer of service ``service``."""
+        bus.subscribe(
+            self.topic,
+            self.group or f"{service}-{self.topic}",
+            self.handle,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            concurrency=self.concurrency,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BatchConsumer:
@@ -105,6 +117,19 @@ class BatchConsumer:
     max_attempts: int = 8
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(minutes=5)
+
+    def subscribe(self, bus: EventBus, service: str) -> None:
+        """Register with ``bus`` as a consumer of service ``service``."""
+        bus.subscribe_batch(
+            self.topic,
+            self.group or f"{service}-{self.topic}",
+            self.handle,
+            max_batch=self.max_batch,
+            linger=self.linger,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+        )
 
 
 @dataclass(frozen=True, slots=True)
