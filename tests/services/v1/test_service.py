@@ -82,7 +82,7 @@ async def test_definition_serves_the_handler_for_the_callers_projects_and_consum
     assert handler.spec is SPEC
     assert isinstance(handler.implementation, V1)
     assert sorted(c.topic for c in parts.consumers) == ["customers", "projects", "requests"]
-    assert len(parts.on_stop) == 1
+    assert parts.on_stop == ()
 
     local = serve(SPEC, handler.implementation, authenticator=EveryTokenIs(ANN))
     client = V1Client(local, StaticToken("ann-token"))
@@ -101,12 +101,7 @@ async def test_consumers_on_a_real_bus_block_on_ban_and_record_last_seen(
     bus = sql_event_bus(engine, poll_interval=0.05)
     parts = await definition.build(deps(engine, sessions, bus.publisher))
     for consumer in parts.consumers:
-        bus.subscribe(
-            consumer.topic,
-            f"v1-{consumer.topic}",
-            consumer.handle,
-            concurrency=consumer.concurrency,
-        )
+        consumer.subscribe(bus, "v1")
     row = KeyRow(
         id="k1",
         hash="ab" * 32,
@@ -139,8 +134,6 @@ async def test_consumers_on_a_real_bus_block_on_ban_and_record_last_seen(
         await bus.wait_idle(timeout=20)
     finally:
         await bus.stop()
-        for stop in parts.on_stop:
-            await stop()
     async with sessions() as session:
         stored = await records.find(session, "k1")
     assert stored is not None

@@ -45,15 +45,13 @@ async def _build(deps: Dependencies) -> ServiceParts:
         catalog=PublishedApis(deps.clients.get(PublicapiClient)),
         settings=settings,
     )
-    last_seen = LastSeen(sessions=deps.sessions)
     return ServiceParts(
         handlers=[Handler(SPEC, handler)],
         consumers=[
             CustomerEvents(sessions=deps.sessions, changes=changes).consumer(),
             ProjectEvents(sessions=deps.sessions, changes=changes).consumer(),
-            last_seen.consumer(),
+            LastSeen(sessions=deps.sessions).consumer(),
         ],
-        on_stop=[last_seen.flush],
     )
 
 
