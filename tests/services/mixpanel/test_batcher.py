@@ -96,3 +96,24 @@ async def test_close_sends_what_waits() -> None:
 def test_a_batch_holds_at_least_one_event() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Batcher(Recorder(), size=0, linger=timedelta(seconds=1))
+
+
+async def test_many_submitted_at_once_fill_batches_and_return_once_all_were_accepted() -> None:
+    sent = Recorder()
+    batcher = Batcher(sent, size=3, linger=timedelta(milliseconds=50))
+    async with asyncio.timeout(10):
+        await asyncio.gather(
+            batcher.submit(_item(0)), batcher.submit_many([_item(n) for n in (1, 2, 3, 4)])
+        )
+    assert [[int(e["properties"]["$insert_id"]) for e in b] for b in sent.batches] == [
+        [0, 1, 2],
+        [3, 4],
+    ]
+
+
+async def test_many_submitted_at_once_raise_when_one_of_their_batches_failed() -> None:
+    sent = Recorder()
+    sent.failure = ConnectionError("mixpanel down")
+    batcher = Batcher(sent, size=2, linger=timedelta(milliseconds=10))
+    with pytest.raises(ConnectionError):
+        await batcher.submit_many([_item(n) for n in range(3)])

@@ -27,7 +27,7 @@ _Type = customers_events.EventType
 IGNORED = "tester@m3o.test"
 
 
-async def _all(*handlers: Awaitable[None]) -> None:
+async def _all(*handlers: Awaitable[object]) -> None:
     async with asyncio.timeout(20):
         await asyncio.gather(*handlers)
 
@@ -47,7 +47,7 @@ async def test_events_become_mixpanel_events_named_after_topic_and_type(
             world.forwarder.handle_customer(
                 customer_delivery(_Type.EventTypeSignup, "ann", "ann@example.com", "evt-signup")
             ),
-            world.forwarder.handle_request(request_delivery("proj-1", "evt-request")),
+            world.forwarder.handle_requests([request_delivery("proj-1", "evt-request")]),
         )
     finally:
         await real.close()
@@ -86,10 +86,21 @@ async def test_redelivery_sends_the_same_insert_id(sessions: SessionFactory) -> 
     sink = LocalImporter()
     world = make_world(sessions, sink)
     delivery = request_delivery("proj-1", "evt-1")
-    await _all(world.forwarder.handle_request(delivery))
-    await _all(world.forwarder.handle_request(delivery))
+    await _all(world.forwarder.handle_requests([delivery]))
+    await _all(world.forwarder.handle_requests([delivery]))
     assert [b[0]["properties"]["$insert_id"] for b in sink.batches] == ["evt-1", "evt-1"]
     assert sink.batches[0] == sink.batches[1]
+
+
+async def test_an_unreadable_request_event_fails_alone(sessions: SessionFactory) -> None:
+    sink = LocalImporter()
+    world = make_world(sessions, sink)
+    garbage = replace(request_delivery("proj-1", "bad"), payload=b"\xff\x00")
+
+    failed = await world.forwarder.handle_requests([garbage, request_delivery("proj-1", "ok")])
+
+    assert list(failed) == ["bad"]
+    assert [e["properties"]["$insert_id"] for b in sink.batches for e in b] == ["ok"]
 
 
 async def test_ignored_customers_and_their_requests_are_skipped(sessions: SessionFactory) -> None:
@@ -111,15 +122,15 @@ async def test_ignored_customers_and_their_requests_are_skipped(sessions: Sessio
     sink.batches.clear()
 
     await _all(
-        *(forwarder.handle_request(request_delivery("tester")) for _ in range(50)),
-        *(forwarder.handle_request(request_delivery("named")) for _ in range(50)),
+        *(forwarder.handle_requests([request_delivery("tester")]) for _ in range(50)),
+        *(forwarder.handle_requests([request_delivery("named")]) for _ in range(50)),
         forwarder.handle_customer(customer_delivery(_Type.EventTypeLogin, "tester", "")),
     )
     assert not sink.batches
     # the default project is the customer's id: no lookup; the named one: one for 50 events
     assert [c.request.id for c in world.projects.read.recorded] == ["named"]
 
-    await _all(*(forwarder.handle_request(request_delivery("named")) for _ in range(5)))
+    await _all(*(forwarder.handle_requests([request_delivery("named")]) for _ in range(5)))
     assert len(world.projects.read.recorded) == 1
 
 
@@ -132,7 +143,7 @@ async def test_requests_of_other_customers_are_looked_up_once_per_project(
         projects_pb.ReadResponse(project=projects_pb.Project(billing_account="ann"))
     )
     await _all(
-        *(world.forwarder.handle_request(request_delivery(f"p{n % 3}")) for n in range(300)),
+        *(world.forwarder.handle_requests([request_delivery(f"p{n % 3}")]) for n in range(300)),
     )
     assert sum(len(b) for b in sink.batches) == 300
     assert sorted(c.request.id for c in world.projects.read.recorded) == ["p0", "p1", "p2"]
@@ -144,12 +155,12 @@ async def test_an_unknown_project_is_forwarded_and_a_failing_lookup_retried(
     sink = LocalImporter()
     world = make_world(sessions, sink, ignore_list=[IGNORED])
     world.projects.read.returns_once(NotFound("projects.read", "Project not found"))
-    await _all(world.forwarder.handle_request(request_delivery("gone")))
+    await _all(world.forwarder.handle_requests([request_delivery("gone")]))
     assert _names_and_ids(sink) == [("requests_EventTypeRequest", "gone")]
 
     world.projects.read.returns_once(Unavailable("projects.read", "down"))
     with pytest.raises(Unavailable):
-        await _all(world.forwarder.handle_request(request_delivery("other")))
+        await _all(world.forwarder.handle_requests([request_delivery("other")]))
     assert len(sink.batches) == 1
 
 
@@ -174,7 +185,7 @@ async def test_without_an_ignore_list_nothing_is_looked_up(sessions: SessionFact
     world = make_world(sessions, sink, ignore_list=["", " "])
     await _all(
         world.forwarder.handle_customer(customer_delivery(_Type.EventTypeSignup, "a", "")),
-        *(world.forwarder.handle_request(request_delivery(f"p{n}")) for n in range(20)),
+        *(world.forwarder.handle_requests([request_delivery(f"p{n}")]) for n in range(20)),
     )
     assert sum(len(b) for b in sink.batches) == 21
     assert world.projects.read.recorded == []
@@ -190,8 +201,8 @@ async def test_a_signup_on_the_list_hides_the_requests_of_its_own_batch(
         world.forwarder.handle_customer(
             customer_delivery(_Type.EventTypeSignup, "tester", IGNORED)
         ),
-        *(world.forwarder.handle_request(request_delivery("tester")) for _ in range(20)),
-        world.forwarder.handle_request(request_delivery("ann")),
+        *(world.forwarder.handle_requests([request_delivery("tester")]) for _ in range(20)),
+        world.forwarder.handle_requests([request_delivery("ann")]),
     )
     assert _names_and_ids(sink) == [("requests_EventTypeRequest", "ann")]
     assert [c.request.id for c in world.projects.read.recorded] == ["ann"]

@@ -5,6 +5,7 @@ import calls, each once, and a batch Mixpanel failed is sent again with the same
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,7 +14,7 @@ from m3o.events import customers as customers_events
 from m3o.events import requests as requests_events
 from m3o.runtime.events import Publisher
 from m3o.runtime.events.sqlite import sql_event_bus
-from m3o.runtime.service import ServiceParts
+from m3o.runtime.service import BatchConsumer, Consumer, ServiceParts
 from m3o.runtime.store import SessionFactory
 from m3o.services.mixpanel.service import definition
 from m3o.services.mixpanel.tables import metadata
@@ -40,13 +41,7 @@ async def _run(
 ) -> list[str]:
     bus = sql_event_bus(engine, poll_interval=0.05)
     for consumer in parts.consumers:
-        bus.subscribe(
-            consumer.topic,
-            f"mixpanel-{consumer.topic}",
-            consumer.handle,
-            concurrency=consumer.concurrency,
-            backoff_base=timedelta(milliseconds=50),
-        )
+        replace(consumer, backoff_base=timedelta(milliseconds=50)).subscribe(bus, "mixpanel")
     await bus.start()
     try:
         ids = await publish(bus.publisher)
@@ -65,10 +60,10 @@ async def test_thousands_of_request_events_go_in_a_few_import_calls(
     assert definition.name == "mixpanel"
     assert definition.metadata is metadata
     parts = await definition.build(dependencies("mixpanel", engine, sessions, _document(url)))
-    assert [(c.topic, c.concurrency) for c in parts.consumers] == [
-        ("customers", 2000),
-        ("requests", 2000),
-    ]
+    [customers, requests] = parts.consumers
+    assert isinstance(customers, Consumer) and isinstance(requests, BatchConsumer)
+    assert (customers.topic, customers.concurrency) == ("customers", 2000)
+    assert (requests.topic, requests.max_batch) == ("requests", 2000)
     events = [
         requests_events.Event(
             type=requests_events.EventType.EventTypeRequest,

@@ -1,12 +1,12 @@
-"""Collecting the events handled at once into batches: the events bus has no batch consumer.
+"""Collecting the events of both consumers into batches of Mixpanel's size.
 
-The consumers are subscribed with a high ``concurrency``, so the bus runs many handlers at
-once. Each handler hands its event to :meth:`Batcher.submit` and waits: the batch is sent
-when it holds ``size`` events, or ``linger`` after its first event arrived, whichever is
-first. ``submit`` returns once the batch it joined was accepted, and raises when sending
-it failed, so the bus acknowledges an event only after Mixpanel accepted it and retries it
-otherwise (nothing is lost; a repeat carries the same ``$insert_id``, which Mixpanel
-drops).
+The request events come a claimed batch at a time (:meth:`Batcher.submit_many`), the
+customers events one at a time from handlers running at once (:meth:`Batcher.submit`);
+both join the open batch and wait: a batch is sent when it holds ``size`` events, or
+``linger`` after its first event arrived, whichever is first. Submitting returns once the
+batches joined were accepted, and raises when sending one failed, so the bus acknowledges
+an event only after Mixpanel accepted it and retries it otherwise (nothing is lost; a
+repeat carries the same ``$insert_id``, which Mixpanel drops).
 
 Before a batch is sent, ``prepare`` may drop events from it (the ignore list, checked once
 per batch); their handlers return as if sent.
@@ -80,15 +80,25 @@ class Batcher:
 
     async def submit(self, item: Pending) -> None:
         """Returns once ``item``'s batch was accepted (or ``item`` dropped); raises if not."""
-        batch = self._open
-        if batch is None:
-            batch = self._open = _Batch()
-            self._timer = asyncio.get_running_loop().call_later(self._linger, self._close, batch)
-        batch.items.append(item)
-        if len(batch.items) >= self._size:
-            self._close(batch)
-        # shield: a cancelled handler must not cancel the batch the others wait for
-        await asyncio.shield(batch.done)
+        await self.submit_many([item])
+
+    async def submit_many(self, items: Sequence[Pending]) -> None:
+        """Returns once every batch ``items`` joined was accepted; raises if one was not."""
+        joined: list[_Batch] = []
+        for item in items:
+            batch = self._open
+            if batch is None:
+                batch = self._open = _Batch()
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._linger, self._close, batch)
+            if not joined or joined[-1] is not batch:
+                joined.append(batch)
+            batch.items.append(item)
+            if len(batch.items) >= self._size:
+                self._close(batch)
+        # shield: a cancelled handler must not cancel the batches the others wait for
+        for batch in joined:
+            await asyncio.shield(batch.done)
 
     async def close(self) -> None:
         """Sends what is waiting and waits for every batch under way."""

@@ -31,7 +31,7 @@ from m3o.runtime.email_address import normalise_email
 from m3o.runtime.events import Delivery
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc.jsonmap import message_to_dict
-from m3o.runtime.service import Consumer
+from m3o.runtime.service import BatchConsumer, Consumer
 from m3o.services.mixpanel.batcher import Batcher, Pending
 from m3o.services.mixpanel.importer import Importer
 from m3o.services.mixpanel.owners import ProjectOwners
@@ -78,12 +78,12 @@ class Forwarder:
         self._batch_size = batch_size
         self._batcher = Batcher(importer.send, size=batch_size, linger=linger, prepare=self._keep)
 
-    def consumers(self) -> list[Consumer]:
-        # As many handlers at once as a batch holds: the bus has no batch consumer, so a
-        # batch is made of the events being handled at the same time.
+    def consumers(self) -> list[Consumer | BatchConsumer]:
+        # Customers events are few: as many handlers at once as a batch holds. Request
+        # events come a claimed batch at a time.
         return [
             Consumer(customers_events.TOPIC, self.handle_customer, concurrency=self._batch_size),
-            Consumer(requests_events.TOPIC, self.handle_request, concurrency=self._batch_size),
+            BatchConsumer(requests_events.TOPIC, self.handle_requests, max_batch=self._batch_size),
         ]
 
     async def close(self) -> None:
@@ -100,12 +100,23 @@ class Forwarder:
             )
         )
 
-    async def handle_request(self, delivery: Delivery) -> None:
-        event = delivery.decode(requests_events.Event)
-        project_id = event.request.project_id or event.request.user_id
-        await self._batcher.submit(
-            Pending(mixpanel_event(delivery, event, project_id), project_id=project_id)
-        )
+    async def handle_requests(self, deliveries: Sequence[Delivery]) -> dict[str, Exception]:
+        """Forward a batch of request events; returns those that cannot be read (failed
+        alone)."""
+        pending: list[Pending] = []
+        unreadable: dict[str, Exception] = {}
+        for delivery in deliveries:
+            try:
+                event = delivery.decode(requests_events.Event)
+            except Exception as exc:  # noqa: BLE001 - an unreadable event fails alone
+                unreadable[delivery.id] = exc
+                continue
+            project_id = event.request.project_id or event.request.user_id
+            pending.append(
+                Pending(mixpanel_event(delivery, event, project_id), project_id=project_id)
+            )
+        await self._batcher.submit_many(pending)
+        return unreadable
 
     async def _keep(self, batch: Sequence[Pending]) -> Sequence[Pending]:
         """The events of ``batch`` whose customer is not ignored; what the batch's customers
