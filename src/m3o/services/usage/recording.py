@@ -22,7 +22,7 @@ that cannot be read fails alone.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 
@@ -161,20 +161,18 @@ class RequestRecorder:
             counts = Counter(key for call in fresh.values() for key in call.paths())
             await history.add_counts(session, counts)
         self._counted += len(fresh)
-        await self._count_live(list(fresh.values()))
+        await self._count_live(counts)
         return len(fresh)
 
-    async def _count_live(self, calls: Sequence[CountedCall]) -> None:
-        """Raise the live daily counters of newly counted calls (a cache: a failure is
-        logged, the history has the truth)."""
+    async def _count_live(self, counts: Mapping[CountKey, int]) -> None:
+        """Raise the live daily counters by the history rows just added (a cache: a
+        failure is logged, the history has the truth)."""
         oldest = self._clock().astimezone(UTC).date() - timedelta(days=1)
-        live = Counter(
-            daily_key(key.customer_id, key.path, key.day)
-            for call in calls
-            if call.day >= oldest
-            for key in call.paths()
-            if key.path != FREE_PATH
-        )
+        live = {
+            daily_key(key.customer_id, key.path, key.day): count
+            for key, count in counts.items()
+            if key.day >= oldest and key.path != FREE_PATH
+        }
         if not live:
             return
         try:
