@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,6 +141,48 @@ async def test_calls_served_together_share_one_commit(
     assert taken == [5]  # one rider, one commit, for the five
     assert await in_database(engine, "bal", "debited", "total") == [8_500, 1_500, 5]
     assert len(await notes(engine)) == 5
+
+
+async def test_what_a_rider_asks_for_once_committed_runs_before_its_callers_return(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    [decision] = await store.admit_many([paid()])
+    seen: list[list[str]] = []
+
+    def write(db: sqlite3.Connection) -> Callable[[], None]:
+        add_note(db, "call-1")
+        return lambda: seen.append(["committed"])
+
+    await store.commit_served(paid(), decision, lambda: write)
+
+    assert seen == [["committed"]]
+    assert await notes(engine) == ["call-1"]
+
+
+async def test_nothing_asked_for_after_a_commit_runs_when_it_failed(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 1_000)
+    first, second = await store.admit_many([paid(), paid()])
+    ran: list[str] = []
+
+    def fine(db: sqlite3.Connection) -> Callable[[], None]:
+        add_note(db, "fine")
+        return lambda: ran.append("fine")
+
+    def failing(db: sqlite3.Connection) -> None:
+        raise Unavailable("test", "Disk full")
+
+    outcomes = await asyncio.gather(
+        store.commit_served(paid(), first, lambda: fine),
+        store.commit_served(paid(), second, lambda: failing),
+        return_exceptions=True,
+    )
+
+    assert [type(o) for o in outcomes] == [Unavailable, Unavailable]  # one commit, failed
+    assert ran == []
+    assert await notes(engine) == []
 
 
 async def test_after_a_crash_only_served_calls_are_charged(

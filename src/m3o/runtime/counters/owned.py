@@ -37,7 +37,8 @@ restarted process serves again.
 
 **Group commits.** One at a time, each as soon as the previous one ends: the served calls
 and changed keys since the last one, written with their committed values and the riders'
-writes in one transaction. A commit that fails releases its served calls (answered free,
+writes in one transaction (then what the riders asked to do once it committed). A commit
+that fails releases its served calls (answered free,
 never charged), tells its waiters (``Unavailable``: their change is kept and written by a
 later commit, as a reply lost by a remote store may still have been applied), and is
 retried with backoff.
@@ -79,7 +80,7 @@ from m3o.runtime.errors import M3OError, Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store.inline_sqlite import InlineConnection
 
-__all__ = ["DEFAULT_MAX_OWNED", "OwnedCounterStore", "Rider", "RiderWrite"]
+__all__ = ["DEFAULT_MAX_OWNED", "AfterCommit", "OwnedCounterStore", "Rider", "RiderWrite"]
 
 _log = get_logger(__name__)
 
@@ -89,8 +90,10 @@ DEFAULT_MAX_OWNED = 200_000
 """Owned keys kept in memory before those with nothing pending are given back."""
 _RETRY_MAX = 5.0
 
-RiderWrite = Callable[[sqlite3.Connection], None]
-"""What a rider writes in a group commit's transaction, on SQLite's own connection."""
+AfterCommit = Callable[[], None]
+RiderWrite = Callable[[sqlite3.Connection], AfterCommit | None]
+"""What a rider writes in a group commit's transaction, on SQLite's own connection; it may
+return what to do once that transaction has committed (never run if it did not)."""
 Rider = Callable[[], RiderWrite | None]
 """Called when a group commit starts (nothing awaited since it took its served calls):
 returns what to write in the commit's transaction, or None."""
@@ -396,10 +399,7 @@ class OwnedCounterStore(SqlCounterStore):
         now = self._clock()
         rows = {key: self._committed_row(key, now) for key in keys}
         try:
-            async with self._driver_transaction() as db:
-                await db.run(lambda conn: _write(conn, rows))
-                for write in writes:
-                    await db.run(write)
+            afters = await self._write_all(rows, writes)
         except BaseException as exc:
             self._dirty |= keys
             for request, decision in served:
@@ -417,9 +417,24 @@ class OwnedCounterStore(SqlCounterStore):
                 raise
             return
         self._retry = 0.0
+        _run_all(afters)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def _write_all(
+        self, rows: Mapping[str, Row | None], writes: list[RiderWrite]
+    ) -> list[AfterCommit]:
+        """One transaction: the keys' rows, then the riders' writes; what they asked to do
+        once it committed."""
+        afters: list[AfterCommit] = []
+        async with self._driver_transaction() as db:
+            await db.run(lambda conn: _write(conn, rows))
+            for write in writes:
+                after = await db.run(write)
+                if after is not None:
+                    afters.append(after)
+        return afters
 
     @contextlib.asynccontextmanager
     async def _driver_transaction(self) -> AsyncIterator[InlineConnection]:
@@ -437,6 +452,15 @@ class OwnedCounterStore(SqlCounterStore):
             except BaseException:
                 await raw.run(_rollback)
                 raise
+
+
+def _run_all(afters: list[AfterCommit]) -> None:
+    """What riders asked to do once their writes committed; one failing stops no other."""
+    for after in afters:
+        try:
+            after()
+        except Exception as exc:  # noqa: BLE001 - committed is committed: log, go on
+            _log.error("counters.after_commit_failed", error=repr(exc))
 
 
 def _write(db: sqlite3.Connection, rows: Mapping[str, Row | None]) -> None:
