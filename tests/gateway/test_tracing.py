@@ -1,8 +1,8 @@
 """Tracing a public API call through the local platform (every service in one process).
 
 One ``/v1/helloworld/call`` makes one trace: the gateway's HTTP span, the RPCs it causes
-(the fresh key's upstream token: auth), the upstream call and helloworld serving it; the request
-event usage consumes is handled in a span of that trace, linked to where it was published.
+(the fresh key's upstream token: auth), the upstream call and helloworld serving it; usage
+counts the request event in a batch, whose span is linked to where the event was published.
 With tracing off, the same call makes no OpenTelemetry call at all.
 """
 
@@ -137,11 +137,13 @@ async def test_one_public_call_is_one_trace_through_gateway_auth_upstream_and_us
         ]
         assert hello.parent is not None and hello.parent.span_id == span_id(upstream)
 
-        # usage consumes the call's request event in the same trace, linked to the call
+        # usage counts the call's request event in a batch: its span starts a trace of
+        # its own, linked to the call
         usage = await consumed(spans, "usage-requests")
-        assert trace_id(usage) == trace_id(gateway)
+        assert trace_id(usage) != trace_id(gateway)
+        assert usage.parent is None
         assert [link.context.span_id for link in usage.links] == [span_id(gateway)]
-        assert usage.parent is not None and usage.parent.span_id == span_id(gateway)
+        assert [link.context.trace_id for link in usage.links] == [trace_id(gateway)]
 
         # nothing secret in any attribute: not the key, not the token upstream got
         for span in spans.get_finished_spans():
