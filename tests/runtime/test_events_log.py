@@ -4,11 +4,14 @@ acknowledges events that finish together in one statement."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -229,10 +232,11 @@ async def test_events_written_on_the_driver_are_stored_and_delivered_as_through_
             for n in range(3)
         ]
         by_session = dataclasses.replace(Envelope.wrap("customers", signup("s")), time=at)
+        writer = SqlEventSource(sessions)  # another process's: nothing handed over here
         with sqlite3.connect(tmp_path / "log.db") as db:
-            SqlEventSource.write_on_driver(db, by_driver)
+            writer.write_on_driver(db, by_driver)()
         with sqlite3.connect(tmp_path / "log.db") as db:  # again: already logged, not delivered
-            SqlEventSource.write_on_driver(db, by_driver[:1])
+            writer.write_on_driver(db, by_driver[:1])()
         async with transaction(sessions) as session:
             await source.write(session, [by_session])
 
@@ -248,3 +252,99 @@ async def test_events_written_on_the_driver_are_stored_and_delivered_as_through_
         assert stored == {"2026-12-04 07:30:01.000005"}
     finally:
         await engine.dispose()
+
+
+async def _leases(engine: AsyncEngine) -> list[tuple[str, str | None, int, bool]]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT group_name, owner, attempts, lease_until IS NOT NULL"
+            " FROM runtime_event_deliveries ORDER BY group_name, event_id"
+        )
+        return [(str(g), o, int(a), bool(leased)) for g, o, a, leased in rows]
+
+
+@dataclasses.dataclass
+class DriverLog:
+    """An event log in a SQLite file, written on its driver as the group commit does."""
+
+    engine: AsyncEngine
+    sessions: SessionFactory
+    path: Path
+
+    def write(self, source: SqlEventSource, envelopes: list[Envelope]) -> Callable[[], None]:
+        """``source``'s driver write in a committed transaction; what it hands over."""
+        with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+            return source.write_on_driver(db, envelopes)
+
+
+@pytest.fixture(name="driver_log")
+async def driver_log_fixture(tmp_path: Path) -> AsyncIterator[DriverLog]:
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
+    try:
+        await upgrade(engine)
+        yield DriverLog(engine, session_factory(engine), tmp_path / "log.db")
+    finally:
+        await engine.dispose()
+
+
+async def test_events_written_on_the_driver_are_handed_to_this_processs_channels(
+    driver_log: DriverLog,
+) -> None:
+    source = SqlEventSource(driver_log.sessions)
+    ours = source.channel("customers", "ours", "c-1")
+    await ours.setup(from_beginning=False)
+    theirs = SqlEventSource(driver_log.sessions).channel("customers", "theirs", "c-2")
+    await theirs.setup(from_beginning=False)  # a group this process does not consume
+    events = [Envelope.wrap("customers", signup(f"d{n}")) for n in range(2)]
+
+    hand_over = driver_log.write(source, events)
+    # Committed, not yet handed over: leased to this process's consumer already.
+    assert await _leases(driver_log.engine) == [
+        ("ours", "c-1", 1, True),
+        ("ours", "c-1", 1, True),
+        ("theirs", None, 0, False),
+        ("theirs", None, 0, False),
+    ]
+    assert await ours.fetch(10, 0) == []  # nothing to claim in the database
+
+    hand_over()
+    claims = await ours.fetch(10, 0)
+    assert [c.delivery.id for c in claims] == [e.id for e in events]
+    assert [c.delivery.attempt for c in claims] == [1, 1]
+    assert _customers(claims) == ["d0", "d1"]
+    assert _customers(await theirs.fetch(10, 0)) == ["d0", "d1"]  # claimed as ever
+    await ours.ack(*claims)
+    assert await ours.outstanding() == 0
+
+
+async def test_a_channel_without_room_claims_the_events_instead(
+    driver_log: DriverLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("m3o.runtime.events.sqlite.HANDOVER_LIMIT", 2)
+    source = SqlEventSource(driver_log.sessions)
+    channel = source.channel("customers", "ours", "c-1")
+    await channel.setup(from_beginning=False)
+    events = [Envelope.wrap("customers", signup(f"d{n}")) for n in range(3)]
+
+    driver_log.write(source, events)()
+
+    assert {owner for _g, owner, _a, _l in await _leases(driver_log.engine)} == {None}
+    claims = await channel.fetch(10, 0)
+    assert _customers(claims) == ["d0", "d1", "d2"]
+    assert [c.delivery.attempt for c in claims] == [1, 1, 1]
+
+
+async def test_events_handed_over_and_not_fetched_are_given_back_on_close(
+    driver_log: DriverLog,
+) -> None:
+    source = SqlEventSource(driver_log.sessions)
+    stopping = source.channel("customers", "ours", "c-1")
+    await stopping.setup(from_beginning=False)
+    driver_log.write(source, [Envelope.wrap("customers", signup("d0"))])()
+
+    await stopping.close()
+
+    later = SqlEventSource(driver_log.sessions).channel("customers", "ours", "c-2")
+    claims = await later.fetch(10, 0)
+    assert _customers(claims) == ["d0"]
+    assert claims[0].delivery.attempt == 2  # the handover counted as an attempt

@@ -148,6 +148,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "write_rows_on_driver",
     ],
     "m3o.runtime.counters.owned": [
+        "AfterCommit",
         "DEFAULT_MAX_OWNED",
         "OwnedCounterStore",
         "Rider",
@@ -212,10 +213,12 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "stream_first_publisher",
     ],
     "m3o.runtime.events.sqlite": [
+        "HANDOVER_LIMIT",
         "SqlChannel",
         "SqlEventSource",
         "release_claims",
         "sql_event_bus",
+        "sql_event_log",
     ],
     "m3o.runtime.events.tables": [
         "UTCDateTime",

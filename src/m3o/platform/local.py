@@ -52,7 +52,7 @@ from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.events import EnvelopePublisher
-from m3o.runtime.events.sqlite import SqlEventSource, release_claims, sql_event_bus
+from m3o.runtime.events.sqlite import release_claims, sql_event_log
 from m3o.runtime.events.tables import event_log
 from m3o.runtime.logging import get_logger
 from m3o.runtime.logging.tracing import stop_tracing
@@ -173,7 +173,7 @@ async def _open(
         server = config.server.model_copy(update={"host": host, "port": port})
         config = config.model_copy(update={"server": server})
     config = await _with_local_secrets(config, sessions, data_dir)
-    bus = sql_event_bus(engine)
+    bus, events = sql_event_log(engine)
     # On SQLite this process owns the database (it is locked): the counters of calls live
     # in memory, written behind, and a call's charge is committed with its event before it
     # is answered. A shared PostgreSQL database keeps every counter in the database.
@@ -189,7 +189,7 @@ async def _open(
         # database itself.
         await Holds(SqlCounterStore(engine)).finish_all(publisher.publish_envelopes)
         counters = OwnedCounterStore(engine)
-        served = OwnedCharges(counters, SqlEventSource.write_on_driver, bus.committed)
+        served = OwnedCharges(counters, events.write_on_driver)
     else:
         counters = SqlCounterStore(engine)
     local = InProcessTransport()

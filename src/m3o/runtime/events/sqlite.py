@@ -15,6 +15,15 @@ so it cannot happen there.
 
 Consumers poll every ``poll_interval`` and are woken at once by publishes of this process.
 Events stay in the log for ``retention`` once every group is done with them.
+
+Handed over, not claimed: events the owned counter store's group commit writes (every
+metered call's request event, :meth:`SqlEventSource.write_on_driver`) get their delivery
+rows already leased to this process's consumers of their groups, in the same transaction,
+and once it has committed the events go straight to those consumers' channels: no claim
+transaction, no reading them back. The rows are leased like claimed ones, so a crash hands
+them back the same way (the lease lapses, or ``release_claims`` frees them at the next
+start). A channel holds at most :data:`HANDOVER_LIMIT` events not yet fetched; beyond that
+the rows are written unleased and the channel claims them as usual.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +66,14 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
 from m3o.runtime.store.inline_sqlite import stored_by_sqlalchemy
 
-__all__ = ["SqlChannel", "SqlEventSource", "release_claims", "sql_event_bus"]
+__all__ = [
+    "HANDOVER_LIMIT",
+    "SqlChannel",
+    "SqlEventSource",
+    "release_claims",
+    "sql_event_bus",
+    "sql_event_log",
+]
 
 _log = get_logger(__name__)
 
@@ -64,6 +81,8 @@ DEFAULT_GATHER = timedelta(milliseconds=100)
 """How long a woken consumer lets more events arrive before it claims (20 ms until
 claims ran on the loop's thread: ``m3o serve`` under load served 981 calls/s with 20 ms,
 1,102 with 100 ms, one client p90 +6.7 / +4.6 ms; the events reach usage 80 ms later)."""
+HANDOVER_LIMIT = 10_000
+"""Events handed over to a channel and not yet fetched, at most (see the module)."""
 
 
 def sql_event_bus(
@@ -82,9 +101,33 @@ def sql_event_bus(
     may take it (renewed every third of it while the handler runs). ``gather``: see
     :class:`SqlChannel`.
     """
+    bus, _source = sql_event_log(
+        engine,
+        poll_interval=poll_interval,
+        lease=lease,
+        retention=retention,
+        outage_backoff_max=outage_backoff_max,
+        consumer=consumer,
+        gather=gather,
+    )
+    return bus
+
+
+def sql_event_log(
+    engine: AsyncEngine,
+    *,
+    poll_interval: float = 1.0,
+    lease: timedelta = timedelta(seconds=60),
+    retention: timedelta = timedelta(days=7),
+    outage_backoff_max: float = 10.0,
+    consumer: str | None = None,
+    gather: timedelta = DEFAULT_GATHER,
+) -> tuple[Bus, SqlEventSource]:
+    """:func:`sql_event_bus`, and its source: the owned counter store's group commit writes
+    with its :meth:`~SqlEventSource.write_on_driver`."""
     sessions = session_factory(engine)
     source = SqlEventSource(sessions, lease=lease, retention=retention, gather=gather)
-    return Bus(
+    bus = Bus(
         sessions,
         source,
         poll_interval=poll_interval,
@@ -92,6 +135,7 @@ def sql_event_bus(
         outage_backoff_max=outage_backoff_max,
         consumer=consumer,
     )
+    return bus, source
 
 
 async def release_claims(engine: AsyncEngine) -> int:
@@ -130,6 +174,8 @@ class SqlEventSource:
         self._retention = retention
         self._prune_every = prune_every
         self._channels: list[SqlChannel] = []
+        self._consumer = ""
+        """The consumer of this source's channels (its bus's; the first channel's)."""
 
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """The events into the log, and one delivery per event and group of its topic: two
@@ -148,24 +194,61 @@ class SqlEventSource:
             return
         await conn.execute(deliver, {"fresh_ids": fresh})
 
-    @staticmethod
-    def write_on_driver(db: sqlite3.Connection, envelopes: Sequence[Envelope]) -> None:
-        """:meth:`write` on SQLite's own connection, inside its transaction: the same two
-        statements (the events, returning the ids that were new; a delivery per new id and
-        group of its topic) without SQLAlchemy's execution layer, for the owned counter
-        store's group commit. Tell the bus once it commits."""
-        fresh: list[str] = []
+    def write_on_driver(
+        self, db: sqlite3.Connection, envelopes: Sequence[Envelope]
+    ) -> Callable[[], None]:
+        """:meth:`write` on SQLite's own connection, inside its transaction, without
+        SQLAlchemy's execution layer, for the owned counter store's group commit: the
+        events (returning the ids that were new) and a delivery per new id and group of its
+        topic, leased to this process's channel of the group when it has room (see the
+        module). Returns what to do once the transaction has committed: hand the new events
+        to those channels, and wake the others."""
+        fresh: list[Envelope] = []
+        by_id = {envelope.id: envelope for envelope in envelopes}
         for first in range(0, len(envelopes), _DRIVER_ROWS):
             part = envelopes[first : first + _DRIVER_ROWS]
             values = [value for envelope in part for value in _driver_log_row(envelope)]
             marks = ", ".join([_LOG_MARKS] * len(part))
             added = db.execute(_ADD_SQL.format(rows=marks), values).fetchall()
-            fresh += [str(row[0]) for row in added]
-        for first in range(0, len(fresh), _DRIVER_ROWS):
-            ids = fresh[first : first + _DRIVER_ROWS]
-            db.execute(_DELIVER_SQL.format(ids=", ".join("?" * len(ids))), ids)
+            fresh += [by_id[str(row[0])] for row in added]
+        by_topic: dict[str, list[Envelope]] = {}
+        for envelope in fresh:
+            by_topic.setdefault(envelope.topic, []).append(envelope)
+        until = _STORED_LEASE(datetime.now(UTC) + self._lease)
+        taken: list[tuple[SqlChannel, list[Envelope]]] = []
+        woken: list[SqlChannel] = []
+        for topic, events in by_topic.items():
+            local = [channel for channel in self._channels if channel.topic == topic]
+            taking = [
+                channel
+                for channel in local
+                if channel.consumer == self._consumer and channel.has_room(len(events))
+            ]
+            woken += [channel for channel in local if channel not in taking]
+            taken += [(channel, events) for channel in taking]
+            names = [channel.group for channel in taking]
+            in_names = ", ".join("?" * len(names))
+            for first in range(0, len(events), _DRIVER_ROWS):
+                ids = [envelope.id for envelope in events[first : first + _DRIVER_ROWS]]
+                marks = ", ".join("?" * len(ids))
+                if not taking:
+                    db.execute(_DELIVER_SQL.format(ids=marks), ids)
+                    continue
+                leased = _DELIVER_LEASED_SQL.format(ids=marks, names=in_names)
+                db.execute(leased, [self._consumer, until, *ids, *names])
+                others = _DELIVER_OTHERS_SQL.format(ids=marks, names=in_names)
+                db.execute(others, [*ids, *names])
+
+        def hand_over() -> None:
+            for channel, events in taken:
+                channel.take_over(events)
+            for channel in woken:
+                channel.wake()
+
+        return hand_over
 
     def channel(self, topic: str, group: str, consumer: str) -> SqlChannel:
+        self._consumer = self._consumer or consumer
         made = SqlChannel(
             self._sessions, topic, group, consumer, lease=self._lease, gather=self._gather
         )
@@ -230,12 +313,14 @@ class SqlEventSource:
 class SqlChannel:
     """One group of one topic in the event log, as consumer ``consumer`` sees it.
 
-    A claim that took fewer events than it could left nothing due: the next one waits for a
+    A fetch that took fewer events than it could left nothing due: the next one waits for a
     publish of this process (or the poll, which finds other processes' events, retries and
     lapsed leases) instead of spending a transaction finding nothing. Woken by a publish,
     it lets ``gather`` pass first, so the events published meanwhile (one a call at a time
-    when calls come one by one) share its transaction rather than each costing a claim, an
-    acknowledgement and a handler's batch; the events wait that much longer.
+    when calls come one by one) share its batch rather than each costing a claim or a
+    handover, an acknowledgement and a handler's batch; the events wait that much longer.
+    Events handed over (see the module) are taken without a claim; the database is claimed
+    from only when it may hold more (a publish not handed over, a full claim, the poll).
     """
 
     def __init__(
@@ -254,8 +339,15 @@ class SqlChannel:
         self._consumer = consumer
         self._lease = lease
         self._held: set[str] = set()
+        self._handed: deque[Claim] = deque()
+        """Events handed over (leased to this consumer already), not yet fetched."""
         self._woken = asyncio.Event()
-        self._drained = False
+        self._look = True
+        """Whether the database may hold events for this channel that it has not claimed:
+        at the start, after a publish that was not handed over, after a full claim, and at
+        each poll."""
+        self._caught_up = False
+        """Whether the last fetch found fewer events than it could take."""
         self._gather = gather.total_seconds()
         self._acks = JointAcks(self._delete_acknowledged)
         self._claiming = _claiming(self._group(), consumer)
@@ -291,14 +383,45 @@ class SqlChannel:
             return  # another consumer created the group at the same moment
         _log.info("events.group_created", topic=self.topic, group=self.group)
 
+    @property
+    def consumer(self) -> str:
+        return self._consumer
+
+    def has_room(self, count: int) -> bool:
+        """Whether ``count`` more events can be handed over (see the module)."""
+        return len(self._handed) + count <= HANDOVER_LIMIT
+
+    def take_over(self, envelopes: Sequence[Envelope]) -> None:
+        """Events committed with their deliveries leased to this channel: fetched next."""
+        for envelope in envelopes:
+            delivery = Delivery(
+                id=envelope.id,
+                topic=envelope.topic,
+                type_name=envelope.type_name,
+                time=envelope.time,
+                payload=envelope.payload,
+                attempt=1,
+                traceparent=envelope.traceparent,
+            )
+            self._handed.append(Claim(delivery, envelope.id))
+            self._held.add(envelope.id)
+        self._woken.set()
+
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
-        if self._drained and wait > 0:  # see the class
+        if self._caught_up and wait > 0 and len(self._handed) < limit:  # see the class
             woken = self._woken.is_set() or await _wait(self._woken, wait)
             if woken and self._gather > 0:
                 await asyncio.sleep(self._gather)
+            if not woken:
+                self._look = True  # the poll: retries, lapsed leases, other processes
         self._woken.clear()
-        claims = await self._claim(limit)
-        self._drained = len(claims) < limit
+        claims = [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
+        room = limit - len(claims)
+        if room > 0 and self._look:
+            found = await self._claim(room)
+            self._look = len(found) == room  # a full claim: more may be due
+            claims += found
+        self._caught_up = len(claims) < limit
         return claims
 
     async def _claim(self, limit: int) -> list[Claim]:
@@ -398,9 +521,25 @@ class SqlChannel:
         return int(count or 0)
 
     async def close(self) -> None:
-        return None
+        """Give back what was handed over and not fetched."""
+        handed = [claim.receipt for claim in self._handed]
+        self._handed.clear()
+        self._held.difference_update(handed)
+        if not handed:
+            return
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(deliveries)
+                .where(
+                    self._group(),
+                    deliveries.c.owner == self._consumer,
+                    deliveries.c.event_id.in_(handed),
+                )
+                .values(owner=None, lease_until=None)
+            )
 
     def wake(self) -> None:
+        self._look = True
         self._woken.set()
 
     def _group(self) -> ColumnElement[bool]:
@@ -473,6 +612,7 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
 
 
 _STORED_TIME = stored_by_sqlalchemy(event_log.c.time)
+_STORED_LEASE = stored_by_sqlalchemy(deliveries.c.lease_until)
 _DRIVER_ROWS = 500
 """Events per statement on the driver: well under SQLite's limit of bound parameters."""
 _LOG_MARKS = "(?, ?, ?, ?, ?, ?)"
@@ -488,6 +628,19 @@ _DELIVER_SQL = (
     f"SELECT g.topic, g.group_name, l.id, 0, l.time FROM {groups.name} AS g "
     f"JOIN {event_log.name} AS l ON l.topic = g.topic WHERE l.id IN ({{ids}})"
 )
+
+
+_DELIVER_LEASED_SQL = (
+    f"INSERT INTO {deliveries.name} "  # noqa: S608
+    "(topic, group_name, event_id, attempts, available_at, owner, lease_until) "
+    "SELECT g.topic, g.group_name, l.id, 1, l.time, ?, ? "
+    f"FROM {groups.name} AS g JOIN {event_log.name} AS l ON l.topic = g.topic "
+    "WHERE l.id IN ({ids}) AND g.group_name IN ({names})"
+)
+"""The deliveries of new events to the groups in ``names``, leased to one consumer (the
+attempt counted, as a claim would)."""
+_DELIVER_OTHERS_SQL = _DELIVER_SQL + " AND g.group_name NOT IN ({names})"
+"""The deliveries of new events to the groups not in ``names``."""
 
 
 def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
