@@ -215,7 +215,7 @@ class SqlEventSource:
         for envelope in fresh:
             by_topic.setdefault(envelope.topic, []).append(envelope)
         until = _STORED_LEASE(datetime.now(UTC) + self._lease)
-        taken: list[tuple[SqlChannel, list[Envelope]]] = []
+        handed: list[tuple[list[SqlChannel], list[Envelope]]] = []
         woken: list[SqlChannel] = []
         for topic, events in by_topic.items():
             local = [channel for channel in self._channels if channel.topic == topic]
@@ -225,23 +225,16 @@ class SqlEventSource:
                 if channel.consumer == self._consumer and channel.has_room(len(events))
             ]
             woken += [channel for channel in local if channel not in taking]
-            taken += [(channel, events) for channel in taking]
-            names = [channel.group for channel in taking]
-            in_names = ", ".join("?" * len(names))
+            handed.append((taking, events))
             for first in range(0, len(events), _DRIVER_ROWS):
                 ids = [envelope.id for envelope in events[first : first + _DRIVER_ROWS]]
-                marks = ", ".join("?" * len(ids))
-                if not taking:
-                    db.execute(_DELIVER_SQL.format(ids=marks), ids)
-                    continue
-                leased = _DELIVER_LEASED_SQL.format(ids=marks, names=in_names)
-                db.execute(leased, [self._consumer, until, *ids, *names])
-                others = _DELIVER_OTHERS_SQL.format(ids=marks, names=in_names)
-                db.execute(others, [*ids, *names])
+                _deliver_on_driver(db, ids, [c.group for c in taking], self._consumer, until)
 
         def hand_over() -> None:
-            for channel, events in taken:
-                channel.take_over(events)
+            for taking, events in handed:
+                claims = [_handed_claim(envelope) for envelope in events]
+                for channel in taking:
+                    channel.take_over(claims)
             for channel in woken:
                 channel.wake()
 
@@ -391,20 +384,10 @@ class SqlChannel:
         """Whether ``count`` more events can be handed over (see the module)."""
         return len(self._handed) + count <= HANDOVER_LIMIT
 
-    def take_over(self, envelopes: Sequence[Envelope]) -> None:
+    def take_over(self, claims: Sequence[Claim]) -> None:
         """Events committed with their deliveries leased to this channel: fetched next."""
-        for envelope in envelopes:
-            delivery = Delivery(
-                id=envelope.id,
-                topic=envelope.topic,
-                type_name=envelope.type_name,
-                time=envelope.time,
-                payload=envelope.payload,
-                attempt=1,
-                traceparent=envelope.traceparent,
-            )
-            self._handed.append(Claim(delivery, envelope.id))
-            self._held.add(envelope.id)
+        self._handed.extend(claims)
+        self._held.update(claim.receipt for claim in claims)
         self._woken.set()
 
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
@@ -641,6 +624,36 @@ _DELIVER_LEASED_SQL = (
 attempt counted, as a claim would)."""
 _DELIVER_OTHERS_SQL = _DELIVER_SQL + " AND g.group_name NOT IN ({names})"
 """The deliveries of new events to the groups not in ``names``."""
+
+
+def _deliver_on_driver(
+    db: sqlite3.Connection, ids: list[str], leased_to: list[str], consumer: str, until: str
+) -> None:
+    """The deliveries of the new events ``ids``: to the groups ``leased_to`` leased to
+    ``consumer`` until ``until``, to the other groups of their topic as usual."""
+    marks = ", ".join("?" * len(ids))
+    if not leased_to:
+        db.execute(_DELIVER_SQL.format(ids=marks), ids)
+        return
+    names = ", ".join("?" * len(leased_to))
+    db.execute(
+        _DELIVER_LEASED_SQL.format(ids=marks, names=names), [consumer, until, *ids, *leased_to]
+    )
+    db.execute(_DELIVER_OTHERS_SQL.format(ids=marks, names=names), [*ids, *leased_to])
+
+
+def _handed_claim(envelope: Envelope) -> Claim:
+    """The claim of an event handed over (its first attempt; the receipt is its id)."""
+    delivery = Delivery(
+        id=envelope.id,
+        topic=envelope.topic,
+        type_name=envelope.type_name,
+        time=envelope.time,
+        payload=envelope.payload,
+        attempt=1,
+        traceparent=envelope.traceparent,
+    )
+    return Claim(delivery, envelope.id)
 
 
 def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
