@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -348,3 +348,24 @@ async def test_events_handed_over_and_not_fetched_are_given_back_on_close(
     claims = await later.fetch(10, 0)
     assert _customers(claims) == ["d0"]
     assert claims[0].delivery.attempt == 2  # the handover counted as an attempt
+
+
+async def test_a_retry_is_claimed_when_due_while_handovers_keep_coming(
+    driver_log: DriverLog,
+) -> None:
+    source = SqlEventSource(driver_log.sessions, gather=timedelta(milliseconds=10))
+    channel = source.channel("customers", "ours", "c-1")
+    await channel.setup(from_beginning=False)
+    driver_log.write(source, [Envelope.wrap("customers", signup("first"))])()
+    [first] = await channel.fetch(10, 0.2)
+    await channel.retry(first, datetime.now(UTC) + timedelta(milliseconds=300), "failed")
+
+    fetched: list[Claim] = []
+    async with asyncio.timeout(10):
+        while not any(c.delivery.id == first.delivery.id for c in fetched):
+            # a new call's event handed over before every fetch: the channel is always woken
+            driver_log.write(source, [Envelope.wrap("customers", signup("next"))])()
+            fetched += await channel.fetch(10, 0.2)
+
+    [again] = [c for c in fetched if c.delivery.id == first.delivery.id]
+    assert again.delivery.attempt == 2

@@ -339,6 +339,8 @@ class SqlChannel:
         """Whether the database may hold events for this channel that it has not claimed:
         at the start, after a publish that was not handed over, after a full claim, and at
         each poll."""
+        self._looked_at = float("-inf")
+        """When the database was last claimed from (the loop's clock)."""
         self._caught_up = False
         """Whether the last fetch found fewer events than it could take."""
         self._gather = gather.total_seconds()
@@ -391,17 +393,21 @@ class SqlChannel:
         self._woken.set()
 
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
+        loop = asyncio.get_running_loop()
         if self._caught_up and wait > 0 and len(self._handed) < limit:  # see the class
             woken = self._woken.is_set() or await _wait(self._woken, wait)
             if woken and self._gather > 0:
                 await asyncio.sleep(self._gather)
-            if not woken:
-                self._look = True  # the poll: retries, lapsed leases, other processes
+        if wait > 0 and loop.time() - self._looked_at >= wait:
+            # The poll: retries, lapsed leases, other processes' events; due even while
+            # handovers keep waking the channel.
+            self._look = True
         self._woken.clear()
         claims = [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
         room = limit - len(claims)
         if room > 0 and self._look:
             found = await self._claim(room)
+            self._looked_at = loop.time()
             self._look = len(found) == room  # a full claim: more may be due
             claims += found
         self._caught_up = len(claims) < limit
