@@ -22,7 +22,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, literal, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    bindparam,
+    case,
+    delete,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -69,6 +79,7 @@ class SqlCounterStore:
         self._engine = engine
         self._now = now
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._incrementing = _incrementing(self._insert)
         # SQLite admits one writer at a time and makes the others sleep and poll (busy
         # timeout); queueing this store's transactions in the process is much faster.
         self._turn: asyncio.Lock | contextlib.nullcontext[None] = (
@@ -99,27 +110,19 @@ class SqlCounterStore:
     ) -> dict[str, int]:
         """One multi-row upsert: a live row adds the new row's count and keeps its expiry,
         a missing or expired one is replaced by the new row. The rows are parameter sets,
-        not ``values([..])``, so the statement's compiled form is cached."""
+        not ``values([..])``, and the statement is built once, so its compiled form is
+        found by the cache key kept on it."""
         if not amounts:
             return {}
         now = self._clock()
-        live = _live(now)
         expires_at = _expiry(now, ttl)
         rows = [
-            {"key": key, "count": amount, "text": None, "expires_at": expires_at}
+            {"key": key, "count": amount, "text": None, "expires_at": expires_at, "now": now}
             for key, amount in sorted(amounts.items())  # one lock order on PostgreSQL
         ]
-        insert = self._insert(counters)
-        statement = insert.on_conflict_do_update(
-            index_elements=[_T.key],
-            set_={
-                "count": _case(live, _T.count + insert.excluded.count, insert.excluded.count),
-                "text": _case(live, _T.text, insert.excluded.text),
-                "expires_at": _case(live, _T.expires_at, insert.excluded.expires_at),
-            },
-        ).returning(_T.key, _T.count)
         async with self._transaction() as conn:
-            return {str(key): int(count) for key, count in await conn.execute(statement, rows)}
+            adding = await conn.execute(self._incrementing, rows)
+            return {str(key): int(count) for key, count in adding}
 
     async def get(self, key: str) -> int:
         return (await self.get_many([key]))[0]
@@ -334,8 +337,22 @@ def _hold_key(hold: Hold) -> str:
     return f"{hold.book}/{hold.id}"
 
 
-def _live(now: datetime) -> ColumnElement[bool]:
+def _live(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return or_(_T.expires_at.is_(None), _T.expires_at > now)
+
+
+def _incrementing(insert_into: Any) -> Any:
+    """``incr_many``'s upsert, its time a parameter (``now``) of each row."""
+    insert = insert_into(counters)
+    live = _live(bindparam("now", type_=_T.expires_at.type))
+    return insert.on_conflict_do_update(
+        index_elements=[_T.key],
+        set_={
+            "count": _case(live, _T.count + insert.excluded.count, insert.excluded.count),
+            "text": _case(live, _T.text, insert.excluded.text),
+            "expires_at": _case(live, _T.expires_at, insert.excluded.expires_at),
+        },
+    ).returning(_T.key, _T.count)
 
 
 def _expiry(now: datetime, ttl: timedelta | None) -> datetime | None:
