@@ -204,6 +204,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "EventHandler",
         "Publisher",
         "event_type_name",
+        "read_each",
     ],
     "m3o.runtime.events.redis": [
         "RedisChannel",

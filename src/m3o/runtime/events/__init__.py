@@ -52,6 +52,7 @@ __all__ = [
     "EventHandler",
     "Publisher",
     "event_type_name",
+    "read_each",
 ]
 
 M = TypeVar("M", bound=Message)
@@ -79,6 +80,23 @@ EventHandler = Callable[[Delivery], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Mapping[str, Exception] | None]]
 """Handles the deliveries of a batch in one go; returns the failed ones' errors by event
 id (None or empty: all handled)."""
+
+T = TypeVar("T")
+
+
+def read_each(
+    deliveries: Sequence[Delivery], read: Callable[[Delivery], T]
+) -> tuple[list[tuple[Delivery, T]], dict[str, Exception]]:
+    """For a batch handler: ``read`` of each delivery, and the errors of those it raised
+    on, by event id (return them from the handler: an unreadable event fails alone)."""
+    done: list[tuple[Delivery, T]] = []
+    failed: dict[str, Exception] = {}
+    for delivery in deliveries:
+        try:
+            done.append((delivery, read(delivery)))
+        except Exception as exc:  # noqa: BLE001 - handed back as that event's failure
+            failed[delivery.id] = exc
+    return done, failed
 
 
 class Publisher(Protocol):

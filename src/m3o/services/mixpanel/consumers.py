@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from m3o.events import customers as customers_events
 from m3o.events import requests as requests_events
 from m3o.runtime.email_address import normalise_email
-from m3o.runtime.events import Delivery
+from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.logging import get_logger
 from m3o.runtime.rpc.jsonmap import message_to_dict
 from m3o.runtime.service import BatchConsumer, Consumer
@@ -103,14 +103,9 @@ class Forwarder:
     async def handle_requests(self, deliveries: Sequence[Delivery]) -> dict[str, Exception]:
         """Forward a batch of request events; returns those that cannot be read (failed
         alone)."""
+        read, unreadable = read_each(deliveries, _request_event)
         pending: list[Pending] = []
-        unreadable: dict[str, Exception] = {}
-        for delivery in deliveries:
-            try:
-                event = delivery.decode(requests_events.Event)
-            except Exception as exc:  # noqa: BLE001 - an unreadable event fails alone
-                unreadable[delivery.id] = exc
-                continue
+        for delivery, event in read:
             project_id = event.request.project_id or event.request.user_id
             pending.append(
                 Pending(mixpanel_event(delivery, event, project_id), project_id=project_id)
@@ -140,6 +135,10 @@ class Forwarder:
         if len(kept) < len(batch):
             _log.debug("mixpanel.ignored", events=len(batch) - len(kept))
         return kept
+
+
+def _request_event(delivery: Delivery) -> requests_events.Event:
+    return delivery.decode(requests_events.Event)
 
 
 def _skipped(p: Pending, ignored: set[str], owners: dict[str, str], by_owner: set[str]) -> bool:

@@ -30,7 +30,7 @@ from m3o.events.requests import TOPIC, Event, EventType
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import M3OError
-from m3o.runtime.events import Delivery
+from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import BatchConsumer
 from m3o.runtime.store import SessionFactory, transaction
@@ -126,17 +126,8 @@ class RequestRecorder:
     async def handle(self, deliveries: Sequence[Delivery]) -> dict[str, Exception]:
         """Count a batch of request events; the ones that cannot be read are returned
         (failed, to be retried and in the end dead-lettered), the rest counted together."""
-        calls: list[CountedCall] = []
-        unreadable: dict[str, Exception] = {}
-        for delivery in deliveries:
-            try:
-                call = counted_call(delivery)
-            except Exception as exc:  # noqa: BLE001 - an unreadable event fails alone
-                unreadable[delivery.id] = exc
-                continue
-            if call is not None:
-                calls.append(call)
-        await self.record(calls)
+        read, unreadable = read_each(deliveries, counted_call)
+        await self.record([call for _delivery, call in read if call is not None])
         return unreadable
 
     def take_counted(self) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from m3o.events import requests
-from m3o.runtime.events import Delivery
+from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.service import BatchConsumer
 from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.v1 import records
@@ -53,13 +53,8 @@ class LastSeen:
         """Move the batch's keys' ``last_seen`` forward; returns the events that cannot
         be read (failed alone)."""
         seen: dict[str, datetime] = {}
-        unreadable: dict[str, Exception] = {}
-        for delivery in deliveries:
-            try:
-                event = delivery.decode(requests.Event)
-            except Exception as exc:  # noqa: BLE001 - an unreadable event fails alone
-                unreadable[delivery.id] = exc
-                continue
+        read, unreadable = read_each(deliveries, _request_event)
+        for delivery, event in read:
             key_id = event.request.api_key_id
             if event.type != requests.EventType.EventTypeRequest or not key_id:
                 continue
@@ -70,3 +65,7 @@ class LastSeen:
             async with transaction(self._sessions) as session:
                 await records.touch_last_seen(session, seen)
         return unreadable
+
+
+def _request_event(delivery: Delivery) -> requests.Event:
+    return delivery.decode(requests.Event)
