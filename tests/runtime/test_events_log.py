@@ -369,3 +369,27 @@ async def test_a_retry_is_claimed_when_due_while_handovers_keep_coming(
 
     [again] = [c for c in fetched if c.delivery.id == first.delivery.id]
     assert again.delivery.attempt == 2
+
+
+async def test_a_publish_told_while_a_claim_runs_is_claimed_next_not_at_the_poll(
+    sessions: SessionFactory,
+) -> None:
+    channel = SqlEventSource(sessions, gather=timedelta(0)).channel("customers", "ours", "c-1")
+    await channel.setup(from_beginning=False)
+    other = Bus(sessions, SqlEventSource(sessions)).publisher  # tells nobody here
+    claim = channel._claim
+
+    async def claim_then_told(limit: int) -> list[Claim]:
+        found = await claim(limit)
+        # Committed after the claim read the log, and told before the claim returned.
+        await other.publish("customers", signup("during"))
+        channel.wake()
+        return found
+
+    await other.publish("customers", signup("before"))
+    channel._claim = claim_then_told  # type: ignore[method-assign]
+    assert _customers(await channel.fetch(10, 0.05)) == ["before"]
+    channel._claim = claim  # type: ignore[method-assign]
+
+    async with asyncio.timeout(10):  # not the 60 s poll
+        assert _customers(await channel.fetch(10, 60)) == ["during"]

@@ -406,9 +406,15 @@ class SqlChannel:
         claims = [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
         room = limit - len(claims)
         if room > 0 and self._look:
-            found = await self._claim(room)
+            self._look = False  # a publish while the claim runs sets it again
+            try:
+                found = await self._claim(room)
+            except BaseException:
+                self._look = True
+                raise
             self._looked_at = loop.time()
-            self._look = len(found) == room  # a full claim: more may be due
+            if len(found) == room:  # a full claim: more may be due
+                self._look = True
             claims += found
         self._caught_up = len(claims) < limit
         return claims
