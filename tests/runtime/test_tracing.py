@@ -36,6 +36,7 @@ from m3o.runtime.logging.tracing import (
     tracing_on,
 )
 from m3o.runtime.rpc import Dispatcher, GrpcTransport, InProcessTransport, Transport
+from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.helloworld.handler import Helloworld
 from m3o.services.helloworld.proto import helloworld_pb2 as pb
 from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
@@ -162,7 +163,7 @@ async def test_an_event_is_handled_in_a_consumer_span_linked_to_where_it_was_pub
 
 
 async def test_a_batch_is_one_consumer_span_linked_to_where_each_event_was_published(
-    make_bus: MakeBus, spans: InMemorySpanExporter
+    make_bus: MakeBus, spans: InMemorySpanExporter, sessions: SessionFactory
 ) -> None:
     bus = make_bus()
     batches: list[list[str]] = []
@@ -173,12 +174,13 @@ async def test_a_batch_is_one_consumer_span_linked_to_where_each_event_was_publi
     bus.subscribe_batch("customers", "usage-customers", handle, linger=timedelta(seconds=0.5))
     await bus.start()
     published = []
-    for name in ("first call", "second call"):
-        with server_span(name, {}, {}) as publishing:
-            assert publishing is not None
-            published.append(publishing.get_span_context())
-            await bus.publisher.publish("customers", signup(name))
-    await bus.publisher.publish("customers", signup("untraced"))
+    async with transaction(sessions) as session:  # committed together: one claim
+        for name in ("first call", "second call"):
+            with server_span(name, {}, {}) as publishing:
+                assert publishing is not None
+                published.append(publishing.get_span_context())
+                await bus.publisher.publish("customers", signup(name), session=session)
+        await bus.publisher.publish("customers", signup("untraced"), session=session)
     await bus.wait_idle()
 
     assert len(batches) == 1 and len(batches[0]) == 3
