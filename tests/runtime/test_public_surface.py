@@ -362,6 +362,8 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "InlineConnection",
         "WalCheckpoints",
         "connect",
+        "in_driver_batches",
+        "parameter_marks",
         "stored_by_sqlalchemy",
     ],
     "m3o.runtime.store.migrate": [

@@ -43,7 +43,11 @@ from m3o.runtime.counters.admission import (
     Verdict,
 )
 from m3o.runtime.counters.tables import counters
-from m3o.runtime.store.inline_sqlite import stored_by_sqlalchemy
+from m3o.runtime.store.inline_sqlite import (
+    in_driver_batches,
+    parameter_marks,
+    stored_by_sqlalchemy,
+)
 
 __all__ = [
     "PLACEHOLDER_EXPIRY",
@@ -183,8 +187,6 @@ _OVERWRITE_SQL = (
     "expires_at = excluded.expires_at"
 )
 _DELETE_SQL = f"DELETE FROM {counters.name} WHERE key IN ({{marks}})"  # noqa: S608
-_MAX_MARKS = 500
-"""Keys per ``DELETE``: well under SQLite's limit of bound parameters."""
 
 
 def write_rows_on_driver(
@@ -194,10 +196,8 @@ def write_rows_on_driver(
     ``absent`` keys' rows, on SQLite's own connection inside its transaction: without
     SQLAlchemy's execution layer (the owned store's group commit, where that layer cost
     most of a commit)."""
-    gone = sorted(absent)
-    for first in range(0, len(gone), _MAX_MARKS):
-        part = gone[first : first + _MAX_MARKS]
-        db.execute(_DELETE_SQL.format(marks=", ".join("?" * len(part))), part)
+    for part in in_driver_batches(sorted(absent)):
+        db.execute(_DELETE_SQL.format(marks=parameter_marks(len(part))), part)
     if present:
         db.executemany(
             _OVERWRITE_SQL,

@@ -64,7 +64,11 @@ from m3o.runtime.events._source import Claim
 from m3o.runtime.events.tables import deliveries, event_log, groups
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, UTCDateTime, session_factory, transaction
-from m3o.runtime.store.inline_sqlite import stored_by_sqlalchemy
+from m3o.runtime.store.inline_sqlite import (
+    in_driver_batches,
+    parameter_marks,
+    stored_by_sqlalchemy,
+)
 
 __all__ = [
     "HANDOVER_LIMIT",
@@ -205,10 +209,9 @@ class SqlEventSource:
         to those channels, and wake the others."""
         fresh: list[Envelope] = []
         by_id = {envelope.id: envelope for envelope in envelopes}
-        for first in range(0, len(envelopes), _DRIVER_ROWS):
-            part = envelopes[first : first + _DRIVER_ROWS]
+        for part in in_driver_batches(envelopes):
             values = [value for envelope in part for value in _driver_log_row(envelope)]
-            marks = ", ".join([_LOG_MARKS] * len(part))
+            marks = parameter_marks(len(part), _LOG_MARKS)
             added = db.execute(_ADD_SQL.format(rows=marks), values).fetchall()
             fresh += [by_id[str(row[0])] for row in added]
         by_topic: dict[str, list[Envelope]] = {}
@@ -226,8 +229,8 @@ class SqlEventSource:
             ]
             woken += [channel for channel in local if channel not in taking]
             handed.append((taking, events))
-            for first in range(0, len(events), _DRIVER_ROWS):
-                ids = [envelope.id for envelope in events[first : first + _DRIVER_ROWS]]
+            for part in in_driver_batches(events):
+                ids = [envelope.id for envelope in part]
                 _deliver_on_driver(db, ids, [c.group for c in taking], self._consumer, until)
 
         def hand_over() -> None:
@@ -608,8 +611,6 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
 
 _STORED_TIME = stored_by_sqlalchemy(event_log.c.time)
 _STORED_LEASE = stored_by_sqlalchemy(deliveries.c.lease_until)
-_DRIVER_ROWS = 500
-"""Events per statement on the driver: well under SQLite's limit of bound parameters."""
 _LOG_MARKS = "(?, ?, ?, ?, ?, ?)"
 # The tables' names come from the schema and every value is bound (hence the noqa).
 _ADD_SQL = (
@@ -643,11 +644,11 @@ def _deliver_on_driver(
 ) -> None:
     """The deliveries of the new events ``ids``: to the groups ``leased_to`` leased to
     ``consumer`` until ``until``, to the other groups of their topic as usual."""
-    marks = ", ".join("?" * len(ids))
+    marks = parameter_marks(len(ids))
     if not leased_to:
         db.execute(_DELIVER_SQL.format(ids=marks), ids)
         return
-    names = ", ".join("?" * len(leased_to))
+    names = parameter_marks(len(leased_to))
     db.execute(
         _DELIVER_LEASED_SQL.format(ids=marks, names=names), [consumer, until, *ids, *leased_to]
     )

@@ -23,7 +23,7 @@ import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,14 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.logging import get_logger
 
-__all__ = ["InlineConnection", "WalCheckpoints", "connect", "stored_by_sqlalchemy"]
+__all__ = [
+    "InlineConnection",
+    "WalCheckpoints",
+    "connect",
+    "in_driver_batches",
+    "parameter_marks",
+    "stored_by_sqlalchemy",
+]
 
 _log = get_logger(__name__)
 
@@ -63,6 +70,22 @@ def stored_by_sqlalchemy(column: ColumnElement[Any]) -> Callable[[Any], Any]:
 
 def _as_is(value: Any) -> Any:
     return value
+
+
+_DRIVER_ROWS = 500
+"""Rows (or keys) per statement sent to the driver directly: at six values a row, well
+under SQLite's limit of bound parameters (32,766)."""
+
+
+def in_driver_batches(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of at most 500, one statement's worth each."""
+    for first in range(0, len(items), _DRIVER_ROWS):
+        yield items[first : first + _DRIVER_ROWS]
+
+
+def parameter_marks(count: int, mark: str = "?") -> str:
+    """``count`` parameter marks (or ``mark`` groups such as ``(?, ?)``), comma-separated."""
+    return ", ".join([mark] * count)
 
 
 class _Retrying:
