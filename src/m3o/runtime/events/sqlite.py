@@ -235,7 +235,7 @@ class SqlEventSource:
 
         def hand_over() -> None:
             for taking, events in handed:
-                claims = [_handed_claim(envelope) for envelope in events]
+                claims = [_claim(envelope, 1) for envelope in events]
                 for channel in taking:
                     channel.take_over(claims)
             for channel in woken:
@@ -655,20 +655,6 @@ def _deliver_on_driver(
     db.execute(_DELIVER_OTHERS_SQL.format(ids=marks, names=names), [*ids, *leased_to])
 
 
-def _handed_claim(envelope: Envelope) -> Claim:
-    """The claim of an event handed over (its first attempt; the receipt is its id)."""
-    delivery = Delivery(
-        id=envelope.id,
-        topic=envelope.topic,
-        type_name=envelope.type_name,
-        time=envelope.time,
-        payload=envelope.payload,
-        attempt=1,
-        traceparent=envelope.traceparent,
-    )
-    return Claim(delivery, envelope.id)
-
-
 def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
     return (
         envelope.id,
@@ -713,6 +699,8 @@ def _fan_out(rows: Any) -> Any:
 
 
 def _claim(row: Any, attempts: int) -> Claim:
+    """The claim of a log row, or of an envelope handed over (its first attempt); the
+    receipt is the event id."""
     delivery = Delivery(
         id=row.id,
         topic=row.topic,
