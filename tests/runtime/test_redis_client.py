@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from m3o.runtime.counters.redis import redis_counter_store
@@ -128,3 +129,32 @@ async def test_a_command_that_timed_out_is_not_sent_again() -> None:
             writer.close()
             await writer.wait_closed()
         await fake.wait_closed()
+
+
+async def test_commands_carry_every_kind_of_argument_as_redis_py_packs_it(
+    server: RedisServer,
+) -> None:
+    client = redis_client(server.url(), timeout=5)
+    values: list[object] = ["plain", "välue ünicode", b"\x00\xffbytes", 12, -3, 1.5, 0.1]
+    try:
+        for n, value in enumerate(values):
+            await client.set(f"k{n}", value)  # type: ignore[arg-type]
+        stored = await client.mget([f"k{n}" for n in range(len(values))])
+        assert stored == [
+            b"plain",
+            "välue ünicode".encode(),
+            b"\x00\xffbytes",
+            b"12",
+            b"-3",
+            b"1.5",
+            b"0.1",
+        ]
+        assert await client.execute_command("CONFIG GET", "maxmemory") is not None
+        await client.set("view", memoryview(b"from a view"))
+        assert await client.get("view") == b"from a view"
+        for refused in (True, None, object()):
+            with pytest.raises(DataError):
+                await client.set("refused", refused)  # type: ignore[arg-type]
+        assert await client.exists("refused") == 0
+    finally:
+        await client.aclose()
