@@ -163,3 +163,56 @@ async def test_background_checkpoints_run_until_stopped(
     stopped = len(rounds)
     await asyncio.sleep(0.05)
     assert len(rounds) == stopped  # nothing after stop (which ran the last one)
+
+
+class SteadyWriter:
+    """Writes a row of 64 KB at a time on a thread, with a short pause between commits (as
+    a busy server does), until stopped: a passive checkpoint of what a round wrote takes
+    longer than a pause, so commits always land during it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stop = threading.Event()
+        self.written = 0
+        self._thread = threading.Thread(target=self._write)
+
+    def __enter__(self) -> SteadyWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _write(self) -> None:
+        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            while not self._stop.is_set():
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO t VALUES (?)", (bytes(65536),))
+                db.execute("COMMIT")
+                self.written += 1
+                time.sleep(0.0005)
+        finally:
+            db.close()
+
+
+async def test_a_long_log_starts_over_while_writes_go_on(path: Path) -> None:
+    """Passive checkpoints alone let the log start over only when writes pause; past
+    ``restart_after`` frames a round also restarts it, under steady writes."""
+    checkpoints = WalCheckpoints(path, restart_after=50)
+    logs: list[int] = []
+    try:
+        with SteadyWriter(path) as writer:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (len(logs) > 1 and logs[-1] < logs[-2]):
+                await asyncio.sleep(0.05)
+                _busy, frames, _copied = await run_blocking(checkpoints.checkpoint)
+                logs.append(frames)
+        assert len(logs) > 1 and logs[-1] < logs[-2], logs
+        assert writer.written > 0
+    finally:
+        await checkpoints.stop()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == writer.written

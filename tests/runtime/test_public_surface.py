@@ -360,6 +360,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.store.inline_sqlite": [
         "InlineConnection",
+        "RESTART_AFTER_FRAMES",
         "WalCheckpoints",
         "connect",
         "in_driver_batches",

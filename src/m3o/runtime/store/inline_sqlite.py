@@ -34,6 +34,7 @@ from m3o.runtime.blocking import run_blocking
 from m3o.runtime.logging import get_logger
 
 __all__ = [
+    "RESTART_AFTER_FRAMES",
     "InlineConnection",
     "WalCheckpoints",
     "connect",
@@ -258,6 +259,10 @@ async def connect(database: str, *, timeout: float, uri: bool = False) -> Inline
     return InlineConnection(connection, timeout)
 
 
+RESTART_AFTER_FRAMES = 262_144
+"""Log frames (pages of 4 KB: 1 GB) from which :class:`WalCheckpoints` empties the log."""
+
+
 class WalCheckpoints:
     """Checkpoints of a WAL database's log, on a thread of their own.
 
@@ -265,14 +270,31 @@ class WalCheckpoints:
     then copies the log into the database and waits for the disk, on the loop's thread here
     (measured: the commits that did so took up to 15 ms, the p99 of ``m3o serve``'s calls).
     An engine made with ``create_engine(..., checkpoint_in_background=True)`` leaves that
-    out (``PRAGMA wal_autocheckpoint=0``), and this runs ``PRAGMA wal_checkpoint(PASSIVE)``
-    every ``every`` seconds on a connection of its own, on a worker thread: a passive
-    checkpoint copies what no reader still needs and never blocks a writer.
+    out (``PRAGMA wal_autocheckpoint=0``), and this checkpoints every ``every`` seconds on a
+    connection of its own, on a worker thread:
+
+    - ``PASSIVE`` each round: copies what no reader still needs and never blocks a writer.
+      Alone it lets the log start over only when writes pause: a log restarts when a
+      writer begins with every frame copied, and frames written during a copy are not.
+      Under steady load (one client calling without a pause is enough) the log grew by
+      about 50 MB a second, 640 MB after 13 s of ``benchmarks/gateway.py``'s calls.
+    - ``TRUNCATE`` once the log holds ``restart_after`` frames: it copies what was
+      written during the passive copy while holding writers back, empties the log's file
+      and lets the next writer start it over; it never waits (a writer or reader under way
+      makes it give up until the next round). Writers wait for it, 30 to 45 ms measured
+      with a 64 MB log (the copy, two syncs and the truncation); copying the rest on the
+      loop's thread instead stopped the loop for 8 to 14 ms each time. So it is kept for
+      a long log, :data:`RESTART_AFTER_FRAMES` (1 GB: about 20 s of that load, never
+      reached at a pace with pauses): the file stays bounded, and a busy server pays one
+      such wait every 20 s or so.
     """
 
-    def __init__(self, path: Path, *, every: float = 0.5) -> None:
+    def __init__(
+        self, path: Path, *, every: float = 0.5, restart_after: int = RESTART_AFTER_FRAMES
+    ) -> None:
         self._path = path
         self._every = every
+        self._restart_after = restart_after
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -304,10 +326,17 @@ class WalCheckpoints:
                 _log.warning("sqlite.checkpoint_failed", error=str(error))
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """One passive checkpoint (blocking): (busy, log frames, frames copied)."""
+        """One round (blocking): a passive checkpoint, then one emptying the log when it is
+        long; SQLite's answer to the last: (busy, log frames, frames copied)."""
+        found = self._checkpoint("PASSIVE")
+        if found[1] >= self._restart_after:
+            found = self._checkpoint("TRUNCATE")
+        return found
+
+    def _checkpoint(self, mode: str) -> tuple[int, int, int]:
         if self._connection is None:
             self._connection = sqlite3.connect(
                 self._path, timeout=0, isolation_level=None, check_same_thread=False
             )
-        row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        [row] = self._connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         return int(row[0]), int(row[1]), int(row[2])
