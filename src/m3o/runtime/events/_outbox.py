@@ -13,12 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import uuid4
 
 from google.protobuf.message import Message
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.events._ids import time_ordered_id
 from m3o.runtime.logging.tracing import current_traceparent
 from m3o.runtime.store import SessionFactory, transaction
 
@@ -58,7 +58,7 @@ class Envelope:
     @classmethod
     def wrap(cls, topic: str, event: Message) -> Envelope:
         return cls(
-            id=uuid4().hex,
+            id=time_ordered_id(),
             topic=check_name("topic", topic),
             type_name=event_type_name(event),
             time=datetime.now(UTC),

@@ -16,13 +16,13 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 import redis.asyncio as aioredis
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.events import DeadLetter
+from m3o.runtime.events._ids import time_ordered_id
 from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
@@ -128,7 +128,7 @@ class Relay:
 
     async def write(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Add events to the outbox (the publisher's writer): one statement for them all."""
-        await self._write_rows(session, envelopes, row_ids=[uuid4().hex for _ in envelopes])
+        await self._write_rows(session, envelopes, row_ids=[time_ordered_id() for _ in envelopes])
 
     async def append_now(self, envelopes: Sequence[Envelope]) -> None:
         """Append events straight to their streams, bypassing the outbox: one script run.
@@ -183,7 +183,7 @@ class Relay:
 
     async def _insert(self, session: AsyncSession, **values: object) -> None:
         await session.execute(
-            insert(outbox).values(id=uuid4().hex, created=datetime.now(UTC), **values)
+            insert(outbox).values(id=time_ordered_id(), created=datetime.now(UTC), **values)
         )
 
     def wake(self) -> None:

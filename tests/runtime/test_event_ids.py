@@ -1,0 +1,42 @@
+"""Time-ordered identifiers: UUID version 7 as 32 hex digits, sorting by when they were made."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from m3o.runtime.events._ids import time_ordered_id
+
+
+def test_an_id_is_a_version_7_uuid_in_hex_holding_the_time_it_was_made() -> None:
+    before = time.time_ns() // 1_000_000
+    made = time_ordered_id()
+    after = time.time_ns() // 1_000_000
+    parsed = uuid.UUID(made)
+    assert made == parsed.hex and len(made) == 32
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert before <= int(made[:12], 16) <= after
+
+
+def test_ids_made_in_later_milliseconds_sort_after_earlier_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1_796_000_000_000_000_000]
+    monkeypatch.setattr(time, "time_ns", lambda: now[0])
+    made = []
+    for _ in range(50):
+        made.append(time_ordered_id())
+        now[0] += 1_000_000  # one millisecond
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+
+
+def test_ids_of_one_millisecond_differ_in_their_random_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: 1_796_000_000_000_000_000)
+    made = {time_ordered_id() for _ in range(10_000)}
+    assert len(made) == 10_000
+    assert len({one[:12] for one in made}) == 1
