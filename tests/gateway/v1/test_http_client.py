@@ -264,6 +264,20 @@ async def test_calls_beyond_max_connections_wait_for_a_free_one() -> None:
     assert server.connections <= 2
 
 
+async def test_waiting_for_a_free_connection_counts_in_the_timeout() -> None:
+    replies = iter([(b"", False), (ok(), False)])
+    async with upstream(lambda r: next(replies)) as server, client(max_connections=1) as http:
+        stuck = asyncio.create_task(http.post(server.url, b"", {}, None))
+        await eventually(lambda: len(server.received) == 1)
+        with pytest.raises(TimeoutError):
+            await http.post(server.url, b"", {}, 0.2)
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        assert (await http.post(server.url, b"", {}, 5)).status == 200  # the slot came back
+    assert server.connections == 2
+
+
 async def test_idle_connections_beyond_the_limit_are_closed() -> None:
     async with upstream(lambda r: (ok(), False)) as server, client(max_idle_per_origin=1) as http:
         await asyncio.gather(*(http.post(server.url, b"", {}, 5) for _ in range(4)))

@@ -1,8 +1,8 @@
 """The HTTP forwarder's client: HTTP/1.1 POSTs over kept-alive connections, pooled per origin.
 
 Forwarding is the gateway's hot path, and a general client's per-call work (a request and
-a response object, header multidicts, payload registries, timers, stream readers) cost
-more than the rest of a forwarded call (``benchmarks/gateway.py``, README "Performance").
+a response object, header multidicts, payload registries, timers, stream readers) was the
+largest part of a forwarded call (``benchmarks/gateway.py``, README "Performance").
 This client does only what forwarding needs: it writes one request in one buffer, reads the
 answer with httptools (the parser uvicorn serves with), and keeps the connection for the
 next call.
@@ -11,7 +11,8 @@ next call.
   leaves the pool when asyncio reports it lost; a call is never sent twice, so a POST that
   meets a connection closed under it fails as unreachable (as a general client does for
   requests that are not idempotent).
-- At most ``max_connections`` are open at once: further calls wait for one to be free.
+- At most ``max_connections`` are open at once: further calls wait for one to be free,
+  within their timeout.
 - ``https`` origins use the system's trust store and check the host name.
 - ``gzip`` and ``deflate`` answers are decompressed (none is asked for); an answer in
   another encoding is refused.
@@ -264,7 +265,12 @@ class HttpClient:
         request = _request(origin, path, headers, body)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        async with self._slots:
+        if self._slots.locked():
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
+        try:
             connection = self._idle_connection(origin)
             if connection is None:
                 connection = await self._connect(loop, origin, deadline)
@@ -273,14 +279,15 @@ class HttpClient:
             if deadline is not None:
                 timer = loop.call_at(deadline, _expire, answer)
             try:
-                result = await answer
+                return await answer
             except _Closed as exc:
                 raise ConnectionResetError(str(exc)) from None
             finally:
                 if timer is not None:
                     timer.cancel()
                 self._put_back(origin, connection)
-        return result
+        finally:
+            self._slots.release()
 
     def _idle_connection(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
