@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from m3o.gateway.v1.http_client import HttpClient, UnusableUrl
+from m3o.gateway.v1.http_client import AnswerTooLarge, HttpClient, UnusableUrl
 from support.certificates import Certificate, self_signed
 from support.ports import closed_port
 
@@ -191,6 +191,31 @@ async def test_a_compressed_answer_is_unpacked(encoding: bytes, packed: bytes) -
         assert (await http.post(server.url, b"", {}, 5)).body == b"unpacked"
 
 
+async def test_an_answer_longer_than_the_limit_fails_and_its_connection_is_dropped() -> None:
+    bodies = iter([b"x" * 101, b"y" * 100])
+    async with (
+        upstream(lambda r: (ok(next(bodies)), False)) as server,
+        client(max_answer_bytes=100) as http,
+    ):
+        with pytest.raises(AnswerTooLarge):
+            await http.post(server.url, b"", {}, 5)
+        assert (await http.post(server.url, b"", {}, 5)).body == b"y" * 100
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+async def test_a_compressed_answer_unpacking_past_the_limit_fails(encoding: bytes) -> None:
+    unpacked = b"0" * 10_000
+    packed = gzip.compress(unpacked) if encoding == b"gzip" else zlib.compress(unpacked)
+    answer = ok(packed, extra=b"Content-Encoding: " + encoding + b"\r\n")
+    async with upstream(lambda r: (answer, False)) as server:
+        async with client(max_answer_bytes=9_999) as http:
+            with pytest.raises(AnswerTooLarge, match="unpacked"):
+                await http.post(server.url, b"", {}, 5)
+        async with client(max_answer_bytes=10_000) as http:
+            assert (await http.post(server.url, b"", {}, 5)).body == unpacked
+
+
 async def test_an_answer_in_an_unknown_encoding_fails_and_is_not_passed_on() -> None:
     answer = ok(b"????", extra=b"Content-Encoding: br\r\n")
     async with upstream(lambda r: (answer, False)) as server, client() as http:
@@ -295,10 +320,16 @@ async def test_a_closed_client_refuses_calls() -> None:
             await http.post(server.url, b"", {}, 5)
 
 
-@pytest.mark.parametrize(("max_connections", "max_idle"), [(0, 1), (1, -1)])
-def test_limits_are_checked(max_connections: int, max_idle: int) -> None:
+@pytest.mark.parametrize(
+    ("max_connections", "max_idle", "max_answer"), [(0, 1, 1), (1, -1, 1), (1, 1, -1)]
+)
+def test_limits_are_checked(max_connections: int, max_idle: int, max_answer: int) -> None:
     with pytest.raises(ValueError, match="max_"):
-        HttpClient(max_connections=max_connections, max_idle_per_origin=max_idle)
+        HttpClient(
+            max_connections=max_connections,
+            max_idle_per_origin=max_idle,
+            max_answer_bytes=max_answer,
+        )
 
 
 # --- https ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
-from m3o.gateway.v1.http_client import HttpClient, UnusableUrl
+from m3o.gateway.v1.http_client import AnswerTooLarge, HttpClient, UnusableUrl
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.targets import Target
 from m3o.gateway.v1.upstream import (
@@ -121,6 +121,8 @@ class HttpForwarder:
             answer = await self._client().post(url, body, headers, timeout)
         except TimeoutError:
             raise UpstreamTimeout() from None
+        except AnswerTooLarge as exc:  # the upstream's fault: a crash, as a 5xx would be
+            raise Internal(ERROR_ID, str(exc)) from None
         except (OSError, UnusableUrl) as exc:
             raise UpstreamUnreachable(type(exc).__name__) from None
         status, content = answer.status, answer.body

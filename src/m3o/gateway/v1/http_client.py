@@ -15,7 +15,8 @@ next call.
   within their timeout.
 - ``https`` origins use the system's trust store and check the host name.
 - ``gzip`` and ``deflate`` answers are decompressed (none is asked for); an answer in
-  another encoding is refused.
+  another encoding is refused, and so is one longer than ``max_answer_bytes``
+  (:data:`MAX_ANSWER_BYTES`, 64 MiB, by default).
 - No cookies, no redirects (a 3xx is an answer like any other), no proxy from the
   environment, no user information in URLs.
 """
@@ -35,10 +36,18 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["HttpAnswer", "HttpClient", "UnusableUrl"]
+__all__ = ["MAX_ANSWER_BYTES", "AnswerTooLarge", "HttpAnswer", "HttpClient", "UnusableUrl"]
+
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""The largest answer body a call takes by default (as received, before unpacking):
+an upstream must not make the gateway hold any amount it likes in memory."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LENGTH_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+
+class AnswerTooLarge(ConnectionError):
+    """The answer's body is longer than the client takes; the connection is dropped."""
 
 
 class UnusableUrl(ValueError):
@@ -84,8 +93,10 @@ class _Closed(Exception):
 class _Connection(asyncio.Protocol):
     """One kept-alive connection: one request, its answer, then the next request."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_answer_bytes: int) -> None:
         self._loop = loop
+        self._max_answer_bytes = max_answer_bytes
+        self._received = 0
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[HttpAnswer] | None = None
@@ -135,11 +146,19 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        self._received += len(body)
+        if self._received > self._max_answer_bytes:
+            self._fail(AnswerTooLarge(f"answer longer than {self._max_answer_bytes} bytes"))
+            self.close()
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         if 100 <= self._parser.get_status_code() < 200:  # an interim answer: the real one follows
             self._reset()
+            return
+        answer = self._answer
+        if answer is None or answer.done():  # failed or given up on: never used again
             return
         self.reusable = self._parser.should_keep_alive()
         self._finish()
@@ -156,6 +175,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self._body = []
+        self._received = 0
         self._encoding = b""
         self._headers_done = False
         self._length_known = False
@@ -176,7 +196,10 @@ class _Connection(asyncio.Protocol):
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         if self._encoding and self._encoding != b"identity":
             try:
-                body = _decompress(self._encoding, body)
+                body = _decompress(self._encoding, body, self._max_answer_bytes)
+            except AnswerTooLarge as exc:
+                self._fail(exc)
+                return
             except (ValueError, zlib.error) as exc:
                 self._fail(_Closed(str(exc)))
                 return
@@ -189,15 +212,26 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(exc)
 
 
-def _decompress(encoding: bytes, body: bytes) -> bytes:
+def _decompress(encoding: bytes, body: bytes, limit: int) -> bytes:
+    """``body`` unpacked, at most ``limit`` bytes of it (:class:`AnswerTooLarge` else)."""
     if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
     if encoding == b"deflate":
         try:
-            return zlib.decompress(body)
+            return _inflate(body, zlib.MAX_WBITS, limit)
         except zlib.error:  # some servers send raw deflate, without the zlib wrapper
-            return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
+            return _inflate(body, -zlib.MAX_WBITS, limit)
     raise ValueError(f"answer in an unsupported content encoding: {encoding.decode('latin-1')}")
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    inflating = zlib.decompressobj(wbits)
+    unpacked = inflating.decompress(body, limit + 1)
+    if len(unpacked) <= limit:
+        unpacked += inflating.flush()
+    if len(unpacked) > limit:
+        raise AnswerTooLarge(f"answer longer than {limit} bytes once unpacked")
+    return unpacked
 
 
 def _request(origin: _Origin, path: bytes, headers: Mapping[str, str], body: bytes) -> bytes:
@@ -234,11 +268,16 @@ class HttpClient:
         *,
         max_connections: int = 512,
         max_idle_per_origin: int = 128,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         """``tls`` checks ``https`` upstreams; by default the system's trust store does."""
-        if max_connections < 1 or max_idle_per_origin < 0:
-            raise ValueError("max_connections must be positive, max_idle_per_origin not negative")
+        if max_connections < 1 or max_idle_per_origin < 0 or max_answer_bytes < 0:
+            raise ValueError(
+                "max_connections must be positive, max_idle_per_origin and max_answer_bytes"
+                " not negative"
+            )
+        self._max_answer_bytes = max_answer_bytes
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_idle_per_origin
         self._idle: dict[_Origin, deque[_Connection]] = {}
@@ -257,7 +296,8 @@ class HttpClient:
 
         Raises :class:`TimeoutError` when ``timeout`` seconds pass first (connecting
         included), :class:`ConnectionError` (an ``OSError``) when the upstream cannot be
-        reached or ends the connection before its answer, and :class:`UnusableUrl`.
+        reached or ends the connection before its answer, :class:`AnswerTooLarge` (one of
+        them) for an answer longer than ``max_answer_bytes``, and :class:`UnusableUrl`.
         """
         if self._closed:
             raise ConnectionError("the HTTP client is closed")
@@ -307,7 +347,7 @@ class HttpClient:
             tls = self._tls
         async with asyncio.timeout_at(deadline):
             _, connection = await loop.create_connection(
-                lambda: _Connection(loop),
+                lambda: _Connection(loop, self._max_answer_bytes),
                 origin.host,
                 origin.port,
                 ssl=tls,
