@@ -187,6 +187,20 @@ async def test_upstream_500_is_a_crash_uncharged(
     assert await counters.get(hot_key(CUSTOMER)) == 100
 
 
+async def test_an_answer_past_the_limit_is_a_crash_uncharged(
+    counters: CounterStore, upstream: Upstream
+) -> None:
+    # {"message": "Hello Sun"} is 24 bytes; the limit is set below it.
+    gw, response = await _call(
+        counters, upstream, "call", settings=PublicAPISettings(max_answer_bytes=20)
+    )
+    assert response.status_code == 500
+    await gw.v1.calls.drain()
+    assert [alert[1] for alert in gw.alerts.reported] == ["/v1/weather/call"]
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.events() == []
+
+
 async def test_upstream_503_is_unavailable_uncharged(
     counters: CounterStore, upstream: Upstream
 ) -> None:

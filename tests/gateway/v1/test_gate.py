@@ -104,7 +104,14 @@ async def test_tier_is_read_again_after_its_ttl(counters: CounterStore) -> None:
 
 def test_settings_come_from_the_v1_config() -> None:
     config = config_with(
-        {"v1": {"fail_open_free": True, "upstream_timeout": "5s", "key_cache_ttl": "2s"}}
+        {
+            "v1": {
+                "fail_open_free": True,
+                "upstream_timeout": "5s",
+                "key_cache_ttl": "2s",
+                "max_answer_bytes": 4096,
+            }
+        }
     )
     settings = PublicAPISettings.from_config(config.v1, max_body_bytes=10, call_timeout=3.0)
     assert settings == PublicAPISettings(
@@ -113,4 +120,5 @@ def test_settings_come_from_the_v1_config() -> None:
         fail_open_free=True,
         max_body_bytes=10,
         call_timeout=3.0,
+        max_answer_bytes=4096,
     )

@@ -24,7 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
-from m3o.gateway.v1.http_client import AnswerTooLarge, HttpClient, UnusableUrl
+from m3o.gateway.v1.http_client import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    HttpClient,
+    UnusableUrl,
+)
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.targets import Target
 from m3o.gateway.v1.upstream import (
@@ -89,12 +94,13 @@ class HttpForwarder:
     """One client session shared by every upstream (its connection pool is per host), made
     on the first call (it belongs to the running event loop) and closed by :meth:`close`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self._max_answer_bytes = max_answer_bytes
         self._session: HttpClient | None = None
 
     def _client(self) -> HttpClient:
         if self._session is None:
-            self._session = HttpClient()
+            self._session = HttpClient(max_answer_bytes=self._max_answer_bytes)
         return self._session
 
     def codec(self, target: Target) -> Codec:

@@ -100,7 +100,9 @@ class V1Routes:
 def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = None) -> V1Routes:
     settings = settings or PublicAPISettings()
     forwarders = deps.forwarders or Forwarders(
-        local=LocalForwarder(deps.transport), grpc=GrpcForwarder(), http=HttpForwarder()
+        local=LocalForwarder(deps.transport),
+        grpc=GrpcForwarder(),
+        http=HttpForwarder(max_answer_bytes=settings.max_answer_bytes),
     )
     holds = Holds(deps.counters)
     # With served charges (one process owning the counters) no holds are kept: a release

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from m3o.gateway.app import DEFAULT_MAX_BODY_BYTES
+from m3o.gateway.v1.http_client import MAX_ANSWER_BYTES
 from m3o.runtime.config.sections import V1Config
 from m3o.runtime.rpc import DEFAULT_TIMEOUT
 
@@ -34,6 +35,9 @@ class PublicAPISettings:
     (API, project), in the background."""
     unit_usage_timeout: float = 2.0
     """Deadline of a call to an API's usage endpoint, in seconds."""
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    """Largest answer taken from an HTTP upstream, unpacked or not (config
+    ``v1.max_answer_bytes``)."""
     request_events_buffer: int = 200_000
     """Request events kept in memory while they cannot be published (config
     ``v1.request_events_buffer``); past it, the newest are spilled to durable storage
@@ -52,6 +56,7 @@ class PublicAPISettings:
             key_cache_ttl=config.key_cache_ttl,
             fail_open_free=config.fail_open_free,
             request_events_buffer=config.request_events_buffer,
+            max_answer_bytes=config.max_answer_bytes,
             max_body_bytes=max_body_bytes,
             call_timeout=call_timeout,
             unit_usage_ttl=config.unit_usage_ttl,
