@@ -34,7 +34,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -89,31 +89,21 @@ HANDOVER_LIMIT = 10_000
 """Events handed over to a channel and not yet fetched, at most (see the module)."""
 
 
-def sql_event_bus(
-    engine: AsyncEngine,
-    *,
-    poll_interval: float = 1.0,
-    lease: timedelta = timedelta(seconds=60),
-    retention: timedelta = timedelta(days=7),
-    outage_backoff_max: float = 10.0,
-    consumer: str | None = None,
-    gather: timedelta = DEFAULT_GATHER,
-) -> Bus:
-    """The event bus of the ``local`` profile (the log lives in ``engine``'s database).
+class _LogOptions(TypedDict, total=False):
+    """:func:`sql_event_log`'s keyword arguments (their defaults are there)."""
 
-    ``lease`` is how long a consumer that stopped answering keeps an event before others
-    may take it (renewed every third of it while the handler runs). ``gather``: see
-    :class:`SqlChannel`.
-    """
-    bus, _source = sql_event_log(
-        engine,
-        poll_interval=poll_interval,
-        lease=lease,
-        retention=retention,
-        outage_backoff_max=outage_backoff_max,
-        consumer=consumer,
-        gather=gather,
-    )
+    poll_interval: float
+    lease: timedelta
+    retention: timedelta
+    outage_backoff_max: float
+    consumer: str | None
+    gather: timedelta
+
+
+def sql_event_bus(engine: AsyncEngine, **options: Unpack[_LogOptions]) -> Bus:
+    """The event bus of the ``local`` profile (the log lives in ``engine``'s database);
+    ``options``: see :func:`sql_event_log`."""
+    bus, _source = sql_event_log(engine, **options)
     return bus
 
 
@@ -127,8 +117,14 @@ def sql_event_log(
     consumer: str | None = None,
     gather: timedelta = DEFAULT_GATHER,
 ) -> tuple[Bus, SqlEventSource]:
-    """:func:`sql_event_bus`, and its source: the owned counter store's group commit writes
-    with its :meth:`~SqlEventSource.write_on_driver`."""
+    """The event bus of the ``local`` profile (the log lives in ``engine``'s database), and
+    its source: the owned counter store's group commit writes with its
+    :meth:`~SqlEventSource.write_on_driver`.
+
+    ``lease`` is how long a consumer that stopped answering keeps an event before others
+    may take it (renewed every third of it while the handler runs). ``gather``: see
+    :class:`SqlChannel`.
+    """
     sessions = session_factory(engine)
     source = SqlEventSource(sessions, lease=lease, retention=retention, gather=gather)
     bus = Bus(
