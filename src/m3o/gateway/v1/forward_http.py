@@ -91,17 +91,18 @@ def http_failure(status: int, content: bytes) -> BaseException:
 
 
 class HttpForwarder:
-    """One client session shared by every upstream (its connection pool is per host), made
-    on the first call (it belongs to the running event loop) and closed by :meth:`close`."""
+    """One HTTP client shared by every upstream (its connections are pooled per origin),
+    made on the first call (it belongs to the running event loop) and closed by
+    :meth:`close`."""
 
     def __init__(self, *, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         self._max_answer_bytes = max_answer_bytes
-        self._session: HttpClient | None = None
+        self._http: HttpClient | None = None
 
     def _client(self) -> HttpClient:
-        if self._session is None:
-            self._session = HttpClient(max_answer_bytes=self._max_answer_bytes)
-        return self._session
+        if self._http is None:
+            self._http = HttpClient(max_answer_bytes=self._max_answer_bytes)
+        return self._http
 
     def codec(self, target: Target) -> Codec:
         pool = target.entry.pool
@@ -146,6 +147,6 @@ class HttpForwarder:
         raise BadRequest(ERROR_ID, _STREAMING)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
