@@ -79,6 +79,18 @@ async def admit_times(store: CounterStore, request: AdmissionRequest, times: int
 # Charges
 
 
+def test_with_hold_is_the_same_request_with_the_hold() -> None:
+    request = call(price=250, cap=8, cap_key="units", cap_reported=True)
+    hold = Hold("book", "g.1")
+
+    held = request.with_hold(hold)
+
+    assert held == dataclasses.replace(request, hold=hold)
+    assert request.hold is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        held.price = 1  # type: ignore[misc]
+
+
 async def test_free_call_within_the_fair_use_quota_is_free(subject: Subject) -> None:
     store = subject.store
     decision = await store.admit(call())

@@ -23,7 +23,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from m3o.gateway.v1.batching import AdmissionBatcher
@@ -188,7 +188,7 @@ class Gate:
             tier = await self._tiers.get(call.customer_id)
             request = self._request(call, tier)
             if self._holds is not None:
-                request = replace(request, hold=self._holds.new())
+                request = request.with_hold(self._holds.new())
             units = self._units if request.cap_reported else None
             if units is not None:
                 units.watch(target, call.project_id, request.cap_key)
