@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
 from m3o.events.requests import Event, EventType
-from m3o.gateway.v1.holds import Holds
+from m3o.gateway.v1.holds import Holds, envelope_from_note, note_of
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.errors import Unavailable
@@ -85,6 +85,21 @@ class BrokenAt:
         await self._inner.settle_many(holds)
         if self._fail("settle_lost_reply"):
             raise Unavailable("counters", "Counter store unavailable")
+
+
+def test_a_note_gives_back_its_event_as_written() -> None:
+    envelope = Envelope.wrap("requests", Event(type=EventType.EventTypeRequest))
+
+    assert envelope_from_note(note_of(envelope)) == envelope
+
+
+def test_a_note_written_with_spaces_between_its_fields_is_read() -> None:
+    """Notes written by an earlier gateway (``json.dumps``'s separators) are recovered."""
+    envelope = Envelope.wrap("requests", Event(type=EventType.EventTypeRequest))
+    spaced = json.dumps(json.loads(note_of(envelope)))
+
+    assert ", " in spaced
+    assert envelope_from_note(spaced) == envelope
 
 
 async def _books(gw: Any, counters: CounterStore) -> tuple[int, int, int]:

