@@ -8,12 +8,14 @@ this process's consumers or relay so an event is handled without waiting for a p
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.protobuf.descriptor import Descriptor, EnumValueDescriptor
 from google.protobuf.message import Message
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +61,7 @@ class Envelope:
     def wrap(cls, topic: str, event: Message) -> Envelope:
         return cls(
             id=time_ordered_id(),
-            topic=check_name("topic", topic),
+            topic=_checked_topic(topic),
             type_name=event_type_name(event),
             time=datetime.now(UTC),
             payload=event.SerializeToString(),
@@ -139,8 +141,24 @@ class TransactionalPublisher(EnvelopePublisher):
 
 def event_type_name(event: Message) -> str:
     """The name of an event's ``type`` enum value (``EventTypeSignup``); "" if it has none."""
-    field = event.DESCRIPTOR.fields_by_name.get("type")
-    if field is None or field.enum_type is None:
+    values = _type_values(event.DESCRIPTOR)
+    if values is None:
         return ""
-    value = field.enum_type.values_by_number.get(getattr(event, "type"))  # noqa: B009
-    return value.name if value is not None else str(getattr(event, "type"))  # noqa: B009
+    number = getattr(event, "type")  # noqa: B009
+    value = values.get(number)
+    return value.name if value is not None else str(number)
+
+
+# Every published event is wrapped: what its message type and topic give is remembered
+# (both are the code's own, a few dozen).
+@functools.lru_cache(maxsize=256)
+def _type_values(descriptor: Descriptor) -> Mapping[int, EnumValueDescriptor] | None:
+    field = descriptor.fields_by_name.get("type")
+    if field is None or field.enum_type is None:
+        return None
+    return field.enum_type.values_by_number
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_topic(topic: str) -> str:
+    return check_name("topic", topic)
