@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -277,3 +278,56 @@ async def test_monthly_counters_count_admitted_calls(counters: CounterStore, tie
         await _post(gw)
     assert await gw.count("helloworld$Helloworld.Call") == 3
     assert await gw.count("total") == 3
+
+
+# What passed is kept per key and path (PublicCalls.prepare), never past a change.
+
+
+async def test_a_key_blocked_or_rescoped_after_a_call_is_refused_once_read_again(
+    counters: CounterStore,
+) -> None:
+    keys = Keys()
+    gw = gateway(counters, keys=keys, settings=PublicAPISettings(key_cache_ttl=timedelta(0)))
+    assert (await _post(gw)).status_code == 200
+
+    keys.records[KEY] = key_record(scopes=["weather"])
+    rescoped = await _post(gw)
+    keys.records[KEY] = key_record(blocked="User has been banned")
+    blocked = await _post(gw)
+    keys.records[KEY] = key_record()
+    again = await _post(gw)
+
+    assert rescoped.json() == _blocked("Request blocked. Insufficient privileges")
+    assert blocked.json() == _blocked("Request blocked. User has been banned")
+    assert again.status_code == 200
+    assert len(gw.hello.seen) == 2
+
+
+async def test_a_price_published_after_a_call_is_charged_on_the_next_call(
+    counters: CounterStore,
+) -> None:
+    catalog = _priced(price=10)
+    gw = gateway(counters, catalog=catalog, balances={CUSTOMER: 100})
+    first = await _post(gw)
+
+    catalog.entries["helloworld"] = hello_entry(pricing={"Helloworld.Call": 25})
+    second = await _post(gw)
+    del catalog.entries["helloworld"]
+    third = await _post(gw)
+
+    assert (first.headers["X-M3O-Price"], second.headers["X-M3O-Price"]) == ("10", "25")
+    assert third.status_code == 404
+    assert await counters.get(hot_key(CUSTOMER)) == 65
+
+
+async def test_each_key_calls_with_its_own_record_on_the_same_path(counters: CounterStore) -> None:
+    keys = Keys({KEY: key_record(), "other-key": key_record("key-2", scopes=["weather"])})
+    gw = gateway(counters, keys=keys)
+    mine = await _post(gw)
+    async with gw.http() as http:
+        theirs = await http.post(
+            CALL, json={"name": "B"}, headers={"Authorization": "Bearer other-key"}
+        )
+
+    assert mine.status_code == 200
+    assert theirs.json() == _blocked("Request blocked. Insufficient privileges")

@@ -67,10 +67,10 @@ async def test_admission_request_is_built_once_per_month_and_tier(
     )
     key = key_record()
     for _ in range(3):
-        assert (await gate.admit(key, target)).charge == "free"
+        assert (await gate.admit(gate.plan(key, target), target)).charge == "free"
     assert len(quotas.built) == 1
     clock.now += timedelta(minutes=2)
-    await gate.admit(key, target)
+    await gate.admit(gate.plan(key, target), target)
     assert len(quotas.built) == 2
     january = monthly_key(key.owner, "total", datetime(2024, 1, 1, tzinfo=UTC))
     february = monthly_key(key.owner, "total", datetime(2024, 2, 1, tzinfo=UTC))
@@ -90,13 +90,13 @@ async def test_tier_is_read_again_after_its_ttl(counters: CounterStore) -> None:
     target = Targets(Catalog(hello_entry()), directory(HELLO)).resolve(
         parse_path("helloworld/call")
     )
-    await gate.admit(key_record(), target)
+    await gate.admit(gate.plan(key_record(), target), target)
     await counters.set_value(tier_key("customer-1"), "pro")
     clock.tick += 0.5
-    await gate.admit(key_record(), target)
+    await gate.admit(gate.plan(key_record(), target), target)
     assert quotas.tiers == 1
     clock.tick += 0.6
-    await gate.admit(key_record(), target)
+    await gate.admit(gate.plan(key_record(), target), target)
     assert quotas.tiers == 2
     assert quotas.built[-1] == clock.now
     assert len(quotas.built) == 2  # free, then pro

@@ -165,7 +165,7 @@ async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
     # the five events still in its memory.
     prepared = await dead.v1.calls.prepare("/v1/helloworld/call", "helloworld/call", KEY)
     for _ in range(2):
-        await dead.v1.calls.gate.admit(prepared.key, prepared.target)
+        await dead.v1.calls.admit(prepared)
     assert dead.v1.requests.pending == 5
     assert await any_counters.get(debited_key(CUSTOMER)) == 7 * PRICE
 

@@ -34,7 +34,7 @@ from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.gate import Admission, Gate, check_key
 from m3o.gateway.v1.metering import NAMESPACE, RequestLog
 from m3o.gateway.v1.paths import CallPath, parse_path
-from m3o.gateway.v1.ports import Alerts, ApiKey, ServedCharges
+from m3o.gateway.v1.ports import Alerts, ApiKey, PlannedCall, ServedCharges
 from m3o.gateway.v1.targets import Target, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
 from m3o.gateway.v1.upstream import Codec, public_error
@@ -49,6 +49,8 @@ _log = get_logger(__name__)
 
 MAX_CACHED_PATHS = 10_000
 """Parsed paths kept (the same few paths are called over and over)."""
+MAX_CACHED_PLANS = 100_000
+"""Prepared calls kept, one per key and path (see :meth:`PublicCalls.prepare`)."""
 PANIC = "panic"
 """Alert category of an upstream crash."""
 _REQUEST = EventType.EventTypeRequest
@@ -57,13 +59,14 @@ _REQUEST = EventType.EventTypeRequest
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A call that passed every check before admission."""
+    """A call that passed every check before admission, and what its admission needs."""
 
     key: ApiKey
     target: Target
     codec: Codec
     path: str
     """The URL path, without the query (``/v1/helloworld/call``)."""
+    call: PlannedCall
 
     @property
     def label(self) -> str:
@@ -97,9 +100,16 @@ class PublicCalls:
         self._background: set[asyncio.Task[None]] = set()
         self._commits: set[asyncio.Future[bool]] = set()
         self._paths: dict[str, CallPath] = {}
+        self._plans: dict[tuple[str, str], Prepared] = {}
 
     async def prepare(self, path: str, call_path: str, api_key: str | None) -> Prepared:
-        """``path`` is the full URL path, ``call_path`` what follows ``/v1/``."""
+        """``path`` is the full URL path, ``call_path`` what follows ``/v1/``.
+
+        A key calls the same few paths over and over, so what passed is kept per key and
+        path and used again while it still holds: while the key cache gives the same key
+        record (a record is read again after ``v1.key_cache_ttl``, so a blocked or
+        re-scoped key is seen as soon as it would be without this) and the catalog the
+        same entry (a published change is seen at once)."""
         parsed = self._paths.get(call_path)
         if parsed is None:
             parsed = parse_path(call_path)
@@ -107,9 +117,23 @@ class PublicCalls:
                 self._paths.clear()
             self._paths[call_path] = parsed
         key = await self._keys.authenticate(api_key)
+        plans = self._plans
+        found = plans.get((key.id, call_path))
+        if found is not None and found.key is key and self._targets.current(found.target):
+            return found
         check_key(key, parsed.api)
         target = self._targets.resolve(parsed)
-        return Prepared(key, target, self.forwarders.codec(target), path)
+        prepared = Prepared(
+            key, target, self.forwarders.codec(target), path, self.gate.plan(key, target)
+        )
+        if len(plans) >= MAX_CACHED_PLANS:
+            plans.clear()
+        plans[(key.id, call_path)] = prepared
+        return prepared
+
+    async def admit(self, prepared: Prepared) -> Admission:
+        """Admission of a prepared call (:meth:`Gate.admit`)."""
+        return await self.gate.admit(prepared.call, prepared.target)
 
     async def upstream_metadata(self, prepared: Prepared, request_id: str) -> dict[str, str]:
         token = await self._tokens.token(prepared.key.id)

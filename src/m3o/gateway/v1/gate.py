@@ -180,9 +180,9 @@ class Gate:
             reports_units=bool(target.entry.usage_endpoint),
         )
 
-    async def admit(self, key: ApiKey, target: Target) -> Admission:
-        """Step 3 for one call; :class:`Refused` when it may not go ahead."""
-        call = self.plan(key, target)
+    async def admit(self, call: PlannedCall, target: Target) -> Admission:
+        """Step 3 for one call (planned by :meth:`plan`); :class:`Refused` when it may not
+        go ahead."""
         request: AdmissionRequest | None = None
         try:
             tier = await self._tiers.get(call.customer_id)

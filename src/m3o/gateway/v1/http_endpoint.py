@@ -131,7 +131,7 @@ class HttpCalls:
         rid: str,
     ) -> Response:
         calls = self._calls
-        admission = await calls.gate.admit(prepared.key, prepared.target)
+        admission = await calls.admit(prepared)
         try:
             answer = await calls.forwarders.unary(
                 prepared.target, payload, metadata, calls.upstream_timeout

@@ -134,6 +134,11 @@ class Targets:
             raise NotFound(ERROR_ID, NO_SUCH_API)
         return entry
 
+    def current(self, target: Target) -> bool:
+        """Whether ``target`` was resolved against the catalog's current entry of its API
+        (an API published again, or removed, is a new entry, or none)."""
+        return self._catalog.get(target.api) is target.entry
+
     def resolve(self, path: CallPath) -> Target:
         """The target ``path`` names: NotFound for an unknown API or endpoint (the API's
         usage endpoint too: only the gateway calls it), Unavailable when the API cannot be

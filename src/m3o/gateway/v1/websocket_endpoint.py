@@ -192,7 +192,7 @@ class _Session:
 
     async def _admit(self) -> tuple[Admission, float]:
         started = time.perf_counter()
-        return await self._calls.gate.admit(self._prepared.key, self._prepared.target), started
+        return await self._calls.admit(self._prepared), started
 
     async def _unary(self, message: Mapping[str, Any]) -> None:
         calls, prepared = self._calls, self._prepared
