@@ -86,6 +86,10 @@ from m3o.services.publicapi.proto import publicapi_pb2 as publicapi_pb
 HERE = Path(__file__).resolve().parent
 M3O = [sys.executable, "-m", "m3o"]
 WORKER = [sys.executable, str(HERE / "_gateway_worker.py")]
+WORKER_PREFIX: list[str] = []
+"""What the gateway worker's command is run under (``gateway_instructions.py``: callgrind)."""
+READY_SECONDS = 90.0
+"""How long a process may take to be ready (raised when the gateway runs under callgrind)."""
 ADMIN_PASSWORD = "benchmark-admin-password"
 API = "bench"
 PRICE = 1
@@ -175,9 +179,9 @@ class Processes:
 
 
 def wait_for(
-    check: Callable[[], bool], what: str, processes: list[Process], seconds: float = 90
+    check: Callable[[], bool], what: str, processes: list[Process], seconds: float | None = None
 ) -> None:
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + (READY_SECONDS if seconds is None else seconds)
     while time.monotonic() < deadline:
         for process in processes:
             process.check()
@@ -216,7 +220,8 @@ def start_local(procs: Processes, tmp: Path, upstream: str) -> Gateway:
         "M3O_BENCH_UPSTREAM": upstream,
         **profiler_env(tmp),
     }
-    command = [*WORKER, "serve", "--data-dir", str(tmp / "data"), "--port", str(port)]
+    data = str(tmp / "data")
+    command = [*WORKER_PREFIX, *WORKER, "serve", "--data-dir", data, "--port", str(port)]
     gateway = procs.start("gateway", command, env)
     url = f"http://127.0.0.1:{port}"
     wait_for(answers(f"{url}/readyz"), "m3o serve ready", [gateway])
@@ -299,7 +304,7 @@ def start_platform(
         wait_for(socket_path.exists, f"{service.name} listening", [service])
     gateway = procs.start(
         "gateway",
-        [*WORKER, "run", "gateway"],
+        [*WORKER_PREFIX, *WORKER, "run", "gateway"],
         {**env, "M3O_BENCH_UPSTREAM": upstream, **profiler_env(tmp)},
     )
     url = f"http://127.0.0.1:{port}"

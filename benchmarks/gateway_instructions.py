@@ -1,0 +1,187 @@
+"""What the public API's checks cost, counted in instructions: one gateway process under
+callgrind, every check on and every check off.
+
+``benchmarks/gateway.py`` measures calls per second, and on a small shared machine those
+move by 10-15 % from one run to the next with nothing changed: too much to see a step of a
+few percent. Instructions do not move with the machine's load. This benchmark sets up
+exactly what ``gateway.py`` sets up (same upstream, same worker, same key, same published
+API, ``--profile local`` or ``platform``), but runs the gateway worker under
+``valgrind --tool=callgrind`` with counting off; for each case it counts only while wrk
+calls the gateway, and prints the instructions the gateway process executed per call
+(every thread: the loop, the SQLite writer, the consumers of the local profile), and
+their ratio, the instruction-count counterpart of ``gateway.py``'s throughput ratio:
+
+    checks off / checks on >= 0.80 (platform) or 0.70 (local)
+
+The worker runs some 50 times slower under callgrind while the upstream, Redis and the
+services run at full speed, so batches are smaller than at full speed: the counts suit
+comparing two versions of the code, or the two cases, in the same conditions, not
+predicting calls per second. ``--connections`` (default 8) keeps several calls in flight.
+
+    uv run python benchmarks/gateway_instructions.py [--profile local|platform]
+        [--seconds 15] [--connections 8] [--postgres URL] [--redis URL]
+
+Needs valgrind (``apt-get install valgrind``) and wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import gateway as bench
+
+CASES = ("off", "on")
+TARGET_RATIO = {"local": 0.70, "platform": 0.80}
+READY_SECONDS = 900.0
+"""Starting under callgrind takes minutes on a busy machine."""
+WARMUP_SECONDS = 5
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=["local", "platform"], default="local")
+    parser.add_argument("--seconds", type=int, default=15, help="seconds of counted calls")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server (platform profile): a database is created and dropped",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/14",
+        help="an empty Redis database (platform profile), emptied afterwards",
+    )
+    return parser.parse_args()
+
+
+def instructions(dump: Path) -> int:
+    """The instructions a callgrind dump counted."""
+    counts = [
+        int(line.split()[1])
+        for line in dump.read_text(errors="replace").splitlines()
+        if line.startswith(("summary:", "totals:"))  # a dump's summary may be 0, its totals not
+    ]
+    if not counts:
+        raise SystemExit(f"{dump} holds no totals")
+    return max(counts)
+
+
+class Counter:
+    """Turns callgrind's counting on and off in the worker, and reads each window."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self._pid = str(pid)
+        self._out = out
+
+    def _control(self, *options: str) -> None:
+        subprocess.run(["callgrind_control", *options, self._pid], check=True, capture_output=True)
+
+    def _dumps(self) -> list[Path]:
+        return sorted(self._out.parent.glob(f"{self._out.name}.*"))
+
+    def _dump(self) -> Path:
+        """Write the counts so far to a new file (counting starts again from zero)."""
+        known = set(self._dumps())
+        self._control("--dump")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            new = [dump for dump in self._dumps() if dump not in known]
+            if new:
+                time.sleep(1)  # written in one go; let it be closed
+                return new[0]
+            time.sleep(0.2)
+        raise SystemExit("callgrind wrote no dump")
+
+    def count(self, during: Callable[[], bench.Run]) -> tuple[int, bench.Run]:
+        """Instructions executed while ``during`` ran, and what it returned."""
+        self._dump()  # what came before is not counted
+        self._control("--instr=on")
+        run = during()
+        self._control("--instr=off")
+        return instructions(self._dump()), run
+
+
+def main() -> None:
+    args = arguments()
+    for tool in ("valgrind", "callgrind_control", "wrk"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed (apt-get install valgrind wrk)")
+    with ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="m3o-instructions-"))
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        logs = tmp / "logs"
+        logs.mkdir()
+        out = tmp / "callgrind.out"
+        bench.READY_SECONDS = READY_SECONDS
+        bench.WORKER_PREFIX[:] = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+        ]
+        procs = bench.Processes(logs)
+        stack.callback(procs.stop)
+        upstream, _ = bench.start_upstream(procs)
+        if args.profile == "local":
+            gateway = bench.start_local(procs, tmp, upstream)
+        else:
+            database = stack.enter_context(bench.postgres_database(args.postgres))
+            redis_url = stack.enter_context(bench.redis_database(args.redis))
+            gateway = bench.start_platform(procs, tmp, upstream, database, redis_url)
+            stack.callback(procs.stop)  # the processes go before the database and Redis
+        key = bench.publish_and_get_key(gateway, upstream)
+        urls = {
+            "off": f"{gateway.url}/bench-off/Helloworld/Call",
+            "on": f"{gateway.url}/v1/{bench.API}/call",
+        }
+        script = tmp / "post.lua"
+        script.write_text(bench.WRK_SCRIPT.format(body=bench.BODY, key=key.key))
+        pid = gateway.process.popen.pid
+        counter = Counter(pid, out)
+        per_call: dict[str, float] = {}
+        for case in CASES:
+
+            def load(seconds: float, url: str = urls[case]) -> bench.Run:
+                return bench.wrk(
+                    url,
+                    script,
+                    connections=args.connections,
+                    threads=1,
+                    seconds=seconds,
+                    pids={"gateway": pid},
+                )
+
+            load(WARMUP_SECONDS)
+            counted, run = counter.count(lambda: load(args.seconds))
+            if run.failures or not run.requests:
+                lines = gateway.process.log.read_text(errors="replace").splitlines()
+                print(*[line for line in lines if "warning" in line or "error" in line][-20:])
+                raise SystemExit(f"{case}: {run.failures} failed calls of {run.requests}")
+            per_call[case] = counted / run.requests
+            print(
+                f"  every check {case:3}: {run.requests:6,} calls, "
+                f"{per_call[case] / 1000:8,.0f} k instructions per call",
+                flush=True,
+            )
+            gateway.process.check()
+        ratio = per_call["off"] / per_call["on"]
+        target = TARGET_RATIO[args.profile]
+        verdict = "met" if ratio >= target else "MISSED"
+        print(
+            f"gateway instructions, profile {args.profile}, {args.connections} connections: "
+            f"checks off / checks on {ratio:.2f} (target >= {target:.2f}): {verdict}; "
+            f"the checks cost {(per_call['on'] - per_call['off']) / 1000:,.0f} k a call"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
