@@ -96,6 +96,38 @@ async def test_upstream_internal_error_is_a_crash_uncharged(
     assert await counters.get(hot_key(CUSTOMER)) == 100
 
 
+async def test_an_answer_past_the_limit_is_a_crash_uncharged(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    # The answer repeats the name: 2,000 bytes against a limit of 1,000.
+    gw = _echo_gateway(counters, echo, settings=PublicAPISettings(max_answer_bytes=1000))
+    response = await _call(gw, {"name": "x" * 2000})
+    assert response.status_code == 500
+    await gw.v1.calls.drain()
+    assert [alert[0] for alert in gw.alerts.reported] == ["panic"]
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.events() == []
+
+
+async def test_an_answer_within_the_limit_passes(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo, settings=PublicAPISettings(max_answer_bytes=1000))
+    response = await _call(gw, {"name": "x" * 900})
+    assert response.status_code == 200
+    assert response.json()["message"] == "Hello " + "x" * 900
+
+
+async def test_an_upstream_out_of_resources_is_still_too_many_requests(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = _echo_gateway(counters, echo)
+    response = await _call(gw, {"name": "x", "fail_code": 8})  # RESOURCE_EXHAUSTED
+    assert response.status_code == 429
+    assert response.json()["detail"] == "failed x"
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+
+
 async def test_upstream_timeout_is_503_and_uncharged(
     counters: CounterStore, echo: EchoUpstream
 ) -> None:

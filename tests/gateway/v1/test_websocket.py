@@ -27,6 +27,7 @@ from gateway.v1.support import (
     hello_entry,
     key_record,
 )
+from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
 
@@ -245,6 +246,26 @@ async def test_stream_failing_midway_is_released(
     code, reason = _close(ws)
     assert code == 4400
     assert reason["detail"] == "stream failed"
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.events() == []
+    await gw.v1.calls.forwarders.close()
+
+
+async def test_a_stream_message_past_the_limit_is_a_crash_released(
+    counters: CounterStore, echo: EchoUpstream
+) -> None:
+    gw = gateway(
+        counters,
+        catalog=_catalog(echo),
+        balances={CUSTOMER: 100},
+        settings=PublicAPISettings(max_answer_bytes=1000),
+    )
+    async with _socket(gw, "/v1/lab/count", additional_headers=AUTH) as ws:
+        await ws.send(orjson.dumps({"name": "x" * 2000, "count": 2}).decode())
+        frames = await _frames(ws)
+    code, reason = _close(ws)
+    assert (frames, code) == ([], 4500)
+    assert reason == "Error processing request. If the problem persists please contact support"
     assert await counters.get(hot_key(CUSTOMER)) == 100
     assert await gw.events() == []
     await gw.v1.calls.forwarders.close()

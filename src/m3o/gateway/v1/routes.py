@@ -101,7 +101,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
     settings = settings or PublicAPISettings()
     forwarders = deps.forwarders or Forwarders(
         local=LocalForwarder(deps.transport),
-        grpc=GrpcForwarder(),
+        grpc=GrpcForwarder(max_answer_bytes=settings.max_answer_bytes),
         http=HttpForwarder(max_answer_bytes=settings.max_answer_bytes),
     )
     holds = Holds(deps.counters)

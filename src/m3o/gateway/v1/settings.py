@@ -36,8 +36,8 @@ class PublicAPISettings:
     unit_usage_timeout: float = 2.0
     """Deadline of a call to an API's usage endpoint, in seconds."""
     max_answer_bytes: int = MAX_ANSWER_BYTES
-    """Largest answer taken from an HTTP upstream, unpacked or not (config
-    ``v1.max_answer_bytes``)."""
+    """Largest answer taken from an upstream: an HTTP body, unpacked or not, or a gRPC
+    message (config ``v1.max_answer_bytes``)."""
     request_events_buffer: int = 200_000
     """Request events kept in memory while they cannot be published (config
     ``v1.request_events_buffer``); past it, the newest are spilled to durable storage

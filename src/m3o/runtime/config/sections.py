@@ -655,9 +655,9 @@ class V1Config(_Section):
     """Request events a gateway process keeps in memory while they cannot be published;
     past it, the newest are spilled to durable storage (the outbox), never dropped."""
     max_answer_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    """Largest answer the gateway takes from an HTTP upstream, unpacked or not; a longer
-    one fails the call as a crash of the upstream, uncharged. (gRPC upstreams: grpc's own
-    limit on a received message, 4 MB.)"""
+    """Largest answer the gateway takes from an upstream (HTTP: the body, unpacked or not;
+    gRPC: each message); a longer one fails the call as a crash of the upstream,
+    uncharged."""
 
 
 class LoginFailuresConfig(_Section):
