@@ -314,6 +314,28 @@ def start_platform(
     return Gateway(url, gateway, services, "Redis", redis_url)
 
 
+def start_gateway(
+    stack: ExitStack, procs: Processes, tmp: Path, upstream: str, args: argparse.Namespace
+) -> Gateway:
+    """The gateway of ``args.profile`` (and, for the platform, its database, its Redis
+    database and its services), forwarding to ``upstream``; ``stack`` removes them."""
+    if args.profile == "local":
+        return start_local(procs, tmp, upstream)
+    database = stack.enter_context(postgres_database(args.postgres))
+    redis_url = stack.enter_context(redis_database(args.redis))
+    gateway = start_platform(procs, tmp, upstream, database, redis_url)
+    stack.callback(procs.stop)  # the processes go before the database and Redis
+    return gateway
+
+
+def gateway_urls(gateway: Gateway) -> dict[str, str]:
+    """The gateway's two cases: every check off, every check on."""
+    return {
+        "off": f"{gateway.url}/bench-off/Helloworld/Call",
+        "on": f"{gateway.url}/v1/{API}/call",
+    }
+
+
 WORKER_OPTIONS: dict[str, str] = {}
 """``profiler``, from the command line."""
 
@@ -552,6 +574,13 @@ def redis_commands(url: str | None) -> dict[str, int] | None:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
+def wrk_script(tmp: Path, key: Key) -> Path:
+    """wrk's Lua script, POSTing the body with ``key``, written in ``tmp``."""
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT.format(body=BODY, key=key.key))
+    return script
+
+
 def wrk(
     url: str,
     script: Path,
@@ -744,14 +773,8 @@ def print_profile(kind: str, out: Path, keep: Path | None) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=["local", "platform"], default="local")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before each")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=1, help="measure each case this often")
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--postgres`` and ``--redis``: the servers of the platform profile."""
     parser.add_argument(
         "--postgres",
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
@@ -762,6 +785,17 @@ def arguments() -> argparse.Namespace:
         default="redis://127.0.0.1:6379/14",
         help="an empty Redis database (platform profile), emptied afterwards",
     )
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=["local", "platform"], default="local")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before each")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=1, help="measure each case this often")
+    add_server_options(parser)
     parser.add_argument(
         "--no-peer",
         action="store_true",
@@ -895,20 +929,9 @@ def main() -> None:
         procs = Processes(logs)
         stack.callback(procs.stop)
         upstream, upstream_process = start_upstream(procs)
-        if args.profile == "local":
-            gateway = start_local(procs, tmp, upstream)
-        else:
-            database = stack.enter_context(postgres_database(args.postgres))
-            redis_url = stack.enter_context(redis_database(args.redis))
-            gateway = start_platform(procs, tmp, upstream, database, redis_url)
-            stack.callback(procs.stop)  # the processes go before the database and Redis
-
+        gateway = start_gateway(stack, procs, tmp, upstream, args)
         key = publish_and_get_key(gateway, upstream)
-        urls = {
-            "direct": f"{upstream}/Helloworld/Call",
-            "off": f"{gateway.url}/bench-off/Helloworld/Call",
-            "on": f"{gateway.url}/v1/{API}/call",
-        }
+        urls = {"direct": f"{upstream}/Helloworld/Call", **gateway_urls(gateway)}
         every = [gateway.process, upstream_process, *gateway.others]
         peer = None if args.no_peer else start_peer(procs, tmp, upstream, key)
         if peer is not None:
@@ -918,8 +941,7 @@ def main() -> None:
             check_answers(url, key.key, charged=case == "on", processes=every)
         if peer is not None:
             check_peer_checks(peer, key, every)
-        script = tmp / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=BODY, key=key.key))
+        script = wrk_script(tmp, key)
         bench = Bench(args, gateway, upstream_process, peer, urls, script)
 
         load: dict[str, list[Run]] = {case: [] for case in urls}

@@ -50,16 +50,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--profile", choices=["local", "platform"], default="local")
     parser.add_argument("--seconds", type=int, default=15, help="seconds of counted calls")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument(
-        "--postgres",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="a PostgreSQL server (platform profile): a database is created and dropped",
-    )
-    parser.add_argument(
-        "--redis",
-        default="redis://127.0.0.1:6379/14",
-        help="an empty Redis database (platform profile), emptied afterwards",
-    )
+    bench.add_server_options(parser)
     return parser.parse_args()
 
 
@@ -131,20 +122,9 @@ def main() -> None:
         procs = bench.Processes(logs)
         stack.callback(procs.stop)
         upstream, _ = bench.start_upstream(procs)
-        if args.profile == "local":
-            gateway = bench.start_local(procs, tmp, upstream)
-        else:
-            database = stack.enter_context(bench.postgres_database(args.postgres))
-            redis_url = stack.enter_context(bench.redis_database(args.redis))
-            gateway = bench.start_platform(procs, tmp, upstream, database, redis_url)
-            stack.callback(procs.stop)  # the processes go before the database and Redis
-        key = bench.publish_and_get_key(gateway, upstream)
-        urls = {
-            "off": f"{gateway.url}/bench-off/Helloworld/Call",
-            "on": f"{gateway.url}/v1/{bench.API}/call",
-        }
-        script = tmp / "post.lua"
-        script.write_text(bench.WRK_SCRIPT.format(body=bench.BODY, key=key.key))
+        gateway = bench.start_gateway(stack, procs, tmp, upstream, args)
+        urls = bench.gateway_urls(gateway)
+        script = bench.wrk_script(tmp, bench.publish_and_get_key(gateway, upstream))
         pid = gateway.process.popen.pid
         counter = Counter(pid, out)
         per_call: dict[str, float] = {}
