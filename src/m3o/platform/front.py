@@ -107,6 +107,8 @@ def build_front(
         # then the process's own hooks.
         on_shutdown=[*on_shutdown, *sources.on_shutdown, *v1.on_shutdown],
         extra_routes=[
+            # First: every public API call is matched here, before the other routes.
+            *v1.routes,
             stripe_webhook_route(
                 StripeClient(transport, credentials),
                 max_body_bytes=settings.max_body_bytes,
@@ -119,7 +121,6 @@ def build_front(
                 max_body_bytes=settings.max_body_bytes,
                 timeout=settings.call_timeout,
             ),
-            *v1.routes,
             # The web console at /console/ (and / redirecting there), calling the services
             # with the signed-in person's token.
             *console_routes(transport, console_settings(config), timeout=settings.call_timeout),

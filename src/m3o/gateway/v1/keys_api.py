@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from m3o.gateway.platform_api import ALLOWED_METHODS, PlatformAPI
 from m3o.gateway.routing import Endpoint, RouteTable
@@ -73,7 +73,7 @@ def key_routes(
     max_body_bytes: int,
     call_timeout: float | None,
     spec: ServiceSpec = SPEC,
-) -> list[BaseRoute]:
+) -> list[Route]:
     """The key-management routes, calling ``spec``'s service through ``transport``."""
     platform = PlatformAPI(
         RouteTable({spec.service: (spec,)}),

@@ -36,6 +36,7 @@ from m3o.gateway.v1.ports import (
     Quotas,
     ServedCharges,
 )
+from m3o.gateway.v1.public_route import PublicApiRoute
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.targets import LocalServices, Targets
 from m3o.gateway.v1.tokens import UpstreamTokens
@@ -163,14 +164,17 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         await units.close()
         await forwarders.close()
 
+    keys = key_routes(
+        deps.transport,
+        max_body_bytes=settings.max_body_bytes,
+        call_timeout=settings.call_timeout,
+    )
     routes: list[BaseRoute] = [
-        *key_routes(
-            deps.transport,
-            max_body_bytes=settings.max_body_bytes,
-            call_timeout=settings.call_timeout,
-        ),
-        Route("/v1/{path:path}", http.handle, methods=sorted(ALLOWED_METHODS)),
-        WebSocketRoute("/v1/{path:path}", websocket.handle),
+        PublicApiRoute(
+            {route.path: route for route in keys},
+            Route("/v1/{path:path}", http.handle, methods=sorted(ALLOWED_METHODS)),
+            WebSocketRoute("/v1/{path:path}", websocket.handle),
+        )
     ]
     return V1Routes(
         routes=routes,
