@@ -377,6 +377,9 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "REDIS_UNREACHABLE",
         "redis_client",
     ],
+    "m3o.runtime.store.redis_direct": [
+        "DirectCommands",
+    ],
 }
 
 

@@ -42,6 +42,7 @@ from m3o.runtime.counters.admission_redis import (
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store.redis import redis_client
+from m3o.runtime.store.redis_direct import DirectCommands
 
 __all__ = ["RedisCounterStore", "redis_counter_store"]
 
@@ -111,8 +112,11 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 class RedisCounterStore:
     """:class:`~m3o.runtime.counters.CounterStore` on Redis.
 
-    ``client`` must have socket timeouts, and a connection pool of at least
-    ``max_in_flight`` connections (redis-py's default pool holds 100). Every key is stored
+    ``client`` must have socket timeouts, and a connection pool of at least twice
+    ``max_in_flight`` connections: a batch's admissions, commits and settles run on up to
+    ``max_in_flight`` connections taken from it and kept
+    (:class:`~m3o.runtime.store.redis_direct.DirectCommands`), the other operations on
+    pooled ones (redis-py's default pool holds 100). Every key is stored
     under ``prefix``. ``timeout`` bounds each operation. ``owns_client``: :meth:`close`
     closes the client too (set by :func:`redis_counter_store`; a client passed in stays the
     caller's).
@@ -139,6 +143,9 @@ class RedisCounterStore:
         self._admit_many_script = client.register_script(ADMIT_MANY)
         self._release_script = client.register_script(RELEASE)
         self._commit_many_script = client.register_script(COMMIT_MANY)
+        self._direct = DirectCommands(client)
+        """The hot path's operations (a batch's admissions, commits and settles): at most
+        ``max_in_flight`` at once, each on a connection of its own."""
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -260,7 +267,7 @@ class RedisCounterStore:
         """
         keys = [key for call_keys, _ in calls for key in call_keys]
         arguments = [argument for _, call_arguments in calls for argument in call_arguments]
-        flat: list[Any] = await self._admit_many_script(keys=keys, args=arguments)
+        flat: list[Any] = await self._direct.run_script(self._admit_many_script, keys, arguments)
         return [flat[i : i + 5] for i in range(0, len(flat), 5)]
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
@@ -276,7 +283,9 @@ class RedisCounterStore:
         keys = [self._key(hold.book) for hold, _ in commits]
         arguments = [part for hold, note in commits for part in (hold.id, note)]
         async with self._call():
-            found: list[Any] = await self._commit_many_script(keys=keys, args=arguments)
+            found: list[Any] = await self._direct.run_script(
+                self._commit_many_script, keys, arguments
+            )
         return [bool(int(one)) for one in found]
 
     async def settle_many(self, holds: Sequence[Hold]) -> None:
@@ -286,10 +295,8 @@ class RedisCounterStore:
         for hold in holds:
             by_book.setdefault(self._key(hold.book), []).append(hold.id)
         async with self._call():
-            pipe = self._client.pipeline(transaction=False)
             for book, ids in by_book.items():
-                pipe.hdel(book, *ids)
-            await pipe.execute()
+                await self._direct.execute("HDEL", book, *ids)
 
     async def holds(self, book: str) -> list[Held]:
         async with self._call():
@@ -305,6 +312,7 @@ class RedisCounterStore:
             await self._client.ping()
 
     async def close(self) -> None:
+        await self._direct.close()
         if self._owns_client:
             await self._client.aclose()
 
@@ -326,7 +334,8 @@ def redis_counter_store(
     was late would count twice: the caller gets Unavailable and decides.
     """
     return RedisCounterStore(
-        redis_client(url, timeout=timeout, max_connections=max_in_flight),
+        # Its hot operations keep up to max_in_flight connections of the pool as their own.
+        redis_client(url, timeout=timeout, max_connections=2 * max_in_flight),
         prefix,
         timeout=timeout,
         max_in_flight=max_in_flight,
