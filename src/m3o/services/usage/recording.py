@@ -47,8 +47,11 @@ __all__ = ["DEFAULT_LINGER", "MAX_BATCH", "CountedCall", "RequestRecorder", "cou
 
 _log = get_logger(__name__)
 
-MAX_BATCH = 64
-"""The most request events counted in one transaction."""
+MAX_BATCH = 256
+"""The most request events counted in one transaction. A batch costs about 3.6 ms of CPU
+whatever its size (the claim, the transaction, the live counters, the acknowledgement) and
+14 µs more per event: at 64 the consumer took a quarter of a core at 3,700 calls/s, 70 µs
+an event, on the machine the gateway shares; at 256, 38 µs."""
 DEFAULT_LINGER = timedelta(milliseconds=20)
 """How long a claim that found fewer than :data:`MAX_BATCH` events waits for more."""
 
