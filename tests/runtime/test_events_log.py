@@ -127,8 +127,9 @@ async def test_acknowledgements_arriving_together_are_one_statement(
     assert await channel.outstanding() == 0
 
 
+@pytest.mark.parametrize("on_driver", [False, True], ids=["session", "driver"])
 async def test_a_failed_joint_acknowledgement_fails_every_caller_and_keeps_the_events(
-    sessions: SessionFactory, tmp_path: Path
+    sessions: SessionFactory, tmp_path: Path, on_driver: bool
 ) -> None:
     channel, claims = await _claimed(sessions, 4)
     unreachable = create_engine(sqlite_url(str(tmp_path / "missing" / "m3o.db")))
@@ -138,6 +139,7 @@ async def test_a_failed_joint_acknowledgement_fails_every_caller_and_keeps_the_e
         "emails-customers",
         "consumer-1",
         lease=timedelta(seconds=60),
+        driver=unreachable if on_driver else None,
     )
     try:
         results = await asyncio.gather(
@@ -393,3 +395,67 @@ async def test_a_publish_told_while_a_claim_runs_is_claimed_next_not_at_the_poll
 
     async with asyncio.timeout(10):  # not the 60 s poll
         assert _customers(await channel.fetch(10, 60)) == ["during"]
+
+
+async def _two_groups_claimed(
+    sessions: SessionFactory, driver: AsyncEngine | None, count: int
+) -> tuple[SqlChannel, SqlChannel, list[Claim]]:
+    source = SqlEventSource(sessions, driver=driver)
+    acked, other = (source.channel("customers", group, "c-1") for group in ("acked", "other"))
+    for channel in (acked, other):
+        await channel.setup(from_beginning=False)
+    await Bus(sessions, source).publisher.publish_many(
+        "customers", [signup(f"c{n}") for n in range(count)]
+    )
+    claims = await acked.fetch(count, 0)
+    assert len(claims) == count
+    return acked, other, claims
+
+
+async def _acknowledge_one_group(sessions: SessionFactory, driver: AsyncEngine | None) -> None:
+    acked, other, claims = await _two_groups_claimed(sessions, driver, 4)
+
+    await asyncio.gather(*(acked.ack(claim) for claim in claims[:3]))
+
+    assert await acked.outstanding() == 1
+    assert await other.outstanding() == 4
+    await acked.ack(claims[3])
+    await acked.ack(claims[0])  # again: harmless
+    assert await acked.outstanding() == 0
+    assert await other.outstanding() == 4
+    assert len(await _logged(sessions)) == 4
+
+
+async def test_an_acknowledgement_deletes_its_groups_deliveries_only(
+    sessions: SessionFactory,
+) -> None:
+    await _acknowledge_one_group(sessions, None)
+
+
+async def test_an_acknowledgement_on_the_driver_deletes_its_groups_deliveries_only(
+    driver_log: DriverLog,
+) -> None:
+    await _acknowledge_one_group(driver_log.sessions, driver_log.engine)
+
+
+async def test_acknowledgements_arriving_together_are_one_statement_on_the_driver(
+    driver_log: DriverLog,
+) -> None:
+    acked, _, claims = await _two_groups_claimed(driver_log.sessions, driver_log.engine, 5)
+    statements: list[str] = []
+
+    async def trace(callback: Callable[[str], object] | None) -> None:
+        async with driver_log.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.run(lambda db: db.set_trace_callback(callback))
+
+    await trace(statements.append)
+    try:
+        await asyncio.gather(*(acked.ack(claim) for claim in claims))
+    finally:
+        await trace(None)
+
+    deletes = [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+    assert len(deletes) == 1
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    assert await acked.outstanding() == 0

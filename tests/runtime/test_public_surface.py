@@ -363,6 +363,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "RESTART_AFTER_FRAMES",
         "WalCheckpoints",
         "connect",
+        "driver_transaction",
         "in_driver_batches",
         "parameter_marks",
         "stored_by_sqlalchemy",
