@@ -352,6 +352,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "SessionFactory",
         "UTCDateTime",
         "create_engine",
+        "inline_engine",
         "is_sqlite",
         "new_metadata",
         "session_factory",

@@ -7,16 +7,17 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 
 from m3o.events.requests import Event, EventType
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.events import Delivery
-from m3o.runtime.store import SessionFactory
+from m3o.runtime.store import SessionFactory, transaction
 from m3o.services.usage import history
 from m3o.services.usage.counters import daily_key
 from m3o.services.usage.recording import MAX_BATCH, RequestRecorder
+from m3o.services.usage.tables import history as history_table
 from m3o.services.usage.tables import recorded_events
 from services.usage.support import START, World, make_world, request_delivery
 from support.services import MovableClock
@@ -222,3 +223,34 @@ class BrokenCounters:
 
     async def incr_many(self, *args: Any, **kwargs: Any) -> dict[str, int]:
         raise Unavailable("counters", "Counter store unavailable")
+
+
+async def test_rows_the_recorder_writes_are_stored_as_the_session_writes_them(
+    sessions: SessionFactory, counters: CounterStore, clock: MovableClock
+) -> None:
+    """On SQLite the recorder writes on the driver: its rows must compare, purge and read
+    back exactly as rows written through SQLAlchemy do."""
+    world = make_world(sessions, counters, clock=clock)
+    await world.recorder.handle([request_delivery("by-recorder")])
+    async with transaction(sessions) as session:
+        await history.claim_events(session, ["by-session"], clock())
+        await history.add_counts(session, {history.CountKey("other", TODAY, "helloworld"): 2})
+
+    async with sessions() as session:
+        recorded = (
+            await session.execute(
+                select(recorded_events.c.event_id, cast(recorded_events.c.recorded, String))
+            )
+        ).all()
+        days = (
+            await session.execute(
+                select(history_table.c.customer_id, cast(history_table.c.day, String))
+            )
+        ).all()
+    stored = dict(recorded)
+    assert stored["by-recorder"] == stored["by-session"]
+    assert len({text for _, text in days}) == 1
+    assert (await rows(sessions))[("other", TODAY, "helloworld")] == 2
+    assert (await rows(sessions))[("proj-1", TODAY, "helloworld")] == 1
+    async with transaction(sessions) as session:
+        assert await history.purge_recorded_events(session, clock() + timedelta(seconds=1)) == 2

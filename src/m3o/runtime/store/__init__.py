@@ -43,6 +43,7 @@ __all__ = [
     "SessionFactory",
     "UTCDateTime",
     "create_engine",
+    "inline_engine",
     "is_sqlite",
     "new_metadata",
     "session_factory",
@@ -204,6 +205,17 @@ def _configure_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def inline_engine(sessions: SessionFactory) -> AsyncEngine | None:
+    """The engine of ``sessions`` when it is SQLite's (statements run on the loop's thread,
+    see :mod:`~m3o.runtime.store.inline_sqlite`), for a hot path's statements sent to the
+    driver with :func:`~m3o.runtime.store.inline_sqlite.driver_transaction`; None on
+    PostgreSQL."""
+    bind = sessions.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and is_sqlite(bind):
+        return bind
+    return None
 
 
 @asynccontextmanager

@@ -1,12 +1,18 @@
 """The daily history and the record of counted events: reading and writing their tables.
 
 Every function works inside the caller's session, so the caller decides the transaction:
-the request recorder claims event ids and adds their counts in one.
+the request recorder claims event ids and adds their counts in one. On SQLite (``m3o
+serve``), the recorder's two writes also come as statements for the driver's own
+connection (``*_on_driver``): the same rows, in a transaction of
+:func:`~m3o.runtime.store.inline_sqlite.driver_transaction`, because there they run on the
+loop that serves the calls, and a batch of request events took 2.3 ms through SQLAlchemy's
+session, most of it not SQLite's.
 """
 
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +22,11 @@ from sqlalchemy import Table, delete, func, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from m3o.runtime.store.inline_sqlite import (
+    in_driver_batches,
+    parameter_marks,
+    stored_by_sqlalchemy,
+)
 from m3o.services.usage.tables import history, recorded_events
 
 __all__ = [
@@ -24,7 +35,9 @@ __all__ = [
     "DayCount",
     "PathTotal",
     "add_counts",
+    "add_counts_on_driver",
     "claim_events",
+    "claim_events_on_driver",
     "delete_customer",
     "is_api_path",
     "is_endpoint_path",
@@ -135,6 +148,39 @@ async def add_counts(session: AsyncSession, counts: Mapping[CountKey, int]) -> N
     statement = _adding(session.get_bind().dialect.name)
     for chunk in _chunks(rows):
         await session.execute(statement, list(chunk))
+
+
+_CLAIM_SQL = (
+    f"INSERT INTO {recorded_events.name} (event_id, recorded) VALUES {{rows}} "  # noqa: S608
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_ADD_SQL = (
+    f"INSERT INTO {history.name} (customer_id, day, path, requests) VALUES {{rows}} "  # noqa: S608
+    "ON CONFLICT (customer_id, day, path) DO UPDATE SET requests = requests + excluded.requests"
+)
+_STORED_RECORDED = stored_by_sqlalchemy(recorded_events.c.recorded)
+_STORED_DAY = stored_by_sqlalchemy(history.c.day)
+
+
+def claim_events_on_driver(
+    db: sqlite3.Connection, event_ids: Iterable[str], now: datetime
+) -> set[str]:
+    """:func:`claim_events` on SQLite's own connection, inside its transaction."""
+    claimed: set[str] = set()
+    recorded = _STORED_RECORDED(now)
+    for part in in_driver_batches(sorted(set(event_ids))):
+        values = [value for event_id in part for value in (event_id, recorded)]
+        rows = db.execute(_CLAIM_SQL.format(rows=parameter_marks(len(part), "(?, ?)")), values)
+        claimed.update(str(row[0]) for row in rows.fetchall())
+    return claimed
+
+
+def add_counts_on_driver(db: sqlite3.Connection, counts: Mapping[CountKey, int]) -> None:
+    """:func:`add_counts` on SQLite's own connection, inside its transaction."""
+    rows = [(k.customer_id, _STORED_DAY(k.day), k.path, n) for k, n in sorted(counts.items()) if n]
+    for part in in_driver_batches(rows):
+        values = [value for row in part for value in row]
+        db.execute(_ADD_SQL.format(rows=parameter_marks(len(part), "(?, ?, ?, ?)")), values)
 
 
 async def series(

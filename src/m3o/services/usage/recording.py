@@ -21,10 +21,12 @@ that cannot be read fails alone.
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from m3o.events.requests import TOPIC, Event, EventType
 from m3o.runtime.clock import Clock, utc_now
@@ -33,7 +35,8 @@ from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import BatchConsumer
-from m3o.runtime.store import SessionFactory, transaction
+from m3o.runtime.store import SessionFactory, inline_engine, transaction
+from m3o.runtime.store.inline_sqlite import driver_transaction
 from m3o.services.usage import history
 from m3o.services.usage.counters import (
     DAILY_TTL,
@@ -79,6 +82,24 @@ class CountedCall:
         if self.free:
             keys.append(CountKey(self.customer_id, self.day, FREE_PATH))
         return keys
+
+
+def _fresh_counts(calls: Sequence[CountedCall], claimed: set[str]) -> tuple[int, Counter[CountKey]]:
+    """How many of ``calls`` were newly claimed (each event once), and what they add."""
+    fresh: dict[str, CountedCall] = {}
+    for call in calls:
+        if call.event_id in claimed:
+            fresh.setdefault(call.event_id, call)
+    return len(fresh), Counter(key for call in fresh.values() for key in call.paths())
+
+
+def _record_on_driver(
+    calls: Sequence[CountedCall], now: datetime, db: sqlite3.Connection
+) -> tuple[int, Counter[CountKey]]:
+    claimed = history.claim_events_on_driver(db, (c.event_id for c in calls), now)
+    fresh, counts = _fresh_counts(calls, claimed)
+    history.add_counts_on_driver(db, counts)
+    return fresh, counts
 
 
 def counted_call(delivery: Delivery) -> CountedCall | None:
@@ -144,19 +165,19 @@ class RequestRecorder:
         many were newly counted."""
         if not calls:
             return 0
-        async with transaction(self._sessions) as session:
-            claimed = await history.claim_events(
-                session, (c.event_id for c in calls), self._clock()
-            )
-            fresh: dict[str, CountedCall] = {}
-            for call in calls:
-                if call.event_id in claimed:
-                    fresh.setdefault(call.event_id, call)
-            counts = Counter(key for call in fresh.values() for key in call.paths())
-            await history.add_counts(session, counts)
-        self._counted += len(fresh)
+        now = self._clock()
+        engine = inline_engine(self._sessions)
+        if engine is not None:  # SQLite: its statements to the driver (see history)
+            async with driver_transaction(engine) as db:
+                fresh, counts = await db.run(functools.partial(_record_on_driver, calls, now))
+        else:
+            async with transaction(self._sessions) as session:
+                claimed = await history.claim_events(session, (c.event_id for c in calls), now)
+                fresh, counts = _fresh_counts(calls, claimed)
+                await history.add_counts(session, counts)
+        self._counted += fresh
         await self._count_live(counts)
-        return len(fresh)
+        return fresh
 
     async def _count_live(self, counts: Mapping[CountKey, int]) -> None:
         """Raise the live daily counters by the history rows just added (a cache: a
