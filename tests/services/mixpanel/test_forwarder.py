@@ -12,6 +12,8 @@ import pytest
 from m3o.events import customers as customers_events
 from m3o.runtime.errors import NotFound, Unavailable
 from m3o.runtime.store import SessionFactory
+from m3o.services.mixpanel.batcher import Pending
+from m3o.services.mixpanel.consumers import YIELD_EVERY
 from m3o.services.mixpanel.importer import LocalImporter
 from m3o.services.projects.proto import projects_pb2 as projects_pb
 from services.mixpanel.support import (
@@ -101,6 +103,47 @@ async def test_an_unreadable_request_event_fails_alone(sessions: SessionFactory)
 
     assert list(failed) == ["bad"]
     assert [e["properties"]["$insert_id"] for b in sink.batches for e in b] == ["ok"]
+
+
+async def test_a_large_batch_gives_the_loop_turns_while_it_is_turned_into_events(
+    sessions: SessionFactory,
+) -> None:
+    """The loop serves calls too (``m3o serve``): a backlog's batch of 2,000 events must not
+    hold it for the whole of their conversion, before they are handed to the batcher."""
+    sink = LocalImporter()
+    world = make_world(sessions, sink)
+    batch = [request_delivery(f"p{n % 7}", f"evt-{n}") for n in range(2000)]
+    batch[1500] = replace(batch[1500], payload=b"\xff\x00")
+    turns = 0
+    handling = True
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while handling:
+            turns += 1
+            await asyncio.sleep(0)
+
+    converted = asyncio.get_running_loop().create_future()
+    batcher = world.forwarder._batcher
+    submit_many = batcher.submit_many
+
+    async def submitted(items: list[Pending]) -> None:
+        converted.set_result(turns)
+        await submit_many(items)
+
+    batcher.submit_many = submitted  # type: ignore[method-assign]
+    counter = asyncio.create_task(count_turns())
+    try:
+        async with asyncio.timeout(20):
+            failed = await world.forwarder.handle_requests(batch)
+    finally:
+        handling = False
+        await counter
+
+    assert converted.result() >= 2000 // YIELD_EVERY - 1
+    assert list(failed) == ["evt-1500"]
+    sent = [e["properties"]["$insert_id"] for b in sink.batches for e in b]
+    assert sent == [f"evt-{n}" for n in range(2000) if n != 1500]
 
 
 async def test_ignored_customers_and_their_requests_are_skipped(sessions: SessionFactory) -> None:
