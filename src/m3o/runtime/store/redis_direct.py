@@ -15,8 +15,9 @@ What :func:`~m3o.runtime.store.redis.redis_client` promises still holds:
 - a command whose connection failed (refused, reset, closed by Redis: a restart, an idle
   timeout) is sent once more on a fresh connection, and only then fails; a command that
   timed out is not sent again;
-- a connection whose command did not end with a whole reply (a timeout, a cancellation, a
-  broken socket) is closed, never used again: a late reply cannot be read as another's;
+- a socket whose command did not end with a whole reply (a timeout, a cancellation, a
+  broken connection) is closed and never read again (its lane's next command opens a fresh
+  one): a late reply cannot be read as another command's;
 - a script Redis does not have (a restart, ``SCRIPT FLUSH``) is loaded and run once more:
   nothing of it ran.
 """
