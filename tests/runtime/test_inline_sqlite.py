@@ -5,6 +5,7 @@ timeout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -200,9 +201,11 @@ class SteadyWriter:
 
 async def test_a_long_log_starts_over_while_writes_go_on(path: Path) -> None:
     """Passive checkpoints alone let the log start over only when writes pause; past
-    ``restart_after`` frames a round also restarts it, under steady writes."""
-    checkpoints = WalCheckpoints(path, restart_after=50)
+    ``restart_after`` frames a round also restarts it, under steady writes. Its file is not
+    shrunk meanwhile: that held writers back for hundreds of ms with a large log."""
+    checkpoints = WalCheckpoints(path, restart_after=50, shrink_after=0)
     logs: list[int] = []
+    sizes: list[int] = []
     try:
         with SteadyWriter(path) as writer:
             deadline = time.monotonic() + 30
@@ -210,9 +213,41 @@ async def test_a_long_log_starts_over_while_writes_go_on(path: Path) -> None:
                 await asyncio.sleep(0.05)
                 _busy, frames, _copied = await run_blocking(checkpoints.checkpoint)
                 logs.append(frames)
+                sizes.append(_log_bytes(path))
         assert len(logs) > 1 and logs[-1] < logs[-2], logs
         assert writer.written > 0
+        assert all(size > 0 for size in sizes), sizes
     finally:
         await checkpoints.stop()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM t").fetchone()[0] == writer.written
+
+
+def _log_bytes(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
+
+
+def _write_rows(path: Path, rows: int) -> None:
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        for _ in range(rows):
+            db.execute("INSERT INTO t VALUES (?)", (bytes(65536),))
+
+
+async def test_an_idle_log_over_the_limit_is_emptied_a_small_one_kept(path: Path) -> None:
+    checkpoints = WalCheckpoints(path, shrink_after=64 * 65536)
+    try:
+        _write_rows(path, 8)  # well under the limit
+        for _ in range(3):
+            await run_blocking(checkpoints.checkpoint)
+        assert _log_bytes(path) > 0
+
+        _write_rows(path, 100)  # over it
+        await run_blocking(checkpoints.checkpoint)  # copies it: writes may still come
+        assert _log_bytes(path) > 64 * 65536
+        await run_blocking(checkpoints.checkpoint)  # nothing written since: idle
+        assert _log_bytes(path) == 0
+    finally:
+        await checkpoints.stop()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 108

@@ -362,6 +362,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.store.inline_sqlite": [
         "InlineConnection",
         "RESTART_AFTER_FRAMES",
+        "SHRINK_AFTER_BYTES",
         "WalCheckpoints",
         "connect",
         "driver_transaction",

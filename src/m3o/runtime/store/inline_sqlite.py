@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -36,6 +37,7 @@ from m3o.runtime.logging import get_logger
 
 __all__ = [
     "RESTART_AFTER_FRAMES",
+    "SHRINK_AFTER_BYTES",
     "InlineConnection",
     "WalCheckpoints",
     "connect",
@@ -296,7 +298,9 @@ async def connect(database: str, *, timeout: float, uri: bool = False) -> Inline
 
 
 RESTART_AFTER_FRAMES = 262_144
-"""Log frames (pages of 4 KB: 1 GB) from which :class:`WalCheckpoints` empties the log."""
+"""Log frames (pages of 4 KB: 1 GB) from which :class:`WalCheckpoints` restarts the log."""
+SHRINK_AFTER_BYTES = 64 * 1024 * 1024
+"""Size of an idle log's file past which :class:`WalCheckpoints` empties it."""
 
 
 class WalCheckpoints:
@@ -314,23 +318,32 @@ class WalCheckpoints:
       writer begins with every frame copied, and frames written during a copy are not.
       Under steady load (one client calling without a pause is enough) the log grew by
       about 50 MB a second, 640 MB after 13 s of ``benchmarks/gateway.py``'s calls.
-    - ``TRUNCATE`` once the log holds ``restart_after`` frames: it copies what was
-      written during the passive copy while holding writers back, empties the log's file
-      and lets the next writer start it over; it never waits (a writer or reader under way
-      makes it give up until the next round). Writers wait for it, 30 to 45 ms measured
-      with a 64 MB log (the copy, two syncs and the truncation); copying the rest on the
-      loop's thread instead stopped the loop for 8 to 14 ms each time. So it is kept for
-      a long log, :data:`RESTART_AFTER_FRAMES` (1 GB: about 20 s of that load, never
-      reached at a pace with pauses): the file stays bounded, and a busy server pays one
-      such wait every 20 s or so.
+    - ``RESTART`` once the log holds ``restart_after`` frames: it copies what was written
+      during the passive copy while holding writers back, and makes the next writer start
+      the log over from its beginning; it never waits (a writer or reader under way makes
+      it give up until the next round). Writers waited 7 ms for it with a 1 GB log. So the
+      log's file stays bounded (at about :data:`RESTART_AFTER_FRAMES` pages: 1 GB, about
+      20 s of that load) and a busy server pays one such short wait every 20 s or so.
+      ``TRUNCATE`` did the same and shrank the file too, but shrinking a file of 1 GB held
+      writers back for 310 ms (the p99 of a one-connection run that met it: 230 ms).
+    - ``TRUNCATE`` when the log is idle (every frame copied and none written since the
+      previous round) and its file is over ``shrink_after`` bytes: the disk space comes back
+      once the load is over, while no writer is there to wait for it.
     """
 
     def __init__(
-        self, path: Path, *, every: float = 0.5, restart_after: int = RESTART_AFTER_FRAMES
+        self,
+        path: Path,
+        *,
+        every: float = 0.5,
+        restart_after: int = RESTART_AFTER_FRAMES,
+        shrink_after: int = SHRINK_AFTER_BYTES,
     ) -> None:
         self._path = path
         self._every = every
         self._restart_after = restart_after
+        self._shrink_after = shrink_after
+        self._last_frames = -1
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -362,12 +375,24 @@ class WalCheckpoints:
                 _log.warning("sqlite.checkpoint_failed", error=str(error))
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """One round (blocking): a passive checkpoint, then one emptying the log when it is
-        long; SQLite's answer to the last: (busy, log frames, frames copied)."""
+        """One round (blocking): a passive checkpoint, then one restarting the log when it
+        is long, or emptying its file when it is idle and large; SQLite's answer to the
+        last: (busy, log frames, frames copied)."""
         found = self._checkpoint("PASSIVE")
-        if found[1] >= self._restart_after:
+        busy, frames, copied = found
+        idle = busy == 0 and frames == copied and frames == self._last_frames
+        self._last_frames = frames
+        if frames >= self._restart_after:
+            found = self._checkpoint("RESTART")
+        elif idle and frames > 0 and self._log_bytes() > self._shrink_after:
             found = self._checkpoint("TRUNCATE")
         return found
+
+    def _log_bytes(self) -> int:
+        try:
+            return os.stat(f"{self._path}-wal").st_size
+        except FileNotFoundError:
+            return 0
 
     def _checkpoint(self, mode: str) -> tuple[int, int, int]:
         if self._connection is None:
