@@ -234,20 +234,35 @@ def _write_rows(path: Path, rows: int) -> None:
             db.execute("INSERT INTO t VALUES (?)", (bytes(65536),))
 
 
-async def test_an_idle_log_over_the_limit_is_emptied_a_small_one_kept(path: Path) -> None:
-    checkpoints = WalCheckpoints(path, shrink_after=64 * 65536)
+async def test_a_log_idle_long_enough_and_over_the_limit_is_emptied(path: Path) -> None:
+    clock = [0.0]
+    checkpoints = WalCheckpoints(
+        path, shrink_after=64 * 65536, shrink_when_idle_for=10, clock=lambda: clock[0]
+    )
+
+    async def round_at(seconds: float) -> None:
+        clock[0] = seconds
+        await run_blocking(checkpoints.checkpoint)
+
     try:
-        _write_rows(path, 8)  # well under the limit
-        for _ in range(3):
-            await run_blocking(checkpoints.checkpoint)
+        _write_rows(path, 8)  # well under the limit: kept however long it is idle
+        for second in (0, 1, 20, 40):
+            await round_at(second)
         assert _log_bytes(path) > 0
 
         _write_rows(path, 100)  # over it
-        await run_blocking(checkpoints.checkpoint)  # copies it: writes may still come
+        await round_at(41)  # copies it: writes may still come
+        await round_at(42)  # idle from here on
+        await round_at(51.9)
+        assert _log_bytes(path) > 64 * 65536  # not idle long enough yet
+        _write_rows(path, 1)  # a write starts the quiet spell over
+        await round_at(52)
+        await round_at(53)
+        await round_at(62.9)
         assert _log_bytes(path) > 64 * 65536
-        await run_blocking(checkpoints.checkpoint)  # nothing written since: idle
+        await round_at(63)
         assert _log_bytes(path) == 0
     finally:
         await checkpoints.stop()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 108
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 109

@@ -363,6 +363,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "InlineConnection",
         "RESTART_AFTER_FRAMES",
         "SHRINK_AFTER_BYTES",
+        "SHRINK_WHEN_IDLE_FOR",
         "WalCheckpoints",
         "connect",
         "driver_transaction",

@@ -38,6 +38,7 @@ from m3o.runtime.logging import get_logger
 __all__ = [
     "RESTART_AFTER_FRAMES",
     "SHRINK_AFTER_BYTES",
+    "SHRINK_WHEN_IDLE_FOR",
     "InlineConnection",
     "WalCheckpoints",
     "connect",
@@ -301,6 +302,8 @@ RESTART_AFTER_FRAMES = 262_144
 """Log frames (pages of 4 KB: 1 GB) from which :class:`WalCheckpoints` restarts the log."""
 SHRINK_AFTER_BYTES = 64 * 1024 * 1024
 """Size of an idle log's file past which :class:`WalCheckpoints` empties it."""
+SHRINK_WHEN_IDLE_FOR = 10.0
+"""Seconds without a write after which :class:`WalCheckpoints` empties a large log."""
 
 
 class WalCheckpoints:
@@ -326,9 +329,10 @@ class WalCheckpoints:
       20 s of that load) and a busy server pays one such short wait every 20 s or so.
       ``TRUNCATE`` did the same and shrank the file too, but shrinking a file of 1 GB held
       writers back for 310 ms (the p99 of a one-connection run that met it: 230 ms).
-    - ``TRUNCATE`` when the log is idle (every frame copied and none written since the
-      previous round) and its file is over ``shrink_after`` bytes: the disk space comes back
-      once the load is over, while no writer is there to wait for it.
+    - ``TRUNCATE`` when the log has been idle for ``shrink_when_idle_for`` seconds (every
+      frame copied, none written) and its file is over ``shrink_after`` bytes: the disk
+      space comes back once the load is over. A writer arriving meanwhile waits for it
+      (127 ms with a 500 MB file), hence the wait for a quiet spell.
     """
 
     def __init__(
@@ -338,12 +342,17 @@ class WalCheckpoints:
         every: float = 0.5,
         restart_after: int = RESTART_AFTER_FRAMES,
         shrink_after: int = SHRINK_AFTER_BYTES,
+        shrink_when_idle_for: float = SHRINK_WHEN_IDLE_FOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = path
         self._every = every
         self._restart_after = restart_after
         self._shrink_after = shrink_after
+        self._shrink_when_idle_for = shrink_when_idle_for
+        self._clock = clock
         self._last_frames = -1
+        self._idle_since: float | None = None
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -380,12 +389,22 @@ class WalCheckpoints:
         last: (busy, log frames, frames copied)."""
         found = self._checkpoint("PASSIVE")
         busy, frames, copied = found
-        idle = busy == 0 and frames == copied and frames == self._last_frames
+        now = self._clock()
+        if busy or frames != copied or frames != self._last_frames:
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = now
         self._last_frames = frames
         if frames >= self._restart_after:
             found = self._checkpoint("RESTART")
-        elif idle and frames > 0 and self._log_bytes() > self._shrink_after:
+        elif (
+            self._idle_since is not None
+            and now - self._idle_since >= self._shrink_when_idle_for
+            and frames > 0
+            and self._log_bytes() > self._shrink_after
+        ):
             found = self._checkpoint("TRUNCATE")
+            self._idle_since = None
         return found
 
     def _log_bytes(self) -> int:
