@@ -37,6 +37,18 @@ async def _call(gw: Any, body: dict[str, Any], path: str = "/v1/lab/echo/call") 
             await gw.v1.calls.forwarders.close()
 
 
+async def _assert_crashed_uncharged(gw: Any, response: Any, counters: CounterStore) -> None:
+    """A 500 the caller is told nothing about, one panic alert, no charge, no event."""
+    assert response.status_code == 500
+    assert response.json()["detail"] == (
+        "Error processing request. If the problem persists please contact support"
+    )
+    await gw.v1.calls.drain()
+    assert [alert[0] for alert in gw.alerts.reported] == ["panic"]
+    assert await counters.get(hot_key(CUSTOMER)) == 100
+    assert await gw.events() == []
+
+
 async def test_unary_call_is_transcoded_with_the_token_and_request_id(
     counters: CounterStore, echo: EchoUpstream
 ) -> None:
@@ -87,13 +99,7 @@ async def test_upstream_internal_error_is_a_crash_uncharged(
 ) -> None:
     gw = _echo_gateway(counters, echo)
     response = await _call(gw, {"name": "x", "fail_code": 13})  # INTERNAL
-    assert response.status_code == 500
-    assert response.json()["detail"] == (
-        "Error processing request. If the problem persists please contact support"
-    )
-    await gw.v1.calls.drain()
-    assert [alert[0] for alert in gw.alerts.reported] == ["panic"]
-    assert await counters.get(hot_key(CUSTOMER)) == 100
+    await _assert_crashed_uncharged(gw, response, counters)
 
 
 async def test_an_answer_past_the_limit_is_a_crash_uncharged(
@@ -102,11 +108,7 @@ async def test_an_answer_past_the_limit_is_a_crash_uncharged(
     # The answer repeats the name: 2,000 bytes against a limit of 1,000.
     gw = _echo_gateway(counters, echo, settings=PublicAPISettings(max_answer_bytes=1000))
     response = await _call(gw, {"name": "x" * 2000})
-    assert response.status_code == 500
-    await gw.v1.calls.drain()
-    assert [alert[0] for alert in gw.alerts.reported] == ["panic"]
-    assert await counters.get(hot_key(CUSTOMER)) == 100
-    assert await gw.events() == []
+    await _assert_crashed_uncharged(gw, response, counters)
 
 
 async def test_an_answer_within_the_limit_passes(
