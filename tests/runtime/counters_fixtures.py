@@ -10,17 +10,20 @@ Time moves by the SQL store's injected clock, and by real (short) sleeps on Redi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from m3o.runtime.counters import CounterStore
+from m3o.runtime.counters.admission import NO_CAP, AdmissionRequest
 from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
@@ -31,6 +34,28 @@ SHORT = timedelta(milliseconds=250)
 PAST_SHORT = 0.3
 LONG = timedelta(seconds=30)
 """A TTL or window that no test outlives."""
+
+
+def call(**changes: Any) -> AdmissionRequest:
+    """A call to a free endpoint (no cap, fair-use quota 10, no endpoint quota, 100 calls
+    per window), with ``changes``; the cap counts the endpoint's calls, as in the gateway."""
+    base = AdmissionRequest(
+        rate_key="rate",
+        rate_limit=100,
+        cap=NO_CAP,
+        cap_key="ep",
+        price=0,
+        free_key="free",
+        free_quota=10,
+        endpoint_key="ep",
+        endpoint_quota=0,
+        total_key="total",
+        balance_key="bal",
+        debited_key="debited",
+        monthly_ttl=LONG,
+        rate_window=LONG,
+    )
+    return dataclasses.replace(base, **changes)
 
 
 class Clock:

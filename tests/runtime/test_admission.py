@@ -34,6 +34,7 @@ from runtime.counters_fixtures import (  # noqa: F401 - a fixture
     PAST_SHORT,
     SHORT,
     Subject,
+    call,
     holding_subject_fixture,
     sqlite_threads_stopped,
     subject_fixture,
@@ -43,28 +44,6 @@ from support.ports import closed_port
 
 COUNTS = ["rate", "free", "ep", "total", "bal", "debited"]
 """The counters of :func:`call`, in the order :func:`counts` reads them."""
-
-
-def call(**changes: Any) -> AdmissionRequest:
-    """A call to a free endpoint (no cap, fair-use quota 10, no endpoint quota, 100 calls
-    per window), with ``changes``; the cap counts the endpoint's calls, as in the gateway."""
-    base = AdmissionRequest(
-        rate_key="rate",
-        rate_limit=100,
-        cap=NO_CAP,
-        cap_key="ep",
-        price=0,
-        free_key="free",
-        free_quota=10,
-        endpoint_key="ep",
-        endpoint_quota=0,
-        total_key="total",
-        balance_key="bal",
-        debited_key="debited",
-        monthly_ttl=LONG,
-        rate_window=LONG,
-    )
-    return dataclasses.replace(base, **changes)
 
 
 async def counts(store: CounterStore) -> dict[str, int]:

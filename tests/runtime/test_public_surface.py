@@ -213,6 +213,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "redis_event_bus",
         "stream_first_publisher",
     ],
+    "m3o.runtime.events.redis_served": ["RedisServedHolds"],
     "m3o.runtime.events.sqlite": [
         "HANDOVER_LIMIT",
         "SqlChannel",

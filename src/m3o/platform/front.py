@@ -23,7 +23,7 @@ from m3o.gateway.routing import ServiceDirectory
 from m3o.gateway.status_call import status_routes
 from m3o.gateway.stripe_webhook import stripe_webhook_route
 from m3o.gateway.v1.alerts import ReportedAlerts
-from m3o.gateway.v1.ports import EventSpill, ServedCharges
+from m3o.gateway.v1.ports import EventSpill, ServedCharges, ServedHolds
 from m3o.gateway.v1.routes import create_v1_routes
 from m3o.gateway.v1.settings import PublicAPISettings
 from m3o.gateway.v1.sources import platform_dependencies
@@ -57,6 +57,7 @@ def build_front(
     on_shutdown: Sequence[Hook] = (),
     spill: EventSpill | None = None,
     served: ServedCharges | None = None,
+    served_holds: ServedHolds | None = None,
 ) -> Starlette:
     """The front over ``directory`` (platform API) and the catalog's APIs (``/v1``).
 
@@ -65,7 +66,8 @@ def build_front(
     ``on_shutdown`` hooks run after the public API has flushed its request events.
     ``spill`` takes the request events the public API cannot keep in memory (default: the
     publisher itself). ``served``: charges committed before answers (the local profile on
-    SQLite, whose process owns ``counters``).
+    SQLite, whose process owns ``counters``). ``served_holds``: served calls' holds
+    committed by publishing their events in the same step (the platform profile).
     """
     settings = GatewaySettings(
         cors_origins=tuple(config.api.cors_origins),
@@ -83,6 +85,7 @@ def build_front(
         alerts=ReportedAlerts(AlertsClient(transport, credentials)),
         spill=spill,
         served=served,
+        served_holds=served_holds,
     )
     v1 = create_v1_routes(
         sources.dependencies,

@@ -40,6 +40,7 @@ from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
 from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.events.redis import redis_event_bus, stream_first_publisher
+from m3o.runtime.events.redis_served import RedisServedHolds
 from m3o.runtime.logging import configure_logging, get_logger
 from m3o.runtime.logging.tracing import stop_tracing
 from m3o.runtime.rpc import (
@@ -226,9 +227,10 @@ async def run_gateway(env: Mapping[str, str]) -> None:
     config = process.config
     router = _router(config, InProcessTransport(), set())
     identity = Identity(router, process.counters, config.auth.service_secret.get_secret_value())
-    # The public API's request events go straight to their stream; the bus relays those
-    # that had to wait in the outbox while Redis was unreachable, and those the public
-    # API spilled there past its in-memory buffer.
+    # A served call's request event goes to its stream as its hold is removed, in one
+    # script run (RedisServedHolds); the bus relays the events that had to wait in the
+    # outbox while Redis was unreachable, and those the public API spilled there past
+    # its in-memory buffer (calls without a hold).
     bus = redis_event_bus(process.engine, process.redis)
     await bus.start()
     requests = stream_first_publisher(process.engine, process.redis)
@@ -243,6 +245,7 @@ async def run_gateway(env: Mapping[str, str]) -> None:
         publisher=requests,
         sessions=None,
         spill=requests,
+        served_holds=RedisServedHolds(process.counters),
         metrics=Metrics(),
         readiness=[stopping.check, ReadinessCheck("counters", process.counters.ping)],
         on_shutdown=[process.close, bus.stop],

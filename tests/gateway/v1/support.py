@@ -273,6 +273,7 @@ def gateway(
     credentials: TokenSource | None = None,
     publisher: Any = None,
     spill: Any = None,
+    served_holds: Any = None,
 ) -> Gateway:
     """The public API over ``counters``; helloworld is published by default.
 
@@ -281,7 +282,8 @@ def gateway(
     ``reporter`` replaces the recording ``alerts`` port (then ``alerts`` records nothing).
     ``credentials`` is the gateway's own service token (sent to usage endpoints).
     ``publisher`` replaces the recording publisher (then ``publisher`` records nothing);
-    ``spill`` is where request events go past the buffer.
+    ``spill`` is where request events go past the buffer; ``served_holds`` finishes
+    served calls' holds by publishing their events (the platform profile's way).
     """
     config = config or config_with()
     hello = hello or Recorder()
@@ -313,6 +315,7 @@ def gateway(
             alerts=alerts if reporter is None else reporter,
             forwarders=forwarders,
             credentials=credentials,
+            served_holds=served_holds,
         ),
         settings,
     )

@@ -10,23 +10,11 @@ import pytest
 from m3o.gateway.v1.batching import AdmissionBatcher
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.errors import Unavailable
+from runtime.counters_fixtures import call
 
 
 def _request(n: int) -> AdmissionRequest:
-    return AdmissionRequest(
-        rate_key=f"rate-{n}",
-        rate_limit=10,
-        cap=-1,
-        cap_key="cap",
-        price=0,
-        free_key="free",
-        free_quota=10,
-        endpoint_key="endpoint",
-        endpoint_quota=0,
-        total_key="total",
-        balance_key="balance",
-        debited_key="debited",
-    )
+    return call(rate_key=f"rate-{n}", rate_limit=10, cap_key="cap", balance_key="balance")
 
 
 class Store:

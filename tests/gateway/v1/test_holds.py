@@ -21,10 +21,13 @@ from m3o.events.requests import Event, EventType
 from m3o.gateway.v1.holds import Holds, envelope_from_note, note_of
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
+from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.events._outbox import Envelope
+from m3o.runtime.events.redis_served import RedisServedHolds
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.usage.counters import TOTAL
+from runtime.counters_fixtures import call
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 PRICE = 10
@@ -148,6 +151,69 @@ async def test_a_call_is_charged_only_when_answered_200_whichever_step_fails(
     assert charged_calls <= served
     assert await any_counters.get(hot_key(CUSTOMER)) == FUNDS - charged_calls * PRICE
     assert await any_counters.holds("v1:holds") == []
+
+
+class BrokenServed:
+    """Served holds settled into the stream, failing once: before the script runs, or
+    after it ran (the reply lost)."""
+
+    def __init__(self, inner: RedisServedHolds, step: str) -> None:
+        self._inner = inner
+        self.step = step
+        self.runs = 0
+
+    async def settle_served(self, served: Sequence[tuple[Hold, Envelope]]) -> list[bool]:
+        self.runs += 1
+        if self.step == "commit":
+            self.step = ""
+            raise Unavailable("counters", "Counter store unavailable")
+        found = await self._inner.settle_served(served)
+        if self.step == "commit_lost_reply":
+            self.step = ""
+            raise Unavailable("counters", "Counter store unavailable")
+        return found
+
+
+async def _streamed(redis: Any) -> list[Any]:
+    """The request events in the requests stream."""
+    entries = await redis.xrange("m3o:events:requests")
+    return [Event.FromString(fields[b"payload"]).request for _, fields in entries]
+
+
+@pytest.mark.parametrize("step", ["", "commit", "commit_lost_reply"])
+async def test_with_served_holds_a_commit_publishes_the_event_and_settles_the_hold(
+    redis: Any, step: str
+) -> None:
+    """The platform profile's commit: the event published and the hold removed in one
+    step, so the request log publishes nothing. A commit that failed before running
+    leaves the call free and unpublished; one whose reply was lost ran whole: charged
+    and published, and the release that follows finds nothing to undo."""
+    counters = RedisCounterStore(redis)
+    served = BrokenServed(RedisServedHolds(counters), step)
+    gw = gateway(
+        counters,
+        catalog=Catalog(hello_entry(pricing={"Helloworld.Call": PRICE})),
+        balances={CUSTOMER: FUNDS},
+        served_holds=served,
+    )
+    async with gw.http() as client:
+        for _ in range(3):
+            response = await client.post(
+                "/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH
+            )
+            assert response.status_code == 200, response.text
+    charged_calls = 2 if step == "commit" else 3
+
+    charged, monthly, logged = await _books(gw, counters)
+    streamed = await _streamed(redis)
+    assert logged == 0  # the request log had nothing to publish
+    books = (charged, monthly, len(streamed))
+    assert books == (charged_calls * PRICE, charged_calls, charged_calls)
+    assert len({event.request_id for event in streamed}) == charged_calls
+    assert all(event.price == str(PRICE) for event in streamed)
+    assert served.runs == 3
+    assert await counters.get(hot_key(CUSTOMER)) == FUNDS - charged_calls * PRICE
+    assert await counters.holds("v1:holds") == []
 
 
 async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
@@ -381,17 +447,10 @@ async def test_calls_finishing_together_commit_in_one_round_trip(
     holds = Holds(counting)  # type: ignore[arg-type]
     await any_counters.set_counter_if_absent(hot_key(CUSTOMER), FUNDS)
     requests = [
-        AdmissionRequest(
-            rate_key="rate",
+        call(
             rate_limit=1000,
-            cap=-1,
-            cap_key="ep",
             price=PRICE,
-            free_key="free",
             free_quota=0,
-            endpoint_key="ep",
-            endpoint_quota=0,
-            total_key="total",
             balance_key=hot_key(CUSTOMER),
             debited_key=debited_key(CUSTOMER),
             hold=holds.new(),

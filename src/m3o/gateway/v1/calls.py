@@ -10,7 +10,8 @@
 4. :meth:`PublicCalls.charged` commits a call once its 2xx answer has been handed over,
    in the background (the answer never waits for it): its hold is marked served with its
    requests/Request event in one atomic step (see :mod:`~m3o.gateway.v1.holds`), then
-   the event is published; a commit that fails, or finds the hold released, releases the
+   the event is published (or, on the platform profile, the event is published and the
+   hold removed in that one step); a commit that fails, or finds the hold released, releases the
    reservation: the call was answered free. :meth:`PublicCalls.failed` releases the
    reservation of a call that did not succeed and says what the caller is told.
 
@@ -174,7 +175,8 @@ class PublicCalls:
             self._requests.record_served(envelope, None)
             return
         commit = self.gate.commit_soon(hold, envelope)
-        self._requests.record_committed(commit, envelope, hold)
+        if not self.gate.commits_publish:
+            self._requests.record_committed(commit, envelope, hold)
         self._commits.add(commit)
         commit.add_done_callback(functools.partial(self._committed, admission, request_id))
 

@@ -224,6 +224,12 @@ class Gate:
         if request is not None and self._holds is not None:
             self._holds.release_unknown(request)
 
+    @property
+    def commits_publish(self) -> bool:
+        """Whether a commit (:meth:`commit_soon`) publishes the call's event itself
+        (:attr:`Holds.publishes`)."""
+        return self._holds is not None and self._holds.publishes
+
     def commit_soon(self, hold: Hold, envelope: Envelope) -> asyncio.Future[bool]:
         """Mark an answered call's hold with its event, in the background; the future is
         False when the hold is gone (see :meth:`Holds.commit_soon`)."""

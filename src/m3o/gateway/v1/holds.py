@@ -8,7 +8,11 @@ process dies.
   requests/Request event (its id fixed), in one atomic step, off the response path: a
   commit that fails, or finds the hold released, releases the reservation (the call was
   answered free);
-- once the event is published, the hold is settled (removed), the charge stays;
+- once the event is published, the hold is settled (removed), the charge stays. Given
+  :class:`~m3o.gateway.v1.ports.ServedHolds` (the platform profile, whose holds and event
+  streams share one Redis), the commit itself publishes the event and removes the hold, in
+  the same atomic step (:attr:`Holds.publishes`): there is no note, no separate publish
+  and no settle;
 - every other outcome releases the hold, which undoes the reservation only while the hold
   is there (idempotent). A release the counter store cannot take now (or an admission
   whose reply was lost, which may or may not have reserved) is retried in the background
@@ -35,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from m3o.gateway.v1.ports import ServedHolds
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Held, Hold, Verdict
 from m3o.runtime.errors import M3OError
@@ -93,8 +98,10 @@ class Holds:
         instance: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
         sweep_every: timedelta = DEFAULT_SWEEP_EVERY,
+        served: ServedHolds | None = None,
     ) -> None:
         self._counters = counters
+        self._served = served
         self.instance = instance or uuid.uuid4().hex
         self._lease = lease
         self._sweep_every = sweep_every.total_seconds()
@@ -104,11 +111,17 @@ class Holds:
         self._orphans: set[str] = set()
         """Own holds the last sweep found in the book that no call is waiting on."""
         self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
-        self._commits: list[tuple[Hold, str, asyncio.Future[bool]]] = []
+        self._commits: list[tuple[Hold, Envelope, asyncio.Future[bool]]] = []
         self._committing: set[asyncio.Task[None]] = set()
         self._retrying: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._republish: Republish | None = None
+
+    @property
+    def publishes(self) -> bool:
+        """Whether a commit publishes the call's event itself (and removes its hold):
+        then a committed call's event is not the request log's to publish."""
+        return self._served is not None
 
     @property
     def unreleased(self) -> int:
@@ -136,11 +149,13 @@ class Holds:
         settle).
 
         The commits of one loop turn go together, in one ``commit_many`` (one round trip
-        however many calls finish at once); a failure of it fails each of them.
+        however many calls finish at once); a failure of it fails each of them. With
+        :attr:`publishes`, they go together to :meth:`ServedHolds.settle_served` instead,
+        which publishes each event as it removes its hold.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._commits.append((hold, note_of(envelope), future))
+        self._commits.append((hold, envelope, future))
         if len(self._commits) == 1:
             loop.call_soon(self._send_commits)
         return future
@@ -154,9 +169,14 @@ class Holds:
             self._committing.add(task)
             task.add_done_callback(self._committing.discard)
 
-    async def _commit_batch(self, batch: list[tuple[Hold, str, asyncio.Future[bool]]]) -> None:
+    async def _commit_batch(self, batch: list[tuple[Hold, Envelope, asyncio.Future[bool]]]) -> None:
         try:
-            found = await self._counters.commit_many([(hold, note) for hold, note, _ in batch])
+            if self._served is not None:
+                found = await self._served.settle_served([(hold, env) for hold, env, _ in batch])
+            else:
+                found = await self._counters.commit_many(
+                    [(hold, note_of(envelope)) for hold, envelope, _ in batch]
+                )
         except Exception as exc:  # noqa: BLE001 - each waiter gets the failure, whatever it is
             for _, _, future in batch:
                 if not future.done():

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from google.protobuf.descriptor_pool import DescriptorPool
 
-from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest
+from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.events import Envelope
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PlannedCall",
     "Quotas",
     "ServedCharges",
+    "ServedHolds",
     "UpstreamAddress",
 ]
 
@@ -230,4 +231,16 @@ class ServedCharges(Protocol):
         """Make the call's charge and its requests/Request event durable together; returns
         once they are. Raises :class:`~m3o.runtime.errors.M3OError` when they could not be:
         the call is then released (answered free) and its event dropped with it."""
+        ...
+
+
+class ServedHolds(Protocol):
+    """Finishes served calls' holds by publishing their events in the same atomic step (the
+    ``platform`` profile: :class:`~m3o.runtime.events.redis_served.RedisServedHolds`)."""
+
+    async def settle_served(self, served: Sequence[tuple[Hold, Envelope]]) -> list[bool]:
+        """For each (hold, event): True when the hold was still there (the event published,
+        the hold removed, its charge kept), False when it was gone (released: nothing
+        published). Raises :class:`~m3o.runtime.errors.M3OError` when the store could not
+        be reached."""
         ...

@@ -35,6 +35,7 @@ from m3o.gateway.v1.ports import (
     KeyDirectory,
     Quotas,
     ServedCharges,
+    ServedHolds,
 )
 from m3o.gateway.v1.public_route import PublicApiRoute
 from m3o.gateway.v1.settings import PublicAPISettings
@@ -83,6 +84,10 @@ class V1Dependencies:
     """With it (``counters`` is owned by this process), each served call's charge and its
     request event are committed together before its answer leaves, and no holds are
     kept: a reservation lives in memory until then (see ``v1/README.md``)."""
+    served_holds: ServedHolds | None = None
+    """With it, a served call's hold is committed by publishing its request event and
+    removing the hold in one atomic step (the platform profile: holds and event streams on
+    one Redis), instead of being noted, published by the request log, then settled."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
         grpc=GrpcForwarder(max_answer_bytes=settings.max_answer_bytes),
         http=HttpForwarder(max_answer_bytes=settings.max_answer_bytes),
     )
-    holds = Holds(deps.counters)
+    holds = Holds(deps.counters, served=deps.served_holds)
     # With served charges (one process owning the counters) no holds are kept: a release
     # is the counter store's own, in memory.
     keeps_holds = deps.served is None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from m3o.gateway.v1.balances import BalanceCurrent
-from m3o.gateway.v1.ports import Alerts, EventSpill, PlannedCall, ServedCharges
+from m3o.gateway.v1.ports import Alerts, EventSpill, PlannedCall, ServedCharges, ServedHolds
 from m3o.gateway.v1.routes import V1Dependencies
 from m3o.gateway.v1.targets import LocalServices
 from m3o.gateway.v1.tokens import GrantTokens
@@ -159,6 +159,7 @@ def platform_dependencies(
     alerts: Alerts | None = None,
     spill: EventSpill | None = None,
     served: ServedCharges | None = None,
+    served_holds: ServedHolds | None = None,
 ) -> PlatformSources:
     """Everything the public API needs, its clients calling with ``credentials`` (the
     ``gateway`` service account's token source)."""
@@ -180,5 +181,6 @@ def platform_dependencies(
         credentials=credentials,
         spill=spill,
         served=served,
+        served_holds=served_holds,
     )
     return PlatformSources(dependencies, catalog, [catalog.start], [catalog.stop])

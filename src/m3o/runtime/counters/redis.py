@@ -20,8 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from m3o.runtime.counters import RateDecision
 from m3o.runtime.counters.admission import (
@@ -297,6 +299,25 @@ class RedisCounterStore:
         async with self._call():
             for book, ids in by_book.items():
                 await self._direct.execute("HDEL", book, *ids)
+
+    def stored_key(self, key: str) -> str:
+        """``key`` as Redis stores it (under the store's prefix), for a script given to
+        :meth:`run_script` that touches the store's own keys (a book of holds)."""
+        return self._key(key)
+
+    def register_script(self, source: str) -> AsyncScript:
+        """A Lua script for :meth:`run_script`."""
+        return self._client.register_script(source)
+
+    async def run_script(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT]
+    ) -> Any:
+        """One run of ``script`` as the store's hot operations run: on a connection of its
+        own, under the store's deadline, loaded first if Redis lost it; Unavailable when
+        Redis cannot be reached. For operations that span the store's keys and others of
+        the same Redis (see :mod:`m3o.runtime.events.redis_served`)."""
+        async with self._call():
+            return await self._direct.run_script(script, keys, args)
 
     async def holds(self, book: str) -> list[Held]:
         async with self._call():

@@ -28,7 +28,14 @@ from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
 
-__all__ = ["Relay", "entry_fields", "marker_bucket", "stream_key"]
+__all__ = [
+    "DEFAULT_RETENTION",
+    "Relay",
+    "entry_fields",
+    "marker_bucket",
+    "min_kept_id",
+    "stream_key",
+]
 
 _log = get_logger(__name__)
 
@@ -87,12 +94,20 @@ end
 return 0
 """
 
+DEFAULT_RETENTION = timedelta(days=7)
+"""How long a stream keeps its entries (trimmed as entries are appended)."""
 MARKER_BUCKET = 60
 """Seconds of event time whose markers share one hash (``m3o:events-relayed:<minute>``)."""
 
 
 def stream_key(topic: str) -> str:
     return f"m3o:events:{topic}"
+
+
+def min_kept_id(retention: timedelta) -> str:
+    """The oldest stream entry id an append keeps (``XADD ... MINID ~``): entries older
+    than ``retention`` are trimmed."""
+    return str(int((datetime.now(UTC) - retention).timestamp() * 1000))
 
 
 def marker_bucket(time: datetime) -> str:
@@ -110,7 +125,7 @@ class Relay:
         *,
         poll_interval: float = 1.0,
         batch: int = 200,
-        retention: timedelta = timedelta(days=7),
+        retention: timedelta = DEFAULT_RETENTION,
         dedupe_ttl: timedelta = timedelta(minutes=10),
         call_timeout: float = 5.0,
         outage_backoff_max: float = 10.0,
@@ -195,8 +210,7 @@ class Relay:
         """Append each (topic, marker, event time, fields) entry to its topic's stream unless
         its marker is recorded (then record it), all in one script run within
         ``call_timeout``. Markers are kept ``dedupe_ttl`` past their minute's end."""
-        keep_from = datetime.now(UTC) - self._retention
-        min_id = str(int(keep_from.timestamp() * 1000))
+        min_id = min_kept_id(self._retention)
         ttl = str(max(int(self._dedupe_ttl.total_seconds()), 1) + MARKER_BUCKET)
         keys: list[str] = []
         arguments: list[str | bytes | int] = [ttl, min_id]

@@ -33,7 +33,7 @@ from m3o.runtime.events._acks import JointAcks, Take
 from m3o.runtime.events._bus import Bus
 from m3o.runtime.events._dead_letters import add_dead_letter
 from m3o.runtime.events._outbox import Envelope
-from m3o.runtime.events._relay import Relay, stream_key
+from m3o.runtime.events._relay import DEFAULT_RETENTION, Relay, stream_key
 from m3o.runtime.events._source import Claim
 from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.logging import get_logger
@@ -56,7 +56,7 @@ def redis_event_bus(
     *,
     poll_interval: float = 1.0,
     lease: timedelta = timedelta(seconds=60),
-    retention: timedelta = timedelta(days=7),
+    retention: timedelta = DEFAULT_RETENTION,
     call_timeout: float = 5.0,
     outage_backoff_max: float = 10.0,
     consumer: str | None = None,
