@@ -105,6 +105,26 @@ async def test_extra_routes_come_before_the_platform_routes() -> None:
     assert public.headers["x-request-id"]
 
 
+async def test_first_routes_come_before_every_other_route() -> None:
+    """Even the health endpoints: the public API's route is tried before anything else."""
+
+    async def first(request: Request) -> Response:
+        return PlainTextResponse(f"first {request.url.path}")
+
+    app, _ = build_app(
+        Served(HELLO, Recorder()),
+        first_routes=[Route("/healthz", first, methods=["GET"])],
+        extra_routes=[Route("/metrics", first, methods=["GET"])],
+    )
+    async with client_for(app) as http:
+        health = await http.get("/healthz")
+        metrics = await http.get("/metrics")
+        ready = await http.get("/readyz")
+    assert health.text == "first /healthz"
+    assert metrics.text != "first /metrics"  # extra routes come after the fixed ones
+    assert ready.status_code == 200
+
+
 async def test_unexpected_failure_outside_the_platform_api_is_a_logged_generic_500() -> None:
     async def broken(request: Request) -> Response:
         raise RuntimeError("secret hunter2")

@@ -115,6 +115,7 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     extra_routes: Sequence[BaseRoute] = (),
+    first_routes: Sequence[BaseRoute] = (),
     documented: Sequence[Endpoint] = (),
 ) -> Starlette:
     """The HTTP front over ``directory``'s services, reached through ``transport``.
@@ -123,6 +124,8 @@ def create_app(
     ``/metrics`` too. ``on_startup`` hooks run in order when the server starts,
     ``on_shutdown`` hooks in reverse order when it stops. ``documented`` are endpoints of
     ``extra_routes`` listed in ``/openapi.json`` beside the platform API's, at their label.
+    ``first_routes`` are tried before every other route (health and metrics included): the
+    public API's, which every call reaches (the router tries its routes one by one).
     """
     settings = settings or GatewaySettings()
     metrics = metrics or Metrics()
@@ -140,6 +143,7 @@ def create_app(
         call_timeout=settings.call_timeout,
     )
     routes: list[BaseRoute] = [
+        *first_routes,
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),

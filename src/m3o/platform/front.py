@@ -109,9 +109,9 @@ def build_front(
         # Shut-down hooks run in reverse: the public API drains first, then the catalog,
         # then the process's own hooks.
         on_shutdown=[*on_shutdown, *sources.on_shutdown, *v1.on_shutdown],
+        # First: every public API call is matched there, before any other route.
+        first_routes=v1.routes,
         extra_routes=[
-            # First: every public API call is matched here, before the other routes.
-            *v1.routes,
             stripe_webhook_route(
                 StripeClient(transport, credentials),
                 max_body_bytes=settings.max_body_bytes,
