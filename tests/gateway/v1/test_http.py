@@ -373,3 +373,28 @@ async def test_event_url_is_the_path_without_query(counters: CounterStore) -> No
     [event] = await gw.events()
     assert event.url == "/v1/helloworld/Call"
     assert (event.user_id, event.project_id, event.namespace) == (PROJECT, PROJECT, "micro")
+
+
+async def test_a_served_answer_sends_each_header_once_in_its_wire_form(
+    counters: CounterStore,
+) -> None:
+    gw = gateway(counters)
+    async with gw.http() as http:
+        response = await http.post("/v1/helloworld/call", json={"name": "Alice"}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    names = [name for name, _ in response.headers.raw]
+    assert sorted(names) == sorted(
+        [
+            b"ratelimit-limit",
+            b"ratelimit-remaining",
+            b"ratelimit-reset",
+            b"x-m3o-price",
+            b"content-length",
+            b"content-type",
+            b"x-request-id",
+        ]
+    )
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
+    assert response.headers["X-M3O-Price"] == "free"
+    assert int(response.headers["RateLimit-Remaining"]) < int(response.headers["RateLimit-Limit"])

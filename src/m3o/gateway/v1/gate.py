@@ -51,6 +51,7 @@ __all__ = [
     "blocked",
     "check_key",
     "rate_headers",
+    "raw_rate_headers",
 ]
 
 _log = get_logger(__name__)
@@ -76,13 +77,28 @@ def check_key(key: ApiKey, api: str) -> None:
         raise blocked(INSUFFICIENT_PRIVILEGES)
 
 
+_NAMES = {
+    b"ratelimit-limit": "RateLimit-Limit",
+    b"ratelimit-remaining": "RateLimit-Remaining",
+    b"ratelimit-reset": "RateLimit-Reset",
+    b"x-m3o-price": "X-M3O-Price",
+}
+
+
+def raw_rate_headers(decision: AdmissionDecision) -> list[tuple[bytes, bytes]]:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (whole seconds) of a decision, as
+    an ASGI answer sends them (lower-case names, bytes): every served call sends them, so
+    they are built straight into that form."""
+    return [
+        (b"ratelimit-limit", b"%d" % decision.rate_limit),
+        (b"ratelimit-remaining", b"%d" % decision.rate_remaining),
+        (b"ratelimit-reset", b"%d" % math.ceil(decision.rate_reset_after)),
+    ]
+
+
 def rate_headers(decision: AdmissionDecision) -> dict[str, str]:
-    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (whole seconds) of a decision."""
-    return {
-        "RateLimit-Limit": str(decision.rate_limit),
-        "RateLimit-Remaining": str(decision.rate_remaining),
-        "RateLimit-Reset": str(math.ceil(decision.rate_reset_after)),
-    }
+    """:func:`raw_rate_headers` by their names."""
+    return {_NAMES[name]: value.decode() for name, value in raw_rate_headers(decision)}
 
 
 class Refused(Exception):
@@ -109,9 +125,17 @@ class Admission:
 
     @property
     def headers(self) -> dict[str, str]:
+        """:attr:`raw_headers` by their names."""
+        return {_NAMES[name]: value.decode() for name, value in self.raw_headers}
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """What a charged answer tells: the rate limit (admitted through the counter store)
+        and ``X-M3O-Price``, as an ASGI answer sends them."""
+        price = (b"x-m3o-price", self.charge.encode())
         if self.request is None:
-            return {"X-M3O-Price": self.charge}
-        return {**rate_headers(self.decision), "X-M3O-Price": self.charge}
+            return [price]
+        return [*raw_rate_headers(self.decision), price]
 
 
 def _refusal(decision: AdmissionDecision) -> Refused:

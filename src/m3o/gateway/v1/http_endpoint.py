@@ -57,6 +57,7 @@ ALLOWED_METHODS = frozenset(
 does not serve (key-management paths included): one 405 answer, ``Allow: GET, POST``."""
 _ALLOW = ", ".join(sorted(CALL_METHODS))
 _JSON = "application/json"
+_JSON_TYPE = (b"content-type", b"application/json")
 _UNMATCHED_LABEL = "/v1/<unknown>"
 
 
@@ -152,7 +153,7 @@ class HttpCalls:
             return Response(body, media_type=_JSON, headers=admission.headers)
         return _Answer(
             body,
-            admission.headers,
+            admission.raw_headers,
             charge=functools.partial(
                 calls.charged, prepared, admission, status=200, started=started, request_id=rid
             ),
@@ -168,12 +169,17 @@ class _Answer(Response):
     def __init__(
         self,
         body: bytes,
-        headers: dict[str, str],
+        headers: list[tuple[bytes, bytes]],
         *,
         charge: Callable[[], None],
         release: Callable[[], None],
     ) -> None:
-        super().__init__(body, media_type=_JSON, headers=headers)
+        # What Response's constructor makes of a JSON body and its headers, given in the
+        # form they are sent in (the constructor would encode them again, call after call).
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [*headers, (b"content-length", b"%d" % len(body)), _JSON_TYPE]
         self._charge = charge
         self._release = release
 
