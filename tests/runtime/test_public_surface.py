@@ -129,6 +129,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.counters.admission_redis": [
         "ADMIT_MANY",
+        "AdmissionPacker",
         "COMMIT_MANY",
         "RELEASE",
         "admit_arguments",

@@ -16,7 +16,9 @@ reservation, if any, stands (the store fails closed; it never admits twice).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "ADMIT_MANY",
     "COMMIT_MANY",
     "RELEASE",
+    "AdmissionPacker",
     "admit_arguments",
     "decision_from_reply",
     "release_arguments",
@@ -310,6 +313,10 @@ end
 return out
 """
 
+_unheld = operator.attrgetter(*(f.name for f in fields(AdmissionRequest) if f.name != "hold"))
+"""What makes an admission what it is but its hold: its packed parts' identity."""
+_MAX_PACKED = 10_000
+"""Distinct admissions whose packed parts are kept (one per key, endpoint, tier, month)."""
 _NO_BOOK = "-"
 """The book key of an admission without a hold (declared, never touched)."""
 
@@ -364,9 +371,13 @@ def release_arguments(
     return [key(k) for k in keys], arguments
 
 
+_CHARGES = ("", FREE, "0")
+"""The charge of each kind of admission but a debit (3: the units debited)."""
+
+
 def decision_from_reply(request: AdmissionRequest, reply: Sequence[Any]) -> AdmissionDecision:
-    verdict, kind, debited, used, left = (int(part) for part in reply)
-    charge = {0: "", 1: FREE, 2: "0", 3: str(debited)}[kind]
+    verdict, kind, debited, used, left = map(int, reply)
+    charge = str(debited) if kind == 3 else _CHARGES[kind]
     return AdmissionDecision(
         _VERDICTS[verdict],
         charge=charge,
@@ -375,3 +386,64 @@ def decision_from_reply(request: AdmissionRequest, reply: Sequence[Any]) -> Admi
         rate_remaining=max(0, request.rate_limit - used),
         rate_reset_after=max(0, left) / 1000,
     )
+
+
+def _bulk(value: str | int) -> bytes:
+    """One argument in Redis's wire format (RESP), encoded as redis-py encodes it."""
+    data = value.encode() if isinstance(value, str) else b"%d" % value
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class AdmissionPacker:
+    """``ADMIT_MANY``'s ``EVALSHA`` for a batch, packed in Redis's wire format from parts
+    kept per distinct admission (the same keys and limits, whatever the hold): the calls
+    of one key to one endpoint share them. Building each call's 8 keys and 9 arguments and
+    encoding them anew cost about 4.5 µs of a checked call's CPU; the bytes are the same
+    as :func:`admit_arguments` packed by redis-py (tested)."""
+
+    def __init__(self, sha: str, key: Callable[[str], str], ms: Callable[[timedelta], int]) -> None:
+        self._head = _bulk("EVALSHA") + _bulk(sha)
+        self._key = key
+        self._ms = ms
+        self._parts: dict[Any, tuple[bytes, bytes, bytes]] = {}
+        self._books: dict[str, bytes] = {}
+
+    def pack(self, requests: Sequence[AdmissionRequest]) -> bytes:
+        keys: list[bytes] = []
+        arguments: list[bytes] = []
+        for request in requests:
+            held_keys, before_hold, after_hold = self._parts_of(request)
+            hold = request.hold
+            book = hold.book if hold is not None else _NO_BOOK
+            packed_book = self._books.get(book)
+            if packed_book is None:
+                packed_book = self._books[book] = _bulk(self._key(book))
+            keys += (held_keys, packed_book)
+            arguments += (before_hold, _bulk(hold.id if hold is not None else ""), after_hold)
+        count = 8 * len(requests)
+        return b"".join(
+            [
+                b"*%d\r\n" % (3 + 2 * count + len(requests)),
+                self._head,
+                _bulk(count),
+                *keys,
+                *arguments,
+            ]
+        )
+
+    def _parts_of(self, request: AdmissionRequest) -> tuple[bytes, bytes, bytes]:
+        """The request's 7 keys, its arguments before the hold id and the one after."""
+        identity = _unheld(request)
+        found = self._parts.get(identity)
+        if found is None:
+            keys, arguments = admit_arguments(request, self._key, self._ms)
+            packed = [_bulk(argument) for argument in arguments]
+            found = (
+                b"".join(_bulk(key) for key in keys[:7]),
+                b"".join(packed[:7]),
+                packed[8],
+            )
+            if len(self._parts) >= _MAX_PACKED:
+                self._parts.clear()
+            self._parts[identity] = found
+        return found

@@ -37,7 +37,7 @@ from m3o.runtime.counters.admission_redis import (
     ADMIT_MANY,
     COMMIT_MANY,
     RELEASE,
-    admit_arguments,
+    AdmissionPacker,
     decision_from_reply,
     release_arguments,
 )
@@ -145,6 +145,7 @@ class RedisCounterStore:
         self._admit_many_script = client.register_script(ADMIT_MANY)
         self._release_script = client.register_script(RELEASE)
         self._commit_many_script = client.register_script(COMMIT_MANY)
+        self._admissions = AdmissionPacker(self._admit_many_script.sha, self._key, _ms)
         self._direct = DirectCommands(client)
         """The hot path's operations (a batch's admissions, commits and settles): at most
         ``max_in_flight`` at once, each on a connection of its own."""
@@ -257,20 +258,15 @@ class RedisCounterStore:
     async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
         if not requests:
             return []
-        calls = [admit_arguments(request, self._key, _ms) for request in requests]
+        # Every admission in one ADMIT_MANY script run, in order (a script Redis lost is
+        # loaded again and run once more: nothing of it ran).
+        packed = self._admissions.pack(requests)
         async with self._call():
-            replies = await self._run_admissions(calls)
-        return [decision_from_reply(r, reply) for r, reply in zip(requests, replies, strict=True)]
-
-    async def _run_admissions(self, calls: list[tuple[list[str], list[int | str]]]) -> list[Any]:
-        """Run every admission in one ``ADMIT_MANY`` script run, in order; the replies.
-
-        (A script Redis lost is loaded again and run once more: nothing of it ran.)
-        """
-        keys = [key for call_keys, _ in calls for key in call_keys]
-        arguments = [argument for _, call_arguments in calls for argument in call_arguments]
-        flat: list[Any] = await self._direct.run_script(self._admit_many_script, keys, arguments)
-        return [flat[i : i + 5] for i in range(0, len(flat), 5)]
+            flat: list[Any] = await self._direct.run_packed_script(self._admit_many_script, packed)
+        return [
+            decision_from_reply(request, flat[5 * place : 5 * place + 5])
+            for place, request in enumerate(requests)
+        ]
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
         if not decision.admitted:

@@ -56,9 +56,18 @@ class DirectCommands:
 
     async def execute(self, *args: EncodableT) -> Any:
         """The reply of one command; a Redis error reply raises its ``ResponseError``."""
+        return await self._execute(args, None)
+
+    async def execute_packed(self, packed: bytes) -> Any:
+        """:meth:`execute` of a command already in Redis's wire format (RESP)."""
+        return await self._execute((), packed)
+
+    async def _execute(self, args: Sequence[EncodableT], packed: bytes | None) -> Any:
         lane = self._idle.pop() if self._idle else await self._take()
         try:
-            return await self._send(lane, lane.pack_command(*args))
+            return await self._send(
+                lane, [packed] if packed is not None else lane.pack_command(*args)
+            )
         except ResponseError:
             raise  # its reply was read whole: the connection is fine
         except BaseException:
@@ -90,11 +99,19 @@ class DirectCommands:
     ) -> Any:
         """``EVALSHA`` of ``script`` (registered on the client); loaded first if Redis has
         lost it."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await self._scripted(script, lambda: self.execute(*command))
+
+    async def run_packed_script(self, script: AsyncScript, packed: bytes) -> Any:
+        """:meth:`run_script` of an ``EVALSHA`` of ``script`` already packed (RESP)."""
+        return await self._scripted(script, lambda: self.execute_packed(packed))
+
+    async def _scripted(self, script: AsyncScript, send: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await send()
         except NoScriptError:
             await self.execute("SCRIPT", "LOAD", script.script)
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await send()
 
     async def close(self) -> None:
         """Give the lanes back to the pool (call once nothing is in flight)."""
