@@ -84,6 +84,22 @@ async def test_a_type_this_build_does_not_know_keeps_the_envelope_name(
     assert _names_and_ids(sink) == [("customers_EventTypeBrandNew", "ann")]
 
 
+async def test_the_local_sink_gets_each_event_without_its_data(sessions: SessionFactory) -> None:
+    """Mapping an event to M3O's JSON is most of what forwarding it costs, and the local
+    sink only counts events by name: with Mixpanel off, no event is mapped."""
+    sink = LocalImporter()
+    world = make_world(sessions, sink)
+    await _all(
+        world.forwarder.handle_customer(
+            customer_delivery(_Type.EventTypeSignup, "ann", "ann@example.com", "evt-signup")
+        ),
+        world.forwarder.handle_requests([request_delivery("proj-1", "evt-request")]),
+    )
+    events = [e for batch in sink.batches for e in batch]
+    assert sorted(e["properties"]["$insert_id"] for e in events) == ["evt-request", "evt-signup"]
+    assert all(set(e["properties"]) == {"distinct_id", "time", "$insert_id"} for e in events)
+
+
 async def test_redelivery_sends_the_same_insert_id(sessions: SessionFactory) -> None:
     sink = LocalImporter()
     world = make_world(sessions, sink)

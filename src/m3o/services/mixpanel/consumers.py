@@ -51,16 +51,21 @@ turning one into Mixpanel's form takes about 25 µs: in one go, a batch of a bac
 every call of ``m3o serve`` (the same loop) up for 50 ms."""
 
 
-def mixpanel_event(delivery: Delivery, data: Message, distinct_id: str) -> dict[str, Any]:
-    """The Mixpanel event of ``delivery`` (whose decoded event is ``data``)."""
+def mixpanel_event(
+    delivery: Delivery, data: Message, distinct_id: str, *, with_data: bool = True
+) -> dict[str, Any]:
+    """The Mixpanel event of ``delivery`` (whose decoded event is ``data``); without its
+    ``data`` property unless ``with_data``."""
+    properties: dict[str, Any] = {
+        "distinct_id": distinct_id,
+        "time": int(delivery.time.timestamp() * 1000),
+        "$insert_id": delivery.id,
+    }
+    if with_data:
+        properties["data"] = message_to_dict(data)
     return {
         "event": f"{delivery.topic}_{delivery.type_name or 'EventTypeUnknown'}",
-        "properties": {
-            "distinct_id": distinct_id,
-            "time": int(delivery.time.timestamp() * 1000),
-            "$insert_id": delivery.id,
-            "data": message_to_dict(data),
-        },
+        "properties": properties,
     }
 
 
@@ -82,6 +87,7 @@ class Forwarder:
         self._owners = owners
         self._ignore_list = frozenset(normalise_email(e) for e in ignore_list if e.strip())
         self._batch_size = batch_size
+        self._with_data = importer.wants_data
         self._batcher = Batcher(importer.send, size=batch_size, linger=linger, prepare=self._keep)
 
     def consumers(self) -> list[Consumer | BatchConsumer]:
@@ -100,7 +106,7 @@ class Forwarder:
         email = normalise_email(event.customer.email)
         await self._batcher.submit(
             Pending(
-                mixpanel_event(delivery, event, event.customer.id),
+                mixpanel_event(delivery, event, event.customer.id, with_data=self._with_data),
                 customer_id=event.customer.id,
                 email_ignored=(email in self._ignore_list) if email else None,
             )
@@ -118,9 +124,8 @@ class Forwarder:
             unreadable.update(failed)
             for delivery, event in read:
                 project_id = event.request.project_id or event.request.user_id
-                pending.append(
-                    Pending(mixpanel_event(delivery, event, project_id), project_id=project_id)
-                )
+                made = mixpanel_event(delivery, event, project_id, with_data=self._with_data)
+                pending.append(Pending(made, project_id=project_id))
         await self._batcher.submit_many(pending)
         return unreadable
 

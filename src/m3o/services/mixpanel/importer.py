@@ -37,6 +37,13 @@ _SERVICE = "mixpanel"
 
 
 class Importer(Protocol):
+    @property
+    def wants_data(self) -> bool:
+        """Whether each event must carry its ``data`` (the event in M3O's JSON mapping):
+        Mixpanel's import does; the local sink only counts events by name, and mapping an
+        event costs more than everything else the forwarder does with it."""
+        ...
+
     async def send(self, events: Sequence[dict[str, Any]]) -> None:
         """Sends one batch; raises when it was not accepted."""
         ...
@@ -64,6 +71,10 @@ class MixpanelImporter:
         )
         self._params = {"strict": "1", "project_id": settings.project}
 
+    @property
+    def wants_data(self) -> bool:
+        return True
+
     async def send(self, events: Sequence[dict[str, Any]]) -> None:
         body = orjson.dumps(list(events))
         await send_with_retries(
@@ -88,11 +99,16 @@ KEPT_BATCHES = 100
 
 class LocalImporter:
     """Mixpanel disabled or unconfigured: each batch is logged (how many events of each
-    name) and the newest :data:`KEPT_BATCHES` are kept in ``batches``, so the platform
-    works offline (and its memory does not grow with the calls it serves)."""
+    name) and the newest :data:`KEPT_BATCHES` are kept in ``batches``, without their
+    ``data`` (:attr:`wants_data`), so the platform works offline (and its memory does not
+    grow with the calls it serves)."""
 
     def __init__(self, keep: int = KEPT_BATCHES) -> None:
         self.batches: deque[list[dict[str, Any]]] = deque(maxlen=keep)
+
+    @property
+    def wants_data(self) -> bool:
+        return False
 
     async def send(self, events: Sequence[dict[str, Any]]) -> None:
         self.batches.append(list(events))
