@@ -10,9 +10,9 @@
 4. :meth:`PublicCalls.charged` commits a call once its 2xx answer has been handed over,
    in the background (the answer never waits for it): its hold is marked served with its
    requests/Request event in one atomic step (see :mod:`~m3o.gateway.v1.holds`), then
-   the event is published (or, on the platform profile, the event is published and the
-   hold removed in that one step); a commit that fails, or finds the hold released, releases the
-   reservation: the call was answered free. :meth:`PublicCalls.failed` releases the
+   the event is published (on the platform profile, the event is published and the hold
+   removed in that one step); a commit that fails, or finds the hold released, releases
+   the reservation: the call was answered free. :meth:`PublicCalls.failed` releases the
    reservation of a call that did not succeed and says what the caller is told.
 
    With :class:`~m3o.gateway.v1.ports.ServedCharges` (the ``local`` profile) the order is
