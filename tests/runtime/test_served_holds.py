@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from m3o.events.requests import Event, EventType, Request
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
@@ -119,3 +120,23 @@ async def test_an_unreachable_redis_is_unavailable() -> None:
 
     with pytest.raises(Unavailable):
         await RedisServedHolds(counters).settle_served(served)
+
+
+async def test_an_append_redis_refuses_leaves_its_hold_and_publishes_nothing(
+    counters: RedisCounterStore, redis: aioredis.Redis
+) -> None:
+    """A script keeps what it wrote before it failed: an append Redis refuses (here the
+    stream's key holds a string) ends the run with the holds of the calls it did not
+    append still in the book, to be released (answered free)."""
+    admitted = await _admitted(counters, "a.1", "a.2")
+    await redis.set("m3o:events:requests", "not a stream")
+    served = [(_hold(r), _event("requests", f"/v1/call/{n}")) for n, (r, _) in enumerate(admitted)]
+
+    with capture_logs() as logs:
+        found = await RedisServedHolds(counters).settle_served(served)
+
+    assert found == [False, False]
+    assert sorted(h.hold.id for h in await counters.holds(BOOK)) == ["a.1", "a.2"]
+    [refused] = [e for e in logs if e["event"] == "events.served_append_refused"]
+    assert refused["unpublished"] == 2
+    assert "WRONGTYPE" in refused["error"]

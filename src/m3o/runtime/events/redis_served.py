@@ -31,12 +31,23 @@ from m3o.runtime.counters.admission import Hold
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events._relay import DEFAULT_RETENTION, entry_fields, min_kept_id, stream_key
+from m3o.runtime.logging import get_logger
 
 __all__ = ["RedisServedHolds"]
 
+_log = get_logger(__name__)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 # KEYS[1] the book, KEYS[2] the stream; ARGV[1] the oldest entry id kept, then for each
 # served call: its hold id, the number of its entry's fields and values, those.
-# Returns 1 per call whose hold was there (event appended, hold removed), else 0.
+# Returns 1 per call whose hold was there (event appended, hold removed), else 0; then,
+# when Redis refused an append (out of memory, say), its error. A script that fails keeps
+# what it wrote before, so an append Redis refuses ends the run cleanly: the calls appended
+# so far have their holds removed, the others keep theirs (and are released: free).
 _SETTLE_INTO_STREAM = """
 local calls, ids = {}, {}
 local at = 2
@@ -46,16 +57,26 @@ while at <= #ARGV do
   ids[#ids + 1] = ARGV[at]
   at = at + 2 + count
 end
-local out, served, removed = {}, {}, {}
+local out, served, removed, refused = {}, {}, {}, nil
+for j = 1, #ids do
+  out[j] = 0
+end
 for first = 1, #ids, 500 do
+  if refused then
+    break
+  end
   local last = math.min(first + 499, #ids)
   local found = redis.call('HMGET', KEYS[1], unpack(ids, first, last))
   for j = first, last do
     local call = calls[j]
-    out[j] = 0
     if found[j - first + 1] and not served[call.id] then
+      local added = redis.pcall('XADD', KEYS[2], 'MINID', '~', ARGV[1], '*',
+                                unpack(ARGV, call.first, call.last))
+      if type(added) == 'table' and added.err then
+        refused = added.err
+        break
+      end
       served[call.id] = true
-      redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[1], '*', unpack(ARGV, call.first, call.last))
       removed[#removed + 1] = call.id
       out[j] = 1
     end
@@ -63,6 +84,9 @@ for first = 1, #ids, 500 do
 end
 for first = 1, #removed, 500 do
   redis.call('HDEL', KEYS[1], unpack(removed, first, math.min(first + 499, #removed)))
+end
+if refused then
+  out[#ids + 1] = refused
 end
 return out
 """
@@ -81,8 +105,9 @@ class RedisServedHolds:
 
     async def settle_served(self, served: Sequence[tuple[Hold, Envelope]]) -> list[bool]:
         """For each (hold, event) in turn: True when its hold was still in its book (the
-        event appended, the hold removed, its charge kept), False when it was gone (nothing
-        appended). One script run per book and topic; raises Unavailable when Redis cannot
+        event appended, the hold removed, its charge kept), False when it was gone, or when
+        Redis refused its append (logged; the hold stays, to be released): nothing
+        appended. One script run per book and topic; raises Unavailable when Redis cannot
         be reached (then some runs may have happened: their holds are gone)."""
         groups: dict[tuple[str, str], list[int]] = {}
         for place, (hold, envelope) in enumerate(served):
@@ -98,6 +123,13 @@ class RedisServedHolds:
             reply = await self._counters.run_script(
                 self._script, [self._counters.stored_key(book), stream_key(topic)], args
             )
-            for place, one in zip(places, reply, strict=True):
+            for place, one in zip(places, reply[: len(places)], strict=True):
                 found[place] = bool(int(one))
+            if len(reply) > len(places):
+                _log.error(
+                    "events.served_append_refused",
+                    topic=topic,
+                    unpublished=len(places) - sum(found[p] for p in places),
+                    error=_text(reply[-1]),
+                )
         return found
