@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.batching import AdmissionBatcher, DirectAdmissions
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.errors import Unavailable
 from runtime.counters_fixtures import call
@@ -83,6 +83,24 @@ async def test_a_call_abandoned_while_admitted_is_released() -> None:
     with pytest.raises(asyncio.CancelledError):
         await abandoned
     await batcher.drain()
+    assert store.released == ["rate-1"]
+
+
+async def test_direct_admissions_are_decided_alone_without_a_turn_of_the_loop() -> None:
+    """For a store that decides in memory: no batch, and no loop turn waited for."""
+    store = Store()
+    admissions = DirectAdmissions(store)  # type: ignore[arg-type]
+    turned: list[bool] = []
+    asyncio.get_running_loop().call_soon(turned.append, True)
+
+    first = await admissions.admit(_request(1))
+
+    assert first.admitted
+    assert turned == []
+    await asyncio.gather(*(admissions.admit(_request(n)) for n in (2, 3)))
+    assert store.batches == [["rate-1"], ["rate-2"], ["rate-3"]]
+    await admissions.release(_request(1), first)
+    await admissions.drain()
     assert store.released == ["rate-1"]
 
 

@@ -9,19 +9,30 @@ sees the reservations of the ones before it.
 A caller that stops waiting (its client went away) does not leak a reservation: when its
 decision arrives admitted, it is released; when the batch fails, an admission with a hold
 (that may have reserved before its reply was lost) is released by its hold.
+
+:class:`DirectAdmissions` is for a counter store that decides in memory (the local
+profile's owned counters, :mod:`m3o.runtime.counters.owned`): there a batch saves no round
+trip and would only cost loop turns, so each call's admission runs in its own task.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Verdict
 from m3o.runtime.errors import M3OError
 from m3o.runtime.logging import get_logger
 
-__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_IN_FLIGHT", "AdmissionBatcher"]
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "AdmissionBatcher",
+    "Admissions",
+    "DirectAdmissions",
+]
 
 _log = get_logger(__name__)
 
@@ -29,6 +40,38 @@ DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_IN_FLIGHT = 4
 
 _Waiter = tuple[AdmissionRequest, "asyncio.Future[AdmissionDecision]"]
+
+
+class Admissions(Protocol):
+    """How the gate has its admissions decided and released."""
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision: ...
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait for every admission under way (shut-down)."""
+        ...
+
+
+class DirectAdmissions:
+    """Each admission decided in its caller's task, alone (see the module's description).
+
+    A caller cancelled while its admission waits for the store (reading a key it does not
+    hold yet) has reserved nothing: an owned store decides only after its last wait."""
+
+    def __init__(self, counters: CounterStore) -> None:
+        self._counters = counters
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionDecision:
+        [decision] = await self._counters.admit_many([request])
+        return decision
+
+    async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
+        await self._counters.release(request, decision)
+
+    async def drain(self) -> None:
+        return None
 
 
 class AdmissionBatcher:

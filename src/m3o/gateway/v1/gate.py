@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.batching import Admissions
 from m3o.gateway.v1.holds import Holds
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
@@ -172,7 +172,7 @@ class _Tiers:
 class Gate:
     def __init__(
         self,
-        batcher: AdmissionBatcher,
+        batcher: Admissions,
         quotas: Quotas,
         balances: BalanceLoader,
         *,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from m3o.gateway.routing import Endpoint
-from m3o.gateway.v1.batching import AdmissionBatcher
+from m3o.gateway.v1.batching import AdmissionBatcher, Admissions, DirectAdmissions
 from m3o.gateway.v1.calls import PublicCalls
 from m3o.gateway.v1.credentials import KeyCache
 from m3o.gateway.v1.forward_grpc import GrpcForwarder
@@ -114,7 +114,12 @@ def create_v1_routes(deps: V1Dependencies, settings: PublicAPISettings | None = 
     # With served charges (one process owning the counters) no holds are kept: a release
     # is the counter store's own, in memory.
     keeps_holds = deps.served is None
-    batcher = AdmissionBatcher(deps.counters, release=holds.release if keeps_holds else None)
+    batcher: Admissions = (
+        AdmissionBatcher(deps.counters, release=holds.release)
+        if keeps_holds
+        # Owned counters decide in memory: a batch would save no round trip.
+        else DirectAdmissions(deps.counters)
+    )
     requests = RequestLog(
         deps.publisher,
         deps.sessions,
