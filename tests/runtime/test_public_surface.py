@@ -382,6 +382,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "HEALTH_CHECK_INTERVAL",
         "REDIS_UNREACHABLE",
         "redis_client",
+        "reply_text",
     ],
     "m3o.runtime.store.redis_direct": [
         "DirectCommands",

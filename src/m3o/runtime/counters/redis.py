@@ -43,7 +43,7 @@ from m3o.runtime.counters.admission_redis import (
 )
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
-from m3o.runtime.store.redis import redis_client
+from m3o.runtime.store.redis import redis_client, reply_text
 from m3o.runtime.store.redis_direct import DirectCommands
 
 __all__ = ["RedisCounterStore", "redis_counter_store"]
@@ -320,7 +320,9 @@ class RedisCounterStore:
             found: dict[Any, Any] = await self._client.hgetall(self._key(book))
         prefix = len(self._prefix)
         return [
-            held_from_record(Hold(book, _text(hold_id)), _text(record), lambda k: k[prefix:])
+            held_from_record(
+                Hold(book, reply_text(hold_id)), reply_text(record), lambda k: k[prefix:]
+            )
             for hold_id, record in found.items()
         ]
 
@@ -358,10 +360,6 @@ def redis_counter_store(
         max_in_flight=max_in_flight,
         owns_client=True,
     )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ms(duration: timedelta) -> int:

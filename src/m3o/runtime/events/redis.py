@@ -38,6 +38,7 @@ from m3o.runtime.events._source import Claim
 from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, session_factory, transaction
+from m3o.runtime.store.redis import reply_text
 
 __all__ = [
     "RedisChannel",
@@ -223,7 +224,7 @@ class RedisChannel:
             raise
         claims = []
         for entry_id, fields in entries:
-            receipt = _text(entry_id)
+            receipt = reply_text(entry_id)
             before = self._held.get(receipt)
             claim = self._claim(receipt, fields, (before.attempt if before else 0) + 1)
             if claim is not None:
@@ -245,7 +246,7 @@ class RedisChannel:
         entries = result[1]
         if not entries:
             return []
-        ids = [_text(entry_id) for entry_id, _ in entries]
+        ids = [reply_text(entry_id) for entry_id, _ in entries]
         # ours already, by a renewal that came too late: no longer waiting to retry
         self._waiting = [(at, r) for at, r in self._waiting if r not in ids]
         heapq.heapify(self._waiting)
@@ -258,10 +259,10 @@ class RedisChannel:
                 len(ids) + len(self._held) + 16,
                 self._consumer,
             )
-        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        counts = {reply_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         claims = []
         for entry_id, fields in entries:
-            receipt = _text(entry_id)
+            receipt = reply_text(entry_id)
             claim = self._claim(receipt, fields, counts.get(receipt, 2))
             if claim is not None:
                 _log.info("events.taken_over", topic=self.topic, group=self.group, entry=receipt)
@@ -282,7 +283,7 @@ class RedisChannel:
         streams = response.items() if isinstance(response, dict) else response or ()
         for _stream, entries in streams:
             for entry_id, fields in entries:
-                claim = self._claim(_text(entry_id), fields, 1)
+                claim = self._claim(reply_text(entry_id), fields, 1)
                 if claim is not None:
                     claims.append(claim)
         return claims
@@ -291,19 +292,19 @@ class RedisChannel:
         """The claim for a stream entry, or None (to be acknowledged unread) when the entry
         is another group's replay or cannot be read."""
         try:
-            values = {_text(name): value for name, value in fields.items()}
+            values = {reply_text(name): value for name, value in fields.items()}
             target = values.get("group")
-            if target is not None and _text(target) != self.group:
+            if target is not None and reply_text(target) != self.group:
                 self._skipped.append(receipt)
                 return None
             delivery = Delivery(
-                id=_text(values["id"]),
+                id=reply_text(values["id"]),
                 topic=self.topic,
-                type_name=_text(values["type"]),
-                time=datetime.fromisoformat(_text(values["time"])),
+                type_name=reply_text(values["type"]),
+                time=datetime.fromisoformat(reply_text(values["time"])),
                 payload=bytes(values["payload"]),
                 attempt=attempt,
-                traceparent=_text(values.get("traceparent", "")),
+                traceparent=reply_text(values.get("traceparent", "")),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             _log.error("events.bad_entry", topic=self.topic, entry=receipt, error=repr(exc))
@@ -367,7 +368,7 @@ class RedisChannel:
         except ResponseError:
             return 0  # no stream: nothing published
         for info in infos:
-            if _text(info["name"]) != self.group:
+            if reply_text(info["name"]) != self.group:
                 continue
             lag = info.get("lag")
             if lag is None:  # Redis cannot tell after deletions: compare positions
@@ -394,10 +395,6 @@ class RedisChannel:
 
     def wake(self) -> None:
         return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:

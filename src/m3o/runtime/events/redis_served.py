@@ -32,14 +32,11 @@ from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events._relay import DEFAULT_RETENTION, entry_fields, min_kept_id, stream_key
 from m3o.runtime.logging import get_logger
+from m3o.runtime.store.redis import reply_text
 
 __all__ = ["RedisServedHolds"]
 
 _log = get_logger(__name__)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # KEYS[1] the book, KEYS[2] the stream; ARGV[1] the oldest entry id kept, then for each
@@ -130,6 +127,6 @@ class RedisServedHolds:
                     "events.served_append_refused",
                     topic=topic,
                     unpublished=len(places) - sum(found[p] for p in places),
-                    error=_text(reply[-1]),
+                    error=reply_text(reply[-1]),
                 )
         return found

@@ -37,7 +37,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
 
-__all__ = ["COMMAND_RETRIES", "HEALTH_CHECK_INTERVAL", "REDIS_UNREACHABLE", "redis_client"]
+__all__ = [
+    "COMMAND_RETRIES",
+    "HEALTH_CHECK_INTERVAL",
+    "REDIS_UNREACHABLE",
+    "redis_client",
+    "reply_text",
+]
 
 COMMAND_RETRIES = 1
 """How many times a command whose connection failed is sent again, on a fresh one."""
@@ -46,6 +52,12 @@ HEALTH_CHECK_INTERVAL = 30
 
 REDIS_UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 """What a client raises when Redis cannot be reached or did not answer in time."""
+
+
+def reply_text(value: object) -> str:
+    """A string of a reply (clients that return bytes, ``decode_responses=False``, give
+    bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class _HiredisPacking:
