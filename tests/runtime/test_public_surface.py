@@ -343,6 +343,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "Dependencies",
         "Handler",
         "HealthProbe",
+        "RetiredGroup",
         "ServiceDefinition",
         "ServiceParts",
     ],

@@ -88,6 +88,8 @@ class Node:
                 self.dispatchers.append(dispatcher)
             for consumer in parts.consumers:
                 consumer.subscribe(self.bus, definition.name)
+            for retired in parts.retired:
+                retired.retire(self.bus, definition.name)
             for cron in parts.crons:
                 self._scheduler.add(definition.name, cron)
             self._on_start.append((definition.name, parts.on_start))

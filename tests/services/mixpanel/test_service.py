@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.events import customers as customers_events
 from m3o.events import requests as requests_events
 from m3o.runtime.events import Publisher
 from m3o.runtime.events.sqlite import sql_event_bus
+from m3o.runtime.events.tables import deliveries, groups
 from m3o.runtime.service import BatchConsumer, Consumer, ServiceParts
 from m3o.runtime.store import SessionFactory
 from m3o.services.mixpanel.service import definition
@@ -107,3 +109,39 @@ async def test_a_failed_batch_is_sent_again_with_the_same_insert_ids(
     batches = [sorted(e["properties"]["$insert_id"] for e in r.events) for r in fake.received]
     assert batches[:3] == [sorted(ids)] * 3
     assert sorted(i for batch in batches[3:] for i in batch) == sorted(ids)
+
+
+async def test_disabled_it_consumes_nothing_and_its_groups_are_retired(
+    engine: AsyncEngine, sessions: SessionFactory, mixpanel: tuple[MixpanelFake, str]
+) -> None:
+    fake, url = mixpanel
+    enabled = await definition.build(dependencies("mixpanel", engine, sessions, _document(url)))
+    earlier = sql_event_bus(engine, poll_interval=0.05)
+    for consumer in enabled.consumers:
+        consumer.subscribe(earlier, "mixpanel")
+    await earlier.start()
+    await earlier.stop()  # its groups exist, and nobody reads them from here on
+    for stop in enabled.on_stop:
+        await stop()
+    request = requests_events.Event(type=requests_events.EventType.EventTypeRequest)
+    customer = customers_events.Event(type=customers_events.EventType.EventTypeSignup)
+
+    disabled = await definition.build(dependencies("mixpanel", engine, sessions))
+    bus = sql_event_bus(engine, poll_interval=0.05)
+    await bus.publisher.publish_many(requests_events.TOPIC, [request] * 5)
+    await bus.publisher.publish(customers_events.TOPIC, customer)
+    for retired in disabled.retired:
+        retired.retire(bus, "mixpanel")
+    await bus.start()
+    try:
+        await bus.publisher.publish_many(requests_events.TOPIC, [request] * 5)
+        await bus.publisher.publish(customers_events.TOPIC, customer)
+    finally:
+        await bus.stop()
+
+    assert list(disabled.consumers) == []
+    async with engine.connect() as conn:
+        kept = await conn.scalar(select(func.count()).select_from(deliveries))
+        groups_left = await conn.scalar(select(func.count()).select_from(groups))
+    assert (kept, groups_left) == (0, 0)  # nothing waits for a group nobody reads
+    assert fake.received == []

@@ -330,7 +330,8 @@ class MailchimpConfig(_Section):
 
 class MixpanelConfig(_Section):
     enabled: bool = False
-    """Forward events to Mixpanel."""
+    """Forward events to Mixpanel. Off, the service consumes no events (its groups are
+    retired); on without a project, user or secret, it sends them to a local sink."""
     project: str = ""
     """Mixpanel project id."""
     user: str = ""

@@ -212,6 +212,16 @@ class EventBus(Protocol):
         """
         ...
 
+    def retire(self, topic: str, group: str) -> None:
+        """Have ``group`` end as a group of ``topic`` when the bus starts: the events it has
+        not handled yet are dropped and it gets no more. Call before start, for a consumer
+        that is switched off (a log or stream would otherwise keep delivering to a group
+        nobody reads). Nothing happens when the group does not exist; its dead letters
+        stay; a later subscribe creates it anew. A failure is logged and the retirement
+        tried again at the next start.
+        """
+        ...
+
     def on_dead_letter(self, hook: DeadLetterHook) -> None:
         """Have ``hook`` told of every event this bus's groups dead-letter, once stored (to
         alert operators). A hook that fails is logged; the dead letter stands."""

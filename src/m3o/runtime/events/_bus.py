@@ -128,6 +128,7 @@ class Bus:
         self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
         self._publisher = TransactionalPublisher(sessions, source.write, self.committed)
         self._subs: list[_Subscription] = []
+        self._retiring: list[tuple[str, str]] = []
         self._dead_letter_hooks: list[DeadLetterHook] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
@@ -220,6 +221,8 @@ class Bus:
             raise ValueError("max_attempts and concurrency (max_batch) must be at least 1")
         if any(s.topic == topic and s.group == group for s in self._subs):
             raise ValueError(f"already subscribed to {topic} as {group}")
+        if (topic, group) in self._retiring:
+            raise ValueError(f"{group} of {topic} is being retired")
         self._subs.append(
             _Subscription(
                 topic=topic,
@@ -236,10 +239,25 @@ class Bus:
             )
         )
 
+    def retire(self, topic: str, group: str) -> None:
+        if self._state != "new":
+            raise RuntimeError("retire a group before the bus starts")
+        check_name("topic", topic)
+        check_name("group", group)
+        if any(s.topic == topic and s.group == group for s in self._subs):
+            raise ValueError(f"subscribed to {topic} as {group}: it cannot be retired")
+        if (topic, group) not in self._retiring:
+            self._retiring.append((topic, group))
+
     async def start(self) -> None:
         if self._state != "new":
             raise RuntimeError("an event bus starts once")
         self._state = "running"
+        for topic, group in self._retiring:
+            try:
+                await self._source.retire(topic, group)
+            except Exception as exc:  # noqa: BLE001 - tried again at the next start
+                _log.warning("events.retire_failed", topic=topic, group=group, error=repr(exc))
         for sub in self._subs:
             await self._setup(sub)
         self._spawn(self._supervise(), "events:background")

@@ -92,6 +92,11 @@ class EventSource(Protocol):
         """Queue a dead letter's event again for its group only (in ``session``)."""
         ...
 
+    async def retire(self, topic: str, group: str) -> bool:
+        """End ``group`` as a group of ``topic``: the events it has not handled are
+        dropped and it gets no more. Whether it existed."""
+        ...
+
     async def backlog(self) -> int:
         """Events committed but not yet consumable (an outbox not yet relayed)."""
         ...

@@ -125,6 +125,20 @@ class RedisEventSource:
     async def requeue(self, session: AsyncSession, letter: DeadLetter) -> None:
         await self._relay.requeue(session, letter)
 
+    async def retire(self, topic: str, group: str) -> bool:
+        """The group's consumer group destroyed (``XGROUP DESTROY``), with its pending
+        entries; the stream's entries stay for the other groups."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                destroyed = await self._redis.xgroup_destroy(stream_key(topic), group)
+        except ResponseError as exc:
+            if "requires the key to exist" in str(exc):
+                return False  # no stream: no group either
+            raise
+        if destroyed:
+            _log.info("events.group_retired", topic=topic, group=group)
+        return bool(destroyed)
+
     async def backlog(self) -> int:
         return await self._relay.backlog()
 

@@ -303,6 +303,28 @@ class SqlEventSource:
                 )
             )
 
+    async def retire(self, topic: str, group: str) -> bool:
+        """The group's row and its deliveries deleted, in one transaction: its events stay
+        in the log for the other groups (and are pruned once they are done with them)."""
+        async with transaction(self._sessions) as session:
+            dropped = await session.execute(
+                delete(deliveries).where(
+                    deliveries.c.topic == topic, deliveries.c.group_name == group
+                )
+            )
+            removed = await session.execute(
+                delete(groups).where(groups.c.topic == topic, groups.c.group_name == group)
+            )
+        existed = bool(getattr(removed, "rowcount", 0))
+        if existed:
+            _log.info(
+                "events.group_retired",
+                topic=topic,
+                group=group,
+                dropped=int(getattr(dropped, "rowcount", 0) or 0),
+            )
+        return existed
+
     async def backlog(self) -> int:
         return 0
 

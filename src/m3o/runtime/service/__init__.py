@@ -30,6 +30,7 @@ __all__ = [
     "Dependencies",
     "Handler",
     "HealthProbe",
+    "RetiredGroup",
     "ServiceDefinition",
     "ServiceParts",
 ]
@@ -133,6 +134,20 @@ class BatchConsumer:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiredGroup:
+    """A group of ``topic`` this service does not consume (anymore): ``<service>-<topic>``,
+    or ``group`` when set. Retired as the bus starts, so events stop piling up for it (see
+    :meth:`~m3o.runtime.events.EventBus.retire`)."""
+
+    topic: str
+    group: str = ""
+
+    def retire(self, bus: EventBus, service: str) -> None:
+        """Have ``bus`` retire the group of service ``service``."""
+        bus.retire(self.topic, self.group or f"{service}-{self.topic}")
+
+
+@dataclass(frozen=True, slots=True)
 class Cron:
     """Run ``run`` every ``every``; once at start too when ``at_start``."""
 
@@ -146,6 +161,7 @@ class Cron:
 class ServiceParts:
     handlers: Sequence[Handler]
     consumers: Sequence[Consumer | BatchConsumer] = ()
+    retired: Sequence[RetiredGroup] = ()
     crons: Sequence[Cron] = ()
     on_start: Sequence[Callable[[], Awaitable[None]]] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
