@@ -73,7 +73,8 @@ deliveries = Table(
     metadata,
     Column("topic", String(NAME), primary_key=True),
     Column("group_name", String(NAME), primary_key=True),
-    Column("event_id", String(ID), primary_key=True, index=True),
+    # no index of its own: the primary key serves every lookup but the hourly prune's
+    Column("event_id", String(ID), primary_key=True),
     # handling attempts begun so far (a crashed attempt counts)
     Column("attempts", Integer, nullable=False),
     # not to be tried before this time (the retry backoff)
