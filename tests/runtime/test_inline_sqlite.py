@@ -9,7 +9,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.store import create_engine, sqlite_url
-from m3o.runtime.store.inline_sqlite import WalCheckpoints
+from m3o.runtime.store.inline_sqlite import WalCheckpoints, driver_transaction
 
 
 @pytest.fixture(name="path")
@@ -77,6 +77,64 @@ async def test_statements_run_on_the_loops_thread(engine: AsyncEngine) -> None:
         await conn.execute(text("INSERT INTO t VALUES (2)"))
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
     assert threading.active_count() == threads_before  # no driver thread
+
+
+async def test_a_connection_given_back_mid_transaction_is_rolled_back(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.execute("BEGIN IMMEDIATE")
+        await raw.execute("INSERT INTO t VALUES (7)")  # never committed
+
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert not await raw.run(lambda db: db.in_transaction)
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_a_driver_transaction_commits_or_rolls_back_and_gives_the_connection_back(
+    engine: AsyncEngine,
+) -> None:
+    def insert(n: int) -> Callable[[sqlite3.Connection], None]:
+        return lambda db: db.execute("INSERT INTO t VALUES (?)", (n,)) and None
+
+    async with driver_transaction(engine) as db:
+        await db.run(insert(1))
+    with pytest.raises(RuntimeError):
+        async with driver_transaction(engine) as db:
+            await db.run(insert(2))
+            raise RuntimeError("undone")
+    holding = asyncio.Event()
+
+    async def cancelled_inside() -> None:
+        async with driver_transaction(engine) as db:
+            await db.run(insert(3))
+            holding.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(cancelled_inside())
+    await holding.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async with asyncio.timeout(5):  # the one connection is back in the pool at once
+        async with driver_transaction(engine) as db:
+            await db.run(insert(4))
+    async with engine.connect() as conn:
+        found = (await conn.execute(text("SELECT n FROM t ORDER BY n"))).scalars().all()
+    assert found == [1, 4]
+
+
+async def test_a_driver_transaction_on_a_missing_database_is_a_sqlalchemy_error(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(sqlite_url(str(tmp_path / "missing" / "m3o.db")))
+    try:
+        with pytest.raises(OperationalError, match="unable to open"):
+            async with driver_transaction(engine):
+                pass
+    finally:
+        await engine.dispose()
 
 
 async def test_a_busy_database_is_waited_for_while_the_loop_runs(

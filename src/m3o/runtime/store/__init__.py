@@ -114,6 +114,8 @@ def create_engine(
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            # reset by the connection itself, at once (see _configure_sqlite)
+            pool_reset_on_return=None,
             hide_parameters=True,
         )
         _configure_sqlite(engine, autocheckpoint=not checkpoint_in_background)
@@ -186,6 +188,12 @@ def _configure_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # What the pool's rollback-on-return did, without awaiting the driver's rollback in
+        # a greenlet for every connection given back (SQLAlchemy's documented custom reset).
+        dbapi_connection.driver_connection.reset()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
