@@ -219,7 +219,7 @@ class Bus:
         check_name("group", group)
         if max_attempts < 1 or concurrency < 1:
             raise ValueError("max_attempts and concurrency (max_batch) must be at least 1")
-        if any(s.topic == topic and s.group == group for s in self._subs):
+        if self._subscribed(topic, group):
             raise ValueError(f"already subscribed to {topic} as {group}")
         if (topic, group) in self._retiring:
             raise ValueError(f"{group} of {topic} is being retired")
@@ -244,10 +244,13 @@ class Bus:
             raise RuntimeError("retire a group before the bus starts")
         check_name("topic", topic)
         check_name("group", group)
-        if any(s.topic == topic and s.group == group for s in self._subs):
+        if self._subscribed(topic, group):
             raise ValueError(f"subscribed to {topic} as {group}: it cannot be retired")
         if (topic, group) not in self._retiring:
             self._retiring.append((topic, group))
+
+    def _subscribed(self, topic: str, group: str) -> bool:
+        return any(s.topic == topic and s.group == group for s in self._subs)
 
     async def start(self) -> None:
         if self._state != "new":
