@@ -98,10 +98,11 @@ KEPT_BATCHES = 100
 
 
 class LocalImporter:
-    """Mixpanel disabled or unconfigured: each batch is logged (how many events of each
-    name) and the newest :data:`KEPT_BATCHES` are kept in ``batches``, without their
-    ``data`` (:attr:`wants_data`), so the platform works offline (and its memory does not
-    grow with the calls it serves)."""
+    """Mixpanel enabled without a project, user or secret (disabled, the service consumes
+    nothing and has no importer): each batch is logged (how many events of each name) and
+    the newest :data:`KEPT_BATCHES` are kept in ``batches``, without their ``data``
+    (:attr:`wants_data`), so the platform works offline (and its memory does not grow
+    with the calls it serves)."""
 
     def __init__(self, keep: int = KEPT_BATCHES) -> None:
         self.batches: deque[list[dict[str, Any]]] = deque(maxlen=keep)
@@ -120,7 +121,8 @@ class LocalImporter:
 
 
 def importer_from(config: Config) -> Importer:
-    """Mixpanel when enabled with a project, user and secret; else the local sink."""
+    """Mixpanel when enabled with a project, user and secret; else the local sink (which
+    the service uses only when enabled: disabled, it consumes nothing)."""
     section = config.mixpanel
     secret = section.secret.get_secret_value()
     if not (section.enabled and section.project and section.user and secret):
