@@ -21,8 +21,8 @@ from m3o.events.customers import Event
 from m3o.runtime.events._bus import Bus
 from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events._source import Claim
-from m3o.runtime.events.sqlite import SqlChannel, SqlEventSource
-from m3o.runtime.events.tables import event_log
+from m3o.runtime.events.sqlite import SqlChannel, SqlEventSource, release_claims
+from m3o.runtime.events.tables import dead_letters, event_log
 from m3o.runtime.store import (
     SessionFactory,
     create_engine,
@@ -265,6 +265,14 @@ async def _leases(engine: AsyncEngine) -> list[tuple[str, str | None, int, bool]
         return [(str(g), o, int(a), bool(leased)) for g, o, a, leased in rows]
 
 
+async def _handed_through(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT group_name, handed_through FROM runtime_event_groups"
+        )
+        return {str(group): int(through) for group, through in rows}
+
+
 @dataclasses.dataclass
 class DriverLog:
     """An event log in a SQLite file, written on its driver as the group commit does."""
@@ -272,6 +280,15 @@ class DriverLog:
     engine: AsyncEngine
     sessions: SessionFactory
     path: Path
+
+    async def handed_over(self, customers: list[str]) -> SqlChannel:
+        """A channel of group ``ours`` (consumer ``c-1``) on the driver, handed one signup
+        event per customer."""
+        source = SqlEventSource(self.sessions, driver=self.engine)
+        channel = source.channel("customers", "ours", "c-1")
+        await channel.setup(from_beginning=False)
+        self.write(source, [Envelope.wrap("customers", signup(c)) for c in customers])()
+        return channel
 
     def write(self, source: SqlEventSource, envelopes: list[Envelope]) -> Callable[[], None]:
         """``source``'s driver write in a committed transaction; what it hands over."""
@@ -300,10 +317,8 @@ async def test_events_written_on_the_driver_are_handed_to_this_processs_channels
     events = [Envelope.wrap("customers", signup(f"d{n}")) for n in range(2)]
 
     hand_over = driver_log.write(source, events)
-    # Committed, not yet handed over: leased to this process's consumer already.
+    # Committed, not yet handed over: no delivery rows for our group, as usual for theirs.
     assert await _leases(driver_log.engine) == [
-        ("ours", "c-1", 1, True),
-        ("ours", "c-1", 1, True),
         ("theirs", None, 0, False),
         ("theirs", None, 0, False),
     ]
@@ -315,8 +330,10 @@ async def test_events_written_on_the_driver_are_handed_to_this_processs_channels
     assert [c.delivery.attempt for c in claims] == [1, 1]
     assert _customers(claims) == ["d0", "d1"]
     assert _customers(await theirs.fetch(10, 0)) == ["d0", "d1"]  # claimed as ever
+    assert await ours.outstanding() == 2
     await ours.ack(*claims)
     assert await ours.outstanding() == 0
+    assert await _handed_through(driver_log.engine) == {"ours": 2, "theirs": 0}
 
 
 async def test_a_channel_without_room_claims_the_events_instead(
@@ -350,6 +367,86 @@ async def test_events_handed_over_and_not_fetched_are_given_back_on_close(
     claims = await later.fetch(10, 0)
     assert _customers(claims) == ["d0"]
     assert claims[0].delivery.attempt == 2  # the handover counted as an attempt
+
+
+async def test_events_handed_over_and_not_settled_before_a_crash_are_delivered_at_the_start(
+    driver_log: DriverLog,
+) -> None:
+    crashed = await driver_log.handed_over(["d0", "d1", "d2", "d3"])
+    claims = await crashed.fetch(10, 0)
+    await crashed.ack(claims[0], claims[2])  # d1 unsettled, then d2 settled after it
+    # The process dies here: its channel is neither closed nor told.
+
+    assert await release_claims(driver_log.engine) == 3  # d1, d2 (after d1), d3
+    later = SqlEventSource(driver_log.sessions).channel("customers", "ours", "c-2")
+    again = await later.fetch(10, 0)
+    assert _customers(again) == ["d1", "d2", "d3"]  # at least once: d0 alone is settled
+    assert [c.delivery.attempt for c in again] == [2, 2, 2]  # the handover was one
+    await later.ack(*again)
+    assert await release_claims(driver_log.engine) == 0
+    assert await later.outstanding() == 0
+
+
+async def test_a_handed_over_event_dead_lettered_or_released_is_settled_and_not_lost(
+    driver_log: DriverLog,
+) -> None:
+    channel = await driver_log.handed_over(["d0", "d1", "d2"])
+    dead, released, acked = await channel.fetch(10, 0)
+
+    await channel.dead_letter(dead, "gave up")
+    await channel.release(released)
+    await channel.ack(acked)
+
+    async with driver_log.sessions() as session:
+        letters = list(await session.scalars(select(dead_letters.c.event_id)))
+    assert letters == [dead.delivery.id]
+    assert _customers(await channel.fetch(10, 0)) == ["d1"]  # the released one, claimed
+    assert await _handed_through(driver_log.engine) == {"ours": 3}
+    assert await release_claims(driver_log.engine) == 1  # d1's claim, not a handover
+
+
+async def test_a_handed_over_event_whose_settlement_failed_is_claimed_again(
+    driver_log: DriverLog,
+) -> None:
+    channel = await driver_log.handed_over(["d0", "d1"])
+    failed, acked = await channel.fetch(10, 0)
+
+    channel.forget(failed)  # what the bus does when settling it raised
+    await channel.ack(acked)  # the next acknowledgement gives it a row
+
+    again = await channel.fetch(10, 0)
+    assert _customers(again) == ["d0"]
+    await channel.ack(*again)
+    assert await channel.outstanding() == 0
+    assert await _handed_through(driver_log.engine) == {"ours": 2}
+
+
+async def test_handed_over_events_are_pruned_once_every_group_settled_them(
+    driver_log: DriverLog,
+) -> None:
+    source = SqlEventSource(driver_log.sessions, driver=driver_log.engine, retention=timedelta(0))
+    fast, slow = (source.channel("customers", group, "c-1") for group in ("fast", "slow"))
+    for channel in (fast, slow):
+        await channel.setup(from_beginning=False)
+    driver_log.write(source, [Envelope.wrap("customers", signup(f"d{n}")) for n in range(2)])()
+    await fast.ack(*await fast.fetch(10, 0))
+    [first, second] = await slow.fetch(10, 0)
+
+    assert await source.prune() == 0  # slow has settled neither
+    await slow.ack(first)
+    assert await source.prune() == 1
+    await slow.ack(second)
+    assert await source.prune() == 1
+    assert await _logged(driver_log.sessions) == set()
+
+    # Every rowid was pruned: the next event's is handed out again, and the groups'
+    # handed_through went back with the log, so a crash still finds it.
+    driver_log.write(source, [Envelope.wrap("customers", signup("next"))])()
+    assert await release_claims(driver_log.engine) == 2
+    claims = (
+        await SqlEventSource(driver_log.sessions).channel("customers", "slow", "c-2").fetch(10, 0)
+    )
+    assert _customers(claims) == ["next"]
 
 
 async def test_a_retry_is_claimed_when_due_while_handovers_keep_coming(

@@ -17,13 +17,25 @@ Consumers poll every ``poll_interval`` and are woken at once by publishes of thi
 Events stay in the log for ``retention`` once every group is done with them.
 
 Handed over, not claimed: events the owned counter store's group commit writes (every
-metered call's request event, :meth:`SqlEventSource.write_on_driver`) get their delivery
-rows already leased to this process's consumers of their groups, in the same transaction,
-and once it has committed the events go straight to those consumers' channels: no claim
-transaction, no reading them back. The rows are leased like claimed ones, so a crash hands
-them back the same way (the lease lapses, or ``release_claims`` frees them at the next
-start). A channel holds at most :data:`HANDOVER_LIMIT` events not yet fetched; beyond that
-the rows are written unleased and the channel claims them as usual.
+metered call's request event, :meth:`SqlEventSource.write_on_driver`) go straight to this
+process's consumers of their groups once the commit is done: no claim transaction, no
+reading them back, and no delivery row for those groups (the log marks them ``handed``).
+A delivery row was two b-trees written in the call's commit and deleted on acknowledgement,
+most of that commit's work. Instead each group keeps ``handed_through``, the log rowid up to
+which every event handed over to it is settled: acknowledged, or given a delivery row
+(a retry, a release, a dead letter, a close). The channel acknowledging a batch moves it
+forward in the same statement batch, to just before the oldest handed-over event it has
+not settled. SQLite gives a new row the newest rowid + 1, so a prune that removed the
+newest rows moves every ``handed_through`` back to the newest rowid left.
+
+A crash loses the events handed over and not settled, in memory only; the ones after the
+group's ``handed_through`` that have no row for it get one at the next start
+(:func:`release_claims`, which ``m3o serve`` runs before anything is handed over), their
+handover counted as an attempt. An event settled after the oldest one left unsettled is
+delivered again then: at least once, as ever. The same holds within a run for an event
+whose settlement failed: it gets its row at the channel's next acknowledgement or lease
+renewal. A channel holds at most :data:`HANDOVER_LIMIT` events not yet fetched; beyond
+that they get rows and the channel claims them as usual.
 
 Acknowledged on the driver: with its SQLite engine (``sql_event_log`` passes it), a
 channel deletes acknowledged deliveries with one statement sent to SQLite's driver in a
@@ -38,8 +50,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
@@ -54,6 +67,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -159,12 +173,15 @@ def sql_event_log(
 
 
 async def release_claims(engine: AsyncEngine) -> int:
-    """Free every consumer's claim on the log, as if each lease had run out; how many.
+    """Free every consumer's claim on the log, as if each lease had run out, and give the
+    events handed over to them and not settled their delivery rows again (SQLite; see the
+    module); how many deliveries that made due.
 
     For the one process that holds the database (``m3o serve``, which locks it) as it
-    starts: no other consumer can hold a claim, so what a killed predecessor's consumers
-    held is handled at once rather than a lease (60 s) later. The attempts they made still
-    count toward each event's limit.
+    starts, before anything is handed over: no other consumer can hold a claim, so what a
+    killed predecessor's consumers held is handled at once rather than a lease (60 s)
+    later. The attempts they made still count toward each event's limit (a handover is
+    one).
     """
     release = (
         update(deliveries)
@@ -173,7 +190,49 @@ async def release_claims(engine: AsyncEngine) -> int:
     )
     async with engine.begin() as conn:
         result = await conn.execute(release)
-    return int(result.rowcount)
+        released = int(result.rowcount)
+        if conn.dialect.name == "sqlite":
+            cursors = select(groups.c.topic, groups.c.group_name, groups.c.handed_through).where(
+                groups.c.handed_through.is_not(None)
+            )
+            for topic, group, through in (await conn.execute(cursors)).all():
+                # One group at a time: its events after ``through`` are a range of rowids.
+                bounds = {"topic": topic, "group": group, "through": through}
+                released += int((await conn.execute(_recovering(), bounds)).rowcount)
+            await conn.execute(
+                update(groups)
+                .where(groups.c.handed_through.is_not(None))
+                .values(handed_through=_newest_rowid())
+            )
+    return released
+
+
+def _newest_rowid() -> Any:
+    """The log's newest rowid (SQLite), 0 when empty."""
+    return select(func.coalesce(func.max(_ROWID), 0)).select_from(event_log).scalar_subquery()
+
+
+_ROWID: ColumnElement[int] = literal_column(f"{event_log.name}.rowid", Integer)
+
+
+@functools.cache
+def _recovering() -> Any:
+    """Delivery rows for the events of ``topic`` handed over after ``through`` that have none
+    for ``group`` (a crashed consumer's, their handover counted as an attempt)."""
+    topic = bindparam("topic", type_=String())
+    group = bindparam("group", type_=String())
+    return _fan_out(
+        select(topic, group, event_log.c.id, literal(1, Integer), event_log.c.time).where(
+            bindparam("through", type_=Integer()) < _ROWID,
+            event_log.c.topic == topic,
+            event_log.c.handed,
+            ~exists().where(
+                deliveries.c.topic == topic,
+                deliveries.c.group_name == group,
+                deliveries.c.event_id == event_log.c.id,
+            ),
+        )
+    )
 
 
 class SqlEventSource:
@@ -223,40 +282,45 @@ class SqlEventSource:
     ) -> Callable[[], None]:
         """:meth:`write` on SQLite's own connection, inside its transaction, without
         SQLAlchemy's execution layer, for the owned counter store's group commit: the
-        events (returning the ids that were new) and a delivery per new id and group of its
-        topic, leased to this process's channel of the group when it has room (see the
-        module). Returns what to do once the transaction has committed: hand the new events
-        to those channels, and wake the others."""
-        fresh: list[Envelope] = []
-        by_id = {envelope.id: envelope for envelope in envelopes}
-        for part in in_driver_batches(envelopes):
-            values = [value for envelope in part for value in _driver_log_row(envelope)]
-            marks = parameter_marks(len(part), _LOG_MARKS)
-            added = db.execute(_ADD_SQL.format(rows=marks), values).fetchall()
-            fresh += [by_id[str(row[0])] for row in added]
+        events (returning the ids that were new, and their rowids) and a delivery per new
+        id and group of its topic, but for the groups whose channel in this process has
+        room: those are handed the events instead (see the module). Returns what to do once
+        the transaction has committed: hand the new events to those channels, and wake the
+        others."""
         by_topic: dict[str, list[Envelope]] = {}
-        for envelope in fresh:
+        for envelope in envelopes:
             by_topic.setdefault(envelope.topic, []).append(envelope)
-        until = _STORED_LEASE(datetime.now(UTC) + self._lease)
-        handed: list[tuple[list[SqlChannel], list[Envelope]]] = []
+        taking: dict[str, list[SqlChannel]] = {}
         woken: list[SqlChannel] = []
         for topic, events in by_topic.items():
             local = [channel for channel in self._channels if channel.topic == topic]
-            taking = [
+            taking[topic] = [
                 channel
                 for channel in local
                 if channel.consumer == self._consumer and channel.has_room(len(events))
             ]
-            woken += [channel for channel in local if channel not in taking]
-            handed.append((taking, events))
-            for part in in_driver_batches(events):
-                ids = [envelope.id for envelope in part]
-                _deliver_on_driver(db, ids, [c.group for c in taking], self._consumer, until)
+            woken += [channel for channel in local if channel not in taking[topic]]
+        fresh: dict[str, list[tuple[Envelope, int]]] = {}
+        by_id = {envelope.id: envelope for envelope in envelopes}
+        for part in in_driver_batches(envelopes):
+            values = [
+                value
+                for envelope in part
+                for value in _driver_log_row(envelope, bool(taking[envelope.topic]))
+            ]
+            marks = parameter_marks(len(part), _LOG_MARKS)
+            for event_id, rowid in db.execute(_ADD_SQL.format(rows=marks), values).fetchall():
+                envelope = by_id[str(event_id)]
+                fresh.setdefault(envelope.topic, []).append((envelope, int(rowid)))
+        for topic, logged in fresh.items():
+            names = [channel.group for channel in taking[topic]]
+            for part_logged in in_driver_batches(logged):
+                _deliver_on_driver(db, [envelope.id for envelope, _ in part_logged], names)
 
         def hand_over() -> None:
-            for taking, events in handed:
-                claims = [_claim(envelope, 1) for envelope in events]
-                for channel in taking:
+            for topic, logged in fresh.items():
+                claims = [(_claim(envelope, 1), rowid) for envelope, rowid in logged]
+                for channel in taking[topic]:
                     channel.take_over(claims)
             for channel in woken:
                 channel.wake()
@@ -340,9 +404,19 @@ class SqlEventSource:
         cutoff = datetime.now(UTC) - self._retention
         async with transaction(self._sessions) as session:
             dialect = (await session.connection()).dialect.name
-            result = await session.execute(
-                delete(event_log).where(event_log.c.time < cutoff, _done(dialect))
-            )
+            done = [event_log.c.time < cutoff, _done(dialect)]
+            if dialect == "sqlite":
+                done.append(_handed_done())
+            result = await session.execute(delete(event_log).where(*done))
+            if dialect == "sqlite":
+                # SQLite gives a new row the newest rowid + 1: were the newest rows pruned,
+                # rowids a group's handed_through already passed would be handed out again.
+                newest = _newest_rowid()
+                await session.execute(
+                    update(groups)
+                    .where(groups.c.handed_through > newest)
+                    .values(handed_through=newest)
+                )
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def flush(self) -> None:
@@ -386,7 +460,18 @@ class SqlChannel:
         self._lease = lease
         self._held: set[str] = set()
         self._handed: deque[Claim] = deque()
-        """Events handed over (leased to this consumer already), not yet fetched."""
+        """Events handed over, not yet fetched."""
+        self._unsettled: OrderedDict[str, int] = OrderedDict()
+        """Events handed over and not settled, by id: their log rowids, in handover order
+        (which is the rowids' order)."""
+        self._handed_max = 0
+        """The newest rowid handed over."""
+        self._through = 0
+        """The group's ``handed_through`` as last written here."""
+        self._orphans: list[str] = []
+        """Handed-over events whose settlement failed: rows for them at the next chance."""
+        self._ready = False
+        """Whether the group exists (set up): only then is anything handed over."""
         self._woken = asyncio.Event()
         self._look = True
         """Whether the database may hold events for this channel that it has not claimed:
@@ -409,10 +494,18 @@ class SqlChannel:
                     )
                 )
                 if known is not None:
+                    self._ready = True
                     return
+                through = None
+                if (await session.connection()).dialect.name == "sqlite":
+                    # Nothing logged so far was handed over to this new group.
+                    through = _newest_rowid()
                 await session.execute(
                     insert(groups).values(
-                        topic=self.topic, group_name=self.group, created=datetime.now(UTC)
+                        topic=self.topic,
+                        group_name=self.group,
+                        created=datetime.now(UTC),
+                        handed_through=through,
                     )
                 )
                 if from_beginning:
@@ -428,7 +521,9 @@ class SqlChannel:
                         )
                     )
         except IntegrityError:
+            self._ready = True
             return  # another consumer created the group at the same moment
+        self._ready = True
         _log.info("events.group_created", topic=self.topic, group=self.group)
 
     @property
@@ -437,12 +532,15 @@ class SqlChannel:
 
     def has_room(self, count: int) -> bool:
         """Whether ``count`` more events can be handed over (see the module)."""
-        return len(self._handed) + count <= HANDOVER_LIMIT
+        return self._ready and len(self._handed) + count <= HANDOVER_LIMIT
 
-    def take_over(self, claims: Sequence[Claim]) -> None:
-        """Events committed with their deliveries leased to this channel: fetched next."""
-        self._handed.extend(claims)
-        self._held.update(claim.receipt for claim in claims)
+    def take_over(self, claims: Sequence[tuple[Claim, int]]) -> None:
+        """Events committed without delivery rows for this group, with their log rowids:
+        fetched next."""
+        for claim, rowid in claims:
+            self._handed.append(claim)
+            self._unsettled[claim.receipt] = rowid
+            self._handed_max = max(self._handed_max, rowid)
         self._woken.set()
 
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
@@ -512,18 +610,70 @@ class SqlChannel:
     async def _delete_acknowledged(self, take: Take) -> None:
         if self._driver is not None:
             async with driver_transaction(self._driver) as db:
-                receipts = take()  # the database's turn: later acks start anew
-                await db.run(functools.partial(_delete_on_driver, self.topic, self.group, receipts))
-            return
+                settling, settled = self._settling(take())  # the database's turn
+                await db.run(functools.partial(_settle_on_driver, settling))
+        else:
+            async with transaction(self._sessions) as session:
+                await session.connection()  # the database's turn: later acks start anew
+                settling, settled = self._settling(take())
+                await _settle_in_session(session, settling)
+        self._settled(settled, settling.through, rows=bool(settling.given_rows))
+
+    def _settling(self, receipts: list[str]) -> tuple[_Settling, list[str]]:
+        """What acknowledging ``receipts`` writes (rows again for the orphans too), and the
+        handed-over events it settles."""
+        handed = [receipt for receipt in receipts if receipt in self._unsettled]
+        orphans = [receipt for receipt in self._orphans if receipt in self._unsettled]
+        settling = _Settling(
+            self.topic,
+            self.group,
+            deleted=[receipt for receipt in receipts if receipt not in self._unsettled],
+            given_rows=orphans,
+            through=self._through_once(handed + orphans),
+        )
+        return settling, handed + orphans
+
+    def _through_once(self, settling: list[str]) -> int | None:
+        """``handed_through`` once ``settling`` are settled; None: where it is."""
+        going = set(settling)
+        through = self._handed_max
+        for receipt, rowid in self._unsettled.items():
+            if receipt not in going:
+                through = rowid - 1
+                break
+        return through if through > self._through else None
+
+    def _settled(self, receipts: list[str], through: int | None, *, rows: bool = False) -> None:
+        """``receipts`` settled (``rows``: given delivery rows, to be claimed)."""
+        for receipt in receipts:
+            self._unsettled.pop(receipt, None)
+        if rows:
+            self._look = True
+        if receipts:
+            left = set(self._unsettled)
+            self._orphans = [receipt for receipt in self._orphans if receipt in left]
+        if through is not None:
+            self._through = max(self._through, through)
+
+    async def _give_row(self, claim: Claim, **values: Any) -> None:
+        """A delivery row for a handed-over event (settling it), with ``values``."""
+        row = {
+            "topic": self.topic,
+            "group_name": self.group,
+            "event_id": claim.receipt,
+            "attempts": claim.delivery.attempt,
+            "available_at": datetime.now(UTC),
+            **values,
+        }
         async with transaction(self._sessions) as session:
-            await session.connection()  # the database's turn: later acks start anew
-            receipts = take()
-            await session.execute(
-                delete(deliveries).where(self._group(), deliveries.c.event_id.in_(receipts))
-            )
+            await session.execute(sqlite.insert(deliveries).values(row).on_conflict_do_nothing())
+        self._settled([claim.receipt], None, rows=True)
 
     async def retry(self, claim: Claim, at: datetime, error: str) -> None:
         self._held.discard(claim.receipt)
+        if claim.receipt in self._unsettled:
+            await self._give_row(claim, available_at=at, last_error=error)
+            return
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(deliveries)
@@ -533,6 +683,11 @@ class SqlChannel:
 
     async def dead_letter(self, claim: Claim, error: str) -> None:
         self._held.discard(claim.receipt)
+        if claim.receipt in self._unsettled:
+            async with transaction(self._sessions) as session:
+                await add_dead_letter(session, self.group, claim.delivery, error)
+            self._settled([claim.receipt], None)
+            return
         async with transaction(self._sessions) as session:
             removed = await session.execute(
                 delete(deliveries).where(self._key(claim), deliveries.c.owner == self._consumer)
@@ -542,6 +697,9 @@ class SqlChannel:
 
     async def release(self, claim: Claim) -> None:
         self._held.discard(claim.receipt)
+        if claim.receipt in self._unsettled:
+            await self._give_row(claim)
+            return
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(deliveries)
@@ -551,8 +709,12 @@ class SqlChannel:
 
     def forget(self, claim: Claim) -> None:
         self._held.discard(claim.receipt)
+        if claim.receipt in self._unsettled:  # no lease to lapse: a row at the next chance
+            self._orphans.append(claim.receipt)
 
     async def renew(self) -> None:
+        if self._orphans:
+            await self._give_rows(list(self._orphans))
         if not self._held:
             return
         async with transaction(self._sessions) as session:
@@ -571,25 +733,26 @@ class SqlChannel:
             count = await session.scalar(
                 select(func.count()).select_from(deliveries).where(self._group())
             )
-        return int(count or 0)
+        return int(count or 0) + len(self._unsettled)
 
     async def close(self) -> None:
-        """Give back what was handed over and not fetched."""
-        handed = [claim.receipt for claim in self._handed]
+        """Give back what was handed over and not settled: delivery rows for it."""
         self._handed.clear()
-        self._held.difference_update(handed)
-        if not handed:
-            return
-        async with transaction(self._sessions) as session:
-            await session.execute(
-                update(deliveries)
-                .where(
-                    self._group(),
-                    deliveries.c.owner == self._consumer,
-                    deliveries.c.event_id.in_(handed),
-                )
-                .values(owner=None, lease_until=None)
-            )
+        if self._unsettled:
+            await self._give_rows(list(self._unsettled))
+
+    async def _give_rows(self, receipts: list[str]) -> None:
+        """Delivery rows for handed-over events (their handover an attempt), and the group's
+        ``handed_through`` moved past them, in one transaction."""
+        through = self._through_once(receipts)
+        settling = _Settling(self.topic, self.group, [], receipts, through)
+        if self._driver is not None:
+            async with driver_transaction(self._driver) as db:
+                await db.run(functools.partial(_settle_on_driver, settling))
+        else:
+            async with transaction(self._sessions) as session:
+                await _settle_in_session(session, settling)
+        self._settled(receipts, through, rows=True)
 
     def wake(self) -> None:
         self._look = True
@@ -619,6 +782,17 @@ def _done(dialect: str) -> ColumnElement[bool]:
     if dialect == "sqlite":
         return event_log.c.id.not_in(select(deliveries.c.event_id))
     return ~exists().where(deliveries.c.event_id == event_log.c.id)
+
+
+def _handed_done() -> ColumnElement[bool]:
+    """On SQLite, what else a log row must be to go: an event handed over is settled by every
+    group of its topic."""
+    settled_by_all = (
+        select(func.min(groups.c.handed_through))
+        .where(groups.c.topic == event_log.c.topic)
+        .scalar_subquery()
+    )
+    return or_(~event_log.c.handed, func.coalesce(settled_by_all, _ROWID) >= _ROWID)
 
 
 def _key(topic: str, group: str, event_id: str) -> ColumnElement[bool]:
@@ -676,12 +850,12 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
 
 _STORED_TIME = stored_by_sqlalchemy(event_log.c.time)
 _STORED_LEASE = stored_by_sqlalchemy(deliveries.c.lease_until)
-_LOG_MARKS = "(?, ?, ?, ?, ?, ?)"
+_LOG_MARKS = "(?, ?, ?, ?, ?, ?, ?)"
 # The tables' names come from the schema and every value is bound (hence the noqa).
 _ADD_SQL = (
     f"INSERT INTO {event_log.name} "  # noqa: S608
-    "(id, topic, type_name, time, payload, traceparent) "
-    "VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id"
+    "(id, topic, type_name, time, payload, traceparent, handed) "
+    "VALUES {rows} ON CONFLICT (id) DO NOTHING RETURNING id, rowid"
 )
 _DELIVER_SQL = (
     f"INSERT INTO {deliveries.name} "  # noqa: S608
@@ -689,19 +863,8 @@ _DELIVER_SQL = (
     f"SELECT g.topic, g.group_name, l.id, 0, l.time FROM {groups.name} AS g "
     f"JOIN {event_log.name} AS l ON l.topic = g.topic WHERE l.id IN ({{ids}})"
 )
-
-
-_DELIVER_LEASED_SQL = (
-    f"INSERT INTO {deliveries.name} "  # noqa: S608
-    "(topic, group_name, event_id, attempts, available_at, owner, lease_until) "
-    "SELECT g.topic, g.group_name, l.id, 1, l.time, ?, ? "
-    f"FROM {groups.name} AS g JOIN {event_log.name} AS l ON l.topic = g.topic "
-    "WHERE l.id IN ({ids}) AND g.group_name IN ({names})"
-)
-"""The deliveries of new events to the groups in ``names``, leased to one consumer (the
-attempt counted, as a claim would)."""
 _DELIVER_OTHERS_SQL = _DELIVER_SQL + " AND g.group_name NOT IN ({names})"
-"""The deliveries of new events to the groups not in ``names``."""
+"""The deliveries of new events to the groups not in ``names`` (those it was handed to)."""
 
 
 _DELETE_SQL = (
@@ -710,29 +873,103 @@ _DELETE_SQL = (
 )
 
 
-def _delete_on_driver(topic: str, group: str, ids: list[str], db: sqlite3.Connection) -> None:
-    """The deliveries of ``ids`` to ``group`` of ``topic``, acknowledged."""
-    for part in in_driver_batches(ids):
+_REDELIVER_SQL = (
+    f"INSERT INTO {deliveries.name} "  # noqa: S608
+    "(topic, group_name, event_id, attempts, available_at) VALUES {rows} "
+    "ON CONFLICT DO NOTHING"
+)
+"""Delivery rows for events handed over and not settled (their handover an attempt)."""
+_HANDED_THROUGH_SQL = (
+    f"UPDATE {groups.name} SET handed_through = ? "  # noqa: S608
+    "WHERE topic = ? AND group_name = ? AND (handed_through IS NULL OR handed_through < ?)"
+)
+
+
+@dataclass(frozen=True)
+class _Settling:
+    """What one acknowledgement transaction of a channel writes (see the module)."""
+
+    topic: str
+    group: str
+    deleted: list[str]
+    """Claimed events' ids: their delivery rows go."""
+    given_rows: list[str]
+    """Handed-over events' ids that get a delivery row again (their settlement failed)."""
+    through: int | None
+    """The group's new ``handed_through``; None: unchanged."""
+
+
+def _settle_on_driver(settling: _Settling, db: sqlite3.Connection) -> None:
+    topic, group = settling.topic, settling.group
+    for part in in_driver_batches(settling.deleted):
         db.execute(_DELETE_SQL.format(ids=parameter_marks(len(part))), [topic, group, *part])
+    if settling.given_rows:
+        _give_rows_on_driver(db, topic, group, settling.given_rows)
+    if settling.through is not None:
+        db.execute(_HANDED_THROUGH_SQL, [settling.through, topic, group, settling.through])
 
 
-def _deliver_on_driver(
-    db: sqlite3.Connection, ids: list[str], leased_to: list[str], consumer: str, until: str
-) -> None:
-    """The deliveries of the new events ``ids``: to the groups ``leased_to`` leased to
-    ``consumer`` until ``until``, to the other groups of their topic as usual."""
+async def _settle_in_session(session: AsyncSession, settling: _Settling) -> None:
+    """:func:`_settle_on_driver` through SQLAlchemy (a channel without the driver)."""
+    topic, group = settling.topic, settling.group
+    if settling.deleted:
+        await session.execute(
+            delete(deliveries).where(
+                deliveries.c.topic == topic,
+                deliveries.c.group_name == group,
+                deliveries.c.event_id.in_(settling.deleted),
+            )
+        )
+    if settling.given_rows:  # handed over: SQLite only
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "topic": topic,
+                "group_name": group,
+                "event_id": event_id,
+                "attempts": 1,
+                "available_at": now,
+            }
+            for event_id in settling.given_rows
+        ]
+        await session.execute(sqlite.insert(deliveries).on_conflict_do_nothing(), rows)
+    if settling.through is not None:
+        await session.execute(
+            update(groups)
+            .where(
+                groups.c.topic == topic,
+                groups.c.group_name == group,
+                or_(
+                    groups.c.handed_through.is_(None),
+                    groups.c.handed_through < settling.through,
+                ),
+            )
+            .values(handed_through=settling.through)
+        )
+
+
+def _give_rows_on_driver(db: sqlite3.Connection, topic: str, group: str, ids: list[str]) -> None:
+    now = _STORED_LEASE(datetime.now(UTC))
+    for part in in_driver_batches(ids):
+        values = [value for event_id in part for value in (topic, group, event_id, 1, now)]
+        db.execute(_REDELIVER_SQL.format(rows=parameter_marks(len(part), _ROW_MARKS)), values)
+
+
+_ROW_MARKS = "(?, ?, ?, ?, ?)"
+
+
+def _deliver_on_driver(db: sqlite3.Connection, ids: list[str], handed_to: list[str]) -> None:
+    """The deliveries of the new events ``ids`` to the groups of their topic, but for the
+    groups ``handed_to`` (see the module)."""
     marks = parameter_marks(len(ids))
-    if not leased_to:
+    if not handed_to:
         db.execute(_DELIVER_SQL.format(ids=marks), ids)
         return
-    names = parameter_marks(len(leased_to))
-    db.execute(
-        _DELIVER_LEASED_SQL.format(ids=marks, names=names), [consumer, until, *ids, *leased_to]
-    )
-    db.execute(_DELIVER_OTHERS_SQL.format(ids=marks, names=names), [*ids, *leased_to])
+    names = parameter_marks(len(handed_to))
+    db.execute(_DELIVER_OTHERS_SQL.format(ids=marks, names=names), [*ids, *handed_to])
 
 
-def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
+def _driver_log_row(envelope: Envelope, handed: bool) -> tuple[Any, ...]:
     return (
         envelope.id,
         envelope.topic,
@@ -740,6 +977,7 @@ def _driver_log_row(envelope: Envelope) -> tuple[Any, ...]:
         _STORED_TIME(envelope.time),
         envelope.payload,
         envelope.traceparent or None,
+        handed,
     )
 
 

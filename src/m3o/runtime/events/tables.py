@@ -7,7 +7,10 @@
 - ``runtime_event_deliveries`` is each group's ack state: one row per event a group has not
   finished yet, written in the publishing transaction for every group of the topic and
   deleted on ack. It carries the attempt count, when the event may be tried next, and which
-  consumer holds it until when (a lease, renewed while the handler runs).
+  consumer holds it until when (a lease, renewed while the handler runs). Events handed
+  over to this process's consumers on SQLite (``handed`` in the log) get no row for the
+  groups they were handed to: the group's ``handed_through`` says which of them are done
+  (see ``sqlite.py``, "Handed over, not claimed").
 
 ``platform`` profile (``_relay.py``): ``runtime_event_outbox`` holds events committed but
 not yet relayed to Redis Streams; the relay deletes a row once the stream has it.
@@ -19,6 +22,8 @@ list and replay.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -26,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from m3o.runtime.store import UTCDateTime, new_metadata
@@ -58,6 +64,9 @@ event_log = Table(
     Column("payload", LargeBinary, nullable=False),
     # the W3C traceparent of the span that published it; null: none (tracing off)
     Column("traceparent", String(TRACEPARENT), nullable=True),
+    # SQLite: handed over to consumers of this process, without delivery rows for their
+    # groups (false everywhere on PostgreSQL)
+    Column("handed", Boolean, nullable=False, server_default=false()),
 )
 
 groups = Table(
@@ -66,6 +75,9 @@ groups = Table(
     Column("topic", String(NAME), primary_key=True),
     Column("group_name", String(NAME), primary_key=True),
     Column("created", UTCDateTime, nullable=False),
+    # SQLite: the log's rowid up to which every event handed over to this group is settled
+    # (handled, or given a delivery row); null on PostgreSQL, which hands nothing over
+    Column("handed_through", BigInteger, nullable=True),
 )
 
 deliveries = Table(
