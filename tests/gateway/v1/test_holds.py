@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.v1.servers import serve_app
 from gateway.v1.support import CUSTOMER, KEY, Catalog, gateway, hello_entry
 from m3o.events.requests import Event, EventType
-from m3o.gateway.v1.holds import Holds, envelope_from_note, note_of
+from m3o.gateway.v1.holds import LEASE_PREFIX, Holds, envelope_from_note, note_of
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.admission import AdmissionDecision, AdmissionRequest, Hold
 from m3o.runtime.counters.redis import RedisCounterStore
@@ -248,6 +248,53 @@ async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
         assert await survivor.v1.holds.recover() == 0
     finally:
         await survivor.v1.holds.stop()
+
+
+async def _a_peer_that_saw_a_live_gateway_with_a_call_in_flight(
+    counters: CounterStore,
+) -> tuple[Holds, Holds]:
+    """A live gateway holding one admitted call, and a peer whose sweep found its lease;
+    then the lease is gone (Redis restarted empty, say)."""
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    live = gateway(counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await live.v1.holds.start(live.v1.requests.publish)
+    prepared = await live.v1.calls.prepare("/v1/helloworld/call", "helloworld/call", KEY)
+    await live.v1.calls.admit(prepared)
+    peer = gateway(counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await peer.v1.holds.start(peer.v1.requests.publish)  # finds the live one's lease
+    await counters.delete(LEASE_PREFIX + live.v1.holds.instance)
+    return live.v1.holds, peer.v1.holds
+
+
+async def test_a_gateway_whose_lease_vanished_keeps_its_calls_if_it_writes_it_again(
+    any_counters: CounterStore,
+) -> None:
+    live, peer = await _a_peer_that_saw_a_live_gateway_with_a_call_in_flight(any_counters)
+    try:
+        assert await peer.recover() == 0  # a first sweep only notes the missing lease
+        await live.start(lambda envelopes: asyncio.sleep(0))  # writes its lease again
+        assert await peer.recover() == 0
+        assert await peer.recover() == 0
+        assert len(await any_counters.holds("v1:holds")) == 1
+        assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+    finally:
+        await live.stop()
+        await peer.stop()
+
+
+async def test_a_gateway_seen_alive_whose_lease_stays_missing_is_recovered_a_sweep_later(
+    any_counters: CounterStore,
+) -> None:
+    live, peer = await _a_peer_that_saw_a_live_gateway_with_a_call_in_flight(any_counters)
+    await live.stop()  # and never writes its lease again
+    await any_counters.delete(LEASE_PREFIX + live.instance)
+    try:
+        assert await peer.recover() == 0
+        assert await peer.recover() == 1  # released: it was never answered
+        assert await any_counters.holds("v1:holds") == []
+        assert await any_counters.get(debited_key(CUSTOMER)) == 0
+    finally:
+        await peer.stop()
 
 
 class LateAdmission:

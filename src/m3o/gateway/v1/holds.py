@@ -17,10 +17,14 @@ process dies.
   is there (idempotent). A release the counter store cannot take now (or an admission
   whose reply was lost, which may or may not have reserved) is retried in the background
   until the store answers;
-- each process renews a lease ``v1:holds-lease:<instance>``; holds of an instance whose
-  lease expired (it crashed) are recovered by any gateway, at start and every
-  ``sweep_every``: served ones have their event published (same id, so counted once) and
-  are settled, the others are released;
+- each process renews a lease ``v1:holds-lease:<instance>`` three times a sweep; holds of
+  an instance whose lease expired (it crashed) are recovered by any gateway, at start and
+  every ``sweep_every``: served ones have their event published (same id, so counted
+  once) and are settled, the others are released. An instance whose lease this process
+  has seen is taken for dead only when its lease is missing at two sweeps in a row: a
+  Redis restarted empty loses every lease at once, and the live gateways write theirs
+  again within a third of a sweep, while a peer sweeping at that moment would otherwise
+  release their calls in flight (answered, then free);
 - the same sweep finishes this process's own holds that no call of it is waiting on any
   more, found so in two sweeps running: an admission whose reply was lost and that ran in
   the store only after its background release found nothing (released now), and a served
@@ -46,7 +50,7 @@ from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Envelope
 from m3o.runtime.logging import get_logger
 
-__all__ = ["BOOK", "Holds", "envelope_from_note", "note_of"]
+__all__ = ["BOOK", "LEASE_PREFIX", "Holds", "envelope_from_note", "note_of"]
 
 _log = get_logger(__name__)
 
@@ -56,6 +60,7 @@ LEASE_PREFIX = "v1:holds-lease:"
 DEFAULT_LEASE = timedelta(seconds=30)
 DEFAULT_SWEEP_EVERY = timedelta(seconds=10)
 _RETRY_MAX = 5.0
+_RENEWS_PER_SWEEP = 3
 _COMMIT_BATCH = 256
 """Commits sent in one ``commit_many`` at most."""
 
@@ -110,6 +115,10 @@ class Holds:
         """This process's holds whose call is not finished (an id never comes back)."""
         self._orphans: set[str] = set()
         """Own holds the last sweep found in the book that no call is waiting on."""
+        self._seen: set[str] = set()
+        """Other instances whose lease this process has found."""
+        self._leaseless: set[str] = set()
+        """Instances in :attr:`_seen` whose lease the last sweep found missing."""
         self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
         self._commits: list[tuple[Hold, Envelope, asyncio.Future[bool]]] = []
         self._committing: set[asyncio.Task[None]] = set()
@@ -265,11 +274,12 @@ class Holds:
         await self._counters.set_value(LEASE_PREFIX + self.instance, "1", ttl=self._lease)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_every)
+        for tick in itertools.count(1):
+            await asyncio.sleep(self._sweep_every / _RENEWS_PER_SWEEP)
             try:
                 await self._renew()
-                await self.recover()
+                if tick % _RENEWS_PER_SWEEP == 0:
+                    await self.recover()
             except M3OError as exc:
                 _log.warning("v1.holds_sweep_failed", error=exc.detail)
 
@@ -278,10 +288,16 @@ class Holds:
         that no call has waited on for a whole sweep; how many were finished."""
         held = await self._counters.holds(BOOK)
         instances = {_instance(h.hold) for h in held} - {self.instance}
-        dead = set()
+        missing = set()
         for instance in instances:
             if await self._counters.get_value(LEASE_PREFIX + instance) is None:
-                dead.add(instance)
+                missing.add(instance)
+            else:
+                self._seen.add(instance)
+        # One seen alive gets a sweep to write its lease again (see the module).
+        dead = {i for i in missing if i not in self._seen or i in self._leaseless}
+        self._leaseless = missing - dead
+        self._seen -= dead
         # A hold not live is finished as far as this process's calls go (its id never comes
         # back), so finishing it from a copy of the book a moment old is safe: a release
         # undoes only a hold still there, and an event id is counted once.
