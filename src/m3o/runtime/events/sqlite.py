@@ -849,7 +849,7 @@ def _claiming(group: ColumnElement[bool], consumer: str) -> tuple[Any, Any]:
 
 
 _STORED_TIME = stored_by_sqlalchemy(event_log.c.time)
-_STORED_LEASE = stored_by_sqlalchemy(deliveries.c.lease_until)
+_STORED_AVAILABLE = stored_by_sqlalchemy(deliveries.c.available_at)
 _LOG_MARKS = "(?, ?, ?, ?, ?, ?, ?)"
 # The tables' names come from the schema and every value is bound (hence the noqa).
 _ADD_SQL = (
@@ -900,6 +900,7 @@ class _Settling:
 
 
 def _settle_on_driver(settling: _Settling, db: sqlite3.Connection) -> None:
+    """What ``settling`` says, in the caller's transaction on SQLite's driver."""
     topic, group = settling.topic, settling.group
     for part in in_driver_batches(settling.deleted):
         db.execute(_DELETE_SQL.format(ids=parameter_marks(len(part))), [topic, group, *part])
@@ -949,7 +950,9 @@ async def _settle_in_session(session: AsyncSession, settling: _Settling) -> None
 
 
 def _give_rows_on_driver(db: sqlite3.Connection, topic: str, group: str, ids: list[str]) -> None:
-    now = _STORED_LEASE(datetime.now(UTC))
+    """Delivery rows, due now, for the handed-over events ``ids`` (their handover counted
+    as an attempt)."""
+    now = _STORED_AVAILABLE(datetime.now(UTC))
     for part in in_driver_batches(ids):
         values = [value for event_id in part for value in (topic, group, event_id, 1, now)]
         db.execute(_REDELIVER_SQL.format(rows=parameter_marks(len(part), _ROW_MARKS)), values)
