@@ -608,14 +608,20 @@ class SqlChannel:
         await self._acks.ack(*receipts)
 
     async def _delete_acknowledged(self, take: Take) -> None:
+        await self._write_settling(lambda: self._settling(take()))
+
+    async def _write_settling(self, make: Callable[[], tuple[_Settling, list[str]]]) -> None:
+        """One transaction writing what ``make`` returns (called at the database's turn, so
+        acknowledgements arriving later start anew), then the handed-over events it settles
+        are settled here too."""
         if self._driver is not None:
             async with driver_transaction(self._driver) as db:
-                settling, settled = self._settling(take())  # the database's turn
+                settling, settled = make()
                 await db.run(functools.partial(_settle_on_driver, settling))
         else:
             async with transaction(self._sessions) as session:
-                await session.connection()  # the database's turn: later acks start anew
-                settling, settled = self._settling(take())
+                await session.connection()
+                settling, settled = make()
                 await _settle_in_session(session, settling)
         self._settled(settled, settling.through, rows=bool(settling.given_rows))
 
@@ -744,15 +750,12 @@ class SqlChannel:
     async def _give_rows(self, receipts: list[str]) -> None:
         """Delivery rows for handed-over events (their handover an attempt), and the group's
         ``handed_through`` moved past them, in one transaction."""
-        through = self._through_once(receipts)
-        settling = _Settling(self.topic, self.group, [], receipts, through)
-        if self._driver is not None:
-            async with driver_transaction(self._driver) as db:
-                await db.run(functools.partial(_settle_on_driver, settling))
-        else:
-            async with transaction(self._sessions) as session:
-                await _settle_in_session(session, settling)
-        self._settled(receipts, through, rows=True)
+
+        def rows() -> tuple[_Settling, list[str]]:
+            through = self._through_once(receipts)
+            return _Settling(self.topic, self.group, [], receipts, through), receipts
+
+        await self._write_settling(rows)
 
     def wake(self) -> None:
         self._look = True
