@@ -59,13 +59,16 @@ def call(**changes: Any) -> AdmissionRequest:
 
 
 class Clock:
-    """UTC now, moved forward on demand."""
+    """UTC time standing still from its creation, moved forward on demand only: a counter's
+    expiry then comes when a test says, never because the machine stalled between two
+    steps (a 250 ms one did, under a busy suite)."""
 
     def __init__(self) -> None:
+        self.start = datetime.now(UTC)
         self.offset = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return self.start + self.offset
 
     async def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
