@@ -61,6 +61,43 @@ async def test_a_call_is_counted_under_its_project_and_everyone(world: World) ->
     assert live == [3, 2, 3, 1]
 
 
+async def test_one_batch_of_different_calls_counts_each_under_its_own_rows(
+    world: World,
+) -> None:
+    yesterday = START - timedelta(days=1)
+    batch = [
+        request_delivery("e1", price="free"),
+        request_delivery("e2", price="300"),
+        request_delivery("e3", price="0", endpoint="Helloworld.Stream"),
+        request_delivery("e4", project="proj-2", price="free"),
+        request_delivery("e5", price="free", at=yesterday),
+        request_delivery("e2", price="300"),  # a copy: counted once
+        request_delivery("e6", price="free"),
+    ]
+
+    assert await world.recorder.handle(batch) == {}
+
+    day_before = yesterday.date()
+    assert await rows(world.sessions) == {
+        ("proj-1", TODAY, "helloworld"): 4,
+        ("proj-1", TODAY, ENDPOINT): 3,
+        ("proj-1", TODAY, "helloworld$Helloworld.Stream"): 1,
+        ("proj-1", TODAY, "$totalfree"): 2,
+        ("proj-2", TODAY, "helloworld"): 1,
+        ("proj-2", TODAY, ENDPOINT): 1,
+        ("proj-2", TODAY, "$totalfree"): 1,
+        ("proj-1", day_before, "helloworld"): 1,
+        ("proj-1", day_before, ENDPOINT): 1,
+        ("proj-1", day_before, "$totalfree"): 1,
+        ("total", TODAY, "helloworld"): 5,
+        ("total", TODAY, ENDPOINT): 4,
+        ("total", TODAY, "helloworld$Helloworld.Stream"): 1,
+        ("total", day_before, "helloworld"): 1,
+        ("total", day_before, ENDPOINT): 1,
+    }
+    assert world.recorder.take_counted() == 6
+
+
 async def test_redelivered_events_are_counted_once(world: World) -> None:
     first = request_delivery("e1")
     await world.record(first, request_delivery("e2"), first)

@@ -50,6 +50,9 @@ __all__ = ["DEFAULT_LINGER", "MAX_BATCH", "CountedCall", "RequestRecorder", "cou
 
 _log = get_logger(__name__)
 
+_REQUEST = EventType.EventTypeRequest
+"""Read once: each lookup on the enum's wrapper runs Python code."""
+
 MAX_BATCH = 256
 """The most request events counted in one transaction. A batch costs about 3.6 ms of CPU
 whatever its size (the claim, the transaction, the live counters, the acknowledgement) and
@@ -89,12 +92,25 @@ class CountedCall:
 
 
 def _fresh_counts(calls: Sequence[CountedCall], claimed: set[str]) -> tuple[int, Counter[CountKey]]:
-    """How many of ``calls`` were newly claimed (each event once), and what they add."""
-    fresh: dict[str, CountedCall] = {}
+    """How many of ``calls`` were newly claimed (each event once), and what they add.
+
+    The calls of a batch are mostly alike (one key calling one endpoint), so they are
+    counted by what they add to before their rows are made: a batch's rows are made once
+    per kind of call, not once per call."""
+    seen: set[str] = set()
+    alike: Counter[tuple[str, date, str, str, bool]] = Counter()
+    first: dict[tuple[str, date, str, str, bool], CountedCall] = {}
     for call in calls:
-        if call.event_id in claimed:
-            fresh.setdefault(call.event_id, call)
-    return len(fresh), Counter(key for call in fresh.values() for key in call.paths())
+        if call.event_id in claimed and call.event_id not in seen:
+            seen.add(call.event_id)
+            kind = (call.customer_id, call.day, call.api, call.endpoint, call.free)
+            alike[kind] += 1
+            first.setdefault(kind, call)
+    counts: Counter[CountKey] = Counter()
+    for kind, times in alike.items():
+        for key in first[kind].paths():
+            counts[key] += times
+    return len(seen), counts
 
 
 def _record_on_driver(
@@ -109,7 +125,7 @@ def _record_on_driver(
 def counted_call(delivery: Delivery) -> CountedCall | None:
     """The call a requests event reports; None for other events and unusable ones."""
     event = delivery.decode(Event)
-    if event.type != EventType.EventTypeRequest:
+    if event.type != _REQUEST:
         return None
     request = event.request
     customer_id = request.project_id or request.user_id

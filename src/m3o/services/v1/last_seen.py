@@ -24,6 +24,9 @@ from m3o.services.v1 import records
 
 __all__ = ["LINGER", "MAX_BATCH", "LastSeen"]
 
+_REQUEST = requests.EventType.EventTypeRequest
+"""Read once: each lookup on the enum's wrapper runs Python code."""
+
 MAX_BATCH = 256
 """The most request events whose times are written in one transaction."""
 LINGER = timedelta(milliseconds=200)
@@ -56,7 +59,7 @@ class LastSeen:
         read, unreadable = read_each(deliveries, _request_event)
         for delivery, event in read:
             key_id = event.request.api_key_id
-            if event.type != requests.EventType.EventTypeRequest or not key_id:
+            if event.type != _REQUEST or not key_id:
                 continue
             known = seen.get(key_id)
             if known is None or known < delivery.time:
