@@ -56,7 +56,6 @@ ALLOWED_METHODS = frozenset(
 """Methods routed to the endpoint, so that the endpoint, not the router, refuses those it
 does not serve (key-management paths included): one 405 answer, ``Allow: GET, POST``."""
 _ALLOW = ", ".join(sorted(CALL_METHODS))
-_JSON = "application/json"
 _JSON_TYPE = (b"content-type", b"application/json")
 _UNMATCHED_LABEL = "/v1/<unknown>"
 
@@ -150,7 +149,7 @@ class HttpCalls:
             await calls.charge_first(
                 prepared, admission, status=200, started=started, request_id=rid
             )
-            return Response(body, media_type=_JSON, headers=admission.headers)
+            return _JsonAnswer(body, admission.raw_headers)
         return _Answer(
             body,
             admission.raw_headers,
@@ -161,7 +160,19 @@ class HttpCalls:
         )
 
 
-class _Answer(Response):
+class _JsonAnswer(Response):
+    """A call's 200 with a JSON body and headers given in the form they are sent in:
+    what Response's constructor makes of them, without encoding them again call after
+    call."""
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [*headers, (b"content-length", b"%d" % len(body)), _JSON_TYPE]
+
+
+class _Answer(_JsonAnswer):
     """A call's 200: the call is charged (committed in the background) once the answer
     has been handed to the server, released if it never was (cancelled, or the send
     failed), so that nothing is charged without its 200 having been sent."""
@@ -174,12 +185,7 @@ class _Answer(Response):
         charge: Callable[[], None],
         release: Callable[[], None],
     ) -> None:
-        # What Response's constructor makes of a JSON body and its headers, given in the
-        # form they are sent in (the constructor would encode them again, call after call).
-        self.status_code = 200
-        self.background = None
-        self.body = body
-        self.raw_headers = [*headers, (b"content-length", b"%d" % len(body)), _JSON_TYPE]
+        super().__init__(body, headers)
         self._charge = charge
         self._release = release
 

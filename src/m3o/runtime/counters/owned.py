@@ -179,7 +179,7 @@ class OwnedCounterStore(SqlCounterStore):
         if not decision.admitted:
             raise ValueError("only an admitted call can be served")
         self._served.append((request, decision))
-        if rider is not None and not any(rider == known for known in self._riders):
+        if rider is not None and rider not in self._riders:
             self._riders.append(rider)
         await self._committed()
 

@@ -655,9 +655,8 @@ class SqlChannel:
             self._unsettled.pop(receipt, None)
         if rows:
             self._look = True
-        if receipts:
-            left = set(self._unsettled)
-            self._orphans = [receipt for receipt in self._orphans if receipt in left]
+        if receipts and self._orphans:
+            self._orphans = [receipt for receipt in self._orphans if receipt in self._unsettled]
         if through is not None:
             self._through = max(self._through, through)
 
