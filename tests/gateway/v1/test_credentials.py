@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable
 
 import pytest
 
 from gateway.v1.support import KEY, Keys, key_record
 from m3o.gateway.v1.credentials import KeyCache, key_from_headers, websocket_protocol
 from m3o.runtime.errors import Forbidden, Unauthorized, Unavailable
+from m3o.services.v1 import KeyRecord
 
 
 def _basic(text: str) -> str:
@@ -119,3 +122,66 @@ async def test_a_key_that_cannot_be_checked_now_is_unavailable(error: Exception)
     with pytest.raises(Unavailable) as raised:
         await KeyCache(BrokenKeys(error)).authenticate(KEY)
     assert raised.value == Unavailable("v1", "Service unavailable, please try again")
+
+
+class SlowKeys(Keys):
+    """Keys whose lookups wait until ``answer`` is set; fails them with ``error`` if set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.error: Exception | None = None
+
+    async def find(self, api_key: str) -> KeyRecord | None:
+        self.lookups += 1
+        await self.answer.wait()
+        if self.error is not None:
+            raise self.error
+        return self.records.get(api_key)
+
+
+async def test_calls_arriving_while_a_key_is_read_wait_for_that_one_read() -> None:
+    keys, clock = SlowKeys(), Clock()
+    cache = KeyCache(keys, clock=clock)
+    calls = [asyncio.ensure_future(cache.authenticate(KEY)) for _ in range(20)]
+    await until_true(lambda: keys.lookups == 1)
+    keys.answer.set()
+    assert {record.id for record in await asyncio.gather(*calls)} == {"key-1"}
+    assert keys.lookups == 1
+    # once the entry lapses, the next calls read the key again, once
+    clock.now += 1.5
+    keys.records[KEY] = key_record(blocked="stop")
+    assert all(r.blocked for r in await asyncio.gather(*(cache.find(KEY) for _ in range(5))) if r)
+    assert keys.lookups == 2
+
+
+async def test_a_failed_shared_read_fails_its_waiters_and_the_next_call_reads_again() -> None:
+    keys = SlowKeys()
+    cache = KeyCache(keys, clock=Clock())
+    keys.error = Unavailable("counters", "Counter store unavailable")
+    calls = [asyncio.ensure_future(cache.authenticate(KEY)) for _ in range(3)]
+    await until_true(lambda: keys.lookups == 1)
+    keys.answer.set()
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        assert outcome == Unavailable("v1", "Service unavailable, please try again")
+    keys.error = None
+    assert (await cache.authenticate(KEY)).id == "key-1"
+    assert keys.lookups == 2
+
+
+async def test_a_waiter_cancelled_leaves_the_read_to_the_others() -> None:
+    keys = SlowKeys()
+    cache = KeyCache(keys, clock=Clock())
+    first, second = (asyncio.ensure_future(cache.authenticate(KEY)) for _ in range(2))
+    await until_true(lambda: keys.lookups == 1)
+    first.cancel()
+    keys.answer.set()
+    assert (await second).id == "key-1"
+    assert first.cancelled()
+    assert keys.lookups == 1
+
+
+async def until_true(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0)

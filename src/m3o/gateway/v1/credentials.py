@@ -17,6 +17,7 @@ indexed by a digest of the key, never the key itself.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -73,6 +74,12 @@ def _digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode("utf-8"), digest_size=20).digest()
 
 
+def _seen(lookup: asyncio.Future[ApiKey | None]) -> None:
+    """A lookup's failure is its waiters' to report; none may be left to see it."""
+    if not lookup.cancelled():
+        lookup.exception()
+
+
 class KeyCache:
     """Finds key records through a :class:`KeyDirectory`, remembering them for ``ttl``."""
 
@@ -89,6 +96,7 @@ class KeyCache:
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[bytes, tuple[float, ApiKey | None]] = {}
+        self._looking: dict[bytes, asyncio.Future[ApiKey | None]] = {}
 
     async def authenticate(self, api_key: str | None) -> ApiKey:
         """The record of ``api_key``; Unauthorized when there is none."""
@@ -105,6 +113,17 @@ class KeyCache:
         cached = self._entries.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        # One lookup per key at a time: when a busy key's entry lapses, the calls that
+        # arrive before it is read again wait for the same read (under load every call in
+        # flight had read it anew, once a second).
+        looking = self._looking.get(digest)
+        if looking is None:
+            looking = asyncio.ensure_future(self._look_up(api_key, digest, now))
+            looking.add_done_callback(_seen)
+            self._looking[digest] = looking
+        return await asyncio.shield(looking)
+
+    async def _look_up(self, api_key: str, digest: bytes, now: float) -> ApiKey | None:
         try:
             record = await self._directory.find(api_key)
         except M3OError as exc:
@@ -112,6 +131,8 @@ class KeyCache:
             # learns only that the key cannot be checked now.
             _log.warning("v1.key_lookup_failed", error_id=exc.id, error=exc.detail)
             raise Unavailable(ERROR_ID, KEYS_UNAVAILABLE) from None
+        finally:
+            self._looking.pop(digest, None)
         if self._ttl > 0:
             self._remember(digest, now + self._ttl, record)
         return record
