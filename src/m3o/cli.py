@@ -81,7 +81,7 @@ def serve(
 def run(service: str = typer.Argument(..., help="A service name, or `gateway`.")) -> None:
     """Run one service (gRPC) or the HTTP front as its own process (the platform profile)."""
     from m3o.platform.remote import run_gateway, run_service
-    from m3o.platform.services import by_name
+    from m3o.platform.service_names import definition as by_name
 
     env = environment()
     try:

@@ -28,13 +28,12 @@ from m3o.platform.bootstrap import ensure_admin
 from m3o.platform.clients import ClientFactory
 from m3o.platform.dead_letter_alerts import DeadLetterAlerts
 from m3o.platform.draining_server import DrainingServer
-from m3o.platform.front import build_front
 from m3o.platform.health import ProcessHealth
 from m3o.platform.heap import freeze_started
 from m3o.platform.identity import Identity
 from m3o.platform.metrics_endpoint import MetricsEndpoint
 from m3o.platform.node import Node
-from m3o.platform.services import ACCOUNT_NAMES, SERVICES
+from m3o.platform.service_names import ACCOUNT_NAMES, NAMES
 from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.blocking import run_blocking
 from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
@@ -177,7 +176,7 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
         await process.redis.ping()
 
     health = ProcessHealth(
-        services=[s.name for s in SERVICES],
+        services=list(NAMES),
         hosted=lambda: (definition.name,),
         address=config.server.service_address,
         events=redis_answers,
@@ -223,6 +222,11 @@ async def _serve(definition: ServiceDefinition, process: _Process, metrics: Metr
 
 async def run_gateway(env: Mapping[str, str]) -> None:
     """Serve the HTTP front, calling every service over gRPC, until SIGINT / SIGTERM."""
+    # Here, not at the top: a process running one service needs neither (see
+    # m3o.platform.service_names).
+    from m3o.platform.front import build_front
+    from m3o.platform.services import SERVICES
+
     process = await _open(env, "m3o-gateway")
     config = process.config
     router = _router(config, InProcessTransport(), set())

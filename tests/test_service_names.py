@@ -1,0 +1,46 @@
+"""The registry of services by name: every definition reachable by its name alone, the
+service accounts named as the definitions name them, and an unknown name refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from m3o.platform.service_names import ACCOUNT_NAMES, NAMES, definition
+from m3o.platform.services import SERVICES
+
+
+def test_every_service_is_loaded_by_its_name_in_start_up_order() -> None:
+    assert [service.name for service in SERVICES] == list(NAMES)
+    assert [definition(name) for name in NAMES] == list(SERVICES)
+    assert NAMES[0] == "auth"
+
+
+def test_the_service_accounts_are_the_definitions_own() -> None:
+    assert (*(s.account_id for s in SERVICES), "gateway", "platform") == ACCOUNT_NAMES
+    assert len(set(ACCOUNT_NAMES)) == len(ACCOUNT_NAMES)
+
+
+def test_an_unknown_service_is_a_key_error_naming_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="unknown service 'nope'; known: auth, customers"):
+        definition("nope")
+    with pytest.raises(KeyError):
+        definition("runtime")  # a package of m3o, not a service
+
+
+def test_a_process_running_one_service_imports_no_other_service() -> None:
+    code = (
+        "import sys\n"
+        "import m3o.cli\n"
+        "from m3o.platform.remote import run_service\n"
+        "from m3o.platform.service_names import definition\n"
+        "definition('usage')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('m3o.services.')"
+        " and m.endswith('.service')))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "['m3o.services.usage.service']"
