@@ -30,7 +30,7 @@ def test_an_unknown_service_is_a_key_error_naming_the_known_ones() -> None:
         definition("runtime")  # a package of m3o, not a service
 
 
-def test_a_process_running_one_service_imports_no_other_service() -> None:
+def test_a_process_running_one_service_imports_no_other_service_and_no_http_client() -> None:
     code = (
         "import sys\n"
         "import m3o.cli\n"
@@ -39,8 +39,10 @@ def test_a_process_running_one_service_imports_no_other_service() -> None:
         "definition('usage')\n"
         "print(sorted(m for m in sys.modules if m.startswith('m3o.services.')"
         " and m.endswith('.service')))\n"
+        "print(sorted(m for m in ('httpx', 'websockets', 'm3o.platform.front')"
+        " if m in sys.modules))\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert loaded == "['m3o.services.usage.service']"
+    ).stdout.splitlines()
+    assert loaded == ["['m3o.services.usage.service']", "[]"]

@@ -13,14 +13,7 @@ from typing import Any
 import orjson
 import typer
 
-from m3o.client import (
-    DEFAULT_ADDRESS,
-    DEFAULT_TIMEOUT,
-    APIError,
-    ClientError,
-    NetworkError,
-    SyncClient,
-)
+from m3o.client import DEFAULT_ADDRESS, DEFAULT_TIMEOUT, APIError, ClientError, NetworkError
 from m3o.runtime.config import process_environment
 
 __all__ = ["ADDRESS", "DATA_DIR", "admin_token", "environment", "fail", "json_text", "post"]
@@ -71,6 +64,8 @@ def post(
     """POST ``request`` to ``path`` of the platform at ``address`` (with ``token`` unless
     empty) and return the answer. On failure, print the platform's error JSON (indented
     with ``indent_errors``) or why there was none, and exit 1."""
+    from m3o.client import SyncClient  # httpx, for the commands that call the platform
+
     try:
         with SyncClient(token, address, timeout=timeout) as client:
             return client.post(path, request)

@@ -24,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
 
 from m3o.cli_common import ADDRESS, DATA_DIR, admin_token, fail, json_text
-from m3o.client import APIError, ClientError, SyncClient
+from m3o.client import APIError, ClientError
+
+if TYPE_CHECKING:
+    from m3o.client import SyncClient
 
 __all__ = ["keys_import", "read_key_file"]
 
@@ -189,6 +192,8 @@ def keys_import(  # noqa: PLR0917 - typer passes every option as an argument
         raise fail(f"{file}: no keys in it")
     bearer = token or admin_token(address, data_dir)
     try:
+        from m3o.client import SyncClient  # httpx, only when keys are sent
+
         client = SyncClient(bearer, address, timeout=TIMEOUT)
     except ValueError as exc:  # a malformed address
         raise fail(str(exc)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 import typer
 
@@ -52,6 +51,8 @@ def status(
 ) -> None:
     """Show the status of every service, the database, the counter store and the event
     stream; exit 1 if any is not OK."""
+    import httpx  # here, not at the top: every other command of `m3o` does without it
+
     address = url.rstrip("/")
     if not address.startswith(("http://", "https://")):
         raise fail(f"the address must be an http:// or https:// URL, not {url!r}")
