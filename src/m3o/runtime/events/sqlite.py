@@ -868,8 +868,8 @@ _DELIVER_SQL = (
     f"JOIN {event_log.name} AS l ON l.topic = g.topic WHERE l.id IN ({{ids}})"
 )
 _DELIVER_OTHERS_SQL = _DELIVER_SQL + " AND g.group_name NOT IN ({names})"
-_GROUPS_OF_TOPIC_SQL = f"SELECT group_name FROM {groups.name} WHERE topic = ?"  # noqa: S608
 """The deliveries of new events to the groups not in ``names`` (those it was handed to)."""
+_GROUPS_OF_TOPIC_SQL = f"SELECT group_name FROM {groups.name} WHERE topic = ?"  # noqa: S608
 
 
 _DELETE_SQL = (
