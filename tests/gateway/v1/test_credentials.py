@@ -151,7 +151,8 @@ async def test_calls_arriving_while_a_key_is_read_wait_for_that_one_read() -> No
     # once the entry lapses, the next calls read the key again, once
     clock.now += 1.5
     keys.records[KEY] = key_record(blocked="stop")
-    assert all(r.blocked for r in await asyncio.gather(*(cache.find(KEY) for _ in range(5))) if r)
+    records = await asyncio.gather(*(cache.find(KEY) for _ in range(5)))
+    assert all(record is not None and record.blocked for record in records)
     assert keys.lookups == 2
 
 
