@@ -36,6 +36,7 @@ from support.backends import (
     start_servers,
     stop_servers,
 )
+from support.database_drops import wait_for_drops
 from support.servers import ServerUnreachable
 
 if TYPE_CHECKING:
@@ -61,9 +62,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def pooled_databases() -> Iterator[None]:
-    """The PostgreSQL schemas and SQLite template the run made, removed at its end."""
+    """The PostgreSQL schemas and SQLite template the run made, removed at its end, and the
+    databases of finished tests dropped."""
     yield
     drop_pooled_schemas()
+    wait_for_drops()
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from m3o.platform.local import LocalPlatform, open_local
 from support.backends import POSTGRES_URL
+from support.database_drops import drop_later
 from support.ports import free_port
 
 __all__ = [
@@ -127,18 +128,18 @@ def migrate(env: Mapping[str, str]) -> None:
 
 @asynccontextmanager
 async def fresh_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (its URL), dropped afterwards."""
+    """A fresh PostgreSQL database (its URL), dropped after the test (see
+    :mod:`support.database_drops`)."""
     name = f"m3o_platform_{uuid.uuid4().hex[:10]}"
     server = make_url(POSTGRES_URL)
     engine = create_async_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     async with engine.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
+        drop_later(server, name)  # the drop waits for a checkpoint: the test need not
 
 
 @asynccontextmanager
