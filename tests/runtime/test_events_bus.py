@@ -7,13 +7,17 @@ Every test runs on the event log (SQLite and PostgreSQL) and on outbox + Redis S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from m3o.events.customers import Event
 from m3o.runtime.errors import Conflict, NotFound
 from m3o.runtime.events import DeadLettered, Delivery
+from m3o.runtime.events.redis import RedisChannel
+from m3o.runtime.events.sqlite import SqlChannel
 from m3o.runtime.store import SessionFactory
 from runtime.events_fixtures import (  # noqa: F401 - fixtures
     MakeBus,
@@ -181,6 +185,32 @@ async def test_failing_handler_is_retried_with_growing_backoff(make_bus: MakeBus
     assert delays[2] >= 0.16
     assert delays[0] < delays[1] < delays[2]
     assert await bus.dead_letters() == []
+
+
+async def test_a_retry_claimed_before_its_failed_attempt_ends_is_handled_not_taken_for_a_copy(
+    make_bus: MakeBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got = Recorder(fail=lambda delivery: delivery.attempt < 2)
+    for channel in (SqlChannel, RedisChannel):
+
+        async def slow_retry(
+            self: Any, claim: Any, at: datetime, error: str, _retry: Any = channel.retry
+        ) -> None:
+            # A retry written slowly (a busy database): it is due, and claimed, while the
+            # failed attempt's task has not ended yet.
+            await _retry(self, claim, at, error)
+            with contextlib.suppress(TimeoutError):
+                await eventually(lambda: len(got.deliveries) > 1, timeout=3.0)
+
+        monkeypatch.setattr(channel, "retry", slow_retry)
+    bus = make_bus()
+    bus.subscribe(TOPIC, "alerts-customers", got, max_attempts=3, concurrency=2, **FAST)
+    await bus.start()
+
+    await bus.publisher.publish(TOPIC, signup())
+    await bus.wait_idle()
+
+    assert got.attempts == [1, 2]
 
 
 async def test_backoff_never_exceeds_its_cap(make_bus: MakeBus) -> None:

@@ -78,6 +78,9 @@ class _Subscription:
     """The claims of ``running``, counted."""
     running_ids: dict[str, int] = field(default_factory=dict)
     """How many of ``running``'s claims are of each event id (a set, with copies counted)."""
+    retrying: set[str] = field(default_factory=set)
+    """Event ids whose handling failed and was given a retry, while the failed handling's
+    task is still running: a claim of one is the retry, not a copy."""
     retries: list[datetime] = field(default_factory=list)
     recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,7 +91,9 @@ class _Subscription:
             self.recent.popitem(last=False)
 
     def is_duplicate(self, event_id: str) -> bool:
-        return event_id in self.recent or event_id in self.running_ids
+        if event_id in self.recent:
+            return True
+        return event_id in self.running_ids and event_id not in self.retrying
 
     def started(self, task: asyncio.Task[None], claims: tuple[Claim, ...]) -> None:
         self.running[task] = claims
@@ -96,6 +101,7 @@ class _Subscription:
         for claim in claims:
             event_id = claim.delivery.id
             self.running_ids[event_id] = self.running_ids.get(event_id, 0) + 1
+            self.retrying.discard(event_id)  # the retry is being handled: later ones are copies
 
     def finished(self, task: asyncio.Task[None]) -> None:
         claims = self.running.pop(task, ())
@@ -105,6 +111,8 @@ class _Subscription:
             left = self.running_ids.pop(event_id, 1) - 1
             if left:
                 self.running_ids[event_id] = left
+            else:
+                self.retrying.discard(event_id)
 
 
 class Bus:
@@ -550,6 +558,8 @@ class Bus:
             return
         delay = retry_delay(attempt, sub.backoff_base, sub.backoff_max)
         at = datetime.now(UTC) + delay
+        # Before the retry is written: it may be due, and claimed, before this task ends.
+        sub.retrying.add(claim.delivery.id)
         _log.warning(
             "events.handler_failed",
             **_about(sub, claim),
