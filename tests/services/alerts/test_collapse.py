@@ -19,7 +19,7 @@ WINDOW = timedelta(milliseconds=600)
 
 
 async def _wait_past(started: float, window: timedelta) -> None:
-    """Until the window that opened at ``started`` (monotonic) has certainly ended: the
+    """Until the window that opened before ``started`` (monotonic) has certainly ended: the
     condition is the elapsed time itself."""
     deadline = started + window.total_seconds() + 0.2
     while time.monotonic() < deadline:
@@ -32,8 +32,8 @@ async def test_identical_alerts_in_the_window_are_one_message_across_processes(
     first, second = Recorder("first"), Recorder("second")
     one = alerts(sessions, counters, [first], window=WINDOW)
     two = alerts(sessions, counters, [second], window=WINDOW)
-    started = time.monotonic()
     await one.report_event(event(label="x"), call("ReportEvent"))
+    started = time.monotonic()  # the window opened during that call: over by this + WINDOW
     for handler in (two, one, two):
         await handler.report_event(event(label="x"), call("ReportEvent"))
     await two.report_event(event(label="x", value=1), call("ReportEvent"))  # not identical
