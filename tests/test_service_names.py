@@ -3,13 +3,11 @@ service accounts named as the definitions name them, and an unknown name refused
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from m3o.platform.service_names import ACCOUNT_NAMES, NAMES, definition
 from m3o.platform.services import SERVICES
+from support.fresh_python import lines_printed
 
 
 def test_every_service_is_loaded_by_its_name_in_start_up_order() -> None:
@@ -42,7 +40,4 @@ def test_a_process_running_one_service_imports_no_other_service_and_no_http_clie
         "print(sorted(m for m in ('httpx', 'websockets', 'm3o.platform.front')"
         " if m in sys.modules))\n"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert loaded == ["['m3o.services.usage.service']", "[]"]
+    assert lines_printed(code) == ["['m3o.services.usage.service']", "[]"]

@@ -7,8 +7,6 @@ log on SQLite and PostgreSQL, outbox + Redis Streams).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -47,6 +45,7 @@ from runtime.events_fixtures import (  # noqa: F401 - fixtures
     make_bus_fixture,
     signup,
 )
+from support.fresh_python import lines_printed
 from support.http_fakes import served
 from support.services import grpc_channel_to
 
@@ -211,21 +210,13 @@ def test_without_tracing_there_is_no_trace_context_to_carry() -> None:
 
 def test_without_tracing_the_tracing_sdk_and_exporter_are_not_even_imported() -> None:
     # (redis-py imports OpenTelemetry's API and metrics SDK itself when they are installed)
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, m3o.platform.local, m3o.platform.remote, m3o.cli; "
-            "print(sorted(m for m in sys.modules if m.startswith(("
-            "'opentelemetry.sdk.trace', 'opentelemetry.exporter', "
-            "'opentelemetry.trace.propagation.tracecontext'))))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    loaded = lines_printed(
+        "import sys, m3o.platform.local, m3o.platform.remote, m3o.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'opentelemetry.sdk.trace', 'opentelemetry.exporter', "
+        "'opentelemetry.trace.propagation.tracecontext'))))"
     )
-    assert loaded.stdout.strip() == "[]"
+    assert loaded == ["[]"]
 
 
 class Collector:
