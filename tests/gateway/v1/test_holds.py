@@ -236,8 +236,10 @@ async def test_a_dead_gateways_calls_are_finished_by_the_next_one(
     assert await any_counters.get(debited_key(CUSTOMER)) == 7 * PRICE
 
     survivor = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
-    await survivor.v1.holds.start(survivor.v1.requests.publish)
+    await survivor.v1.holds.start(survivor.v1.requests.publish)  # notes the missing lease
     try:
+        assert survivor.publisher.events("requests") == []
+        assert await survivor.v1.holds.recover() == 7  # missing at a second sweep: dead
         events = survivor.publisher.events("requests")
         assert len(events) == 5
         assert all(e.request.price == str(PRICE) for e in events)  # type: ignore[attr-defined]
@@ -282,7 +284,7 @@ async def test_a_gateway_whose_lease_vanished_keeps_its_calls_if_it_writes_it_ag
         await peer.stop()
 
 
-async def test_a_gateway_seen_alive_whose_lease_stays_missing_is_recovered_a_sweep_later(
+async def test_a_gateway_whose_lease_stays_missing_is_recovered_at_the_second_sweep(
     any_counters: CounterStore,
 ) -> None:
     live, peer = await _a_peer_that_saw_a_live_gateway_with_a_call_in_flight(any_counters)
@@ -295,6 +297,33 @@ async def test_a_gateway_seen_alive_whose_lease_stays_missing_is_recovered_a_swe
         assert await any_counters.get(debited_key(CUSTOMER)) == 0
     finally:
         await peer.stop()
+
+
+async def test_a_call_admitted_after_a_lost_lease_is_kept_by_a_peer_that_never_met_its_gateway(
+    any_counters: CounterStore,
+) -> None:
+    """Redis restarted empty: the live gateway's next call is in the new book before its
+    lease is written again, and the peer's sweep finds it first. The peer had no earlier
+    sight of that gateway (its sweeps found none of its holds), so nothing but the missing
+    lease speaks for its death."""
+    catalog = Catalog(hello_entry(pricing={"Helloworld.Call": PRICE}))
+    live = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    peer = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
+    await live.v1.holds.start(live.v1.requests.publish)
+    await peer.v1.holds.start(peer.v1.requests.publish)  # the book is empty
+    await any_counters.delete(LEASE_PREFIX + live.v1.holds.instance)
+    prepared = await live.v1.calls.prepare("/v1/helloworld/call", "helloworld/call", KEY)
+    await live.v1.calls.admit(prepared)
+    try:
+        assert await peer.v1.holds.recover() == 0
+        await live.v1.holds.start(live.v1.requests.publish)  # writes its lease again
+        assert await peer.v1.holds.recover() == 0
+        assert await peer.v1.holds.recover() == 0
+        assert len(await any_counters.holds("v1:holds")) == 1
+        assert await any_counters.get(debited_key(CUSTOMER)) == PRICE
+    finally:
+        await live.v1.holds.stop()
+        await peer.v1.holds.stop()
 
 
 class LateAdmission:
@@ -463,6 +492,7 @@ async def test_an_event_recovered_from_a_dead_gateways_hold_keeps_its_trace_cont
 
     survivor = gateway(any_counters, catalog=catalog, balances={CUSTOMER: FUNDS})
     await survivor.v1.holds.start(republish)
+    await survivor.v1.holds.recover()
     await survivor.v1.holds.stop()
     [event] = published
     ids = f"00-{call.context.trace_id:032x}-{call.context.span_id:016x}-"

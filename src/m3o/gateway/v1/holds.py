@@ -20,11 +20,11 @@ process dies.
 - each process renews a lease ``v1:holds-lease:<instance>`` three times a sweep; holds of
   an instance whose lease expired (it crashed) are recovered by any gateway, at start and
   every ``sweep_every``: served ones have their event published (same id, so counted
-  once) and are settled, the others are released. An instance whose lease this process
-  has seen is taken for dead only when its lease is missing at two sweeps in a row: a
-  Redis restarted empty loses every lease at once, and the live gateways write theirs
-  again within a third of a sweep, while a peer sweeping at that moment would otherwise
-  release their calls in flight (answered, then free);
+  once) and are settled, the others are released. An instance is taken for dead only
+  when its lease is missing at two sweeps in a row (the start's counts as one): a Redis
+  restarted empty loses every lease at once, the live gateways write theirs again within
+  a third of a sweep, and their calls admitted in between are in the new book, where a
+  peer sweeping at that moment would otherwise release them (answered, then free);
 - the same sweep finishes this process's own holds that no call of it is waiting on any
   more, found so in two sweeps running: an admission whose reply was lost and that ran in
   the store only after its background release found nothing (released now), and a served
@@ -115,10 +115,8 @@ class Holds:
         """This process's holds whose call is not finished (an id never comes back)."""
         self._orphans: set[str] = set()
         """Own holds the last sweep found in the book that no call is waiting on."""
-        self._seen: set[str] = set()
-        """Other instances whose lease this process has found."""
         self._leaseless: set[str] = set()
-        """Instances in :attr:`_seen` whose lease the last sweep found missing."""
+        """Other instances with holds whose lease the last sweep found missing."""
         self._pending: dict[str, tuple[AdmissionRequest, AdmissionDecision]] = {}
         self._commits: list[tuple[Hold, Envelope, asyncio.Future[bool]]] = []
         self._committing: set[asyncio.Task[None]] = set()
@@ -292,12 +290,9 @@ class Holds:
         for instance in instances:
             if await self._counters.get_value(LEASE_PREFIX + instance) is None:
                 missing.add(instance)
-            else:
-                self._seen.add(instance)
-        # One seen alive gets a sweep to write its lease again (see the module).
-        dead = {i for i in missing if i not in self._seen or i in self._leaseless}
+        # Each gets a sweep to write its lease again (see the module).
+        dead = missing & self._leaseless
         self._leaseless = missing - dead
-        self._seen -= dead
         # A hold not live is finished as far as this process's calls go (its id never comes
         # back), so finishing it from a copy of the book a moment old is safe: a release
         # undoes only a hold still there, and an event id is counted once.
