@@ -23,10 +23,12 @@ from runtime.counters_fixtures import (  # noqa: F401 - a fixture
     SHORT,
     Clock,
     Subject,
+    call,
     sqlite_threads_stopped,
     subject_fixture,
 )
 from support.backends import DATABASE_BACKENDS, drop_engine, make_engine
+from support.database_failures import postgres_out_of_slots
 from support.ports import closed_port
 
 # Counters
@@ -407,5 +409,24 @@ async def test_sql_store_rejects_a_naive_clock(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="timezone-aware"):
             await store.get("c")
+    finally:
+        await engine.dispose()
+
+
+async def test_a_postgres_server_out_of_connection_slots_is_unavailable() -> None:
+    """Every connection slot taken ("sorry, too many clients already") is a database that
+    cannot take the work now: a 503 to retry, not an internal error."""
+    engine = postgres_out_of_slots()
+    store = SqlCounterStore(engine)
+    try:
+        attempts: list[Callable[[], Awaitable[object]]] = [
+            store.ping,
+            lambda: store.incr("c"),
+            lambda: store.admit_many([call()]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(Unavailable) as caught:
+                await attempt()
+            assert caught.value == Unavailable("counters", "Counter store unavailable")
     finally:
         await engine.dispose()

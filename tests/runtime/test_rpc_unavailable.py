@@ -1,8 +1,10 @@
-"""A handler that cannot reach Redis (or another server) answers Unavailable, not Internal."""
+"""A handler that cannot reach Redis, the database (or another server) answers Unavailable,
+not Internal."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -12,9 +14,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from m3o.runtime.auth import CallContext
 from m3o.runtime.errors import Internal, Unavailable
 from m3o.runtime.rpc import Dispatcher, GrpcTransport, InProcessTransport, Transport
+from m3o.runtime.store import create_engine
 from m3o.services.helloworld.handler import Helloworld
 from m3o.services.helloworld.proto import helloworld_pb2 as pb
 from m3o.services.helloworld.proto.client import SPEC, HelloworldClient
+from support.backends import postgres_url
+from support.database_failures import postgres_out_of_slots, raised, sqlite_locked
 from support.services import grpc_channel_to
 
 _FAILURES: dict[str, Exception] = {
@@ -23,6 +28,23 @@ _FAILURES: dict[str, Exception] = {
     "socket-refused": ConnectionRefusedError(111, "Connection refused"),
     "bug": ValueError("a bug"),
 }
+
+
+@pytest.fixture
+async def database_failures(tmp_path: Path) -> AsyncIterator[None]:
+    """Real database failures among the handler's: out of room (PostgreSQL's connection
+    slots all taken, SQLite locked) and wrong work (a table that does not exist)."""
+    made = {
+        "postgres-full": await raised(postgres_out_of_slots(), "SELECT 1"),
+        "sqlite-locked": await sqlite_locked(tmp_path),
+        "postgres-bug": await raised(
+            create_engine(postgres_url(), pool_size=1), "SELECT * FROM no_such_table"
+        ),
+    }
+    _FAILURES.update(made)
+    yield
+    for name in made:
+        del _FAILURES[name]
 
 
 class Failing(Helloworld):
@@ -42,7 +64,10 @@ async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
         yield GrpcTransport(channel)
 
 
-@pytest.mark.parametrize("failure", ["redis-down", "redis-slow", "socket-refused"])
+@pytest.mark.parametrize(
+    "failure", ["redis-down", "redis-slow", "socket-refused", "postgres-full", "sqlite-locked"]
+)
+@pytest.mark.usefixtures("database_failures")
 async def test_unreachable_server_is_unavailable_with_the_cause_logged(
     transport: Transport, failure: str
 ) -> None:
@@ -59,7 +84,9 @@ async def test_unreachable_server_is_unavailable_with_the_cause_logged(
     assert logged["exc_info"] is _FAILURES[failure]
 
 
-async def test_other_failures_stay_internal(transport: Transport) -> None:
+@pytest.mark.parametrize("failure", ["bug", "postgres-bug"])
+@pytest.mark.usefixtures("database_failures")
+async def test_other_failures_stay_internal(transport: Transport, failure: str) -> None:
     with pytest.raises(Internal) as caught:
-        await HelloworldClient(transport).call(pb.CallRequest(name="bug"))
+        await HelloworldClient(transport).call(pb.CallRequest(name=failure))
     assert caught.value == Internal("helloworld.call", "Internal server error")

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from m3o.runtime.clock import Clock, utc_now
@@ -60,6 +60,7 @@ from m3o.runtime.counters.tables import counters
 from m3o.runtime.errors import Unavailable
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import is_sqlite
+from m3o.runtime.store.unreachable import database_unreachable
 
 __all__ = ["SqlCounterStore"]
 
@@ -99,8 +100,11 @@ class SqlCounterStore:
             async with self._turn, self._engine.begin() as conn:
                 yield conn
         except (OperationalError, InterfaceError, OSError) as exc:
-            log.warning("counter store unavailable", error=str(exc).splitlines()[0])
-            raise Unavailable("counters", "Counter store unavailable") from exc
+            raise _unavailable(exc) from exc
+        except DBAPIError as exc:  # PostgreSQL out of connection slots, shutting down...
+            if not database_unreachable(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     async def incr(self, key: str, amount: int = 1, *, ttl: timedelta | None = None) -> int:
         return (await self.incr_many({key: amount}, ttl=ttl))[key]
@@ -330,6 +334,11 @@ class SqlCounterStore:
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    log.warning("counter store unavailable", error=str(exc).splitlines()[0])
+    return Unavailable("counters", "Counter store unavailable")
 
 
 def _hold_key(hold: Hold) -> str:

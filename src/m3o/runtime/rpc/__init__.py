@@ -47,6 +47,7 @@ from m3o.runtime.logging.tracing import (
     stream_server_span,
 )
 from m3o.runtime.store.redis import REDIS_UNREACHABLE
+from m3o.runtime.store.unreachable import database_unreachable
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -243,8 +244,9 @@ class Dispatcher:
             return exc
         if isinstance(exc, TimeoutError):
             return DeadlineExceeded(ctx_id)
-        if isinstance(exc, _UNREACHABLE):
-            # Redis (or another server) down or too slow: worth retrying, not a bug.
+        if isinstance(exc, _UNREACHABLE) or database_unreachable(exc):
+            # Redis, the database (or another server) down, full or too slow: worth
+            # retrying, not a bug.
             _log.warning("rpc.unavailable", endpoint=ctx_id, exc_info=exc)
             return Unavailable(ctx_id, UNAVAILABLE_DETAIL)
         _log.error("rpc.internal_error", endpoint=ctx_id, exc_info=exc)
