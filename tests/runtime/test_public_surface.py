@@ -388,6 +388,9 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.store.redis_direct": [
         "DirectCommands",
     ],
+    "m3o.runtime.store.unreachable": [
+        "database_unreachable",
+    ],
 }
 
 
