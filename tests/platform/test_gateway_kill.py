@@ -7,9 +7,9 @@ database, this run's Redis test database. A burst of paid calls goes through gat
 which is killed (SIGKILL) while dozens are in flight: some admitted and not answered (the
 helloworld process is frozen with SIGSTOP first, so they hold their reservations at the
 kill whatever the machine's speed), some answered with their request events still in A's
-memory. Gateway B then starts and recovers
-A's calls at its first sweep after start, once A's lease has been missing at two sweeps
-(A's lease is removed first: the 30 s it would take to expire is all that is skipped). Once the usage consumers have caught up:
+memory. Gateway B then starts and recovers A's calls at its first sweep after start, once
+A's lease has been missing at two sweeps (A's lease is removed first: the 30 s it would
+take to expire is all that is skipped). Once the usage consumers have caught up:
 
     units charged == price x the monthly counter == the history's calls <= the 200s seen.
 
