@@ -339,10 +339,7 @@ async def test_unreachable_redis_is_unavailable() -> None:
             lambda: store.incr_existing("c", 1),
             lambda: store.set_counter_if_absent("c", 1),
         ]
-        for call in calls:
-            with pytest.raises(Unavailable) as caught:
-                await call()
-            assert caught.value == Unavailable("counters", "Counter store unavailable")
+        await _each_unavailable(calls)
     finally:
         await store.close()
 
@@ -419,14 +416,16 @@ async def test_a_postgres_server_out_of_connection_slots_is_unavailable() -> Non
     engine = postgres_out_of_slots()
     store = SqlCounterStore(engine)
     try:
-        attempts: list[Callable[[], Awaitable[object]]] = [
-            store.ping,
-            lambda: store.incr("c"),
-            lambda: store.admit_many([call()]),
-        ]
-        for attempt in attempts:
-            with pytest.raises(Unavailable) as caught:
-                await attempt()
-            assert caught.value == Unavailable("counters", "Counter store unavailable")
+        await _each_unavailable(
+            [store.ping, lambda: store.incr("c"), lambda: store.admit_many([call()])]
+        )
     finally:
         await engine.dispose()
+
+
+async def _each_unavailable(calls: list[Callable[[], Awaitable[object]]]) -> None:
+    """Each of ``calls`` fails with the counter store's Unavailable."""
+    for attempt in calls:
+        with pytest.raises(Unavailable) as caught:
+            await attempt()
+        assert caught.value == Unavailable("counters", "Counter store unavailable")
