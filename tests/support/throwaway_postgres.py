@@ -45,7 +45,7 @@ _SETTINGS = {
     "fsync": "off",  # the data lives as long as the run: no durability
     "synchronous_commit": "off",
     "full_page_writes": "off",
-    "max_connections": "300",  # the suite was seen at 86 at once (see .ci/run)
+    "max_connections": "300",  # the suite was seen at 96 at once (see .ci/run)
 }
 
 
