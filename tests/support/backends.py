@@ -5,9 +5,14 @@ thousands of storage tests was minutes. So each process builds the tables once:
 
 - SQLite: one template file with every table; each test gets a copy of it.
 - PostgreSQL: schemas with every table are kept in a pool; a test takes one, and when it is
-  done every table is emptied (``TRUNCATE ... RESTART IDENTITY``, one round trip) and the
-  schema goes back to the pool (or is dropped, if the test altered its tables).
+  done every table is emptied and its sequences restarted (one round trip) and the schema
+  goes back to the pool (or is dropped, if the test altered its tables).
   ``drop_pooled_schemas`` removes them all at the end of the run.
+
+  The tables are emptied with ``DELETE``, children first, not ``TRUNCATE``: a test leaves a
+  few rows, and ``TRUNCATE`` gives each of the 44 tables and each of their indexes a new
+  file, which took 150-220 ms a test while the suite ran, against 3-7 ms for the deletes
+  (``ALTER SEQUENCE ... RESTART`` does what ``RESTART IDENTITY`` did).
 
 A test still sees exactly what it saw before: a database with every table and no rows.
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -102,6 +108,7 @@ def stop_servers() -> None:
 _sqlite_template: list[Path] = []  # the template file, once made
 _free_schemas: list[str] = []
 _pooled_schemas: list[str] = []
+_emptying: dict[str, str] = {}  # schema -> the statements that empty it
 
 
 async def create_all(engine: AsyncEngine) -> None:
@@ -137,21 +144,33 @@ async def _new_schema() -> str:
     made = create_engine(postgres_url(), schema=schema, pool_size=1)
     try:
         await create_all(made)
+        async with made.connect() as conn:
+            found = await conn.execute(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = :schema"),
+                {"schema": schema},
+            )
+            sequences = sorted(found.scalars())
     finally:
         await made.dispose()
+    deletes = [
+        f'DELETE FROM "{schema}"."{table.name}"'
+        for metadata in METADATA
+        for table in reversed(metadata.sorted_tables)
+    ]
+    restarts = [f'ALTER SEQUENCE "{schema}"."{sequence}" RESTART' for sequence in sequences]
+    _emptying[schema] = ";\n".join(["SET LOCAL lock_timeout = '30s'", *deletes, *restarts])
     _pooled_schemas.append(schema)
     return schema
 
 
 async def _empty_schema(schema: str) -> None:
-    tables = ", ".join(
-        f'"{schema}"."{table.name}"' for metadata in METADATA for table in metadata.sorted_tables
-    )
     cleaner = create_engine(postgres_url(), pool_size=1)
     try:
         async with cleaner.begin() as conn:
-            await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
-            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # Several statements in one round trip: asyncpg's simple query protocol.
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute(_emptying[schema])
     finally:
         await cleaner.dispose()
 
@@ -173,9 +192,10 @@ async def drop_engine(engine: AsyncEngine, schema: str | None) -> None:
         return
     try:
         await _empty_schema(schema)
-    except SQLAlchemyError:  # the test changed the tables themselves: drop the schema
+    except (SQLAlchemyError, asyncpg.PostgresError):  # the test changed the tables: drop it
         await _drop_schemas([schema])
         _pooled_schemas.remove(schema)
+        del _emptying[schema]
     else:
         _free_schemas.append(schema)
 
@@ -196,6 +216,7 @@ def drop_pooled_schemas() -> None:
         run_apart(_drop_schemas(list(_pooled_schemas)))
         _pooled_schemas.clear()
         _free_schemas.clear()
+        _emptying.clear()
     for path in _sqlite_template:
         shutil.rmtree(path.parent, ignore_errors=True)
     _sqlite_template.clear()
