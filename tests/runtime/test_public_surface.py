@@ -288,6 +288,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "UNAVAILABLE_DETAIL",
         "bearer_token",
         "grpc_handlers",
+        "service_channel",
     ],
     "m3o.runtime.rpc.calls": [
         "Calls",

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from m3o.runtime.logging import get_logger
+from m3o.runtime.rpc import service_channel
 
 __all__ = ["NotServing", "ProcessHealth"]
 
@@ -58,7 +59,7 @@ class ProcessHealth:
             raise NotServing(f"{name} is not running")
         channel = self._channels.get(name)
         if channel is None:
-            channel = grpc.aio.insecure_channel(self._address(name))
+            channel = service_channel(self._address(name))
             self._channels[name] = channel
         stub = health_pb2_grpc.HealthStub(channel)
         # No wait_for_ready: a service that is not listening fails at once.

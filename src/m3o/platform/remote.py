@@ -48,6 +48,7 @@ from m3o.runtime.rpc import (
     ServiceRouter,
     Transport,
     grpc_handlers,
+    service_channel,
 )
 from m3o.runtime.service import ServiceDefinition
 from m3o.runtime.store import create_engine, session_factory
@@ -106,8 +107,7 @@ def _router(config: Config, local: InProcessTransport, hosted: set[str]) -> Serv
     def transport_for(service: str) -> Transport:
         if service in hosted:
             return local
-        channel = grpc.aio.insecure_channel(config.server.service_address(service))
-        return GrpcTransport(channel)
+        return GrpcTransport(service_channel(config.server.service_address(service)))
 
     return ServiceRouter(transport_for)
 

@@ -68,6 +68,7 @@ __all__ = [
     "Transport",
     "bearer_token",
     "grpc_handlers",
+    "service_channel",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -382,6 +383,26 @@ class InProcessTransport:
             method, copy, metadata, _deadline(timeout)
         ):
             yield message
+
+
+_SERVICE_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
+
+
+def service_channel(address: str) -> grpc.aio.Channel:
+    """A channel to another of the platform's processes at ``address`` (``unix:...`` or
+    ``host:port``), trying to reconnect at most half a second apart while it is down.
+
+    gRPC's default backoff grows to two minutes between attempts: a service back after a
+    restart, or one that starts after its callers, was not tried again for that long, so
+    health checks failed and calls waiting for the channel ran out their deadline while it
+    was serving (the gateway of a platform started all at once was ready 10 s after its
+    services). Attempts to the platform's own services are cheap.
+    """
+    return grpc.aio.insecure_channel(address, options=_SERVICE_CHANNEL_OPTIONS)
 
 
 class GrpcTransport:
