@@ -19,6 +19,7 @@ import redis
 
 from support.backends import REDIS_URL
 from support.platform import (
+    CATALOG,
     Api,
     Process,
     assert_no_logged_errors,
@@ -60,7 +61,7 @@ async def test_the_operations_services_run_as_their_own_processes(
         M3O_STATUS__SERVICES=",".join(SERVICES),
     )
     migrate(env)
-    processes: list[Process] = [start(name, env, logs) for name in SERVICES]
+    processes: list[Process] = [start(name, env, logs) for name in (*SERVICES, CATALOG)]
     processes.append(start("gateway", env, logs))
     try:
         await until_serving(sockets, SERVICES, url, seconds=STARTUP)

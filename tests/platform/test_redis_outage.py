@@ -16,6 +16,7 @@ import pytest
 
 import support.platform
 from support.platform import (
+    CATALOG,
     free_port,
     migrate,
     platform_env,
@@ -59,7 +60,7 @@ async def test_login_is_503_while_redis_is_away_and_200_on_the_first_call_after(
     migrate(env)
     logs = tmp_path / "logs"
     logs.mkdir()
-    processes = [start(name, env, logs) for name in ("auth", "customers", "gateway")]
+    processes = [start(name, env, logs) for name in ("auth", "customers", CATALOG, "gateway")]
     url = f"http://127.0.0.1:{port}"
 
     def post(path: str, body: dict[str, str], token: str = "") -> httpx.Response:

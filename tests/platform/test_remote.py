@@ -25,6 +25,7 @@ from m3o.services.helloworld.proto.client import HelloworldClient
 from support.backends import redis_url
 from support.metric_samples import samples
 from support.platform import (
+    CATALOG,
     M3O,
     free_port,
     migrate,
@@ -58,7 +59,7 @@ async def test_services_in_their_own_processes_serve_the_platform_api(
     migrate(env)
     logs = tmp_path / "logs"
     logs.mkdir()
-    processes = [start(name, env, logs) for name in ("auth", "customers", "gateway")]
+    processes = [start(name, env, logs) for name in ("auth", "customers", CATALOG, "gateway")]
     url = f"http://127.0.0.1:{port}"
     try:
         await until_serving(sockets, ("auth", "customers"), url)

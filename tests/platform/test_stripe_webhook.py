@@ -27,6 +27,7 @@ import redis
 from m3o.services.balance.settings import UNITS_PER_CENT
 from support.backends import REDIS_URL
 from support.platform import (
+    CATALOG,
     PASSWORD,
     Api,
     Process,
@@ -47,7 +48,7 @@ pytestmark = pytest.mark.e2e
 
 ADMIN_PASSWORD = "stripe-webhook-admin-password"
 SIGNING_SECRET = "whsec_platform_profile_secret"
-SHARED = ("auth", "customers", "balance")
+SHARED = ("auth", "customers", "balance", CATALOG)
 DELIVERIES = 100
 AT_ONCE = 20
 TOP_UP = 2_000  # cents
