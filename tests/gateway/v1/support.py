@@ -110,6 +110,10 @@ class Catalog:
     def get(self, api_name: str) -> CatalogEntry | None:
         return self.entries.get(api_name.lower())
 
+    @property
+    def loaded(self) -> bool:
+        return True
+
 
 def entry(
     name: str,

@@ -12,11 +12,11 @@ from google.protobuf import descriptor_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.gateway.v1.paths import parse_path
-from m3o.gateway.v1.targets import Targets
+from m3o.gateway.v1.targets import NO_SUCH_API, UNREAD_CATALOG, Targets
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import RedisCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore
-from m3o.runtime.errors import Unavailable
+from m3o.runtime.errors import NotFound, Unavailable
 from m3o.runtime.rpc import StaticToken
 from m3o.runtime.rpc.fakes import FakePublisher
 from m3o.runtime.store import SessionFactory
@@ -197,6 +197,29 @@ async def test_a_first_load_that_fails_leaves_the_view_empty_until_a_poll_succee
         await view.stop()
 
 
+async def test_a_call_before_the_first_load_is_unavailable_not_an_unknown_api(
+    counters: CounterStore,
+) -> None:
+    client = FakePublicapiClient()
+    client.list.raises(Unavailable("publicapi", "down"))
+    view = CatalogView(client, counters)
+    await view.start()
+    try:
+        targets = Targets(view)
+        for api_name in ("helloworld", "nosuchapi"):  # neither can be told apart yet
+            with pytest.raises(Unavailable) as unread:
+                targets.resolve(parse_path(f"{api_name}/call"))
+            assert unread.value.detail == UNREAD_CATALOG
+        client.list.returns(listing(helloworld_entry()))
+        assert await view.poll() is True
+        assert targets.entry("helloworld").name == "helloworld"
+        with pytest.raises(NotFound) as unknown:
+            targets.resolve(parse_path("nosuchapi/call"))
+        assert unknown.value.detail == NO_SUCH_API
+    finally:
+        await view.stop()
+
+
 class DownCounters:
     async def get(self, key: str) -> int:
         raise Unavailable("counters", "Counter store unavailable")
@@ -318,3 +341,7 @@ class StaticCatalog:
 
     def get(self, api_name: str) -> CatalogEntry | None:
         return self._entry if api_name.lower() == self._entry.name else None
+
+    @property
+    def loaded(self) -> bool:
+        return True

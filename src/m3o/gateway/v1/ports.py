@@ -157,6 +157,12 @@ class Catalog(Protocol):
         """The entry of ``api_name`` (any case); None when no such API is published."""
         ...
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the catalog has been read at all (an unread catalog knows no API, which
+        says nothing of what is published)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedCall:

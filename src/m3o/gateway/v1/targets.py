@@ -36,6 +36,7 @@ __all__ = [
     "NO_SUCH_ENDPOINT",
     "UNAVAILABLE_API",
     "UNKNOWN_ENDPOINT",
+    "UNREAD_CATALOG",
     "LocalServices",
     "Target",
     "Targets",
@@ -49,6 +50,9 @@ LOCAL_PREFIX = "local:"
 NO_SUCH_API = "No such API"
 NO_SUCH_ENDPOINT = "No such endpoint"
 UNAVAILABLE_API = "API not available"
+UNREAD_CATALOG = "The API catalog is not loaded yet"
+"""Unavailable: a gateway that has not read the catalog (publicapi unreachable since it
+started) cannot tell an unknown API from a published one."""
 UNKNOWN_ENDPOINT = "unknown"
 """The endpoint name of every call to an undeclared endpoint of an API without descriptors
 (declared names always have a dot, so it names no declared endpoint)."""
@@ -128,9 +132,12 @@ class Targets:
         self._local = local or {}
 
     def entry(self, api: str) -> CatalogEntry:
-        """The published API; NotFound ``No such API``."""
+        """The published API; NotFound ``No such API``, or Unavailable while the catalog
+        has never been read."""
         entry = self._catalog.get(api)
         if entry is None:
+            if not self._catalog.loaded:
+                raise Unavailable(ERROR_ID, UNREAD_CATALOG)
             raise NotFound(ERROR_ID, NO_SUCH_API)
         return entry
 
