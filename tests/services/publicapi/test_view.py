@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -180,31 +181,35 @@ async def test_a_failed_reload_keeps_the_entries_and_is_retried(counters: Counte
     assert view.get("helloworld") is None
 
 
-async def test_a_first_load_that_fails_leaves_the_view_empty_until_a_poll_succeeds(
+@contextlib.asynccontextmanager
+async def _view_whose_first_load_failed(
     counters: CounterStore,
-) -> None:
+) -> AsyncIterator[tuple[FakePublicapiClient, CatalogView]]:
     client = FakePublicapiClient()
     client.list.raises(Unavailable("publicapi", "down"))
     view = CatalogView(client, counters)
     await view.start()
     try:
+        yield client, view
+    finally:
+        await view.stop()
+
+
+async def test_a_first_load_that_fails_leaves_the_view_empty_until_a_poll_succeeds(
+    counters: CounterStore,
+) -> None:
+    async with _view_whose_first_load_failed(counters) as (client, view):
         assert not view.loaded
         assert view.get("helloworld") is None
         client.list.returns(listing(helloworld_entry()))
         assert await view.poll() is True
         assert view.loaded
-    finally:
-        await view.stop()
 
 
 async def test_a_call_before_the_first_load_is_unavailable_not_an_unknown_api(
     counters: CounterStore,
 ) -> None:
-    client = FakePublicapiClient()
-    client.list.raises(Unavailable("publicapi", "down"))
-    view = CatalogView(client, counters)
-    await view.start()
-    try:
+    async with _view_whose_first_load_failed(counters) as (client, view):
         targets = Targets(view)
         for api_name in ("helloworld", "nosuchapi"):  # neither can be told apart yet
             with pytest.raises(Unavailable) as unread:
@@ -216,8 +221,6 @@ async def test_a_call_before_the_first_load_is_unavailable_not_an_unknown_api(
         with pytest.raises(NotFound) as unknown:
             targets.resolve(parse_path("nosuchapi/call"))
         assert unknown.value.detail == NO_SUCH_API
-    finally:
-        await view.stop()
 
 
 class DownCounters:
