@@ -279,6 +279,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "INTERNAL_DETAIL",
         "InProcessTransport",
         "MethodSpec",
+        "RECONNECT_OPTIONS",
         "RpcObserver",
         "ServiceRouter",
         "ServiceSpec",

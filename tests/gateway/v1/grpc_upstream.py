@@ -136,7 +136,8 @@ def _status(number: int) -> grpc.StatusCode:
 
 
 @asynccontextmanager
-async def serve_echo() -> AsyncIterator[EchoUpstream]:
+async def serve_echo(port: int = 0) -> AsyncIterator[EchoUpstream]:
+    """The echo upstream on ``port`` of 127.0.0.1 (0: one the system picks)."""
     upstream = EchoUpstream()
     server = grpc.aio.server()
     handlers = {
@@ -157,7 +158,7 @@ async def serve_echo() -> AsyncIterator[EchoUpstream]:
         ),
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("lab.Echo", handlers)])
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     upstream.address = f"127.0.0.1:{port}"
     try:

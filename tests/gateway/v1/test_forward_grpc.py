@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from gateway.v1.support import CUSTOMER, KEY, Catalog, assert_upstream_span_sent
 from m3o.gateway.v1 import PublicAPISettings
 from m3o.runtime.counters import CounterStore
 from m3o.services.balance.hot import hot_key
+from support.ports import free_port
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BIG = 2**62 + 1
@@ -152,6 +154,35 @@ async def test_unreachable_upstream_is_503_and_uncharged(counters: CounterStore)
     response = await _call(gw, {"name": "x"})
     assert response.status_code == 503
     assert await counters.get(hot_key(CUSTOMER)) == 100
+
+
+async def test_an_upstream_back_after_seconds_away_is_called_again_within_one(
+    counters: CounterStore,
+) -> None:
+    port = free_port()
+    lab = entry("lab", f"127.0.0.1:{port}", files=[echo_file()], pricing={"Echo.Call": 10})
+    gw = gateway(counters, catalog=Catalog(lab), balances={CUSTOMER: 100})
+    loop = asyncio.get_running_loop()
+    async with gw.http() as http:
+        try:
+
+            async def status() -> int:
+                answer = await http.post("/v1/lab/echo/call", json={"name": "x"}, headers=AUTH)
+                return answer.status_code
+
+            away_until = loop.time() + 3.0  # gRPC's default backoff: next try 1.2 s+ later
+            while loop.time() < away_until:
+                assert await status() == 503
+                await asyncio.sleep(0.05)  # pacing the calls, not waiting for an outcome
+            async with serve_echo(port):
+                back = loop.time()
+                while await status() != 200:
+                    assert loop.time() - back < 10, "the upstream was never called again"
+                    await asyncio.sleep(0.02)
+                took = loop.time() - back
+        finally:
+            await gw.v1.calls.forwarders.close()
+    assert took < 1.5, f"called again {took:.2f} s after the upstream was back"
 
 
 async def test_grpc_api_without_descriptors_is_unavailable(counters: CounterStore) -> None:

@@ -40,6 +40,7 @@ from m3o.gateway.v1.upstream import (
     UpstreamUnreachable,
 )
 from m3o.runtime.errors import BadRequest, Internal, Unavailable, error_from_grpc
+from m3o.runtime.rpc import RECONNECT_OPTIONS
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "GrpcForwarder", "upstream_failure"]
 
@@ -123,7 +124,14 @@ class GrpcForwarder:
     ) -> None:
         self._max_in_flight = max_in_flight
         self._max_answer_bytes = max_answer_bytes
-        self._options = (("grpc.max_receive_message_length", max_answer_bytes), *options)
+        # An upstream back after a restart is tried again within half a second: calls do
+        # not wait for a reconnecting channel, so with gRPC's default backoff they failed
+        # for up to two minutes while it was serving.
+        self._options = (
+            ("grpc.max_receive_message_length", max_answer_bytes),
+            *RECONNECT_OPTIONS,
+            *options,
+        )
         self._channels: dict[str, _Channel] = {}
 
     def _channel(self, address: str) -> _Channel:

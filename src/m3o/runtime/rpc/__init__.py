@@ -52,6 +52,7 @@ from m3o.runtime.store.unreachable import database_unreachable
 __all__ = [
     "DEFAULT_TIMEOUT",
     "INTERNAL_DETAIL",
+    "RECONNECT_OPTIONS",
     "UNAVAILABLE_DETAIL",
     "AccessRules",
     "Authenticator",
@@ -385,11 +386,13 @@ class InProcessTransport:
             yield message
 
 
-_SERVICE_CHANNEL_OPTIONS = (
+RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
 )
+"""gRPC channel options: a channel whose server is away tries to reconnect at most half a
+second apart (gRPC's default backoff grows to two minutes between attempts)."""
 
 
 def service_channel(address: str) -> grpc.aio.Channel:
@@ -402,7 +405,7 @@ def service_channel(address: str) -> grpc.aio.Channel:
     was serving (the gateway of a platform started all at once was ready 10 s after its
     services). Attempts to the platform's own services are cheap.
     """
-    return grpc.aio.insecure_channel(address, options=_SERVICE_CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS)
 
 
 class GrpcTransport:
