@@ -402,8 +402,7 @@ def service_channel(address: str) -> grpc.aio.Channel:
     gRPC's default backoff grows to two minutes between attempts: a service back after a
     restart, or one that starts after its callers, was not tried again for that long, so
     health checks failed and calls waiting for the channel ran out their deadline while it
-    was serving (the gateway of a platform started all at once was ready 10 s after its
-    services). Attempts to the platform's own services are cheap.
+    was serving. Attempts to the platform's own services are cheap.
     """
     return grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS)
 
