@@ -11,6 +11,7 @@ over gRPC): both build the same application over their own transport.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from starlette.applications import Starlette
 
@@ -35,6 +36,7 @@ from m3o.runtime.rpc import TokenSource, Transport
 from m3o.runtime.store import SessionFactory
 from m3o.services.alerts.proto.client import AlertsClient
 from m3o.services.endtoend.proto.client import EndtoendClient
+from m3o.services.publicapi.view import FIRST_LOAD_WAIT
 from m3o.services.status.proto.client import StatusClient
 from m3o.services.stripe.proto.client import StripeClient
 from m3o.services.v1.proto.client import SPEC as V1
@@ -58,6 +60,7 @@ def build_front(
     spill: EventSpill | None = None,
     served: ServedCharges | None = None,
     served_holds: ServedHolds | None = None,
+    catalog_wait: timedelta | None = FIRST_LOAD_WAIT,
 ) -> Starlette:
     """The front over ``directory`` (platform API) and the catalog's APIs (``/v1``).
 
@@ -68,6 +71,9 @@ def build_front(
     publisher itself). ``served``: charges committed before answers (the local profile on
     SQLite, whose process owns ``counters``). ``served_holds``: served calls' holds
     committed by publishing their events in the same step (the platform profile).
+    ``catalog_wait``: how long the server waits for the catalog's first load before it
+    listens (None: until it is done); ``/readyz``'s ``catalog`` check says ``loading`` until
+    then, and ``/v1`` calls are 503.
     """
     settings = GatewaySettings(
         cors_origins=tuple(config.api.cors_origins),
@@ -86,6 +92,7 @@ def build_front(
         spill=spill,
         served=served,
         served_holds=served_holds,
+        first_load_wait=catalog_wait,
     )
     v1 = create_v1_routes(
         sources.dependencies,
@@ -103,7 +110,7 @@ def build_front(
         platform_services,
         transport,
         metrics=metrics,
-        readiness=readiness,
+        readiness=[*readiness, *sources.readiness],
         settings=settings,
         on_startup=[*sources.on_startup, *v1.on_startup],
         # Shut-down hooks run in reverse: the public API drains first, then the catalog,

@@ -243,6 +243,7 @@ async def _open(
         readiness=[_database_check(engine), ReadinessCheck("counters", counters.ping)],
         on_shutdown=[platform.close],
         served=served,
+        catalog_wait=None,  # publicapi is in this process: its first answer is soon
     )
     return platform
 

@@ -223,6 +223,50 @@ async def test_a_call_before_the_first_load_is_unavailable_not_an_unknown_api(
         assert unknown.value.detail == NO_SUCH_API
 
 
+async def test_start_waits_a_bounded_time_for_publicapi_and_the_poller_finishes_the_load(
+    counters: CounterStore,
+) -> None:
+    client = FakePublicapiClient()
+    answering = asyncio.Event()
+
+    async def list_once_answering(request: pb.ListRequest) -> pb.ListResponse:
+        await answering.wait()  # as a call waiting for publicapi to listen
+        return listing(helloworld_entry())
+
+    client.list.calls_through(list_once_answering)
+    view = CatalogView(client, counters, poll_interval=timedelta(hours=1))
+    async with asyncio.timeout(5):  # the default wait is 2 s
+        await view.start(first_load_wait=timedelta(milliseconds=50))
+    try:
+        assert not view.loaded
+        answering.set()
+        async with asyncio.timeout(5):  # no poll is due for an hour: the first load ends
+            while not view.loaded:
+                await asyncio.sleep(0.01)
+        assert view.get("helloworld") is not None
+        assert len(client.list.calls) == 1
+    finally:
+        await view.stop()
+
+
+async def test_start_without_a_bound_returns_once_the_first_load_is_done(
+    counters: CounterStore,
+) -> None:
+    client = FakePublicapiClient()
+
+    async def slow_list(request: pb.ListRequest) -> pb.ListResponse:
+        await asyncio.sleep(0.2)
+        return listing(helloworld_entry())
+
+    client.list.calls_through(slow_list)
+    view = CatalogView(client, counters)
+    await view.start(first_load_wait=None)
+    try:
+        assert view.loaded
+    finally:
+        await view.stop()
+
+
 class DownCounters:
     async def get(self, key: str) -> int:
         raise Unavailable("counters", "Counter store unavailable")

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from m3o.gateway.health import NotReady, ReadinessCheck
 from m3o.gateway.v1.balances import BalanceCurrent
 from m3o.gateway.v1.ports import Alerts, EventSpill, PlannedCall, ServedCharges, ServedHolds
 from m3o.gateway.v1.routes import V1Dependencies
@@ -35,7 +36,7 @@ from m3o.services.auth.proto.client import AuthClient
 from m3o.services.balance.hot import debited_key, hot_key
 from m3o.services.balance.proto.client import BalanceClient
 from m3o.services.publicapi.proto.client import PublicapiClient
-from m3o.services.publicapi.view import CatalogView
+from m3o.services.publicapi.view import FIRST_LOAD_WAIT, CatalogView
 from m3o.services.usage.counters import (
     DEFAULT_TIER,
     MONTHLY_TTL,
@@ -143,8 +144,11 @@ class PlatformSources:
     dependencies: V1Dependencies
     catalog: CatalogView
     on_startup: list[Hook]
-    """Loads the catalog and starts polling it (before the server takes calls)."""
+    """Starts polling the catalog, waiting a while for its first load (before the server
+    takes calls)."""
     on_shutdown: list[Hook]
+    readiness: list[ReadinessCheck]
+    """``catalog``: not ready (``loading``) until the catalog's first load has succeeded."""
 
 
 def platform_dependencies(
@@ -160,9 +164,11 @@ def platform_dependencies(
     spill: EventSpill | None = None,
     served: ServedCharges | None = None,
     served_holds: ServedHolds | None = None,
+    first_load_wait: timedelta | None = FIRST_LOAD_WAIT,
 ) -> PlatformSources:
     """Everything the public API needs, its clients calling with ``credentials`` (the
-    ``gateway`` service account's token source)."""
+    ``gateway`` service account's token source). The server starts once the catalog's
+    first load is done or ``first_load_wait`` has passed (None: however long it takes)."""
     catalog = CatalogView(PublicapiClient(transport, credentials), counters)
     dependencies = V1Dependencies(
         transport=transport,
@@ -183,4 +189,14 @@ def platform_dependencies(
         served=served,
         served_holds=served_holds,
     )
-    return PlatformSources(dependencies, catalog, [catalog.start], [catalog.stop])
+
+    async def start() -> None:
+        await catalog.start(first_load_wait)
+
+    async def loaded() -> None:
+        if not catalog.loaded:
+            raise NotReady("loading")
+
+    return PlatformSources(
+        dependencies, catalog, [start], [catalog.stop], [ReadinessCheck("catalog", loaded)]
+    )

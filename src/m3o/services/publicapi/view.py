@@ -32,6 +32,7 @@ from m3o.services.publicapi.proto.client import PublicapiService
 from m3o.services.publicapi.validation import Upstream
 
 __all__ = [
+    "FIRST_LOAD_WAIT",
     "FULL_REFRESH",
     "POLL_INTERVAL",
     "VERSION_KEY",
@@ -43,6 +44,10 @@ __all__ = [
 
 POLL_INTERVAL = timedelta(seconds=1)
 FULL_REFRESH = timedelta(seconds=60)
+FIRST_LOAD_WAIT = timedelta(seconds=2)
+"""How long :meth:`CatalogView.start` waits for the first load by default: a reachable
+publicapi answers within milliseconds; an unreachable one would hold a gateway's start for
+the whole of the call's deadline (10 s), where it can listen and say it is not ready."""
 
 _log = get_logger(__name__)
 
@@ -93,12 +98,21 @@ class CatalogView:
         entry = self.get(api_name)
         return 0 if entry is None else entry.quota(endpoint)
 
-    async def start(self) -> None:
-        """Load the catalog (a failure is logged and retried by the poller), then poll."""
+    async def start(self, first_load_wait: timedelta | None = FIRST_LOAD_WAIT) -> None:
+        """Start polling, with a first load at once (a failure is logged and retried by the
+        poller). Returns when that load has been tried, or after ``first_load_wait`` (None:
+        however long it takes) while it is still waiting for publicapi; :attr:`loaded` says
+        when it is done."""
         if self._task is not None:
             return
-        await self.poll()
-        self._task = asyncio.create_task(self._run(), name="publicapi-catalog-view")
+        tried = asyncio.Event()
+        self._task = task = asyncio.create_task(self._run(tried), name="publicapi-catalog-view")
+        wait = None if first_load_wait is None else first_load_wait.total_seconds()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await tried.wait()
+        if task.done():  # the first load raised what no poll should: the caller's to see
+            task.result()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -153,7 +167,11 @@ class CatalogView:
         self._loaded_at = self._clock()
         _log.debug("publicapi.view_reloaded", apis=len(self._entries), version=version)
 
-    async def _run(self) -> None:
+    async def _run(self, tried: asyncio.Event) -> None:
+        try:
+            await self.poll()
+        finally:
+            tried.set()
         while True:
             await asyncio.sleep(self._poll_interval)
             await self.poll()
