@@ -80,9 +80,8 @@ SERVICES = (
 )
 """Every service the public API needs, each run as its own process."""
 CATALOG = "publicapi"
-"""The catalog's service. A gateway loads the catalog before it listens, and waits out the
-call's deadline (10 s) when the service is not running: tests start it beside a gateway
-even when they call no ``/v1`` API."""
+"""The catalog's service. A gateway is not ready (``/readyz``) until it has loaded the
+catalog: tests start it beside a gateway even when they call no ``/v1`` API."""
 PASSWORD = "a public api password"
 """The password of the customers :func:`new_customer` makes."""
 CALL_PATH = "/v1/helloworld/call"
