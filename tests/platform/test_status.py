@@ -18,11 +18,11 @@ import pytest
 from support.platform import (
     M3O,
     free_port,
+    listening,
     migrate,
     platform_env,
     start,
     stop,
-    listening,
     until,
 )
 from support.throwaway_redis import RedisServer, redis_server

@@ -29,7 +29,8 @@ from m3o.services.usage import history
 from m3o.services.usage.recording import RequestRecorder
 from support.throwaway_redis import RedisServer, redis_server
 
-CALLS = 3000
+CALLS = 600
+"""Sixty times the buffer: most events are spilled, over many spills."""
 BUFFER = 10
 IN_FLIGHT = 32
 HELLO = "helloworld$Helloworld.Call"
