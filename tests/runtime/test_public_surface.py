@@ -85,6 +85,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "MixpanelConfig",
         "OAuthConfig",
         "OAuthProviderConfig",
+        "PasswordHashConfig",
         "RedisConfig",
         "SendgridConfig",
         "ServerConfig",

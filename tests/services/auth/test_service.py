@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
 from m3o.runtime.auth.access import CachedRules, RuleSpec
 from m3o.runtime.auth.tokens import JwtAuthenticator, ServiceTokenSource
-from m3o.runtime.config import build_config
+from m3o.runtime.config import ConfigError, build_config
+from m3o.runtime.config.sections import PasswordHashConfig
 from m3o.runtime.counters.sqlite import SqlCounterStore
 from m3o.runtime.errors import Forbidden, Unauthorized
 from m3o.runtime.rpc import Dispatcher, InProcessTransport, StaticToken
@@ -21,10 +24,11 @@ from m3o.services.auth.handler import Auth
 from m3o.services.auth.proto import auth_pb2 as pb
 from m3o.services.auth.proto.client import SPEC, AuthClient
 from m3o.services.auth.rules import rules_from_pb
-from m3o.services.auth.service import PUBLIC_METHODS, definition, settings_from
+from m3o.services.auth.service import PUBLIC_METHODS, definition, password_hasher, settings_from
 from support.services import NoClients, dependencies
 
 SERVICE_SECRET = "a shared service secret"
+CHEAP_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
 @dataclass
@@ -68,7 +72,13 @@ async def served(engine: AsyncEngine, sessions: SessionFactory) -> Served:
         "auth",
         engine,
         sessions,
-        {"auth": {"access_token_ttl": "10m", "service_secret": SERVICE_SECRET}},
+        {
+            "auth": {
+                "access_token_ttl": "10m",
+                "service_secret": SERVICE_SECRET,
+                "password_hash": CHEAP_HASH,
+            }
+        },
         clients=NoClients("auth"),
         counters=counters,
         service_names=("auth", "customers", "platform"),
@@ -196,3 +206,45 @@ def test_settings_come_from_the_auth_section_and_the_service_names() -> None:
     assert (settings.account_failure_limit, settings.address_failure_limit) == (3, 9)
     assert settings.failure_window == timedelta(hours=1)
     assert "from config" not in repr(settings)
+
+
+async def test_stored_secrets_are_hashed_with_the_configured_argon2_cost(
+    served: Served, sessions: SessionFactory
+) -> None:
+    async with sessions() as session:
+        hashed = (
+            await session.execute(
+                select(tables.accounts.c.secret_hash).where(tables.accounts.c.id == "platform")
+            )
+        ).scalar_one()
+    assert hashed.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+
+
+def test_the_default_cost_is_rfc_9106_low_memory_and_logs_nothing() -> None:
+    with capture_logs() as logs:
+        hasher = password_hasher(build_config({}, {}).auth.password_hash)
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (3, 65536, 4)
+    assert logs == []
+
+
+def test_a_cost_below_the_default_is_used_and_logged() -> None:
+    with capture_logs() as logs:
+        hasher = password_hasher(PasswordHashConfig(time_cost=2, memory_cost=19456))
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (2, 19456, 4)
+    assert [log["event"] for log in logs] == ["auth.password_hash_weaker_than_default"]
+    assert logs[0]["log_level"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ({"memory_cost": 31, "parallelism": 4}, "at least 8 KiB per lane"),
+        ({"time_cost": 0}, "greater than or equal to 1"),
+        ({"parallelism": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_a_cost_argon2_cannot_use_is_refused(section: dict[str, int], problem: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        build_config({"auth": {"password_hash": section}}, {})
+    assert "auth.password_hash" in str(refused.value)
+    assert problem in str(refused.value)

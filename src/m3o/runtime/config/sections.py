@@ -49,6 +49,7 @@ __all__ = [
     "MixpanelConfig",
     "OAuthConfig",
     "OAuthProviderConfig",
+    "PasswordHashConfig",
     "RedisConfig",
     "SendgridConfig",
     "ServerConfig",
@@ -670,6 +671,31 @@ class LoginFailuresConfig(_Section):
     """Window the failures are counted in."""
 
 
+class PasswordHashConfig(_Section):
+    """Argon2id's cost for the secrets auth stores (passwords, service secrets). The
+    defaults are RFC 9106's low-memory profile; hashes made with other parameters are
+    upgraded at their next successful login."""
+
+    time_cost: int = Field(default=3, ge=1, le=100)
+    """Passes over the memory."""
+    memory_cost: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    """Memory per hash, in KiB (65536: 64 MiB); at least 8 per lane."""
+    parallelism: int = Field(default=4, ge=1, le=64)
+    """Lanes (threads) per hash."""
+
+    @model_validator(mode="after")
+    def _enough_memory_per_lane(self) -> PasswordHashConfig:
+        if self.memory_cost < 8 * self.parallelism:
+            raise ValueError("memory_cost must be at least 8 KiB per lane (8 x parallelism)")
+        return self
+
+    @property
+    def weaker_than_default(self) -> bool:
+        """Cheaper than the defaults in time or memory (logged as a warning where used)."""
+        default = PasswordHashConfig()
+        return self.time_cost < default.time_cost or self.memory_cost < default.memory_cost
+
+
 class AuthConfig(_Section):
     access_token_ttl: Duration = timedelta(hours=1)
     """Lifetime of access tokens."""
@@ -690,6 +716,8 @@ class AuthConfig(_Section):
     """Comma-separated older key-encryption keys, used only to decrypt while rotating."""
     login_failures: LoginFailuresConfig = Field(default_factory=LoginFailuresConfig)
     """Throttling of repeated failed logins."""
+    password_hash: PasswordHashConfig = Field(default_factory=PasswordHashConfig)
+    """Argon2id's cost for stored secrets."""
 
     @field_validator("key_encryption_key", "previous_key_encryption_keys")
     @classmethod

@@ -1,8 +1,8 @@
 """Wiring of the auth service.
 
-Reads config section ``auth`` and, from its dependencies, ``service_names`` (the accounts
-to ensure) and ``on_rules_changed`` (called after a rule changes, e.g. the process's
-``CachedRules.invalidate``).
+Reads config section ``auth`` (``auth.password_hash``: Argon2id's cost) and, from its
+dependencies, ``service_names`` (the accounts to ensure) and ``on_rules_changed`` (called
+after a rule changes, e.g. the process's ``CachedRules.invalidate``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from argon2 import PasswordHasher
+
 from m3o.runtime.config import Config
+from m3o.runtime.config.sections import PasswordHashConfig
+from m3o.runtime.logging import get_logger
 from m3o.runtime.service import Cron, Dependencies, Handler, ServiceDefinition, ServiceParts
 from m3o.services.auth import tables
 from m3o.services.auth.handler import Auth
@@ -18,7 +22,9 @@ from m3o.services.auth.key_encryption import parse_kek, parse_kek_list
 from m3o.services.auth.proto.client import SPEC, AuthHandler
 from m3o.services.auth.settings import DEFAULT_MAX_TOKEN_TTL, AuthSettings
 
-__all__ = ["PUBLIC_METHODS", "definition", "settings_from"]
+__all__ = ["PUBLIC_METHODS", "definition", "password_hasher", "settings_from"]
+
+_log = get_logger(__name__)
 
 PUBLIC_METHODS = frozenset({"PublicKeys", "ListRules", "Token"})
 """Served without the access rules: the rules and keys every process loads depend on them.
@@ -45,10 +51,27 @@ def settings_from(config: Config, service_names: Sequence[str] = ()) -> AuthSett
     )
 
 
+def password_hasher(config: PasswordHashConfig) -> PasswordHasher:
+    """Argon2id with the configured cost; a warning when it is cheaper than the default."""
+    if config.weaker_than_default:
+        _log.warning(
+            "auth.password_hash_weaker_than_default",
+            time_cost=config.time_cost,
+            memory_cost=config.memory_cost,
+            parallelism=config.parallelism,
+        )
+    return PasswordHasher(
+        time_cost=config.time_cost,
+        memory_cost=config.memory_cost,
+        parallelism=config.parallelism,
+    )
+
+
 async def _build(deps: Dependencies) -> ServiceParts:
     handler = Auth(
         sessions=deps.sessions,
         counters=deps.counters,
+        hasher=password_hasher(deps.config.auth.password_hash),
         settings=settings_from(deps.config, deps.service_names),
         on_rules_changed=deps.on_rules_changed,
     )
