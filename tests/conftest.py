@@ -11,10 +11,14 @@ Stripe is never reached: ``stripe_fake`` is a local fake of its HTTP API
 (``tests/support/stripe_fake``), one server per test process, emptied for each test.
 
 ``spans`` turns tracing on for one test, recording spans in memory.
+
+Every platform the tests start hashes secrets with a cheap Argon2id
+(``support.password_hash``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +41,7 @@ from support.backends import (
     stop_servers,
 )
 from support.database_drops import wait_for_drops
+from support.password_hash import CHEAP_PASSWORD_HASH
 from support.servers import ServerUnreachable
 
 if TYPE_CHECKING:
@@ -46,6 +51,9 @@ if TYPE_CHECKING:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help:
         return
+    # Inherited by every process the tests start, and by the platforms opened in process
+    # with this process's environment (see support.password_hash).
+    os.environ.update(CHEAP_PASSWORD_HASH)
     try:
         start_servers()
     except ServerUnreachable as error:

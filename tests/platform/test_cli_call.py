@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from m3o.platform.local import open_local
+from support.password_hash import CHEAP_PASSWORD_HASH
 from support.platform import post
 
 ADMIN_PASSWORD = "cli-call-admin-password"
@@ -36,7 +37,8 @@ def url(tmp_path: Path) -> Iterator[str]:
     failures: list[BaseException] = []
 
     async def serve() -> None:
-        platform = await open_local(tmp_path, {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD})
+        env = {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD, **CHEAP_PASSWORD_HASH}
+        platform = await open_local(tmp_path, env)
         config = uvicorn.Config(platform.app, lifespan="on", log_config=None, access_log=False)
         server = uvicorn.Server(config)
         servers.append(server)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from m3o.platform.local import LocalPlatform, open_local
+from support.password_hash import CHEAP_PASSWORD_HASH
 from support.platform import bearer
 
 ADMIN_PASSWORD = "front-openapi-admin-password"
@@ -23,7 +24,7 @@ ROUTER_ERROR_IDS = ("api", "v1")
 @pytest.fixture
 async def front(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     platform: LocalPlatform = await open_local(
-        tmp_path, {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD}
+        tmp_path, {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD, **CHEAP_PASSWORD_HASH}
     )
     app = platform.app
     async with app.router.lifespan_context(app):

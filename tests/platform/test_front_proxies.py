@@ -10,12 +10,13 @@ import httpx
 from structlog.testing import capture_logs
 
 from m3o.platform.local import open_local
+from support.password_hash import CHEAP_PASSWORD_HASH
 
 FORWARDED = {"X-Forwarded-For": "192.0.2.1, 198.51.100.9"}
 
 
 async def _logged_client(tmp_path: Path, env: dict[str, str]) -> str:
-    platform = await open_local(tmp_path, env)
+    platform = await open_local(tmp_path, {**env, **CHEAP_PASSWORD_HASH})
     app = platform.app
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 40000))

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from m3o.platform.local import LocalPlatform, open_local
 from support.backends import POSTGRES_URL
 from support.database_drops import drop_later
+from support.password_hash import CHEAP_PASSWORD_HASH
 from support.ports import free_port
 
 __all__ = [
@@ -150,7 +151,9 @@ async def local_platform(
     data_dir: Path, env: Mapping[str, str], database: str
 ) -> AsyncIterator[LocalPlatform]:
     """The local profile opened in ``data_dir`` with ``env``, its database SQLite (the data
-    directory's file) or PostgreSQL (a fresh database), closed at the end."""
+    directory's file) or PostgreSQL (a fresh database), closed at the end. Secrets are
+    hashed cheaply unless ``env`` says otherwise (see :mod:`support.password_hash`)."""
+    env = {**CHEAP_PASSWORD_HASH, **env}
     if database == "sqlite":
         opened = await open_local(data_dir, env)
         try:

@@ -14,6 +14,7 @@ import pytest
 
 from m3o.platform.local import LocalPlatform, open_local
 from support.backends import POSTGRES_URL
+from support.password_hash import CHEAP_PASSWORD_HASH
 from support.platform import fresh_database
 
 ADMIN_PASSWORD = "admin-keys-password"
@@ -25,7 +26,7 @@ NO_PROJECT = "Missing project_id field: an admin has no project of their own"
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def front(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The platform's HTTP front in process."""
-    env = {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env = {"M3O_AUTH__ADMIN_PASSWORD": ADMIN_PASSWORD, **CHEAP_PASSWORD_HASH}
     if request.param == "sqlite":
         platform = await open_local(tmp_path, env)
         async with served(platform) as client:
