@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
-from m3o.runtime.store.migrate import upgrade
+from m3o.runtime.store.migrate import head_revision, upgrade
 from support.backends import DATABASE_BACKENDS, POSTGRES_URL
 
 
@@ -28,8 +35,9 @@ def _differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, declared))
 
 
-@pytest.mark.parametrize("backend", DATABASE_BACKENDS)
-async def test_upgrade_head_matches_declared_tables(backend: str, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _fresh(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database of ``backend`` (a PostgreSQL schema of its own)."""
     schema = None
     if backend == "sqlite":
         engine = create_engine(sqlite_url(str(tmp_path / "m.db")))
@@ -41,11 +49,7 @@ async def test_upgrade_head_matches_declared_tables(backend: str, tmp_path: Path
         await admin.dispose()
         engine = create_engine(POSTGRES_URL, schema=schema)
     try:
-        await upgrade(engine)
-        await upgrade(engine)  # applying twice is harmless
-        async with engine.connect() as conn:
-            differences = await conn.run_sync(_differences)
-        assert differences == []
+        yield engine
     finally:
         await engine.dispose()
         if schema is not None:
@@ -53,6 +57,16 @@ async def test_upgrade_head_matches_declared_tables(backend: str, tmp_path: Path
             async with admin.begin() as conn:
                 await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             await admin.dispose()
+
+
+@pytest.mark.parametrize("backend", DATABASE_BACKENDS)
+async def test_upgrade_head_matches_declared_tables(backend: str, tmp_path: Path) -> None:
+    async with _fresh(backend, tmp_path) as engine:
+        await upgrade(engine)
+        await upgrade(engine)  # applying twice is harmless
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(_differences)
+        assert differences == []
 
 
 async def test_upgrades_started_at_once_on_postgresql_apply_the_history_once() -> None:
@@ -78,3 +92,69 @@ async def test_upgrades_started_at_once_on_postgresql_apply_the_history_once() -
         async with admin.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "m3o" / "migrations"
+
+
+def test_the_head_read_from_the_file_names_is_alembics_and_the_history_is_numbered() -> None:
+    config = AlembicConfig()
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("version_locations", str(MIGRATIONS / "versions"))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == [head_revision()]  # one line of history, ending there
+    files = {p.stem[:4]: p.name for p in (MIGRATIONS / "versions").glob("[0-9]*.py")}
+    revisions = list(script.walk_revisions())
+    assert {r.revision for r in revisions} == set(files)  # each named by its file's number
+    for revision in revisions:
+        assert revision.path is not None
+        assert Path(revision.path).name == files[revision.revision]
+
+
+@pytest.mark.parametrize("backend", DATABASE_BACKENDS)
+async def test_a_database_behind_is_brought_to_the_head(backend: str, tmp_path: Path) -> None:
+    async with _fresh(backend, tmp_path) as engine:
+        behind = f"{int(head_revision()) - 1:04d}"
+        await upgrade(engine, behind)
+        async with engine.connect() as conn:
+            assert await _version(conn) == behind
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert await _version(conn) == head_revision()
+            assert await conn.run_sync(_differences) == []
+
+
+def test_a_database_at_the_head_is_opened_without_loading_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    script = f"""
+import asyncio, sys
+from m3o.runtime.store import create_engine, sqlite_url
+from m3o.runtime.store.migrate import upgrade
+
+async def main():
+    engine = create_engine(sqlite_url({str(path)!r}))
+    await upgrade(engine)
+    await engine.dispose()
+
+asyncio.run(main())
+print(sorted(name for name in sys.modules if name.split(".")[0] == "alembic"))
+"""
+
+    def loaded() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert loaded() != "[]"  # the first start migrates, with alembic
+    assert loaded() == "[]"  # the next finds the head with one query
+
+
+async def _version(conn: Any) -> str:
+    return str((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one())

@@ -379,6 +379,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.store.migrate": [
         "create_revision",
+        "head_revision",
         "upgrade",
     ],
     "m3o.runtime.store.redis": [
