@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
 from support.servers import RunServers, postgres_backend, redis_backend, with_database
+from support.workers import worker_index
 
 DATABASE_BACKENDS = [
     b.strip()
@@ -58,12 +59,6 @@ REDIS_DATABASES_PER_WORKER = 4
 one (15 by default) and the platform tests two more (14 and 12)."""
 
 
-def _worker_index() -> int:
-    """0 without pytest-xdist, else the worker's number (``gw1`` -> 1)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-
-
 def redis_url(database: int | None = None) -> str:
     """The run's Redis (see ``servers``), at ``database`` if given (else 15 or as
     configured), moved down by :data:`REDIS_DATABASES_PER_WORKER` per xdist worker, so
@@ -71,10 +66,10 @@ def redis_url(database: int | None = None) -> str:
     url = _servers.url("Redis")
     configured = int(urlsplit(url).path.strip("/") or 0)
     wanted = configured if database is None else database
-    shifted = wanted - REDIS_DATABASES_PER_WORKER * _worker_index()
+    shifted = wanted - REDIS_DATABASES_PER_WORKER * worker_index()
     if shifted < 0:
         raise RuntimeError(
-            f"Redis database {wanted} leaves none for xdist worker {_worker_index()}: "
+            f"Redis database {wanted} leaves none for xdist worker {worker_index()}: "
             "run fewer workers (-n) or configure a higher database in M3O_TEST_REDIS"
         )
     return with_database(url, shifted)

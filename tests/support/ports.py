@@ -17,6 +17,8 @@ import itertools
 import os
 import socket
 
+from support.workers import worker_index
+
 __all__ = ["BLOCK", "FIRST_PORT", "closed_port", "free_port", "worker_block"]
 
 FIRST_PORT = 12_000
@@ -32,7 +34,7 @@ _next: dict[str, itertools.count[int]] = {}
 def worker_block(worker: str, run: str = "") -> range:
     """The ports of xdist worker ``worker`` (``gw0``, ``gw1``, …; ``""`` without xdist) in the
     run ``run`` (xdist's run id)."""
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    index = worker_index(worker)
     shift = int.from_bytes(hashlib.sha256(run.encode()).digest()[:4], "big") if run else 0
     start = FIRST_PORT + ((shift + index) % BLOCKS) * BLOCK
     return range(start, start + BLOCK)
