@@ -73,6 +73,12 @@ def measure(command: list[str], port: int, env: dict[str, str], cwd: str) -> tup
         proc.wait(timeout=30)
 
 
+def measure_serving(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """:func:`measure` of ``command`` given ``--port`` and a free port to serve on."""
+    port = free_port()
+    return measure([*command, "--port", str(port)], port, env, cwd)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -83,34 +89,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "baseline_app.py").write_text(BASELINE_APP)
         for _ in range(args.runs):
-            port = free_port()
-            t, m = measure(
-                [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port)],
-                port,
-                env,
-                tmp,
-            )
+            baseline = [sys.executable, "-m", "uvicorn", "baseline_app:app"]
+            t, m = measure_serving(baseline, env, tmp)
             base_times.append(t)
             base_rss.append(m)
-            port = free_port()
-            data = tempfile.mkdtemp(dir=tmp)
-            t, m = measure(
-                [sys.executable, "-m", "m3o", "serve", "--data-dir", data, "--port", str(port)],
-                port,
-                env,
-                tmp,
-            )
-            serve_times.append(t)
-            serve_rss.append(m)
-            port = free_port()
-            t, m = measure(
-                [sys.executable, "-m", "m3o", "serve", "--data-dir", data, "--port", str(port)],
-                port,
-                env,
-                tmp,
-            )
-            restart_times.append(t)
-            serve_rss.append(m)
+            serve = [sys.executable, "-m", "m3o", "serve", "--data-dir", tempfile.mkdtemp(dir=tmp)]
+            for times in (serve_times, restart_times):  # a new data directory, then again
+                t, m = measure_serving(serve, env, tmp)
+                times.append(t)
+                serve_rss.append(m)
     st, sm = statistics.median(serve_times), max(serve_rss)
     rt = statistics.median(restart_times)
     bt, bm = statistics.median(base_times), max(base_rss)
