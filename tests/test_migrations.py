@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.platform.services import METADATA
 from m3o.runtime.store import create_engine, sqlite_url
-from m3o.runtime.store.migrate import head_revision, upgrade
+from m3o.runtime.store.migrate import _alembic_config, head_revision, upgrade
 from support.backends import DATABASE_BACKENDS, POSTGRES_URL
 
 
@@ -94,17 +93,10 @@ async def test_upgrades_started_at_once_on_postgresql_apply_the_history_once() -
         await admin.dispose()
 
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "m3o" / "migrations"
-
-
 def test_the_head_read_from_the_file_names_is_alembics_and_the_history_is_numbered() -> None:
-    config = AlembicConfig()
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("version_locations", str(MIGRATIONS / "versions"))
-    script = ScriptDirectory.from_config(config)
+    script = ScriptDirectory.from_config(_alembic_config())  # as `m3o migrate` reads it
     assert script.get_heads() == [head_revision()]  # one line of history, ending there
-    files = {p.stem[:4]: p.name for p in (MIGRATIONS / "versions").glob("[0-9]*.py")}
+    files = {p.stem[:4]: p.name for p in Path(script.versions).glob("[0-9]*.py")}
     revisions = list(script.walk_revisions())
     assert {r.revision for r in revisions} == set(files)  # each named by its file's number
     for revision in revisions:
