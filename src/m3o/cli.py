@@ -142,7 +142,7 @@ def call(
 
 async def _with_config_store(data_dir: Path, action: Any) -> Any:
     from m3o.platform.operator import open_engine
-    from m3o.runtime.config import ConfigStore
+    from m3o.runtime.config.stored import ConfigStore
     from m3o.runtime.store import session_factory
 
     env = environment()

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import typer
-from sqlalchemy.exc import DatabaseError
 
 from m3o.cli_common import DATA_DIR, environment, fail
 from m3o.runtime.config import ConfigError
@@ -46,6 +45,8 @@ def reset(
 ) -> None:
     """Unblock the admin account (re-creating it if deleted) and set its password."""
     import secrets
+
+    from sqlalchemy.exc import DatabaseError
 
     from m3o.platform.data_dir import write_private
     from m3o.platform.operator import open_database
@@ -84,6 +85,8 @@ def reset(
 @admin_app.command("rotate-key")
 def rotate_key(data_dir: Path = DATA_DIR) -> None:
     """Encrypt the signing keys under a new key-encryption key (stop `m3o serve` first)."""
+    from sqlalchemy.exc import DatabaseError
+
     from m3o.platform.data_dir import KEK_FILE, StartupError, key_encryption_key, write_private
     from m3o.platform.operator import open_database
     from m3o.services.auth.key_encryption import KeyEncryption, generate_kek, kek_id, parse_kek

@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from m3o.cli import app
-from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
+from m3o.runtime.config import Config, ConfigError, build_config
+from m3o.runtime.config.stored import ConfigStore
 from m3o.runtime.store import SessionFactory
 from m3o.services.alerts.destinations import DiscordWebhook, SlackChannel, destinations_from
 from m3o.services.balance.settings import settings_from as balance_settings

@@ -14,13 +14,13 @@ from pydantic import BaseModel
 from m3o.runtime.config import (
     Config,
     ConfigError,
-    ConfigStore,
     RedisConfig,
     build_config,
     format_duration,
     parse_duration,
     parse_value,
 )
+from m3o.runtime.config.stored import ConfigStore
 from m3o.runtime.store import SessionFactory
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.json"

@@ -47,7 +47,8 @@ from m3o.platform.served_charges import OwnedCharges
 from m3o.platform.services import ACCOUNT_NAMES, SERVICES
 from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.blocking import run_blocking
-from m3o.runtime.config import Config, ConfigStore, build_config
+from m3o.runtime.config import Config, build_config
+from m3o.runtime.config.stored import ConfigStore
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.owned import OwnedCounterStore
 from m3o.runtime.counters.sqlite import SqlCounterStore

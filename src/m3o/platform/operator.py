@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from m3o.runtime.config import Config, ConfigStore, build_config
+from m3o.runtime.config import Config, build_config
+from m3o.runtime.config.stored import ConfigStore
 from m3o.runtime.counters import CounterStore
 from m3o.runtime.counters.redis import redis_counter_store
 from m3o.runtime.counters.sqlite import SqlCounterStore

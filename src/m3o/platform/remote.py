@@ -36,7 +36,8 @@ from m3o.platform.node import Node
 from m3o.platform.service_names import ACCOUNT_NAMES, NAMES
 from m3o.platform.tracing import start_process_tracing
 from m3o.runtime.blocking import run_blocking
-from m3o.runtime.config import Config, ConfigError, ConfigStore, build_config
+from m3o.runtime.config import Config, ConfigError, build_config
+from m3o.runtime.config.stored import ConfigStore
 from m3o.runtime.counters.redis import RedisCounterStore, redis_counter_store
 from m3o.runtime.events.redis import redis_event_bus, stream_first_publisher
 from m3o.runtime.events.redis_served import RedisServedHolds

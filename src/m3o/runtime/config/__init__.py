@@ -8,13 +8,15 @@ never passes silently) and keys keep the reference's JSON spelling where it had 
 (``promoCredit``, ``ignoreList``, ``rate-limits``); the Python field name is accepted too.
 The reference's keys that have no field of ours (``v1.redis``, ``signup.sendgrid``, ...)
 are accepted as well: :mod:`m3o.runtime.config._reference` moves them onto ours or drops
-them. :meth:`ConfigStore.set` returns the keys it dropped (``m3o config set`` prints them in
-one warning) and stores our keys only; :func:`build_config` given such a document logs one
-warning, ``config.reference_keys_ignored``, naming them.
+them. The config store (:class:`~m3o.runtime.config.stored.ConfigStore`, the document in
+the database) returns the keys it dropped from :meth:`set` (``m3o config set`` prints them
+in one warning) and stores our keys only; :func:`build_config` given such a document logs
+one warning, ``config.reference_keys_ignored``, naming them.
 
 Paths name a part of the document: ``micro`` is the whole document, ``micro.usage.quotas``
-one part of it. :class:`ConfigStore` reads and writes parts; every write validates the
-whole resulting document first.
+one part of it. The config store reads and writes parts; every write validates the whole
+resulting document first. It is a module of its own, so that reading the configuration
+(every CLI command does) does not import SQLAlchemy.
 
 Environment variables override the stored document:
 ``M3O_<SECTION>__<KEY>[__<SUBKEY>...]=value``. Levels are separated by a double
@@ -39,37 +41,28 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from m3o.runtime.config._reference import from_reference, is_reference_path
+from m3o.runtime.config._reference import from_reference
 from m3o.runtime.config.document import (
     ROOT,
     Config,
     _canonical,
-    _dig,
     _parse_text,
     _resolve,
-    _split_path,
     _with_value,
-    _without,
     parse_value,
 )
 from m3o.runtime.config.sections import RedisConfig
-from m3o.runtime.config.tables import config_documents
 from m3o.runtime.config.values import ConfigError, format_duration, parse_duration
 from m3o.runtime.logging import get_logger
-from m3o.runtime.store import SessionFactory, transaction
 
 __all__ = [
     "Config",
     "ConfigError",
-    "ConfigStore",
     "RedisConfig",
     "build_config",
     "format_duration",
@@ -166,126 +159,9 @@ def build_config(document: Mapping[str, Any], env: Mapping[str, str]) -> Config:
 
 
 def process_environment() -> Mapping[str, str]:
-    """This process's environment variables: the CLI passes them to :meth:`ConfigStore.load`.
+    """This process's environment variables: the CLI passes them to
+    :meth:`~m3o.runtime.config.stored.ConfigStore.load`.
 
     The only place configuration reads ``os.environ``; everything else receives the mapping.
     """
     return dict(os.environ)
-
-
-# --- the config store ----------------------------------------------------------------------
-
-_WRITE_ATTEMPTS = 3
-_Change = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class ConfigStore:
-    """The configuration document in the database, read and written by path.
-
-    The document keeps only what was set, keys in their JSON spelling; defaults and the
-    environment are applied by :meth:`load`.
-    """
-
-    def __init__(self, sessions: SessionFactory) -> None:
-        self._sessions = sessions
-
-    async def document(self) -> dict[str, Any]:
-        """The stored document; ``{}`` when nothing was ever set."""
-        async with self._sessions() as session:
-            stored = await session.scalar(
-                select(config_documents.c.document).where(config_documents.c.name == ROOT)
-            )
-        return dict(stored) if isinstance(stored, Mapping) else {}
-
-    async def get(self, path: str) -> Any:
-        """The stored value at ``path`` (``micro`` or ``micro.usage.quotas``), secrets
-        included; None when nothing is stored there."""
-        keys, _ = _resolve(_split_path(path), loose=False)
-        async with self._sessions() as session:
-            stored = await session.scalar(
-                select(config_documents.c.document).where(config_documents.c.name == ROOT)
-            )
-        if stored is None:
-            return None
-        return copy.deepcopy(_dig(stored, keys))
-
-    async def set(self, path: str, value: Any) -> tuple[str, ...]:
-        """Store ``value`` at ``path``, creating objects on the way.
-
-        The reference's own keys (in ``value``, or the path itself: ``micro.v1.redis``) are
-        moved onto ours or dropped before storing, so the stored document holds our keys
-        only; the dropped ones are returned (``m3o config set`` prints them). The whole resulting
-        document is validated first; a bad one is refused with a :class:`ConfigError`
-        naming the key and nothing is written.
-        """
-        segments = _split_path(path)
-        if is_reference_path(segments):
-            keys, canonical = segments, value
-        else:
-            keys, annotation = _resolve(segments, loose=False)
-            canonical = _canonical(annotation, value)
-        return await self._update(lambda current: _with_value(current, keys, canonical))
-
-    async def delete(self, path: str) -> bool:
-        """Remove what is stored at ``path`` (its defaults apply again); False if nothing
-        was stored there."""
-        keys, _ = _resolve(_split_path(path), loose=False)
-        removed = False
-
-        def change(current: dict[str, Any]) -> dict[str, Any]:
-            nonlocal removed
-            if not keys:
-                removed = bool(current)
-                return {}
-            result, removed = _without(current, keys)
-            return result
-
-        await self._update(change)
-        return removed
-
-    async def load(self, env: Mapping[str, str]) -> Config:
-        """The configuration: the stored document, the overrides in ``env``, the defaults."""
-        return build_config(await self.document(), env)
-
-    async def show(self, path: str, env: Mapping[str, str], *, reveal: bool = False) -> Any:
-        """The value in force at ``path`` (defaults and ``env`` applied), secrets redacted
-        unless ``reveal``: what ``m3o config get`` prints."""
-        config = await self.load(env)
-        return config.value_at(path, reveal=reveal)
-
-    async def _update(self, change: _Change) -> tuple[str, ...]:
-        for _ in range(_WRITE_ATTEMPTS - 1):
-            try:
-                return await self._update_once(change)
-            except IntegrityError:
-                # Two first writes raced to insert the row; the loser retries as an update.
-                continue
-        return await self._update_once(change)
-
-    async def _update_once(self, change: _Change) -> tuple[str, ...]:
-        """Apply ``change`` in one transaction; the reference keys it dropped."""
-        table = config_documents
-        now = datetime.now(UTC)
-        async with transaction(self._sessions) as session:
-            row = (
-                await session.execute(
-                    select(table.c.document, table.c.version)
-                    .where(table.c.name == ROOT)
-                    .with_for_update()
-                )
-            ).first()
-            current = dict(row.document) if row is not None else {}
-            translated = from_reference(change(current))
-            document = translated.document
-            _validate(document, {})
-            if row is None:
-                await session.execute(
-                    insert(table).values(name=ROOT, document=document, version=1, updated=now)
-                )
-            else:
-                await session.execute(
-                    update(table)
-                    .where(table.c.name == ROOT)
-                    .values(document=document, version=row.version + 1, updated=now)
-                )
-        return translated.ignored

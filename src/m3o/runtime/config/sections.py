@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from m3o.runtime.config.values import CommaList, Duration, SecretUrl
-from m3o.runtime.store import sqlite_url
+from m3o.runtime.database_url import sqlite_url
 
 __all__ = [
     "AlertConfig",

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from m3o.runtime.database_url import sqlite_url
 from m3o.runtime.store import inline_sqlite
 
 __all__ = [
@@ -68,10 +69,6 @@ STATEMENT_TIMEOUT_MS = 30_000
 def new_metadata() -> MetaData:
     """A MetaData with the project's constraint naming convention (stable migrations)."""
     return MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def sqlite_url(path: str) -> str:
-    return f"sqlite+aiosqlite:///{path}"
 
 
 PING_AFTER_IDLE = 1.0
