@@ -63,6 +63,8 @@ class Received:
     authorization: str
     content_type: str
     body: dict[str, Any]
+    connection: str
+    """The sender's address and port: one per connection it opened."""
 
 
 @dataclass
@@ -92,6 +94,9 @@ class FakeHook:
                     authorization=request.headers.get("authorization", ""),
                     content_type=request.headers.get("content-type", ""),
                     body=body,
+                    connection=f"{request.client.host}:{request.client.port}"
+                    if request.client
+                    else "",
                 )
             )
             status, answer = self.answers.pop(0) if self.answers else self.ok
@@ -112,8 +117,12 @@ def discord_fake() -> FakeHook:
     return FakeHook(DISCORD_PATH, (204, None))
 
 
+OPENED: list[Destination] = []
+"""The destinations the helpers below made, closed after each test (conftest)."""
+
+
 def slack_at(base_url: str, timeout: timedelta = timedelta(seconds=5)) -> SlackChannel:
-    return SlackChannel(
+    slack = SlackChannel(
         token=SLACK_TOKEN,
         channel="ops-alerts",
         user_name="M3O Alerts",
@@ -121,10 +130,14 @@ def slack_at(base_url: str, timeout: timedelta = timedelta(seconds=5)) -> SlackC
         retries=FAST,
         base_url=f"{base_url}/api/",
     )
+    OPENED.append(slack)
+    return slack
 
 
 def discord_at(base_url: str, timeout: timedelta = timedelta(seconds=5)) -> DiscordWebhook:
-    return DiscordWebhook(webhook=f"{base_url}{DISCORD_PATH}", timeout=timeout, retries=FAST)
+    discord = DiscordWebhook(webhook=f"{base_url}{DISCORD_PATH}", timeout=timeout, retries=FAST)
+    OPENED.append(discord)
+    return discord
 
 
 def alerts(

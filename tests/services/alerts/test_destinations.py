@@ -185,10 +185,12 @@ async def test_a_long_message_is_cut_to_discords_limit() -> None:
 
 
 async def test_a_webhook_that_is_no_url_is_a_refusal_without_the_url() -> None:
+    webhook = DiscordWebhook(
+        webhook="http://exa mple.com:bad-port/hook-secret", timeout=timedelta(seconds=1)
+    )
     with pytest.raises(OutboundError) as refused:
-        await DiscordWebhook(
-            webhook="http://exa mple.com:bad-port/hook-secret", timeout=timedelta(seconds=1)
-        ).post("hello")
+        await webhook.post("hello")
+    await webhook.close()
     assert refused.value.transient is False
     assert "hook-secret" not in str(refused.value)
 
@@ -197,10 +199,26 @@ async def test_an_unreadable_slack_answer_is_a_refusal() -> None:
     slack = slack_fake()
 
     async def garbage(request: Request) -> Response:
-        slack.received.append(Received(request.url.path, "", "", {}))
+        slack.received.append(Received(request.url.path, "", "", {}, ""))
         return Response("{not json", media_type="application/json")
 
     app = Starlette(routes=[Route("/api/chat.postMessage", garbage, methods=["POST"])])
     with served(app) as slack_url, pytest.raises(OutboundError, match="unreadably"):
         await slack_at(slack_url).post("hello")
     assert len(slack.received) == 1
+
+
+@pytest.mark.parametrize("kind", ["slack", "discord"])
+async def test_messages_share_one_connection_until_the_destination_is_closed(kind: str) -> None:
+    fake = slack_fake() if kind == "slack" else discord_fake()
+    with served(fake.app()) as url:
+        destination = slack_at(url) if kind == "slack" else discord_at(url)
+        for n in range(3):
+            await destination.post(f"message {n}")
+        await destination.close()
+        await destination.post("after the close")  # a new client, as on a new start
+        await destination.close()
+    connections = [received.connection for received in fake.received]
+    assert len(connections) == 4
+    assert len(set(connections[:3])) == 1, connections
+    assert connections[3] != connections[0]

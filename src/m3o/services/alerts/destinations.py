@@ -13,6 +13,11 @@ webhook URL.
   characters, Discord's limit).
 - :class:`LogSink`: a disabled or unconfigured destination; the message is logged (the
   event is stored either way), so ``m3o serve`` works offline.
+
+Slack and Discord each keep one HTTP client (its connections kept alive, its TLS context
+made once) from their first post until :meth:`Destination.close` (the service's stop),
+rather than one per message. ``slack_sdk`` and ``aiohttp``, its transport, are imported on
+the first post to Slack: a platform without Slack never loads them.
 """
 
 from __future__ import annotations
@@ -20,17 +25,18 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import httpx
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from m3o.runtime.config.sections import AlertConfig
 from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import MAX_DETAIL, OutboundError, Retries, send_with_retries
+
+if TYPE_CHECKING:
+    import aiohttp
+    from slack_sdk.web.async_client import AsyncWebClient
+    from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 __all__ = [
     "DISCORD_MAX_CONTENT",
@@ -58,6 +64,10 @@ class Destination(Protocol):
         """Post ``text``; raises :class:`OutboundError` when it could not."""
         ...
 
+    async def close(self) -> None:
+        """Let go of the connections kept for posting (the service stops)."""
+        ...
+
 
 class SlackChannel:
     name = "slack"
@@ -78,15 +88,13 @@ class SlackChannel:
         self._timeout = timeout.total_seconds()
         self._retries = retries
         self._base_url = base_url
+        self._session: aiohttp.ClientSession | None = None
 
     async def post(self, text: str) -> None:
-        # The client's own retry handlers are off: one retry rule, the runtime's.
-        client = AsyncWebClient(
-            token=self._token,
-            base_url=self._base_url,
-            timeout=max(1, math.ceil(self._timeout)),
-            retry_handlers=[],
-        )
+        import aiohttp
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        client = self._client()
 
         async def attempt() -> httpx.Response:
             try:
@@ -109,6 +117,28 @@ class SlackChannel:
 
         await send_with_retries(attempt, service="slack", retries=self._retries)
 
+    def _client(self) -> AsyncWebClient:
+        """The Web API client over this channel's one session, made on the first post (a
+        session belongs to the running event loop)."""
+        import aiohttp
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        # The client's own retry handlers are off: one retry rule, the runtime's.
+        return AsyncWebClient(
+            token=self._token,
+            base_url=self._base_url,
+            timeout=max(1, math.ceil(self._timeout)),
+            retry_handlers=[],
+            session=self._session,
+        )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
 
 def _as_response(reply: AsyncSlackResponse) -> httpx.Response:
     """Slack's answer as the runtime's retry rule reads it."""
@@ -117,6 +147,8 @@ def _as_response(reply: AsyncSlackResponse) -> httpx.Response:
 
 
 def _refusal(reply: Any) -> httpx.Response:
+    from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
     if not isinstance(reply, AsyncSlackResponse):
         raise OutboundError("slack answered unreadably", transient=False)
     if reply.status_code == httpx.codes.OK:
@@ -134,19 +166,27 @@ class DiscordWebhook:
         self._webhook = webhook
         self._timeout = timeout.total_seconds()
         self._retries = retries
+        self._client: httpx.AsyncClient | None = None
 
     async def post(self, text: str) -> None:
         body = {"content": _shorten(text, DISCORD_MAX_CONTENT)}
-        async with httpx.AsyncClient(timeout=self._timeout) as client:
-            try:
-                await send_with_retries(
-                    lambda: client.post(self._webhook, json=body),
-                    service="discord",
-                    retries=self._retries,
-                )
-            except httpx.InvalidURL as exc:
-                # Not in the message: the URL is the credential.
-                raise OutboundError("discord webhook is not a URL", transient=False) from exc
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+        client = self._client
+        try:
+            await send_with_retries(
+                lambda: client.post(self._webhook, json=body),
+                service="discord",
+                retries=self._retries,
+            )
+        except httpx.InvalidURL as exc:
+            # Not in the message: the URL is the credential.
+            raise OutboundError("discord webhook is not a URL", transient=False) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 class LogSink:
@@ -157,6 +197,9 @@ class LogSink:
 
     async def post(self, text: str) -> None:
         _log.info("alerts.local_sink", destination=self.name, message=text)
+
+    async def close(self) -> None:
+        return None
 
 
 def _shorten(text: str, limit: int) -> str:

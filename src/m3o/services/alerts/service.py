@@ -14,13 +14,19 @@ __all__ = ["definition"]
 
 async def _build(deps: Dependencies) -> ServiceParts:
     config = deps.config.alert
+    destinations = destinations_from(config)
     handler: AlertsHandler = Alerts(
         sessions=deps.sessions,
         collapser=Collapser(deps.counters, config.collapse_window),
-        destinations=destinations_from(config),
+        destinations=destinations,
         blocklist=config.blocklist,
     )
-    return ServiceParts(handlers=[Handler(SPEC, handler)])
+
+    async def close_destinations() -> None:
+        for destination in destinations:
+            await destination.close()
+
+    return ServiceParts(handlers=[Handler(SPEC, handler)], on_stop=[close_destinations])
 
 
 definition = ServiceDefinition(
