@@ -41,3 +41,15 @@ def test_a_process_running_one_service_imports_no_other_service_and_no_http_clie
         " if m in sys.modules))\n"
     )
     assert lines_printed(code) == ["['m3o.services.usage.service']", "[]"]
+
+
+def test_the_local_platform_loads_no_redis_client_and_no_slack_client() -> None:
+    """`m3o serve` uses neither (SQLite counters and events; Slack only once configured
+    and posted to): importing them would only lengthen its start."""
+    code = (
+        "import sys\n"
+        "import m3o.cli\n"
+        "import m3o.platform.serve\n"
+        "print(sorted(m for m in ('redis', 'slack_sdk', 'aiohttp') if m in sys.modules))\n"
+    )
+    assert lines_printed(code) == ["[]"]

@@ -54,7 +54,6 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.config": [
         "Config",
         "ConfigError",
-        "ConfigStore",
         "RedisConfig",
         "build_config",
         "format_duration",
@@ -100,6 +99,9 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "UsageConfig",
         "V1Config",
     ],
+    "m3o.runtime.config.stored": [
+        "ConfigStore",
+    ],
     "m3o.runtime.config.tables": [
         "config_documents",
         "metadata",
@@ -111,6 +113,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "SecretUrl",
         "format_duration",
         "parse_duration",
+        "sqlite_url",
     ],
     "m3o.runtime.counters": [
         "CounterStore",
@@ -394,6 +397,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     ],
     "m3o.runtime.store.unreachable": [
         "database_unreachable",
+        "redis_unreachable",
     ],
 }
 

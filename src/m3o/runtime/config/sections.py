@@ -29,8 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from m3o.runtime.config.values import CommaList, Duration, SecretUrl
-from m3o.runtime.database_url import sqlite_url
+from m3o.runtime.config.values import CommaList, Duration, SecretUrl, sqlite_url
 
 __all__ = [
     "AlertConfig",

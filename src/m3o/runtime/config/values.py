@@ -1,4 +1,6 @@
-"""Configuration value types: durations, secret URLs, comma lists, and :class:`ConfigError`.
+"""Configuration value types: durations, secret URLs, comma lists, and :class:`ConfigError`;
+:func:`sqlite_url`, the default database's URL (here, not in :mod:`m3o.runtime.store`, so
+that reading the configuration, as every CLI command does, does not import SQLAlchemy).
 
 The sections of :mod:`m3o.runtime.config.sections` are built from these; nothing here knows
 about sections, paths or the config store.
@@ -20,6 +22,7 @@ __all__ = [
     "SecretUrl",
     "format_duration",
     "parse_duration",
+    "sqlite_url",
 ]
 
 
@@ -123,3 +126,8 @@ def _comma_list(value: object) -> object:
 
 CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
 """A list of strings, also accepted as one comma-separated string (the reference's form)."""
+
+
+def sqlite_url(path: str) -> str:
+    """The engine URL of the SQLite database file at ``path`` (or ``:memory:``)."""
+    return f"sqlite+aiosqlite:///{path}"

@@ -46,8 +46,7 @@ from m3o.runtime.logging.tracing import (
     stream_client_span,
     stream_server_span,
 )
-from m3o.runtime.store.redis import REDIS_UNREACHABLE
-from m3o.runtime.store.unreachable import database_unreachable
+from m3o.runtime.store.unreachable import database_unreachable, redis_unreachable
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -78,9 +77,6 @@ INTERNAL_DETAIL = "Internal server error"
 """What a caller is told of a failure that is not theirs (the cause is logged, not sent)."""
 UNAVAILABLE_DETAIL = "Service unavailable"
 """What a caller is told when a server the handler needs cannot be reached."""
-
-_UNREACHABLE = (*REDIS_UNREACHABLE, ConnectionError)
-"""Failures to reach a server (Redis, a refused or reset socket): Unavailable."""
 
 _log = get_logger(__name__)
 
@@ -246,7 +242,7 @@ class Dispatcher:
             return exc
         if isinstance(exc, TimeoutError):
             return DeadlineExceeded(ctx_id)
-        if isinstance(exc, _UNREACHABLE) or database_unreachable(exc):
+        if isinstance(exc, ConnectionError) or redis_unreachable(exc) or database_unreachable(exc):
             # Redis, the database (or another server) down, full or too slow: worth
             # retrying, not a bug.
             _log.warning("rpc.unavailable", endpoint=ctx_id, exc_info=exc)

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from m3o.runtime.database_url import sqlite_url
+from m3o.runtime.config.values import sqlite_url
 from m3o.runtime.store import inline_sqlite
 
 __all__ = [

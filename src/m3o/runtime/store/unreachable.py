@@ -18,13 +18,18 @@ internal error (500):
 
 Anything else (a constraint, a syntax error, a missing table) is a bug or an input error
 and stays what it is.
+
+:func:`redis_unreachable` says the same of Redis's client: it could not connect, or
+Redis did not answer in time.
 """
 
 from __future__ import annotations
 
+import sys
+
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["database_unreachable"]
+__all__ = ["database_unreachable", "redis_unreachable"]
 
 _POSTGRES_STATES = ("08", "53", "57P01", "57P02", "57P03")
 """SQLSTATE prefixes of a server that cannot take the work now."""
@@ -44,3 +49,16 @@ def database_unreachable(exc: BaseException) -> bool:
         return state.startswith(_POSTGRES_STATES)
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return isinstance(code, int) and (code & 0xFF) in _SQLITE_CODES
+
+
+def redis_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's failure to reach Redis or to get its answer in time
+    (:data:`~m3o.runtime.store.redis.REDIS_UNREACHABLE`).
+
+    The client's module is looked up, not imported: a process that never imported it
+    (``m3o serve`` uses no Redis) cannot have raised its errors, and the RPC layer that
+    asks this of every failure would otherwise load the client into every process."""
+    errors = sys.modules.get("redis.exceptions")
+    if errors is None:
+        return False
+    return isinstance(exc, (errors.ConnectionError, errors.TimeoutError))
