@@ -240,7 +240,14 @@ async def test_the_platform_keeps_money_and_events_right_through_faults(
             victim_instance = await lease_of(client, store, victim, urls[0], survivors)
 
             api = await admin_api(client, urls[1], ADMIN_PASSWORD, STARTUP)
-            p1 = await paid_helloworld_customer(api, client, urls[1], price=PRICE, funds=FUNDS)
+            p1 = await paid_helloworld_customer(
+                api,
+                client,
+                urls[1],
+                price=PRICE,
+                funds=FUNDS,
+                other_gateways=[urls[0], urls[2]],
+            )
             p2, p3 = [await new_customer(api, name, FUNDS) for name in ("p2", "p3")]
             small = await new_customer(api, "small", SMALL_FUNDS)
             platform = Platform(

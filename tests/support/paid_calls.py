@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import httpx
@@ -31,10 +32,18 @@ HOLDS = COUNTERS_PREFIX + "v1:holds"
 
 
 async def paid_helloworld_customer(
-    api: Api, client: httpx.AsyncClient, url: str, *, price: int, funds: int
+    api: Api,
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    price: int,
+    funds: int,
+    other_gateways: Sequence[str] = (),
 ) -> Customer:
     """Helloworld published with Helloworld.Call at ``price`` and no free calls; a customer
-    with ``funds`` and a key, once the gateway at ``url`` prices the call."""
+    with ``funds`` and a key, once the gateway at ``url`` prices the call, and each of
+    ``other_gateways`` too (a gateway sees a publication at its catalog's next poll, up to
+    a second later: a load sent to one that has not would get 404, No such API)."""
     published = await api.as_admin("/publicapi/publish", message_to_dict(catalog.publish_request()))
     await api.as_admin(
         "/publicapi/update",
@@ -49,11 +58,13 @@ async def paid_helloworld_customer(
     # The probe pays for itself: the monthly free quota only covers free endpoints.
     probe = await new_customer(api, "probe", funds)
 
-    async def priced() -> bool:
-        outcome = await call(client, [url], 0, probe.key)
-        return bool(outcome.price == str(price))
+    for gateway in (url, *other_gateways):
 
-    await until(priced, "the new price on the gateway", seconds=10)
+        async def priced(gateway: str = gateway) -> bool:
+            outcome = await call(client, [gateway], 0, probe.key)
+            return bool(outcome.price == str(price))
+
+        await until(priced, f"the new price on the gateway at {gateway}", seconds=10)
     return await new_customer(api, "payer", funds)
 
 
