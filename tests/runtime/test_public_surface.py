@@ -388,7 +388,6 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
     "m3o.runtime.store.redis": [
         "COMMAND_RETRIES",
         "HEALTH_CHECK_INTERVAL",
-        "REDIS_UNREACHABLE",
         "redis_client",
         "reply_text",
     ],

@@ -18,8 +18,9 @@ A client from :func:`redis_client`:
   Redis may be running it, and repeating an ``INCR`` or an admission would count it twice
   (and add load to a Redis that is already slow).
 
-:data:`REDIS_UNREACHABLE` are the exceptions a client raises when Redis cannot be reached,
-for code that turns them into :class:`~m3o.runtime.errors.Unavailable`.
+Which of a client's exceptions mean Redis cannot be reached, for code that turns them
+into :class:`~m3o.runtime.errors.Unavailable`, is
+:func:`~m3o.runtime.store.unreachable.redis_unreachable`'s to say.
 """
 
 from __future__ import annotations
@@ -33,14 +34,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.typing import EncodableT
 
 __all__ = [
     "COMMAND_RETRIES",
     "HEALTH_CHECK_INTERVAL",
-    "REDIS_UNREACHABLE",
     "redis_client",
     "reply_text",
 ]
@@ -49,9 +48,6 @@ COMMAND_RETRIES = 1
 """How many times a command whose connection failed is sent again, on a fresh one."""
 HEALTH_CHECK_INTERVAL = 30
 """Seconds a pooled connection may stay idle before it is pinged ahead of its next use."""
-
-REDIS_UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
-"""What a client raises when Redis cannot be reached or did not answer in time."""
 
 
 def reply_text(value: object) -> str:

@@ -53,7 +53,7 @@ def database_unreachable(exc: BaseException) -> bool:
 
 def redis_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` is redis-py's failure to reach Redis or to get its answer in time
-    (:data:`~m3o.runtime.store.redis.REDIS_UNREACHABLE`).
+    (its ``ConnectionError`` or ``TimeoutError``).
 
     The client's module is looked up, not imported: a process that never imported it
     (``m3o serve`` uses no Redis) cannot have raised its errors, and the RPC layer that
