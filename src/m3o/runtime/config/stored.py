@@ -48,23 +48,24 @@ class ConfigStore:
 
     async def document(self) -> dict[str, Any]:
         """The stored document; ``{}`` when nothing was ever set."""
-        async with self._sessions() as session:
-            stored = await session.scalar(
-                select(config_documents.c.document).where(config_documents.c.name == ROOT)
-            )
+        stored = await self._stored()
         return dict(stored) if isinstance(stored, Mapping) else {}
 
     async def get(self, path: str) -> Any:
         """The stored value at ``path`` (``micro`` or ``micro.usage.quotas``), secrets
         included; None when nothing is stored there."""
         keys, _ = _resolve(_split_path(path), loose=False)
-        async with self._sessions() as session:
-            stored = await session.scalar(
-                select(config_documents.c.document).where(config_documents.c.name == ROOT)
-            )
+        stored = await self._stored()
         if stored is None:
             return None
         return copy.deepcopy(_dig(stored, keys))
+
+    async def _stored(self) -> Any:
+        """The document's row as stored; None when there is none."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(config_documents.c.document).where(config_documents.c.name == ROOT)
+            )
 
     async def set(self, path: str, value: Any) -> tuple[str, ...]:
         """Store ``value`` at ``path``, creating objects on the way.
