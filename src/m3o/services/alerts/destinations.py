@@ -34,7 +34,6 @@ from m3o.runtime.logging import get_logger
 from m3o.runtime.outbound import MAX_DETAIL, OutboundError, Retries, send_with_retries
 
 if TYPE_CHECKING:
-    import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
     from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -88,7 +87,7 @@ class SlackChannel:
         self._timeout = timeout.total_seconds()
         self._retries = retries
         self._base_url = base_url
-        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
 
     async def post(self, text: str) -> None:
         import aiohttp
@@ -118,26 +117,26 @@ class SlackChannel:
         await send_with_retries(attempt, service="slack", retries=self._retries)
 
     def _client(self) -> AsyncWebClient:
-        """The Web API client over this channel's one session, made on the first post (a
-        session belongs to the running event loop)."""
+        """The Web API client over this channel's one session, both made on the first post
+        (a session belongs to the running event loop) and again after :meth:`close`."""
         import aiohttp
         from slack_sdk.web.async_client import AsyncWebClient
 
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        # The client's own retry handlers are off: one retry rule, the runtime's.
-        return AsyncWebClient(
-            token=self._token,
-            base_url=self._base_url,
-            timeout=max(1, math.ceil(self._timeout)),
-            retry_handlers=[],
-            session=self._session,
-        )
+        if self._web is None or self._web.session is None or self._web.session.closed:
+            # The client's own retry handlers are off: one retry rule, the runtime's.
+            self._web = AsyncWebClient(
+                token=self._token,
+                base_url=self._base_url,
+                timeout=max(1, math.ceil(self._timeout)),
+                retry_handlers=[],
+                session=aiohttp.ClientSession(),
+            )
+        return self._web
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        web, self._web = self._web, None
+        if web is not None and web.session is not None:
+            await web.session.close()
 
 
 def _as_response(reply: AsyncSlackResponse) -> httpx.Response:
