@@ -92,7 +92,7 @@ async def test_cache_is_bounded() -> None:
     cache = KeyCache(keys, max_entries=4, clock=Clock())
     for n in range(10):
         assert await cache.find(f"m3o_{n}") is None
-    assert len(cache._entries) <= 4
+    assert len(cache) <= 4
 
 
 async def test_missing_key_is_unauthorized_without_a_lookup() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.support import HELLO
 from gateway.v1.support import Catalog, config_with, hello_entry, key_record
 from m3o.gateway import directory
 from m3o.gateway.v1.batching import AdmissionBatcher
-from m3o.gateway.v1.gate import Gate
+from m3o.gateway.v1.gate import Admission, Gate
 from m3o.gateway.v1.paths import parse_path
 from m3o.gateway.v1.ports import PlannedCall
 from m3o.gateway.v1.settings import PublicAPISettings
@@ -77,7 +79,11 @@ async def test_admission_request_is_built_once_per_month_and_tier(
     assert (await counters.get(january), await counters.get(february)) == (3, 1)
 
 
-async def test_tier_is_read_again_after_its_ttl(counters: CounterStore) -> None:
+async def _admitted_then_made_pro(
+    counters: CounterStore,
+) -> tuple[Callable[[], Awaitable[Admission]], CountingQuotas, Clock]:
+    """A gate keeping tiers for 1 s, a call admitted on the free tier, then the customer
+    made pro; the call's admission, to make again."""
     quotas, clock = CountingQuotas(counters), Clock()
     gate = Gate(
         AdmissionBatcher(counters),
@@ -87,19 +93,44 @@ async def test_tier_is_read_again_after_its_ttl(counters: CounterStore) -> None:
         now=clock.utc,
         clock=clock.monotonic,
     )
-    target = Targets(Catalog(hello_entry()), directory(HELLO)).resolve(
-        parse_path("helloworld/call")
-    )
-    await gate.admit(gate.plan(key_record(), target), target)
+    target = _hello_call()
+
+    async def admit() -> Admission:
+        return await gate.admit(gate.plan(key_record(), target), target)
+
+    await admit()
     await counters.set_value(tier_key("customer-1"), "pro")
-    clock.tick += 0.5
-    await gate.admit(gate.plan(key_record(), target), target)
-    assert quotas.tiers == 1
-    clock.tick += 0.6
-    await gate.admit(gate.plan(key_record(), target), target)
+    return admit, quotas, clock
+
+
+async def test_a_tier_unused_for_its_ttl_is_read_again_before_the_call(
+    counters: CounterStore,
+) -> None:
+    admit, quotas, clock = await _admitted_then_made_pro(counters)
+    clock.tick += 1.1
+    await admit()
     assert quotas.tiers == 2
     assert quotas.built[-1] == clock.now
-    assert len(quotas.built) == 2  # free, then pro
+    assert len(quotas.built) == 2  # free, then pro: this call was admitted on pro
+
+
+async def test_a_tier_in_use_is_renewed_in_the_background_after_half_its_ttl(
+    counters: CounterStore,
+) -> None:
+    admit, quotas, clock = await _admitted_then_made_pro(counters)
+    clock.tick += 0.4
+    await admit()
+    assert quotas.tiers == 1
+    clock.tick += 0.2
+    # Still within its ttl: admitted on the tier read before, which is read again meanwhile.
+    await admit()
+    assert len(quotas.built) == 1
+    async with asyncio.timeout(10):
+        while quotas.tiers < 2:
+            await asyncio.sleep(0)
+    await admit()
+    assert len(quotas.built) == 2  # free, then pro, before the first read lapsed
+    assert quotas.tiers == 2
 
 
 def test_settings_come_from_the_v1_config() -> None:

@@ -9,15 +9,15 @@ of a UUID) are both accepted, each looked up by its own hash (see
 Unauthorized ``{"id": "v1", "detail": "Unauthorized"}``.
 
 Records are cached for ``ttl`` (config ``v1.key_cache_ttl``, 1 s), so revoking or blocking
-a key takes effect within that on every gateway process; unknown keys are cached as well,
-so a flood of made-up keys costs one lookup each per ``ttl``. A key that cannot be
+a key takes effect within that on every gateway process (a busy key's record is read again
+in the background after half of it, so that no call waits for the read); unknown keys are
+cached as well, so a flood of made-up keys costs one lookup each per ``ttl``. A key that cannot be
 checked now (counter store or v1 service unreachable) is Unavailable (503). The cache is
 indexed by a digest of the key, never the key itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+from m3o.gateway.v1.lookups import CachedLookups
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, KeyDirectory
 from m3o.runtime.errors import M3OError, Unauthorized, Unavailable
@@ -74,14 +75,10 @@ def _digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode("utf-8"), digest_size=20).digest()
 
 
-def _seen(lookup: asyncio.Future[ApiKey | None]) -> None:
-    """A lookup's failure is its waiters' to report; none may be left to see it."""
-    if not lookup.cancelled():
-        lookup.exception()
-
-
 class KeyCache:
-    """Finds key records through a :class:`KeyDirectory`, remembering them for ``ttl``."""
+    """Finds key records through a :class:`KeyDirectory`, remembering them for ``ttl``
+    (one lookup per key at a time, a busy key's record renewed in the background before it
+    lapses: :class:`~m3o.gateway.v1.lookups.CachedLookups`)."""
 
     def __init__(
         self,
@@ -92,11 +89,13 @@ class KeyCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._directory = directory
-        self._ttl = ttl.total_seconds()
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[bytes, tuple[float, ApiKey | None]] = {}
-        self._looking: dict[bytes, asyncio.Future[ApiKey | None]] = {}
+        self._records: CachedLookups[bytes, str, ApiKey | None] = CachedLookups(
+            self._look_up, ttl=ttl.total_seconds(), max_entries=max_entries, clock=clock
+        )
+
+    def __len__(self) -> int:
+        """Records (and unknown keys) remembered now."""
+        return len(self._records)
 
     async def authenticate(self, api_key: str | None) -> ApiKey:
         """The record of ``api_key``; Unauthorized when there is none."""
@@ -108,39 +107,13 @@ class KeyCache:
         return record
 
     async def find(self, api_key: str) -> ApiKey | None:
-        digest = _digest(api_key)
-        now = self._clock()
-        cached = self._entries.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        # One lookup per key at a time: when a busy key's entry lapses, the calls that
-        # arrive before it is read again wait for the same read (under load every call in
-        # flight had read it anew, once a second).
-        looking = self._looking.get(digest)
-        if looking is None:
-            looking = asyncio.ensure_future(self._look_up(api_key, digest, now))
-            looking.add_done_callback(_seen)
-            self._looking[digest] = looking
-        return await asyncio.shield(looking)
+        return await self._records.get(_digest(api_key), api_key)
 
-    async def _look_up(self, api_key: str, digest: bytes, now: float) -> ApiKey | None:
+    async def _look_up(self, api_key: str) -> ApiKey | None:
         try:
-            record = await self._directory.find(api_key)
+            return await self._directory.find(api_key)
         except M3OError as exc:
             # Whatever the directory's trouble (counter store, v1 service), the caller
             # learns only that the key cannot be checked now.
             _log.warning("v1.key_lookup_failed", error_id=exc.id, error=exc.detail)
             raise Unavailable(ERROR_ID, KEYS_UNAVAILABLE) from None
-        finally:
-            self._looking.pop(digest, None)
-        if self._ttl > 0:
-            self._remember(digest, now + self._ttl, record)
-        return record
-
-    def _remember(self, digest: bytes, until: float, record: ApiKey | None) -> None:
-        entries = self._entries
-        entries.pop(digest, None)
-        if len(entries) >= self._max_entries:
-            for old in list(entries)[: len(entries) // 2 + 1]:
-                del entries[old]
-        entries[digest] = (until, record)

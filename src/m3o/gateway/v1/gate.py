@@ -14,7 +14,9 @@
 
 When the counter store cannot be reached, priced calls get 503; free calls too, unless
 ``fail_open_free`` lets them through uncounted (charged ``free``). The tier of each
-customer is kept for ``tier_ttl`` so that the common case costs the admission only.
+customer is kept for ``tier_ttl`` so that the common case costs the admission only (read
+once at a time, and renewed in the background while in use:
+:class:`~m3o.gateway.v1.lookups.CachedLookups`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from datetime import timedelta
 
 from m3o.gateway.v1.batching import Admissions
 from m3o.gateway.v1.holds import Holds
+from m3o.gateway.v1.lookups import CachedLookups
 from m3o.gateway.v1.paths import ERROR_ID
 from m3o.gateway.v1.ports import ApiKey, BalanceLoader, PlannedCall, Quotas
 from m3o.gateway.v1.targets import Target
@@ -57,6 +60,7 @@ __all__ = [
 _log = get_logger(__name__)
 
 MAX_CACHED_REQUESTS = 10_000
+MAX_CACHED_TIERS = 100_000
 BLOCKED_ID = "v1.blocked"
 INSUFFICIENT_PRIVILEGES = "Insufficient privileges"
 CAP_EXCEEDED = "Usage cap exceeded"
@@ -150,25 +154,6 @@ def _refusal(decision: AdmissionDecision) -> Refused:
     return Refused(Unavailable(ERROR_ID, UNAVAILABLE), {})
 
 
-class _Tiers:
-    def __init__(self, quotas: Quotas, ttl: float, clock: Callable[[], float]) -> None:
-        self._quotas = quotas
-        self._ttl = ttl
-        self._clock = clock
-        self._tiers: dict[str, tuple[float, str]] = {}
-
-    async def get(self, customer_id: str) -> str:
-        now = self._clock()
-        cached = self._tiers.get(customer_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        tier = await self._quotas.tier(customer_id)
-        if len(self._tiers) > 100_000:
-            self._tiers.clear()
-        self._tiers[customer_id] = (now + self._ttl, tier)
-        return tier
-
-
 class Gate:
     def __init__(
         self,
@@ -190,7 +175,9 @@ class Gate:
         self._balances = balances
         self._fail_open_free = fail_open_free
         self._now = now
-        self._tiers = _Tiers(quotas, tier_ttl.total_seconds(), clock)
+        self._tiers: CachedLookups[str, str, str] = CachedLookups(
+            quotas.tier, ttl=tier_ttl.total_seconds(), max_entries=MAX_CACHED_TIERS, clock=clock
+        )
         self._requests: dict[tuple[PlannedCall, str, int, int], AdmissionRequest] = {}
 
     def plan(self, key: ApiKey, target: Target) -> PlannedCall:
@@ -209,7 +196,7 @@ class Gate:
         go ahead."""
         request: AdmissionRequest | None = None
         try:
-            tier = await self._tiers.get(call.customer_id)
+            tier = await self._tiers.get(call.customer_id, call.customer_id)
             request = self._request(call, tier)
             if self._holds is not None:
                 request = request.with_hold(self._holds.new())
