@@ -141,24 +141,27 @@ class OwnedCounterStore(SqlCounterStore):
     async def admit_many(self, requests: Sequence[AdmissionRequest]) -> list[AdmissionDecision]:
         if not requests:
             return []
+        wanted: list[str] = []
         for request in requests:
             if request.hold is not None:
                 raise ValueError("an owned counter store keeps no holds")
             self._windows.add(request.rate_key)
-        await self._own(
-            key for request in requests for key in (request.cap_key, *release_keys(request))
-        )
+            wanted.append(request.cap_key)
+            wanted += release_keys(request)
+        if not self._owned.issuperset(wanted):
+            await self._own(wanted)
         rows = Rows(self._live, self._clock())
+        pending = self._pending
         decisions = []
         for request in requests:
-            existed = {key for key in release_keys(request) if rows.live(key) is not None}
+            missing = [key for key in release_keys(request) if rows.live(key) is None]
             decision = decide(request, rows)
             if decision.admitted:
-                for key, amount in _deltas(request, decision).items():
-                    if key not in existed:
-                        # Made by this reservation: no row is committed until it is served.
-                        self._created.add(key)
-                    self._pending[key] = self._pending.get(key, 0) + amount
+                deltas = _deltas(request, decision)
+                # Made by this reservation: no row is committed until it is served.
+                self._created.update(key for key in missing if key in deltas)
+                for key, amount in deltas.items():
+                    pending[key] = pending.get(key, 0) + amount
             decisions.append(decision)
         return decisions
 

@@ -89,6 +89,8 @@ class SqlCounterStore:
 
     def _clock(self) -> datetime:
         now = self._now()
+        if now.tzinfo is UTC:
+            return now
         if now.tzinfo is None:
             raise ValueError("the counter store's clock must be timezone-aware")
         return now.astimezone(UTC)
