@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import time
 import uuid
 
@@ -40,3 +42,29 @@ def test_ids_of_one_millisecond_differ_in_their_random_bits(
     made = {time_ordered_id() for _ in range(10_000)}
     assert len(made) == 10_000
     assert len({one[:12] for one in made}) == 1
+
+
+def test_seeding_pythons_shared_generator_does_not_repeat_ids() -> None:
+    random.seed(7)
+    first = [time_ordered_id()[12:] for _ in range(5)]
+    random.seed(7)
+    again = [time_ordered_id()[12:] for _ in range(5)]
+    assert not set(first) & set(again)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, to the parent
+        os.close(reader)
+        os.write(writer, "".join(time_ordered_id()[12:] for _ in range(5)).encode())
+        os._exit(0)
+    os.close(writer)
+    parent = [time_ordered_id()[12:] for _ in range(5)]
+    with os.fdopen(reader, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(child, 0)
+    children = [text[i : i + 20] for i in range(0, len(text), 20)]
+    assert len(children) == 5
+    assert not set(children) & set(parent)
