@@ -10,16 +10,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m3o.runtime.blocking import run_blocking
-from m3o.runtime.store import create_engine, sqlite_url
-from m3o.runtime.store.inline_sqlite import WalCheckpoints, driver_transaction
+from m3o.runtime.store import UTCDateTime, create_engine, sqlite_url
+from m3o.runtime.store.inline_sqlite import (
+    WalCheckpoints,
+    driver_transaction,
+    stored_by_sqlalchemy,
+    utc_text,
+)
 
 
 @pytest.fixture(name="path")
@@ -324,3 +331,29 @@ async def test_a_log_idle_long_enough_and_over_the_limit_is_emptied(path: Path) 
         await checkpoints.stop()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 109
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 6, 16, 7, 56, 595_662, tzinfo=UTC),
+        datetime(2026, 12, 6, 16, 7, 56, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=UTC),  # a year below 1000: four digits
+        datetime(2026, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=5))),  # the day before
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ],
+)
+def test_utc_text_is_the_text_sqlalchemy_stores(value: datetime) -> None:
+    column = Column("at", UTCDateTime)
+    dialect = sqlite_dialect.dialect()
+    by_sqlalchemy = column.type.dialect_impl(dialect).bind_processor(dialect)
+    assert by_sqlalchemy is not None
+    assert utc_text(value) == by_sqlalchemy(value)
+    assert stored_by_sqlalchemy(column)(value) == by_sqlalchemy(value)
+
+
+def test_utc_text_keeps_none_and_refuses_a_naive_time() -> None:
+    assert utc_text(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(datetime(2026, 1, 1))  # noqa: DTZ001 - the naive time refused

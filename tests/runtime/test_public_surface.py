@@ -379,6 +379,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "in_driver_batches",
         "parameter_marks",
         "stored_by_sqlalchemy",
+        "utc_text",
     ],
     "m3o.runtime.store.migrate": [
         "create_revision",

@@ -25,6 +25,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ __all__ = [
     "in_driver_batches",
     "parameter_marks",
     "stored_by_sqlalchemy",
+    "utc_text",
 ]
 
 _log = get_logger(__name__)
@@ -71,9 +73,36 @@ _SQLITE = sqlite_dialect.dialect()
 def stored_by_sqlalchemy(column: ColumnElement[Any]) -> Callable[[Any], Any]:
     """How SQLAlchemy binds ``column``'s values for SQLite (a datetime: UTC in its fixed text
     form), for statements sent to the driver directly: rows written either way compare
-    alike in SQL and read back alike."""
+    alike in SQL and read back alike.
+
+    A :class:`~m3o.runtime.store.UTCDateTime` gets :func:`utc_text`, which writes the same
+    text in half the time (every call's event carries a time)."""
+    from m3o.runtime.store import UTCDateTime
+
+    if isinstance(column.type, UTCDateTime):
+        return utc_text
     process = column.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
     return process if process is not None else _as_is
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A timezone-aware time as SQLAlchemy stores a ``UTCDateTime`` on SQLite: in UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``; None stays None, a naive time is refused."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fastest way here
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _as_is(value: Any) -> Any:
