@@ -143,6 +143,26 @@ async def test_calls_served_together_share_one_commit(
     assert len(await notes(engine)) == 5
 
 
+async def test_a_call_served_one_loop_turn_later_joins_the_same_commit(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    await store.set_counter("bal", 10_000)
+    first, second = await store.admit_many([paid(), paid()])
+    commits: list[int] = []
+
+    def take() -> RiderWrite | None:
+        commits.append(1)
+        return None
+
+    async def one_turn_later() -> None:
+        await asyncio.sleep(0)
+        await store.commit_served(paid(), second, take)
+
+    await asyncio.gather(store.commit_served(paid(), first, take), one_turn_later())
+    assert commits == [1]
+    assert await in_database(engine, "bal", "debited", "total") == [9_400, 600, 2]
+
+
 async def test_what_a_rider_asks_for_once_committed_runs_before_its_callers_return(
     store: OwnedCounterStore, engine: AsyncEngine
 ) -> None:
