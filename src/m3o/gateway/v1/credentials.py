@@ -11,9 +11,9 @@ Unauthorized ``{"id": "v1", "detail": "Unauthorized"}``.
 Records are cached for ``ttl`` (config ``v1.key_cache_ttl``, 1 s), so revoking or blocking
 a key takes effect within that on every gateway process (a busy key's record is read again
 in the background after half of it, so that no call waits for the read); unknown keys are
-cached as well, so a flood of made-up keys costs one lookup each per ``ttl``. A key that cannot be
-checked now (counter store or v1 service unreachable) is Unavailable (503). The cache is
-indexed by a digest of the key, never the key itself.
+cached as well, so a flood of made-up keys costs at most two lookups each per ``ttl``. A
+key that cannot be checked now (counter store or v1 service unreachable) is Unavailable
+(503). The cache is indexed by a digest of the key, never the key itself.
 """
 
 from __future__ import annotations
