@@ -39,7 +39,10 @@ published in batches (and consumed by usage). The rate limit is raised out of th
 Each case runs twice: under load (``--connections``, default 32, the saturated throughput
 and its latencies) and with one connection (the latency one call takes: the "added
 latency" targets are judged there, where latency is not queueing). The baseline, measured
-in the same run, is wrk calling the upstream directly.
+in the same run, is wrk calling the upstream directly. With ``--rounds`` above 1 the cases
+take turns round after round, and each round's own checks on / checks off ratio is printed
+with their median: on a shared machine a single run's ratio moves by 0.1 from one minute
+to the next, a step smaller than that shows in the median of rounds.
 
     uv run python benchmarks/gateway.py [--profile local|platform] [--duration 10]
         [--connections 32] [--rounds 1] [--postgres URL] [--redis URL] [--no-peer]
@@ -739,6 +742,21 @@ def report(
         print(f"INVALID: {failed} requests failed or were not answered 200")
 
 
+def report_rounds(load: dict[str, list[Run]]) -> None:
+    """With several rounds: the ratio of each round's two runs, measured a few seconds
+    apart, and their median. The machine's speed drifts from minute to minute; a round's
+    own ratio shares its minute, so their median moves less than the ratio of medians."""
+    ratios = [
+        on.per_second / off.per_second for on, off in zip(load["on"], load["off"], strict=True)
+    ]
+    if len(ratios) > 1:
+        print(
+            "checks on / checks off, round by round: "
+            + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            + f"; median {statistics.median(ratios):.2f}"
+        )
+
+
 def report_peer(load: dict[str, Run], single: dict[str, Run]) -> None:
     """Our figures as ratios of the peer's (HAProxy checking the same key)."""
     peer, direct = load["peer"], load["direct"]
@@ -958,6 +976,7 @@ def main() -> None:
             {case: median_run(runs) for case, runs in load.items()},
             {case: median_run(runs) for case, runs in single.items()},
         )
+        report_rounds(load)
         if args.profiler:
             for case in ("off", "on"):
                 bench.profile(case, tmp / "profile.out")
