@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,11 +69,18 @@ class Platform:
         return err
 
 
-def serve(data_dir: Path, env: Mapping[str, str], *, stdout: int = subprocess.DEVNULL) -> Platform:
-    """Start `m3o serve` on ``data_dir`` at a free port; returns once it is healthy."""
+def serve(
+    data_dir: Path,
+    env: Mapping[str, str],
+    *,
+    stdout: int = subprocess.DEVNULL,
+    command: Sequence[str] = (*M3O, "serve"),
+) -> Platform:
+    """Start `m3o serve` (or ``command``, taking its options) on ``data_dir`` at a free
+    port; returns once it is healthy."""
     port = free_port()
     process = subprocess.Popen(
-        [*M3O, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        [*command, "--data-dir", str(data_dir), "--port", str(port)],
         env=env,
         stdout=stdout,
         stderr=subprocess.PIPE,
