@@ -77,7 +77,7 @@ def stored_by_sqlalchemy(column: ColumnElement[Any]) -> Callable[[Any], Any]:
 
     A :class:`~m3o.runtime.store.UTCDateTime` gets :func:`utc_text`, which writes the same
     text in half the time (every call's event carries a time)."""
-    from m3o.runtime.store import UTCDateTime
+    from m3o.runtime.store import UTCDateTime  # here: that package imports this module
 
     if isinstance(column.type, UTCDateTime):
         return utc_text
