@@ -8,7 +8,8 @@ names admission writes are the platform's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -386,3 +387,10 @@ def assert_upstream_span_sent(
     assert forwarded.context is not None
     trace_id, span_id = forwarded.context.trace_id, forwarded.context.span_id
     assert received["traceparent"].startswith(f"00-{trace_id:032x}-{span_id:016x}-")
+
+
+async def until_true(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Give the loop turns until ``condition()`` holds (in-memory work under way)."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0)

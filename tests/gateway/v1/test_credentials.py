@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
 
 import pytest
 
-from gateway.v1.support import KEY, Keys, key_record
+from gateway.v1.support import KEY, Keys, key_record, until_true
 from m3o.gateway.v1.credentials import KeyCache, key_from_headers, websocket_protocol
 from m3o.runtime.errors import Forbidden, Unauthorized, Unavailable
 from m3o.services.v1 import KeyRecord
@@ -180,9 +179,3 @@ async def test_a_waiter_cancelled_leaves_the_read_to_the_others() -> None:
     assert (await second).id == "key-1"
     assert first.cancelled()
     assert keys.lookups == 1
-
-
-async def until_true(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            await asyncio.sleep(0)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.support import HELLO
-from gateway.v1.support import Catalog, config_with, hello_entry, key_record
+from gateway.v1.support import Catalog, config_with, hello_entry, key_record, until_true
 from m3o.gateway import directory
 from m3o.gateway.v1.batching import AdmissionBatcher
 from m3o.gateway.v1.gate import Admission, Gate
@@ -125,9 +124,7 @@ async def test_a_tier_in_use_is_renewed_in_the_background_after_half_its_ttl(
     # Still within its ttl: admitted on the tier read before, which is read again meanwhile.
     await admit()
     assert len(quotas.built) == 1
-    async with asyncio.timeout(10):
-        while quotas.tiers < 2:
-            await asyncio.sleep(0)
+    await until_true(lambda: quotas.tiers >= 2)
     await admit()
     assert len(quotas.built) == 2  # free, then pro, before the first read lapsed
     assert quotas.tiers == 2

@@ -4,10 +4,10 @@ in use, never served past their ttl."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
+from gateway.v1.support import until_true
 from m3o.gateway.v1.lookups import CachedLookups
 from m3o.runtime.errors import Unavailable
 
@@ -41,12 +41,6 @@ class Source:
 
 def _cache(source: Source, clock: Clock, max_entries: int = 100) -> CachedLookups[str, str, int]:
     return CachedLookups(source.look_up, ttl=1.0, max_entries=max_entries, clock=clock)
-
-
-async def until_true(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            await asyncio.sleep(0)
 
 
 async def test_a_value_is_kept_for_its_ttl_and_never_served_past_it() -> None:
