@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import structlog
 from starlette.requests import Request
@@ -145,6 +147,21 @@ async def test_unexpected_failure_outside_the_platform_api_is_a_logged_generic_5
     assert errors[0]["request_id"] == "r-1"
     access = [e for e in logs if e["event"] == "http.request"]
     assert access[0]["status"] == 500
+
+
+async def test_a_request_without_a_usable_id_gets_a_fresh_time_ordered_one() -> None:
+    app, _ = build_app(Served(HELLO, Recorder()))
+    async with client_for(app) as http:
+        given = [
+            (await http.post("/helloworld/call", json={}, headers=headers)).headers["x-request-id"]
+            for headers in ({}, {}, {"X-Request-Id": "bad id\x7f"}, {"X-Request-Id": "x" * 129})
+        ]
+    assert len(set(given)) == 4
+    for made in given:
+        parsed = uuid.UUID(made)
+        assert made == parsed.hex
+        assert parsed.version == 7  # sorts by when it was made
+    assert given[0][:12] <= given[1][:12] <= given[2][:12] <= given[3][:12]
 
 
 async def test_access_log_has_one_line_per_request_without_secrets() -> None:

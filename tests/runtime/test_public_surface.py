@@ -236,6 +236,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "metadata",
         "outbox",
     ],
+    "m3o.runtime.store.ids": ["time_ordered_id"],
     "m3o.runtime.logging": [
         "REQUEST_ID_KEY",
         "configure_logging",

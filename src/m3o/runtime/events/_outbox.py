@@ -20,9 +20,9 @@ from google.protobuf.message import Message
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m3o.runtime.events._ids import time_ordered_id
 from m3o.runtime.logging.tracing import current_traceparent
 from m3o.runtime.store import SessionFactory, transaction
+from m3o.runtime.store.ids import time_ordered_id
 
 __all__ = [
     "CommitHook",

@@ -22,11 +22,11 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.runtime.events import DeadLetter
-from m3o.runtime.events._ids import time_ordered_id
 from m3o.runtime.events._outbox import Envelope
 from m3o.runtime.events.tables import outbox
 from m3o.runtime.logging import get_logger
 from m3o.runtime.store import SessionFactory, transaction
+from m3o.runtime.store.ids import time_ordered_id
 
 __all__ = [
     "DEFAULT_RETENTION",

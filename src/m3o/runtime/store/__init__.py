@@ -12,8 +12,9 @@
 - ``platform`` profile: PostgreSQL through asyncpg.
 
 Each service declares its tables on a ``MetaData`` of its own in ``tables.py``, names
-prefixed with the service's name. Migrations (Alembic, one history) live in
-``m3o.migrations``.
+prefixed with the service's name. Rows of tables that grow with every call take ids made in
+time order (``ids.time_ordered_id``), as the gateway's request ids are. Migrations
+(Alembic, one history) live in ``m3o.migrations``.
 """
 
 from __future__ import annotations

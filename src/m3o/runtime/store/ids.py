@@ -1,5 +1,5 @@
-"""Event ids (and outbox row ids) that sort by the time they were made: the primary keys of
-tables that grow with every call.
+"""Ids that sort by the time they were made: the primary keys of tables that grow with every
+call (event ids, outbox row ids), and the request ids the gateway makes.
 
 :func:`time_ordered_id` is a UUID version 7 (RFC 9562: 48 bits of Unix milliseconds, then
 74 random bits) as 32 hex digits, the form ``uuid4().hex`` takes. Random ids scatter a
@@ -13,8 +13,8 @@ load, and one client's p99 7.3 → 5.7 ms; the SQLite log's pages written per co
 The random bits come from a generator of this module's own, seeded from the operating
 system's randomness when the module is loaded and again in every forked child: an id needs
 to be unique, not unguessable (no id is a secret), and asking the kernel for ten bytes per
-id was a system call on every call's event (1.2 µs an id against 0.3). Seeding Python's
-shared generator (tests do) does not touch it.
+id was a system call on every call's event (1.2 µs an id against 0.3), as ``uuid4()`` was
+for every request's id. Seeding Python's shared generator (tests do) does not touch it.
 """
 
 from __future__ import annotations

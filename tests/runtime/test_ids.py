@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from m3o.runtime.events._ids import time_ordered_id
+from m3o.runtime.store.ids import time_ordered_id
 
 
 def test_an_id_is_a_version_7_uuid_in_hex_holding_the_time_it_was_made() -> None:
