@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from m3o.events import projects
 from m3o.events.customers import Event
 from m3o.runtime.errors import Conflict, NotFound
 from m3o.runtime.events import DeadLettered, Delivery
@@ -547,3 +549,19 @@ async def test_subscriptions_are_checked(make_bus: MakeBus) -> None:
         bus.subscribe(TOPIC, "late-customers", got)
     with pytest.raises(ValueError, match="invalid event topic"):
         await bus.publisher.publish("bad topic", signup())
+
+
+def test_a_delivery_carrying_its_message_decodes_other_types_from_the_payload() -> None:
+    event = signup("c-1")
+    carried = Delivery(
+        id="e-1",
+        topic="customers",
+        type_name="EventTypeSignup",
+        time=datetime.now(UTC),
+        payload=event.SerializeToString(),
+        message=event,
+    )
+    assert carried.decode(Event) is event
+    as_projects = carried.decode(projects.Event)  # the same bytes read as another message
+    assert as_projects == projects.Event.FromString(event.SerializeToString())
+    assert carried == dataclasses.replace(carried, message=None)  # not part of its value

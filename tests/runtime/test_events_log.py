@@ -336,6 +336,31 @@ async def test_events_written_on_the_driver_are_handed_to_this_processs_channels
     assert await _handed_through(driver_log.engine) == {"ours": 2, "theirs": 0}
 
 
+async def test_a_handed_over_event_its_publisher_gave_up_is_read_without_decoding(
+    driver_log: DriverLog,
+) -> None:
+    """Its consumers get the publisher's message; one kept by its publisher, or claimed
+    from the database, is decoded from the payload as ever."""
+    source = SqlEventSource(driver_log.sessions)
+    ours = source.channel("customers", "ours", "c-1")
+    await ours.setup(from_beginning=False)
+    theirs = SqlEventSource(driver_log.sessions).channel("customers", "theirs", "c-2")
+    await theirs.setup(from_beginning=False)
+    given, kept = signup("given"), signup("kept")
+    driver_log.write(
+        source,
+        [Envelope.wrap("customers", given, given=True), Envelope.wrap("customers", kept)],
+    )()
+
+    handed = await ours.fetch(10, 0)
+    assert handed[0].delivery.decode(Event) is given
+    assert handed[1].delivery.decode(Event) is not kept
+    assert handed[1].delivery.decode(Event) == kept
+    claimed = await theirs.fetch(10, 0)
+    assert [c.delivery.decode(Event) for c in claimed] == [given, kept]
+    assert all(c.delivery.decode(Event) is not given for c in claimed)
+
+
 async def test_a_channel_without_room_claims_the_events_instead(
     driver_log: DriverLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:

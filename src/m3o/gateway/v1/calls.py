@@ -317,4 +317,4 @@ def _envelope(
     request.status_code = status
     request.duration_ms = round((time.perf_counter() - started) * 1000)
     request.request_id = request_id
-    return Envelope.wrap(TOPIC, event)
+    return Envelope.wrap(TOPIC, event, given=True)  # made for it, never changed again

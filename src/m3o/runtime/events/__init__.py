@@ -31,7 +31,7 @@ begins with the events published from then on, so start the bus before anything 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -70,8 +70,17 @@ class Delivery:
     attempt: int = 1
     traceparent: str = ""
     """The W3C trace context of the span the event was published in; empty when none."""
+    message: Message | None = field(default=None, compare=False, repr=False)
+    """The event itself, when it was handed over in this process by a publisher that gave
+    it up (``Envelope.wrap(..., given=True)``): :meth:`decode` returns it."""
 
     def decode(self, message_type: type[M]) -> M:
+        """The payload as a ``message_type``. An event handed over in this process may come
+        as the publisher's own message, shared by every consumer group that gets it: read
+        it, never change it."""
+        message = self.message
+        if message is not None and type(message) is message_type:
+            return message
         return message_type.FromString(self.payload)
 
 

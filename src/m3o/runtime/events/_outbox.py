@@ -12,7 +12,7 @@ import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from google.protobuf.descriptor import Descriptor, EnumValueDescriptor
@@ -56,9 +56,15 @@ class Envelope:
     time: datetime
     payload: bytes
     traceparent: str = ""
+    message: Message | None = field(default=None, compare=False, repr=False)
+    """The event, kept when its publisher gave it up (see :meth:`wrap`)."""
 
     @classmethod
-    def wrap(cls, topic: str, event: Message) -> Envelope:
+    def wrap(cls, topic: str, event: Message, *, given: bool = False) -> Envelope:
+        """``event`` encoded, with a new id and the time. ``given``: the publisher made
+        ``event`` for this envelope and never changes it again, so consumers of this process
+        that are handed the event get it as it is, without decoding the payload (on SQLite,
+        ``requests`` events: two consumer groups, 0.8 µs a decode)."""
         return cls(
             id=time_ordered_id(),
             topic=_checked_topic(topic),
@@ -66,6 +72,7 @@ class Envelope:
             time=datetime.now(UTC),
             payload=event.SerializeToString(),
             traceparent=current_traceparent(),
+            message=event if given else None,
         )
 
 

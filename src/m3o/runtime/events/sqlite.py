@@ -321,7 +321,7 @@ class SqlEventSource:
 
         def hand_over() -> None:
             for topic, logged in fresh.items():
-                claims = [(_claim(envelope, 1), rowid) for envelope, rowid in logged]
+                claims = [(_handed_claim(envelope), rowid) for envelope, rowid in logged]
                 for channel in taking[topic]:
                     channel.take_over(claims)
             for channel in woken:
@@ -1028,9 +1028,23 @@ def _fan_out(rows: Any) -> Any:
     )
 
 
+def _handed_claim(envelope: Envelope) -> Claim:
+    """The claim of an envelope handed over (its first attempt), with its message when the
+    publisher gave it up; the receipt is the event id."""
+    delivery = Delivery(
+        id=envelope.id,
+        topic=envelope.topic,
+        type_name=envelope.type_name,
+        time=envelope.time,
+        payload=envelope.payload,
+        traceparent=envelope.traceparent,
+        message=envelope.message,
+    )
+    return Claim(delivery, receipt=envelope.id)
+
+
 def _claim(row: Any, attempts: int) -> Claim:
-    """The claim of a log row, or of an envelope handed over (its first attempt); the
-    receipt is the event id."""
+    """The claim of a log row; the receipt is the event id."""
     delivery = Delivery(
         id=row.id,
         topic=row.topic,
