@@ -19,7 +19,10 @@ comparing two versions of the code, or the two cases, in the same conditions, no
 predicting calls per second. ``--connections`` (default 8) keeps several calls in flight.
 
     uv run python benchmarks/gateway_instructions.py [--profile local|platform]
-        [--seconds 15] [--connections 8] [--postgres URL] [--redis URL]
+        [--seconds 15] [--connections 8] [--by-object] [--postgres URL] [--redis URL]
+
+``--by-object`` also prints each case's instructions a call by the object they ran in (the
+interpreter, SQLite, protobuf, the event loop, ...).
 
 Needs valgrind (``apt-get install valgrind``) and wrk.
 """
@@ -50,6 +53,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--profile", choices=["local", "platform"], default="local")
     parser.add_argument("--seconds", type=int, default=15, help="seconds of counted calls")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--by-object",
+        action="store_true",
+        help="also print where each case's instructions ran, by shared object",
+    )
     bench.add_server_options(parser)
     return parser.parse_args()
 
@@ -64,6 +72,32 @@ def instructions(dump: Path) -> int:
     if not counts:
         raise SystemExit(f"{dump} holds no totals")
     return max(counts)
+
+
+def by_object(dump: Path) -> dict[str, int]:
+    """The instructions of a callgrind dump by the object they ran in (the interpreter,
+    SQLite, protobuf, ...): each function's own cost, not what it called."""
+    names: dict[str, str] = {}
+    costs: dict[str, int] = {}
+    current = "?"
+    called = False  # the cost line after ``calls=`` is the call's, not the function's
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith(("ob=", "cob=")):  # "(id) name" names the id; "(id)" refers to it
+            ref, _, name = line.partition("=")[2].partition(" ")
+            if name:
+                names[ref] = name
+            if line.startswith("ob="):
+                current = names.get(ref, ref)
+        elif line.startswith("calls="):
+            called = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if called:
+                called = False
+                continue
+            parts = line.split()
+            if len(parts) > 1:
+                costs[current] = costs.get(current, 0) + int(parts[1])
+    return {Path(name).name: cost for name, cost in costs.items()}
 
 
 class Counter:
@@ -92,13 +126,14 @@ class Counter:
             time.sleep(0.2)
         raise SystemExit("callgrind wrote no dump")
 
-    def count(self, during: Callable[[], bench.Run]) -> tuple[int, bench.Run]:
-        """Instructions executed while ``during`` ran, and what it returned."""
+    def count(self, during: Callable[[], bench.Run]) -> tuple[int, bench.Run, Path]:
+        """Instructions executed while ``during`` ran, what it returned, and the dump."""
         self._dump()  # what came before is not counted
         self._control("--instr=on")
         run = during()
         self._control("--instr=off")
-        return instructions(self._dump()), run
+        dump = self._dump()
+        return instructions(dump), run, dump
 
 
 def main() -> None:
@@ -128,6 +163,7 @@ def main() -> None:
         pid = gateway.process.popen.pid
         counter = Counter(pid, out)
         per_call: dict[str, float] = {}
+        objects: dict[str, dict[str, float]] = {}
         for case in CASES:
 
             def load(seconds: float, url: str = urls[case]) -> bench.Run:
@@ -141,7 +177,7 @@ def main() -> None:
                 )
 
             load(WARMUP_SECONDS)
-            counted, run = counter.count(lambda: load(args.seconds))
+            counted, run, dump = counter.count(lambda: load(args.seconds))
             if run.failures or not run.requests:
                 lines = gateway.process.log.read_text(errors="replace").splitlines()
                 print(*[line for line in lines if "warning" in line or "error" in line][-20:])
@@ -153,6 +189,8 @@ def main() -> None:
                 flush=True,
             )
             gateway.process.check()
+            if args.by_object:
+                objects[case] = {k: v / run.requests for k, v in by_object(dump).items()}
         ratio = per_call["off"] / per_call["on"]
         target = TARGET_RATIO[args.profile]
         verdict = "met" if ratio >= target else "MISSED"
@@ -161,6 +199,17 @@ def main() -> None:
             f"checks off / checks on {ratio:.2f} (target >= {target:.2f}): {verdict}; "
             f"the checks cost {(per_call['on'] - per_call['off']) / 1000:,.0f} k a call"
         )
+        if objects:
+            print_objects(objects)
+
+
+def print_objects(objects: dict[str, dict[str, float]]) -> None:
+    """Instructions a call by object, checks on and off, the largest first."""
+    on, off = objects["on"], objects["off"]
+    print("  instructions per call by object (k):      on      off   on - off")
+    for name in sorted(on.keys() | off.keys(), key=lambda n: -on.get(n, 0.0))[:12]:
+        a, b = on.get(name, 0.0) / 1000, off.get(name, 0.0) / 1000
+        print(f"    {name[:36]:<36} {a:8,.0f} {b:8,.0f} {a - b:+10,.0f}")
 
 
 if __name__ == "__main__":
