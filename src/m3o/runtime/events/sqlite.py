@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
+from google.protobuf.message import Message
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -321,7 +322,9 @@ class SqlEventSource:
 
         def hand_over() -> None:
             for topic, logged in fresh.items():
-                claims = [(_handed_claim(envelope), rowid) for envelope, rowid in logged]
+                claims = [
+                    (_claim(envelope, 1, envelope.message), rowid) for envelope, rowid in logged
+                ]
                 for channel in taking[topic]:
                     channel.take_over(claims)
             for channel in woken:
@@ -1028,23 +1031,9 @@ def _fan_out(rows: Any) -> Any:
     )
 
 
-def _handed_claim(envelope: Envelope) -> Claim:
-    """The claim of an envelope handed over (its first attempt), with its message when the
-    publisher gave it up; the receipt is the event id."""
-    delivery = Delivery(
-        id=envelope.id,
-        topic=envelope.topic,
-        type_name=envelope.type_name,
-        time=envelope.time,
-        payload=envelope.payload,
-        traceparent=envelope.traceparent,
-        message=envelope.message,
-    )
-    return Claim(delivery, receipt=envelope.id)
-
-
-def _claim(row: Any, attempts: int) -> Claim:
-    """The claim of a log row; the receipt is the event id."""
+def _claim(row: Any, attempts: int, message: Message | None = None) -> Claim:
+    """The claim of a log row, or of an envelope handed over (its first attempt, with its
+    message when the publisher gave it up); the receipt is the event id."""
     delivery = Delivery(
         id=row.id,
         topic=row.topic,
@@ -1053,5 +1042,6 @@ def _claim(row: Any, attempts: int) -> Claim:
         payload=bytes(row.payload),
         attempt=attempts,
         traceparent=row.traceparent or "",
+        message=message,
     )
     return Claim(delivery, receipt=row.id)
