@@ -32,13 +32,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from m3o.gateway.context import new_request_id
 from m3o.gateway.v1.forwarders import Forwarders
 from m3o.gateway.v1.metering import NAMESPACE
 from m3o.gateway.v1.ports import Alerts, Quotas
@@ -204,7 +204,7 @@ class UnitUsage:
         usage = self._targets.usage_target(target.entry)
         codec = self._forwarders.codec(usage)
         request = codec.from_json({"tenant_id": f"{NAMESPACE}/{project}"})
-        metadata = {"x-request-id": uuid.uuid4().hex}
+        metadata = {"x-request-id": new_request_id(None)}
         if self._credentials is not None:
             metadata["authorization"] = f"Bearer {await self._credentials.token()}"
         answer = await self._forwarders.unary(usage, request, metadata, self._timeout)
