@@ -123,6 +123,22 @@ async def test_the_same_event_delivered_twice_at_once_is_counted_once(
     assert await counters.get(daily_key("proj-1", "helloworld", TODAY)) == 2
 
 
+async def test_claiming_a_large_batch_returns_only_the_ids_not_claimed_before(
+    sessions: SessionFactory, clock: MovableClock
+) -> None:
+    """More ids than one statement of rows held before, some claimed already, some twice."""
+    before = [f"old-{n:03}" for n in range(150)]
+    batch = [*before[::3], *(f"new-{n:03}" for n in range(450)), "new-000", "new-001"]
+    async with transaction(sessions) as session:
+        assert await history.claim_events(session, before, clock()) == set(before)
+    async with transaction(sessions) as session:
+        claimed = await history.claim_events(session, batch, clock())
+    assert claimed == {f"new-{n:03}" for n in range(450)}
+    async with sessions() as session:
+        stored = await session.scalar(select(func.count()).select_from(recorded_events))
+    assert stored == 600
+
+
 async def test_a_batch_is_written_in_one_transaction(
     sessions: SessionFactory, counters: CounterStore, clock: MovableClock
 ) -> None:
