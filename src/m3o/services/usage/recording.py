@@ -25,8 +25,8 @@ import functools
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 from m3o.events.requests import TOPIC, Event, EventType
 from m3o.runtime.clock import Clock, utc_now
@@ -66,9 +66,9 @@ events at 3,300 calls/s and it took 21 % of a core on the machine the gateway sh
 (platform profile); with 100 ms, 12 %."""
 
 
-@dataclass(frozen=True, slots=True)
-class CountedCall:
-    """One metered call, as the history counts it."""
+class CountedCall(NamedTuple):
+    """One metered call, as the history counts it. A named tuple: one is made per event
+    and consumer, and a tuple is made in a quarter of the time a frozen dataclass takes."""
 
     event_id: str
     customer_id: str
@@ -76,6 +76,10 @@ class CountedCall:
     api: str
     endpoint: str
     free: bool
+
+    def kind(self) -> _Kind:
+        """What the call adds to: every call of the same kind adds to the same rows."""
+        return (self.customer_id, self.day, self.api, self.endpoint, self.free)
 
     def paths(self) -> list[CountKey]:
         """The history rows this call adds one to."""
@@ -91,6 +95,9 @@ class CountedCall:
         return keys
 
 
+_Kind = tuple[str, date, str, str, bool]
+
+
 def _fresh_counts(calls: Sequence[CountedCall], claimed: set[str]) -> tuple[int, Counter[CountKey]]:
     """How many of ``calls`` were newly claimed (each event once), and what they add.
 
@@ -98,14 +105,16 @@ def _fresh_counts(calls: Sequence[CountedCall], claimed: set[str]) -> tuple[int,
     counted by what they add to before their rows are made: a batch's rows are made once
     per kind of call, not once per call."""
     seen: set[str] = set()
-    alike: Counter[tuple[str, date, str, str, bool]] = Counter()
-    first: dict[tuple[str, date, str, str, bool], CountedCall] = {}
+    alike: Counter[_Kind] = Counter()
+    first: dict[_Kind, CountedCall] = {}
     for call in calls:
-        if call.event_id in claimed and call.event_id not in seen:
-            seen.add(call.event_id)
-            kind = (call.customer_id, call.day, call.api, call.endpoint, call.free)
+        event_id = call.event_id
+        if event_id in claimed and event_id not in seen:
+            seen.add(event_id)
+            kind = call.kind()
             alike[kind] += 1
-            first.setdefault(kind, call)
+            if kind not in first:
+                first[kind] = call
     counts: Counter[CountKey] = Counter()
     for kind, times in alike.items():
         for key in first[kind].paths():
@@ -135,13 +144,15 @@ def counted_call(delivery: Delivery) -> CountedCall | None:
     if customer_id == GLOBAL_CUSTOMER:
         _log.warning("usage.request_event_skipped", event_id=delivery.id, reason="reserved id")
         return None
+    published = delivery.time
+    day = (published if published.tzinfo is UTC else published.astimezone(UTC)).date()
     return CountedCall(
-        event_id=delivery.id,
-        customer_id=customer_id,
-        day=delivery.time.astimezone(UTC).date(),
-        api=request.api_name,
-        endpoint=request.endpoint_name,
-        free=request.price == "free",
+        delivery.id,
+        customer_id,
+        day,
+        request.api_name,
+        request.endpoint_name,
+        request.price == "free",
     )
 
 
