@@ -239,46 +239,48 @@ def decide(request: AdmissionRequest, rows: Rows) -> AdmissionDecision:
     used, ends = rows.window(request.rate_key)
     if ends is None:
         ends = now + request.rate_window
+    verdict, counted, charge, debited = (
+        (Verdict.RATE_LIMITED, False, "", 0) if used >= limit else _verdict(request, rows)
+    )
+    if counted:
+        rows.put(request.rate_key, used + 1, ends)
+    return AdmissionDecision(
+        verdict,
+        charge,
+        debited,
+        limit,
+        max(0, limit - used - counted),
+        max(0.0, (ends - now).total_seconds()),
+    )
 
-    def answer(
-        verdict: Verdict, *, counted: bool, charge: str = "", debited: int = 0
-    ) -> AdmissionDecision:
-        if counted:
-            rows.put(request.rate_key, used + 1, ends)
-        return AdmissionDecision(
-            verdict,
-            charge=charge,
-            debited=debited,
-            rate_limit=limit,
-            rate_remaining=max(0, limit - used - int(counted)),
-            rate_reset_after=max(0.0, (ends - now).total_seconds()),
-        )
 
-    if used >= limit:
-        return answer(Verdict.RATE_LIMITED, counted=False)
+def _verdict(request: AdmissionRequest, rows: Rows) -> tuple[Verdict, bool, str, int]:
+    """The verdict of a call within its rate limit, whether it counts as a rate hit, its
+    charge and debit; what it reserves is reserved in ``rows``. A tuple, not a decision:
+    :func:`decide` makes the one decision a call gets (on the hot path, once a call)."""
     capped = _cap_verdict(request, rows)
     if capped is not None:
-        return answer(capped, counted=capped is Verdict.CAP_EXCEEDED)
+        return capped, capped is Verdict.CAP_EXCEEDED, "", 0
     price = request.price
     if price == 0:
         if rows.value(request.free_key) < request.free_quota:
             rows.add(request.free_key, 1, request.monthly_ttl)
             _count_call(request, rows)
-            return answer(Verdict.ADMITTED, counted=True, charge=FREE)
+            return Verdict.ADMITTED, True, FREE, 0
         price = 1
     if rows.value(request.endpoint_key) < request.endpoint_quota:
         _count_call(request, rows)
-        return answer(Verdict.ADMITTED, counted=True, charge="0")
+        return Verdict.ADMITTED, True, "0", 0
     balance = rows.live(request.balance_key)
     if balance is None:
         # The rate hit is given back: it is simply not written.
-        return answer(Verdict.BALANCE_UNKNOWN, counted=False)
+        return Verdict.BALANCE_UNKNOWN, False, "", 0
     if balance < price:
-        return answer(Verdict.INSUFFICIENT_CREDIT, counted=True)
+        return Verdict.INSUFFICIENT_CREDIT, True, "", 0
     rows.add(request.balance_key, -price, None)
     rows.add(request.debited_key, price, None)
     _count_call(request, rows)
-    return answer(Verdict.ADMITTED, counted=True, charge=str(price), debited=price)
+    return Verdict.ADMITTED, True, str(price), price
 
 
 def _cap_verdict(request: AdmissionRequest, rows: Rows) -> Verdict | None:
