@@ -199,8 +199,10 @@ class CopyingChannel:
     """A channel handing out each event twice, in one claim (as a stream can after a
     relay repeated an entry): acknowledgements are recorded."""
 
-    def __init__(self, deliveries: list[Delivery]) -> None:
+    def __init__(self, deliveries: list[Delivery], *, copies_later: bool = False) -> None:
         self.waiting = [Claim(d, f"{d.id}/{n}") for d in deliveries for n in (1, 2)]
+        if copies_later:  # every event once, then every event again
+            self.waiting.sort(key=lambda claim: claim.receipt.endswith("/2"))
         self.acked: list[str] = []
         self.woken = asyncio.Event()
 
@@ -273,4 +275,26 @@ async def test_a_copy_of_an_event_is_acknowledged_without_reaching_the_handler(
         await bus.stop()
 
     assert sorted(got.ids) == sorted(e.id for e in events)
+    assert sorted(channel.acked) == sorted(f"{e.id}/{n}" for e in events for n in (1, 2))
+
+
+@pytest.mark.parametrize("engine", [("log", "sqlite")], indirect=True, ids=["fake-channel"])
+async def test_copies_of_events_handled_in_an_earlier_batch_are_acknowledged_unhandled(
+    sessions: SessionFactory,
+) -> None:
+    events = [Envelope.wrap(TOPIC, signup(f"c{i}")) for i in range(5)]
+    channel = CopyingChannel(
+        [Delivery(e.id, TOPIC, e.type_name, e.time, e.payload) for e in events],
+        copies_later=True,
+    )
+    bus = Bus(sessions, OneChannel(channel), poll_interval=0.01)  # type: ignore[arg-type]
+    got = Batches()
+    bus.subscribe_batch(TOPIC, GROUP, got, max_batch=5)
+    await bus.start()
+    try:
+        await bus.wait_idle()
+    finally:
+        await bus.stop()
+
+    assert [len(call) for call in got.calls] == [5]  # the copies never reached the handler
     assert sorted(channel.acked) == sorted(f"{e.id}/{n}" for e in events for n in (1, 2))

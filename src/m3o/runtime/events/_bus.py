@@ -85,10 +85,12 @@ class _Subscription:
     recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def remember(self, event_id: str) -> None:
-        self.recent[event_id] = None
-        if len(self.recent) > RECENT_IDS:
-            self.recent.popitem(last=False)
+    def remember(self, *event_ids: str) -> None:
+        """Keep the ids of events handled (the newest :data:`RECENT_IDS`)."""
+        recent = self.recent
+        recent.update(dict.fromkeys(event_ids))
+        while len(recent) > RECENT_IDS:
+            recent.popitem(last=False)
 
     def is_duplicate(self, event_id: str) -> bool:
         if event_id in self.recent:
@@ -526,15 +528,9 @@ class Bus:
                 failures = dict.fromkeys((d.id for d in deliveries), exc)
             except Exception as exc:  # noqa: BLE001 - a failing batch is retried, never fatal
                 failures = dict.fromkeys((d.id for d in deliveries), exc)
-        done = list(copies)
-        failed: list[tuple[Claim, BaseException]] = []
-        for claim in handling:
-            error = failures.get(claim.delivery.id)
-            if error is None:
-                sub.remember(claim.delivery.id)
-                done.append(claim)
-            else:
-                failed.append((claim, error))
+        handled, failed = _outcomes(handling, failures)
+        sub.remember(*(claim.delivery.id for claim in handled))
+        done = copies + handled
         if done:
             await self._settle(sub, done, sub.channel.ack(*done))
         for claim, error in failed:
@@ -617,6 +613,23 @@ class Bus:
         while not await _wait(self._closing, self._renew_every):
             for sub in self._subs:
                 await self._settle(sub, (), sub.channel.renew())
+
+
+def _outcomes(
+    handling: list[Claim], failures: Mapping[str, BaseException]
+) -> tuple[list[Claim], list[tuple[Claim, BaseException]]]:
+    """The claims a batch handler handled, and those it failed with their errors."""
+    if not failures:  # the usual batch: every event handled
+        return handling, []
+    handled: list[Claim] = []
+    failed: list[tuple[Claim, BaseException]] = []
+    for claim in handling:
+        error = failures.get(claim.delivery.id)
+        if error is None:
+            handled.append(claim)
+        else:
+            failed.append((claim, error))
+    return handled, failed
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

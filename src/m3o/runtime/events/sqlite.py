@@ -542,10 +542,10 @@ class SqlChannel:
     def take_over(self, claims: Sequence[tuple[Claim, int]]) -> None:
         """Events committed without delivery rows for this group, with their log rowids:
         fetched next."""
-        for claim, rowid in claims:
-            self._handed.append(claim)
-            self._unsettled[claim.receipt] = rowid
-            self._handed_max = max(self._handed_max, rowid)
+        if claims:
+            self._handed.extend(claim for claim, _ in claims)
+            self._unsettled.update({claim.receipt: rowid for claim, rowid in claims})
+            self._handed_max = max(self._handed_max, *(rowid for _, rowid in claims))
         self._woken.set()
 
     async def fetch(self, limit: int, wait: float) -> list[Claim]:
