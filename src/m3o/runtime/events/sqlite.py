@@ -1034,14 +1034,14 @@ def _fan_out(rows: Any) -> Any:
 def _claim(row: Any, attempts: int, message: Message | None = None) -> Claim:
     """The claim of a log row, or of an envelope handed over (its first attempt, with its
     message when the publisher gave it up); the receipt is the event id."""
-    delivery = Delivery(
-        id=row.id,
-        topic=row.topic,
-        type_name=row.type_name,
-        time=row.time,
-        payload=bytes(row.payload),
-        attempt=attempts,
-        traceparent=row.traceparent or "",
-        message=message,
+    delivery = Delivery(  # by position: one is made per event handed over
+        row.id,
+        row.topic,
+        row.type_name,
+        row.time,
+        bytes(row.payload),
+        attempts,
+        row.traceparent or "",
+        message,
     )
-    return Claim(delivery, receipt=row.id)
+    return Claim(delivery, row.id)
