@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from m3o.events import requests
 from m3o.runtime.events import Delivery
-from m3o.runtime.store import SessionFactory
+from m3o.services.v1 import last_seen
 from m3o.services.v1.last_seen import MAX_BATCH, LastSeen
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.view import KeyStatus
@@ -31,19 +33,26 @@ def request_event(key_id: str, when: datetime = START) -> Delivery:
     )
 
 
-class CountingSessions:
-    """A session factory counting the sessions opened (one per transaction)."""
+class CountingTransactions:
+    """Counts the transactions :class:`LastSeen` opens, through SQLAlchemy's session or
+    (SQLite) on the driver's own connection, and makes them fail while ``fail`` is set."""
 
-    def __init__(self, inner: SessionFactory) -> None:
-        self.inner = inner
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = 0
         self.fail = False
+        for name in ("transaction", "driver_transaction"):
+            monkeypatch.setattr(last_seen, name, self._counting(getattr(last_seen, name)))
 
-    def __call__(self) -> AsyncSession:
-        self.opened += 1
-        if self.fail:
-            raise ConnectionError("database down")
-        return self.inner()
+    def _counting(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @contextlib.asynccontextmanager
+        async def counting(*args: Any) -> AsyncIterator[Any]:
+            self.opened += 1
+            if self.fail:
+                raise ConnectionError("database down")
+            async with original(*args) as inner:
+                yield inner
+
+        return counting
 
 
 async def last_seen_of(world: World, key_id: str) -> datetime | None:
@@ -83,11 +92,13 @@ async def test_last_seen_leaves_a_block_alone(world: World) -> None:
     assert row.last_seen == START + timedelta(hours=1)
 
 
-async def test_a_batch_is_written_in_one_transaction(world: World) -> None:
+async def test_a_batch_is_written_in_one_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = await world.generate()
     second = await world.generate()
-    counting = CountingSessions(world.sessions)
-    consumer = LastSeen(sessions=counting)  # type: ignore[arg-type]
+    counting = CountingTransactions(monkeypatch)
+    consumer = LastSeen(sessions=world.sessions)
     events = [
         request_event(first.api_key_id, START + timedelta(minutes=1)),
         request_event(first.api_key_id, START + timedelta(minutes=3)),
@@ -100,11 +111,13 @@ async def test_a_batch_is_written_in_one_transaction(world: World) -> None:
     assert await last_seen_of(world, second.api_key_id) == START + timedelta(minutes=2)
 
 
-async def test_a_failed_write_fails_the_batch_and_its_retry_writes(world: World) -> None:
+async def test_a_failed_write_fails_the_batch_and_its_retry_writes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = await world.generate()
-    counting = CountingSessions(world.sessions)
+    counting = CountingTransactions(monkeypatch)
     counting.fail = True
-    consumer = LastSeen(sessions=counting)  # type: ignore[arg-type]
+    consumer = LastSeen(sessions=world.sessions)
     batch = [request_event(key.api_key_id), request_event(key.api_key_id)]
     with pytest.raises(ConnectionError):
         await consumer.handle(batch)
