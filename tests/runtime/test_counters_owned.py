@@ -143,6 +143,32 @@ async def test_calls_served_together_share_one_commit(
     assert len(await notes(engine)) == 5
 
 
+async def test_calls_of_one_request_charged_differently_commit_what_each_reserved(
+    store: OwnedCounterStore, engine: AsyncEngine
+) -> None:
+    """The gate shares one request among a key's calls to an endpoint: a commit of such
+    calls, some free and some paid, with another project's, writes what each reserved."""
+    await store.set_counter("bal", 10)
+    await store.set_counter("bal-2", 1_000)
+    free_first = paid(price=0, free_quota=2)
+    other = paid(
+        rate_key="rate-2",
+        cap_key="ep-2",
+        endpoint_key="ep-2",
+        total_key="total-2",
+        balance_key="bal-2",
+        debited_key="debited-2",
+    )
+    requests = [free_first] * 4 + [other] * 2
+    decisions = await store.admit_many(requests)
+    assert [d.charge for d in decisions] == [FREE, FREE, "1", "1", "300", "300"]
+    served = zip(requests, decisions, strict=True)
+    await asyncio.gather(*(store.commit_served(r, d, None) for r, d in served))
+    assert await in_database(engine, "free", "total", "ep", "bal", "debited") == [2, 4, 4, 8, 2]
+    assert await in_database(engine, "total-2", "ep-2", "bal-2", "debited-2") == [2, 2, 400, 600]
+    assert await store.get_many(["bal", "debited", "bal-2"]) == [8, 2, 400]
+
+
 async def test_a_call_served_one_loop_turn_later_joins_the_same_commit(
     store: OwnedCounterStore, engine: AsyncEngine
 ) -> None:
