@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
@@ -141,15 +141,28 @@ class AdmissionRequest:
     def with_hold(self, hold: Hold) -> AdmissionRequest:
         """This request with ``hold``. Every admitted call takes a new hold, so this is on
         the hot path: it copies the fields, already checked, rather than building the
-        request anew (``dataclasses.replace`` costs about 5 µs, this 2)."""
+        request anew (``dataclasses.replace`` costs about 5 µs), written out field by field
+        (1.5 µs; a loop over the names with a ``getattr`` each took 2.0).
+        ``test_with_hold_is_the_same_request_with_the_hold`` fails if a field is missed."""
         made = object.__new__(AdmissionRequest)
-        for name in _UNHELD_FIELDS:
-            object.__setattr__(made, name, getattr(self, name))
-        object.__setattr__(made, "hold", hold)
+        put = object.__setattr__
+        put(made, "rate_key", self.rate_key)
+        put(made, "rate_limit", self.rate_limit)
+        put(made, "cap", self.cap)
+        put(made, "cap_key", self.cap_key)
+        put(made, "price", self.price)
+        put(made, "free_key", self.free_key)
+        put(made, "free_quota", self.free_quota)
+        put(made, "endpoint_key", self.endpoint_key)
+        put(made, "endpoint_quota", self.endpoint_quota)
+        put(made, "total_key", self.total_key)
+        put(made, "balance_key", self.balance_key)
+        put(made, "debited_key", self.debited_key)
+        put(made, "monthly_ttl", self.monthly_ttl)
+        put(made, "rate_window", self.rate_window)
+        put(made, "cap_reported", self.cap_reported)
+        put(made, "hold", hold)
         return made
-
-
-_UNHELD_FIELDS = tuple(f.name for f in fields(AdmissionRequest) if f.name != "hold")
 
 
 @dataclass(frozen=True, slots=True)
