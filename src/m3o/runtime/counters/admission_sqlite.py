@@ -83,6 +83,8 @@ class Rows:
         self._rows = rows
         self._now = now
         self.changed: set[str] = set()
+        self.created: set[str] = set()
+        """Keys :meth:`add` started (missing or expired before)."""
 
     @property
     def now(self) -> datetime:
@@ -121,6 +123,7 @@ class Rows:
         row = self._rows.get(key)
         if row is None or (row.expires_at is not None and row.expires_at <= now):
             self._rows[key] = Row(amount, None if ttl is None else now + ttl)
+            self.created.add(key)
         else:
             self._rows[key] = Row(row.count + amount, row.expires_at)
         self.changed.add(key)

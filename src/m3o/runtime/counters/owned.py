@@ -170,15 +170,14 @@ class OwnedCounterStore(SqlCounterStore):
         pending = self._pending
         decisions = []
         for request in requests:
-            missing = [key for key in release_keys(request) if rows.live(key) is None]
             decision = decide(request, rows)
             if decision.admitted:
-                deltas = _deltas(request, decision)
-                # Made by this reservation: no row is committed until it is served.
-                self._created.update(key for key in missing if key in deltas)
-                for key, amount in deltas.items():
+                for key, amount in _deltas(request, decision).items():
                     pending[key] = pending.get(key, 0) + amount
             decisions.append(decision)
+        # Made by these reservations (only an admitted call adds): no row is committed
+        # until a call is served.
+        self._created.update(rows.created)
         return decisions
 
     async def release(self, request: AdmissionRequest, decision: AdmissionDecision) -> None:
