@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -257,22 +258,33 @@ class OneChannel:
         return None
 
 
-@pytest.mark.parametrize("engine", [("log", "sqlite")], indirect=True, ids=["fake-channel"])
-async def test_a_copy_of_an_event_is_acknowledged_without_reaching_the_handler(
-    sessions: SessionFactory,
-) -> None:
-    events = [Envelope.wrap(TOPIC, signup(f"c{i}")) for i in range(3)]
+async def through_copying_channel(
+    sessions: SessionFactory, count: int, *, copies_later: bool = False, **subscribe: Any
+) -> tuple[list[Envelope], CopyingChannel, Batches]:
+    """``count`` events, each handed out twice by a :class:`CopyingChannel`, through a
+    batch consumer (``subscribe``: its options) until the bus is idle: the events, the
+    channel and the handler."""
+    events = [Envelope.wrap(TOPIC, signup(f"c{i}")) for i in range(count)]
     channel = CopyingChannel(
-        [Delivery(e.id, TOPIC, e.type_name, e.time, e.payload) for e in events]
+        [Delivery(e.id, TOPIC, e.type_name, e.time, e.payload) for e in events],
+        copies_later=copies_later,
     )
     bus = Bus(sessions, OneChannel(channel), poll_interval=0.01)  # type: ignore[arg-type]
     got = Batches()
-    bus.subscribe_batch(TOPIC, GROUP, got)
+    bus.subscribe_batch(TOPIC, GROUP, got, **subscribe)
     await bus.start()
     try:
         await bus.wait_idle()
     finally:
         await bus.stop()
+    return events, channel, got
+
+
+@pytest.mark.parametrize("engine", [("log", "sqlite")], indirect=True, ids=["fake-channel"])
+async def test_a_copy_of_an_event_is_acknowledged_without_reaching_the_handler(
+    sessions: SessionFactory,
+) -> None:
+    events, channel, got = await through_copying_channel(sessions, 3)
 
     assert sorted(got.ids) == sorted(e.id for e in events)
     assert sorted(channel.acked) == sorted(f"{e.id}/{n}" for e in events for n in (1, 2))
@@ -282,19 +294,9 @@ async def test_a_copy_of_an_event_is_acknowledged_without_reaching_the_handler(
 async def test_copies_of_events_handled_in_an_earlier_batch_are_acknowledged_unhandled(
     sessions: SessionFactory,
 ) -> None:
-    events = [Envelope.wrap(TOPIC, signup(f"c{i}")) for i in range(5)]
-    channel = CopyingChannel(
-        [Delivery(e.id, TOPIC, e.type_name, e.time, e.payload) for e in events],
-        copies_later=True,
+    events, channel, got = await through_copying_channel(
+        sessions, 5, copies_later=True, max_batch=5
     )
-    bus = Bus(sessions, OneChannel(channel), poll_interval=0.01)  # type: ignore[arg-type]
-    got = Batches()
-    bus.subscribe_batch(TOPIC, GROUP, got, max_batch=5)
-    await bus.start()
-    try:
-        await bus.wait_idle()
-    finally:
-        await bus.stop()
 
     assert [len(call) for call in got.calls] == [5]  # the copies never reached the handler
     assert sorted(channel.acked) == sorted(f"{e.id}/{n}" for e in events for n in (1, 2))
