@@ -362,6 +362,7 @@ PUBLIC_SURFACE: dict[str, list[str]] = {
         "SessionFactory",
         "UTCDateTime",
         "create_engine",
+        "in_one_transaction",
         "inline_engine",
         "is_sqlite",
         "new_metadata",

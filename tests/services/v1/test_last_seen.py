@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from m3o.events import requests
+from m3o.runtime import store
 from m3o.runtime.events import Delivery
-from m3o.services.v1 import last_seen
+from m3o.runtime.store import inline_sqlite
 from m3o.services.v1.last_seen import MAX_BATCH, LastSeen
 from m3o.services.v1.proto import v1_pb2 as pb
 from m3o.services.v1.view import KeyStatus
@@ -34,14 +35,15 @@ def request_event(key_id: str, when: datetime = START) -> Delivery:
 
 
 class CountingTransactions:
-    """Counts the transactions :class:`LastSeen` opens, through SQLAlchemy's session or
-    (SQLite) on the driver's own connection, and makes them fail while ``fail`` is set."""
+    """Counts the transactions opened through the store's ``transaction`` or (SQLite) the
+    driver's ``driver_transaction``, which :class:`LastSeen`'s write goes through, and
+    makes them fail while ``fail`` is set."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = 0
         self.fail = False
-        for name in ("transaction", "driver_transaction"):
-            monkeypatch.setattr(last_seen, name, self._counting(getattr(last_seen, name)))
+        for module, name in ((store, "transaction"), (inline_sqlite, "driver_transaction")):
+            monkeypatch.setattr(module, name, self._counting(getattr(module, name)))
 
     def _counting(self, original: Callable[..., Any]) -> Callable[..., Any]:
         @contextlib.asynccontextmanager

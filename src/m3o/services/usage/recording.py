@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from m3o.events.requests import TOPIC, Event, EventType
 from m3o.runtime.clock import Clock, utc_now
 from m3o.runtime.counters import CounterStore
@@ -35,8 +37,7 @@ from m3o.runtime.errors import M3OError
 from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.logging import get_logger
 from m3o.runtime.service import BatchConsumer
-from m3o.runtime.store import SessionFactory, inline_engine, transaction
-from m3o.runtime.store.inline_sqlite import driver_transaction
+from m3o.runtime.store import SessionFactory, in_one_transaction
 from m3o.services.usage import history
 from m3o.services.usage.counters import (
     DAILY_TTL,
@@ -131,6 +132,15 @@ def _record_on_driver(
     return fresh, counts
 
 
+async def _record_in_session(
+    calls: Sequence[CountedCall], now: datetime, session: AsyncSession
+) -> tuple[int, Counter[CountKey]]:
+    claimed = await history.claim_events(session, (c.event_id for c in calls), now)
+    fresh, counts = _fresh_counts(calls, claimed)
+    await history.add_counts(session, counts)
+    return fresh, counts
+
+
 def counted_call(delivery: Delivery) -> CountedCall | None:
     """The call a requests event reports; None for other events and unusable ones."""
     event = delivery.decode(Event)
@@ -197,15 +207,11 @@ class RequestRecorder:
         if not calls:
             return 0
         now = self._clock()
-        engine = inline_engine(self._sessions)
-        if engine is not None:  # SQLite: its statements to the driver (see history)
-            async with driver_transaction(engine) as db:
-                fresh, counts = await db.run(functools.partial(_record_on_driver, calls, now))
-        else:
-            async with transaction(self._sessions) as session:
-                claimed = await history.claim_events(session, (c.event_id for c in calls), now)
-                fresh, counts = _fresh_counts(calls, claimed)
-                await history.add_counts(session, counts)
+        fresh, counts = await in_one_transaction(  # SQLite: on the driver (see history)
+            self._sessions,
+            functools.partial(_record_on_driver, calls, now),
+            functools.partial(_record_in_session, calls, now),
+        )
         self._counted += fresh
         await self._count_live(counts)
         return fresh

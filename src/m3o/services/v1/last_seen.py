@@ -20,8 +20,7 @@ from datetime import datetime, timedelta
 from m3o.events import requests
 from m3o.runtime.events import Delivery, read_each
 from m3o.runtime.service import BatchConsumer
-from m3o.runtime.store import SessionFactory, inline_engine, transaction
-from m3o.runtime.store.inline_sqlite import driver_transaction
+from m3o.runtime.store import SessionFactory, in_one_transaction
 from m3o.services.v1 import records
 
 __all__ = ["LINGER", "MAX_BATCH", "LastSeen"]
@@ -66,15 +65,12 @@ class LastSeen:
             known = seen.get(key_id)
             if known is None or known < delivery.time:
                 seen[key_id] = delivery.time
-        if not seen:
-            return unreadable
-        engine = inline_engine(self._sessions)
-        if engine is not None:  # SQLite: the statement to the driver (see records)
-            async with driver_transaction(engine) as db:
-                await db.run(functools.partial(records.touch_last_seen_on_driver, seen=seen))
-        else:
-            async with transaction(self._sessions) as session:
-                await records.touch_last_seen(session, seen)
+        if seen:
+            await in_one_transaction(  # SQLite: on the driver (see records)
+                self._sessions,
+                functools.partial(records.touch_last_seen_on_driver, seen=seen),
+                functools.partial(records.touch_last_seen, seen=seen),
+            )
         return unreadable
 
 
